@@ -1,0 +1,412 @@
+//! The plan: everything the runtime needs to run one tcprelay configuration, and
+//! nothing it does not.
+//!
+//! The plan is the one contract between the compiler (`tcprelay-cc`) and the runtime
+//! (`tcprelay`). It is strict where the AST is permissive: addresses are resolved,
+//! required values are not `Option`, choices are closed enums and there are no source
+//! spans. Lowering in the compiler is the only way to build one; [`Plan::validate`] is
+//! called by both sides, by the compiler before it writes a file and by the runtime
+//! after it reads one and before it binds any socket.
+//!
+//! The wire format (header plus bincode body) lives in [`codec`] alone, so a change of
+//! serializer touches one file.
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+mod crc;
+mod validate;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+pub use codec::{decode, encode, DecodeError, FORMAT_VERSION, MAGIC};
+pub use validate::PlanError;
+
+/// A whole compiled configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Where the configuration came from (a path or URL), for messages and for
+    /// re-compiling on SIGHUP when the runtime was started from a configuration.
+    pub source: String,
+    /// The section ids that were selected: (spawnd id, tcprelay id).
+    pub spawnd_id: String,
+    pub tcprelay_id: String,
+    /// Top-level `setenv NAME = VALUE`, in file order. The runtime applies these to
+    /// its own environment before anything else.
+    pub env: Vec<(String, String)>,
+    pub spawnd: Spawnd,
+    pub relay: Relay,
+}
+
+/// The process model and the listening sockets (the `spawnd` section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spawnd {
+    pub listeners: Vec<Listener>,
+    /// Sessions per worker: a worker asks for more work while it has fewer than
+    /// `users_min` and takes none while it has `users_max`.
+    pub users_min: u32,
+    pub users_max: u32,
+    /// Number of worker processes.
+    pub servers_min: u32,
+    pub servers_max: u32,
+    pub background: bool,
+    pub pidfile: Option<String>,
+    /// Privileges dropped to after the listeners are bound (names or numeric ids,
+    /// resolved by the runtime on the machine it runs on).
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub working_directory: Option<String>,
+    /// Access control on the client address, evaluated first match wins; when the
+    /// list is not empty and nothing matches, the connection is denied.
+    pub acl: Vec<AclRule>,
+    pub overload: Overload,
+    /// Seconds between attempts to bind a listener that failed to bind.
+    pub bind_retry_delay: u32,
+    pub keepalive: Keepalive,
+    pub single_process: bool,
+    pub syslog: Syslog,
+    pub debug: u32,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listener {
+    pub address: ListenAddress,
+    pub protocol: Protocol,
+    pub tls: bool,
+    pub backlog: u32,
+    pub overload_backlog: u32,
+    /// spawnd's `realm` tag, carried for compatibility; tcprelay does not use it.
+    pub realm: Option<String>,
+    pub keepalive: Keepalive,
+    /// File mode of a Unix-domain socket (`mode = 0660`).
+    pub mode: Option<u32>,
+}
+
+/// Where a listener binds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ListenAddress {
+    Inet(SocketAddr),
+    Unix(String),
+}
+
+impl fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddress::Inet(sa) => write!(f, "{sa}"),
+            ListenAddress::Unix(path) => write!(f, "unix:{path}"),
+        }
+    }
+}
+
+/// Transport protocol of a listener or a remote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    Tcp,
+    Sctp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Sctp => "SCTP",
+        })
+    }
+}
+
+/// TCP keepalive settings; `None` keeps the kernel default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keepalive {
+    pub count: Option<u32>,
+    pub idle: Option<u32>,
+    pub interval: Option<u32>,
+}
+
+/// One `permit`/`deny` line of the spawnd section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclRule {
+    pub permit: bool,
+    /// `permit not 10.0.0.0/8`: the rule matches addresses outside the network.
+    pub negate: bool,
+    pub network: IpAddr,
+    pub prefix: u8,
+}
+
+/// What the master does with a connection when every worker is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Overload {
+    /// Keep it in the listen queue until a worker has room (the default).
+    Queue,
+    /// Accept and close it.
+    Close,
+    /// Accept and reset it.
+    Reset,
+}
+
+/// The relay itself (the `tcprelay` section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Relay {
+    pub remotes: Vec<Remote>,
+    pub local_address: Option<IpAddr>,
+    /// After this many selections every dead mark is cleared.
+    pub rebalance: Option<u64>,
+    /// A worker that has served this many sessions retires.
+    pub retire: Option<u64>,
+    /// Seconds without traffic after which a session is closed; 0 = never.
+    pub idle_timeout: u32,
+    pub syslog: Syslog,
+    pub tls: Option<Tls>,
+}
+
+/// One destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remote {
+    pub address: SocketAddr,
+    pub protocol: Protocol,
+    pub weight: u32,
+}
+
+/// TLS termination material for listeners with `tls = yes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tls {
+    pub cert_file: String,
+    /// Defaults to the certificate file when not given.
+    pub key_file: String,
+    pub passphrase: Option<Secret>,
+}
+
+/// Syslog ident, facility and severity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Syslog {
+    pub ident: String,
+    pub facility: Facility,
+    pub severity: Severity,
+}
+
+/// Syslog facilities (values as in `<syslog.h>`, shifted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Facility {
+    Kern,
+    User,
+    Mail,
+    Daemon,
+    Auth,
+    Syslog,
+    Lpr,
+    News,
+    Uucp,
+    Cron,
+    AuthPriv,
+    Ftp,
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+impl Facility {
+    /// Every facility with its configuration name, in `<syslog.h>` order.
+    pub const ALL: [(Facility, &'static str); 20] = [
+        (Facility::Kern, "KERN"),
+        (Facility::User, "USER"),
+        (Facility::Mail, "MAIL"),
+        (Facility::Daemon, "DAEMON"),
+        (Facility::Auth, "AUTH"),
+        (Facility::Syslog, "SYSLOG"),
+        (Facility::Lpr, "LPR"),
+        (Facility::News, "NEWS"),
+        (Facility::Uucp, "UUCP"),
+        (Facility::Cron, "CRON"),
+        (Facility::AuthPriv, "AUTHPRIV"),
+        (Facility::Ftp, "FTP"),
+        (Facility::Local0, "LOCAL0"),
+        (Facility::Local1, "LOCAL1"),
+        (Facility::Local2, "LOCAL2"),
+        (Facility::Local3, "LOCAL3"),
+        (Facility::Local4, "LOCAL4"),
+        (Facility::Local5, "LOCAL5"),
+        (Facility::Local6, "LOCAL6"),
+        (Facility::Local7, "LOCAL7"),
+    ];
+
+    /// The facility named `name`, case-insensitively.
+    pub fn from_name(name: &str) -> Option<Facility> {
+        Self::ALL
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(f, _)| *f)
+    }
+
+    /// The facility code as `openlog(3)` wants it (`LOG_UUCP` = 8 << 3, ...).
+    pub fn code(self) -> i32 {
+        let index = Self::ALL.iter().position(|(f, _)| *f == self).unwrap_or(0) as i32;
+        if index >= 12 {
+            // LOG_LOCAL0 is 16 << 3; the codes 12..=15 are reserved.
+            (index + 4) << 3
+        } else {
+            index << 3
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("USER")
+    }
+}
+
+/// Syslog severities, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Severity {
+    Emerg,
+    Alert,
+    Crit,
+    Err,
+    Warning,
+    Notice,
+    Info,
+    Debug,
+}
+
+impl Severity {
+    /// Every severity with its configuration name; the code is the index.
+    pub const ALL: [(Severity, &'static str); 8] = [
+        (Severity::Emerg, "EMERG"),
+        (Severity::Alert, "ALERT"),
+        (Severity::Crit, "CRIT"),
+        (Severity::Err, "ERR"),
+        (Severity::Warning, "WARNING"),
+        (Severity::Notice, "NOTICE"),
+        (Severity::Info, "INFO"),
+        (Severity::Debug, "DEBUG"),
+    ];
+
+    /// The severity named `name`, case-insensitively; `ERROR` and `WARN` are
+    /// accepted as the usual spellings of `ERR` and `WARNING`.
+    pub fn from_name(name: &str) -> Option<Severity> {
+        let upper = name.to_ascii_uppercase();
+        let canonical = match upper.as_str() {
+            "ERROR" => "ERR",
+            "WARN" => "WARNING",
+            "PANIC" => "EMERG",
+            other => other,
+        };
+        Self::ALL
+            .iter()
+            .find(|(_, n)| *n == canonical)
+            .map(|(s, _)| *s)
+    }
+
+    /// The severity code as `syslog(3)` wants it.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::ALL[self as usize].1
+    }
+}
+
+/// A value that must never be printed: its `Debug` and `Display` say `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (loading a key).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Plan {
+    /// Whether the plan holds a secret, in which case its file must be mode 0600.
+    pub fn has_secret(&self) -> bool {
+        self.relay
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.passphrase.is_some())
+    }
+}
+
+impl Syslog {
+    /// The defaults of the original: ident = program name, facility UUCP, INFO.
+    pub fn default_for(ident: &str) -> Syslog {
+        Syslog {
+            ident: ident.to_string(),
+            facility: Facility::Uucp,
+            severity: Severity::Info,
+        }
+    }
+}
+
+/// Defaults shared by the compiler (when a directive is absent) and documented in
+/// the manual.
+pub mod defaults {
+    pub const USERS_MIN: u32 = 20;
+    pub const USERS_MAX: u32 = 60;
+    pub const SERVERS_MIN: u32 = 2;
+    pub const SERVERS_MAX: u32 = 8;
+    pub const BACKLOG: u32 = 128;
+    pub const BIND_RETRY_DELAY: u32 = 5;
+    pub const WEIGHT: u32 = 1;
+    pub const IDLE_TIMEOUT: u32 = 0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facility_codes_match_syslog_h() {
+        assert_eq!(Facility::Kern.code(), 0);
+        assert_eq!(Facility::Uucp.code(), 8 << 3);
+        assert_eq!(Facility::AuthPriv.code(), 10 << 3);
+        assert_eq!(Facility::Local0.code(), 16 << 3);
+        assert_eq!(Facility::Local7.code(), 23 << 3);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for (f, n) in Facility::ALL {
+            assert_eq!(Facility::from_name(n), Some(f));
+            assert_eq!(f.name(), n);
+        }
+        for (s, n) in Severity::ALL {
+            assert_eq!(Severity::from_name(&n.to_lowercase()), Some(s));
+        }
+        assert_eq!(Severity::from_name("error"), Some(Severity::Err));
+        assert_eq!(Facility::from_name("nosuch"), None);
+    }
+
+    #[test]
+    fn secret_is_redacted() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

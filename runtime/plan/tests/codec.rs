@@ -1,0 +1,136 @@
+//! Round trips and hostile input for the plan codec.
+
+use std::net::SocketAddr;
+use tcprelay_plan::*;
+
+pub fn sample() -> Plan {
+    let la: SocketAddr = "127.0.0.1:2222".parse().unwrap();
+    Plan {
+        source: "examples/basic.cfg".into(),
+        spawnd_id: "spawnd".into(),
+        tcprelay_id: "tcprelay".into(),
+        env: vec![("IO_POLL_MECHANISM".into(), "4".into())],
+        spawnd: Spawnd {
+            listeners: vec![Listener {
+                address: ListenAddress::Inet(la),
+                protocol: Protocol::Tcp,
+                tls: true,
+                backlog: 128,
+                overload_backlog: 128,
+                realm: None,
+                keepalive: Keepalive::default(),
+                mode: None,
+            }],
+            users_min: 1,
+            users_max: 10,
+            servers_min: 1,
+            servers_max: 2,
+            background: false,
+            pidfile: None,
+            user: None,
+            group: None,
+            working_directory: None,
+            acl: vec![],
+            overload: Overload::Queue,
+            bind_retry_delay: 5,
+            keepalive: Keepalive::default(),
+            single_process: false,
+            syslog: Syslog::default_for("tcprelay"),
+            debug: 0,
+        },
+        relay: Relay {
+            remotes: vec![Remote {
+                address: "127.0.0.1:22".parse().unwrap(),
+                protocol: Protocol::Tcp,
+                weight: 3,
+            }],
+            local_address: None,
+            rebalance: Some(10),
+            retire: None,
+            idle_timeout: 30,
+            syslog: Syslog::default_for("tcprelay"),
+            tls: Some(Tls {
+                cert_file: "/etc/cert.pem".into(),
+                key_file: "/etc/cert.pem".into(),
+                passphrase: Some(Secret::new("12345")),
+            }),
+        },
+    }
+}
+
+#[test]
+fn round_trip() {
+    let plan = sample();
+    plan.validate().unwrap();
+    let bytes = encode(&plan, "0.1.0");
+    let (header, back) = decode(&bytes).unwrap();
+    assert_eq!(back, plan);
+    assert!(header.has_secret);
+    assert_eq!(header.compiler_version, "0.1.0");
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let bytes = encode(&sample(), "0.1.0");
+    for len in 0..bytes.len() {
+        let err = decode(&bytes[..len]).unwrap_err();
+        assert!(!err.to_string().contains('\n'), "{err}");
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_an_error_or_the_same_plan() {
+    let bytes = encode(&sample(), "0.1.0");
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut b = bytes.clone();
+            b[i] ^= 1 << bit;
+            // Flipping a bit of the compiler version string or of the flags
+            // leaves the plan intact; everything else must be refused.
+            match decode(&b) {
+                Ok((_, plan)) => {
+                    assert!((10..12).contains(&i) || i >= 25 && i < 30, "byte {i}");
+                    assert_eq!(plan, sample());
+                }
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+}
+
+#[test]
+fn foreign_and_future_files_are_refused() {
+    assert_eq!(decode(b"#!/bin/sh\necho hi\n").unwrap_err(), DecodeError::BadMagic);
+    let mut bytes = encode(&sample(), "0.1.0");
+    bytes[8] = 99;
+    let err = decode(&bytes).unwrap_err();
+    assert!(matches!(err, DecodeError::UnsupportedVersion { found: 99, .. }));
+    assert!(err.to_string().contains("recompile"));
+}
+
+#[test]
+fn validate_catches_broken_invariants() {
+    let mut plan = sample();
+    plan.relay.remotes[0].weight = 0;
+    plan.spawnd.users_min = 11;
+    plan.relay.tls = None;
+    let problems = plan.problems();
+    assert!(problems.contains(&PlanError::ZeroWeight { remote: 0 }));
+    assert!(problems.contains(&PlanError::UsersRange { min: 11, max: 10 }));
+    assert!(problems.contains(&PlanError::TlsWithoutCertificate { listener: 0 }));
+}
+
+#[test]
+fn wildcard_listener_overlaps_a_specific_one() {
+    let mut plan = sample();
+    let mut second = plan.spawnd.listeners[0].clone();
+    second.address = ListenAddress::Inet("0.0.0.0:2222".parse().unwrap());
+    plan.spawnd.listeners.push(second.clone());
+    assert!(matches!(
+        plan.validate(),
+        Err(PlanError::DuplicateListener { first: 0, second: 1, .. })
+    ));
+    // A v6 wildcard does not collide with an IPv4 listener (bound v6-only).
+    plan.spawnd.listeners[1].address = ListenAddress::Inet("[::]:2222".parse().unwrap());
+    plan.validate().unwrap();
+}
