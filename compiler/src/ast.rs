@@ -1,0 +1,308 @@
+//! The abstract syntax tree: what was written, with a span on every node.
+//!
+//! The AST is permissive. Values are kept as the text that was written (a number is
+//! still a string here), and a section's body holds the union of the spawnd and the
+//! tcprelay directives, because which role a section plays is chosen on the command
+//! line, not in the file. The check stage gives the values their meaning; lowering
+//! turns a checked AST into the strict plan.
+
+use std::fmt;
+
+/// A byte range of the source text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Span {
+        Span { start, end }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start..self.end
+    }
+}
+
+/// A node with the span of the source text it came from. The grammar attaches it
+/// with one macro (`Sp<Rule>`), never by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sp<T> {
+    pub node: T,
+    pub span: Span,
+}
+
+impl<T> Sp<T> {
+    pub fn new(node: T, span: Span) -> Sp<T> {
+        Sp { node, span }
+    }
+}
+
+/// A whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct File {
+    pub items: Vec<Sp<Item>>,
+}
+
+/// A top-level item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// `setenv NAME = VALUE`
+    Setenv { name: Sp<Value>, value: Sp<Value> },
+    /// `id = NAME { ... }`
+    Section(Section),
+    /// Something that did not parse; its diagnostic was already reported.
+    Error,
+}
+
+/// `id = NAME { directives }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub id: Sp<Value>,
+    pub body: Vec<Sp<Directive>>,
+}
+
+/// A word or a quoted string, as written (quotes removed, escapes resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    pub text: String,
+    pub quoted: bool,
+}
+
+impl Value {
+    pub fn word(text: impl Into<String>) -> Value {
+        Value {
+            text: text.into(),
+            quoted: false,
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// One directive: its key (one variant per accepted spelling, so that deprecated
+/// spellings can be reported with a fix-it) and what follows the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    pub key: Sp<Key>,
+    pub body: Body,
+}
+
+/// What follows a directive's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// `key = value` (or `key value` where the `=` is optional).
+    Value(Sp<Value>),
+    /// `key = { ... }` (or `key { ... }`).
+    Block(Vec<Sp<Directive>>),
+    /// A directive that did not parse; its diagnostic was already reported.
+    Error,
+}
+
+/// Every directive key the language has, one variant per spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    // Blocks.
+    Listen,
+    Spawn,
+    Remote,
+
+    // Inside `listen { }`.
+    Address,
+    Port,
+    Path,
+    Tls,
+    Protocol,
+    Backlog,
+    OverloadBacklog,
+    Realm,
+    Mode,
+    /// The manual's `listen = { ::0 port = 2224 }`: an address with no key.
+    BareAddress,
+
+    // Inside `spawn { }`.
+    UsersMin,
+    UsersMax,
+    ServersMin,
+    ServersMax,
+    InstancesMin,
+    InstancesMax,
+    Exec,
+
+    // Inside `remote { }` (also `address`, `port`, `protocol`).
+    Weight,
+
+    // spawnd section.
+    Background,
+    Pidfile,
+    SingleProcess,
+    User,
+    Userid,
+    Group,
+    Groupid,
+    WorkingDirectory,
+    /// `acl = permit [not] NET` / `acl = deny [not] NET`.
+    Acl {
+        permit: bool,
+        negate: bool,
+    },
+    BindRetryDelay,
+    /// `overload = queue|close|reset` (section level or inside `spawn`).
+    Overload,
+    Debug,
+    /// `tcp keepalive count|idle|interval` (section level or inside `listen`).
+    KeepaliveCount,
+    KeepaliveIdle,
+    KeepaliveInterval,
+
+    // Both sections.
+    SyslogIdent,
+    SyslogFacility,
+    SyslogLevel,
+    SyslogSeverity,
+
+    // tcprelay section.
+    LocalAddress,
+    Rebalance,
+    Retire,
+    RetireLimit,
+    IdleTimeout,
+    TlsCertFile,
+    TlsCertfile,
+    TlsKeyFile,
+    TlsKeyfile,
+    TlsPassphrase,
+    SslCert,
+    SslCertfile,
+    SslCertFile,
+    SslKey,
+    SslKeyfile,
+    SslKeyFile,
+    SslPassphrase,
+}
+
+/// Which section role a directive belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Spawnd,
+    Tcprelay,
+    /// Allowed in either (e.g. `syslog`).
+    Either,
+    /// Only inside a block, never directly in a section.
+    Nested,
+}
+
+impl Key {
+    /// The key as written in a configuration, e.g. `"tls cert-file"`.
+    pub fn spelling(self) -> &'static str {
+        use Key::*;
+        match self {
+            Listen => "listen",
+            Spawn => "spawn",
+            Remote => "remote",
+            Address => "address",
+            Port => "port",
+            Path => "path",
+            Tls => "tls",
+            Protocol => "protocol",
+            Backlog => "backlog",
+            OverloadBacklog => "overload backlog",
+            Realm => "realm",
+            Mode => "mode",
+            BareAddress => "address",
+            UsersMin => "users min",
+            UsersMax => "users max",
+            ServersMin => "servers min",
+            ServersMax => "servers max",
+            InstancesMin => "instances min",
+            InstancesMax => "instances max",
+            Exec => "exec",
+            Weight => "weight",
+            Background => "background",
+            Pidfile => "pidfile",
+            SingleProcess => "single process",
+            User => "user",
+            Userid => "userid",
+            Group => "group",
+            Groupid => "groupid",
+            WorkingDirectory => "working directory",
+            Acl { .. } => "acl",
+            BindRetryDelay => "bind retry delay",
+            Overload => "overload",
+            Debug => "debug",
+            KeepaliveCount => "tcp keepalive count",
+            KeepaliveIdle => "tcp keepalive idle",
+            KeepaliveInterval => "tcp keepalive interval",
+            SyslogIdent => "syslog ident",
+            SyslogFacility => "syslog facility",
+            SyslogLevel => "syslog level",
+            SyslogSeverity => "syslog severity",
+            LocalAddress => "local address",
+            Rebalance => "rebalance",
+            Retire => "retire",
+            RetireLimit => "retire limit",
+            IdleTimeout => "idle timeout",
+            TlsCertFile => "tls cert-file",
+            TlsCertfile => "tls certfile",
+            TlsKeyFile => "tls key-file",
+            TlsKeyfile => "tls keyfile",
+            TlsPassphrase => "tls passphrase",
+            SslCert => "ssl cert",
+            SslCertfile => "ssl certfile",
+            SslCertFile => "ssl cert-file",
+            SslKey => "ssl key",
+            SslKeyfile => "ssl keyfile",
+            SslKeyFile => "ssl key-file",
+            SslPassphrase => "ssl passphrase",
+        }
+    }
+
+    /// The spelling to use instead, when this one is deprecated.
+    pub fn replacement(self) -> Option<Key> {
+        use Key::*;
+        match self {
+            SslCert | SslCertfile | SslCertFile => Some(TlsCertFile),
+            SslKey | SslKeyfile | SslKeyFile => Some(TlsKeyFile),
+            SslPassphrase => Some(TlsPassphrase),
+            RetireLimit => Some(Retire),
+            Userid => Some(User),
+            Groupid => Some(Group),
+            _ => None,
+        }
+    }
+
+    /// The section role the key belongs to when it appears directly in a section.
+    pub fn role(self) -> Role {
+        use Key::*;
+        match self {
+            Listen | Spawn | Background | Pidfile | SingleProcess | User | Userid | Group
+            | Groupid | WorkingDirectory | Acl { .. } | BindRetryDelay | Overload | Debug
+            | KeepaliveCount | KeepaliveIdle | KeepaliveInterval => Role::Spawnd,
+            SyslogIdent | SyslogFacility | SyslogLevel | SyslogSeverity => Role::Either,
+            Remote | LocalAddress | Rebalance | Retire | RetireLimit | IdleTimeout
+            | TlsCertFile | TlsCertfile | TlsKeyFile | TlsKeyfile | TlsPassphrase | SslCert
+            | SslCertfile | SslCertFile | SslKey | SslKeyfile | SslKeyFile | SslPassphrase => {
+                Role::Tcprelay
+            }
+            Address | Port | Path | Tls | Protocol | Backlog | OverloadBacklog | Realm | Mode
+            | BareAddress | UsersMin | UsersMax | ServersMin | ServersMax | InstancesMin
+            | InstancesMax | Exec | Weight => Role::Nested,
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.spelling())
+    }
+}

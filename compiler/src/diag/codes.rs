@@ -1,0 +1,76 @@
+//! The stable diagnostic codes. A code, once published, keeps its meaning; the
+//! catalogue with an example of each is `docs/diagnostics.md`, and a test checks that
+//! every code here is documented there and has a failing UI test.
+
+use std::fmt;
+
+macro_rules! codes {
+    ($($variant:ident = $code:literal, $title:literal;)*) => {
+        /// A diagnostic code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $($variant,)*
+        }
+
+        impl Code {
+            /// Every code, in catalogue order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code as printed, e.g. `"E0003"`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $code,)*
+                }
+            }
+
+            /// A short title for the catalogue.
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $title,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    InvalidToken = "E0001", "text that is not a token";
+    UnterminatedString = "E0002", "unterminated quoted string";
+    UnexpectedToken = "E0003", "unexpected token";
+    UnexpectedEof = "E0004", "unexpected end of file";
+    UnknownSection = "E0010", "selected section id not found";
+    DuplicateSection = "E0011", "section id defined twice";
+    WrongSection = "E0012", "directive belongs to the other section";
+    MissingAddress = "E0020", "missing mandatory address";
+    MissingPort = "E0021", "missing mandatory port";
+    InvalidAddress = "E0022", "invalid IP address";
+    InvalidPort = "E0023", "invalid port or unknown service name";
+    InvalidNumber = "E0024", "invalid number";
+    InvalidWeight = "E0025", "weight less than 1";
+    InvalidBool = "E0026", "expected yes or no";
+    InvalidChoice = "E0027", "value not among the choices";
+    DuplicateDirective = "E0028", "directive given twice";
+    ConflictingAddress = "E0029", "listener address given in two ways";
+    DuplicateListener = "E0030", "two listeners on the same address and port";
+    OverlappingListener = "E0031", "listeners whose addresses overlap";
+    TlsWithoutCertificate = "E0032", "TLS listener without a certificate";
+    CertificateUnreadable = "E0033", "certificate or key file unreadable";
+    KeyMismatch = "E0034", "private key does not match the certificate";
+    BadPassphrase = "E0035", "private key cannot be decrypted with the passphrase";
+    UsersRange = "E0036", "users min greater than users max";
+    ServersRange = "E0037", "servers min greater than servers max";
+    NoRemote = "E0038", "no remote";
+    NoListener = "E0039", "no listener";
+    Deprecated = "E0040", "deprecated form";
+    Ignored = "E0041", "directive without effect";
+    InvalidSetenv = "E0042", "invalid setenv";
+    TlsUnused = "E0043", "TLS material without a TLS listener";
+    ZeroCount = "E0044", "count must be at least 1";
+    InvalidAcl = "E0045", "invalid network in an acl";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

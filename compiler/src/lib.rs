@@ -1,0 +1,118 @@
+//! tcprelay-cc: compiles a spawnd/tcprelay configuration into a validated plan.
+//!
+//! One module per stage, named for what it produces, and one function per stage here:
+//!
+//! | stage   | module      | produces                                   |
+//! |---------|-------------|--------------------------------------------|
+//! | load    | [`source`]  | the configuration text (path, `-`, URL)    |
+//! | lex     | [`lexer`]   | tokens with byte spans (logos)             |
+//! | parse   | [`parser`]  | [`ast::File`] plus syntax diagnostics      |
+//! | check   | [`check`]   | [`check::Model`]: typed values with spans  |
+//! | lower   | [`lower`]   | [`tcprelay_plan::Plan`]                    |
+//! | emit    | [`emit`]    | the plan file                              |
+//!
+//! Every stage pushes diagnostics and goes on, so that one run reports every problem;
+//! only [`diag::render`] prints them.
+
+#![forbid(unsafe_code)]
+
+pub mod ast;
+pub mod check;
+pub mod diag;
+pub mod diagram;
+pub mod lexer;
+pub mod lower;
+pub mod parser;
+pub mod source;
+pub mod suggest;
+pub mod tlscheck;
+
+use diag::Diagnostic;
+use tcprelay_plan::Plan;
+
+/// The section ids to use, as the original's `-i child_id` and trailing `id` select.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub spawnd_id: String,
+    pub tcprelay_id: String,
+}
+
+impl Default for Selection {
+    fn default() -> Selection {
+        Selection {
+            spawnd_id: "spawnd".to_string(),
+            tcprelay_id: "tcprelay".to_string(),
+        }
+    }
+}
+
+/// The compiler's version, recorded in every plan header.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Parses `src` into an AST. `None` only when nothing at all could be recovered.
+pub fn parse(src: &str) -> (Option<ast::File>, Vec<Diagnostic>) {
+    parser::parse(src)
+}
+
+/// Checks a parsed file for the selected sections and gives the values their types.
+pub fn check(file: &ast::File, selection: &Selection, diags: &mut Vec<Diagnostic>) -> Option<check::Model> {
+    check::check(file, selection, diags)
+}
+
+/// Lowers a checked model to the plan. `source` names where the configuration came
+/// from.
+pub fn lower(model: &check::Model, source: &str) -> Plan {
+    lower::lower(model, source)
+}
+
+/// Runs every stage up to the plan. The plan is `Some` only when there was no error,
+/// and it has passed [`Plan::validate`].
+pub fn compile(src: &str, source: &str, selection: &Selection) -> (Option<Plan>, Vec<Diagnostic>) {
+    let (file, mut diags) = parse(src);
+    let model = file.and_then(|file| check(&file, selection, &mut diags));
+    if diag::has_errors(&diags) {
+        return (None, diags);
+    }
+    let Some(model) = model else {
+        return (None, diags);
+    };
+    let plan = lower(&model, source);
+    debug_assert!(plan.validate().is_ok(), "a checked model lowers to a valid plan: {:?}", plan.validate());
+    match plan.validate() {
+        Ok(()) => (Some(plan), diags),
+        Err(_) => (None, diags),
+    }
+}
+
+pub mod emit {
+    //! Writes a plan file: mode 0600 when the plan holds a secret, else 0644, written
+    //! to a temporary file in the same directory and renamed, so a reader never sees a
+    //! half-written plan.
+
+    use std::fs;
+    use std::io::{self, Write};
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::path::Path;
+    use tcprelay_plan::Plan;
+
+    /// Encodes `plan` and writes it to `path`.
+    pub fn write(plan: &Plan, path: &Path) -> io::Result<()> {
+        let bytes = tcprelay_plan::encode(plan, crate::VERSION);
+        let mode = if plan.has_secret() { 0o600 } else { 0o644 };
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the output path names no file"))?;
+        let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+        let result = (|| {
+            let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+            // The umask may have removed bits; set exactly the mode asked for.
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}

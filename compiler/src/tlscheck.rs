@@ -1,0 +1,1 @@
+//! STUB: certificate/key checks with openssl; to be written.
