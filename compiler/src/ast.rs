@@ -285,9 +285,23 @@ impl Key {
     pub fn role(self) -> Role {
         use Key::*;
         match self {
-            Listen | Spawn | Background | Pidfile | SingleProcess | User | Userid | Group
-            | Groupid | WorkingDirectory | Acl { .. } | BindRetryDelay | Overload | Debug
-            | KeepaliveCount | KeepaliveIdle | KeepaliveInterval => Role::Spawnd,
+            Listen
+            | Spawn
+            | Background
+            | Pidfile
+            | SingleProcess
+            | User
+            | Userid
+            | Group
+            | Groupid
+            | WorkingDirectory
+            | Acl { .. }
+            | BindRetryDelay
+            | Overload
+            | Debug
+            | KeepaliveCount
+            | KeepaliveIdle
+            | KeepaliveInterval => Role::Spawnd,
             SyslogIdent | SyslogFacility | SyslogLevel | SyslogSeverity => Role::Either,
             Remote | LocalAddress | Rebalance | Retire | RetireLimit | IdleTimeout
             | TlsCertFile | TlsCertfile | TlsKeyFile | TlsKeyfile | TlsPassphrase | SslCert

@@ -55,7 +55,11 @@ pub fn parse(src: &str) -> (Option<ast::File>, Vec<Diagnostic>) {
 }
 
 /// Checks a parsed file for the selected sections and gives the values their types.
-pub fn check(file: &ast::File, selection: &Selection, diags: &mut Vec<Diagnostic>) -> Option<check::Model> {
+pub fn check(
+    file: &ast::File,
+    selection: &Selection,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<check::Model> {
     check::check(file, selection, diags)
 }
 
@@ -77,7 +81,11 @@ pub fn compile(src: &str, source: &str, selection: &Selection) -> (Option<Plan>,
         return (None, diags);
     };
     let plan = lower(&model, source);
-    debug_assert!(plan.validate().is_ok(), "a checked model lowers to a valid plan: {:?}", plan.validate());
+    debug_assert!(
+        plan.validate().is_ok(),
+        "a checked model lowers to a valid plan: {:?}",
+        plan.validate()
+    );
     match plan.validate() {
         Ok(()) => (Some(plan), diags),
         Err(_) => (None, diags),
@@ -99,11 +107,24 @@ pub mod emit {
     pub fn write(plan: &Plan, path: &Path) -> io::Result<()> {
         let bytes = tcprelay_plan::encode(plan, crate::VERSION);
         let mode = if plan.has_secret() { 0o600 } else { 0o644 };
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the output path names no file"))?;
-        let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path.file_name().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "the output path names no file")
+        })?;
+        let tmp = dir.join(format!(
+            ".{}.tmp{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let result = (|| {
-            let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&tmp)?;
             // The umask may have removed bits; set exactly the mode asked for.
             f.set_permissions(fs::Permissions::from_mode(mode))?;
             f.write_all(&bytes)?;
