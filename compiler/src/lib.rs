@@ -20,6 +20,7 @@ pub mod ast;
 pub mod check;
 pub mod diag;
 pub mod diagram;
+pub mod explain;
 pub mod lexer;
 pub mod lower;
 pub mod parser;

@@ -1,10 +1,889 @@
-//! STUB: loading a configuration from a path, `-` or a URL; to be written.
+//! Loading the configuration text from a path, `-` (standard input) or a URL (`file://`,
+//! `http://`, `https://`), as the original allowed with curl.
+//!
+//! This is the one place where the compiler touches the file system or the network for
+//! the configuration, so the limits live here: HTTP(S) with certificate verification
+//! against the system's roots, a connect timeout and an overall timeout, at most
+//! [`MAX_REDIRECTS`] redirects and never one that changes the scheme, at most
+//! [`MAX_BODY`] bytes, and UTF-8 text in every case. Every error is one line that names
+//! the path or URL.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ureq::http::header::LOCATION;
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
+use ureq::{Agent, Proxy};
+
+/// How many redirects are followed before giving up.
+pub const MAX_REDIRECTS: usize = 5;
+/// The largest configuration accepted over HTTP(S), in bytes.
+pub const MAX_BODY: u64 = 16 * 1024 * 1024;
+/// How long connecting to an HTTP(S) server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long fetching a URL may take in all, redirects included.
+const OVERALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A configuration's text and the name to show in diagnostics.
 #[derive(Debug, Clone)]
 pub struct Source {
+    /// `<stdin>`, the path, or the URL as given.
     pub name: String,
     pub text: String,
 }
 
-pub fn load(spec: &str) -> Result<Source, String> {
-    std::fs::read_to_string(spec).map(|text| Source { name: spec.to_string(), text }).map_err(|e| format!("{spec}: {e}"))
+/// Why a configuration could not be loaded. Displays as one line naming the path or URL.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// Reading a file (or standard input, named `<stdin>`) failed.
+    Read { name: String, source: io::Error },
+    /// The text is not UTF-8; `offset` is the byte offset of the first bad byte.
+    NotUtf8 {
+        name: String,
+        offset: usize,
+        line: usize,
+        byte: Option<u8>,
+    },
+    /// A URL with a scheme other than `file`, `http` and `https`.
+    UnsupportedScheme { scheme: String, url: String },
+    /// A malformed URL (a bad percent-escape, a `file:` URL with a host, …).
+    BadUrl { url: String, reason: String },
+    /// The request failed: DNS, connection, TLS (certificate verification), timeout, ….
+    Fetch { url: String, source: ureq::Error },
+    /// The server answered with a status other than 2xx (or a redirect without a usable
+    /// `Location`).
+    Status { url: String, status: u16 },
+    /// A redirect to a URL with another scheme, which is refused.
+    CrossSchemeRedirect { from: String, to: String },
+    /// More than [`MAX_REDIRECTS`] redirects, starting at `url`.
+    TooManyRedirects { url: String, last: String },
+    /// A redirect whose `Location` is missing or unusable.
+    BadRedirect {
+        url: String,
+        status: u16,
+        reason: String,
+    },
+    /// The body is larger than [`MAX_BODY`].
+    TooLarge { url: String },
+    /// The whole fetch took longer than the overall timeout.
+    TimedOut { url: String },
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceError::Read { name, source } => write!(f, "cannot read {name}: {source}"),
+            SourceError::NotUtf8 {
+                name,
+                offset,
+                line,
+                byte,
+            } => {
+                write!(f, "{name} is not UTF-8 text: invalid ")?;
+                match byte {
+                    Some(b) => write!(f, "byte 0x{b:02X}")?,
+                    None => write!(f, "truncated character")?,
+                }
+                write!(f, " at byte offset {offset} (line {line})")
+            }
+            SourceError::UnsupportedScheme { scheme, url } => write!(
+                f,
+                "unsupported URL scheme `{scheme}` in {url}; \
+                 use a path, `-`, file://, http:// or https://"
+            ),
+            SourceError::BadUrl { url, reason } => write!(f, "invalid URL {url}: {reason}"),
+            SourceError::Fetch { url, source } => {
+                write!(f, "cannot fetch {url}: {}", one_line(&fetch_reason(source)))
+            }
+            SourceError::Status { url, status } => {
+                write!(f, "cannot fetch {url}: the server answered {status}")?;
+                match ureq::http::StatusCode::from_u16(*status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                {
+                    Some(reason) => write!(f, " {reason}"),
+                    None => Ok(()),
+                }
+            }
+            SourceError::CrossSchemeRedirect { from, to } => write!(
+                f,
+                "refusing the redirect from {from} to {to}: it changes the URL scheme"
+            ),
+            SourceError::TooManyRedirects { url, last } => write!(
+                f,
+                "cannot fetch {url}: more than {MAX_REDIRECTS} redirects (the last to {last})"
+            ),
+            SourceError::BadRedirect {
+                url,
+                status,
+                reason,
+            } => write!(
+                f,
+                "cannot follow the redirect ({status}) from {url}: {reason}"
+            ),
+            SourceError::TooLarge { url } => write!(
+                f,
+                "cannot fetch {url}: the configuration is larger than {} MiB",
+                MAX_BODY / (1024 * 1024)
+            ),
+            SourceError::TimedOut { url } => write!(
+                f,
+                "cannot fetch {url}: timed out after {} s",
+                OVERALL_TIMEOUT.as_secs()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SourceError::Read { source, .. } => Some(source),
+            SourceError::Fetch { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Loads the configuration named by `spec`: `-` for standard input, a `file:`, `http://`
+/// or `https://` URL, or else a path.
+pub fn load(spec: &str) -> Result<Source, SourceError> {
+    let bytes = match classify(spec) {
+        Spec::Stdin => {
+            let mut bytes = Vec::new();
+            io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .map_err(|source| SourceError::Read {
+                    name: "<stdin>".to_string(),
+                    source,
+                })?;
+            return text("<stdin>", bytes);
+        }
+        Spec::Path => read_file(spec, PathBuf::from(spec))?,
+        Spec::FileUrl => read_file(spec, file_url_path(spec)?)?,
+        Spec::Http => fetch(&agent(Proxy::try_from_env()), spec)?,
+        Spec::Unsupported(scheme) => {
+            return Err(SourceError::UnsupportedScheme {
+                scheme: scheme.to_string(),
+                url: spec.to_string(),
+            })
+        }
+    };
+    text(spec, bytes)
+}
+
+/// What kind of thing a `spec` names.
+#[derive(Debug, PartialEq, Eq)]
+enum Spec<'a> {
+    Stdin,
+    Path,
+    FileUrl,
+    Http,
+    Unsupported(&'a str),
+}
+
+fn classify(spec: &str) -> Spec<'_> {
+    if spec == "-" {
+        return Spec::Stdin;
+    }
+    match url_scheme(spec) {
+        Some(s) if s.eq_ignore_ascii_case("file") => Spec::FileUrl,
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => Spec::Http,
+        // `name:rest` without `//` may well be a file name; only `file:` is taken as a URL.
+        Some(s) if spec[s.len() + 1..].starts_with("//") => Spec::Unsupported(s),
+        _ => Spec::Path,
+    }
+}
+
+/// The scheme of `s` if it starts like a URL (`scheme:`, RFC 3986).
+fn url_scheme(s: &str) -> Option<&str> {
+    let colon = s.find(':')?;
+    let scheme = &s[..colon];
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    let valid = first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(scheme)
+}
+
+fn read_file(name: &str, path: PathBuf) -> Result<Vec<u8>, SourceError> {
+    std::fs::read(path).map_err(|source| SourceError::Read {
+        name: name.to_string(),
+        source,
+    })
+}
+
+/// Checks that `bytes` are UTF-8 and makes the [`Source`]. A leading byte-order mark is
+/// dropped.
+fn text(name: &str, bytes: Vec<u8>) -> Result<Source, SourceError> {
+    match String::from_utf8(bytes) {
+        Ok(mut text) => {
+            if text.starts_with('\u{feff}') {
+                text.drain(..'\u{feff}'.len_utf8());
+            }
+            Ok(Source {
+                name: name.to_string(),
+                text,
+            })
+        }
+        Err(e) => {
+            let offset = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            Err(SourceError::NotUtf8 {
+                name: name.to_string(),
+                offset,
+                line: 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count(),
+                byte: e.utf8_error().error_len().map(|_| bytes[offset]),
+            })
+        }
+    }
+}
+
+/// The path of a `file:///abs/path`, `file://localhost/abs/path` or `file:/abs/path` URL,
+/// percent-decoded. A query or fragment is ignored.
+fn file_url_path(url: &str) -> Result<PathBuf, SourceError> {
+    let bad = |reason: String| SourceError::BadUrl {
+        url: url.to_string(),
+        reason,
+    };
+    let rest = &url["file:".len()..];
+    let rest = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+    let path = match rest.strip_prefix("//") {
+        Some(authority_and_path) => {
+            let slash = authority_and_path
+                .find('/')
+                .unwrap_or(authority_and_path.len());
+            let host = &authority_and_path[..slash];
+            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
+                return Err(bad(format!(
+                    "file URLs naming a host (`{host}`) are not supported; use file:///path"
+                )));
+            }
+            &authority_and_path[slash..]
+        }
+        None => rest,
+    };
+    if !path.starts_with('/') {
+        return Err(bad("a file URL needs an absolute path".to_string()));
+    }
+    let bytes = percent_decode(path).map_err(bad)?;
+    path_from_bytes(bytes).map_err(bad)
+}
+
+/// Decodes `%XX` escapes.
+fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'%' {
+            out.push(b);
+            continue;
+        }
+        let hex = [bytes.next(), bytes.next()];
+        let digit = |d: Option<u8>| d.and_then(|d| char::from(d).to_digit(16));
+        match (digit(hex[0]), digit(hex[1])) {
+            (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
+            _ => {
+                let found: String = hex.iter().flatten().map(|&b| char::from(b)).collect();
+                return Err(format!("bad percent-escape `%{found}`"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn path_from_bytes(bytes: Vec<u8>) -> Result<PathBuf, String> {
+    use std::os::unix::ffi::OsStringExt;
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: Vec<u8>) -> Result<PathBuf, String> {
+    String::from_utf8(bytes)
+        .map(PathBuf::from)
+        .map_err(|_| "the decoded path is not UTF-8".to_string())
+}
+
+/// The HTTP client: native-tls (OpenSSL) with the platform's root certificates and
+/// verification on, the timeouts above, and no automatic redirects (see [`fetch`]).
+fn agent(proxy: Option<Proxy>) -> Agent {
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::NativeTls)
+        .root_certs(RootCerts::PlatformVerifier)
+        .build();
+    Agent::config_builder()
+        .tls_config(tls)
+        .proxy(proxy)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(Some(OVERALL_TIMEOUT))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .user_agent(concat!("tcprelay-cc/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// GETs `url`, following up to [`MAX_REDIRECTS`] redirects that keep the scheme, within
+/// the overall timeout, and returns the body.
+fn fetch(agent: &Agent, url: &str) -> Result<Vec<u8>, SourceError> {
+    let deadline = Instant::now() + OVERALL_TIMEOUT;
+    let mut current = without_fragment(url).to_string();
+    let scheme = url_scheme(url).unwrap_or_default().to_ascii_lowercase();
+    // The http crate only knows lower-case schemes.
+    current.replace_range(..scheme.len(), &scheme);
+    let mut redirects = 0;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(SourceError::TimedOut {
+                url: url.to_string(),
+            });
+        }
+        let fetch_error = |source| match source {
+            ureq::Error::Timeout(ureq::Timeout::Global) => SourceError::TimedOut {
+                url: url.to_string(),
+            },
+            source => SourceError::Fetch {
+                url: current.clone(),
+                source,
+            },
+        };
+        let mut response = agent
+            .get(&current)
+            .config()
+            .timeout_global(Some(remaining))
+            .build()
+            .call()
+            .map_err(fetch_error)?;
+        let status = response.status().as_u16();
+        if matches!(status, 301 | 302 | 303 | 307 | 308) {
+            let bad = |reason: &str| SourceError::BadRedirect {
+                url: current.clone(),
+                status,
+                reason: reason.to_string(),
+            };
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .ok_or_else(|| bad("the answer has no Location"))?
+                .to_str()
+                .map_err(|_| bad("the Location is not ASCII"))?;
+            let next = resolve(&current, location.trim());
+            let next_scheme = url_scheme(&next).unwrap_or_default();
+            if !next_scheme.eq_ignore_ascii_case(&scheme) {
+                return Err(SourceError::CrossSchemeRedirect {
+                    from: current,
+                    to: next,
+                });
+            }
+            if redirects == MAX_REDIRECTS {
+                return Err(SourceError::TooManyRedirects {
+                    url: url.to_string(),
+                    last: next,
+                });
+            }
+            current = without_fragment(&next).to_string();
+            current.replace_range(..scheme.len(), &scheme);
+            redirects += 1;
+            continue;
+        }
+        if !(200..300).contains(&status) {
+            return Err(SourceError::Status {
+                url: current,
+                status,
+            });
+        }
+        return response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => SourceError::TooLarge {
+                    url: current.clone(),
+                },
+                e => fetch_error(e),
+            });
+    }
+}
+
+fn without_fragment(url: &str) -> &str {
+    &url[..url.find('#').unwrap_or(url.len())]
+}
+
+/// Resolves a `Location` against the URL that answered with it (RFC 3986, section 5.2).
+/// `base` is an absolute `scheme://authority/path?query` URL.
+fn resolve(base: &str, reference: &str) -> String {
+    if url_scheme(reference).is_some() {
+        return reference.to_string();
+    }
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    if reference.starts_with("//") {
+        return format!("{}{reference}", &base[..scheme_end - 2]);
+    }
+    let path_start = base[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(base.len(), |i| scheme_end + i);
+    let origin = &base[..path_start];
+    let base_path_and_query = without_fragment(&base[path_start..]);
+    let base_path = &base_path_and_query[..base_path_and_query
+        .find('?')
+        .unwrap_or(base_path_and_query.len())];
+    if reference.is_empty() {
+        return format!("{origin}{base_path_and_query}");
+    }
+    if reference.starts_with('?') {
+        return format!("{origin}{base_path}{reference}");
+    }
+    let (ref_path, ref_query) = reference.split_at(reference.find('?').unwrap_or(reference.len()));
+    let merged = if ref_path.starts_with('/') {
+        ref_path.to_string()
+    } else {
+        // Everything of the base path up to its last `/`, or `/` if it has none.
+        let dir = base_path.rfind('/').map_or("/", |i| &base_path[..=i]);
+        format!("{dir}{ref_path}")
+    };
+    format!("{origin}{}{ref_query}", remove_dot_segments(&merged))
+}
+
+/// Removes `.` and `..` segments from an absolute path (RFC 3986, section 5.2.4).
+fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." {
+                    out.pop();
+                }
+                if last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// A readable reason for a failed request; a certificate that fails verification is
+/// called that, with OpenSSL's verification result.
+fn fetch_reason(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(e) => e.to_string(),
+        ureq::Error::Timeout(ureq::Timeout::Connect) => {
+            format!("cannot connect within {} s", CONNECT_TIMEOUT.as_secs())
+        }
+        ureq::Error::Timeout(which) => format!("timed out ({which} timeout)"),
+        e => {
+            let text = e.to_string();
+            if !text.contains("certificate verify failed") {
+                return text;
+            }
+            // native-tls appends the verification result in parentheses.
+            match text.rfind(" (").filter(|_| text.ends_with(')')) {
+                Some(i) => format!(
+                    "TLS certificate verification failed: {}",
+                    &text[i + 2..text.len() - 1]
+                ),
+                None => format!("TLS certificate verification failed ({text})"),
+            }
+        }
+    }
+}
+
+/// Keeps a message on one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream};
+    use std::thread::{self, JoinHandle};
+
+    /// How long a test server waits for connections before it ends by itself.
+    const SERVER_LIFETIME: Duration = Duration::from_secs(20);
+
+    /// A test client: like [`load`]'s, but never through a proxy from the environment.
+    fn test_agent() -> Agent {
+        agent(None)
+    }
+
+    /// Accepts one connection on a non-blocking listener, or `None` once `deadline` passes.
+    fn accept_until(listener: &TcpListener, deadline: Instant) -> Option<TcpStream> {
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).ok()?;
+                    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                    stream
+                        .set_write_timeout(Some(Duration::from_secs(5)))
+                        .ok()?;
+                    return Some(stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Binds a loopback listener on a port chosen by the OS.
+    fn listen() -> (TcpListener, u16) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+
+    /// An answer of the test server: status, extra headers, body.
+    type Reply = (u16, Vec<(&'static str, String)>, Vec<u8>);
+
+    /// Serves `connections` HTTP/1.1 requests (one per connection) with `route`, then
+    /// ends; it also ends after [`SERVER_LIFETIME`]. Joining gives the paths requested.
+    fn serve(connections: usize, route: fn(&str) -> Reply) -> (u16, JoinHandle<Vec<String>>) {
+        let (listener, port) = listen();
+        let handle = thread::spawn(move || {
+            let deadline = Instant::now() + SERVER_LIFETIME;
+            let mut paths = Vec::new();
+            while paths.len() < connections {
+                let Some(mut stream) = accept_until(&listener, deadline) else {
+                    break;
+                };
+                let Some(path) = read_request_path(&mut stream) else {
+                    continue;
+                };
+                let (status, headers, body) = route(&path);
+                let mut head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    body.len()
+                );
+                for (name, value) in headers {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+                head.push_str("\r\n");
+                // The client may hang up early (body too large): that is fine.
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+                paths.push(path);
+            }
+            paths
+        });
+        (port, handle)
+    }
+
+    /// Reads a request head and returns the path of its request line.
+    fn read_request_path(stream: &mut TcpStream) -> Option<String> {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 || head.len() > 64 * 1024 {
+                return None;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8(head).ok()?;
+        Some(head.split(' ').nth(1)?.to_string())
+    }
+
+    fn ok(body: &str) -> Reply {
+        (200, Vec::new(), body.as_bytes().to_vec())
+    }
+
+    fn redirect(location: &str) -> Reply {
+        (302, vec![("Location", location.to_string())], Vec::new())
+    }
+
+    fn routes(path: &str) -> Reply {
+        match path {
+            "/relay.cfg" => ok("id = tcprelay { }\n"),
+            "/moved" => redirect("/relay.cfg"),
+            "/dir/moved" => redirect("../relay.cfg"),
+            "/to-file" => redirect("file:///etc/passwd"),
+            "/loop" => redirect("/loop"),
+            "/no-location" => (302, Vec::new(), Vec::new()),
+            "/latin1" => (200, Vec::new(), b"# caf\xe9\n".to_vec()),
+            "/huge" => (200, Vec::new(), vec![b'#'; MAX_BODY as usize + 1]),
+            _ => (404, Vec::new(), b"not here".to_vec()),
+        }
+    }
+
+    #[test]
+    fn http_200_gives_the_body() {
+        let (port, server) = serve(1, routes);
+        let url = format!("http://127.0.0.1:{port}/relay.cfg");
+        let body = fetch(&test_agent(), &url).unwrap();
+        assert_eq!(body, b"id = tcprelay { }\n");
+        assert_eq!(server.join().unwrap(), ["/relay.cfg"]);
+    }
+
+    #[test]
+    fn http_404_names_url_and_status() {
+        let (port, server) = serve(1, routes);
+        let url = format!("http://127.0.0.1:{port}/missing.cfg");
+        let err = fetch(&test_agent(), &url).unwrap_err();
+        assert!(
+            matches!(err, SourceError::Status { status: 404, .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&url) && text.contains("404"), "{text}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn http_redirect_on_the_same_server_is_followed() {
+        let (port, server) = serve(2, routes);
+        let url = format!("http://127.0.0.1:{port}/moved");
+        assert_eq!(fetch(&test_agent(), &url).unwrap(), b"id = tcprelay { }\n");
+        assert_eq!(server.join().unwrap(), ["/moved", "/relay.cfg"]);
+    }
+
+    #[test]
+    fn http_relative_redirect_is_resolved() {
+        let (port, server) = serve(2, routes);
+        let url = format!("http://127.0.0.1:{port}/dir/moved");
+        assert_eq!(fetch(&test_agent(), &url).unwrap(), b"id = tcprelay { }\n");
+        assert_eq!(server.join().unwrap(), ["/dir/moved", "/relay.cfg"]);
+    }
+
+    #[test]
+    fn http_redirect_to_file_url_is_refused() {
+        let (port, server) = serve(1, routes);
+        let url = format!("http://127.0.0.1:{port}/to-file");
+        let err = fetch(&test_agent(), &url).unwrap_err();
+        assert!(
+            matches!(err, SourceError::CrossSchemeRedirect { .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&url) && text.contains("file:///etc/passwd"),
+            "{text}"
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn http_redirect_loop_stops_after_five() {
+        let (port, server) = serve(MAX_REDIRECTS + 1, routes);
+        let url = format!("http://127.0.0.1:{port}/loop");
+        let err = fetch(&test_agent(), &url).unwrap_err();
+        assert!(
+            matches!(err, SourceError::TooManyRedirects { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&url), "{err}");
+        assert_eq!(server.join().unwrap().len(), MAX_REDIRECTS + 1);
+    }
+
+    #[test]
+    fn http_redirect_without_location_is_an_error() {
+        let (port, server) = serve(1, routes);
+        let url = format!("http://127.0.0.1:{port}/no-location");
+        let err = fetch(&test_agent(), &url).unwrap_err();
+        assert!(matches!(err, SourceError::BadRedirect { .. }), "{err:?}");
+        assert!(err.to_string().contains(&url), "{err}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn http_body_over_the_limit_is_refused() {
+        let (port, server) = serve(1, routes);
+        let url = format!("http://127.0.0.1:{port}/huge");
+        let err = fetch(&test_agent(), &url).unwrap_err();
+        assert!(matches!(err, SourceError::TooLarge { .. }), "{err:?}");
+        assert!(err.to_string().contains(&url), "{err}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn http_body_must_be_utf8() {
+        let (port, server) = serve(1, routes);
+        let url = format!("http://127.0.0.1:{port}/latin1");
+        let body = fetch(&test_agent(), &url).unwrap();
+        let err = text(&url, body).unwrap_err();
+        assert!(
+            matches!(err, SourceError::NotUtf8 { offset: 5, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&url), "{err}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn refused_connection_names_the_url() {
+        // Bind and drop, so that nothing listens on the port.
+        let port = listen().1;
+        let url = format!("http://127.0.0.1:{port}/relay.cfg");
+        let err = fetch(&test_agent(), &url).unwrap_err();
+        assert!(matches!(err, SourceError::Fetch { .. }), "{err:?}");
+        assert!(err.to_string().contains(&url), "{err}");
+    }
+
+    #[test]
+    fn https_with_an_untrusted_certificate_is_refused() {
+        use crate::tlscheck::test_pki;
+        use openssl::ssl::{SslAcceptor, SslMethod};
+
+        let key = test_pki::ec_key();
+        let cert = test_pki::self_signed(&key);
+        let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        acceptor.set_private_key(&key).unwrap();
+        acceptor.set_certificate(&cert).unwrap();
+        let acceptor = acceptor.build();
+        let (listener, port) = listen();
+        let server = thread::spawn(move || {
+            let stream = accept_until(&listener, Instant::now() + SERVER_LIFETIME)?;
+            // The client aborts the handshake; should it not, answer with a configuration.
+            let mut tls = acceptor.accept(stream).ok()?;
+            let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            Some(())
+        });
+        let url = format!("https://127.0.0.1:{port}/");
+        let err = fetch(&test_agent(), &url).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, SourceError::Fetch { .. }), "{err:?}");
+        assert!(text.contains(&url), "{text}");
+        assert!(text.contains("certificate verification failed"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        assert_eq!(server.join().unwrap(), None, "the handshake must fail");
+    }
+
+    #[test]
+    fn path_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.cfg");
+        std::fs::write(&path, "id = spawnd { }\n").unwrap();
+        let path = path.to_str().unwrap();
+        let source = load(path).unwrap();
+        assert_eq!(source.name, path);
+        assert_eq!(source.text, "id = spawnd { }\n");
+    }
+
+    #[test]
+    fn file_urls_are_read_and_percent_decoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("my relay%.cfg");
+        std::fs::write(&path, "\u{feff}# with a byte-order mark\n").unwrap();
+        let dir = dir.path().to_str().unwrap();
+        for url in [
+            format!("file://{dir}/my%20relay%25.cfg"),
+            format!("file:{dir}/my%20relay%25.cfg"),
+            format!("FILE://localhost{dir}/my%20relay%25.cfg#fragment"),
+        ] {
+            let source = load(&url).unwrap();
+            assert_eq!(source.name, url);
+            assert_eq!(source.text, "# with a byte-order mark\n");
+        }
+    }
+
+    #[test]
+    fn bad_file_urls_are_refused() {
+        for url in [
+            "file://example.com/etc/relay.cfg",
+            "file:relay.cfg",
+            "file:///a%2",
+            "file:///a%zz",
+        ] {
+            let err = load(url).unwrap_err();
+            assert!(matches!(err, SourceError::BadUrl { .. }), "{url}: {err:?}");
+            assert!(err.to_string().contains(url), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = load("/nonexistent/dir/relay.cfg").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read /nonexistent/dir/relay.cfg: No such file or directory (os error 2)"
+        );
+        let err = load("file:///nonexistent/dir/relay.cfg").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read file:///nonexistent/dir/relay.cfg: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn non_utf8_file_names_path_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latin1.cfg");
+        std::fs::write(&path, b"# ok\n# caf\xe9\n").unwrap();
+        let path = path.to_str().unwrap();
+        let err = load(path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SourceError::NotUtf8 {
+                    offset: 10,
+                    line: 2,
+                    byte: Some(0xE9),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("{path} is not UTF-8 text: invalid byte 0xE9 at byte offset 10 (line 2)")
+        );
+    }
+
+    #[test]
+    fn unknown_scheme_is_refused() {
+        let err = load("ftp://example.com/relay.cfg").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported URL scheme `ftp` in ftp://example.com/relay.cfg; \
+             use a path, `-`, file://, http:// or https://"
+        );
+    }
+
+    #[test]
+    fn specs_are_classified() {
+        assert_eq!(classify("-"), Spec::Stdin);
+        assert_eq!(classify("relay.cfg"), Spec::Path);
+        assert_eq!(classify("./a:b.cfg"), Spec::Path);
+        assert_eq!(classify("a:b.cfg"), Spec::Path);
+        assert_eq!(classify("file:/x"), Spec::FileUrl);
+        assert_eq!(classify("HTTPS://x/"), Spec::Http);
+        assert_eq!(classify("gopher://x/"), Spec::Unsupported("gopher"));
+    }
+
+    #[test]
+    fn locations_are_resolved() {
+        let base = "http://h:8/a/b/c?q=1";
+        for (reference, expected) in [
+            ("https://x/y", "https://x/y"),
+            ("file:///etc/passwd", "file:///etc/passwd"),
+            ("//other/p", "http://other/p"),
+            ("/p?r", "http://h:8/p?r"),
+            ("d", "http://h:8/a/b/d"),
+            ("./d/", "http://h:8/a/b/d/"),
+            ("../d", "http://h:8/a/d"),
+            ("../../../../d", "http://h:8/d"),
+            ("..", "http://h:8/a/"),
+            ("?s", "http://h:8/a/b/c?s"),
+            ("", "http://h:8/a/b/c?q=1"),
+        ] {
+            assert_eq!(resolve(base, reference), expected, "{reference}");
+        }
+        assert_eq!(resolve("http://h:8", "x"), "http://h:8/x");
+        assert_eq!(resolve("http://h:8?q", "x"), "http://h:8/x");
+    }
 }

@@ -74,3 +74,70 @@ impl fmt::Display for Code {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    const CATALOGUE: &str = include_str!("../../../docs/diagnostics.md");
+
+    /// The headings of the catalogue that name a code (`## E0003: ...`), in order.
+    /// Other `##` headings, such as "Exit codes", are prose.
+    fn code_headings() -> Vec<&'static str> {
+        CATALOGUE
+            .lines()
+            .filter(|line| {
+                line.strip_prefix("## E")
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_code_is_in_the_catalogue() {
+        let headings = code_headings();
+        for code in Code::ALL {
+            let heading = format!("## {code}: {}", code.title());
+            assert!(
+                headings.contains(&heading.as_str()),
+                "docs/diagnostics.md lacks the heading {heading:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_catalogue_has_no_stale_codes() {
+        let known: HashSet<String> = Code::ALL
+            .iter()
+            .map(|code| format!("## {code}: {}", code.title()))
+            .collect();
+        let mut seen = HashSet::new();
+        for heading in code_headings() {
+            assert!(
+                known.contains(heading),
+                "docs/diagnostics.md has {heading:?}, which is not a code or not its title"
+            );
+            assert!(
+                seen.insert(heading),
+                "docs/diagnostics.md repeats {heading:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_are_unique_and_well_formed() {
+        let mut seen = HashSet::new();
+        for code in Code::ALL {
+            let text = code.as_str();
+            assert!(
+                text.len() == 5
+                    && text.starts_with('E')
+                    && text[1..].bytes().all(|b| b.is_ascii_digit()),
+                "{text:?} is not of the form E0000"
+            );
+            assert!(seen.insert(text), "{text} is used twice");
+            assert!(!code.title().is_empty());
+        }
+    }
+}

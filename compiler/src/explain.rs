@@ -1,0 +1,157 @@
+//! `tcprelay-cc explain`: a plan file in readable form. Secrets are printed through
+//! their `Display`, which redacts them, so no code path here can leak one.
+
+use std::fmt::Write;
+use tcprelay_plan::{decode, Keepalive, ListenAddress, Plan};
+
+/// Decodes and validates `bytes` and renders the plan; the error is one line.
+pub fn explain(bytes: &[u8]) -> Result<String, String> {
+    let (header, plan) = decode(bytes).map_err(|e| e.to_string())?;
+    plan.validate()
+        .map_err(|e| format!("plan fails validation: {e}"))?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "plan format {} written by tcprelay-cc {}{}",
+        header.format_version,
+        header.compiler_version,
+        if header.has_secret {
+            " (holds a secret)"
+        } else {
+            ""
+        }
+    );
+    render(&plan, &mut out);
+    Ok(out)
+}
+
+fn keepalive(k: &Keepalive) -> String {
+    let show = |v: Option<u32>| v.map_or("default".to_string(), |v| v.to_string());
+    format!(
+        "count {}, idle {}, interval {}",
+        show(k.count),
+        show(k.idle),
+        show(k.interval)
+    )
+}
+
+fn render(plan: &Plan, out: &mut String) {
+    let s = &plan.spawnd;
+    let r = &plan.relay;
+    let _ = writeln!(out, "source: {}", plan.source);
+    let _ = writeln!(
+        out,
+        "sections: spawnd = {}, tcprelay = {}",
+        plan.spawnd_id, plan.tcprelay_id
+    );
+    for (name, value) in &plan.env {
+        let _ = writeln!(out, "setenv {name} = {value}");
+    }
+    let _ = writeln!(out, "\nspawnd:");
+    for (i, l) in s.listeners.iter().enumerate() {
+        let address = match &l.address {
+            ListenAddress::Inet(sa) => sa.to_string(),
+            ListenAddress::Unix(path) => format!("unix:{path}"),
+        };
+        let _ = write!(
+            out,
+            "  listener #{}: {address} {}{} backlog {} overload backlog {}",
+            i + 1,
+            l.protocol,
+            if l.tls { " tls" } else { "" },
+            l.backlog,
+            l.overload_backlog
+        );
+        if let Some(mode) = l.mode {
+            let _ = write!(out, " mode {mode:04o}");
+        }
+        let _ = writeln!(out, ", keepalive {}", keepalive(&l.keepalive));
+    }
+    let _ = writeln!(out, "  users min {} max {}", s.users_min, s.users_max);
+    let _ = writeln!(out, "  servers min {} max {}", s.servers_min, s.servers_max);
+    let _ = writeln!(
+        out,
+        "  background {}, single process {}",
+        s.background, s.single_process
+    );
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+    let _ = writeln!(
+        out,
+        "  pidfile {}, user {}, group {}, working directory {}",
+        opt(&s.pidfile),
+        opt(&s.user),
+        opt(&s.group),
+        opt(&s.working_directory)
+    );
+    for rule in &s.acl {
+        let _ = writeln!(
+            out,
+            "  acl {}{} {}/{}",
+            if rule.permit { "permit" } else { "deny" },
+            if rule.negate { " not" } else { "" },
+            rule.network,
+            rule.prefix
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  overload {:?}, bind retry delay {} s, debug {}, keepalive {}",
+        s.overload,
+        s.bind_retry_delay,
+        s.debug,
+        keepalive(&s.keepalive)
+    );
+    let _ = writeln!(
+        out,
+        "  syslog ident {}, facility {}, severity {}",
+        s.syslog.ident,
+        s.syslog.facility.name(),
+        s.syslog.severity.name()
+    );
+    let _ = writeln!(out, "\ntcprelay:");
+    for (i, remote) in r.remotes.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  remote #{}: {} {} weight {}",
+            i + 1,
+            remote.address,
+            remote.protocol,
+            remote.weight
+        );
+    }
+    let show = |v: Option<u64>| v.map_or("unset".to_string(), |v| v.to_string());
+    let _ = writeln!(
+        out,
+        "  local address {}",
+        r.local_address.map_or("-".to_string(), |a| a.to_string())
+    );
+    let _ = writeln!(
+        out,
+        "  rebalance {}, retire {}, idle timeout {}",
+        show(r.rebalance),
+        show(r.retire),
+        if r.idle_timeout == 0 {
+            "never".to_string()
+        } else {
+            format!("{} s", r.idle_timeout)
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  syslog ident {}, facility {}, severity {}",
+        r.syslog.ident,
+        r.syslog.facility.name(),
+        r.syslog.severity.name()
+    );
+    if let Some(tls) = &r.tls {
+        let _ = writeln!(
+            out,
+            "  tls cert-file {}, key-file {}, passphrase {}",
+            tls.cert_file,
+            tls.key_file,
+            tls.passphrase
+                .as_ref()
+                .map_or("-".to_string(), |p| p.to_string())
+        );
+    }
+}
