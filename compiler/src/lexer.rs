@@ -211,6 +211,34 @@ pub fn lex(src: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
     (tokens, diags)
 }
 
+/// The spans of every passphrase value in `src` (`tls passphrase = X`, `ssl
+/// passphrase = X`), found from the tokens alone so that it works on files that do
+/// not parse. A renderer that quotes source lines blanks these out first
+/// ([`crate::check::redact`]); where the value is missing or broken (an unterminated
+/// string), the rest of the line is covered.
+pub fn secret_spans(src: &str) -> Vec<Span> {
+    let (tokens, _) = lex(src);
+    let mut out = Vec::new();
+    for (i, (_, tok, _)) in tokens.iter().enumerate() {
+        if *tok != Tok::Passphrase {
+            continue;
+        }
+        let Some((_, Tok::Equals, eq_end)) = tokens.get(i + 1) else {
+            continue;
+        };
+        let line_end = src[*eq_end..].find('\n').map_or(src.len(), |n| eq_end + n);
+        match tokens.get(i + 2) {
+            Some((l, value, r))
+                if *l <= line_end && !matches!(value, Tok::Equals | Tok::LBrace | Tok::RBrace) =>
+            {
+                out.push(Span::new(*l, *r));
+            }
+            _ => out.push(Span::new(*eq_end, line_end)),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +305,13 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].code, Code::UnterminatedString);
         assert_eq!(d[0].span, Span::new(5, 6));
+    }
+
+    #[test]
+    fn passphrases_are_found_even_in_broken_files() {
+        let src = "tls passphrase = s3cret }\nssl passphrase = \"open sesame\"\ntls passphrase = \"never closed\n}";
+        let spans: Vec<&str> = secret_spans(src).iter().map(|s| &src[s.range()]).collect();
+        assert_eq!(spans, vec!["s3cret", "\"open sesame\"", " \"never closed"]);
     }
 
     #[test]

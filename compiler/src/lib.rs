@@ -74,7 +74,27 @@ pub fn lower(model: &check::Model, source: &str) -> Plan {
 /// and it has passed [`Plan::validate`].
 pub fn compile(src: &str, source: &str, selection: &Selection) -> (Option<Plan>, Vec<Diagnostic>) {
     let (file, mut diags) = parse(src);
-    let model = file.and_then(|file| check(&file, selection, &mut diags));
+    // An unterminated string or an unclosed block leaves the file's structure unknown;
+    // checking what was recovered would only report the damage again.
+    let broken = diags.iter().any(|d| {
+        matches!(
+            d.code,
+            diag::Code::UnterminatedString | diag::Code::UnexpectedEof
+        )
+    });
+    let model = match &file {
+        Some(file) if !broken => {
+            let syntax_errors: Vec<ast::Span> = diags.iter().map(|d| d.span).collect();
+            let mut found = Vec::new();
+            let model = check(file, selection, &mut found);
+            drop_cascades(file, &syntax_errors, &mut found);
+            diags.extend(found);
+            model
+        }
+        _ => None,
+    };
+    // Report in reading order, whichever stage found what.
+    diags.sort_by_key(|d| (d.span.start, d.span.end));
     if diag::has_errors(&diags) {
         return (None, diags);
     }
@@ -91,6 +111,28 @@ pub fn compile(src: &str, source: &str, selection: &Selection) -> (Option<Plan>,
         Ok(()) => (Some(plan), diags),
         Err(_) => (None, diags),
     }
+}
+
+/// Drops "missing address/port" findings for blocks that had a syntax error inside:
+/// the directive was most likely there, misspelled, and is reported already.
+fn drop_cascades(file: &ast::File, syntax_errors: &[ast::Span], found: &mut Vec<Diagnostic>) {
+    if syntax_errors.is_empty() {
+        return;
+    }
+    fn damaged(body: &[ast::Sp<ast::Directive>], key: ast::Span, errors: &[ast::Span]) -> bool {
+        body.iter().any(|d| {
+            let inside = |e: &ast::Span| d.span.start <= e.start && e.end <= d.span.end;
+            (d.node.key.span == key && errors.iter().any(inside))
+                || matches!(&d.node.body, ast::Body::Block(items) if damaged(items, key, errors))
+        })
+    }
+    found.retain(|d| {
+        !matches!(d.code, diag::Code::MissingAddress | diag::Code::MissingPort)
+            || !file.items.iter().any(|item| match &item.node {
+                ast::Item::Section(s) => damaged(&s.body, d.span, syntax_errors),
+                _ => false,
+            })
+    });
 }
 
 pub mod emit {

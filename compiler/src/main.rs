@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tcprelay_cc::{diag, diagram, explain, source, Selection};
+use tcprelay_cc::{check, diag, diagram, explain, lexer, source, Selection};
 
 /// Exit code: the configuration has errors (or the plan file is bad).
 const EXIT_ERRORS: u8 = 1;
@@ -95,8 +95,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check(input) => check(&input, None),
-        Command::Compile { input, output } => check(&input, Some(&output)),
+        Command::Check(input) => run_check(&input, None),
+        Command::Compile { input, output } => run_check(&input, Some(&output)),
         Command::Diagram { output } => draw(output.as_deref()),
         Command::Explain { plan } => explain_plan(&plan),
     }
@@ -108,7 +108,7 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 }
 
 /// `check`, and `compile` when `output` is given.
-fn check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
+fn run_check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
     let src = match source::load(&input.config) {
         Ok(src) => src,
         Err(e) => return fail(EXIT_USAGE, e),
@@ -118,6 +118,8 @@ fn check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
         tcprelay_id: input.child_id.clone(),
     };
     let (plan, diags) = tcprelay_cc::compile(&src.text, &src.name, &selection);
+    // Renderers quote source lines: blank out passphrases first.
+    let shown = check::redact(&src.text, &lexer::secret_spans(&src.text));
     let text = match input.format {
         Format::Human => {
             let tty = if output.is_some() {
@@ -130,10 +132,10 @@ fn check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
                 Color::Never => false,
                 Color::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
             };
-            diag::render::human(&diags, &src.name, &src.text, color)
+            diag::render::human(&diags, &src.name, &shown, color)
         }
-        Format::Short => diag::render::short(&diags, &src.name, &src.text),
-        Format::Json => diag::render::json(&diags, &src.name, &src.text),
+        Format::Short => diag::render::short(&diags, &src.name, &shown),
+        Format::Json => diag::render::json(&diags, &src.name, &shown),
     };
     // `check` prints its findings as its output; `compile` reports them on stderr.
     let written = if output.is_some() {

@@ -6,7 +6,7 @@
 //! keywords the grammar expected at that point), and returns whatever AST could be
 //! recovered.
 
-use crate::ast::{File, Span};
+use crate::ast::{Body, Directive, File, Item, Key, Sp, Span};
 use crate::diag::{Code, Diagnostic};
 use crate::lexer::{self, LexError, Spanned, Tok};
 use crate::suggest;
@@ -38,18 +38,61 @@ pub fn parse(src: &str) -> (Option<File>, Vec<Diagnostic>) {
     for r in recovered {
         add(r.error);
     }
-    let file = match result {
+    let mut file = match result {
         Ok(file) => Some(file),
         Err(e) => {
             add(e);
             None
         }
     };
+    // A misspelled key in a block (`wieght = 2`) was reported at the word, but the
+    // parser had already taken the word as a bare address: drop that phantom, or the
+    // check stage would report it again as a bad address.
+    // The same goes for its value, which error recovery resumed at and also took as
+    // a bare address.
+    let mut misspelled = Vec::new();
+    for d in diags.iter().filter(|d| d.code == Code::UnexpectedToken) {
+        let at = tokens.partition_point(|(l, _, _)| *l < d.span.start);
+        if let [(_, Tok::Word(_), _), (_, Tok::Equals, _), value, ..] =
+            &tokens[at.min(tokens.len())..]
+        {
+            misspelled.push(d.span);
+            misspelled.push(Span::new(value.0, value.2));
+        }
+    }
+    if let Some(file) = file.as_mut() {
+        prune_bare_addresses(file, &misspelled);
+    }
+    // A string left open swallows the rest of the file: the end of file that follows
+    // is its consequence, not another mistake.
+    if diags.iter().any(|d| d.code == Code::UnterminatedString) {
+        diags.retain(|d| d.code != Code::UnexpectedEof);
+    }
     diags.sort_by_key(|d| (d.span.start, d.span.end));
     // A broken token can be reported by both the lexer and the parser at one place:
     // keep the first report of each place.
     diags.dedup_by(|b, a| a.span == b.span && a.code == b.code);
     (file, diags)
+}
+
+/// Removes the bare-address items whose span is one of `spans`, in every block.
+fn prune_bare_addresses(file: &mut File, spans: &[Span]) {
+    if spans.is_empty() {
+        return;
+    }
+    fn prune(items: &mut Vec<Sp<Directive>>, spans: &[Span]) {
+        items.retain(|d| !(d.node.key.node == Key::BareAddress && spans.contains(&d.span)));
+        for d in items.iter_mut() {
+            if let Body::Block(inner) = &mut d.node.body {
+                prune(inner, spans);
+            }
+        }
+    }
+    for item in &mut file.items {
+        if let Item::Section(section) = &mut item.node {
+            prune(&mut section.body, spans);
+        }
+    }
 }
 
 /// The `{` tokens that have no matching `}`, innermost last.
@@ -115,7 +158,14 @@ fn describe(
             // `wieght = 2` in a block parses `wieght` as a bare address and fails at
             // the `=`; the word is the mistake, and the keywords that were valid at
             // the word are the ones expected after it.
-            Some((wl, word, wr)) => unexpected(Span::new(wl, wr), &Tok::Word(word), &expected),
+            Some((wl, word, wr)) => {
+                // Only keys can stand where the word is.
+                let keys: Vec<String> = expected
+                    .into_iter()
+                    .filter(|e| e != "Word" && e != "QuotedString")
+                    .collect();
+                unexpected(Span::new(wl, wr), &Tok::Word(word), &keys)
+            }
             None => unexpected(Span::new(l, r), &Tok::Equals, &expected),
         },
         ParseError::UnrecognizedToken {
@@ -126,14 +176,14 @@ fn describe(
         ParseError::UnrecognizedEof { location, expected } => {
             let at = Span::new(location.min(src.len()), location.min(src.len()));
             let expected = expected_texts(&expected);
-            let mut d = Diagnostic::error(Code::UnexpectedEof, at, "unexpected end of file")
-                .with_label(format!("expected {}", one_of(&expected)));
-            if let Some(open) = unclosed.last() {
-                d = d
+            let d = Diagnostic::error(Code::UnexpectedEof, at, "unexpected end of file");
+            match unclosed.last() {
+                Some(open) => d
+                    .with_label("the file ends inside a block")
                     .with_secondary(*open, "this block is never closed")
-                    .with_help("add the missing `}`");
+                    .with_help("add the missing `}`"),
+                None => d.with_label(format!("expected {}", one_of(&expected))),
             }
-            d
         }
         ParseError::InvalidToken { location } => Diagnostic::error(
             Code::InvalidToken,
@@ -187,7 +237,6 @@ fn unexpected(span: Span, tok: &Tok, expected: &[String]) -> Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ast::{Body, Item, Key};
 
     fn ok(src: &str) -> File {
         let (file, diags) = parse(src);

@@ -1,1 +1,90 @@
-fn main() {}
+//! `tcprelay`: runs a plan. Arguments are validated in `args`, the plan loaded and
+//! validated in `load` before any socket is bound, then the master takes over.
+
+use std::process::ExitCode;
+use tcprelay::args::{self, Mode};
+use tcprelay::{load, log, master, os};
+
+fn main() -> ExitCode {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tcprelay: {e}\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let source = match args.mode {
+        Mode::Help => {
+            print!("{}", args::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Mode::Version => {
+            println!("tcprelay {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Mode::ParseOnly(source) => {
+            return ExitCode::from(load::check_only(&source).clamp(0, 255) as u8)
+        }
+        Mode::Run(source) => source,
+    };
+    let plan = match load::load(&source) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("tcprelay: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tcprelay::apply_env(&plan);
+    let background = args.foreground.map_or(plan.spawnd.background, |fg| !fg) && args.debug == 0;
+    let target = if background {
+        log::Target::Syslog
+    } else {
+        log::Target::Stderr
+    };
+    log::init(
+        target,
+        &plan.spawnd.syslog,
+        args.debug.max(plan.spawnd.debug),
+        "",
+    );
+    let nofile = os::raise_nofile();
+    tcprelay::debug!("open file limit: {nofile}");
+    let pidfile = plan.spawnd.pidfile.clone();
+    let (user, group) = (plan.spawnd.user.clone(), plan.spawnd.group.clone());
+    let workdir = plan.spawnd.working_directory.clone();
+    let reload_source = source.clone();
+    let master = match master::Master::new(plan, Box::new(move || load::load(&reload_source))) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("tcprelay: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if background {
+        if let Err(e) = os::daemonize() {
+            eprintln!("tcprelay: cannot go to the background: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if let Some(path) = &pidfile {
+        if let Err(e) = os::write_pidfile(path) {
+            tcprelay::error!("cannot write pidfile {path}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if let Err(e) = os::drop_privileges(user.as_deref(), group.as_deref()) {
+        tcprelay::error!("cannot drop privileges: {e}");
+        return ExitCode::from(1);
+    }
+    if let Some(dir) = &workdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            tcprelay::error!("cannot change to working directory {dir}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let code = master.run();
+    if let Some(path) = &pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

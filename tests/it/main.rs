@@ -1,2 +1,8 @@
-//! The one integration-test binary: it runs the real `tcprelay-cc` and `tcprelay`
-//! binaries in temporary directories.
+//! The one integration-test binary: it runs the real `tcprelay-cc` (and later
+//! `tcprelay`) binaries in temporary directories, and drives the library where a
+//! property is easier to state on functions.
+
+mod cli;
+mod harness;
+mod props;
+mod ui;

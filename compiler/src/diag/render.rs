@@ -124,9 +124,18 @@ fn report<'a>(
     } else {
         &d.label
     };
+    // ariadne draws labels in `order`, and starts a new excerpt whenever a label lies
+    // on an earlier line than the one before it: order them by position, so that a
+    // "first defined here" above the primary label shares its excerpt.
+    let rank = |start: usize| -> i32 {
+        let before = d.labels.iter().filter(|l| l.span.start < start).count()
+            + usize::from(d.span.start < start);
+        i32::try_from(before).unwrap_or(i32::MAX)
+    };
     let mut primary_label = AriadneLabel::new((file_name, primary.clone()))
         .with_message(primary_text)
-        .with_priority(1);
+        .with_priority(1)
+        .with_order(rank(d.span.start));
     if color {
         primary_label = primary_label.with_color(primary_color);
     }
@@ -136,8 +145,9 @@ fn report<'a>(
         .with_message(&d.message)
         .with_label(primary_label);
     for label in &d.labels {
-        let mut secondary =
-            AriadneLabel::new((file_name, clamp(label.span, src))).with_message(&label.message);
+        let mut secondary = AriadneLabel::new((file_name, clamp(label.span, src)))
+            .with_message(&label.message)
+            .with_order(rank(label.span.start));
         if color {
             secondary = secondary.with_color(Color::Cyan);
         }

@@ -14,17 +14,37 @@ use std::net::{IpAddr, SocketAddr};
 pub enum PlanError {
     NoListener,
     NoRemote,
-    ZeroWeight { remote: usize },
-    ZeroPort { what: String },
-    UsersRange { min: u32, max: u32 },
-    ServersRange { min: u32, max: u32 },
-    DuplicateListener { first: usize, second: usize, address: String },
-    TlsWithoutCertificate { listener: usize },
-    EmptyPath { what: &'static str },
+    ZeroWeight {
+        remote: usize,
+    },
+    ZeroPort {
+        what: String,
+    },
+    UsersRange {
+        min: u32,
+        max: u32,
+    },
+    ServersRange {
+        min: u32,
+        max: u32,
+    },
+    DuplicateListener {
+        first: usize,
+        second: usize,
+        address: String,
+    },
+    TlsWithoutCertificate {
+        listener: usize,
+    },
+    EmptyPath {
+        what: &'static str,
+    },
     RebalanceZero,
     RetireZero,
     BadEnvName(String),
-    BadAcl { rule: usize },
+    BadAcl {
+        rule: usize,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -35,7 +55,10 @@ impl fmt::Display for PlanError {
             PlanError::ZeroWeight { remote } => write!(f, "remote #{} has weight 0", remote + 1),
             PlanError::ZeroPort { what } => write!(f, "{what} has port 0"),
             PlanError::UsersRange { min, max } => {
-                write!(f, "users min ({min}) is greater than users max ({max}), or max is 0")
+                write!(
+                    f,
+                    "users min ({min}) is greater than users max ({max}), or max is 0"
+                )
             }
             PlanError::ServersRange { min, max } => write!(
                 f,
@@ -61,7 +84,11 @@ impl fmt::Display for PlanError {
             PlanError::RetireZero => f.write_str("retire is 0"),
             PlanError::BadEnvName(name) => write!(f, "setenv name {name:?} is not valid"),
             PlanError::BadAcl { rule } => {
-                write!(f, "acl rule #{} has a prefix longer than its address", rule + 1)
+                write!(
+                    f,
+                    "acl rule #{} has a prefix longer than its address",
+                    rule + 1
+                )
             }
         }
     }
@@ -125,9 +152,9 @@ impl Plan {
         let mut seen: HashMap<usize, ()> = HashMap::new();
         for (i, l) in s.listeners.iter().enumerate() {
             match &l.address {
-                ListenAddress::Unix(p) if p.is_empty() => {
-                    errors.push(PlanError::EmptyPath { what: "a listener path" })
-                }
+                ListenAddress::Unix(p) if p.is_empty() => errors.push(PlanError::EmptyPath {
+                    what: "a listener path",
+                }),
                 ListenAddress::Inet(sa) if sa.port() == 0 => errors.push(PlanError::ZeroPort {
                     what: format!("listener #{}", i + 1),
                 }),

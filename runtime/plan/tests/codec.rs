@@ -89,7 +89,7 @@ fn every_single_bit_flip_is_an_error_or_the_same_plan() {
             // leaves the plan intact; everything else must be refused.
             match decode(&b) {
                 Ok((_, plan)) => {
-                    assert!((10..12).contains(&i) || i >= 25 && i < 30, "byte {i}");
+                    assert!((10..12).contains(&i) || (25..30).contains(&i), "byte {i}");
                     assert_eq!(plan, sample());
                 }
                 Err(e) => assert!(!e.to_string().is_empty()),
@@ -100,11 +100,17 @@ fn every_single_bit_flip_is_an_error_or_the_same_plan() {
 
 #[test]
 fn foreign_and_future_files_are_refused() {
-    assert_eq!(decode(b"#!/bin/sh\necho hi\n").unwrap_err(), DecodeError::BadMagic);
+    assert_eq!(
+        decode(b"#!/bin/sh\necho hi\n").unwrap_err(),
+        DecodeError::BadMagic
+    );
     let mut bytes = encode(&sample(), "0.1.0");
     bytes[8] = 99;
     let err = decode(&bytes).unwrap_err();
-    assert!(matches!(err, DecodeError::UnsupportedVersion { found: 99, .. }));
+    assert!(matches!(
+        err,
+        DecodeError::UnsupportedVersion { found: 99, .. }
+    ));
     assert!(err.to_string().contains("recompile"));
 }
 
@@ -128,7 +134,11 @@ fn wildcard_listener_overlaps_a_specific_one() {
     plan.spawnd.listeners.push(second.clone());
     assert!(matches!(
         plan.validate(),
-        Err(PlanError::DuplicateListener { first: 0, second: 1, .. })
+        Err(PlanError::DuplicateListener {
+            first: 0,
+            second: 1,
+            ..
+        })
     ));
     // A v6 wildcard does not collide with an IPv4 listener (bound v6-only).
     plan.spawnd.listeners[1].address = ListenAddress::Inet("[::]:2222".parse().unwrap());

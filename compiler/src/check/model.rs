@@ -1,0 +1,162 @@
+//! The checked model: the selected sections' values with their types resolved and
+//! their spans kept.
+//!
+//! Every diagnostic is made while building this model, so lowering needs no spans and
+//! reports nothing. A field is `None` when the directive was not written; lowering
+//! fills in the default. A [`Model`] is only handed out when the check found no
+//! error, so lowering may rely on its invariants (a listener has a port or a path,
+//! every remote has an address and a port, counts are in range).
+
+use crate::ast::{Sp, Span};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use tcprelay_plan::{AclRule, Facility, ListenAddress, Overload, Protocol, Secret, Severity};
+
+/// Both selected sections and the top-level `setenv`s.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The id of the spawnd section, at its place in the section header.
+    pub spawnd_id: Sp<String>,
+    /// The id of the tcprelay section (may be the same section as the spawnd one).
+    pub tcprelay_id: Sp<String>,
+    /// `setenv NAME = VALUE`, in the order of first appearance, each name once with
+    /// its last value.
+    pub env: Vec<(Sp<String>, Sp<String>)>,
+    pub spawnd: SpawndModel,
+    pub relay: RelayModel,
+}
+
+/// The spawnd section.
+#[derive(Debug, Clone, Default)]
+pub struct SpawndModel {
+    pub listeners: Vec<ListenerModel>,
+    pub spawn: SpawnModel,
+    pub background: Option<Sp<bool>>,
+    pub pidfile: Option<Sp<String>>,
+    pub single_process: Option<Sp<bool>>,
+    pub user: Option<Sp<String>>,
+    pub group: Option<Sp<String>>,
+    pub working_directory: Option<Sp<String>>,
+    pub acl: Vec<Sp<AclRule>>,
+    pub bind_retry_delay: Option<Sp<u32>>,
+    /// `overload` at section level; one inside `spawn { }` takes precedence.
+    pub overload: Option<Sp<Overload>>,
+    pub debug: Option<Sp<u32>>,
+    /// Section-level keepalive: the default of every listener.
+    pub keepalive: KeepaliveModel,
+    pub syslog: SyslogModel,
+}
+
+/// Everything the `spawn { }` blocks of the section set (several blocks merge).
+#[derive(Debug, Clone, Default)]
+pub struct SpawnModel {
+    pub users_min: Option<Sp<u32>>,
+    pub users_max: Option<Sp<u32>>,
+    /// Also set by `instances min`.
+    pub servers_min: Option<Sp<u32>>,
+    /// Also set by `instances max`.
+    pub servers_max: Option<Sp<u32>>,
+    pub overload: Option<Sp<Overload>>,
+}
+
+/// One `listen { }` block.
+#[derive(Debug, Clone)]
+pub struct ListenerModel {
+    /// The `listen` key, where problems of the listener as a whole are reported.
+    pub key: Span,
+    pub bind: Bind,
+    pub protocol: Option<Sp<Protocol>>,
+    pub tls: Option<Sp<bool>>,
+    pub backlog: Option<Sp<u32>>,
+    pub overload_backlog: Option<Sp<u32>>,
+    pub realm: Option<Sp<String>>,
+    pub mode: Option<Sp<u32>>,
+    /// Overrides the section-level keepalive, field by field.
+    pub keepalive: KeepaliveModel,
+}
+
+/// Where a listener binds.
+#[derive(Debug, Clone)]
+pub enum Bind {
+    /// `address` (or a bare address) and `port`; no address means `0.0.0.0`.
+    Inet {
+        address: Option<Sp<IpAddr>>,
+        port: Sp<u16>,
+    },
+    /// `path`: a Unix-domain socket.
+    Unix { path: Sp<String> },
+}
+
+impl Bind {
+    /// The address the runtime binds.
+    pub fn resolve(&self) -> ListenAddress {
+        match self {
+            Bind::Inet { address, port } => {
+                let ip = address
+                    .as_ref()
+                    .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.node);
+                ListenAddress::Inet(SocketAddr::new(ip, port.node))
+            }
+            Bind::Unix { path } => ListenAddress::Unix(path.node.clone()),
+        }
+    }
+}
+
+/// `tcp keepalive count|idle|interval`.
+#[derive(Debug, Clone, Default)]
+pub struct KeepaliveModel {
+    pub count: Option<Sp<u32>>,
+    pub idle: Option<Sp<u32>>,
+    pub interval: Option<Sp<u32>>,
+}
+
+/// `syslog ident|facility|level|severity` of one section.
+#[derive(Debug, Clone, Default)]
+pub struct SyslogModel {
+    pub ident: Option<Sp<String>>,
+    pub facility: Option<Sp<Facility>>,
+    /// Set by `syslog level` and `syslog severity` alike.
+    pub severity: Option<Sp<Severity>>,
+}
+
+/// The tcprelay section.
+#[derive(Debug, Clone, Default)]
+pub struct RelayModel {
+    pub remotes: Vec<RemoteModel>,
+    pub local_address: Option<Sp<IpAddr>>,
+    pub rebalance: Option<Sp<u64>>,
+    /// `retire` or `retire limit`.
+    pub retire: Option<Sp<u64>>,
+    pub idle_timeout: Option<Sp<u32>>,
+    pub syslog: SyslogModel,
+    pub tls: TlsModel,
+}
+
+/// One `remote { }` block.
+#[derive(Debug, Clone)]
+pub struct RemoteModel {
+    /// The `remote` key.
+    pub key: Span,
+    pub address: Sp<IpAddr>,
+    pub port: Sp<u16>,
+    pub protocol: Option<Sp<Protocol>>,
+    pub weight: Option<Sp<u32>>,
+}
+
+/// The TLS material of the tcprelay section. Without a certificate there is no TLS
+/// (a lone key or passphrase is warned about and dropped).
+#[derive(Debug, Clone, Default)]
+pub struct TlsModel {
+    pub cert: Option<Keyed<String>>,
+    /// Defaults to the certificate file.
+    pub key: Option<Keyed<String>>,
+    /// Never printed: `Secret` redacts itself.
+    pub passphrase: Option<Keyed<Secret>>,
+}
+
+/// A value with the span of the key it was given with, for diagnostics that point at
+/// the directive rather than at its value.
+#[derive(Debug, Clone)]
+pub struct Keyed<T> {
+    pub key: Span,
+    pub value: Sp<T>,
+}

@@ -1,0 +1,335 @@
+//! The tcprelay section: remotes, the relay settings and the TLS material.
+
+use super::model::{Keyed, ListenerModel, RelayModel, RemoteModel, TlsModel};
+use super::scope::{positive, string, Cx, Scope};
+use super::values;
+use super::SectionRole;
+use crate::ast::{Directive, Key, Section, Sp, Span, Value};
+use crate::diag::{Code, Diagnostic};
+use crate::tlscheck::{self, TlsProblem};
+use tcprelay_plan::Secret;
+
+/// The keys valid inside `remote { }`.
+const REMOTE_VALID: &[Key] = &[Key::Address, Key::Port, Key::Protocol, Key::Weight];
+
+/// Checks the tcprelay section. Spawnd-role directives were reported by
+/// [`SectionRole::admits`] (or checked by the spawnd check, when one section plays both
+/// roles).
+pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) -> RelayModel {
+    let mut m = RelayModel::default();
+    let mut scope = Scope::default();
+    let mut remote_blocks = 0usize;
+    for d in &sec.body {
+        let d: &Directive = &d.node;
+        if !role.admits(&d.key, cx) {
+            continue;
+        }
+        cx.deprecated(&d.key);
+        let max = u64::MAX;
+        match d.key.node {
+            Key::Remote => {
+                remote_blocks += 1;
+                if let Some(body) = cx.block(d) {
+                    m.remotes.extend(remote(d.key.span, body, cx));
+                }
+            }
+            Key::LocalAddress => scope.scalar(d, values::ip, &mut m.local_address, cx),
+            Key::Rebalance => scope.scalar(
+                d,
+                |v| positive(v, max, |s| zero(s, "rebalance", "to never rebalance")),
+                &mut m.rebalance,
+                cx,
+            ),
+            Key::Retire | Key::RetireLimit => scope.scalar(
+                d,
+                |v| positive(v, max, |s| zero(s, "retire", "to never retire a worker")),
+                &mut m.retire,
+                cx,
+            ),
+            Key::IdleTimeout => scope.scalar(d, values::u32_value, &mut m.idle_timeout, cx),
+            Key::TlsCertFile
+            | Key::TlsCertfile
+            | Key::SslCert
+            | Key::SslCertfile
+            | Key::SslCertFile => keyed(d, &mut scope, file_name, &mut m.tls.cert, cx),
+            Key::TlsKeyFile | Key::TlsKeyfile | Key::SslKey | Key::SslKeyfile | Key::SslKeyFile => {
+                keyed(d, &mut scope, file_name, &mut m.tls.key, cx)
+            }
+            Key::TlsPassphrase | Key::SslPassphrase => keyed(
+                d,
+                &mut scope,
+                |v| Ok(Secret::new(v.node.text.clone())),
+                &mut m.tls.passphrase,
+                cx,
+            ),
+            _ if scope.syslog(d, &mut m.syslog, cx) => {}
+            // `SectionRole::admits` let only tcprelay and either-role keys through.
+            _ => debug_assert!(false, "unhandled tcprelay key {:?}", d.key.node),
+        }
+    }
+    if remote_blocks == 0 {
+        cx.push(
+            Diagnostic::error(
+                Code::NoRemote,
+                role.id.span,
+                format!("no remote in section `{}`", role.id.node.text),
+            )
+            .with_label("this section has no `remote`")
+            .with_help("add `remote = { address = IP port = N }`"),
+        );
+    }
+    m
+}
+
+fn zero(span: Span, what: &str, to: &str) -> Diagnostic {
+    Diagnostic::error(
+        Code::ZeroCount,
+        span,
+        format!("`{what}` must be at least 1"),
+    )
+    .with_label("0 is not allowed here")
+    .with_help(format!("remove the directive {to}"))
+}
+
+/// A file name: not empty.
+fn file_name(v: &Sp<Value>) -> values::Parsed<String> {
+    if v.node.text.is_empty() {
+        return values::fail(
+            Diagnostic::error(
+                Code::CertificateUnreadable,
+                v.span,
+                "the file name is empty",
+            )
+            .with_label("expected the path of a PEM file"),
+        );
+    }
+    string(v)
+}
+
+/// A scalar that keeps the span of its key too (for the TLS diagnostics).
+fn keyed<T>(
+    d: &Directive,
+    scope: &mut Scope,
+    parse: impl FnOnce(&Sp<Value>) -> values::Parsed<T>,
+    slot: &mut Option<Keyed<T>>,
+    cx: &mut Cx<'_>,
+) {
+    let mut value = None;
+    scope.scalar(d, parse, &mut value, cx);
+    if let Some(value) = value {
+        *slot = Some(Keyed {
+            key: d.key.span,
+            value,
+        });
+    }
+}
+
+/// One `remote` block; `None` when it has an error (reported).
+fn remote(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Option<RemoteModel> {
+    let errors = cx.diags.len();
+    let mut scope = Scope::default();
+    let (mut address, mut port, mut protocol, mut weight) = (None, None, None, None);
+    let (mut has_address, mut has_port) = (false, false);
+    for d in body {
+        let d: &Directive = &d.node;
+        match d.key.node {
+            Key::Address => {
+                has_address = true;
+                scope.scalar(d, values::ip, &mut address, cx);
+            }
+            Key::Port => {
+                has_port = true;
+                scope.scalar(d, values::port, &mut port, cx);
+            }
+            Key::Protocol => scope.scalar(d, values::protocol, &mut protocol, cx),
+            Key::Weight => scope.scalar(d, weight_value, &mut weight, cx),
+            _ => cx.misplaced(&d.key, "in a `remote` block", REMOTE_VALID),
+        }
+    }
+    if !has_address {
+        cx.push(
+            Diagnostic::error(Code::MissingAddress, key, "remote without an address")
+                .with_label("this remote has no address")
+                .with_help("add `address = IP`"),
+        );
+    }
+    if !has_port {
+        cx.push(
+            Diagnostic::error(Code::MissingPort, key, "remote without a port")
+                .with_label("this remote has no port")
+                .with_help("add `port = N`"),
+        );
+    }
+    if cx.diags[errors..].iter().any(Diagnostic::is_error) {
+        return None;
+    }
+    Some(RemoteModel {
+        key,
+        address: address?,
+        port: port?,
+        protocol,
+        weight,
+    })
+}
+
+/// A weight: 1 or more.
+fn weight_value(v: &Sp<Value>) -> values::Parsed<u32> {
+    positive(v, u64::from(u32::MAX), |span| {
+        Diagnostic::error(Code::InvalidWeight, span, "weight `0` is less than 1")
+            .with_label("a remote with weight 0 would never be chosen")
+            .with_help("give it `weight = 1` or more, or remove the remote")
+    })
+    .map(|n| n as u32)
+}
+
+/// The TLS checks that need both sections: listeners with `tls = yes` need a
+/// certificate; a certificate nobody uses is warned about; the certificate, key and
+/// passphrase are tried with openssl. `listeners` is `None` when the spawnd section is
+/// missing (already an error).
+pub(super) fn tls(
+    listeners: Option<&[ListenerModel]>,
+    tls: &TlsModel,
+    tcprelay_id: &str,
+    cx: &mut Cx<'_>,
+) {
+    let tls_listeners = || {
+        listeners
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|l| l.tls.as_ref().filter(|t| t.node))
+    };
+    let Some(cert) = &tls.cert else {
+        for t in tls_listeners() {
+            cx.push(
+                Diagnostic::error(
+                    Code::TlsWithoutCertificate,
+                    t.span,
+                    "listener with `tls = yes` but no certificate",
+                )
+                .with_label("`tls = yes` needs a certificate")
+                .with_help(format!(
+                    "add `tls cert-file = /path/to/cert.pem` to section `{tcprelay_id}`"
+                )),
+            );
+        }
+        let lone = [
+            tls.key.as_ref().map(|k| (k.key, "key file")),
+            tls.passphrase.as_ref().map(|p| (p.key, "passphrase")),
+        ];
+        for (span, what) in lone.into_iter().flatten() {
+            cx.push(
+                Diagnostic::warning(
+                    Code::TlsUnused,
+                    span,
+                    format!("a TLS {what} without a certificate has no effect"),
+                )
+                .with_label("ignored")
+                .with_help("add `tls cert-file = /path/to/cert.pem`"),
+            );
+        }
+        return;
+    };
+    if listeners.is_some() && tls_listeners().next().is_none() {
+        cx.push(
+            Diagnostic::warning(
+                Code::TlsUnused,
+                cert.key,
+                "a certificate but no TLS listener",
+            )
+            .with_label("not used by any listener")
+            .with_help("add `tls = yes` to the listeners that should terminate TLS"),
+        );
+    }
+    files(tls, cert, cx);
+}
+
+/// Tries the certificate, key and passphrase with openssl.
+fn files(tls: &TlsModel, cert: &Keyed<String>, cx: &mut Cx<'_>) {
+    let key = tls.key.as_ref().unwrap_or(cert);
+    let passphrase = tls.passphrase.as_ref().map(|p| p.value.node.expose());
+    let Err(problem) = tlscheck::check(&cert.value.node, &key.value.node, passphrase) else {
+        return;
+    };
+    // Where a file problem is: the key's value when the path is the key's (and the key
+    // was written), else the certificate's.
+    let at = |path: &str| match &tls.key {
+        Some(k) if k.value.node == path && cert.value.node != path => (k.value.span, "key file"),
+        _ => (cert.value.span, "certificate file"),
+    };
+    let d = match problem {
+        TlsProblem::Absent { path } => {
+            let (span, what) = at(&path);
+            Diagnostic::warning(
+                Code::CertificateUnreadable,
+                span,
+                format!("{what} `{path}` not found on this machine"),
+            )
+            .with_label("not found")
+            .with_note("it is checked again when tcprelay starts")
+        }
+        TlsProblem::Unreadable { path, reason } => {
+            let (span, what) = at(&path);
+            Diagnostic::error(
+                Code::CertificateUnreadable,
+                span,
+                format!(
+                    "cannot read {what} `{path}`: {}",
+                    redact(&reason, passphrase)
+                ),
+            )
+            .with_label("unreadable")
+        }
+        TlsProblem::KeyMismatch => {
+            let d = Diagnostic::error(
+                Code::KeyMismatch,
+                key.value.span,
+                format!(
+                    "the private key in `{}` does not match the certificate",
+                    key.value.node
+                ),
+            )
+            .with_label("this key does not belong to the certificate");
+            if tls.key.is_some() {
+                d.with_secondary(cert.value.span, "the certificate")
+            } else {
+                d.with_note("the key file defaults to the certificate file")
+            }
+        }
+        TlsProblem::BadPassphrase { reason } => {
+            let reason = redact(&reason, passphrase);
+            match &tls.passphrase {
+                Some(p) => Diagnostic::error(
+                    Code::BadPassphrase,
+                    p.value.span,
+                    format!(
+                        "the private key in `{}` cannot be decrypted with this passphrase",
+                        key.value.node
+                    ),
+                )
+                .with_label("wrong passphrase")
+                .with_note(reason),
+                None => Diagnostic::error(
+                    Code::BadPassphrase,
+                    key.value.span,
+                    format!(
+                        "the private key in `{}` cannot be decrypted without a passphrase",
+                        key.value.node
+                    ),
+                )
+                .with_label("an encrypted key")
+                .with_note(reason)
+                .with_help("add `tls passphrase = ...`"),
+            }
+        }
+    };
+    cx.push(d);
+}
+
+/// `text` with every occurrence of the passphrase blanked out, in case an openssl
+/// message ever quoted it.
+fn redact(text: &str, passphrase: Option<&str>) -> String {
+    match passphrase {
+        Some(p) if !p.is_empty() => text.replace(p, "<redacted>"),
+        _ => text.to_string(),
+    }
+}

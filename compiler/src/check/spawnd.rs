@@ -1,0 +1,196 @@
+//! The spawnd section: listeners, the `spawn { }` process settings and the
+//! section-level directives of spawnd.
+
+use super::listen;
+use super::model::{SpawnModel, SpawndModel};
+use super::scope::{positive, string, Cx, Scope};
+use super::values;
+use super::SectionRole;
+use crate::ast::{Directive, Key, Section, Sp, Span};
+use crate::diag::{Code, Diagnostic};
+use tcprelay_plan::{defaults, AclRule};
+
+/// The keys valid inside `spawn { }`.
+const SPAWN_VALID: &[Key] = &[
+    Key::UsersMin,
+    Key::UsersMax,
+    Key::ServersMin,
+    Key::ServersMax,
+    Key::InstancesMin,
+    Key::InstancesMax,
+    Key::Exec,
+    Key::Overload,
+];
+
+/// Checks the spawnd section. Directives of the tcprelay role were reported (or, when
+/// one section plays both roles, are left to the tcprelay check).
+pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) -> SpawndModel {
+    let mut m = SpawndModel::default();
+    let mut scope = Scope::default();
+    let mut spawn_scope = Scope::default();
+    let mut listen_blocks = 0usize;
+    for d in &sec.body {
+        let d: &Directive = &d.node;
+        if !role.admits(&d.key, cx) {
+            continue;
+        }
+        cx.deprecated(&d.key);
+        match d.key.node {
+            Key::Listen => {
+                listen_blocks += 1;
+                if let Some(body) = cx.block(d) {
+                    m.listeners.extend(listen::listener(d.key.span, body, cx));
+                }
+            }
+            Key::Spawn => {
+                if let Some(body) = cx.block(d) {
+                    spawn(body, &mut spawn_scope, &mut m.spawn, cx);
+                }
+            }
+            Key::Acl { permit, negate } => {
+                if let Some(v) = cx.value(d) {
+                    if let Some(net) = cx.take(v, values::network(v)) {
+                        let (network, prefix) = net.node;
+                        let rule = AclRule {
+                            permit,
+                            negate,
+                            network,
+                            prefix,
+                        };
+                        m.acl.push(Sp::new(rule, net.span));
+                    }
+                }
+            }
+            _ => scalar(d, &mut scope, &mut m, cx),
+        }
+    }
+    if listen_blocks == 0 {
+        cx.push(
+            Diagnostic::error(
+                Code::NoListener,
+                role.id.span,
+                format!("no listener in section `{}`", role.id.node.text),
+            )
+            .with_label("this section has no `listen`")
+            .with_help("add `listen = { port = N }`"),
+        );
+    }
+    listen::overlaps(&m.listeners, cx);
+    spawn_ranges(&m.spawn, cx);
+    m
+}
+
+/// The section-level scalar directives of spawnd.
+fn scalar(d: &Directive, scope: &mut Scope, m: &mut SpawndModel, cx: &mut Cx<'_>) {
+    match d.key.node {
+        Key::Background => scope.scalar(d, values::boolean, &mut m.background, cx),
+        Key::Pidfile => scope.scalar(d, string, &mut m.pidfile, cx),
+        Key::SingleProcess => scope.scalar(d, values::boolean, &mut m.single_process, cx),
+        Key::User | Key::Userid => scope.scalar(d, string, &mut m.user, cx),
+        Key::Group | Key::Groupid => scope.scalar(d, string, &mut m.group, cx),
+        Key::WorkingDirectory => scope.scalar(d, string, &mut m.working_directory, cx),
+        Key::BindRetryDelay => scope.scalar(d, values::u32_value, &mut m.bind_retry_delay, cx),
+        Key::Overload => scope.scalar(d, values::overload, &mut m.overload, cx),
+        Key::Debug => scope.scalar(d, values::u32_value, &mut m.debug, cx),
+        _ if listen::keepalive_directive(d, scope, &mut m.keepalive, cx) => {}
+        _ if scope.syslog(d, &mut m.syslog, cx) => {}
+        // `SectionRole::admits` let only spawnd and either-role keys through, and
+        // every one of them is handled above.
+        _ => debug_assert!(false, "unhandled spawnd key {:?}", d.key.node),
+    }
+}
+
+/// One `spawn { }` block; several blocks share one scope.
+fn spawn(body: &[Sp<Directive>], scope: &mut Scope, m: &mut SpawnModel, cx: &mut Cx<'_>) {
+    for d in body {
+        let d: &Directive = &d.node;
+        let max = u64::from(u32::MAX);
+        match d.key.node {
+            Key::UsersMin => scope.scalar(d, values::u32_value, &mut m.users_min, cx),
+            Key::ServersMin | Key::InstancesMin => {
+                scope.scalar(d, values::u32_value, &mut m.servers_min, cx)
+            }
+            Key::UsersMax => scope.scalar(
+                d,
+                |v| {
+                    positive(v, max, |s| zero_max(s, "users max", "serve no connection"))
+                        .map(|n| n as u32)
+                },
+                &mut m.users_max,
+                cx,
+            ),
+            Key::ServersMax | Key::InstancesMax => scope.scalar(
+                d,
+                |v| {
+                    positive(v, max, |s| {
+                        zero_max(s, &d.key.node.to_string(), "start no worker")
+                    })
+                    .map(|n| n as u32)
+                },
+                &mut m.servers_max,
+                cx,
+            ),
+            Key::Overload => scope.scalar(d, values::overload, &mut m.overload, cx),
+            Key::Exec => {
+                cx.push(
+                    Diagnostic::warning(
+                        Code::Ignored,
+                        d.key.span,
+                        "spawnd is built into tcprelay; `exec` has no effect",
+                    )
+                    .with_label("ignored")
+                    .with_help("remove this line"),
+                );
+            }
+            _ => cx.misplaced(&d.key, "in a `spawn` block", SPAWN_VALID),
+        }
+    }
+}
+
+fn zero_max(span: Span, what: &str, would: &str) -> Diagnostic {
+    Diagnostic::error(
+        Code::ZeroCount,
+        span,
+        format!("`{what}` must be at least 1"),
+    )
+    .with_label(format!("with 0, tcprelay would {would}"))
+}
+
+/// E0036 and E0037: a minimum above its maximum, either side possibly a default.
+fn spawn_ranges(m: &SpawnModel, cx: &mut Cx<'_>) {
+    let pairs = [
+        (
+            Code::UsersRange,
+            "users",
+            (&m.users_min, defaults::USERS_MIN),
+            (&m.users_max, defaults::USERS_MAX),
+        ),
+        (
+            Code::ServersRange,
+            "servers",
+            (&m.servers_min, defaults::SERVERS_MIN),
+            (&m.servers_max, defaults::SERVERS_MAX),
+        ),
+    ];
+    for (code, what, (min, min_default), (max, max_default)) in pairs {
+        let lo = min.as_ref().map_or(min_default, |s| s.node);
+        let hi = max.as_ref().map_or(max_default, |s| s.node);
+        if lo <= hi || hi == 0 {
+            continue;
+        }
+        let message = format!("`{what} min` ({lo}) is greater than `{what} max` ({hi})");
+        let d = match (min, max) {
+            (Some(min), Some(max)) => Diagnostic::error(code, min.span, message)
+                .with_secondary(max.span, format!("`{what} max` is {hi}")),
+            (Some(min), None) => Diagnostic::error(code, min.span, message)
+                .with_note(format!("`{what} max` defaults to {hi}")),
+            (None, Some(max)) => Diagnostic::error(code, max.span, message)
+                .with_note(format!("`{what} min` defaults to {lo}")),
+            (None, None) => continue,
+        };
+        cx.push(
+            d.with_label(format!("`{what} min` must not exceed `{what} max`"))
+                .with_help(format!("lower `{what} min` or raise `{what} max`")),
+        );
+    }
+}

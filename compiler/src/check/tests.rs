@@ -1,0 +1,981 @@
+//! The check stage's tests: configuration text in, diagnostics (code, severity, the
+//! exact text under the span) and plan fields out, through the whole pipeline.
+
+use crate::ast::Span;
+use crate::diag::{Code, Diagnostic, Severity};
+use crate::Selection;
+use tcprelay_plan::{ListenAddress, Plan};
+
+/// Compiles `src` with the default selection (`spawnd`, `tcprelay`).
+pub(crate) fn compile(src: &str) -> (Option<Plan>, Vec<Diagnostic>) {
+    compile_with(src, &Selection::default())
+}
+
+pub(crate) fn compile_with(src: &str, sel: &Selection) -> (Option<Plan>, Vec<Diagnostic>) {
+    let (plan, diags) = crate::compile(src, "test.cfg", sel);
+    if let Some(plan) = &plan {
+        assert_eq!(plan.validate(), Ok(()));
+    }
+    (plan, diags)
+}
+
+/// The source text under `span`.
+fn at(src: &str, span: Span) -> &str {
+    &src[span.range()]
+}
+
+/// The one diagnostic with `code`, which must have `severity` and sit on `text`.
+#[track_caller]
+fn expect<'d>(
+    src: &str,
+    diags: &'d [Diagnostic],
+    code: Code,
+    severity: Severity,
+    text: &str,
+) -> &'d Diagnostic {
+    let found: Vec<&Diagnostic> = diags.iter().filter(|d| d.code == code).collect();
+    assert_eq!(found.len(), 1, "expected one {code}, got {diags:#?}");
+    let d = found[0];
+    assert_eq!(d.severity, severity, "{d:#?}");
+    assert_eq!(at(src, d.span), text, "{d:#?}");
+    assert!(!d.message.ends_with('.'), "{}", d.message);
+    assert!(
+        d.message.starts_with(|c: char| !c.is_ascii_uppercase()),
+        "{}",
+        d.message
+    );
+    d
+}
+
+#[track_caller]
+fn error<'d>(src: &str, diags: &'d [Diagnostic], code: Code, text: &str) -> &'d Diagnostic {
+    expect(src, diags, code, Severity::Error, text)
+}
+
+#[track_caller]
+fn warning<'d>(src: &str, diags: &'d [Diagnostic], code: Code, text: &str) -> &'d Diagnostic {
+    expect(src, diags, code, Severity::Warning, text)
+}
+
+/// The text of the first secondary label.
+fn secondary<'s>(src: &'s str, d: &Diagnostic) -> &'s str {
+    at(src, d.labels[0].span)
+}
+
+/// A config with a working tcprelay section and `spawnd` as given.
+fn with_spawnd(spawnd: &str) -> String {
+    format!(
+        "id = spawnd {{\n{spawnd}\n}}\nid = tcprelay {{\n remote = {{ address = 10.0.0.1 port = 22 }}\n}}\n"
+    )
+}
+
+/// A config with one plain listener and `tcprelay` as given.
+fn with_relay(relay: &str) -> String {
+    format!("id = spawnd {{\n listen = {{ port = 2222 }}\n}}\nid = tcprelay {{\n{relay}\n}}\n")
+}
+
+/// Compiles and requires that there is no diagnostic at all.
+#[track_caller]
+fn clean(src: &str) -> Plan {
+    let (plan, diags) = compile(src);
+    assert!(diags.is_empty(), "{diags:#?}");
+    plan.expect("a plan")
+}
+
+const MANUAL_SAMPLE: &str = "#!/usr/local/sbin/spawnd
+id = spawnd {
+    listen = { port = 2222 }
+    listen = { address = ::0 port = 2222 }
+    listen = { ::0 port = 2224 }
+    listen = { port = 2225 tls = yes }
+    spawn {
+        users max = 4000
+        users min = 10
+        servers min = 1
+        servers max = 20
+    }
+}
+
+id = tcprelay {
+        remote = { address = 169.254.1.2 port = 22 }
+        ssl cert = /some/where/sample.pem
+        ssl passphrase =  12345
+}
+";
+
+#[test]
+fn the_manuals_sample_configuration_compiles() {
+    let src = MANUAL_SAMPLE;
+    let (plan, diags) = compile(src);
+    let plan = plan.unwrap_or_else(|| panic!("{diags:#?}"));
+    assert_eq!(plan.spawnd.listeners.len(), 4);
+    let addrs: Vec<String> = plan
+        .spawnd
+        .listeners
+        .iter()
+        .map(|l| l.address.to_string())
+        .collect();
+    assert_eq!(
+        addrs,
+        ["0.0.0.0:2222", "[::]:2222", "[::]:2224", "0.0.0.0:2225"]
+    );
+    assert!(plan.spawnd.listeners[3].tls);
+    assert_eq!((plan.spawnd.users_min, plan.spawnd.users_max), (10, 4000));
+    assert_eq!((plan.spawnd.servers_min, plan.spawnd.servers_max), (1, 20));
+    let tls = plan.relay.tls.as_ref().expect("tls");
+    assert_eq!(tls.cert_file, "/some/where/sample.pem");
+    assert_eq!(tls.key_file, "/some/where/sample.pem");
+    assert_eq!(tls.passphrase.as_ref().map(|p| p.expose()), Some("12345"));
+    assert_eq!(plan.relay.remotes[0].address.to_string(), "169.254.1.2:22");
+
+    let deprecated: Vec<&str> = diags
+        .iter()
+        .filter(|d| d.code == Code::Deprecated)
+        .map(|d| at(src, d.span))
+        .collect();
+    assert_eq!(deprecated, ["ssl cert", "ssl passphrase"]);
+    let d = warning(
+        src,
+        &diags,
+        Code::CertificateUnreadable,
+        "/some/where/sample.pem",
+    );
+    assert!(d.notes[0].contains("checked again when tcprelay starts"));
+    let d = warning(src, &diags, Code::OverlappingListener, "listen");
+    assert_eq!(d.span.start, src.find("listen = { address").unwrap());
+    assert_eq!(
+        d.labels[0].span.start,
+        src.find("listen = { port = 2222").unwrap()
+    );
+    assert!(d.notes[0].contains("v6-only"));
+    assert_eq!(diags.len(), 4, "{diags:#?}");
+    assert!(diags.iter().all(|d| !d.message.contains("12345")));
+}
+
+#[test]
+fn a_minimal_config_gets_the_defaults() {
+    let plan = clean(&with_spawnd("listen = { port = 2222 }"));
+    let s = &plan.spawnd;
+    assert_eq!(s.listeners.len(), 1);
+    let l = &s.listeners[0];
+    assert_eq!(
+        l.address,
+        ListenAddress::Inet("0.0.0.0:2222".parse().unwrap())
+    );
+    assert_eq!(l.protocol, tcprelay_plan::Protocol::Tcp);
+    assert!(!l.tls);
+    assert_eq!((l.backlog, l.overload_backlog), (128, 128));
+    assert_eq!((l.realm.clone(), l.mode), (None, None));
+    use tcprelay_plan::defaults::*;
+    assert_eq!((s.users_min, s.users_max), (USERS_MIN, USERS_MAX));
+    assert_eq!((s.servers_min, s.servers_max), (SERVERS_MIN, SERVERS_MAX));
+    assert_eq!(s.bind_retry_delay, BIND_RETRY_DELAY);
+    assert_eq!(s.overload, tcprelay_plan::Overload::Queue);
+    assert!(!s.background && !s.single_process);
+    assert_eq!(s.syslog, tcprelay_plan::Syslog::default_for("tcprelay"));
+    let r = &plan.relay;
+    assert_eq!(r.remotes[0].weight, 1);
+    assert_eq!(r.remotes[0].protocol, tcprelay_plan::Protocol::Tcp);
+    assert_eq!((r.rebalance, r.retire, r.idle_timeout), (None, None, 0));
+    assert_eq!(r.syslog, tcprelay_plan::Syslog::default_for("tcprelay"));
+    assert!(r.tls.is_none() && r.local_address.is_none());
+    assert!(plan.env.is_empty());
+    assert_eq!(
+        (plan.spawnd_id.as_str(), plan.tcprelay_id.as_str()),
+        ("spawnd", "tcprelay")
+    );
+    assert_eq!(plan.source, "test.cfg");
+}
+
+#[test]
+fn every_setting_reaches_the_plan() {
+    let src = "setenv IO_POLL_MECHANISM = 8
+setenv LANG = C
+id = spawnd {
+    background = yes
+    pidfile = /run/tcprelay.pid
+    single process = on
+    user = nobody
+    group = nogroup
+    working directory = /tmp
+    acl = permit 10.0.0.0/8
+    acl = deny not ::1
+    bind retry delay = 3
+    overload = close
+    debug = 2
+    tcp keepalive count = 3
+    tcp keepalive idle = 60
+    syslog ident = spawnd
+    syslog facility = local0
+    syslog level = debug
+    listen = { address = 127.0.0.1 port = ssh backlog = 10 protocol = sctp tcp keepalive idle = 5 }
+    listen = { path = /run/relay.sock mode = 0660 overload backlog = 7 }
+    spawn = { users min = 1 users max = 2 instances min = 3 instances max = 4 overload = reset }
+}
+id = tcprelay {
+    remote = { address = [::1] port = 8080 weight = 3 protocol = TCP }
+    remote = { address = 10.0.0.2 port = 8081 }
+    local address = 10.0.0.9
+    rebalance = 100
+    retire = 1000
+    idle timeout = 30
+    syslog severity = warn
+}
+";
+    let plan = clean(src);
+    assert_eq!(
+        plan.env,
+        [
+            ("IO_POLL_MECHANISM".into(), "8".into()),
+            ("LANG".into(), "C".into())
+        ]
+    );
+    let s = &plan.spawnd;
+    assert!(s.background && s.single_process);
+    assert_eq!(s.pidfile.as_deref(), Some("/run/tcprelay.pid"));
+    assert_eq!(
+        (s.user.as_deref(), s.group.as_deref()),
+        (Some("nobody"), Some("nogroup"))
+    );
+    assert_eq!(s.working_directory.as_deref(), Some("/tmp"));
+    assert_eq!(s.acl.len(), 2);
+    assert!(s.acl[0].permit && !s.acl[0].negate && s.acl[0].prefix == 8);
+    assert!(!s.acl[1].permit && s.acl[1].negate && s.acl[1].prefix == 128);
+    assert_eq!((s.bind_retry_delay, s.debug), (3, 2));
+    // `overload` inside `spawn` takes precedence over the section's.
+    assert_eq!(s.overload, tcprelay_plan::Overload::Reset);
+    assert_eq!(
+        (s.users_min, s.users_max, s.servers_min, s.servers_max),
+        (1, 2, 3, 4)
+    );
+    assert_eq!(s.syslog.ident, "spawnd");
+    assert_eq!(s.syslog.facility, tcprelay_plan::Facility::Local0);
+    assert_eq!(s.syslog.severity, tcprelay_plan::Severity::Debug);
+    let l = &s.listeners[0];
+    assert_eq!(l.address.to_string(), "127.0.0.1:22");
+    assert_eq!((l.backlog, l.overload_backlog), (10, 10));
+    assert_eq!(l.protocol, tcprelay_plan::Protocol::Sctp);
+    // The listener's keepalive overrides the section's field by field.
+    assert_eq!(
+        (l.keepalive.count, l.keepalive.idle, l.keepalive.interval),
+        (Some(3), Some(5), None)
+    );
+    let u = &s.listeners[1];
+    assert_eq!(u.address, ListenAddress::Unix("/run/relay.sock".into()));
+    assert_eq!(
+        (u.mode, u.backlog, u.overload_backlog),
+        (Some(0o660), 128, 7)
+    );
+    assert_eq!(u.keepalive.idle, Some(60));
+    let r = &plan.relay;
+    assert_eq!(r.remotes[0].address.to_string(), "[::1]:8080");
+    assert_eq!(r.remotes[0].weight, 3);
+    assert_eq!(r.local_address, Some("10.0.0.9".parse().unwrap()));
+    assert_eq!(
+        (r.rebalance, r.retire, r.idle_timeout),
+        (Some(100), Some(1000), 30)
+    );
+    assert_eq!(r.syslog.ident, "tcprelay");
+    assert_eq!(r.syslog.severity, tcprelay_plan::Severity::Warning);
+}
+
+#[test]
+fn one_section_can_play_both_roles() {
+    let src = "id = both {
+    listen = { port = 2222 }
+    remote = { address = 10.0.0.1 port = 22 }
+    syslog ident = relay
+}
+";
+    let sel = Selection {
+        spawnd_id: "both".into(),
+        tcprelay_id: "both".into(),
+    };
+    let (plan, diags) = compile_with(src, &sel);
+    assert!(diags.is_empty(), "{diags:#?}");
+    let plan = plan.unwrap();
+    assert_eq!(plan.spawnd.syslog.ident, "relay");
+    assert_eq!(plan.relay.syslog.ident, "relay");
+    assert_eq!(plan.relay.remotes.len(), 1);
+}
+
+#[test]
+fn sections_not_selected_are_not_checked() {
+    let src = format!(
+        "{}id = other {{ listen = {{ port = nonsense }} remote = {{ }} }}\n",
+        with_spawnd("listen = { port = 2222 }")
+    );
+    clean(&src);
+}
+
+// ---- sections ----
+
+#[test]
+fn e0010_unknown_section_suggests_the_nearest_id() {
+    let src = "id = spawnd { listen = { port = 1 } }\nid = tcprelya { remote = { address = 10.0.0.1 port = 2 } }\n";
+    let (plan, diags) = compile(src);
+    assert!(plan.is_none());
+    let d = error(src, &diags, Code::UnknownSection, "spawnd");
+    assert_eq!(d.message, "no section `tcprelay` in this file");
+    assert_eq!(d.help.as_deref(), Some("did you mean `tcprelya`?"));
+}
+
+#[test]
+fn e0010_lists_the_ids_when_none_is_close() {
+    let src = "id = spawnd { listen = { port = 1 } }\n";
+    let sel = Selection {
+        spawnd_id: "spawnd".into(),
+        tcprelay_id: "zzz".into(),
+    };
+    let (_, diags) = compile_with(src, &sel);
+    let d = error(src, &diags, Code::UnknownSection, "spawnd");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("the sections in this file are `spawnd`")
+    );
+}
+
+#[test]
+fn e0010_in_a_file_without_sections() {
+    let src = "setenv A = b\n";
+    let (_, diags) = compile(src);
+    let found: Vec<_> = diags
+        .iter()
+        .filter(|d| d.code == Code::UnknownSection)
+        .collect();
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().all(|d| d.span == Span::new(0, 0)));
+}
+
+#[test]
+fn e0011_duplicate_section() {
+    let src = format!(
+        "{}id = spawnd {{ }}\n",
+        with_spawnd("listen = { port = 1 }")
+    );
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::DuplicateSection, "spawnd");
+    assert_eq!(d.span.start, src.rfind("spawnd").unwrap());
+    assert_eq!(d.labels[0].span.start, src.find("spawnd").unwrap());
+    assert_eq!(d.labels[0].message, "first defined here");
+}
+
+#[test]
+fn e0012_directive_in_the_other_section() {
+    let src = "id = spawnd {
+    listen = { port = 1 }
+    remote = { address = 10.0.0.1 port = 2 }
+}
+id = tcprelay {
+    remote = { address = 10.0.0.1 port = 2 }
+    background = yes
+}
+";
+    let (_, diags) = compile(src);
+    let found: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.code == Code::WrongSection)
+        .collect();
+    assert_eq!(found.len(), 2, "{diags:#?}");
+    assert_eq!(at(src, found[0].span), "remote");
+    assert_eq!(
+        found[0].message,
+        "`remote` is a tcprelay directive, but section `spawnd` is the spawnd section"
+    );
+    assert_eq!(
+        found[0].help.as_deref(),
+        Some("move it into section `tcprelay`")
+    );
+    assert_eq!(at(src, found[1].span), "background");
+    assert_eq!(
+        found[1].help.as_deref(),
+        Some("move it into section `spawnd`")
+    );
+}
+
+// ---- setenv ----
+
+#[test]
+fn e0042_invalid_setenv_name_and_poll_mechanism() {
+    let src = format!(
+        "setenv IO_POLL_MECHANISM = 3\nsetenv 9LIVES = x\n{}",
+        with_spawnd("listen = { port = 1 }")
+    );
+    let (_, diags) = compile(&src);
+    let found: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.code == Code::InvalidSetenv)
+        .collect();
+    assert_eq!(found.len(), 2, "{diags:#?}");
+    assert_eq!(at(&src, found[0].span), "3");
+    assert!(found[0]
+        .help
+        .as_deref()
+        .unwrap()
+        .contains("4 = epoll, 8 = poll, 16 = select (Linux)"));
+    assert_eq!(at(&src, found[1].span), "9LIVES");
+}
+
+#[test]
+fn e0028_setenv_twice_later_wins() {
+    let src = format!(
+        "setenv A = 1\nsetenv B = 2\nsetenv A = 3\n{}",
+        with_spawnd("listen = { port = 1 }")
+    );
+    let (plan, diags) = compile(&src);
+    let d = warning(&src, &diags, Code::DuplicateDirective, "A");
+    assert_eq!(d.span.start, src.rfind("A =").unwrap());
+    assert_eq!(d.labels[0].span.start, src.find("A =").unwrap());
+    assert_eq!(
+        plan.unwrap().env,
+        [("A".into(), "3".into()), ("B".into(), "2".into())]
+    );
+}
+
+// ---- scalars ----
+
+#[test]
+fn e0028_scalar_twice_later_wins() {
+    let src = with_spawnd(
+        "listen = { port = 1 }\nsyslog level = info\nsyslog severity = err\ndebug = 1\ndebug = 2",
+    );
+    let (plan, diags) = compile(&src);
+    let found: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.code == Code::DuplicateDirective)
+        .collect();
+    assert_eq!(found.len(), 2, "{diags:#?}");
+    assert!(found.iter().all(|d| d.severity == Severity::Warning));
+    assert_eq!(at(&src, found[0].span), "syslog severity");
+    assert_eq!(secondary(&src, found[0]), "syslog level");
+    assert_eq!(found[0].labels[0].message, "first set here");
+    assert_eq!(at(&src, found[1].span), "debug");
+    let plan = plan.unwrap();
+    assert_eq!(plan.spawnd.debug, 2);
+    assert_eq!(plan.spawnd.syslog.severity, tcprelay_plan::Severity::Err);
+}
+
+#[test]
+fn repeatable_directives_are_not_duplicates() {
+    let plan = clean(&with_spawnd(
+        "listen = { port = 1 }\nlisten = { port = 2 }\nacl = permit 10.0.0.0/8\nacl = permit 10.1.0.0/16\nspawn = { users min = 1 }\nspawn = { users max = 2 }",
+    ));
+    assert_eq!(plan.spawnd.listeners.len(), 2);
+    assert_eq!(plan.spawnd.acl.len(), 2);
+    assert_eq!((plan.spawnd.users_min, plan.spawnd.users_max), (1, 2));
+}
+
+#[test]
+fn e0040_deprecated_spellings_still_take_effect() {
+    let src = with_relay("remote = { address = 10.0.0.1 port = 2 }\nretire limit = 5");
+    let (plan, diags) = compile(&src);
+    let d = warning(&src, &diags, Code::Deprecated, "retire limit");
+    assert_eq!(d.message, "`retire limit` is deprecated");
+    assert_eq!(d.help.as_deref(), Some("write `retire` instead"));
+    assert_eq!(plan.unwrap().relay.retire, Some(5));
+}
+
+#[test]
+fn e0022_invalid_address() {
+    let src = with_relay("remote = { address = example.org port = 2 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::InvalidAddress, "example.org");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("hostnames are not resolved; write an IP address")
+    );
+}
+
+#[test]
+fn e0023_invalid_port_and_unknown_service() {
+    let src = with_relay("remote = { address = 10.0.0.1 port = 65536 }\nremote = { address = 10.0.0.1 port = no-such-service }");
+    let (_, diags) = compile(&src);
+    let found: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.code == Code::InvalidPort)
+        .collect();
+    assert_eq!(found.len(), 2, "{diags:#?}");
+    assert_eq!(at(&src, found[0].span), "65536");
+    assert_eq!(at(&src, found[1].span), "no-such-service");
+    assert_eq!(found[1].message, "unknown service name `no-such-service`");
+}
+
+#[test]
+fn e0024_invalid_number_names_the_range() {
+    let src = with_relay("remote = { address = 10.0.0.1 port = 2 }\nidle timeout = 5m");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::InvalidNumber, "5m");
+    assert_eq!(d.message, "`5m` is not a number from 0 to 4294967295");
+}
+
+#[test]
+fn e0024_invalid_mode() {
+    let src = with_spawnd("listen = { path = /tmp/s mode = 0999 }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidNumber, "0999");
+}
+
+#[test]
+fn e0025_weight_zero_and_e0024_weight_not_a_number() {
+    let src = with_relay("remote = { address = 10.0.0.1 port = 2 weight = 0 }\nremote = { address = 10.0.0.2 port = 2 weight = heavy }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidWeight, "0");
+    let d = error(&src, &diags, Code::InvalidNumber, "heavy");
+    assert_eq!(d.message, "`heavy` is not a number from 1 to 4294967295");
+}
+
+#[test]
+fn e0026_invalid_bool() {
+    let src = with_spawnd("listen = { port = 1 tls = perhaps }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::InvalidBool, "perhaps");
+    assert_eq!(d.message, "expected `yes` or `no`, found `perhaps`");
+}
+
+#[test]
+fn e0027_invalid_choices_suggest() {
+    let src = with_spawnd(
+        "listen = { port = 1 protocol = UPD }\nsyslog facility = daemn\nsyslog level = verbose\noverload = drop",
+    );
+    let (_, diags) = compile(&src);
+    let found: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.code == Code::InvalidChoice)
+        .collect();
+    let texts: Vec<&str> = found.iter().map(|d| at(&src, d.span)).collect();
+    assert_eq!(texts, ["UPD", "daemn", "verbose", "drop"]);
+    assert_eq!(found[1].help.as_deref(), Some("did you mean `DAEMON`?"));
+    assert!(found[3]
+        .help
+        .as_deref()
+        .unwrap()
+        .contains("`queue`, `close`, `reset`"));
+}
+
+#[test]
+fn e0044_zero_counts() {
+    let src = "id = spawnd {
+    listen = { port = 1 }
+    spawn = { users max = 0 servers max = 0 }
+}
+id = tcprelay {
+    remote = { address = 10.0.0.1 port = 2 }
+    rebalance = 0
+    retire = 0
+}
+";
+    let (_, diags) = compile(src);
+    let found: Vec<&Diagnostic> = diags.iter().filter(|d| d.code == Code::ZeroCount).collect();
+    assert_eq!(found.len(), 4, "{diags:#?}");
+    let lines: Vec<&str> = found
+        .iter()
+        .map(|d| src[..d.span.end].lines().last().unwrap().trim())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "spawn = { users max = 0",
+            "spawn = { users max = 0 servers max = 0",
+            "rebalance = 0",
+            "retire = 0"
+        ]
+    );
+    assert!(found.iter().all(|d| at(src, d.span) == "0"));
+    // A zero maximum is not also reported as a range problem.
+    assert!(!diags
+        .iter()
+        .any(|d| d.code == Code::UsersRange || d.code == Code::ServersRange));
+}
+
+#[test]
+fn e0045_invalid_acl() {
+    let src = with_spawnd("listen = { port = 1 }\nacl = permit 10.0.0.0/33");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidAcl, "10.0.0.0/33");
+}
+
+// ---- spawn ----
+
+#[test]
+fn e0036_users_min_above_max() {
+    let src = with_spawnd("listen = { port = 1 }\nspawn = { users min = 50 users max = 40 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::UsersRange, "50");
+    assert_eq!(secondary(&src, d), "40");
+}
+
+#[test]
+fn e0036_against_a_default_says_so() {
+    let src = with_spawnd("listen = { port = 1 }\nspawn = { users min = 61 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::UsersRange, "61");
+    assert_eq!(d.notes, ["`users max` defaults to 60"]);
+}
+
+#[test]
+fn e0037_servers_min_above_max() {
+    let src = with_spawnd("listen = { port = 1 }\nspawn = { instances max = 1 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::ServersRange, "1");
+    assert_eq!(d.notes, ["`servers min` defaults to 2"]);
+}
+
+#[test]
+fn e0041_exec_realm_and_mode_have_no_effect() {
+    let src = with_spawnd(
+        "listen = { port = 1 realm = r mode = 0600 }\nspawn = { exec /usr/local/libexec/tcprelay }",
+    );
+    let (plan, diags) = compile(&src);
+    let found: Vec<&Diagnostic> = diags.iter().filter(|d| d.code == Code::Ignored).collect();
+    let texts: Vec<&str> = found.iter().map(|d| at(&src, d.span)).collect();
+    assert_eq!(texts, ["realm", "mode", "exec"]);
+    assert!(found.iter().all(|d| d.severity == Severity::Warning));
+    assert_eq!(
+        found[2].message,
+        "spawnd is built into tcprelay; `exec` has no effect"
+    );
+    assert!(plan.is_some());
+}
+
+// ---- listeners ----
+
+#[test]
+fn e0021_listener_without_port() {
+    let src = with_spawnd("listen = { address = 10.0.0.1 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::MissingPort, "listen");
+    assert_eq!(d.label, "this listener has no port");
+    assert_eq!(d.help.as_deref(), Some("add `port = N`"));
+}
+
+#[test]
+fn e0029_bare_address_and_address() {
+    let src = with_spawnd("listen = { ::0 address = ::1 port = 1 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::ConflictingAddress, "address");
+    assert_eq!(secondary(&src, d), "::0");
+}
+
+#[test]
+fn e0029_path_and_port() {
+    let src = with_spawnd("listen = { path = /tmp/s port = 1 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::ConflictingAddress, "port");
+    assert_eq!(secondary(&src, d), "path");
+}
+
+#[test]
+fn e0030_duplicate_listeners() {
+    let src = with_spawnd(
+        "listen = { address = 0.0.0.0 port = 1 }\nlisten = { port = 1 }\nlisten = { path = /tmp/s }\nlisten = { path = /tmp/s }",
+    );
+    let (_, diags) = compile(&src);
+    let found: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.code == Code::DuplicateListener)
+        .collect();
+    assert_eq!(found.len(), 2, "{diags:#?}");
+    for d in &found {
+        assert_eq!(at(&src, d.span), "listen");
+        assert_eq!(d.labels[0].message, "first listener on this address");
+    }
+    let starts: Vec<usize> = src.match_indices("listen").map(|(i, _)| i).collect();
+    assert_eq!(
+        (found[0].span.start, found[0].labels[0].span.start),
+        (starts[1], starts[0])
+    );
+    assert_eq!(
+        (found[1].span.start, found[1].labels[0].span.start),
+        (starts[3], starts[2])
+    );
+}
+
+#[test]
+fn e0031_wildcard_and_specific_address_overlap() {
+    let src = with_spawnd("listen = { address = 127.0.0.1 port = 1 }\nlisten = { port = 1 }\nlisten = { address = ::1 port = 1 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::OverlappingListener, "listen");
+    let starts: Vec<usize> = src.match_indices("listen").map(|(i, _)| i).collect();
+    assert_eq!(
+        (d.span.start, d.labels[0].span.start),
+        (starts[1], starts[0])
+    );
+}
+
+#[test]
+fn e0031_v6_and_v4_wildcards_is_a_warning() {
+    let src = with_spawnd("listen = { address = :: port = 1 }\nlisten = { port = 1 }");
+    let (plan, diags) = compile(&src);
+    let d = warning(&src, &diags, Code::OverlappingListener, "listen");
+    assert_eq!(
+        d.notes,
+        ["tcprelay binds IPv6 listeners v6-only, so both bind"]
+    );
+    assert_eq!(plan.unwrap().spawnd.listeners.len(), 2);
+}
+
+#[test]
+fn e0039_no_listener() {
+    let src = with_spawnd("background = no");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::NoListener, "spawnd");
+}
+
+// ---- remotes ----
+
+#[test]
+fn e0020_and_e0021_remote_without_address_or_port() {
+    let src = with_relay("remote = { weight = 2 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::MissingAddress, "remote");
+    assert_eq!(d.label, "this remote has no address");
+    let d = error(&src, &diags, Code::MissingPort, "remote");
+    assert_eq!(d.label, "this remote has no port");
+}
+
+#[test]
+fn e0038_no_remote() {
+    let src = with_relay("idle timeout = 5");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::NoRemote, "tcprelay");
+}
+
+// ---- TLS ----
+
+#[test]
+fn e0032_tls_listener_without_certificate() {
+    let src = "id = spawnd { listen = { port = 1 tls = yes } }\nid = tcprelay { remote = { address = 10.0.0.1 port = 2 } }\n";
+    let (_, diags) = compile(src);
+    let d = error(src, &diags, Code::TlsWithoutCertificate, "yes");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add `tls cert-file = /path/to/cert.pem` to section `tcprelay`")
+    );
+}
+
+#[test]
+fn e0043_certificate_without_tls_listener() {
+    let src =
+        with_relay("remote = { address = 10.0.0.1 port = 2 }\ntls cert-file = /nonexistent/c.pem");
+    let (plan, diags) = compile(&src);
+    warning(&src, &diags, Code::TlsUnused, "tls cert-file");
+    warning(
+        &src,
+        &diags,
+        Code::CertificateUnreadable,
+        "/nonexistent/c.pem",
+    );
+    assert!(plan.is_some());
+}
+
+/// A certificate, its key, a second key, and the first key encrypted with `sekrit`,
+/// written to a temporary directory.
+struct TlsFiles {
+    _dir: tempfile::TempDir,
+    cert: String,
+    key: String,
+    other_key: String,
+    encrypted_key: String,
+}
+
+fn tls_files() -> TlsFiles {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let new_key = || PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let key = new_key();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "test").unwrap();
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert = b.build();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: Vec<u8>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let encrypted = key
+        .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"sekrit")
+        .unwrap();
+    TlsFiles {
+        cert: write("cert.pem", cert.to_pem().unwrap()),
+        key: write("key.pem", key.private_key_to_pem_pkcs8().unwrap()),
+        other_key: write("other.pem", new_key().private_key_to_pem_pkcs8().unwrap()),
+        encrypted_key: write("enc.pem", encrypted),
+        _dir: dir,
+    }
+}
+
+fn tls_config(tcprelay: &str) -> String {
+    format!(
+        "id = spawnd {{ listen = {{ port = 1 tls = yes }} }}\nid = tcprelay {{\n remote = {{ address = 10.0.0.1 port = 2 }}\n{tcprelay}\n}}\n"
+    )
+}
+
+#[test]
+fn tls_material_that_matches_compiles() {
+    let f = tls_files();
+    let src = tls_config(&format!(
+        "tls cert-file = {}\ntls key-file = {}\ntls passphrase = sekrit",
+        f.cert, f.encrypted_key
+    ));
+    let plan = clean(&src);
+    let tls = plan.relay.tls.clone().unwrap();
+    assert_eq!(
+        (tls.cert_file, tls.key_file),
+        (f.cert.clone(), f.encrypted_key.clone())
+    );
+    assert!(plan.has_secret());
+    let src = tls_config(&format!(
+        "tls cert-file = {}\ntls key-file = {}",
+        f.cert, f.key
+    ));
+    assert!(!clean(&src).has_secret());
+}
+
+#[test]
+fn e0033_unreadable_certificate_is_an_error() {
+    let f = tls_files();
+    let src = tls_config(&format!("tls cert-file = {}", f.other_key));
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::CertificateUnreadable, &f.other_key);
+}
+
+#[test]
+fn e0033_absent_key_file_points_at_the_key() {
+    let f = tls_files();
+    let src = tls_config(&format!(
+        "tls cert-file = {}\ntls keyfile = /nonexistent/k.pem",
+        f.cert
+    ));
+    let (plan, diags) = compile(&src);
+    warning(
+        &src,
+        &diags,
+        Code::CertificateUnreadable,
+        "/nonexistent/k.pem",
+    );
+    assert!(plan.is_some());
+}
+
+#[test]
+fn e0034_key_mismatch() {
+    let f = tls_files();
+    let src = tls_config(&format!(
+        "tls cert-file = {}\ntls key-file = {}",
+        f.cert, f.other_key
+    ));
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::KeyMismatch, &f.other_key);
+    assert_eq!(secondary(&src, d), f.cert);
+}
+
+#[test]
+fn e0035_bad_passphrase_never_shows_the_passphrase() {
+    let f = tls_files();
+    let src = tls_config(&format!(
+        "tls cert-file = {}\ntls key-file = {}\ntls passphrase = \"hunter2 is wrong\"",
+        f.cert, f.encrypted_key
+    ));
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::BadPassphrase, "\"hunter2 is wrong\"");
+    let all = format!("{diags:?}");
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(d.notes.iter().all(|n| !n.contains("hunter2")));
+}
+
+#[test]
+fn e0035_encrypted_key_without_passphrase() {
+    let f = tls_files();
+    let src = tls_config(&format!(
+        "tls cert-file = {}\ntls key-file = {}",
+        f.cert, f.encrypted_key
+    ));
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::BadPassphrase, &f.encrypted_key);
+    assert_eq!(d.help.as_deref(), Some("add `tls passphrase = ...`"));
+}
+
+// ---- the whole ----
+
+#[test]
+fn every_problem_of_a_file_is_reported_in_one_run() {
+    let src = "setenv 1X = y
+id = spawnd {
+    listen = { address = 300.1.1.1 port = 1 }
+    listen = { address = 10.0.0.1 }
+    spawn = { users min = 9 users max = 3 }
+    background = maybe
+}
+id = tcprelay {
+    remote = { address = 10.0.0.1 port = 0 weight = 0 }
+    remote = { port = 22 }
+    rebalance = 0
+    tls passphrase = topsecret
+}
+";
+    let (plan, diags) = compile(src);
+    assert!(plan.is_none());
+    let mut codes: Vec<&str> = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.code.as_str())
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        ["E0020", "E0021", "E0022", "E0023", "E0025", "E0026", "E0036", "E0042", "E0044"],
+        "{diags:#?}"
+    );
+    warning(src, &diags, Code::TlsUnused, "tls passphrase");
+    assert!(!format!("{diags:?}").contains("topsecret"));
+}
+
+#[test]
+fn a_large_config_checks_in_linear_time() {
+    // 100,000 lines: 20,000 listeners of five lines each, all distinct.
+    let mut src = String::from("id = spawnd {\n");
+    for i in 0..20_000u32 {
+        let ip = format!("10.{}.{}.1", i / 250, i % 250);
+        src.push_str(&format!(
+            "listen = {{\n address = {ip}\n port = {}\n backlog = 5\n}}\n",
+            1000 + i % 50
+        ));
+    }
+    src.push_str("}\nid = tcprelay { remote = { address = 10.0.0.1 port = 2 } }\n");
+    let (file, mut diags) = crate::parse(&src);
+    let started = std::time::Instant::now();
+    let model = crate::check(&file.unwrap(), &Selection::default(), &mut diags);
+    let elapsed = started.elapsed();
+    assert!(diags.is_empty(), "{:?}", &diags[..diags.len().min(3)]);
+    assert_eq!(model.unwrap().spawnd.listeners.len(), 20_000);
+    // Generous even for a debug build; a quadratic check takes minutes here.
+    assert!(elapsed.as_secs() < 10, "{elapsed:?}");
+}
+
+#[test]
+fn secrets_can_be_blanked_out_of_the_source() {
+    let src = "id = spawnd { listen = { port = 1 } }\nid = tcprelay {\n ssl passphrase = \"pä55\"\n}\nid = other { tls passphrase = x }\n";
+    let spans = crate::lexer::secret_spans(src);
+    assert_eq!(spans.len(), 2);
+    let red = super::redact(src, &spans);
+    assert_eq!(red.len(), src.len());
+    assert!(
+        !red.contains("pä55") && red.contains("ssl passphrase = ******"),
+        "{red}"
+    );
+    assert!(red.contains("tls passphrase = *"));
+}

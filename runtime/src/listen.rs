@@ -1,0 +1,206 @@
+//! Binding the plan's listeners. The master binds them all before it forks (and
+//! before it drops privileges); workers inherit them and accept on them.
+//!
+//! IPv6 sockets are bound v6-only, so `0.0.0.0:P` and `[::]:P` are two listeners, as
+//! the manual's sample configuration needs. Keepalive settings are set on the
+//! listening socket, from which Linux copies them to every accepted socket.
+
+use socket2::{Domain, Protocol as SockProtocol, SockAddr, Socket, TcpKeepalive, Type};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::time::Duration;
+use tcprelay_plan::{Keepalive, ListenAddress, Listener, Protocol};
+
+/// A bound, listening socket with the plan entry it came from.
+#[derive(Debug)]
+pub struct Bound {
+    pub spec: Listener,
+    pub socket: Socket,
+}
+
+impl Bound {
+    /// Whether this socket can serve `spec` unchanged (same address and protocol), so
+    /// that a reload keeps it open and no connection waiting in its queue is lost.
+    pub fn serves(&self, spec: &Listener) -> bool {
+        self.spec.address == spec.address && self.spec.protocol == spec.protocol
+    }
+}
+
+fn keepalive(socket: &Socket, k: &Keepalive) -> io::Result<()> {
+    if k.count.is_none() && k.idle.is_none() && k.interval.is_none() {
+        return Ok(());
+    }
+    let mut ka = TcpKeepalive::new();
+    if let Some(idle) = k.idle {
+        ka = ka.with_time(Duration::from_secs(idle.into()));
+    }
+    if let Some(interval) = k.interval {
+        ka = ka.with_interval(Duration::from_secs(interval.into()));
+    }
+    if let Some(count) = k.count {
+        ka = ka.with_retries(count);
+    }
+    socket.set_tcp_keepalive(&ka)
+}
+
+/// Binds one listener. `default_keepalive` is the spawnd section's setting, which
+/// the listener's own overrides field by field.
+pub fn bind(spec: &Listener, default_keepalive: &Keepalive) -> io::Result<Bound> {
+    let socket = match &spec.address {
+        ListenAddress::Inet(addr) => {
+            let protocol = match spec.protocol {
+                Protocol::Tcp => SockProtocol::TCP,
+                Protocol::Sctp => SockProtocol::from(libc::IPPROTO_SCTP),
+            };
+            let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(protocol))
+                .map_err(|e| sctp_hint(e, spec.protocol))?;
+            socket.set_reuse_address(true)?;
+            if addr.is_ipv6() {
+                socket.set_only_v6(true)?;
+            }
+            let k = Keepalive {
+                count: spec.keepalive.count.or(default_keepalive.count),
+                idle: spec.keepalive.idle.or(default_keepalive.idle),
+                interval: spec.keepalive.interval.or(default_keepalive.interval),
+            };
+            if spec.protocol == Protocol::Tcp {
+                keepalive(&socket, &k)?;
+            }
+            socket.bind(&SockAddr::from(*addr))?;
+            socket
+        }
+        ListenAddress::Unix(path) => {
+            // A socket file left by an earlier run would make bind fail; remove it, but
+            // never anything that is not a socket.
+            if let Ok(meta) = std::fs::symlink_metadata(path) {
+                if meta.file_type().is_socket() {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+            socket.bind(&SockAddr::unix(path)?)?;
+            if let Some(mode) = spec.mode {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            }
+            socket
+        }
+    };
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    socket.listen(spec.backlog.min(i32::MAX as u32) as i32)?;
+    Ok(Bound {
+        spec: spec.clone(),
+        socket,
+    })
+}
+
+fn sctp_hint(e: io::Error, protocol: Protocol) -> io::Error {
+    if protocol == Protocol::Sctp {
+        io::Error::new(
+            e.kind(),
+            format!("{e}: this kernel does not support SCTP (load the sctp module, or use protocol = TCP)"),
+        )
+    } else {
+        e
+    }
+}
+
+/// Binds every listener of `specs`, reusing sockets from `old` that serve the same
+/// address. On any failure nothing new stays bound and the error names the address.
+pub fn bind_all(
+    specs: &[Listener],
+    default_keepalive: &Keepalive,
+    old: &mut Vec<Bound>,
+) -> Result<Vec<Bound>, String> {
+    let mut out = Vec::with_capacity(specs.len());
+    let mut reused = Vec::new();
+    for spec in specs {
+        if let Some(i) = old.iter().position(|b| b.serves(spec)) {
+            let mut b = old.swap_remove(i);
+            b.spec = spec.clone();
+            reused.push(out.len());
+            out.push(b);
+            continue;
+        }
+        match bind(spec, default_keepalive) {
+            Ok(b) => out.push(b),
+            Err(e) => {
+                // Give the reused sockets back so the caller keeps serving on them;
+                // the newly bound ones are closed.
+                for (i, b) in out.into_iter().enumerate() {
+                    if reused.contains(&i) {
+                        old.push(b);
+                    }
+                }
+                return Err(format!("cannot listen on {}: {e}", spec.address));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn spec(addr: &str) -> Listener {
+        Listener {
+            address: ListenAddress::Inet(addr.parse::<SocketAddr>().unwrap()),
+            protocol: Protocol::Tcp,
+            tls: false,
+            backlog: 16,
+            overload_backlog: 16,
+            realm: None,
+            keepalive: Keepalive::default(),
+            mode: None,
+        }
+    }
+
+    #[test]
+    fn binds_and_reuses_on_reload() {
+        let first = bind(&spec("127.0.0.1:0"), &Keepalive::default()).unwrap();
+        let addr = first.socket.local_addr().unwrap().as_socket().unwrap();
+        let mut old = vec![Bound {
+            spec: spec(&addr.to_string()),
+            socket: first.socket,
+        }];
+        let fd_before = {
+            use std::os::fd::AsRawFd;
+            old[0].socket.as_raw_fd()
+        };
+        let new = bind_all(&[spec(&addr.to_string())], &Keepalive::default(), &mut old).unwrap();
+        assert!(old.is_empty());
+        use std::os::fd::AsRawFd;
+        assert_eq!(
+            new[0].socket.as_raw_fd(),
+            fd_before,
+            "the same socket is kept"
+        );
+    }
+
+    #[test]
+    fn v4_and_v6_wildcards_bind_side_by_side() {
+        let v4 = bind(&spec("0.0.0.0:0"), &Keepalive::default()).unwrap();
+        let port = v4.socket.local_addr().unwrap().as_socket().unwrap().port();
+        if let Ok(v6) = bind(&spec(&format!("[::]:{port}")), &Keepalive::default()) {
+            assert_eq!(
+                v6.socket.local_addr().unwrap().as_socket().unwrap().port(),
+                port
+            );
+        }
+    }
+
+    #[test]
+    fn address_in_use_names_the_address() {
+        let a = bind(&spec("127.0.0.1:0"), &Keepalive::default()).unwrap();
+        let addr = a.socket.local_addr().unwrap().as_socket().unwrap();
+        let err = bind_all(
+            &[spec(&addr.to_string())],
+            &Keepalive::default(),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(err.contains(&addr.to_string()), "{err}");
+    }
+}

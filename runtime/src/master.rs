@@ -1,0 +1,511 @@
+//! The master process, as spawnd: it owns the listening sockets, forks and supervises
+//! the workers, scales them between `servers min` and `servers max`, and handles the
+//! signals.
+//!
+//! Hand-off: workers accept on the listening sockets they inherit (see
+//! ARCHITECTURE.md for the measurement behind this choice). A worker that is full
+//! stops accepting, so connections wait in the kernel's queue for a worker with room.
+//!
+//! Lifecycle:
+//! - start: plan loaded and validated → listeners bound → daemon/pidfile → privileges
+//!   dropped → `servers min` workers forked;
+//! - SIGHUP: the plan is re-read (a bad one is logged and the running one kept), the
+//!   listeners re-bound (sockets of unchanged addresses kept open, so no queued
+//!   connection is lost), a new generation of workers forked, and only then the old
+//!   generation told to drain: they stop accepting, finish their sessions, exit;
+//! - SIGCHLD: workers are reaped; an active worker that died is replaced;
+//! - SIGTERM/SIGINT: workers stop gracefully (sessions get a grace period), then the
+//!   master exits;
+//! - a worker whose master dies sees end of file on its control socket and drains.
+
+use crate::control::{ToMaster, ToWorker, FRAME};
+use crate::listen::{self, Bound};
+use crate::os::{self, Fork};
+use crate::worker;
+use crate::{error, info, notice, warn};
+use mio::net::UnixStream;
+use mio::{Events, Interest, Poll, Token};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::time::{Duration, Instant};
+use tcprelay_plan::{ListenAddress, Plan};
+
+/// Seconds a graceful stop lets sessions finish.
+pub const STOP_GRACE_SECS: u32 = 30;
+
+const SIGNALS: &[libc::c_int] = &[
+    libc::SIGHUP,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGCHLD,
+    libc::SIGUSR1,
+];
+const SIGNAL_TOKEN: Token = Token(usize::MAX);
+
+/// The master's view of one worker.
+#[derive(Debug)]
+struct Worker {
+    pid: libc::pid_t,
+    generation: u64,
+    control: UnixStream,
+    /// Bytes of a frame read so far.
+    partial: Vec<u8>,
+    sessions: u32,
+    full: bool,
+    /// Told to drain, retiring, or drained: it takes no new sessions and is not
+    /// replaced when it exits.
+    leaving: bool,
+}
+
+/// Loads the plan again on SIGHUP.
+pub type Reload = Box<dyn FnMut() -> Result<Plan, String>>;
+
+/// The master's state.
+pub struct Master {
+    plan: Plan,
+    generation: u64,
+    listeners: Vec<Bound>,
+    workers: HashMap<Token, Worker>,
+    next_token: usize,
+    poll: Poll,
+    signals: mio::unix::pipe::Receiver,
+    reload: Reload,
+    stopping: bool,
+    /// Recent unexpected worker deaths, to slow down a crash loop.
+    deaths: Vec<Instant>,
+    pending_spawns: usize,
+    spawn_after: Option<Instant>,
+}
+
+impl std::fmt::Debug for Master {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Master")
+            .field("generation", &self.generation)
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}
+
+impl Master {
+    /// Binds the plan's listeners and sets up signal handling; forks nothing yet.
+    pub fn new(plan: Plan, reload: Reload) -> Result<Master, String> {
+        let listeners = listen::bind_all(
+            &plan.spawnd.listeners,
+            &plan.spawnd.keepalive,
+            &mut Vec::new(),
+        )?;
+        let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
+        let mut signals =
+            os::signal_pipe(SIGNALS).map_err(|e| format!("cannot set up signals: {e}"))?;
+        poll.registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)
+            .map_err(|e| format!("cannot watch signals: {e}"))?;
+        Ok(Master {
+            plan,
+            generation: 0,
+            listeners,
+            workers: HashMap::new(),
+            next_token: 0,
+            poll,
+            signals,
+            reload,
+            stopping: false,
+            deaths: Vec::new(),
+            pending_spawns: 0,
+            spawn_after: None,
+        })
+    }
+
+    /// The addresses actually bound (ports chosen by the OS resolved), for logs.
+    fn bound_addresses(&self) -> Vec<String> {
+        self.listeners
+            .iter()
+            .map(|b| match &b.spec.address {
+                ListenAddress::Inet(_) => b
+                    .socket
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .map_or_else(|| b.spec.address.to_string(), |a| a.to_string()),
+                ListenAddress::Unix(p) => format!("unix:{p}"),
+            })
+            .collect()
+    }
+
+    fn active(&self) -> impl Iterator<Item = &Worker> {
+        self.workers.values().filter(|w| !w.leaving)
+    }
+
+    /// Runs until stopped; returns the exit code.
+    pub fn run(mut self) -> i32 {
+        info!(
+            "started: listening on {}; {} remote(s); workers {}..{}",
+            self.bound_addresses().join(", "),
+            self.plan.relay.remotes.len(),
+            self.plan.spawnd.servers_min,
+            self.plan.spawnd.servers_max
+        );
+        for _ in 0..self.plan.spawnd.servers_min {
+            self.spawn();
+        }
+        let mut events = Events::with_capacity(256);
+        loop {
+            if self.stopping && self.workers.is_empty() {
+                info!("stopped");
+                return 0;
+            }
+            let timeout = self
+                .spawn_after
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    error!("event loop failed: {e}");
+                    return 1;
+                }
+            }
+            for event in events.iter() {
+                if event.token() == SIGNAL_TOKEN {
+                    for signal in os::read_signals(&mut self.signals) {
+                        self.on_signal(signal);
+                    }
+                } else {
+                    self.on_control(event.token());
+                }
+            }
+            if self.spawn_after.is_some_and(|t| t <= Instant::now()) {
+                self.spawn_after = None;
+                while self.pending_spawns > 0 {
+                    self.pending_spawns -= 1;
+                    self.spawn();
+                }
+            }
+        }
+    }
+
+    fn on_signal(&mut self, signal: libc::c_int) {
+        match signal {
+            libc::SIGCHLD => self.reap(),
+            libc::SIGHUP if !self.stopping => self.reload(),
+            libc::SIGTERM | libc::SIGINT => self.stop(),
+            libc::SIGUSR1 => self.report(),
+            _ => {}
+        }
+    }
+
+    fn report(&self) {
+        let mut ws: Vec<&Worker> = self.workers.values().collect();
+        ws.sort_by_key(|w| w.pid);
+        let list: Vec<String> = ws
+            .iter()
+            .map(|w| {
+                format!(
+                    "{} (generation {}, {} sessions{}{})",
+                    w.pid,
+                    w.generation,
+                    w.sessions,
+                    if w.full { ", full" } else { "" },
+                    if w.leaving { ", draining" } else { "" }
+                )
+            })
+            .collect();
+        notice!(
+            "status: generation {}; workers: {}",
+            self.generation,
+            list.join("; ")
+        );
+    }
+
+    /// Forks one worker of the current generation.
+    fn spawn(&mut self) {
+        let (master_end, worker_end) = match UnixStream::pair() {
+            Ok(p) => p,
+            Err(e) => {
+                error!("cannot create a control socket: {e}");
+                return;
+            }
+        };
+        match os::fork() {
+            Err(e) => error!("cannot fork a worker: {e}"),
+            Ok(Fork::Child) => {
+                drop(master_end);
+                let code = self.become_worker(worker_end);
+                std::process::exit(code);
+            }
+            Ok(Fork::Parent(pid)) => {
+                drop(worker_end);
+                let token = Token(self.next_token);
+                self.next_token += 1;
+                let mut control = master_end;
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .register(&mut control, token, Interest::READABLE)
+                {
+                    error!("cannot watch worker {pid}: {e}");
+                }
+                info!("worker {pid} started (generation {})", self.generation);
+                self.workers.insert(
+                    token,
+                    Worker {
+                        pid,
+                        generation: self.generation,
+                        control,
+                        partial: Vec::new(),
+                        sessions: 0,
+                        full: false,
+                        leaving: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// In the child after `fork`: drop everything of the master's and run a worker.
+    fn become_worker(&mut self, control: UnixStream) -> i32 {
+        // Other workers' control sockets must be closed here, or a worker would not see
+        // end of file when the master dies.
+        self.workers.clear();
+        let _ = os::default_signals(SIGNALS);
+        let signals = match os::signal_pipe(&[libc::SIGHUP, libc::SIGTERM, libc::SIGINT]) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error!("worker cannot set up signals: {e}");
+                None
+            }
+        };
+        crate::log::reinit_for_worker(&self.plan.relay.syslog);
+        let listeners = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .map(|b| {
+                let fd = b.socket.into_raw_fd();
+                // SAFETY: `fd` was just released by the socket that owned it; the new
+                // owner is its only owner.
+                let socket = match b.spec.address {
+                    ListenAddress::Inet(_) => {
+                        worker::ListenSocket::Tcp(unsafe { mio::net::TcpListener::from_raw_fd(fd) })
+                    }
+                    ListenAddress::Unix(_) => worker::ListenSocket::Unix(unsafe {
+                        mio::net::UnixListener::from_raw_fd(fd)
+                    }),
+                };
+                worker::Listener {
+                    socket,
+                    tls: b.spec.tls,
+                }
+            })
+            .collect();
+        let config = worker::Config {
+            id: std::process::id(),
+            relay: self.plan.relay.clone(),
+            users_max: self.plan.spawnd.users_max,
+            listeners,
+            control,
+            signals,
+        };
+        match worker::run(config) {
+            Ok(exit) => {
+                crate::debug!("worker exits: {exit:?}");
+                0
+            }
+            Err(e) => {
+                error!("worker failed: {e}");
+                1
+            }
+        }
+    }
+
+    fn send(worker: &mut Worker, message: ToWorker) {
+        if let Err(e) = worker.control.write_all(&message.encode()) {
+            warn!("cannot reach worker {}: {e}", worker.pid);
+        }
+    }
+
+    fn on_control(&mut self, token: Token) {
+        let mut messages = Vec::new();
+        let mut closed = false;
+        if let Some(w) = self.workers.get_mut(&token) {
+            let mut buf = [0u8; 4 * FRAME];
+            loop {
+                match w.control.read(&mut buf) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        w.partial.extend_from_slice(&buf[..n]);
+                        while w.partial.len() >= FRAME {
+                            let frame: [u8; FRAME] =
+                                w.partial[..FRAME].try_into().unwrap_or([0; FRAME]);
+                            w.partial.drain(..FRAME);
+                            if let Some(m) = ToMaster::decode(&frame) {
+                                messages.push(m);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            if closed {
+                let _ = self.poll.registry().deregister(&mut w.control);
+                w.leaving = true;
+            }
+        }
+        for m in messages {
+            self.on_message(token, m);
+        }
+    }
+
+    fn on_message(&mut self, token: Token, message: ToMaster) {
+        let Some(w) = self.workers.get_mut(&token) else {
+            return;
+        };
+        match message {
+            ToMaster::Load { sessions, full } => {
+                w.sessions = sessions;
+                w.full = full;
+                if full {
+                    self.scale_up();
+                }
+            }
+            ToMaster::Retiring { served } => {
+                info!("worker {} retires after {served} sessions", w.pid);
+                let replace = !w.leaving;
+                w.leaving = true;
+                if replace && !self.stopping {
+                    self.spawn();
+                }
+            }
+            ToMaster::Draining { sessions } => {
+                w.sessions = sessions;
+                w.leaving = true;
+            }
+        }
+    }
+
+    /// Starts another worker when every active one is full and there is room.
+    fn scale_up(&mut self) {
+        let active = self.active().count();
+        let all_full = self.active().all(|w| w.full);
+        if !self.stopping && all_full && active < self.plan.spawnd.servers_max as usize {
+            info!("all {active} worker(s) are full: starting another");
+            self.spawn();
+        }
+    }
+
+    fn reap(&mut self) {
+        for (pid, exit) in os::reap() {
+            let Some(token) = self
+                .workers
+                .iter()
+                .find(|(_, w)| w.pid == pid)
+                .map(|(t, _)| *t)
+            else {
+                continue;
+            };
+            let Some(mut w) = self.workers.remove(&token) else {
+                continue;
+            };
+            let _ = self.poll.registry().deregister(&mut w.control);
+            let expected = w.leaving || self.stopping;
+            if expected && exit == os::ChildExit::Code(0) {
+                info!("worker {pid} finished");
+                continue;
+            }
+            warn!("worker {pid} died ({exit}) with {} session(s)", w.sessions);
+            if self.stopping || w.generation != self.generation || w.leaving {
+                continue;
+            }
+            // Replace it, but not faster than 5 deaths in 10 s.
+            let now = Instant::now();
+            self.deaths
+                .retain(|t| now.duration_since(*t) < Duration::from_secs(10));
+            self.deaths.push(now);
+            if self.deaths.len() > 5 {
+                warn!("workers are dying fast: waiting 1 s before starting a replacement");
+                self.pending_spawns += 1;
+                self.spawn_after.get_or_insert(now + Duration::from_secs(1));
+            } else {
+                self.spawn();
+            }
+        }
+        // Keep at least `servers min` active workers.
+        if !self.stopping && self.spawn_after.is_none() {
+            let active = self.active().count();
+            for _ in active..self.plan.spawnd.servers_min as usize {
+                self.spawn();
+            }
+        }
+    }
+
+    /// SIGHUP: a new generation with the re-read plan; the old one drains.
+    fn reload(&mut self) {
+        let plan = match (self.reload)() {
+            Ok(plan) => plan,
+            Err(e) => {
+                error!("reload failed, keeping the running plan: {e}");
+                return;
+            }
+        };
+        let listeners = match listen::bind_all(
+            &plan.spawnd.listeners,
+            &plan.spawnd.keepalive,
+            &mut self.listeners,
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("reload failed, keeping the running plan: {e}");
+                return;
+            }
+        };
+        crate::apply_env(&plan);
+        // Sockets no longer in the plan are closed here; old workers keep their own
+        // copies until they drain.
+        self.listeners = listeners;
+        self.plan = plan;
+        self.generation += 1;
+        let old: Vec<Token> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| !w.leaving)
+            .map(|(t, _)| *t)
+            .collect();
+        for _ in 0..self.plan.spawnd.servers_min.max(1) {
+            self.spawn();
+        }
+        for token in &old {
+            if let Some(w) = self.workers.get_mut(token) {
+                w.leaving = true;
+                Self::send(w, ToWorker::Drain);
+            }
+        }
+        info!(
+            "reloaded (generation {}): listening on {}; {} remote(s); {} old worker(s) draining",
+            self.generation,
+            self.bound_addresses().join(", "),
+            self.plan.relay.remotes.len(),
+            old.len()
+        );
+    }
+
+    fn stop(&mut self) {
+        let grace = if self.stopping { 0 } else { STOP_GRACE_SECS };
+        info!(
+            "stopping: {} worker(s) get {grace} s to finish their sessions",
+            self.workers.len()
+        );
+        self.stopping = true;
+        self.pending_spawns = 0;
+        self.spawn_after = None;
+        self.listeners.clear();
+        for w in self.workers.values_mut() {
+            w.leaving = true;
+            Self::send(w, ToWorker::Stop { grace_secs: grace });
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Remote selection: weighted least-connections with dead marks, as the original.
+//!
+//! This module is pure logic (no sockets, no clock) so that every rule of the
+//! balancing can be unit tested: the live remote with the lowest
+//! `active * 256 / weight` wins, the first in plan order on ties; a remote whose
+//! connect failed is marked dead until `rebalance` selections have been made or a
+//! session finds every remote dead and revives them all.
+//!
+//! The state is per worker: workers do not share counts, as in the original.
+
+/// What the balancer knows about one remote.
+#[derive(Debug, Clone)]
+struct RemoteState {
+    weight: u64,
+    /// Sessions of this worker connected or connecting to the remote.
+    active: u64,
+    dead: bool,
+}
+
+/// Per-worker balancing state over the plan's remotes, in plan order.
+#[derive(Debug, Clone)]
+pub struct Balancer {
+    remotes: Vec<RemoteState>,
+    /// `rebalance = N`: dead marks are cleared after every N selections.
+    rebalance: Option<u64>,
+    /// Selections made since the dead marks were last cleared by `rebalance`.
+    selections: u64,
+}
+
+/// The remotes a session has already tried, so that a failover never picks one of
+/// them again. Held only while a session is connecting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tried(Vec<usize>);
+
+impl Tried {
+    pub fn insert(&mut self, index: usize) {
+        if !self.0.contains(&index) {
+            self.0.push(index);
+        }
+    }
+
+    pub fn contains(&self, index: usize) -> bool {
+        self.0.contains(&index)
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl Balancer {
+    /// A balancer over remotes with these weights (a weight of 0 counts as 1; the
+    /// plan validator rejects it anyway).
+    pub fn new(weights: impl IntoIterator<Item = u32>, rebalance: Option<u64>) -> Balancer {
+        Balancer {
+            remotes: weights
+                .into_iter()
+                .map(|w| RemoteState {
+                    weight: u64::from(w.max(1)),
+                    active: 0,
+                    dead: false,
+                })
+                .collect(),
+            rebalance: rebalance.filter(|n| *n > 0),
+            selections: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.remotes.len()
+    }
+
+    /// Picks the live, not excluded remote with the lowest load and counts a session
+    /// on it. Returns the remote's index in plan order, or `None` when every remote
+    /// is dead or excluded. The second value is true when this selection completed
+    /// a `rebalance` period and cleared dead marks (for logging).
+    pub fn select(&mut self, excluded: &Tried) -> (Option<usize>, bool) {
+        let mut best: Option<(usize, u64)> = None;
+        for (index, remote) in self.remotes.iter().enumerate() {
+            if remote.dead || excluded.contains(index) {
+                continue;
+            }
+            let score = remote.active.saturating_mul(256) / remote.weight;
+            // Strictly lower only: the first remote in plan order wins a tie.
+            if best.is_none_or(|(_, s)| score < s) {
+                best = Some((index, score));
+            }
+        }
+        if let Some((index, _)) = best {
+            self.remotes[index].active += 1;
+        }
+        let mut revived = false;
+        if let Some(period) = self.rebalance {
+            self.selections += 1;
+            if self.selections >= period {
+                self.selections = 0;
+                revived = self.revive_all();
+            }
+        }
+        (best.map(|(index, _)| index), revived)
+    }
+
+    /// Releases the count taken by [`Balancer::select`] when a session (or a failed
+    /// attempt) ends.
+    pub fn release(&mut self, index: usize) {
+        if let Some(remote) = self.remotes.get_mut(index) {
+            debug_assert!(remote.active > 0, "release without select");
+            remote.active = remote.active.saturating_sub(1);
+        }
+    }
+
+    /// Marks a remote dead after a failed connect. Returns true when it was alive
+    /// (so that the caller logs the transition once, not every failure).
+    pub fn mark_dead(&mut self, index: usize) -> bool {
+        match self.remotes.get_mut(index) {
+            Some(remote) if !remote.dead => {
+                remote.dead = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Clears every dead mark. Returns true when at least one remote was dead.
+    pub fn revive_all(&mut self) -> bool {
+        let mut any = false;
+        for remote in &mut self.remotes {
+            any |= remote.dead;
+            remote.dead = false;
+        }
+        any
+    }
+
+    pub fn is_dead(&self, index: usize) -> bool {
+        self.remotes.get(index).is_some_and(|r| r.dead)
+    }
+
+    pub fn active(&self, index: usize) -> u64 {
+        self.remotes.get(index).map_or(0, |r| r.active)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn none() -> Tried {
+        Tried::default()
+    }
+
+    #[test]
+    fn weights_share_sessions_proportionally() {
+        let mut b = Balancer::new([3, 1], None);
+        let mut counts = [0usize; 2];
+        for _ in 0..400 {
+            let (i, _) = b.select(&none());
+            counts[i.expect("a live remote")] += 1;
+        }
+        assert_eq!(counts, [300, 100]);
+        assert_eq!((b.active(0), b.active(1)), (300, 100));
+    }
+
+    #[test]
+    fn ties_go_to_the_first_in_plan_order() {
+        let mut b = Balancer::new([1, 1, 1], None);
+        assert_eq!(b.select(&none()).0, Some(0));
+        assert_eq!(b.select(&none()).0, Some(1));
+        assert_eq!(b.select(&none()).0, Some(2));
+        assert_eq!(b.select(&none()).0, Some(0));
+        // Releasing the second makes it the least loaded again.
+        b.release(1);
+        b.release(1);
+        assert_eq!(b.select(&none()).0, Some(1));
+    }
+
+    #[test]
+    fn integer_scores_as_the_original() {
+        // 1*256/3 = 85 < 1*256/2 = 128: the heavier remote takes the second session.
+        let mut b = Balancer::new([2, 3], None);
+        assert_eq!(b.select(&none()).0, Some(0));
+        assert_eq!(b.select(&none()).0, Some(1));
+        // 128 vs 85 → remote 1; then 128 vs 170 → remote 0.
+        assert_eq!(b.select(&none()).0, Some(1));
+        assert_eq!(b.select(&none()).0, Some(0));
+    }
+
+    #[test]
+    fn dead_remotes_are_skipped_until_revived() {
+        let mut b = Balancer::new([1, 1], None);
+        assert!(b.mark_dead(0));
+        assert!(!b.mark_dead(0), "the transition is reported once");
+        assert_eq!(b.select(&none()).0, Some(1));
+        assert_eq!(b.select(&none()).0, Some(1));
+        assert!(b.mark_dead(1));
+        assert_eq!(b.select(&none()).0, None);
+        assert!(b.revive_all());
+        assert!(!b.revive_all());
+        assert_eq!(b.select(&none()).0, Some(0));
+    }
+
+    #[test]
+    fn exclusion_skips_tried_remotes() {
+        let mut b = Balancer::new([1, 1, 1], None);
+        let mut tried = Tried::default();
+        tried.insert(0);
+        tried.insert(0);
+        assert_eq!(b.select(&tried).0, Some(1));
+        tried.insert(1);
+        tried.insert(2);
+        assert_eq!(b.select(&tried).0, None);
+        tried.clear();
+        assert_eq!(b.select(&tried).0, Some(0));
+    }
+
+    #[test]
+    fn rebalance_clears_dead_marks_after_n_selections() {
+        let mut b = Balancer::new([1, 1], Some(2));
+        b.mark_dead(0);
+        assert_eq!(b.select(&none()), (Some(1), false));
+        assert!(b.is_dead(0));
+        // The second selection completes the period: marks are cleared after it.
+        assert_eq!(b.select(&none()), (Some(1), true));
+        assert!(!b.is_dead(0));
+        assert_eq!(b.select(&none()).0, Some(0));
+        // A period with nothing dead clears nothing and says so.
+        assert_eq!(b.select(&none()).1, false);
+    }
+
+    #[test]
+    fn without_rebalance_dead_marks_stay() {
+        let mut b = Balancer::new([1, 1], None);
+        b.mark_dead(0);
+        for _ in 0..10 {
+            assert_eq!(b.select(&none()).0, Some(1));
+        }
+        assert!(b.is_dead(0));
+    }
+
+    #[test]
+    fn failed_selections_count_towards_rebalance() {
+        let mut b = Balancer::new([1], Some(2));
+        b.mark_dead(0);
+        assert_eq!(b.select(&none()), (None, false));
+        assert_eq!(b.select(&none()), (None, true));
+        assert_eq!(b.select(&none()).0, Some(0));
+    }
+
+    #[test]
+    fn zero_weight_counts_as_one_and_release_is_saturating() {
+        let mut b = Balancer::new([0], Some(0));
+        assert_eq!(b.select(&none()).0, Some(0));
+        b.release(0);
+        b.release(7);
+        assert_eq!(b.active(0), 0);
+        assert_eq!(b.len(), 1);
+    }
+}

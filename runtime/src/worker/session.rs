@@ -1,0 +1,512 @@
+//! One relayed connection as an explicit state machine: the client side, the remote
+//! side, and the two directions of bytes between them.
+//!
+//! ```text
+//! Connecting ──connected──► Relaying ──one EOF forwarded──► HalfClosed ──both──► Closed
+//!     │ (failed: the worker fails over to another remote, or gives up)        ▲
+//!     └──────────────── error / reset / timeout on either side ──────────────┘
+//! ```
+//!
+//! The state machine knows nothing about the poll, the balancer or the clock: the
+//! worker loop feeds it readiness ([`Session::ready`]) and runs it
+//! ([`Session::connected`], [`Session::relay`]); it answers with an [`Outcome`].
+//! It is generic over the [`Transport`] so that it is tested with an in-memory fake.
+//!
+//! Readiness is tracked here, per side, because mio is edge-triggered: a side is
+//! known readable (writable) from an event until an operation returns
+//! `WouldBlock`, and both interests are registered once for the life of a socket.
+
+use super::balance::Tried;
+use super::buffer::Pending;
+use super::transport::Transport;
+use std::io;
+use std::time::Instant;
+
+/// Reads of one direction in one run before the session yields to the others
+/// (with a 64 KiB scratch buffer: 1 MiB).
+pub const READS_PER_RUN: u32 = 16;
+
+/// A side of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Remote,
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Remote => "remote",
+        }
+    }
+}
+
+/// What the session is doing.
+#[derive(Debug)]
+pub enum State {
+    /// The remote connection is being set up; the client is not read meanwhile (its
+    /// bytes wait in the kernel), so it does not notice a failover.
+    Connecting(Connecting),
+    /// Bytes flow both ways.
+    Relaying,
+    /// `finished` has sent end of file and it was forwarded to the other side;
+    /// the other direction still flows.
+    HalfClosed { finished: Side },
+    /// Both directions are finished, or the session failed.
+    Closed,
+}
+
+/// The failover bookkeeping of a session that is connecting.
+#[derive(Debug, Default)]
+pub struct Connecting {
+    /// Remotes this session has tried (excluded from further selections).
+    pub tried: Tried,
+    /// Whether this session has already revived every dead remote once.
+    pub revived: bool,
+    /// Number of the current attempt, to recognise its connect timer.
+    pub attempt: u32,
+}
+
+/// What the worker loop should do with a session after running it.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Wait for the next readiness event.
+    Continue,
+    /// The session stopped with work left because it used its budget: run it again
+    /// after the other ready sources had their turn.
+    Again,
+    /// Close the session.
+    Close(Close),
+}
+
+/// Why a session closes.
+#[derive(Debug)]
+pub enum Close {
+    /// Both directions finished normally.
+    Finished,
+    /// An I/O error on one side.
+    Error { side: Side, error: io::Error },
+}
+
+/// Whether an error means the peer reset the connection, in which case the
+/// other side is reset too rather than closed gracefully.
+pub fn is_reset(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// What a connect readiness check found.
+#[derive(Debug)]
+pub enum ConnectOutcome {
+    /// Still in progress (a spurious or stale event).
+    Pending,
+    /// Connected: the session is now relaying.
+    Connected,
+    /// The connect failed: fail over.
+    Failed(io::Error),
+}
+
+/// One side's socket and what is known of its readiness.
+#[derive(Debug)]
+pub struct End<T> {
+    pub io: T,
+    readable: bool,
+    writable: bool,
+    /// The peer has shut down its sending side: a short read does not prove the
+    /// buffer is empty any more (the end of file must still be read).
+    read_closed: bool,
+    /// An error event was reported; the socket's error is checked on the next run.
+    error: bool,
+}
+
+impl<T: Transport> End<T> {
+    /// A side assumed ready both ways: the first operations find out for sure.
+    pub fn new(io: T) -> End<T> {
+        End {
+            io,
+            readable: true,
+            writable: true,
+            read_closed: false,
+            error: false,
+        }
+    }
+}
+
+/// One direction of bytes: from a source side to a destination side.
+#[derive(Debug, Default)]
+struct Flow {
+    /// What the destination has not accepted yet; the source is not read meanwhile.
+    pending: Pending,
+    /// The source has sent end of file.
+    eof: bool,
+    /// The end of file was forwarded (`shutdown(Write)` on the destination).
+    shut: bool,
+}
+
+/// How a direction's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// Nothing more can be done until a readiness event.
+    Blocked,
+    /// The read budget was used up with data possibly left.
+    Exhausted,
+}
+
+/// One relayed connection.
+#[derive(Debug)]
+pub struct Session<T> {
+    /// A number unique in the worker, for logs and for recognising timers of a
+    /// session whose slab slot was reused.
+    pub id: u64,
+    pub state: State,
+    pub client: End<T>,
+    /// The remote side; `None` between a failed attempt and the next one.
+    pub remote: Option<End<T>>,
+    /// The remote (plan index) whose balancer count this session holds.
+    pub remote_index: Option<usize>,
+    /// Client → remote.
+    up: Flow,
+    /// Remote → client.
+    down: Flow,
+    /// When bytes last moved (or the session started relaying).
+    pub last_active: Instant,
+    /// Whether the session is in the worker's run-again queue.
+    pub queued: bool,
+    /// Bytes relayed client → remote and remote → client, for the close log line.
+    pub bytes: (u64, u64),
+}
+
+impl<T: Transport> Session<T> {
+    pub fn new(id: u64, client: T, now: Instant) -> Session<T> {
+        Session {
+            id,
+            state: State::Connecting(Connecting::default()),
+            client: End::new(client),
+            remote: None,
+            remote_index: None,
+            up: Flow::default(),
+            down: Flow::default(),
+            last_active: now,
+            queued: false,
+            bytes: (0, 0),
+        }
+    }
+
+    /// Records a readiness event for one side.
+    pub fn ready(&mut self, side: Side, readable: bool, writable: bool, read_closed: bool, error: bool) {
+        let end = match side {
+            Side::Client => &mut self.client,
+            Side::Remote => match self.remote.as_mut() {
+                Some(end) => end,
+                None => return,
+            },
+        };
+        end.readable |= readable || read_closed || error;
+        end.writable |= writable || error;
+        end.read_closed |= read_closed;
+        end.error |= error;
+    }
+
+    /// Bytes held in user space for this session (0 when idle).
+    pub fn buffered(&self) -> usize {
+        self.up.pending.allocated() + self.down.pending.allocated()
+    }
+
+    /// Checks an attempt's connect after a readiness event on the remote side.
+    pub fn connected(&mut self, now: Instant) -> ConnectOutcome {
+        if !matches!(self.state, State::Connecting(_)) {
+            return ConnectOutcome::Pending;
+        }
+        let Some(remote) = self.remote.as_mut() else {
+            return ConnectOutcome::Pending;
+        };
+        match remote.io.connect_status() {
+            Ok(false) => ConnectOutcome::Pending,
+            Ok(true) => {
+                remote.error = false;
+                self.state = State::Relaying;
+                self.last_active = now;
+                ConnectOutcome::Connected
+            }
+            Err(e) => ConnectOutcome::Failed(e),
+        }
+    }
+
+    /// Moves bytes both ways until every direction is blocked (or used its budget),
+    /// forwarding ends of file. `scratch` is the worker's read buffer.
+    pub fn relay(&mut self, scratch: &mut [u8], now: Instant) -> Outcome {
+        if matches!(self.state, State::Connecting(_) | State::Closed) {
+            return Outcome::Continue;
+        }
+        let Some(remote) = self.remote.as_mut() else {
+            debug_assert!(false, "relaying without a remote");
+            return Outcome::Close(Close::Error {
+                side: Side::Remote,
+                error: io::ErrorKind::NotConnected.into(),
+            });
+        };
+        for (side, end) in [(Side::Client, &mut self.client), (Side::Remote, &mut *remote)] {
+            if end.error {
+                end.error = false;
+                match end.io.connect_status() {
+                    Err(error) => return Outcome::Close(Close::Error { side, error }),
+                    Ok(_) => {}
+                }
+            }
+        }
+        let before = self.bytes;
+        let up = transfer(&mut self.client, remote, &mut self.up, Side::Client, scratch, &mut self.bytes.0);
+        let down = transfer(remote, &mut self.client, &mut self.down, Side::Remote, scratch, &mut self.bytes.1);
+        if self.bytes != before {
+            self.last_active = now;
+        }
+        let (up, down) = match (up, down) {
+            (Err((side, error)), _) | (_, Err((side, error))) => {
+                self.state = State::Closed;
+                return Outcome::Close(Close::Error { side, error });
+            }
+            (Ok(up), Ok(down)) => (up, down),
+        };
+        self.state = match (self.up.shut, self.down.shut) {
+            (true, true) => State::Closed,
+            (true, false) => State::HalfClosed { finished: Side::Client },
+            (false, true) => State::HalfClosed { finished: Side::Remote },
+            (false, false) => State::Relaying,
+        };
+        if matches!(self.state, State::Closed) {
+            Outcome::Close(Close::Finished)
+        } else if up == Run::Exhausted || down == Run::Exhausted {
+            Outcome::Again
+        } else {
+            Outcome::Continue
+        }
+    }
+}
+
+/// Runs one direction: flushes its remainder, forwards its end of file, or reads
+/// from `src` and writes to `dst`, until blocked or out of budget. An error names
+/// the side it happened on.
+fn transfer<T: Transport>(
+    src: &mut End<T>,
+    dst: &mut End<T>,
+    flow: &mut Flow,
+    src_side: Side,
+    scratch: &mut [u8],
+    counter: &mut u64,
+) -> Result<Run, (Side, io::Error)> {
+    let dst_side = match src_side {
+        Side::Client => Side::Remote,
+        Side::Remote => Side::Client,
+    };
+    let mut reads = 0;
+    loop {
+        if !flow.pending.is_empty() {
+            if !dst.writable {
+                return Ok(Run::Blocked);
+            }
+            let want = flow.pending.len();
+            match dst.io.write(flow.pending.as_slice()) {
+                Ok(0) => return Err((dst_side, io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    flow.pending.consume(n);
+                    *counter += n as u64;
+                    if n < want {
+                        // A short write means the send buffer is full.
+                        dst.writable = false;
+                        return Ok(Run::Blocked);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    dst.writable = false;
+                    return Ok(Run::Blocked);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((dst_side, e)),
+            }
+            continue;
+        }
+        if flow.eof {
+            if !flow.shut {
+                dst.io.shutdown_write().map_err(|e| (dst_side, e))?;
+                flow.shut = true;
+            }
+            return Ok(Run::Blocked);
+        }
+        if !src.readable || !dst.writable {
+            return Ok(Run::Blocked);
+        }
+        if reads == READS_PER_RUN {
+            return Ok(Run::Exhausted);
+        }
+        reads += 1;
+        match src.io.read(scratch) {
+            Ok(0) => {
+                flow.eof = true;
+                src.readable = false;
+            }
+            Ok(n) => {
+                if n < scratch.len() && !src.read_closed && src.io.short_read_drains() {
+                    src.readable = false;
+                }
+                let data = &scratch[..n];
+                match dst.io.write(data) {
+                    Ok(w) => {
+                        *counter += w as u64;
+                        if w < n {
+                            flow.pending.store(&data[w..]);
+                            dst.writable = false;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        flow.pending.store(data);
+                        dst.writable = false;
+                    }
+                    // Keep the data; the loop writes it again.
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => flow.pending.store(data),
+                    Err(e) => return Err((dst_side, e)),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                src.readable = false;
+                return Ok(Run::Blocked);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((src_side, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::transport::fake::Fake;
+    use super::*;
+
+    fn relaying(client_room: usize, remote_room: usize) -> (Session<Fake>, Fake, Fake) {
+        let client = Fake::new(client_room);
+        let remote = Fake::new(remote_room);
+        let now = Instant::now();
+        let mut s = Session::new(1, client.clone(), now);
+        s.remote = Some(End::new(remote.clone()));
+        assert!(matches!(s.connected(now), ConnectOutcome::Connected));
+        (s, client, remote)
+    }
+
+    #[test]
+    fn bytes_flow_both_ways_without_holding_buffers() {
+        let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
+        let mut scratch = vec![0u8; 1024];
+        client.state().input.extend(b"ping");
+        remote.state().input.extend(b"pong!");
+        assert!(matches!(s.relay(&mut scratch, Instant::now()), Outcome::Continue));
+        assert_eq!(remote.state().output, b"ping");
+        assert_eq!(client.state().output, b"pong!");
+        assert_eq!(s.buffered(), 0);
+        assert_eq!(s.bytes, (4, 5));
+        assert!(matches!(s.state, State::Relaying));
+    }
+
+    #[test]
+    fn partial_write_keeps_the_rest_and_stops_reading_the_source() {
+        let (mut s, client, remote) = relaying(1 << 20, 10);
+        let mut scratch = vec![0u8; 64];
+        client.state().input.extend([7u8; 200]);
+        assert!(matches!(s.relay(&mut scratch, Instant::now()), Outcome::Continue));
+        assert_eq!(remote.state().output.len(), 10);
+        assert_eq!(s.buffered(), 54, "the unwritten rest of one read");
+        let reads = client.state().reads;
+        // More readiness on the client does not read it while the remainder waits.
+        s.ready(Side::Client, true, false, false, false);
+        s.relay(&mut scratch, Instant::now());
+        assert_eq!(client.state().reads, reads);
+        // The remote drains: the remainder goes out, is freed, and reading resumes.
+        remote.state().write_room = 1000;
+        s.ready(Side::Remote, false, true, false, false);
+        s.relay(&mut scratch, Instant::now());
+        assert_eq!(remote.state().output.len(), 200);
+        assert_eq!(s.buffered(), 0);
+    }
+
+    #[test]
+    fn half_close_is_forwarded_after_the_remainder() {
+        let (mut s, client, remote) = relaying(1 << 20, 3);
+        let mut scratch = vec![0u8; 64];
+        client.state().input.extend(b"request");
+        client.state().input_eof = true;
+        s.relay(&mut scratch, Instant::now());
+        assert!(!remote.state().shut_write, "EOF waits for the pending bytes");
+        remote.state().write_room = 100;
+        s.ready(Side::Remote, false, true, false, false);
+        s.relay(&mut scratch, Instant::now());
+        assert_eq!(remote.state().output, b"request");
+        assert!(remote.state().shut_write);
+        assert!(matches!(s.state, State::HalfClosed { finished: Side::Client }));
+        // The other direction still flows, then ends the session.
+        remote.state().input.extend(b"reply");
+        remote.state().input_eof = true;
+        s.ready(Side::Remote, true, false, true, false);
+        assert!(matches!(s.relay(&mut scratch, Instant::now()), Outcome::Close(Close::Finished)));
+        assert_eq!(client.state().output, b"reply");
+        assert!(client.state().shut_write);
+        assert!(matches!(s.state, State::Closed));
+    }
+
+    #[test]
+    fn errors_name_their_side() {
+        let (mut s, _client, remote) = relaying(100, 100);
+        let mut scratch = vec![0u8; 64];
+        remote.state().read_error = Some(io::ErrorKind::ConnectionReset);
+        match s.relay(&mut scratch, Instant::now()) {
+            Outcome::Close(Close::Error { side: Side::Remote, error }) => assert!(is_reset(&error)),
+            other => panic!("unexpected {other:?}"),
+        }
+        let (mut s, client, remote) = relaying(100, 100);
+        client.state().input.extend(b"x");
+        remote.state().write_error = Some(io::ErrorKind::BrokenPipe);
+        assert!(matches!(
+            s.relay(&mut scratch, Instant::now()),
+            Outcome::Close(Close::Error { side: Side::Remote, .. })
+        ));
+    }
+
+    #[test]
+    fn a_busy_direction_yields_after_its_budget() {
+        let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
+        let mut scratch = vec![0u8; 8];
+        client.state().input.extend(vec![1u8; 8 * READS_PER_RUN as usize + 1]);
+        assert!(matches!(s.relay(&mut scratch, Instant::now()), Outcome::Again));
+        assert!(matches!(s.relay(&mut scratch, Instant::now()), Outcome::Continue));
+        assert_eq!(remote.state().output.len(), 8 * READS_PER_RUN as usize + 1);
+    }
+
+    #[test]
+    fn connect_pending_and_failed() {
+        let client = Fake::new(10);
+        let remote = Fake::new(10);
+        remote.state().connected = false;
+        let now = Instant::now();
+        let mut s = Session::new(2, client, now);
+        assert!(matches!(s.connected(now), ConnectOutcome::Pending), "no remote yet");
+        s.remote = Some(End::new(remote.clone()));
+        assert!(matches!(s.connected(now), ConnectOutcome::Pending));
+        // Nothing is relayed while connecting.
+        let mut scratch = vec![0u8; 8];
+        assert!(matches!(s.relay(&mut scratch, now), Outcome::Continue));
+        remote.state().connect_error = Some(io::ErrorKind::ConnectionRefused);
+        assert!(matches!(s.connected(now), ConnectOutcome::Failed(_)));
+    }
+
+    #[test]
+    fn an_error_event_is_checked() {
+        let (mut s, client, _remote) = relaying(100, 100);
+        let mut scratch = vec![0u8; 8];
+        client.state().connect_error = Some(io::ErrorKind::ConnectionReset);
+        s.ready(Side::Client, false, false, false, true);
+        assert!(matches!(
+            s.relay(&mut scratch, Instant::now()),
+            Outcome::Close(Close::Error { side: Side::Client, .. })
+        ));
+    }
+}

@@ -1,0 +1,241 @@
+//! The transport seam: the few byte-stream operations the relay needs, behind one
+//! trait.
+//!
+//! The session state machine ([`super::session`]) is written once against
+//! [`Transport`]; plain TCP (and SCTP, which the kernel offers as a stream socket),
+//! Unix-domain streams and, later, TLS streams are implementations, and the unit
+//! tests drive the state machine with an in-memory fake. Registration with the poll
+//! comes from the `mio::event::Source` supertrait.
+
+use mio::event::Source;
+use mio::net::{TcpStream, UnixStream};
+use mio::{Interest, Registry, Token};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::Duration;
+
+/// A non-blocking byte stream the relay can read, write and half-close.
+pub trait Transport: Source {
+    /// Reads into `buf`; `Ok(0)` is end of file, `WouldBlock` means no data now.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes from `buf`; `WouldBlock` means the send buffer is full.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Sends end of file to the peer; reads stay possible.
+    fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Makes the coming close abortive (a reset instead of a FIN), to propagate a
+    /// reset received on the other side of the session.
+    fn reset_on_close(&mut self);
+    /// For an outgoing connection: `Ok(true)` once connected, `Ok(false)` while the
+    /// connect is in progress, the connect's error when it failed.
+    fn connect_status(&self) -> io::Result<bool>;
+    /// Whether a read that returned less than asked proves the receive buffer is
+    /// empty, so readiness can be cleared without one more read returning
+    /// `WouldBlock`. True for kernel sockets under epoll, false for anything that
+    /// buffers in user space (TLS).
+    fn short_read_drains(&self) -> bool {
+        false
+    }
+}
+
+/// The kernel streams a worker relays between.
+#[derive(Debug)]
+pub enum Stream {
+    /// TCP, or SCTP opened as a one-to-one stream socket.
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+fn tcp_connect_status(stream: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+impl Transport for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(Shutdown::Write),
+        }
+    }
+
+    fn reset_on_close(&mut self) {
+        if let Stream::Tcp(s) = self {
+            // Best effort: if it fails the peer sees a FIN instead of a reset.
+            let _ = socket2::SockRef::from(&*s).set_linger(Some(Duration::ZERO));
+        }
+    }
+
+    fn connect_status(&self) -> io::Result<bool> {
+        match self {
+            Stream::Tcp(s) => tcp_connect_status(s),
+            Stream::Unix(s) => match s.take_error()? {
+                Some(e) => Err(e),
+                None => Ok(true),
+            },
+        }
+    }
+
+    fn short_read_drains(&self) -> bool {
+        // With epoll, data arriving after a short read raises a new edge; other
+        // selectors are not relied upon.
+        cfg!(any(target_os = "linux", target_os = "android"))
+    }
+}
+
+impl Source for Stream {
+    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interests),
+            Stream::Unix(s) => s.register(registry, token, interests),
+        }
+    }
+
+    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(registry, token, interests),
+            Stream::Unix(s) => s.reregister(registry, token, interests),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(registry),
+            Stream::Unix(s) => s.deregister(registry),
+        }
+    }
+}
+
+/// An in-memory transport for unit tests of the session state machine: the test
+/// keeps a handle on the shared state to feed input, limit how much a write
+/// accepts, inject errors and inspect what was written.
+#[cfg(test)]
+pub mod fake {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+
+    #[derive(Debug, Default)]
+    pub struct State {
+        /// Bytes the peer has sent and the relay has not read yet.
+        pub input: VecDeque<u8>,
+        /// The peer has sent end of file (after `input`).
+        pub input_eof: bool,
+        /// An error the next read returns.
+        pub read_error: Option<io::ErrorKind>,
+        /// How many more bytes writes accept before `WouldBlock`.
+        pub write_room: usize,
+        /// An error the next write returns.
+        pub write_error: Option<io::ErrorKind>,
+        /// Everything written so far.
+        pub output: Vec<u8>,
+        pub shut_write: bool,
+        pub reset: bool,
+        pub connected: bool,
+        pub connect_error: Option<io::ErrorKind>,
+        /// Calls made, to check that backpressure stops reading.
+        pub reads: usize,
+    }
+
+    #[derive(Debug, Clone, Default)]
+    pub struct Fake(pub Rc<RefCell<State>>);
+
+    impl Fake {
+        pub fn new(write_room: usize) -> Fake {
+            let fake = Fake::default();
+            fake.0.borrow_mut().write_room = write_room;
+            fake.0.borrow_mut().connected = true;
+            fake
+        }
+
+        pub fn state(&self) -> std::cell::RefMut<'_, State> {
+            self.0.borrow_mut()
+        }
+    }
+
+    impl Transport for Fake {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let mut s = self.0.borrow_mut();
+            s.reads += 1;
+            if let Some(kind) = s.read_error.take() {
+                return Err(kind.into());
+            }
+            if s.input.is_empty() {
+                return if s.input_eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+            }
+            let n = buf.len().min(s.input.len());
+            for (slot, byte) in buf.iter_mut().zip(s.input.drain(..n)) {
+                *slot = byte;
+            }
+            Ok(n)
+        }
+
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut s = self.0.borrow_mut();
+            if let Some(kind) = s.write_error.take() {
+                return Err(kind.into());
+            }
+            if s.shut_write {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            if s.write_room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(s.write_room);
+            s.write_room -= n;
+            s.output.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn shutdown_write(&mut self) -> io::Result<()> {
+            self.0.borrow_mut().shut_write = true;
+            Ok(())
+        }
+
+        fn reset_on_close(&mut self) {
+            self.0.borrow_mut().reset = true;
+        }
+
+        fn connect_status(&self) -> io::Result<bool> {
+            let s = self.0.borrow();
+            match s.connect_error {
+                Some(kind) => Err(kind.into()),
+                None => Ok(s.connected),
+            }
+        }
+    }
+
+    impl Source for Fake {
+        fn register(&mut self, _: &Registry, _: Token, _: Interest) -> io::Result<()> {
+            Ok(())
+        }
+
+        fn reregister(&mut self, _: &Registry, _: Token, _: Interest) -> io::Result<()> {
+            Ok(())
+        }
+
+        fn deregister(&mut self, _: &Registry) -> io::Result<()> {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The `tcprelay-cc` command line: exit codes, formats, files, sections, sources.
+
+use crate::harness::{self, cc, cc_with_stdin, stderr, stdout};
+use std::os::unix::fs::PermissionsExt;
+
+const GOOD: &str = "id = spawnd {\n  listen = { address = 127.0.0.1 port = 8080 }\n}\nid = tcprelay {\n  remote = { address = 127.0.0.1 port = 9000 }\n}\n";
+
+fn write(dir: &std::path::Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write");
+}
+
+#[test]
+fn check_clean_config_exits_0_and_prints_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.cfg", GOOD);
+    let out = cc(d.path(), &["check", "a.cfg"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn check_errors_exit_1_and_short_format_is_one_line_each() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "bad.cfg",
+        "id = spawnd {\n  listen = { port = 99999 }\n}\nid = tcprelay {\n  remote = { address = 300.1.1.1 port = 22 }\n}\n",
+    );
+    let out = cc(d.path(), &["check", "--format", "short", "bad.cfg"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("bad.cfg:2:21: error[E0023]"), "{text}");
+    assert!(lines[1].starts_with("bad.cfg:5:24: error[E0022]"), "{text}");
+}
+
+#[test]
+fn json_format_is_one_object_per_diagnostic() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "bad.cfg",
+        "id = tcprelay {\n  remote = { adress = 1.2.3.4 port = 1 }\n}\n",
+    );
+    let out = cc(
+        d.path(),
+        &[
+            "check", "--format", "json", "bad.cfg", "-i", "tcprelay", "tcprelay",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let objs: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    let typo = objs.iter().find(|o| o["code"] == "E0003").expect("E0003");
+    assert_eq!(typo["file"], "bad.cfg");
+    assert_eq!(typo["start"]["line"], 2);
+    assert_eq!(typo["start"]["column"], 14);
+    assert_eq!(typo["help"], "did you mean `address`?");
+}
+
+#[test]
+fn human_output_has_no_colour_when_not_a_terminal() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "bad.cfg", "id = spawnd { listen = { port = x } }");
+    let out = cc(d.path(), &["check", "bad.cfg"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stdout(&out).contains('\x1b'));
+    let forced = cc(d.path(), &["check", "--color", "always", "bad.cfg"]);
+    assert!(stdout(&forced).contains('\x1b'));
+}
+
+#[test]
+fn missing_file_is_a_usage_error_naming_the_path() {
+    let d = tempfile::tempdir().unwrap();
+    let out = cc(d.path(), &["check", "nope.cfg"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nope.cfg"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let out = cc(d.path(), &["check", "--format", "xml", "a.cfg"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn config_from_stdin() {
+    let d = tempfile::tempdir().unwrap();
+    let out = cc_with_stdin(
+        d.path(),
+        &["check", "--format", "short", "-"],
+        Some(b"id = spawnd { bogus }"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l == "<stdin>:1:15: error[E0003]: unexpected `bogus`"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn failed_url_fetch_names_the_url() {
+    // A loopback port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/relay.cfg");
+    let d = tempfile::tempdir().unwrap();
+    let out = cc(d.path(), &["check", &url]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(&url), "{}", stderr(&out));
+}
+
+#[test]
+fn sections_are_selected_by_child_id_and_trailing_id() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "two.cfg",
+        "id = front { listen = { port = 1234 } }\nid = back { remote = { address = ::1 port = 80 } }\n",
+    );
+    let out = cc(d.path(), &["check", "two.cfg", "front", "-i", "back"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = cc(d.path(), &["check", "--format", "short", "two.cfg"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("E0010"), "{}", stdout(&out));
+}
+
+#[test]
+fn compile_writes_a_plan_that_explain_reads() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.cfg", GOOD);
+    let out = cc(d.path(), &["compile", "a.cfg", "-o", "a.plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mode = std::fs::metadata(d.path().join("a.plan"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+    let out = cc(d.path(), &["explain", "a.plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("listener #1: 127.0.0.1:8080 TCP"), "{text}");
+    assert!(
+        text.contains("remote #1: 127.0.0.1:9000 TCP weight 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn compile_with_errors_writes_no_plan() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "bad.cfg", "id = spawnd { listen = { port = 0 } }");
+    let out = cc(d.path(), &["compile", "bad.cfg", "-o", "bad.plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!d.path().join("bad.plan").exists());
+    assert!(stderr(&out).contains("E0023"), "{}", stderr(&out));
+}
+
+#[test]
+fn plan_with_a_passphrase_is_0600_and_explain_redacts_it() {
+    let d = tempfile::tempdir().unwrap();
+    harness::make_certs(&d.path().join("certs"));
+    let cfg = format!(
+        "id = spawnd {{ listen = {{ port = 8443 tls = yes }} }}\nid = tcprelay {{\n remote = {{ address = 127.0.0.1 port = 80 }}\n tls cert-file = certs/cert.pem\n tls key-file = certs/enc-key.pem\n tls passphrase = \"{}\"\n}}\n",
+        harness::PASSPHRASE
+    );
+    write(d.path(), "tls.cfg", &cfg);
+    let out = cc(d.path(), &["compile", "tls.cfg", "-o", "tls.plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mode = std::fs::metadata(d.path().join("tls.plan"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let out = cc(d.path(), &["explain", "tls.plan"]);
+    let text = stdout(&out);
+    assert!(text.contains("passphrase <redacted>"), "{text}");
+    assert!(!text.contains(harness::PASSPHRASE), "{text}");
+}
+
+#[test]
+fn wrong_passphrase_is_reported_without_the_passphrase() {
+    let d = tempfile::tempdir().unwrap();
+    harness::make_certs(&d.path().join("certs"));
+    write(
+        d.path(),
+        "tls.cfg",
+        "id = spawnd { listen = { port = 8443 tls = yes } }\nid = tcprelay {\n remote = { address = 127.0.0.1 port = 80 }\n tls cert-file = certs/cert.pem\n tls key-file = certs/enc-key.pem\n tls passphrase = hunter2hunter2\n}\n",
+    );
+    for format in ["human", "short", "json"] {
+        let out = cc(d.path(), &["check", "--format", format, "tls.cfg"]);
+        assert_eq!(out.status.code(), Some(1));
+        let text = stdout(&out);
+        assert!(text.contains("E0035"), "{text}");
+        assert!(!text.contains("hunter2"), "{format}: {text}");
+    }
+}
+
+#[test]
+fn corrupted_plans_are_refused_with_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.cfg", GOOD);
+    assert_eq!(
+        cc(d.path(), &["compile", "a.cfg", "-o", "a.plan"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let good = std::fs::read(d.path().join("a.plan")).unwrap();
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x40;
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("truncated", good[..good.len() / 2].to_vec(), "truncated"),
+        ("flipped", flipped, "corrupted"),
+        (
+            "foreign",
+            b"#!/bin/sh\necho hello\n".to_vec(),
+            "not a tcprelay plan",
+        ),
+        ("empty", Vec::new(), "not a tcprelay plan"),
+    ];
+    for (name, bytes, says) in cases {
+        std::fs::write(d.path().join(name), bytes).unwrap();
+        let out = cc(d.path(), &["explain", name]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+    }
+}
+
+#[test]
+fn diagram_writes_svg_and_html() {
+    let d = tempfile::tempdir().unwrap();
+    let out = cc(d.path(), &["diagram", "-o", "g.svg"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let svg = std::fs::read_to_string(d.path().join("g.svg")).unwrap();
+    assert!(svg.trim_start().starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    let out = cc(d.path(), &["diagram", "-o", "g.html"]);
+    assert_eq!(out.status.code(), Some(0));
+    let html = std::fs::read_to_string(d.path().join("g.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("SectionDirective"));
+    let out = cc(d.path(), &["diagram", "-o", "g.txt"]);
+    assert_eq!(out.status.code(), Some(2));
+}
