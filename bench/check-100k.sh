@@ -36,7 +36,8 @@ echo "lines: $(wc -l < "$cfg")"
 if command -v hyperfine >/dev/null; then
     hyperfine --warmup 2 --runs 10 "target/release/tcprelay-cc check $cfg"
 else
+    TIMEFORMAT='%R s'
     for i in 1 2 3 4 5; do
-        /usr/bin/env time -f "run $i: %e s, %M KiB max RSS" target/release/tcprelay-cc check "$cfg"
+        time target/release/tcprelay-cc check "$cfg"
     done
 fi
