@@ -2,19 +2,49 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
-/// The path of a binary of this workspace, built by `cargo test --workspace`.
+/// The path of a binary of this workspace. The first call builds the workspace's
+/// binaries with the same cargo and profile as this test binary: `cargo test` builds
+/// only the binaries of the package under test, and a stale binary would test old
+/// code.
 pub fn bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let exe = std::env::current_exe().expect("the test binary has a path");
     // target/<profile>/deps/integration-HASH -> target/<profile>/<name>
     let dir = exe
         .parent()
         .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps");
+        .expect("the test binary lives in target/<profile>/deps")
+        .to_path_buf();
+    let built = BUILT.get_or_init(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "--quiet",
+            "--bins",
+            "-p",
+            "tcprelay-cc",
+            "-p",
+            "tcprelay",
+        ])
+        .current_dir(root());
+        if dir.file_name().is_some_and(|p| p == "release") {
+            cmd.arg("--release");
+        }
+        match cmd.status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!("building the binaries failed: {s}")),
+            Err(e) => Err(format!("cannot run cargo: {e}")),
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        "{} is missing after the build",
         path.display()
     );
     path
