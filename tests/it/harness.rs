@@ -144,3 +144,248 @@ pub fn make_certs(dir: &Path) {
 
 /// The passphrase of `enc-key.pem`.
 pub const PASSPHRASE: &str = "correct horse";
+
+/// A loopback port that was free a moment ago, chosen by the OS.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Compiles `cfg` into `dir/name.plan` and returns the plan's path.
+pub fn compile(dir: &Path, name: &str, cfg: &str) -> PathBuf {
+    let cfg_path = dir.join(format!("{name}.cfg"));
+    std::fs::write(&cfg_path, cfg).expect("write cfg");
+    let plan = dir.join(format!("{name}.plan"));
+    let out = cc(
+        dir,
+        &[
+            "compile",
+            cfg_path.to_str().unwrap(),
+            "-o",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "compile failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    plan
+}
+
+/// A running `tcprelay`, stopped (SIGTERM, then SIGKILL) and reaped when dropped.
+#[derive(Debug)]
+pub struct Relay {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Relay {
+    /// Starts `tcprelay` with `args` (e.g. `["run", "-f", plan]`), logging to
+    /// `dir/tcprelay.log`, and waits until it says it has started. The listeners are
+    /// bound by then, so connections queue even before a worker accepts; waiting for
+    /// the log line instead of probing the port keeps the backends' connection counts
+    /// exact.
+    pub fn start(dir: &Path, args: &[&str], port: u16) -> Relay {
+        let log = dir.join("tcprelay.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin("tcprelay"))
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup"))
+            .stderr(file)
+            .spawn()
+            .expect("tcprelay starts");
+        let mut relay = Relay { child, log };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !relay.log_text().contains("started: listening on") {
+            if let Ok(Some(status)) = relay.child.try_wait() {
+                panic!("tcprelay exited ({status}): {}", relay.log_text());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tcprelay did not start on port {port}: {}",
+                relay.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        relay
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY-free: `kill` the command; the tests crate has no libc.
+        let _ = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status();
+    }
+
+    /// Waits up to `within` for the process to exit; its exit code, if it did.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let workers = children_of(self.pid());
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.signal(15);
+            if self.wait_exit(std::time::Duration::from_secs(5)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+        // Workers left behind by a test that killed the master.
+        for pid in workers {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// The pids of the processes whose parent is `pid`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // The fields after the command name, which is in parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut fields = rest.split(' ');
+        let state = fields.next();
+        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(pid) && state != Some("Z") {
+            out.push(child);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
+        .is_some_and(|zombie| !zombie)
+}
+
+/// An echo server on `127.0.0.1:0` in a thread: each connection gets back what it
+/// sends, until it half-closes. Counts connections. Stops when dropped.
+#[derive(Debug)]
+pub struct Echo {
+    pub port: u16,
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Echo {
+    pub fn start() -> Echo {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind echo");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (s, c) = (stop.clone(), connections.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        c.fetch_add(1, Ordering::Relaxed);
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+                        std::thread::spawn(move || {
+                            let mut r = match stream.try_clone() {
+                                Ok(r) => r,
+                                Err(_) => return,
+                            };
+                            let _ = std::io::copy(&mut r, &mut stream);
+                            let _ = stream.shutdown(std::net::Shutdown::Write);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        Echo {
+            port,
+            connections,
+            stop,
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Sends `data` through a connection to `127.0.0.1:port` (an echo path) and returns
+/// what came back, after half-closing.
+pub fn echo_through(port: u16, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    s.set_write_timeout(Some(std::time::Duration::from_secs(20)))?;
+    let mut reader = s.try_clone()?;
+    let expected = data.len();
+    let handle = std::thread::spawn(move || {
+        let mut back = Vec::with_capacity(expected);
+        reader.read_to_end(&mut back).map(|_| back)
+    });
+    s.write_all(data)?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    handle
+        .join()
+        .map_err(|_| std::io::Error::other("reader panicked"))?
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

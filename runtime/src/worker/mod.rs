@@ -1,6 +1,44 @@
-//! STUB: the worker loop; to be written.
+//! A worker: one single-threaded mio loop that accepts clients, picks a remote for
+//! each (weighted least-connections with failover) and relays bytes both ways.
+//!
+//! The same [`run`] serves a forked worker process and a thread (the tests run it
+//! in threads); it creates its own `Poll`, so in a process it must be called after
+//! the fork.
+//!
+//! In short: reserved tokens for the control socket, the signal pipe and each
+//! listener, two tokens per session (client, remote) over a slab; sessions are state
+//! enums (`Connecting → Relaying → HalfClosed → Closed`) driven by edge-triggered
+//! readiness they track themselves; bytes pass through one 64 KiB scratch buffer
+//! per worker, and only what a slow side did not take is kept (so an idle session
+//! holds no buffer); connect and idle timeouts are checked by a 1-second sweep that
+//! only runs while something can time out.
+//!
+//! | module        | what it holds                                                  |
+//! |---------------|----------------------------------------------------------------|
+//! | `server`      | the event loop: tokens, accepting, failover, timers, master    |
+//! | `session`     | one relayed connection as a state machine                      |
+//! | `balance`     | remote selection, pure logic                                   |
+//! | `transport`   | the byte-stream trait the relay is written against             |
+//! | `connect`     | opening an outgoing connection (TCP/SCTP, local address)       |
+//! | `buffer`      | the scratch buffer and the per-direction remainder             |
+//! | `link`        | the worker's end of the control socket                         |
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tcprelay_plan::Relay;
+
+mod balance;
+mod buffer;
+mod connect;
+mod link;
+mod server;
+mod session;
+mod transport;
+
+#[cfg(test)]
+mod tests;
+
+pub use server::CONNECT_TIMEOUT;
 
 /// A listening socket handed to a worker (inherited across the fork).
 #[derive(Debug)]
@@ -45,7 +83,44 @@ pub enum Exit {
 }
 
 /// Runs the worker's loop until it exits.
+///
+/// Errors are only those of setting up the poll or of the poll itself; errors of a
+/// session close that session.
 pub fn run(config: Config) -> std::io::Result<Exit> {
-    let _ = config;
-    Ok(Exit::Drained)
+    server::Worker::new(config, Options::default())?.run()
+}
+
+/// What a worker reports about itself after every turn of its loop when observed
+/// (tests and measurements): its session count and the user-space buffer bytes its
+/// sessions hold.
+#[derive(Debug, Default)]
+pub(crate) struct Probe {
+    pub sessions: AtomicUsize,
+    pub buffered: AtomicUsize,
+    pub max_buffered: AtomicUsize,
+    pub turns: AtomicUsize,
+}
+
+impl Probe {
+    fn record(&self, sessions: usize, buffered: usize) {
+        self.sessions.store(sessions, Ordering::Relaxed);
+        self.buffered.store(buffered, Ordering::Relaxed);
+        self.max_buffered.fetch_max(buffered, Ordering::Relaxed);
+        self.turns.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Knobs for observing and testing a worker; the defaults are production's.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    /// Reported to after every turn of the loop.
+    pub probe: Option<Arc<Probe>>,
+    /// Replaces [`CONNECT_TIMEOUT`] (tests use a short one).
+    pub connect_timeout: Option<std::time::Duration>,
+}
+
+/// [`run`] with [`Options`].
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn run_with(config: Config, options: Options) -> std::io::Result<Exit> {
+    server::Worker::new(config, options)?.run()
 }

@@ -57,15 +57,34 @@ pub enum State {
     Closed,
 }
 
+impl State {
+    /// A short description for log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Connecting(_) => "connecting",
+            State::Relaying => "relaying",
+            State::HalfClosed {
+                finished: Side::Client,
+            } => "half-closed by the client",
+            State::HalfClosed {
+                finished: Side::Remote,
+            } => "half-closed by the remote",
+            State::Closed => "closed",
+        }
+    }
+}
+
 /// The failover bookkeeping of a session that is connecting.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Connecting {
     /// Remotes this session has tried (excluded from further selections).
     pub tried: Tried,
     /// Whether this session has already revived every dead remote once.
     pub revived: bool,
-    /// Number of the current attempt, to recognise its connect timer.
+    /// Attempts made so far.
     pub attempt: u32,
+    /// When the current attempt started (for the connect timeout).
+    pub started: Instant,
 }
 
 /// What the worker loop should do with a session after running it.
@@ -94,7 +113,9 @@ pub enum Close {
 pub fn is_reset(error: &io::Error) -> bool {
     matches!(
         error.kind(),
-        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
     )
 }
 
@@ -183,7 +204,12 @@ impl<T: Transport> Session<T> {
     pub fn new(id: u64, client: T, now: Instant) -> Session<T> {
         Session {
             id,
-            state: State::Connecting(Connecting::default()),
+            state: State::Connecting(Connecting {
+                tried: Tried::default(),
+                revived: false,
+                attempt: 0,
+                started: now,
+            }),
             client: End::new(client),
             remote: None,
             remote_index: None,
@@ -196,7 +222,14 @@ impl<T: Transport> Session<T> {
     }
 
     /// Records a readiness event for one side.
-    pub fn ready(&mut self, side: Side, readable: bool, writable: bool, read_closed: bool, error: bool) {
+    pub fn ready(
+        &mut self,
+        side: Side,
+        readable: bool,
+        writable: bool,
+        read_closed: bool,
+        error: bool,
+    ) {
         let end = match side {
             Side::Client => &mut self.client,
             Side::Remote => match self.remote.as_mut() {
@@ -248,18 +281,37 @@ impl<T: Transport> Session<T> {
                 error: io::ErrorKind::NotConnected.into(),
             });
         };
-        for (side, end) in [(Side::Client, &mut self.client), (Side::Remote, &mut *remote)] {
+        for (side, end) in [
+            (Side::Client, &mut self.client),
+            (Side::Remote, &mut *remote),
+        ] {
             if end.error {
                 end.error = false;
-                match end.io.connect_status() {
-                    Err(error) => return Outcome::Close(Close::Error { side, error }),
-                    Ok(_) => {}
+                match end.io.take_error() {
+                    Ok(None) => {}
+                    Ok(Some(error)) | Err(error) => {
+                        return Outcome::Close(Close::Error { side, error })
+                    }
                 }
             }
         }
         let before = self.bytes;
-        let up = transfer(&mut self.client, remote, &mut self.up, Side::Client, scratch, &mut self.bytes.0);
-        let down = transfer(remote, &mut self.client, &mut self.down, Side::Remote, scratch, &mut self.bytes.1);
+        let up = transfer(
+            &mut self.client,
+            remote,
+            &mut self.up,
+            Side::Client,
+            scratch,
+            &mut self.bytes.0,
+        );
+        let down = transfer(
+            remote,
+            &mut self.client,
+            &mut self.down,
+            Side::Remote,
+            scratch,
+            &mut self.bytes.1,
+        );
         if self.bytes != before {
             self.last_active = now;
         }
@@ -272,8 +324,12 @@ impl<T: Transport> Session<T> {
         };
         self.state = match (self.up.shut, self.down.shut) {
             (true, true) => State::Closed,
-            (true, false) => State::HalfClosed { finished: Side::Client },
-            (false, true) => State::HalfClosed { finished: Side::Remote },
+            (true, false) => State::HalfClosed {
+                finished: Side::Client,
+            },
+            (false, true) => State::HalfClosed {
+                finished: Side::Remote,
+            },
             (false, false) => State::Relaying,
         };
         if matches!(self.state, State::Closed) {
@@ -400,7 +456,10 @@ mod tests {
         let mut scratch = vec![0u8; 1024];
         client.state().input.extend(b"ping");
         remote.state().input.extend(b"pong!");
-        assert!(matches!(s.relay(&mut scratch, Instant::now()), Outcome::Continue));
+        assert!(matches!(
+            s.relay(&mut scratch, Instant::now()),
+            Outcome::Continue
+        ));
         assert_eq!(remote.state().output, b"ping");
         assert_eq!(client.state().output, b"pong!");
         assert_eq!(s.buffered(), 0);
@@ -413,7 +472,10 @@ mod tests {
         let (mut s, client, remote) = relaying(1 << 20, 10);
         let mut scratch = vec![0u8; 64];
         client.state().input.extend([7u8; 200]);
-        assert!(matches!(s.relay(&mut scratch, Instant::now()), Outcome::Continue));
+        assert!(matches!(
+            s.relay(&mut scratch, Instant::now()),
+            Outcome::Continue
+        ));
         assert_eq!(remote.state().output.len(), 10);
         assert_eq!(s.buffered(), 54, "the unwritten rest of one read");
         let reads = client.state().reads;
@@ -436,18 +498,29 @@ mod tests {
         client.state().input.extend(b"request");
         client.state().input_eof = true;
         s.relay(&mut scratch, Instant::now());
-        assert!(!remote.state().shut_write, "EOF waits for the pending bytes");
+        assert!(
+            !remote.state().shut_write,
+            "EOF waits for the pending bytes"
+        );
         remote.state().write_room = 100;
         s.ready(Side::Remote, false, true, false, false);
         s.relay(&mut scratch, Instant::now());
         assert_eq!(remote.state().output, b"request");
         assert!(remote.state().shut_write);
-        assert!(matches!(s.state, State::HalfClosed { finished: Side::Client }));
+        assert!(matches!(
+            s.state,
+            State::HalfClosed {
+                finished: Side::Client
+            }
+        ));
         // The other direction still flows, then ends the session.
         remote.state().input.extend(b"reply");
         remote.state().input_eof = true;
         s.ready(Side::Remote, true, false, true, false);
-        assert!(matches!(s.relay(&mut scratch, Instant::now()), Outcome::Close(Close::Finished)));
+        assert!(matches!(
+            s.relay(&mut scratch, Instant::now()),
+            Outcome::Close(Close::Finished)
+        ));
         assert_eq!(client.state().output, b"reply");
         assert!(client.state().shut_write);
         assert!(matches!(s.state, State::Closed));
@@ -459,7 +532,10 @@ mod tests {
         let mut scratch = vec![0u8; 64];
         remote.state().read_error = Some(io::ErrorKind::ConnectionReset);
         match s.relay(&mut scratch, Instant::now()) {
-            Outcome::Close(Close::Error { side: Side::Remote, error }) => assert!(is_reset(&error)),
+            Outcome::Close(Close::Error {
+                side: Side::Remote,
+                error,
+            }) => assert!(is_reset(&error)),
             other => panic!("unexpected {other:?}"),
         }
         let (mut s, client, remote) = relaying(100, 100);
@@ -467,7 +543,10 @@ mod tests {
         remote.state().write_error = Some(io::ErrorKind::BrokenPipe);
         assert!(matches!(
             s.relay(&mut scratch, Instant::now()),
-            Outcome::Close(Close::Error { side: Side::Remote, .. })
+            Outcome::Close(Close::Error {
+                side: Side::Remote,
+                ..
+            })
         ));
     }
 
@@ -475,9 +554,18 @@ mod tests {
     fn a_busy_direction_yields_after_its_budget() {
         let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
         let mut scratch = vec![0u8; 8];
-        client.state().input.extend(vec![1u8; 8 * READS_PER_RUN as usize + 1]);
-        assert!(matches!(s.relay(&mut scratch, Instant::now()), Outcome::Again));
-        assert!(matches!(s.relay(&mut scratch, Instant::now()), Outcome::Continue));
+        client
+            .state()
+            .input
+            .extend(vec![1u8; 8 * READS_PER_RUN as usize + 1]);
+        assert!(matches!(
+            s.relay(&mut scratch, Instant::now()),
+            Outcome::Again
+        ));
+        assert!(matches!(
+            s.relay(&mut scratch, Instant::now()),
+            Outcome::Continue
+        ));
         assert_eq!(remote.state().output.len(), 8 * READS_PER_RUN as usize + 1);
     }
 
@@ -488,7 +576,10 @@ mod tests {
         remote.state().connected = false;
         let now = Instant::now();
         let mut s = Session::new(2, client, now);
-        assert!(matches!(s.connected(now), ConnectOutcome::Pending), "no remote yet");
+        assert!(
+            matches!(s.connected(now), ConnectOutcome::Pending),
+            "no remote yet"
+        );
         s.remote = Some(End::new(remote.clone()));
         assert!(matches!(s.connected(now), ConnectOutcome::Pending));
         // Nothing is relayed while connecting.
@@ -502,11 +593,20 @@ mod tests {
     fn an_error_event_is_checked() {
         let (mut s, client, _remote) = relaying(100, 100);
         let mut scratch = vec![0u8; 8];
-        client.state().connect_error = Some(io::ErrorKind::ConnectionReset);
+        // A stale error event (nothing pending) is harmless.
         s.ready(Side::Client, false, false, false, true);
         assert!(matches!(
             s.relay(&mut scratch, Instant::now()),
-            Outcome::Close(Close::Error { side: Side::Client, .. })
+            Outcome::Continue
+        ));
+        client.state().pending_error = Some(io::ErrorKind::ConnectionReset);
+        s.ready(Side::Client, false, false, false, true);
+        assert!(matches!(
+            s.relay(&mut scratch, Instant::now()),
+            Outcome::Close(Close::Error {
+                side: Side::Client,
+                ..
+            })
         ));
     }
 }

@@ -25,6 +25,8 @@ pub trait Transport: Source {
     /// Makes the coming close abortive (a reset instead of a FIN), to propagate a
     /// reset received on the other side of the session.
     fn reset_on_close(&mut self);
+    /// The socket's pending error (`SO_ERROR`), after an error event.
+    fn take_error(&self) -> io::Result<Option<io::Error>>;
     /// For an outgoing connection: `Ok(true)` once connected, `Ok(false)` while the
     /// connect is in progress, the connect's error when it failed.
     fn connect_status(&self) -> io::Result<bool>;
@@ -85,6 +87,13 @@ impl Transport for Stream {
         }
     }
 
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Stream::Tcp(s) => s.take_error(),
+            Stream::Unix(s) => s.take_error(),
+        }
+    }
+
     fn connect_status(&self) -> io::Result<bool> {
         match self {
             Stream::Tcp(s) => tcp_connect_status(s),
@@ -103,14 +112,24 @@ impl Transport for Stream {
 }
 
 impl Source for Stream {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interests),
             Stream::Unix(s) => s.register(registry, token, interests),
         }
     }
 
-    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interests),
             Stream::Unix(s) => s.reregister(registry, token, interests),
@@ -153,6 +172,8 @@ pub mod fake {
         pub reset: bool,
         pub connected: bool,
         pub connect_error: Option<io::ErrorKind>,
+        /// What `take_error` reports (once), after an error event.
+        pub pending_error: Option<io::ErrorKind>,
         /// Calls made, to check that backpressure stops reading.
         pub reads: usize,
     }
@@ -181,7 +202,11 @@ pub mod fake {
                 return Err(kind.into());
             }
             if s.input.is_empty() {
-                return if s.input_eof { Ok(0) } else { Err(io::ErrorKind::WouldBlock.into()) };
+                return if s.input_eof {
+                    Ok(0)
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                };
             }
             let n = buf.len().min(s.input.len());
             for (slot, byte) in buf.iter_mut().zip(s.input.drain(..n)) {
@@ -214,6 +239,15 @@ pub mod fake {
 
         fn reset_on_close(&mut self) {
             self.0.borrow_mut().reset = true;
+        }
+
+        fn take_error(&self) -> io::Result<Option<io::Error>> {
+            Ok(self
+                .0
+                .borrow_mut()
+                .pending_error
+                .take()
+                .map(io::Error::from))
         }
 
         fn connect_status(&self) -> io::Result<bool> {

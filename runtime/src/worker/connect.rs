@@ -1,0 +1,109 @@
+//! Opening the outgoing connection to a remote: a non-blocking socket, bound to
+//! `local address` when the plan has one, TCP or SCTP, with the connect started.
+//!
+//! This is where the errors of an attempt are sorted, because they call for
+//! different reactions: a remote that refuses or cannot be reached is marked dead
+//! and the session fails over; a worker out of file descriptors must not blame the
+//! remote; a kernel without SCTP is a configuration problem to report once.
+
+use super::transport::Stream;
+use mio::net::TcpStream;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use tcprelay_plan::{Protocol as PlanProtocol, Remote};
+
+/// Why an attempt could not even be started.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The worker is out of file descriptors or memory: not the remote's fault.
+    Resources(io::Error),
+    /// The kernel does not support the protocol (SCTP without the module).
+    Unsupported(io::Error),
+    /// The remote (or the route to it, or the local address) failed.
+    Failed(io::Error),
+}
+
+/// Errors that mean the process or system ran out of something.
+pub fn is_resource_error(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+fn is_unsupported(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(
+            libc::EPROTONOSUPPORT
+                | libc::ESOCKTNOSUPPORT
+                | libc::EAFNOSUPPORT
+                | libc::EPFNOSUPPORT
+                | libc::EPROTOTYPE
+        )
+    )
+}
+
+fn stream_type() -> Type {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        Type::STREAM.nonblocking()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        Type::STREAM
+    }
+}
+
+/// Starts a non-blocking connect to `remote`. Completion is signalled by the socket
+/// becoming writable and checked with [`super::transport::Transport::connect_status`].
+pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Stream, OpenError> {
+    let protocol = match remote.protocol {
+        PlanProtocol::Tcp => Protocol::TCP,
+        PlanProtocol::Sctp => Protocol::from(libc::IPPROTO_SCTP),
+    };
+    let socket = Socket::new(
+        Domain::for_address(remote.address),
+        stream_type(),
+        Some(protocol),
+    )
+    .map_err(|e| {
+        if is_resource_error(&e) {
+            OpenError::Resources(e)
+        } else if is_unsupported(&e) {
+            OpenError::Unsupported(e)
+        } else {
+            OpenError::Failed(e)
+        }
+    })?;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    socket.set_nonblocking(true).map_err(OpenError::Failed)?;
+    // A local address of the other family than the remote cannot be used for it;
+    // the kernel then picks the source address.
+    if let Some(ip) = local.filter(|ip| ip.is_ipv4() == remote.address.is_ipv4()) {
+        socket
+            .bind(&SockAddr::from(SocketAddr::new(ip, 0)))
+            .map_err(|e| {
+                if is_resource_error(&e) {
+                    OpenError::Resources(e)
+                } else {
+                    OpenError::Failed(e)
+                }
+            })?;
+    }
+    if remote.protocol == PlanProtocol::Tcp {
+        // Best effort: a relay must not add Nagle delays to small writes.
+        let _ = socket.set_tcp_nodelay(true);
+    }
+    match socket.connect(&SockAddr::from(remote.address)) {
+        Ok(()) => {}
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINPROGRESS)
+                || e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) if is_resource_error(&e) => return Err(OpenError::Resources(e)),
+        Err(e) => return Err(OpenError::Failed(e)),
+    }
+    let stream: std::net::TcpStream = socket.into();
+    Ok(Stream::Tcp(TcpStream::from_std(stream)))
+}

@@ -1,0 +1,916 @@
+//! The worker's event loop: one `mio::Poll`, one thread, every socket of the worker.
+//!
+//! Tokens: [`CONTROL`] and [`SIGNALS`] are reserved, listener `i` is
+//! `FIRST_LISTENER + i`, and the session in slab slot `k` owns two tokens from
+//! `session_base`: `+ 2k` for its client side and `+ 2k + 1` for its remote side.
+//! Every socket is registered once for both readable and writable (edge-triggered);
+//! the sessions track readiness themselves.
+//!
+//! Fairness: a listener accepts at most [`ACCEPTS_PER_RUN`] connections and a session
+//! relays at most `READS_PER_RUN` reads per direction per turn; one with work left
+//! goes to the back of a run-again queue, served after the next (non-blocking) poll.
+//!
+//! Time: there is no timer unless something needs one. A coarse sweep every
+//! [`SWEEP_INTERVAL`] runs while a connect is in progress (connect timeout) or, with
+//! an idle timeout, while sessions exist; the stop grace and the accept back-off are
+//! single deadlines. With none of these the poll blocks indefinitely.
+
+use super::balance::Balancer;
+use super::buffer;
+use super::connect::{self, OpenError};
+use super::link::Link;
+use super::session::{is_reset, Close, ConnectOutcome, End, Outcome, Session, Side, State};
+use super::transport::{Stream, Transport};
+use super::{Config, Exit, ListenSocket, Options, Probe};
+use crate::control::ToMaster;
+use mio::event::Event;
+use mio::unix::pipe::Receiver;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tcprelay_plan::Remote;
+
+/// The control socket's token.
+const CONTROL: Token = Token(0);
+/// The signal pipe's token.
+const SIGNALS: Token = Token(1);
+/// Listener `i` has token `FIRST_LISTENER + i`.
+const FIRST_LISTENER: usize = 2;
+
+/// How long a connect to a remote may take before the remote counts as failed and
+/// the session fails over: 10 seconds, as a TCP stack's first SYN retries take
+/// about this long on a lossy path, while a dead host should not hold clients longer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Period of the sweep that checks connect and idle timeouts (their granularity).
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Connections a listener accepts in one turn before the others get theirs.
+pub const ACCEPTS_PER_RUN: usize = 32;
+/// First and longest pause of accepting after running out of file descriptors.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Grace given to sessions on SIGTERM/SIGINT.
+const SIGNAL_GRACE_SECS: u32 = 30;
+/// Events fetched per poll.
+const EVENTS: usize = 1024;
+
+/// Something to run again after the next poll.
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Listener(usize),
+    /// Slab key and session id (the key may have been reused by then).
+    Session(usize, u64),
+}
+
+/// A listener the worker accepts on.
+#[derive(Debug)]
+struct ListenerSlot {
+    socket: ListenSocket,
+    registered: bool,
+}
+
+/// Why a session is closed by the loop (as opposed to by its own relay).
+#[derive(Debug)]
+enum Why {
+    Relay(Close),
+    Idle,
+    NoRemote,
+    Stopped,
+    Local(io::Error),
+}
+
+/// Accepting paused because the process ran out of descriptors or memory.
+#[derive(Debug, Clone, Copy)]
+struct Starved {
+    until: Instant,
+}
+
+/// The worker: the poll and everything registered with it.
+#[derive(Debug)]
+pub struct Worker {
+    id: u32,
+    poll: Poll,
+    now: Instant,
+    listeners: Vec<Option<ListenerSlot>>,
+    session_base: usize,
+    link: Link,
+    signals: Option<Receiver>,
+    sessions: Slab<Session<Stream>>,
+    next_id: u64,
+    scratch: Box<[u8]>,
+    remotes: Vec<Remote>,
+    local_address: Option<IpAddr>,
+    balancer: Balancer,
+    /// Whether "the kernel does not support" was logged, per remote.
+    unsupported_logged: Vec<bool>,
+    /// Whether giving up on a client for want of a remote was logged since the
+    /// last successful connect.
+    give_up_logged: bool,
+    users_max: usize,
+    retire: Option<u64>,
+    idle_timeout: Option<Duration>,
+    served: u64,
+    /// At `users max`: listeners deregistered until a session ends.
+    full: bool,
+    starved: Option<Starved>,
+    backoff: Duration,
+    /// Whether the current starvation episode was logged.
+    starve_logged: bool,
+    /// Set once the worker stops accepting for good: why it will exit when idle.
+    exit: Option<Exit>,
+    grace_at: Option<Instant>,
+    sweep_at: Option<Instant>,
+    again: VecDeque<Work>,
+    /// Reused list of sessions found expired by a sweep.
+    expired: Vec<(usize, bool)>,
+    probe: Option<Arc<Probe>>,
+    connect_timeout: Duration,
+    /// Whether a remote's failure was logged since it last accepted a connect: one
+    /// warning when a remote goes down, one notice when it is back.
+    reported_dead: Vec<bool>,
+}
+
+impl Worker {
+    pub fn new(config: Config, options: Options) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        let registry = poll.registry();
+        let mut control = config.control;
+        // The loop must never block on these, whatever the caller set up.
+        socket2::SockRef::from(&control).set_nonblocking(true)?;
+        if let Some(pipe) = config.signals.as_ref() {
+            pipe.set_nonblocking(true)?;
+        }
+        registry.register(
+            &mut control,
+            CONTROL,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let mut signals = config.signals;
+        if let Some(pipe) = signals.as_mut() {
+            registry.register(pipe, SIGNALS, Interest::READABLE)?;
+        }
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for listener in config.listeners {
+            if listener.tls {
+                crate::error!(
+                    "worker {}: TLS termination is not available in this worker; listener {} not served",
+                    config.id,
+                    describe(&listener.socket)
+                );
+                listeners.push(None);
+                continue;
+            }
+            let mut socket = listener.socket;
+            match &socket {
+                ListenSocket::Tcp(l) => socket2::SockRef::from(l).set_nonblocking(true)?,
+                ListenSocket::Unix(l) => socket2::SockRef::from(l).set_nonblocking(true)?,
+            }
+            let token = Token(FIRST_LISTENER + listeners.len());
+            register_listener(&poll, &mut socket, token)?;
+            listeners.push(Some(ListenerSlot {
+                socket,
+                registered: true,
+            }));
+        }
+        let relay = config.relay;
+        let relay_remotes_len = relay.remotes.len();
+        let session_base = FIRST_LISTENER + listeners.len();
+        Ok(Worker {
+            id: config.id,
+            poll,
+            now: Instant::now(),
+            listeners,
+            session_base,
+            link: Link::new(control),
+            signals,
+            sessions: Slab::new(),
+            next_id: 1,
+            scratch: buffer::scratch(),
+            balancer: Balancer::new(relay.remotes.iter().map(|r| r.weight), relay.rebalance),
+            unsupported_logged: vec![false; relay.remotes.len()],
+            remotes: relay.remotes,
+            local_address: relay.local_address,
+            give_up_logged: false,
+            users_max: if config.users_max == 0 {
+                usize::MAX
+            } else {
+                config.users_max as usize
+            },
+            retire: relay.retire.filter(|n| *n > 0),
+            idle_timeout: (relay.idle_timeout > 0)
+                .then(|| Duration::from_secs(u64::from(relay.idle_timeout))),
+            served: 0,
+            full: false,
+            starved: None,
+            backoff: BACKOFF_MIN,
+            starve_logged: false,
+            exit: None,
+            grace_at: None,
+            sweep_at: None,
+            again: VecDeque::new(),
+            expired: Vec::new(),
+            probe: options.probe,
+            connect_timeout: options.connect_timeout.unwrap_or(CONNECT_TIMEOUT),
+            reported_dead: vec![false; relay_remotes_len],
+        })
+    }
+
+    /// Runs until drained, stopped or orphaned, and idle.
+    pub fn run(mut self) -> io::Result<Exit> {
+        let mut events = Events::with_capacity(EVENTS);
+        loop {
+            if let Some(exit) = self.exit {
+                if self.sessions.is_empty() {
+                    crate::debug!(
+                        "worker {}: exiting ({exit:?}) after {} sessions",
+                        self.id,
+                        self.served
+                    );
+                    return Ok(exit);
+                }
+            }
+            let timeout = self.poll_timeout();
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            self.now = Instant::now();
+            for event in events.iter() {
+                self.dispatch(event);
+            }
+            self.run_again();
+            self.run_timers();
+            self.report_probe();
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let next = [self.sweep_at, self.grace_at, self.starved.map(|s| s.until)]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some(next.saturating_duration_since(Instant::now()))
+    }
+
+    fn dispatch(&mut self, event: &Event) {
+        match event.token() {
+            CONTROL => self.control_event(event),
+            SIGNALS => self.signal_event(),
+            Token(t) if t < self.session_base => self.accept(t - FIRST_LISTENER),
+            Token(t) => {
+                let n = t - self.session_base;
+                let side = if n % 2 == 0 {
+                    Side::Client
+                } else {
+                    Side::Remote
+                };
+                self.session_event(n / 2, side, event);
+            }
+        }
+    }
+
+    // ---- accepting ----------------------------------------------------------------
+
+    fn accepting(&self) -> bool {
+        self.exit.is_none() && !self.full && self.starved.is_none()
+    }
+
+    fn accept(&mut self, index: usize) {
+        for _ in 0..ACCEPTS_PER_RUN {
+            if !self.accepting() {
+                return;
+            }
+            let Some(Some(slot)) = self.listeners.get(index) else {
+                return;
+            };
+            let accepted = match &slot.socket {
+                ListenSocket::Tcp(l) => l.accept().map(|(s, peer)| {
+                    // Best effort: without it small writes would wait for Nagle.
+                    let _ = s.set_nodelay(true);
+                    (Stream::Tcp(s), Some(peer))
+                }),
+                ListenSocket::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    if self.starve_logged {
+                        crate::notice!("worker {}: accepting connections again", self.id);
+                    }
+                    self.starve_logged = false;
+                    self.backoff = BACKOFF_MIN;
+                    self.open_session(stream, peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionReset
+                    ) || e.raw_os_error() == Some(libc::EPROTO) =>
+                {
+                    crate::debug!("worker {}: accept: {e}", self.id);
+                }
+                Err(e) => {
+                    self.starve(&format!("cannot accept: {e}"));
+                    return;
+                }
+            }
+        }
+        self.again.push_back(Work::Listener(index));
+    }
+
+    /// Pauses accepting after a resource error, until the back-off expires or a
+    /// session frees a descriptor; logs once per episode.
+    fn starve(&mut self, error: &str) {
+        if !self.starve_logged {
+            crate::warn!(
+                "worker {}: {error}; pausing accepts (retry in {} ms or when a session ends)",
+                self.id,
+                self.backoff.as_millis()
+            );
+            self.starve_logged = true;
+        }
+        self.starved = Some(Starved {
+            until: self.now + self.backoff,
+        });
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.sync_listeners();
+    }
+
+    /// Registers or deregisters the listeners to match whether the worker accepts.
+    fn sync_listeners(&mut self) {
+        let want = self.accepting();
+        for (index, slot) in self.listeners.iter_mut().enumerate() {
+            let Some(slot) = slot.as_mut() else { continue };
+            if slot.registered == want {
+                continue;
+            }
+            let registry = self.poll.registry();
+            let result = if want {
+                register_listener(&self.poll, &mut slot.socket, Token(FIRST_LISTENER + index))
+            } else {
+                match &mut slot.socket {
+                    ListenSocket::Tcp(l) => registry.deregister(l),
+                    ListenSocket::Unix(l) => registry.deregister(l),
+                }
+            };
+            match result {
+                Ok(()) => slot.registered = want,
+                Err(e) => crate::error!(
+                    "worker {}: listener {}: {e}",
+                    self.id,
+                    describe(&slot.socket)
+                ),
+            }
+        }
+    }
+
+    /// Stops accepting for good: the listeners are deregistered and dropped, so that
+    /// a new generation of workers owns the queue.
+    fn close_intake(&mut self, exit: Exit) {
+        if exit == Exit::Stopped || self.exit.is_none() {
+            self.exit = Some(exit);
+        }
+        self.sync_listeners();
+        self.listeners.iter_mut().for_each(|slot| *slot = None);
+        self.again.retain(|work| matches!(work, Work::Session(..)));
+    }
+
+    /// Takes a new client (`peer` is `None` on a Unix-domain listener).
+    fn open_session(&mut self, stream: Stream, peer: Option<SocketAddr>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = self.sessions.vacant_entry();
+        let key = entry.key();
+        let mut session = Session::new(id, stream, self.now);
+        let token = Token(self.session_base + 2 * key);
+        if let Err(e) = self.poll.registry().register(
+            &mut session.client.io,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            // Out of kernel memory or epoll watches: shed the client, pause accepts.
+            drop(session);
+            self.starve(&format!("cannot register a client: {e}"));
+            return;
+        }
+        entry.insert(session);
+        crate::debug!(
+            "worker {}: session {id}: client {}",
+            self.id,
+            PeerText(peer)
+        );
+        self.served += 1;
+        if self.sessions.len() >= self.users_max && !self.full {
+            self.full = true;
+            self.sync_listeners();
+            self.send_load();
+        }
+        if self.retire == Some(self.served) {
+            crate::info!(
+                "worker {}: retiring after {} sessions",
+                self.id,
+                self.served
+            );
+            self.close_intake(Exit::Drained);
+            self.link.send(
+                ToMaster::Retiring {
+                    served: self.served,
+                },
+                true,
+            );
+        }
+        self.start_attempt(key);
+    }
+
+    fn send_load(&mut self) {
+        let sessions = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+        self.link.send(
+            ToMaster::Load {
+                sessions,
+                full: self.full,
+            },
+            false,
+        );
+    }
+
+    // ---- connecting and failover --------------------------------------------------
+
+    /// Selects a remote for a connecting session and starts a connect, failing over
+    /// at once through remotes that fail immediately; closes the client when none
+    /// is left.
+    fn start_attempt(&mut self, key: usize) {
+        loop {
+            let Some(session) = self.sessions.get_mut(key) else {
+                return;
+            };
+            let State::Connecting(connecting) = &mut session.state else {
+                return;
+            };
+            let (choice, revived) = self.balancer.select(&connecting.tried);
+            if revived {
+                crate::debug!("worker {}: rebalance: dead remotes revived", self.id);
+            }
+            let Some(index) = choice else {
+                if !connecting.revived {
+                    connecting.revived = true;
+                    connecting.tried.clear();
+                    if self.balancer.revive_all() {
+                        crate::debug!(
+                            "worker {}: every remote failed; reviving them all for a retry",
+                            self.id
+                        );
+                    }
+                    continue;
+                }
+                if !self.give_up_logged {
+                    crate::warn!(
+                        "worker {}: no remote reachable; closing clients until one is",
+                        self.id
+                    );
+                    self.give_up_logged = true;
+                }
+                self.close(key, Why::NoRemote);
+                return;
+            };
+            connecting.tried.insert(index);
+            connecting.attempt += 1;
+            connecting.started = self.now;
+            session.remote_index = Some(index);
+            let (id, attempt) = (session.id, connecting.attempt);
+            match connect::open(&self.remotes[index], self.local_address) {
+                Ok(stream) => {
+                    let mut end = End::new(stream);
+                    let token = Token(self.session_base + 2 * key + 1);
+                    if let Err(e) = self.poll.registry().register(
+                        &mut end.io,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        self.close(key, Why::Local(e));
+                        return;
+                    }
+                    session.remote = Some(end);
+                    crate::debug!(
+                        "worker {}: session {id}: connecting to {} (attempt {attempt})",
+                        self.id,
+                        self.remotes[index].address
+                    );
+                    self.arm_sweep();
+                    return;
+                }
+                Err(OpenError::Resources(e)) => {
+                    // Not the remote's fault: keep it alive, shed this client and stop
+                    // accepting for a while (after the close, which would otherwise
+                    // resume accepting at once for the descriptor it frees).
+                    let message = format!("cannot open a connection: {e}");
+                    self.close(key, Why::Local(e));
+                    self.starve(&message);
+                    return;
+                }
+                Err(OpenError::Unsupported(e)) => {
+                    self.release_remote(key);
+                    if !self.unsupported_logged[index] {
+                        self.unsupported_logged[index] = true;
+                        crate::error!(
+                            "worker {}: remote {} ({}): not supported by this kernel: {e}",
+                            self.id,
+                            self.remotes[index].address,
+                            self.remotes[index].protocol
+                        );
+                    }
+                    self.balancer.mark_dead(index);
+                }
+                Err(OpenError::Failed(e)) => {
+                    self.release_remote(key);
+                    self.remote_failed(index, &e);
+                }
+            }
+        }
+    }
+
+    /// Gives back the balancer count of the session's current remote.
+    fn release_remote(&mut self, key: usize) {
+        if let Some(session) = self.sessions.get_mut(key) {
+            if let Some(index) = session.remote_index.take() {
+                self.balancer.release(index);
+            }
+        }
+    }
+
+    fn remote_failed(&mut self, index: usize, error: &io::Error) {
+        let address = self.remotes[index].address;
+        self.balancer.mark_dead(index);
+        if self.reported_dead[index] {
+            crate::debug!("worker {}: remote {address}: {error}", self.id);
+        } else {
+            self.reported_dead[index] = true;
+            crate::warn!("worker {}: remote {address}: {error}; marked dead", self.id);
+        }
+    }
+
+    /// The current attempt failed (refused, unreachable, timed out): mark the remote
+    /// dead and fail over, the client none the wiser.
+    fn fail_attempt(&mut self, key: usize, error: io::Error) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        // Dropping the socket closes it, which removes it from the poll.
+        session.remote = None;
+        let index = session.remote_index;
+        self.release_remote(key);
+        if let Some(index) = index {
+            self.remote_failed(index, &error);
+        }
+        self.start_attempt(key);
+    }
+
+    // ---- sessions -----------------------------------------------------------------
+
+    fn session_event(&mut self, key: usize, side: Side, event: &Event) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        session.ready(
+            side,
+            event.is_readable(),
+            event.is_writable(),
+            event.is_read_closed(),
+            event.is_error(),
+        );
+        if side == Side::Remote && matches!(session.state, State::Connecting(_)) {
+            match session.connected(self.now) {
+                ConnectOutcome::Pending => return,
+                ConnectOutcome::Connected => {
+                    if let Some(index) = session.remote_index {
+                        let address = self.remotes[index].address;
+                        crate::debug!(
+                            "worker {}: session {}: connected to {address}",
+                            self.id,
+                            session.id
+                        );
+                        if std::mem::take(&mut self.reported_dead[index]) {
+                            crate::notice!(
+                                "worker {}: remote {address} is reachable again",
+                                self.id
+                            );
+                        }
+                    }
+                    self.give_up_logged = false;
+                    if self.idle_timeout.is_some() {
+                        self.arm_sweep();
+                    }
+                }
+                ConnectOutcome::Failed(e) => {
+                    self.fail_attempt(key, e);
+                    return;
+                }
+            }
+        }
+        self.run_session(key);
+    }
+
+    fn run_session(&mut self, key: usize) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        match session.relay(&mut self.scratch, self.now) {
+            Outcome::Continue => {}
+            Outcome::Again => {
+                if !session.queued {
+                    session.queued = true;
+                    self.again.push_back(Work::Session(key, session.id));
+                }
+            }
+            Outcome::Close(close) => self.close(key, Why::Relay(close)),
+        }
+    }
+
+    fn close(&mut self, key: usize, why: Why) {
+        let Some(mut session) = self.sessions.try_remove(key) else {
+            return;
+        };
+        if let Some(index) = session.remote_index.take() {
+            self.balancer.release(index);
+        }
+        if let Why::Relay(Close::Error { side, error }) = &why {
+            if is_reset(error) {
+                match side {
+                    Side::Client => session
+                        .remote
+                        .iter_mut()
+                        .for_each(|end| end.io.reset_on_close()),
+                    Side::Remote => session.client.io.reset_on_close(),
+                }
+            }
+        }
+        crate::debug!(
+            "worker {}: session {}: closed ({}, was {}), {} bytes up, {} down",
+            self.id,
+            session.id,
+            WhyText(&why),
+            session.state.name(),
+            session.bytes.0,
+            session.bytes.1
+        );
+        // Dropping the session closes both sockets, which removes them from the poll
+        // (the worker holds the only descriptor of an accepted or connected socket).
+        drop(session);
+        if self.full && self.sessions.len() < self.users_max {
+            self.full = false;
+            if self.exit.is_none() {
+                self.sync_listeners();
+                self.send_load();
+            }
+        }
+        if self.starved.is_some() {
+            // A descriptor was freed: try accepting again now.
+            self.starved = None;
+            self.sync_listeners();
+        }
+    }
+
+    fn run_again(&mut self) {
+        for _ in 0..self.again.len() {
+            let Some(work) = self.again.pop_front() else {
+                break;
+            };
+            match work {
+                Work::Listener(index) => self.accept(index),
+                Work::Session(key, id) => match self.sessions.get_mut(key) {
+                    Some(session) if session.id == id => {
+                        session.queued = false;
+                        self.run_session(key);
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    // ---- time ---------------------------------------------------------------------
+
+    fn arm_sweep(&mut self) {
+        if self.sweep_at.is_none() {
+            self.sweep_at = Some(self.now + SWEEP_INTERVAL);
+        }
+    }
+
+    fn run_timers(&mut self) {
+        if self.starved.is_some_and(|s| s.until <= self.now) {
+            self.starved = None;
+            self.sync_listeners();
+        }
+        if self.grace_at.is_some_and(|at| at <= self.now) {
+            self.grace_at = None;
+            let keys: Vec<usize> = self.sessions.iter().map(|(key, _)| key).collect();
+            if !keys.is_empty() {
+                crate::notice!(
+                    "worker {}: grace period over, closing {} sessions",
+                    self.id,
+                    keys.len()
+                );
+            }
+            for key in keys {
+                self.close(key, Why::Stopped);
+            }
+        }
+        if self.sweep_at.is_some_and(|at| at <= self.now) {
+            self.sweep();
+        }
+    }
+
+    /// Fails over connects older than [`CONNECT_TIMEOUT`] and closes sessions idle
+    /// for the idle timeout; re-arms itself while either can still happen.
+    fn sweep(&mut self) {
+        self.sweep_at = None;
+        let now = self.now;
+        let mut rearm = false;
+        self.expired.clear();
+        for (key, session) in self.sessions.iter() {
+            match &session.state {
+                State::Connecting(c) if session.remote.is_some() => {
+                    if now.saturating_duration_since(c.started) >= self.connect_timeout {
+                        self.expired.push((key, true));
+                    } else {
+                        rearm = true;
+                    }
+                }
+                State::Connecting(_) | State::Closed => {}
+                State::Relaying | State::HalfClosed { .. } => {
+                    if let Some(idle) = self.idle_timeout {
+                        if now.saturating_duration_since(session.last_active) >= idle {
+                            self.expired.push((key, false));
+                        } else {
+                            rearm = true;
+                        }
+                    }
+                }
+            }
+        }
+        let expired = std::mem::take(&mut self.expired);
+        for &(key, connect) in &expired {
+            if connect {
+                let error = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                self.fail_attempt(key, error);
+            } else {
+                self.close(key, Why::Idle);
+            }
+        }
+        self.expired = expired;
+        if rearm {
+            self.arm_sweep();
+        }
+    }
+
+    // ---- master and signals -------------------------------------------------------
+
+    fn control_event(&mut self, event: &Event) {
+        if event.is_writable() {
+            self.link.flush();
+        }
+        if !(event.is_readable() || event.is_read_closed() || event.is_error()) {
+            return;
+        }
+        let received = self.link.receive();
+        for frame in received.frames {
+            match frame {
+                crate::control::ToWorker::Drain => self.drain(Exit::Drained),
+                crate::control::ToWorker::Stop { grace_secs } => self.stop(grace_secs),
+            }
+        }
+        if received.eof {
+            if let Some(stream) = self.link.stream_mut() {
+                let _ = self.poll.registry().deregister(stream);
+            }
+            self.link.take();
+            if self.exit.is_none() {
+                crate::notice!(
+                    "worker {}: master gone; finishing {} sessions",
+                    self.id,
+                    self.sessions.len()
+                );
+            }
+            self.close_intake(Exit::MasterGone);
+        }
+    }
+
+    fn drain(&mut self, exit: Exit) {
+        crate::info!(
+            "worker {}: draining {} sessions",
+            self.id,
+            self.sessions.len()
+        );
+        self.close_intake(exit);
+        let sessions = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+        self.link.send(ToMaster::Draining { sessions }, true);
+    }
+
+    fn stop(&mut self, grace_secs: u32) {
+        self.drain(Exit::Stopped);
+        // A grace too long to represent is no deadline at all.
+        if let Some(at) = self
+            .now
+            .checked_add(Duration::from_secs(u64::from(grace_secs)))
+        {
+            self.grace_at = Some(self.grace_at.map_or(at, |old| old.min(at)));
+        }
+    }
+
+    fn signal_event(&mut self) {
+        let mut bytes = [0u8; 64];
+        loop {
+            let Some(pipe) = self.signals.as_mut() else {
+                return;
+            };
+            match pipe.read(&mut bytes) {
+                Ok(0) => {
+                    let _ = self.poll.registry().deregister(pipe);
+                    self.signals = None;
+                    return;
+                }
+                Ok(n) => {
+                    for &signal in &bytes[..n] {
+                        match i32::from(signal) {
+                            libc::SIGHUP => self.drain(Exit::Drained),
+                            libc::SIGTERM | libc::SIGINT => self.stop(SIGNAL_GRACE_SECS),
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    crate::warn!("worker {}: signal pipe: {e}", self.id);
+                    let _ = self.poll.registry().deregister(pipe);
+                    self.signals = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn report_probe(&self) {
+        if let Some(probe) = &self.probe {
+            let buffered = self.sessions.iter().map(|(_, s)| s.buffered()).sum();
+            probe.record(self.sessions.len(), buffered);
+        }
+    }
+}
+
+fn register_listener(poll: &Poll, socket: &mut ListenSocket, token: Token) -> io::Result<()> {
+    match socket {
+        ListenSocket::Tcp(l) => poll.registry().register(l, token, Interest::READABLE),
+        ListenSocket::Unix(l) => poll.registry().register(l, token, Interest::READABLE),
+    }
+}
+
+fn describe(socket: &ListenSocket) -> String {
+    match socket {
+        ListenSocket::Tcp(l) => l
+            .local_addr()
+            .map_or_else(|_| "tcp".to_string(), |a| a.to_string()),
+        ListenSocket::Unix(l) => l
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+            .unwrap_or_else(|| "unix".to_string()),
+    }
+}
+
+/// A close reason for a log line, formatted only if the line is written.
+struct WhyText<'a>(&'a Why);
+
+impl fmt::Display for WhyText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Why::Relay(Close::Finished) => f.write_str("finished"),
+            Why::Relay(Close::Error { side, error }) => write!(f, "{} error: {error}", side.name()),
+            Why::Idle => f.write_str("idle timeout"),
+            Why::NoRemote => f.write_str("no remote reachable"),
+            Why::Stopped => f.write_str("stopped"),
+            Why::Local(error) => write!(f, "local error: {error}"),
+        }
+    }
+}
+
+/// A client address for a log line.
+struct PeerText(Option<SocketAddr>);
+
+impl fmt::Display for PeerText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(address) => write!(f, "{address}"),
+            None => f.write_str("unix"),
+        }
+    }
+}

@@ -1,0 +1,928 @@
+//! Tests of the whole worker loop over loopback: the worker runs in a thread with a
+//! listener on `127.0.0.1:0`, backends are small blocking servers in threads, and
+//! the test plays the master on the control socket.
+//!
+//! Every socket has a timeout, every thread is joined (the harnesses stop and join
+//! in `Drop`, also when a test fails) and every wait is bounded.
+
+use super::server::SWEEP_INTERVAL;
+use super::*;
+use crate::control::{ToMaster, ToWorker, FRAME};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use tcprelay_plan::{Protocol, Remote, Syslog};
+
+/// Timeout of every blocking socket operation in the tests.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a test waits for a worker to exit.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn relay(remotes: &[(SocketAddr, u32)]) -> Relay {
+    Relay {
+        remotes: remotes
+            .iter()
+            .map(|&(address, weight)| Remote {
+                address,
+                protocol: Protocol::Tcp,
+                weight,
+            })
+            .collect(),
+        local_address: None,
+        rebalance: None,
+        retire: None,
+        idle_timeout: 0,
+        syslog: Syslog::default_for("t"),
+        tls: None,
+    }
+}
+
+/// A port nothing listens on: bound, then released.
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// FNV-1a, streaming: enough to compare byte streams.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}
+
+// ---- the worker under test --------------------------------------------------------
+
+struct Harness {
+    addr: SocketAddr,
+    master: Option<StdUnixStream>,
+    thread: Option<JoinHandle<io::Result<Exit>>>,
+    probe: Arc<Probe>,
+}
+
+struct Setup {
+    relay: Relay,
+    users_max: u32,
+    listener: Option<TcpListener>,
+    signals: Option<mio::unix::pipe::Receiver>,
+    connect_timeout: Option<Duration>,
+}
+
+impl Setup {
+    fn new(relay: Relay) -> Setup {
+        Setup {
+            relay,
+            users_max: 1000,
+            listener: None,
+            signals: None,
+            connect_timeout: None,
+        }
+    }
+
+    fn start(self) -> Harness {
+        let listener = match self.listener {
+            Some(l) => l,
+            None => TcpListener::bind("127.0.0.1:0").expect("bind"),
+        };
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let (ours, theirs) = StdUnixStream::pair().expect("socketpair");
+        theirs.set_nonblocking(true).expect("nonblocking");
+        ours.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let config = Config {
+            id: 1,
+            relay: self.relay,
+            users_max: self.users_max,
+            listeners: vec![Listener {
+                socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
+                tls: false,
+            }],
+            control: mio::net::UnixStream::from_std(theirs),
+            signals: self.signals,
+        };
+        let probe = Arc::new(Probe::default());
+        let options = Options {
+            probe: Some(probe.clone()),
+            connect_timeout: self.connect_timeout,
+        };
+        let thread = thread::spawn(move || run_with(config, options));
+        Harness {
+            addr,
+            master: Some(ours),
+            thread: Some(thread),
+            probe,
+        }
+    }
+}
+
+impl Harness {
+    fn connect(&self) -> TcpStream {
+        let stream =
+            TcpStream::connect_timeout(&self.addr, IO_TIMEOUT).expect("connect to the worker");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream
+    }
+
+    fn send(&mut self, message: ToWorker) {
+        if let Some(master) = self.master.as_mut() {
+            master
+                .write_all(&message.encode())
+                .expect("write to the worker");
+        }
+    }
+
+    /// The next frame from the worker, if one comes within `within`.
+    fn next_frame(&mut self, within: Duration) -> Option<ToMaster> {
+        let master = self.master.as_mut()?;
+        let deadline = Instant::now() + within;
+        let mut frame = [0u8; FRAME];
+        let mut filled = 0;
+        while filled < FRAME {
+            if Instant::now() >= deadline {
+                assert_eq!(filled, 0, "a partial frame");
+                return None;
+            }
+            match master.read(&mut frame[filled..]) {
+                Ok(0) => return None,
+                Ok(n) => filled += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("control read: {e}"),
+            }
+        }
+        Some(ToMaster::decode(&frame).expect("a worker frame"))
+    }
+
+    /// Reads frames until `want` arrives; the ones before it are returned.
+    fn expect_frame(&mut self, want: ToMaster) -> Vec<ToMaster> {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_frame(left) {
+                Some(frame) if frame == want => return seen,
+                Some(frame) => seen.push(frame),
+                None => panic!("no {want:?} from the worker; saw {seen:?}"),
+            }
+        }
+    }
+
+    /// Waits for the loop to return.
+    fn join(&mut self) -> Exit {
+        let thread = self.thread.take().expect("worker running");
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        while !thread.is_finished() {
+            assert!(Instant::now() < deadline, "the worker did not exit");
+            thread::sleep(Duration::from_millis(5));
+        }
+        thread.join().expect("worker thread").expect("worker loop")
+    }
+
+    fn stop(&mut self) -> Exit {
+        self.send(ToWorker::Stop { grace_secs: 0 });
+        self.join()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            if let Some(master) = self.master.as_mut() {
+                let _ = master.write_all(&ToWorker::Stop { grace_secs: 0 }.encode());
+            }
+            self.master = None;
+            let deadline = Instant::now() + EXIT_TIMEOUT;
+            while !thread.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+// ---- backends ---------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Writes back what it reads, closes on end of file.
+    Echo,
+    /// Accepts and holds the connection, reading nothing.
+    Hold,
+    /// Reads to end of file, then answers with [`reply_for`] and closes.
+    ReplyAfterEof,
+    /// Reads one byte, then resets the connection.
+    Reset,
+}
+
+/// The half-close test's reply to a request of `n` bytes.
+fn reply_for(n: usize) -> Vec<u8> {
+    let mut reply = format!("got {n} bytes\n").into_bytes();
+    reply.extend(random_bytes(n as u64, 300 * 1024));
+    reply
+}
+
+struct Backend {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Backend {
+    fn start(mode: Mode) -> Backend {
+        Backend::on(TcpListener::bind("127.0.0.1:0").expect("bind"), mode)
+    }
+
+    fn at(addr: SocketAddr, mode: Mode) -> Backend {
+        Backend::on(
+            TcpListener::bind(addr).expect("bind the freed port again"),
+            mode,
+        )
+    }
+
+    fn on(listener: TcpListener, mode: Mode) -> Backend {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, halt) = (accepted.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let mut held = Vec::new();
+            let mut workers = Vec::new();
+            while !halt.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+                        let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+                        match mode {
+                            Mode::Hold => held.push(stream),
+                            _ => workers.push(thread::spawn(move || serve(stream, mode))),
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        thread::sleep(Duration::from_millis(2))
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            drop(held);
+            for worker in workers {
+                let _ = worker.join();
+            }
+        });
+        Backend {
+            addr,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, mode: Mode) {
+    let mut buf = vec![0u8; 64 * 1024];
+    match mode {
+        Mode::Echo => loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if stream.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        },
+        Mode::ReplyAfterEof => {
+            let mut total = 0;
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => total += n,
+                    Err(_) => return,
+                }
+            }
+            let _ = stream.write_all(&reply_for(total));
+        }
+        Mode::Reset => {
+            let _ = stream.read(&mut buf[..1]);
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
+        Mode::Hold => {}
+    }
+}
+
+/// One request/response through an echo backend.
+fn round_trip(stream: &mut TcpStream, message: &[u8]) {
+    stream.write_all(message).expect("write through the relay");
+    let mut back = vec![0u8; message.len()];
+    stream
+        .read_exact(&mut back)
+        .expect("echo through the relay");
+    assert_eq!(back, message);
+}
+
+/// Reads until end of file or an error; returns what was read and how it ended.
+fn read_to_end(stream: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (data, Ok(())),
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (data, Err(e)),
+        }
+    }
+}
+
+/// Whether `stream` receives nothing within `within` (it is not being served).
+fn stays_silent(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).expect("timeout");
+    let mut byte = [0u8; 1];
+    let silent = matches!(
+        stream.read(&mut byte),
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    );
+    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    silent
+}
+
+// ---- the tests --------------------------------------------------------------------
+
+#[test]
+fn data_integrity_50_sessions_of_1_mib() {
+    const SESSIONS: u64 = 50;
+    const SIZE: usize = 1 << 20;
+    let echo = Backend::start(Mode::Echo);
+    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let clients: Vec<_> = (0..SESSIONS)
+        .map(|i| {
+            let mut stream = worker.connect();
+            thread::spawn(move || {
+                let data = random_bytes(i + 1, SIZE);
+                let mut sent = Fnv::new();
+                sent.update(&data);
+                let mut writer = stream.try_clone().expect("clone");
+                let write = thread::spawn(move || {
+                    // Uneven chunks, to exercise partial reads and writes.
+                    let mut offset = 0;
+                    let mut step = 1000 + (i as usize * 7919) % 60_000;
+                    while offset < data.len() {
+                        let end = (offset + step).min(data.len());
+                        writer.write_all(&data[offset..end]).expect("write");
+                        offset = end;
+                        step = 1 + (step * 31 + 17) % 70_000;
+                    }
+                    writer.shutdown(Shutdown::Write).expect("shutdown");
+                });
+                let (back, end) = read_to_end(&mut stream);
+                write.join().expect("writer");
+                end.expect("clean end of file");
+                let mut received = Fnv::new();
+                received.update(&back);
+                (back.len(), received.0 == sent.0)
+            })
+        })
+        .collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        let (len, same) = client.join().expect("client");
+        assert_eq!(len, SIZE, "session {i} length");
+        assert!(same, "session {i} bytes differ");
+    }
+    assert_eq!(echo.accepted(), SESSIONS as usize);
+    wait_until("sessions to end", IO_TIMEOUT, || {
+        worker.probe.sessions.load(Ordering::Relaxed) == 0
+    });
+    assert_eq!(worker.probe.buffered.load(Ordering::Relaxed), 0);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn weighted_least_connections_splits_3_to_1() {
+    let a = Backend::start(Mode::Hold);
+    let b = Backend::start(Mode::Hold);
+    let mut worker = Setup::new(relay(&[(a.addr, 3), (b.addr, 1)])).start();
+    let mut clients = Vec::new();
+    for i in 0..400 {
+        clients.push(worker.connect());
+        wait_until("the session to reach a backend", IO_TIMEOUT, || {
+            a.accepted() + b.accepted() == i + 1
+        });
+    }
+    let (to_a, to_b) = (a.accepted(), b.accepted());
+    assert!(
+        (270..=330).contains(&to_a) && (90..=110).contains(&to_b),
+        "split {to_a}:{to_b}"
+    );
+    drop(clients);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn failover_to_the_next_remote_is_invisible_to_clients() {
+    let dead = free_port();
+    let echo = Backend::start(Mode::Echo);
+    let mut worker = Setup::new(relay(&[(dead, 1), (echo.addr, 1)])).start();
+    for i in 0..5 {
+        let mut client = worker.connect();
+        round_trip(&mut client, format!("hello {i}").as_bytes());
+    }
+    assert_eq!(echo.accepted(), 5);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn connect_timeout_fails_over() {
+    // A listener whose accept queue is full drops SYNs: connects to it hang.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    socket.listen(0).expect("listen");
+    let blackhole = socket
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("inet");
+    let mut fillers = Vec::new();
+    loop {
+        match TcpStream::connect_timeout(&blackhole, Duration::from_millis(300)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+        assert!(fillers.len() < 16, "the accept queue never filled");
+    }
+    let echo = Backend::start(Mode::Echo);
+    let mut setup = Setup::new(relay(&[(blackhole, 1), (echo.addr, 1)]));
+    setup.connect_timeout = Some(Duration::from_millis(200));
+    let mut worker = setup.start();
+    let started = Instant::now();
+    let mut client = worker.connect();
+    round_trip(&mut client, b"through the second remote");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_secs(4),
+        "took {took:?}"
+    );
+    drop(client);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn all_remotes_dead_closes_the_client_then_revives() {
+    let (first, second) = (free_port(), free_port());
+    let mut worker = Setup::new(relay(&[(first, 1), (second, 1)])).start();
+    let started = Instant::now();
+    let mut client = worker.connect();
+    let (data, _) = read_to_end(&mut client);
+    assert!(data.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    // Both are marked dead now; a backend comes up and the next session revives.
+    let echo = Backend::at(second, Mode::Echo);
+    let mut client = worker.connect();
+    round_trip(&mut client, b"revived");
+    assert_eq!(echo.accepted(), 1);
+    drop(client);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn rebalance_retries_a_dead_remote_after_n_selections() {
+    for (rebalance, second_goes_to_first) in [(Some(2), true), (None, false)] {
+        let first = free_port();
+        let echo = Backend::start(Mode::Echo);
+        let mut r = relay(&[(first, 1), (echo.addr, 1)]);
+        r.rebalance = rebalance;
+        let mut worker = Setup::new(r).start();
+        // Selection 1 tries `first` (refused, marked dead), selection 2 the echo.
+        let mut one = worker.connect();
+        round_trip(&mut one, b"one");
+        assert_eq!(echo.accepted(), 1);
+        let revived = Backend::at(first, Mode::Echo);
+        // Selection 3: after 2 selections the dead mark is gone (ties go to the
+        // first remote); without rebalance it stays dead.
+        let mut two = worker.connect();
+        round_trip(&mut two, b"two");
+        assert_eq!(
+            revived.accepted() == 1,
+            second_goes_to_first,
+            "rebalance {rebalance:?}"
+        );
+        drop((one, two));
+        assert_eq!(worker.stop(), Exit::Stopped);
+    }
+}
+
+#[test]
+fn retire_after_three_sessions() {
+    let echo = Backend::start(Mode::Echo);
+    let mut r = relay(&[(echo.addr, 1)]);
+    r.retire = Some(3);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    // The test keeps a copy of the listening socket, as the master does.
+    let master_copy = listener.try_clone().expect("dup");
+    let mut setup = Setup::new(r);
+    setup.listener = Some(listener);
+    let mut worker = setup.start();
+    let mut sessions: Vec<_> = (0..3).map(|_| worker.connect()).collect();
+    for (i, s) in sessions.iter_mut().enumerate() {
+        round_trip(s, format!("session {i}").as_bytes());
+    }
+    worker.expect_frame(ToMaster::Retiring { served: 3 });
+    let mut fourth = worker.connect();
+    fourth.write_all(b"anyone?").expect("write");
+    assert!(
+        stays_silent(&mut fourth, Duration::from_millis(400)),
+        "a retired worker served a session"
+    );
+    // The connection waits in the shared queue for another worker.
+    master_copy.set_nonblocking(true).expect("nonblocking");
+    wait_until("the fourth connection in the queue", IO_TIMEOUT, || {
+        master_copy.accept().is_ok()
+    });
+    assert_eq!(echo.accepted(), 3);
+    drop(sessions);
+    assert_eq!(worker.join(), Exit::Drained);
+}
+
+#[test]
+fn idle_timeout_closes_idle_sessions_only() {
+    let echo = Backend::start(Mode::Echo);
+    let mut r = relay(&[(echo.addr, 1)]);
+    r.idle_timeout = 1;
+    let mut worker = Setup::new(r).start();
+    let mut idle = worker.connect();
+    round_trip(&mut idle, b"then silence");
+    let quiet_since = Instant::now();
+    let watcher = thread::spawn(move || {
+        let (data, _) = read_to_end(&mut idle);
+        (data.len(), quiet_since.elapsed())
+    });
+    let mut active = worker.connect();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3200) {
+        round_trip(&mut active, b".");
+        thread::sleep(Duration::from_millis(200));
+    }
+    let (len, closed_after) = watcher.join().expect("watcher");
+    assert_eq!(len, 0);
+    assert!(
+        closed_after >= Duration::from_millis(900) && closed_after <= Duration::from_secs(3),
+        "idle session closed after {closed_after:?}"
+    );
+    round_trip(&mut active, b"still here");
+    drop(active);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn half_close_delivers_the_reply_after_the_clients_eof() {
+    let backend = Backend::start(Mode::ReplyAfterEof);
+    let mut worker = Setup::new(relay(&[(backend.addr, 1)])).start();
+    let mut client = worker.connect();
+    let request = random_bytes(7, 200 * 1024);
+    client.write_all(&request).expect("write");
+    client.shutdown(Shutdown::Write).expect("shutdown");
+    let (reply, end) = read_to_end(&mut client);
+    end.expect("clean end of file");
+    assert!(
+        reply == reply_for(request.len()),
+        "reply of {} bytes differs",
+        reply.len()
+    );
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn a_reset_is_propagated() {
+    let backend = Backend::start(Mode::Reset);
+    let mut worker = Setup::new(relay(&[(backend.addr, 1)])).start();
+    let mut client = worker.connect();
+    client.write_all(b"x").expect("write");
+    let (_, end) = read_to_end(&mut client);
+    let error = end.expect_err("a reset, not an end of file");
+    assert_eq!(error.kind(), io::ErrorKind::ConnectionReset);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn backpressure_bounds_what_the_worker_buffers() {
+    let sink = Backend::start(Mode::Hold);
+    let mut worker = Setup::new(relay(&[(sink.addr, 1)])).start();
+    let mut client = worker.connect();
+    wait_until("the session to reach the sink", IO_TIMEOUT, || {
+        sink.accepted() == 1
+    });
+    client
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut written = 0usize;
+    loop {
+        match client.write(&chunk) {
+            Ok(n) => written += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+        assert!(written < 64 << 20, "writes never stalled");
+    }
+    // The worker holds at most one read's remainder per direction.
+    let max = worker.probe.max_buffered.load(Ordering::Relaxed);
+    assert!(
+        max <= 2 * buffer::SCRATCH_SIZE,
+        "worker buffered {max} bytes"
+    );
+    assert!(written > 0);
+    // The stalled bytes are still owed to the sink: the session outlives the client's
+    // close until stopped.
+    drop(client);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn idle_sessions_hold_no_buffers() {
+    let echo = Backend::start(Mode::Echo);
+    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut clients: Vec<_> = (0..20).map(|_| worker.connect()).collect();
+    for c in &mut clients {
+        round_trip(c, &random_bytes(3, 100_000));
+    }
+    let turns = worker.probe.turns.load(Ordering::Relaxed);
+    wait_until("a loop turn", IO_TIMEOUT, || {
+        worker.probe.turns.load(Ordering::Relaxed) > turns
+    });
+    assert_eq!(worker.probe.sessions.load(Ordering::Relaxed), 20);
+    assert_eq!(worker.probe.buffered.load(Ordering::Relaxed), 0);
+    drop(clients);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn an_idle_worker_sleeps() {
+    let echo = Backend::start(Mode::Echo);
+    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut client = worker.connect();
+    round_trip(&mut client, b"then nothing");
+    // The sweep armed by the connect runs once, finds nothing and is not re-armed.
+    thread::sleep(SWEEP_INTERVAL + Duration::from_millis(200));
+    let turns = worker.probe.turns.load(Ordering::Relaxed);
+    thread::sleep(Duration::from_millis(1500));
+    // No idle timeout, no connect in progress: the poll blocks, no periodic wake-up.
+    assert_eq!(worker.probe.turns.load(Ordering::Relaxed), turns);
+    round_trip(&mut client, b"still served");
+    drop(client);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn drain_keeps_open_sessions_and_exits_when_idle() {
+    let echo = Backend::start(Mode::Echo);
+    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut client = worker.connect();
+    round_trip(&mut client, b"before");
+    worker.send(ToWorker::Drain);
+    worker.expect_frame(ToMaster::Draining { sessions: 1 });
+    // The listener is gone (the test held no other copy): new clients are refused.
+    assert!(TcpStream::connect_timeout(&worker.addr, IO_TIMEOUT).is_err());
+    round_trip(&mut client, b"after");
+    drop(client);
+    assert_eq!(worker.join(), Exit::Drained);
+}
+
+#[test]
+fn master_gone_drains_and_exits_when_idle() {
+    let echo = Backend::start(Mode::Echo);
+    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut client = worker.connect();
+    round_trip(&mut client, b"before");
+    worker.master = None;
+    thread::sleep(Duration::from_millis(100));
+    round_trip(&mut client, b"after");
+    drop(client);
+    assert_eq!(worker.join(), Exit::MasterGone);
+}
+
+#[test]
+fn stop_closes_sessions_after_the_grace_period() {
+    let echo = Backend::start(Mode::Echo);
+    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut client = worker.connect();
+    round_trip(&mut client, b"x");
+    let started = Instant::now();
+    worker.send(ToWorker::Stop { grace_secs: 1 });
+    worker.expect_frame(ToMaster::Draining { sessions: 1 });
+    round_trip(&mut client, b"within the grace period");
+    let (data, _) = read_to_end(&mut client);
+    assert!(data.is_empty());
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    assert_eq!(worker.join(), Exit::Stopped);
+}
+
+#[test]
+fn signals_drain_or_stop() {
+    for (signal, exit) in [
+        (libc::SIGHUP, Exit::Drained),
+        (libc::SIGTERM, Exit::Stopped),
+        (libc::SIGINT, Exit::Stopped),
+    ] {
+        let (mut sender, receiver) = mio::unix::pipe::new().expect("pipe");
+        sender.set_nonblocking(false).expect("blocking");
+        let mut setup = Setup::new(relay(&[(free_port(), 1)]));
+        setup.signals = Some(receiver);
+        let mut worker = setup.start();
+        // An unknown signal is ignored.
+        sender.write_all(&[libc::SIGUSR1 as u8]).expect("write");
+        assert_eq!(worker.next_frame(Duration::from_millis(100)), None);
+        sender.write_all(&[signal as u8]).expect("write");
+        assert_eq!(worker.join(), exit, "signal {signal}");
+    }
+}
+
+#[test]
+fn users_max_leaves_extra_clients_in_the_queue() {
+    let echo = Backend::start(Mode::Echo);
+    let mut setup = Setup::new(relay(&[(echo.addr, 1)]));
+    setup.users_max = 2;
+    let mut worker = setup.start();
+    let mut first = worker.connect();
+    let mut second = worker.connect();
+    round_trip(&mut first, b"1");
+    round_trip(&mut second, b"2");
+    worker.expect_frame(ToMaster::Load {
+        sessions: 2,
+        full: true,
+    });
+    let mut third = worker.connect();
+    third.write_all(b"3").expect("write");
+    assert!(
+        stays_silent(&mut third, Duration::from_millis(400)),
+        "a full worker served a third client"
+    );
+    drop(first);
+    worker.expect_frame(ToMaster::Load {
+        sessions: 1,
+        full: false,
+    });
+    let mut back = [0u8; 1];
+    third
+        .read_exact(&mut back)
+        .expect("served once a session ended");
+    assert_eq!(&back, b"3");
+    drop((second, third));
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn unix_listener_clients_are_relayed() {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "tcprelay-worker-{}-{}.sock",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let echo = Backend::start(Mode::Echo);
+    let (ours, theirs) = StdUnixStream::pair().expect("socketpair");
+    theirs.set_nonblocking(true).expect("nonblocking");
+    let config = Config {
+        id: 2,
+        relay: relay(&[(echo.addr, 1)]),
+        users_max: 10,
+        listeners: vec![Listener {
+            socket: ListenSocket::Unix(mio::net::UnixListener::from_std(listener)),
+            tls: false,
+        }],
+        control: mio::net::UnixStream::from_std(theirs),
+        signals: None,
+    };
+    let thread = thread::spawn(move || run(config));
+    let result = (|| -> io::Result<Vec<u8>> {
+        let mut client = StdUnixStream::connect(&path)?;
+        client.set_read_timeout(Some(IO_TIMEOUT))?;
+        client.write_all(b"over unix")?;
+        let mut back = [0u8; 9];
+        client.read_exact(&mut back)?;
+        Ok(back.to_vec())
+    })();
+    let mut master = ours;
+    master
+        .write_all(&ToWorker::Stop { grace_secs: 0 }.encode())
+        .expect("stop");
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    while !thread.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(result.expect("relayed"), b"over unix");
+    assert!(thread.is_finished(), "the worker did not exit");
+    assert_eq!(thread.join().expect("thread").expect("loop"), Exit::Stopped);
+}
+
+#[test]
+fn an_idle_session_is_a_few_hundred_bytes() {
+    // With no pending remainder a session owns no heap memory: its slab slot is all.
+    let size = std::mem::size_of::<session::Session<transport::Stream>>();
+    assert!(size <= 256, "a session takes {size} bytes");
+}
+
+#[test]
+fn an_unusable_sctp_remote_fails_over_to_tcp() {
+    // Without SCTP in the kernel the socket cannot be created (logged once); with
+    // it, nothing speaks SCTP on the echo's port and the connect is refused. Either
+    // way the session goes on to the TCP remote.
+    let echo = Backend::start(Mode::Echo);
+    let mut r = relay(&[(echo.addr, 1), (echo.addr, 1)]);
+    r.remotes[0].protocol = Protocol::Sctp;
+    let mut worker = Setup::new(r).start();
+    for i in 0..3 {
+        let mut client = worker.connect();
+        round_trip(&mut client, format!("try {i}").as_bytes());
+    }
+    assert_eq!(echo.accepted(), 3);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn test_helpers_are_deterministic() {
+    let mut whole = Fnv::new();
+    whole.update(b"abc");
+    let mut split = Fnv::new();
+    split.update(b"a");
+    split.update(b"bc");
+    assert_eq!(whole.0, split.0);
+    assert_eq!(random_bytes(1, 16), random_bytes(1, 16));
+    assert_ne!(random_bytes(1, 16), random_bytes(2, 16));
+}

@@ -1,0 +1,433 @@
+//! The runtime as a whole: the real `tcprelay` binary on loopback, with backends in
+//! this process. Every test is bounded in time and stops what it started.
+
+use crate::harness::{
+    self, alive, children_of, echo_through, free_port, random_bytes, Echo, Relay,
+};
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn config(port: u16, remotes: &[(u16, u32)], extra_spawnd: &str, extra_relay: &str) -> String {
+    let remotes: String = remotes
+        .iter()
+        .map(|(p, w)| format!("    remote = {{ address = 127.0.0.1 port = {p} weight = {w} }}\n"))
+        .collect();
+    format!(
+        "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} }}\n{extra_spawnd}\n}}\nid = tcprelay {{\n{remotes}{extra_relay}\n}}\n"
+    )
+}
+
+fn sha(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+fn start(dir: &std::path::Path, cfg: &str, port: u16) -> Relay {
+    let plan = harness::compile(dir, "relay", cfg);
+    Relay::start(dir, &["run", "-f", plan.to_str().unwrap()], port)
+}
+
+#[test]
+fn many_concurrent_sessions_keep_their_data_intact() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _relay = start(
+        dir.path(),
+        &config(
+            port,
+            &[(echo.port, 1)],
+            "spawn = { servers min = 2 servers max = 2 }",
+            "",
+        ),
+        port,
+    );
+    let handles: Vec<_> = (0..40)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let data = random_bytes(i, 256 * 1024 + i as usize * 997);
+                let back = echo_through(port, &data).expect("session works");
+                (sha(&data), sha(&back))
+            })
+        })
+        .collect();
+    for h in handles {
+        let (sent, got) = h.join().expect("client thread");
+        assert_eq!(sent, got, "a session's data came back changed");
+    }
+}
+
+#[test]
+fn weights_split_held_sessions_three_to_one() {
+    let (a, b) = (Echo::start(), Echo::start());
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _relay = start(
+        dir.path(),
+        &config(
+            port,
+            &[(a.port, 3), (b.port, 1)],
+            "spawn = { servers min = 1 servers max = 1 users max = 1000 }",
+            "",
+        ),
+        port,
+    );
+    // Hold every session open so that least-connections sees the active counts.
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        held.push(s);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while a.connections.load(Ordering::Relaxed) + b.connections.load(Ordering::Relaxed) < 400
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (na, nb) = (
+        a.connections.load(Ordering::Relaxed),
+        b.connections.load(Ordering::Relaxed),
+    );
+    assert_eq!(na + nb, 400);
+    assert!(
+        (270..=330).contains(&na),
+        "3:1 split expected, got {na}:{nb}"
+    );
+}
+
+#[test]
+fn a_refusing_remote_fails_over_without_the_client_noticing() {
+    let echo = Echo::start();
+    let dead = free_port();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _relay = start(
+        dir.path(),
+        &config(port, &[(dead, 10), (echo.port, 1)], "", ""),
+        port,
+    );
+    for i in 0..10 {
+        let data = random_bytes(100 + i, 10_000);
+        assert_eq!(echo_through(port, &data).expect("session"), data);
+    }
+    assert_eq!(echo.connections.load(Ordering::Relaxed), 10);
+}
+
+#[test]
+fn corrupted_plan_files_are_refused_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start();
+    let port = free_port();
+    let good = std::fs::read(harness::compile(
+        dir.path(),
+        "good",
+        &config(port, &[(echo.port, 1)], "", ""),
+    ))
+    .unwrap();
+    let mut flipped = good.clone();
+    let at = good.len() - 3;
+    flipped[at] ^= 0x01;
+    for (name, bytes, says) in [
+        (
+            "truncated.plan",
+            good[..good.len() - 7].to_vec(),
+            "truncated",
+        ),
+        ("flipped.plan", flipped, "corrupted"),
+        (
+            "foreign.plan",
+            b"GIF89a....".to_vec(),
+            "not a tcprelay plan",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = std::process::Command::new(harness::bin("tcprelay"))
+            .args(["run", "-f", path.to_str().unwrap()])
+            .output()
+            .expect("tcprelay runs");
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{name}: something listens"
+        );
+    }
+}
+
+/// Opens `n` sessions that each send a chunk every 50 ms for `duration`, checking the
+/// echo of every chunk; returns the number of sessions that completed intact.
+fn long_sessions(port: u16, n: usize, duration: Duration) -> Vec<std::thread::JoinHandle<bool>> {
+    (0..n)
+        .map(|i| {
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                    return false;
+                };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let end = Instant::now() + duration;
+                let mut k = 0u64;
+                while Instant::now() < end {
+                    let chunk = random_bytes(i as u64 * 1000 + k, 1000);
+                    let mut back = vec![0; chunk.len()];
+                    if s.write_all(&chunk).is_err()
+                        || s.read_exact(&mut back).is_err()
+                        || back != chunk
+                    {
+                        return false;
+                    }
+                    k += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                true
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn sighup_reload_under_load_cuts_and_refuses_nothing() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = start(
+        dir.path(),
+        &config(
+            port,
+            &[(echo.port, 1)],
+            "spawn = { servers min = 2 servers max = 4 }",
+            "",
+        ),
+        port,
+    );
+    let long = long_sessions(port, 50, Duration::from_secs(4));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let churn: Vec<_> = (0..4)
+        .map(|t| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let data = random_bytes(t * 1_000_000 + i, 2000);
+                    match echo_through(port, &data) {
+                        Ok(back) if back == data => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = children_of(relay.pid());
+    for _ in 0..3 {
+        relay.signal(1);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for h in churn {
+        h.join().unwrap();
+    }
+    let intact = long
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .filter(|&ok| ok)
+        .count();
+    assert_eq!(
+        intact,
+        50,
+        "long sessions cut by the reload; log:\n{}",
+        relay.log_text()
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "new connections failed during reload ({} ok)",
+        ok.load(Ordering::Relaxed)
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 50,
+        "too little traffic to mean anything"
+    );
+    // The first generation has drained and exited.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while before.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        before.iter().all(|&p| !alive(p)),
+        "old workers still running"
+    );
+    assert!(
+        relay.log_text().contains("reloaded"),
+        "{}",
+        relay.log_text()
+    );
+    assert!(
+        relay.wait_exit(Duration::from_millis(1)).is_none(),
+        "master exited"
+    );
+}
+
+#[test]
+fn a_bad_plan_on_reload_keeps_the_running_one() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = harness::compile(
+        dir.path(),
+        "relay",
+        &config(port, &[(echo.port, 1)], "", ""),
+    );
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    std::fs::write(&plan, b"garbage").unwrap();
+    relay.signal(1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(echo_through(port, b"still here").unwrap(), b"still here");
+    assert!(
+        relay.log_text().contains("reload failed"),
+        "{}",
+        relay.log_text()
+    );
+}
+
+#[test]
+fn a_killed_worker_is_replaced_and_the_others_keep_their_sessions() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(
+        dir.path(),
+        &config(
+            port,
+            &[(echo.port, 1)],
+            "spawn = { servers min = 2 servers max = 2 }",
+            "",
+        ),
+        port,
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while children_of(relay.pid()).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let workers = children_of(relay.pid());
+    assert_eq!(workers.len(), 2);
+    let long = long_sessions(port, 20, Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &workers[0].to_string()])
+        .status();
+    let survived = long
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .filter(|&ok| ok)
+        .count();
+    // Sessions of the killed worker die with it; the other worker's live on.
+    assert!(survived > 0, "no session survived the death of one worker");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while children_of(relay.pid()).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let now = children_of(relay.pid());
+    assert_eq!(now.len(), 2, "the dead worker was not replaced");
+    assert!(!now.contains(&workers[0]));
+    assert_eq!(echo_through(port, b"after").unwrap(), b"after");
+}
+
+#[test]
+fn workers_finish_their_sessions_when_the_master_dies() {
+    use std::io::{Read, Write};
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = start(
+        dir.path(),
+        &config(
+            port,
+            &[(echo.port, 1)],
+            "spawn = { servers min = 1 servers max = 1 }",
+            "",
+        ),
+        port,
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"one").unwrap();
+    let mut buf = [0u8; 3];
+    s.read_exact(&mut buf).unwrap();
+    let workers = children_of(relay.pid());
+    relay.signal(9);
+    relay
+        .wait_exit(Duration::from_secs(5))
+        .expect("master killed");
+    s.write_all(b"two").unwrap();
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"two", "the session broke with its master");
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while workers.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        workers.iter().all(|&p| !alive(p)),
+        "orphaned workers did not exit when idle"
+    );
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_removes_the_pidfile() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("tcprelay.pid");
+    let mut relay = start(
+        dir.path(),
+        &config(
+            port,
+            &[(echo.port, 1)],
+            &format!("pidfile = {}", pidfile.display()),
+            "",
+        ),
+        port,
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, relay.pid());
+    relay.signal(15);
+    let status = relay.wait_exit(Duration::from_secs(10)).expect("stopped");
+    assert!(status.success(), "{status:?}: {}", relay.log_text());
+    assert!(!pidfile.exists());
+}
+
+#[test]
+fn the_original_command_line_checks_and_runs_a_configuration() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("relay.cfg");
+    std::fs::write(&cfg, config(port, &[(echo.port, 1)], "", "")).unwrap();
+    let bad = dir.path().join("bad.cfg");
+    std::fs::write(&bad, "id = spawnd { listen = { port = 0 } }").unwrap();
+    let check = |path: &std::path::Path| {
+        std::process::Command::new(harness::bin("tcprelay"))
+            .args(["-P", path.to_str().unwrap()])
+            .env("TCPRELAY_CC", harness::bin("tcprelay-cc"))
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(check(&cfg), Some(0));
+    assert_eq!(check(&bad), Some(1));
+    let _relay = Relay::start(dir.path(), &["-f", cfg.to_str().unwrap()], port);
+    assert_eq!(echo_through(port, b"hello").unwrap(), b"hello");
+}
