@@ -384,6 +384,9 @@ impl Master {
             ToMaster::Draining { sessions } => {
                 w.sessions = sessions;
                 w.leaving = true;
+                // A worker drained by a SIGHUP of its own needs a successor now, not
+                // when it has finished its last session.
+                self.ensure_minimum();
             }
         }
     }
@@ -434,12 +437,18 @@ impl Master {
                 self.spawn();
             }
         }
-        // Keep at least `servers min` active workers.
-        if !self.stopping && self.spawn_after.is_none() {
-            let active = self.active().count();
-            for _ in active..self.plan.spawnd.servers_min as usize {
-                self.spawn();
-            }
+        self.ensure_minimum();
+    }
+
+    /// Starts workers until `servers min` are active (not while stopping, nor while a
+    /// crash-loop brake holds spawning back).
+    fn ensure_minimum(&mut self) {
+        if self.stopping || self.spawn_after.is_some() {
+            return;
+        }
+        let active = self.active().count();
+        for _ in active..self.plan.spawnd.servers_min as usize {
+            self.spawn();
         }
     }
 

@@ -190,10 +190,23 @@ impl Relay {
     /// the log line instead of probing the port keeps the backends' connection counts
     /// exact.
     pub fn start(dir: &Path, args: &[&str], port: u16) -> Relay {
+        let mut cmd = Command::new(bin("tcprelay"));
+        cmd.args(args);
+        Relay::start_command(dir, cmd, port)
+    }
+
+    /// Starts `tcprelay` through `sh -c script` (which must `exec` it), e.g. to set a
+    /// resource limit first.
+    pub fn start_shell(dir: &Path, script: &str, port: u16) -> Relay {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        Relay::start_command(dir, cmd, port)
+    }
+
+    fn start_command(dir: &Path, mut cmd: Command, port: u16) -> Relay {
         let log = dir.join("tcprelay.log");
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(bin("tcprelay"))
-            .args(args)
+        let child = cmd
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("dup"))
@@ -256,7 +269,10 @@ impl Drop for Relay {
         }
         // Workers left behind by a test that killed the master.
         for pid in workers {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }

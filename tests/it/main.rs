@@ -4,6 +4,7 @@
 
 mod cli;
 mod harness;
+mod process;
 mod props;
 mod relay;
 mod ui;

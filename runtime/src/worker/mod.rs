@@ -30,6 +30,7 @@ use tcprelay_plan::Relay;
 mod balance;
 mod buffer;
 mod connect;
+mod limits;
 mod link;
 mod server;
 mod session;

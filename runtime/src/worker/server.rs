@@ -18,6 +18,7 @@
 use super::balance::Balancer;
 use super::buffer;
 use super::connect::{self, OpenError};
+use super::limits;
 use super::link::Link;
 use super::session::{is_reset, Close, ConnectOutcome, End, Outcome, Session, Side, State};
 use super::transport::{Stream, Transport};
@@ -195,11 +196,7 @@ impl Worker {
             remotes: relay.remotes,
             local_address: relay.local_address,
             give_up_logged: false,
-            users_max: if config.users_max == 0 {
-                usize::MAX
-            } else {
-                config.users_max as usize
-            },
+            users_max: limits::session_capacity(config.users_max, config.id),
             retire: relay.retire.filter(|n| *n > 0),
             idle_timeout: (relay.idle_timeout > 0)
                 .then(|| Duration::from_secs(u64::from(relay.idle_timeout))),
