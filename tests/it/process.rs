@@ -205,3 +205,49 @@ fn sighup_to_a_worker_drains_it_and_the_master_replaces_it() {
     assert!(!alive(worker), "the drained worker did not exit when idle");
     assert_eq!(children_of(relay.pid()).len(), 1, "{}", relay.log_text());
 }
+
+/// The real uid of `pid`, from /proc.
+fn uid_of(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn privileges_are_dropped_after_binding() {
+    // Only root can drop privileges; the suite runs as root in CI.
+    if uid_of(std::process::id() as i32) != Some(0) {
+        eprintln!("skipped: not root");
+        return;
+    }
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(
+        dir.path(),
+        &[
+            "run",
+            "-f",
+            harness::compile(
+                dir.path(),
+                "relay",
+                &config(
+                    port,
+                    echo.port,
+                    "user = nobody\n group = nogroup\n spawn = { servers min = 1 servers max = 1 }",
+                ),
+            )
+            .to_str()
+            .unwrap(),
+        ],
+        port,
+    );
+    assert_eq!(harness::echo_through(port, b"x").unwrap(), b"x");
+    let nobody = 65534;
+    assert_eq!(uid_of(relay.pid()), Some(nobody), "master still privileged");
+    let workers = children_of(relay.pid());
+    assert!(!workers.is_empty());
+    for w in workers {
+        assert_eq!(uid_of(w), Some(nobody), "worker {w} still privileged");
+    }
+}

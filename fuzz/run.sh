@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a bounded time each (default 60 s), with seeds from the
+# project's own configurations and a fresh plan. Usage: fuzz/run.sh [SECONDS]
+# Needs cargo-fuzz (installed here when missing); the stable toolchain builds the
+# sanitizer flags with RUSTC_BOOTSTRAP=1.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-60}
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+export RUSTC_BOOTSTRAP=1
+
+mkdir -p corpus/compile corpus/plan_decode
+cp ../examples/*.cfg ../tests/ui/pass/*.cfg ../tests/ui/fail/*.cfg corpus/compile/ 2>/dev/null || true
+(cd .. && cargo run -q --release -p tcprelay-cc -- compile examples/relay.cfg -o fuzz/corpus/plan_decode/relay.plan)
+
+for target in compile plan_decode; do
+    echo "== $target for ${seconds}s"
+    cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 2>&1 \
+        | grep -E "^(#[0-9]+.*(DONE|pulse)|Done|==[0-9]+== ERROR|SUMMARY|artifact)" || true
+    if ls artifacts/"$target"/crash-* >/dev/null 2>&1; then
+        echo "$target: crash found, see fuzz/artifacts/$target/" >&2
+        exit 1
+    fi
+done
+echo "no crash, no hang"
