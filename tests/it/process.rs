@@ -251,3 +251,216 @@ fn privileges_are_dropped_after_binding() {
         assert_eq!(uid_of(w), Some(nobody), "worker {w} still privileged");
     }
 }
+
+/// Raises this test process's open-file soft limit to `n` (or the hard limit).
+fn raise_nofile(n: u64) {
+    // SAFETY: getrlimit/setrlimit on a valid struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < n {
+            lim.rlim_cur = n.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+#[test]
+fn twenty_reloads_under_load_lose_nothing() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = harness::compile(
+        dir.path(),
+        "relay",
+        &config(
+            port,
+            echo.port,
+            "spawn = { servers min = 1 servers max = 2 }",
+        ),
+    );
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    // Long sessions: each sends a chunk every 50 ms and checks its echo.
+    let long: Vec<_> = (0..30u64)
+        .map(|i| {
+            std::thread::spawn(move || -> bool {
+                let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                    return false;
+                };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let end = Instant::now() + Duration::from_secs(6);
+                let mut k = 0;
+                while Instant::now() < end {
+                    let chunk = harness::random_bytes(i * 10_000 + k, 512);
+                    let mut back = vec![0; 512];
+                    if s.write_all(&chunk).is_err()
+                        || s.read_exact(&mut back).is_err()
+                        || back != chunk
+                    {
+                        return false;
+                    }
+                    k += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                true
+            })
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let churn: Vec<_> = (0..3u64)
+        .map(|t| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let data = harness::random_bytes(t << 40 | i, 1500);
+                    match harness::echo_through(port, &data) {
+                        Ok(back) if back == data => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(200));
+        relay.signal(1);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for h in churn {
+        h.join().unwrap();
+    }
+    let intact = long
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .filter(|&b| b)
+        .count();
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!(
+        "20 reloads: {intact}/30 long sessions intact, {ok} new connections ok, {failed} failed"
+    );
+    assert_eq!(intact, 30, "long sessions cut: {}", relay.log_text());
+    assert_eq!(failed, 0, "new connections failed or were refused");
+    assert!(ok > 100, "too little traffic ({ok})");
+    assert_eq!(relay.log_text().matches("reloaded (generation").count(), 20);
+}
+
+#[test]
+fn a_thousand_idle_clients_are_timed_out_and_active_ones_are_not() {
+    raise_nofile(4096);
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = harness::compile(
+        dir.path(),
+        "relay",
+        &format!(
+            "id = spawnd {{ listen = {{ address = 127.0.0.1 port = {port} backlog = 2048 }} spawn = {{ servers min = 2 servers max = 2 users max = 2000 }} }}\nid = tcprelay {{ remote = {{ address = 127.0.0.1 port = {} }} idle timeout = 2 }}\n",
+            echo.port
+        ),
+    );
+    let _relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let idle: Vec<std::net::TcpStream> = (0..1000)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    let active: Vec<_> = (0..5u64)
+        .map(|i| {
+            std::thread::spawn(move || -> bool {
+                let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                    return false;
+                };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let end = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < end {
+                    let chunk = harness::random_bytes(i, 64);
+                    let mut back = [0u8; 64];
+                    if s.write_all(&chunk).is_err()
+                        || s.read_exact(&mut back).is_err()
+                        || back[..] != chunk[..]
+                    {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                true
+            })
+        })
+        .collect();
+    let alive_active = active
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .filter(|&b| b)
+        .count();
+    assert_eq!(alive_active, 5, "an active session was timed out");
+    // By now (5 s > 2 s idle timeout + 1 s sweep) every idle client has been closed.
+    let mut closed = 0;
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 1000, "idle clients left open");
+}
+
+#[test]
+fn a_client_that_never_reads_cannot_make_the_relay_buffer_without_bound() {
+    let port = free_port();
+    // A backend that writes as fast as it can to whoever connects.
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_port = backend.local_addr().unwrap().port();
+    let written = Arc::new(AtomicUsize::new(0));
+    let w = written.clone();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = backend.accept() {
+            let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+            let chunk = vec![7u8; 64 * 1024];
+            while let Ok(n) = s.write(&chunk) {
+                w.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(
+        dir.path(),
+        &[
+            "run",
+            "-f",
+            harness::compile(
+                dir.path(),
+                "relay",
+                &config(
+                    port,
+                    backend_port,
+                    "spawn = { servers min = 1 servers max = 1 }",
+                ),
+            )
+            .to_str()
+            .unwrap(),
+        ],
+        port,
+    );
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // The backend blocks once the client's receive buffer, the relay's sockets and the
+    // relay's one pending chunk are full; its 2 s write timeout then ends it.
+    std::thread::sleep(Duration::from_secs(4));
+    let total = written.load(Ordering::Relaxed);
+    let worker = children_of(relay.pid())[0];
+    let rss_kib: u64 = std::fs::read_to_string(format!("/proc/{worker}/status"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap();
+    drop(client);
+    eprintln!("backend wrote {total} bytes to a client that never reads; worker RSS {rss_kib} KiB");
+    assert!(total > 0);
+    assert!(total < 64 << 20, "the relay kept reading: {total} bytes");
+    assert!(rss_kib < 64 * 1024, "worker RSS {rss_kib} KiB");
+}
