@@ -13,16 +13,22 @@
 //!
 //! Every stage pushes diagnostics and goes on, so that one run reports every problem;
 //! only [`diag::render`] prints them.
+//!
+//! Beside the stages: [`cli`] is the command line (`main.rs` only calls it, and the man
+//! pages and completions are generated from its definition), [`explain`] prints a
+//! plan, and [`diagram`] and [`manual`] draw the language's documentation.
 
 #![forbid(unsafe_code)]
 
 pub mod ast;
 pub mod check;
+pub mod cli;
 pub mod diag;
 pub mod diagram;
 pub mod explain;
 pub mod lexer;
 pub mod lower;
+pub mod manual;
 pub mod parser;
 pub mod source;
 pub mod suggest;

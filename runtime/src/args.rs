@@ -179,6 +179,46 @@ mod tests {
         );
     }
 
+    /// `docs/man/tcprelay.1` is written by hand; every option of [`USAGE`] (and `run`)
+    /// has an entry in its OPTIONS section.
+    #[test]
+    fn man_page_describes_every_option_of_usage() {
+        let page = include_str!("../../docs/man/tcprelay.1").replace("\\-", "-");
+        let options = page
+            .split(".SH OPTIONS")
+            .nth(1)
+            .and_then(|rest| rest.split("\n.SH ").next())
+            .expect("the man page has an OPTIONS section");
+        // The entries: the line after each `.TP`.
+        let entries: Vec<&str> = options
+            .split(".TP\n")
+            .skip(1)
+            .filter_map(|entry| entry.lines().next())
+            .collect();
+        let mut words: Vec<&str> = USAGE
+            .split(|c: char| c.is_whitespace() || "[]|/".contains(c))
+            .filter(|w| w.len() > 1 && w.starts_with('-'))
+            .collect();
+        words.sort_unstable();
+        words.dedup();
+        assert_eq!(
+            words,
+            ["-P", "-b", "-d", "-f", "-i"],
+            "USAGE changed: {USAGE}"
+        );
+        words.extend(["run", "-h", "--help", "-v", "-V", "--version"]);
+        let version = format!("\"tcprelay {}\"", env!("CARGO_PKG_VERSION"));
+        assert!(page.contains(&version), "the .TH line names {version}");
+        for word in words {
+            assert!(
+                entries.iter().any(|e| e
+                    .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+                    .any(|w| w == word)),
+                "docs/man/tcprelay.1 has no OPTIONS entry for `{word}`: {entries:?}"
+            );
+        }
+    }
+
     #[test]
     fn errors_are_clear() {
         assert_eq!(p(&[]).unwrap_err(), "the configuration file is missing");

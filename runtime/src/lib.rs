@@ -9,6 +9,7 @@
 //! | [`worker`]| one mio loop per worker: accept, balance, relay                |
 //! | [`control`]| the master ⇄ worker frames                                    |
 //! | [`os`]    | fork, signals, daemon, pidfile, privileges                     |
+//! | [`tls`]   | the TLS server context, from the plan's certificate and key    |
 //! | [`log`]   | syslog or stderr                                               |
 
 pub mod args;
@@ -18,6 +19,7 @@ pub mod load;
 pub mod log;
 pub mod master;
 pub mod os;
+pub mod tls;
 pub mod worker;
 
 /// Applies the plan's `setenv` lines to this process's environment. Called before

@@ -90,13 +90,14 @@ pub fn write(severity: Severity, message: std::fmt::Arguments<'_>) {
         }
     } else {
         let prefix = PREFIX.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(
-            err,
-            "{prefix}[{}] {}: {text}",
+        // One write per line: the master and its workers share standard error, and a
+        // line written in pieces would interleave with theirs.
+        let line = format!(
+            "{prefix}[{}] {}: {text}\n",
             std::process::id(),
             severity.name().to_lowercase()
         );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 }
 

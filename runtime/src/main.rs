@@ -35,6 +35,23 @@ fn main() -> ExitCode {
         }
     };
     tcprelay::apply_env(&plan);
+    // Before anything is bound or logged: a bad certificate, key or passphrase is
+    // one line on standard error.
+    let tls = match tcprelay::tls::for_plan(&plan) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("tcprelay: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Checked once here, before anything is bound, rather than failing in every worker.
+    let mechanism = match tcprelay::worker::Mechanism::from_env() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("tcprelay: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let background = args.foreground.map_or(plan.spawnd.background, |fg| !fg) && args.debug == 0;
     let target = if background {
         log::Target::Syslog
@@ -47,13 +64,15 @@ fn main() -> ExitCode {
         args.debug.max(plan.spawnd.debug),
         "",
     );
+    tcprelay::info!("event mechanism: {mechanism}");
     let nofile = os::raise_nofile();
     tcprelay::debug!("open file limit: {nofile}");
     let pidfile = plan.spawnd.pidfile.clone();
     let (user, group) = (plan.spawnd.user.clone(), plan.spawnd.group.clone());
     let workdir = plan.spawnd.working_directory.clone();
     let reload_source = source.clone();
-    let master = match master::Master::new(plan, Box::new(move || load::load(&reload_source))) {
+    let reload: master::Reload = Box::new(move || load::load(&reload_source));
+    let master = match master::Master::new(plan, tls, reload) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("tcprelay: {e}");

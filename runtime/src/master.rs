@@ -7,12 +7,14 @@
 //! stops accepting, so connections wait in the kernel's queue for a worker with room.
 //!
 //! Lifecycle:
-//! - start: plan loaded and validated → listeners bound → daemon/pidfile → privileges
-//!   dropped → `servers min` workers forked;
-//! - SIGHUP: the plan is re-read (a bad one is logged and the running one kept), the
-//!   listeners re-bound (sockets of unchanged addresses kept open, so no queued
-//!   connection is lost), a new generation of workers forked, and only then the old
-//!   generation told to drain: they stop accepting, finish their sessions, exit;
+//! - start: plan loaded and validated → TLS context built (certificate, key,
+//!   passphrase) → listeners bound → daemon/pidfile → privileges dropped →
+//!   `servers min` workers forked;
+//! - SIGHUP: the plan is re-read and its TLS context built (a bad plan or TLS
+//!   material is logged and the running one kept), the listeners re-bound
+//!   (sockets of unchanged addresses kept open, so no queued connection is lost),
+//!   a new generation of workers forked, and only then the old generation told to
+//!   drain: they stop accepting, finish their sessions, exit;
 //! - SIGCHLD: workers are reaped; an active worker that died is replaced;
 //! - SIGTERM/SIGINT: workers stop gracefully (sessions get a grace period), then the
 //!   master exits;
@@ -64,6 +66,8 @@ pub type Reload = Box<dyn FnMut() -> Result<Plan, String>>;
 /// The master's state.
 pub struct Master {
     plan: Plan,
+    /// The TLS server context of the current generation (inherited by its workers).
+    tls: Option<openssl::ssl::SslContext>,
     generation: u64,
     listeners: Vec<Bound>,
     workers: HashMap<Token, Worker>,
@@ -89,7 +93,13 @@ impl std::fmt::Debug for Master {
 
 impl Master {
     /// Binds the plan's listeners and sets up signal handling; forks nothing yet.
-    pub fn new(plan: Plan, reload: Reload) -> Result<Master, String> {
+    /// `tls` is the plan's TLS context ([`crate::tls::for_plan`]), built by the
+    /// caller before this, so that bad TLS material fails before anything is bound.
+    pub fn new(
+        plan: Plan,
+        tls: Option<openssl::ssl::SslContext>,
+        reload: Reload,
+    ) -> Result<Master, String> {
         let listeners = listen::bind_all(
             &plan.spawnd.listeners,
             &plan.spawnd.keepalive,
@@ -103,6 +113,7 @@ impl Master {
             .map_err(|e| format!("cannot watch signals: {e}"))?;
         Ok(Master {
             plan,
+            tls,
             generation: 0,
             listeners,
             workers: HashMap::new(),
@@ -302,6 +313,7 @@ impl Master {
             listeners,
             control,
             signals,
+            tls: self.tls.clone(),
         };
         match worker::run(config) {
             Ok(exit) => {
@@ -461,6 +473,18 @@ impl Master {
                 return;
             }
         };
+        let tls = match crate::tls::for_plan(&plan) {
+            Ok(tls) => tls,
+            Err(e) => {
+                error!("reload failed, keeping the running plan: {e}");
+                return;
+            }
+        };
+        // The new workers would fail one by one on a mechanism this system lacks.
+        if let Err(e) = worker::Mechanism::after_setenv(&plan.env) {
+            error!("reload failed, keeping the running plan: {e}");
+            return;
+        }
         let listeners = match listen::bind_all(
             &plan.spawnd.listeners,
             &plan.spawnd.keepalive,
@@ -477,6 +501,7 @@ impl Master {
         // copies until they drain.
         self.listeners = listeners;
         self.plan = plan;
+        self.tls = tls;
         self.generation += 1;
         let old: Vec<Token> = self
             .workers

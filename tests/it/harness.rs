@@ -192,7 +192,15 @@ impl Relay {
     pub fn start(dir: &Path, args: &[&str], port: u16) -> Relay {
         let mut cmd = Command::new(bin("tcprelay"));
         cmd.args(args);
-        Relay::start_command(dir, cmd, port)
+        Relay::start_command(dir, cmd, port, mechanism_under_test())
+    }
+
+    /// [`Relay::start`] for a plan that selects its event mechanism itself
+    /// (`setenv IO_POLL_MECHANISM`): checks that the master reports `mechanism`.
+    pub fn start_under(dir: &Path, args: &[&str], port: u16, mechanism: &str) -> Relay {
+        let mut cmd = Command::new(bin("tcprelay"));
+        cmd.args(args);
+        Relay::start_command(dir, cmd, port, Some(mechanism))
     }
 
     /// Starts `tcprelay` through `sh -c script` (which must `exec` it), e.g. to set a
@@ -200,10 +208,13 @@ impl Relay {
     pub fn start_shell(dir: &Path, script: &str, port: u16) -> Relay {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script]);
-        Relay::start_command(dir, cmd, port)
+        Relay::start_command(dir, cmd, port, mechanism_under_test())
     }
 
-    fn start_command(dir: &Path, mut cmd: Command, port: u16) -> Relay {
+    /// Starts `cmd` and waits for the start; with `mechanism`, checks that the master
+    /// reports that event mechanism, so that a run under `IO_POLL_MECHANISM` cannot
+    /// silently test another one.
+    fn start_command(dir: &Path, mut cmd: Command, port: u16, mechanism: Option<&str>) -> Relay {
         let log = dir.join("tcprelay.log");
         let file = std::fs::File::create(&log).expect("log file");
         let child = cmd
@@ -225,6 +236,15 @@ impl Relay {
                 relay.log_text()
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if let Some(name) = mechanism {
+            assert!(
+                relay
+                    .log_text()
+                    .contains(&format!("event mechanism: {name}\n")),
+                "tcprelay does not use {name}: {}",
+                relay.log_text()
+            );
         }
         relay
     }
@@ -274,6 +294,21 @@ impl Drop for Relay {
                 .stderr(Stdio::null())
                 .status();
         }
+    }
+}
+
+/// The event mechanism the `tcprelay` processes of this run use, by name: the
+/// test process's `IO_POLL_MECHANISM`, which they inherit (CI runs the relay tests
+/// under epoll, poll and select this way); `None` when unset (the OS default).
+pub fn mechanism_under_test() -> Option<&'static str> {
+    let value = std::env::var("IO_POLL_MECHANISM").ok()?;
+    match value.trim() {
+        "" => None,
+        "1" => Some("kqueue"),
+        "4" => Some("epoll"),
+        "8" => Some("poll"),
+        "16" => Some("select"),
+        other => panic!("IO_POLL_MECHANISM={other}: run the tests under 1, 4, 8 or 16"),
     }
 }
 

@@ -3,7 +3,10 @@
 //! property is easier to state on functions.
 
 mod cli;
+mod docs;
+mod editors;
 mod harness;
+mod manual;
 mod process;
 mod props;
 mod relay;

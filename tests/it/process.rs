@@ -464,3 +464,61 @@ fn a_client_that_never_reads_cannot_make_the_relay_buffer_without_bound() {
     assert!(total < 64 << 20, "the relay kept reading: {total} bytes");
     assert!(rss_kib < 64 * 1024, "worker RSS {rss_kib} KiB");
 }
+
+#[test]
+fn the_tls_passphrase_never_reaches_logs_or_command_lines() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    harness::make_certs(&certs);
+    let cfg = format!(
+        "id = spawnd {{ listen = {{ address = 127.0.0.1 port = {port} tls = yes }} spawn = {{ servers min = 1 servers max = 1 }} }}\nid = tcprelay {{\n remote = {{ address = 127.0.0.1 port = {} }}\n tls cert-file = {}\n tls key-file = {}\n tls passphrase = \"{}\"\n}}\n",
+        echo.port,
+        certs.join("cert.pem").display(),
+        certs.join("enc-key.pem").display(),
+        harness::PASSPHRASE
+    );
+    let plan = harness::compile(dir.path(), "tls", &cfg);
+    let mut relay = Relay::start(
+        dir.path(),
+        &["run", "-f", "-d", "3", plan.to_str().unwrap()],
+        port,
+    );
+    let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    builder.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let connector = builder.build();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = connector.connect("localhost", tcp).expect("TLS handshake");
+    tls.write_all(b"secret-free").unwrap();
+    let mut back = [0u8; 11];
+    tls.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"secret-free");
+    let mut pids = vec![relay.pid()];
+    pids.extend(children_of(relay.pid()));
+    for pid in &pids {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let needle = harness::PASSPHRASE.as_bytes();
+        assert!(
+            !cmdline.windows(needle.len()).any(|w| w == needle),
+            "passphrase in the command line of {pid}"
+        );
+        assert!(
+            !environ.windows(needle.len()).any(|w| w == needle),
+            "passphrase in the environment of {pid}"
+        );
+    }
+    drop(tls);
+    relay.signal(1);
+    std::thread::sleep(Duration::from_millis(500));
+    relay.signal(15);
+    relay.wait_exit(Duration::from_secs(10)).expect("stopped");
+    let log = relay.log_text();
+    assert!(log.contains("reloaded"), "{log}");
+    assert!(
+        !log.contains(harness::PASSPHRASE),
+        "the passphrase is in the log:\n{log}"
+    );
+}

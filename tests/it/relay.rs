@@ -431,3 +431,229 @@ fn the_original_command_line_checks_and_runs_a_configuration() {
     let _relay = Relay::start(dir.path(), &["-f", cfg.to_str().unwrap()], port);
     assert_eq!(echo_through(port, b"hello").unwrap(), b"hello");
 }
+
+#[test]
+fn bad_io_poll_mechanism_is_refused_at_start() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = harness::compile(
+        dir.path(),
+        "relay",
+        &config(port, &[(echo.port, 1)], "", ""),
+    );
+    // Solaris' mechanisms, BSD's, no mechanism at all, not a number: one line naming
+    // the choices, exit code 1, nothing bound.
+    for value in ["2", "32", "1", "3", "epoll"] {
+        let out = std::process::Command::new(harness::bin("tcprelay"))
+            .args(["run", "-f", plan.to_str().unwrap()])
+            .env("IO_POLL_MECHANISM", value)
+            .output()
+            .expect("tcprelay runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{value}: {err}");
+        assert_eq!(err.lines().count(), 1, "{value}: {err}");
+        assert!(
+            err.contains(&format!("IO_POLL_MECHANISM={value} "))
+                && err.contains("on this system use 4 (epoll), 8 (poll) or 16 (select)"),
+            "{value}: {err}"
+        );
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{value}: something listens"
+        );
+    }
+    // A plan's `setenv` selects the workers' mechanism, over the environment's.
+    let cfg = format!(
+        "setenv IO_POLL_MECHANISM = 16\n{}",
+        config(port, &[(echo.port, 1)], "", "")
+    );
+    let plan = harness::compile(dir.path(), "select", &cfg);
+    let relay = Relay::start_under(
+        dir.path(),
+        &["run", "-f", "-d", "1", plan.to_str().unwrap()],
+        port,
+        "select",
+    );
+    assert_eq!(
+        echo_through(port, b"through select").unwrap(),
+        b"through select"
+    );
+    let uses_select = |log: &str| {
+        log.lines()
+            .any(|l| l.contains("debug: worker ") && l.ends_with(": event mechanism: select"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !uses_select(&relay.log_text()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(uses_select(&relay.log_text()), "{}", relay.log_text());
+}
+
+/// A TLS relay configuration: a `tls = yes` listener on `port`, one remote, the
+/// certificate of `harness::make_certs` in `certs` and its encrypted key opened with
+/// [`harness::PASSPHRASE`].
+fn tls_config(port: u16, remote: u16, certs: &std::path::Path) -> String {
+    let relay = [
+        format!("    remote = {{ address = 127.0.0.1 port = {remote} }}"),
+        format!("    tls cert-file = {}", certs.join("cert.pem").display()),
+        format!("    tls key-file = {}", certs.join("enc-key.pem").display()),
+        format!("    tls passphrase = \"{}\"", harness::PASSPHRASE),
+    ];
+    format!(
+        "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} tls = yes }}\n}}\n\
+         id = tcprelay {{\n{}\n}}\n",
+        relay.join("\n")
+    )
+}
+
+/// A client that trusts the certificate of `harness::make_certs` in `certs`.
+fn tls_client(certs: &std::path::Path) -> openssl::ssl::SslConnector {
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    connector.set_ca_file(certs.join("cert.pem")).unwrap();
+    connector.build()
+}
+
+/// Sends `data` over TLS to `127.0.0.1:port` (an echo path) in chunks, each echoed
+/// before the next is sent, then closes with close_notify and reads to the relay's
+/// close_notify. Returns what came back.
+fn tls_echo_through(
+    connector: &openssl::ssl::SslConnector,
+    port: u16,
+    data: &[u8],
+    chunk: usize,
+) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut tls = connector.connect("localhost", tcp).expect("TLS handshake");
+    let mut back = Vec::with_capacity(data.len());
+    for chunk in data.chunks(chunk) {
+        tls.write_all(chunk).expect("write");
+        let mut echoed = vec![0u8; chunk.len()];
+        tls.read_exact(&mut echoed).expect("read the echo");
+        back.extend_from_slice(&echoed);
+    }
+    // close_notify: the backend sees end of file and closes, and the relay answers
+    // with a close_notify of its own.
+    tls.shutdown().expect("close_notify");
+    let mut rest = Vec::new();
+    tls.read_to_end(&mut rest)
+        .expect("the relay's close_notify");
+    back.extend_from_slice(&rest);
+    back
+}
+
+/// Encrypts the key of `harness::make_certs` in `certs` under `passphrase`, in
+/// place of `enc-key.pem`; returns that file's path.
+fn reencrypt_key(certs: &std::path::Path, passphrase: &str) -> std::path::PathBuf {
+    use openssl::pkey::PKey;
+    use openssl::symm::Cipher;
+    let key = PKey::private_key_from_pem(&std::fs::read(certs.join("key.pem")).unwrap()).unwrap();
+    let pem = key
+        .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), passphrase.as_bytes())
+        .unwrap();
+    let path = certs.join("enc-key.pem");
+    std::fs::write(&path, pem).unwrap();
+    path
+}
+
+#[test]
+fn tls_listener_terminates_tls_to_a_plain_backend() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    harness::make_certs(&certs);
+    let relay = start(dir.path(), &tls_config(port, echo.port, &certs), port);
+    let connector = tls_client(&certs);
+    let handles: Vec<_> = (0..8u64)
+        .map(|i| {
+            let connector = connector.clone();
+            std::thread::spawn(move || {
+                let data = random_bytes(1000 + i, 256 * 1024 + i as usize * 1013);
+                let back = tls_echo_through(&connector, port, &data, 16 * 1024 + i as usize);
+                (sha(&data), sha(&back))
+            })
+        })
+        .collect();
+    for h in handles {
+        let (sent, got) = h.join().expect("client thread");
+        assert_eq!(sent, got, "a TLS session's data came back changed");
+    }
+    assert_eq!(echo.connections.load(Ordering::Relaxed), 8);
+    // Plain TCP to a TLS port is not relayed.
+    assert!(echo_through(port, b"not TLS").map_or(true, |back| back != b"not TLS"));
+    assert_eq!(echo.connections.load(Ordering::Relaxed), 8);
+    let log = relay.log_text();
+    assert!(!log.contains(harness::PASSPHRASE), "{log}");
+}
+
+#[test]
+fn wrong_passphrase_fails_at_start_with_one_line() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    harness::make_certs(&certs);
+    // The compiler checks the passphrase (E0035), so compile with the right one,
+    // then swap in the same key encrypted under another passphrase.
+    let plan = harness::compile(dir.path(), "tls", &tls_config(port, echo.port, &certs));
+    let other = "a different passphrase";
+    let key_file = reencrypt_key(&certs, other);
+    let mut child = std::process::Command::new(harness::bin("tcprelay"))
+        .args(["run", "-f", plan.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcprelay starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tcprelay kept running with a key it cannot decrypt");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(key_file.to_str().unwrap()), "{err}");
+    assert!(
+        !err.contains(harness::PASSPHRASE) && !err.contains(other),
+        "{err}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "something listens"
+    );
+}
+
+#[test]
+fn a_tls_key_that_no_longer_opens_on_reload_keeps_the_running_plan() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    harness::make_certs(&certs);
+    let relay = start(dir.path(), &tls_config(port, echo.port, &certs), port);
+    let connector = tls_client(&certs);
+    assert_eq!(tls_echo_through(&connector, port, b"before", 64), b"before");
+    reencrypt_key(&certs, "a different passphrase");
+    relay.signal(1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !relay.log_text().contains("reload failed") {
+        assert!(Instant::now() < deadline, "{}", relay.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(tls_echo_through(&connector, port, b"after", 64), b"after");
+    let log = relay.log_text();
+    assert!(log.contains("enc-key.pem"), "{log}");
+    assert!(!log.contains(harness::PASSPHRASE), "{log}");
+}

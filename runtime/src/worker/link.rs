@@ -10,6 +10,7 @@
 use crate::control::{ToMaster, ToWorker, FRAME};
 use mio::net::UnixStream;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 
 /// What reading the control socket produced.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -39,8 +40,14 @@ impl Link {
         }
     }
 
-    pub fn stream_mut(&mut self) -> Option<&mut UnixStream> {
-        self.stream.as_mut()
+    /// The socket's descriptor, while there is one.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.stream.as_ref().map(|s| s.as_raw_fd())
+    }
+
+    /// Whether bytes wait in the outbox for the socket to become writable.
+    pub fn wants_write(&self) -> bool {
+        self.stream.is_some() && !self.outbox.is_empty()
     }
 
     /// Forgets the socket after end of file (the caller deregisters it first).

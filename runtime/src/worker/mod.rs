@@ -1,17 +1,17 @@
-//! A worker: one single-threaded mio loop that accepts clients, picks a remote for
+//! A worker: one single-threaded event loop that accepts clients, picks a remote for
 //! each (weighted least-connections with failover) and relays bytes both ways.
 //!
 //! The same [`run`] serves a forked worker process and a thread (the tests run it
-//! in threads); it creates its own `Poll`, so in a process it must be called after
-//! the fork.
+//! in threads); it creates its own poller (epoll through mio by default, or what
+//! `IO_POLL_MECHANISM` selects), so in a process it must be called after the fork.
 //!
 //! In short: reserved tokens for the control socket, the signal pipe and each
 //! listener, two tokens per session (client, remote) over a slab; sessions are state
-//! enums (`Connecting → Relaying → HalfClosed → Closed`) driven by edge-triggered
-//! readiness they track themselves; bytes pass through one 64 KiB scratch buffer
-//! per worker, and only what a slow side did not take is kept (so an idle session
-//! holds no buffer); connect and idle timeouts are checked by a 1-second sweep that
-//! only runs while something can time out.
+//! enums (`[TlsHandshake →] Connecting → Relaying → HalfClosed → Closed`) driven by
+//! edge-triggered readiness they track themselves; bytes pass through one 64 KiB
+//! scratch buffer per worker, and only what a slow side did not take is kept (so an
+//! idle session holds no buffer); handshake, connect and idle timeouts are checked
+//! by a 1-second sweep that only runs while something can time out.
 //!
 //! | module        | what it holds                                                  |
 //! |---------------|----------------------------------------------------------------|
@@ -19,9 +19,11 @@
 //! | `session`     | one relayed connection as a state machine                      |
 //! | `balance`     | remote selection, pure logic                                   |
 //! | `transport`   | the byte-stream trait the relay is written against             |
+//! | `tls`         | TLS termination: the OpenSSL stream behind that trait          |
 //! | `connect`     | opening an outgoing connection (TCP/SCTP, local address)       |
 //! | `buffer`      | the scratch buffer and the per-direction remainder             |
 //! | `link`        | the worker's end of the control socket                         |
+//! | `poller`      | the event mechanism: epoll/kqueue (mio), poll(2) or select(2)  |
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,14 +34,20 @@ mod buffer;
 mod connect;
 mod limits;
 mod link;
+mod poller;
 mod server;
 mod session;
+mod tls;
 mod transport;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
+pub use poller::Mechanism;
 pub use server::CONNECT_TIMEOUT;
+pub use tls::HANDSHAKE_TIMEOUT;
 
 /// A listening socket handed to a worker (inherited across the fork).
 #[derive(Debug)]
@@ -52,7 +60,7 @@ pub enum ListenSocket {
 #[derive(Debug)]
 pub struct Listener {
     pub socket: ListenSocket,
-    /// `tls = yes`: TLS is terminated here (not yet supported by the worker).
+    /// `tls = yes`: TLS is terminated here, with [`Config::tls`].
     pub tls: bool,
 }
 
@@ -70,6 +78,9 @@ pub struct Config {
     /// Signals delivered to this process, one byte (the signal number) each, when
     /// the worker is a process of its own; `None` when it runs as a thread in tests.
     pub signals: Option<mio::unix::pipe::Receiver>,
+    /// The TLS server context for listeners with `tls = yes` (built by the master
+    /// and inherited across the fork; `None` when no listener needs it).
+    pub tls: Option<openssl::ssl::SslContext>,
 }
 
 /// Why a worker's loop ended.
@@ -100,6 +111,8 @@ pub(crate) struct Probe {
     pub buffered: AtomicUsize,
     pub max_buffered: AtomicUsize,
     pub turns: AtomicUsize,
+    /// TLS handshakes that failed (garbage, alerts) or timed out.
+    pub tls_failures: AtomicUsize,
 }
 
 impl Probe {
@@ -118,6 +131,11 @@ pub(crate) struct Options {
     pub probe: Option<Arc<Probe>>,
     /// Replaces [`CONNECT_TIMEOUT`] (tests use a short one).
     pub connect_timeout: Option<std::time::Duration>,
+    /// Replaces [`HANDSHAKE_TIMEOUT`] (tests use a short one).
+    pub handshake_timeout: Option<std::time::Duration>,
+    /// Replaces the mechanism `IO_POLL_MECHANISM` selects (tests run every one
+    /// without touching the environment, which parallel tests share).
+    pub mechanism: Option<Mechanism>,
 }
 
 /// [`run`] with [`Options`].

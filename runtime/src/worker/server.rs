@@ -1,18 +1,22 @@
-//! The worker's event loop: one `mio::Poll`, one thread, every socket of the worker.
+//! The worker's event loop: one poller (epoll through mio by default, or what
+//! `IO_POLL_MECHANISM` selects: see `poller`), one thread, every socket of the worker.
 //!
 //! Tokens: [`CONTROL`] and [`SIGNALS`] are reserved, listener `i` is
 //! `FIRST_LISTENER + i`, and the session in slab slot `k` owns two tokens from
 //! `session_base`: `+ 2k` for its client side and `+ 2k + 1` for its remote side.
 //! Every socket is registered once for both readable and writable (edge-triggered);
-//! the sessions track readiness themselves.
+//! the sessions track readiness themselves. poll(2) and select(2) are level-triggered
+//! and emulate edges: whatever stops for want of readiness (a session side, an
+//! accept, the control socket, the signal pipe) is re-armed here, after `WouldBlock`.
+//! The poller must forget a socket before it is closed (`Poller::closing`).
 //!
 //! Fairness: a listener accepts at most [`ACCEPTS_PER_RUN`] connections and a session
 //! relays at most `READS_PER_RUN` reads per direction per turn; one with work left
 //! goes to the back of a run-again queue, served after the next (non-blocking) poll.
 //!
 //! Time: there is no timer unless something needs one. A coarse sweep every
-//! [`SWEEP_INTERVAL`] runs while a connect is in progress (connect timeout) or, with
-//! an idle timeout, while sessions exist; the stop grace and the accept back-off are
+//! [`SWEEP_INTERVAL`] runs while a connect or a TLS handshake is in progress (their
+//! timeouts) or, with an idle timeout, while sessions exist; the stop grace and the accept back-off are
 //! single deadlines. With none of these the poll blocks indefinitely.
 
 use super::balance::Balancer;
@@ -20,18 +24,21 @@ use super::buffer;
 use super::connect::{self, OpenError};
 use super::limits;
 use super::link::Link;
-use super::session::{is_reset, Close, ConnectOutcome, End, Outcome, Session, Side, State};
+use super::poller::{self, Event, Interest, Mechanism, Poller, Token};
+use super::session::{
+    is_reset, Close, ConnectOutcome, End, HandshakeOutcome, Outcome, Session, Side, State,
+};
+use super::tls::{TlsStream, HANDSHAKE_TIMEOUT};
 use super::transport::{Stream, Transport};
 use super::{Config, Exit, ListenSocket, Options, Probe};
 use crate::control::ToMaster;
-use mio::event::Event;
 use mio::unix::pipe::Receiver;
-use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tcprelay_plan::Remote;
@@ -72,6 +79,8 @@ enum Work {
 struct ListenerSlot {
     socket: ListenSocket,
     registered: bool,
+    /// Clients are TLS clients (the handshake comes first).
+    tls: bool,
 }
 
 /// Why a session is closed by the loop (as opposed to by its own relay).
@@ -82,6 +91,16 @@ enum Why {
     NoRemote,
     Stopped,
     Local(io::Error),
+    Handshake(io::Error),
+    HandshakeTimeout,
+}
+
+/// What a sweep found expired.
+#[derive(Debug, Clone, Copy)]
+enum Expired {
+    Connect,
+    Idle,
+    Handshake,
 }
 
 /// Accepting paused because the process ran out of descriptors or memory.
@@ -94,7 +113,7 @@ struct Starved {
 #[derive(Debug)]
 pub struct Worker {
     id: u32,
-    poll: Poll,
+    poller: Box<dyn Poller>,
     now: Instant,
     listeners: Vec<Option<ListenerSlot>>,
     session_base: usize,
@@ -127,54 +146,72 @@ pub struct Worker {
     sweep_at: Option<Instant>,
     again: VecDeque<Work>,
     /// Reused list of sessions found expired by a sweep.
-    expired: Vec<(usize, bool)>,
+    expired: Vec<(usize, Expired)>,
     probe: Option<Arc<Probe>>,
     connect_timeout: Duration,
     /// Whether a remote's failure was logged since it last accepted a connect: one
     /// warning when a remote goes down, one notice when it is back.
     reported_dead: Vec<bool>,
+    /// The server context of TLS listeners.
+    tls: Option<openssl::ssl::SslContext>,
+    handshake_timeout: Duration,
+    /// TLS handshakes that failed or timed out (logged at debug level only: any
+    /// client can cause them).
+    tls_failures: u64,
 }
 
 impl Worker {
     pub fn new(config: Config, options: Options) -> io::Result<Worker> {
-        let poll = Poll::new()?;
-        let registry = poll.registry();
-        let mut control = config.control;
+        let mechanism = match options.mechanism {
+            Some(mechanism) => mechanism,
+            None => {
+                Mechanism::from_env().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+            }
+        };
+        let mut poller = poller::new(mechanism)?;
+        crate::debug!(
+            "worker {}: event mechanism: {}",
+            config.id,
+            poller.mechanism()
+        );
+        let ceiling = poller.descriptor_ceiling();
+        let control = config.control;
         // The loop must never block on these, whatever the caller set up.
         socket2::SockRef::from(&control).set_nonblocking(true)?;
         if let Some(pipe) = config.signals.as_ref() {
             pipe.set_nonblocking(true)?;
         }
-        registry.register(
-            &mut control,
+        poller.register(
+            control.as_raw_fd(),
             CONTROL,
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let mut signals = config.signals;
-        if let Some(pipe) = signals.as_mut() {
-            registry.register(pipe, SIGNALS, Interest::READABLE)?;
+        let signals = config.signals;
+        if let Some(pipe) = signals.as_ref() {
+            poller.register(pipe.as_raw_fd(), SIGNALS, Interest::READABLE)?;
         }
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for listener in config.listeners {
-            if listener.tls {
+            if listener.tls && config.tls.is_none() {
                 crate::error!(
-                    "worker {}: TLS termination is not available in this worker; listener {} not served",
+                    "worker {}: no TLS context; listener {} not served",
                     config.id,
                     describe(&listener.socket)
                 );
                 listeners.push(None);
                 continue;
             }
-            let mut socket = listener.socket;
+            let socket = listener.socket;
             match &socket {
                 ListenSocket::Tcp(l) => socket2::SockRef::from(l).set_nonblocking(true)?,
                 ListenSocket::Unix(l) => socket2::SockRef::from(l).set_nonblocking(true)?,
             }
             let token = Token(FIRST_LISTENER + listeners.len());
-            register_listener(&poll, &mut socket, token)?;
+            register_listener(&mut *poller, &socket, token)?;
             listeners.push(Some(ListenerSlot {
                 socket,
                 registered: true,
+                tls: listener.tls,
             }));
         }
         let relay = config.relay;
@@ -182,7 +219,7 @@ impl Worker {
         let session_base = FIRST_LISTENER + listeners.len();
         Ok(Worker {
             id: config.id,
-            poll,
+            poller,
             now: Instant::now(),
             listeners,
             session_base,
@@ -196,7 +233,7 @@ impl Worker {
             remotes: relay.remotes,
             local_address: relay.local_address,
             give_up_logged: false,
-            users_max: limits::session_capacity(config.users_max, config.id),
+            users_max: limits::session_capacity(config.users_max, config.id, ceiling),
             retire: relay.retire.filter(|n| *n > 0),
             idle_timeout: (relay.idle_timeout > 0)
                 .then(|| Duration::from_secs(u64::from(relay.idle_timeout))),
@@ -213,35 +250,40 @@ impl Worker {
             probe: options.probe,
             connect_timeout: options.connect_timeout.unwrap_or(CONNECT_TIMEOUT),
             reported_dead: vec![false; relay_remotes_len],
+            tls: config.tls,
+            handshake_timeout: options.handshake_timeout.unwrap_or(HANDSHAKE_TIMEOUT),
+            tls_failures: 0,
         })
     }
 
     /// Runs until drained, stopped or orphaned, and idle.
     pub fn run(mut self) -> io::Result<Exit> {
-        let mut events = Events::with_capacity(EVENTS);
+        let mut events = Vec::with_capacity(EVENTS);
         loop {
             if let Some(exit) = self.exit {
                 if self.sessions.is_empty() {
                     crate::debug!(
-                        "worker {}: exiting ({exit:?}) after {} sessions",
+                        "worker {}: exiting ({exit:?}) after {} sessions ({} failed TLS handshakes)",
                         self.id,
-                        self.served
+                        self.served,
+                        self.tls_failures
                     );
                     return Ok(exit);
                 }
             }
             let timeout = self.poll_timeout();
-            match self.poll.poll(&mut events, timeout) {
+            match self.poller.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
             self.now = Instant::now();
-            for event in events.iter() {
+            for event in &events {
                 self.dispatch(event);
             }
             self.run_again();
             self.run_timers();
+            self.rearm_link();
             self.report_probe();
         }
     }
@@ -288,6 +330,8 @@ impl Worker {
             let Some(Some(slot)) = self.listeners.get(index) else {
                 return;
             };
+            let tls = slot.tls;
+            let fd = listener_fd(&slot.socket);
             let accepted = match &slot.socket {
                 ListenSocket::Tcp(l) => l.accept().map(|(s, peer)| {
                     // Best effort: without it small writes would wait for Nagle.
@@ -297,15 +341,11 @@ impl Worker {
                 ListenSocket::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
             };
             match accepted {
-                Ok((stream, peer)) => {
-                    if self.starve_logged {
-                        crate::notice!("worker {}: accepting connections again", self.id);
-                    }
-                    self.starve_logged = false;
-                    self.backoff = BACKOFF_MIN;
-                    self.open_session(stream, peer);
+                Ok((stream, peer)) => self.open_session(stream, peer, tls),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.poller.rearm(fd, Interest::READABLE);
+                    return;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -351,14 +391,14 @@ impl Worker {
             if slot.registered == want {
                 continue;
             }
-            let registry = self.poll.registry();
             let result = if want {
-                register_listener(&self.poll, &mut slot.socket, Token(FIRST_LISTENER + index))
+                register_listener(
+                    &mut *self.poller,
+                    &slot.socket,
+                    Token(FIRST_LISTENER + index),
+                )
             } else {
-                match &mut slot.socket {
-                    ListenSocket::Tcp(l) => registry.deregister(l),
-                    ListenSocket::Unix(l) => registry.deregister(l),
-                }
+                self.poller.deregister(listener_fd(&slot.socket))
             };
             match result {
                 Ok(()) => slot.registered = want,
@@ -382,25 +422,42 @@ impl Worker {
         self.again.retain(|work| matches!(work, Work::Session(..)));
     }
 
-    /// Takes a new client (`peer` is `None` on a Unix-domain listener).
-    fn open_session(&mut self, stream: Stream, peer: Option<SocketAddr>) {
+    /// Takes a new client (`peer` is `None` on a Unix-domain listener); a TLS client
+    /// starts with the handshake.
+    fn open_session(&mut self, stream: Stream, peer: Option<SocketAddr>, tls: bool) {
         let id = self.next_id;
         self.next_id += 1;
         let entry = self.sessions.vacant_entry();
         let key = entry.key();
-        let mut session = Session::new(id, stream, self.now);
+        let session = match (tls, self.tls.as_ref()) {
+            (true, Some(context)) => match TlsStream::accept(context, stream) {
+                Ok(tls) => Session::handshaking(id, Stream::Tls(Box::new(tls)), self.now),
+                Err(e) => {
+                    // Out of memory: shed the client.
+                    crate::warn!("worker {}: cannot start TLS for a client: {e}", self.id);
+                    return;
+                }
+            },
+            _ => Session::new(id, stream, self.now),
+        };
         let token = Token(self.session_base + 2 * key);
-        if let Err(e) = self.poll.registry().register(
-            &mut session.client.io,
+        if let Err(e) = self.poller.register(
+            session.client.io.as_raw_fd(),
             token,
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            // Out of kernel memory or epoll watches: shed the client, pause accepts.
+            // Out of kernel memory or epoll watches, or a descriptor select(2) cannot
+            // watch: shed the client, pause accepts (one warning per episode).
             drop(session);
             self.starve(&format!("cannot register a client: {e}"));
             return;
         }
         entry.insert(session);
+        if self.starve_logged {
+            crate::notice!("worker {}: accepting connections again", self.id);
+        }
+        self.starve_logged = false;
+        self.backoff = BACKOFF_MIN;
         crate::debug!(
             "worker {}: session {id}: client {}",
             self.id,
@@ -426,7 +483,12 @@ impl Worker {
                 true,
             );
         }
-        self.start_attempt(key);
+        if tls {
+            self.arm_sweep();
+            self.handshake(key);
+        } else {
+            self.start_attempt(key);
+        }
     }
 
     fn send_load(&mut self) {
@@ -486,14 +548,21 @@ impl Worker {
             let (id, attempt) = (session.id, connecting.attempt);
             match connect::open(&self.remotes[index], self.local_address) {
                 Ok(stream) => {
-                    let mut end = End::new(stream);
+                    let end = End::new(stream);
                     let token = Token(self.session_base + 2 * key + 1);
-                    if let Err(e) = self.poll.registry().register(
-                        &mut end.io,
+                    if let Err(e) = self.poller.register(
+                        end.io.as_raw_fd(),
                         token,
                         Interest::READABLE | Interest::WRITABLE,
                     ) {
+                        // A descriptor select(2) cannot watch is like running out
+                        // of descriptors: not the remote's fault, accepts pause.
+                        let over = poller::is_over_fd_setsize(&e);
+                        let message = format!("cannot watch a connection: {e}");
                         self.close(key, Why::Local(e));
+                        if over {
+                            self.starve(&message);
+                        }
                         return;
                     }
                     session.remote = Some(end);
@@ -561,8 +630,10 @@ impl Worker {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
-        // Dropping the socket closes it, which removes it from the poll.
-        session.remote = None;
+        // The poller forgets the socket; dropping it closes it.
+        if let Some(remote) = session.remote.take() {
+            self.poller.closing(remote.io.as_raw_fd());
+        }
         let index = session.remote_index;
         self.release_remote(key);
         if let Some(index) = index {
@@ -584,9 +655,24 @@ impl Worker {
             event.is_read_closed(),
             event.is_error(),
         );
+        if matches!(session.state, State::TlsHandshake { .. }) {
+            if side == Side::Client {
+                self.handshake(key);
+            }
+            return;
+        }
         if side == Side::Remote && matches!(session.state, State::Connecting(_)) {
             match session.connected(self.now) {
-                ConnectOutcome::Pending => return,
+                ConnectOutcome::Pending => {
+                    // A stale event: watch for the connect's end again.
+                    if let Some(remote) = &session.remote {
+                        self.poller.rearm(
+                            remote.io.as_raw_fd(),
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                    }
+                    return;
+                }
                 ConnectOutcome::Connected => {
                     if let Some(index) = session.remote_index {
                         let address = self.remotes[index].address;
@@ -616,11 +702,44 @@ impl Worker {
         self.run_session(key);
     }
 
+    /// Drives a TLS client's handshake on; once complete, connects to a remote.
+    fn handshake(&mut self, key: usize) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        match session.handshake(self.now) {
+            HandshakeOutcome::Pending => {
+                // Watch again for what the handshake waits for.
+                let (readable, writable) = session.client.io.awaits(true, false);
+                if let Some(interest) = poller::interest(readable, writable) {
+                    self.poller.rearm(session.client.io.as_raw_fd(), interest);
+                }
+            }
+            HandshakeOutcome::Done => {
+                if let Stream::Tls(tls) = &session.client.io {
+                    crate::debug!(
+                        "worker {}: session {}: TLS handshake done ({}{})",
+                        self.id,
+                        session.id,
+                        tls.version(),
+                        if tls.resumed() { ", resumed" } else { "" }
+                    );
+                }
+                self.start_attempt(key);
+            }
+            HandshakeOutcome::Failed(e) => self.close(key, Why::Handshake(e)),
+        }
+    }
+
     fn run_session(&mut self, key: usize) {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
-        match session.relay(&mut self.scratch, self.now) {
+        let outcome = session.relay(&mut self.scratch, self.now);
+        if !matches!(outcome, Outcome::Close(_)) {
+            rearm_session(&mut *self.poller, session);
+        }
+        match outcome {
             Outcome::Continue => {}
             Outcome::Again => {
                 if !session.queued {
@@ -638,6 +757,14 @@ impl Worker {
         };
         if let Some(index) = session.remote_index.take() {
             self.balancer.release(index);
+        }
+        if matches!(why, Why::Handshake(_) | Why::HandshakeTimeout) {
+            self.tls_failures += 1;
+            if let Some(probe) = &self.probe {
+                probe
+                    .tls_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         if let Why::Relay(Close::Error { side, error }) = &why {
             if is_reset(error) {
@@ -659,8 +786,12 @@ impl Worker {
             session.bytes.0,
             session.bytes.1
         );
-        // Dropping the session closes both sockets, which removes them from the poll
-        // (the worker holds the only descriptor of an accepted or connected socket).
+        // The poller forgets both sockets, and dropping the session closes them (the
+        // worker holds the only descriptor of an accepted or connected socket).
+        self.poller.closing(session.client.io.as_raw_fd());
+        if let Some(remote) = &session.remote {
+            self.poller.closing(remote.io.as_raw_fd());
+        }
         drop(session);
         if self.full && self.sessions.len() < self.users_max {
             self.full = false;
@@ -726,8 +857,9 @@ impl Worker {
         }
     }
 
-    /// Fails over connects older than [`CONNECT_TIMEOUT`] and closes sessions idle
-    /// for the idle timeout; re-arms itself while either can still happen.
+    /// Fails over connects older than [`CONNECT_TIMEOUT`], closes TLS clients whose
+    /// handshake takes longer than [`HANDSHAKE_TIMEOUT`] and sessions idle for the
+    /// idle timeout; re-arms itself while any of these can still happen.
     fn sweep(&mut self) {
         self.sweep_at = None;
         let now = self.now;
@@ -737,7 +869,14 @@ impl Worker {
             match &session.state {
                 State::Connecting(c) if session.remote.is_some() => {
                     if now.saturating_duration_since(c.started) >= self.connect_timeout {
-                        self.expired.push((key, true));
+                        self.expired.push((key, Expired::Connect));
+                    } else {
+                        rearm = true;
+                    }
+                }
+                State::TlsHandshake { started } => {
+                    if now.saturating_duration_since(*started) >= self.handshake_timeout {
+                        self.expired.push((key, Expired::Handshake));
                     } else {
                         rearm = true;
                     }
@@ -746,7 +885,7 @@ impl Worker {
                 State::Relaying | State::HalfClosed { .. } => {
                     if let Some(idle) = self.idle_timeout {
                         if now.saturating_duration_since(session.last_active) >= idle {
-                            self.expired.push((key, false));
+                            self.expired.push((key, Expired::Idle));
                         } else {
                             rearm = true;
                         }
@@ -755,12 +894,14 @@ impl Worker {
             }
         }
         let expired = std::mem::take(&mut self.expired);
-        for &(key, connect) in &expired {
-            if connect {
-                let error = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
-                self.fail_attempt(key, error);
-            } else {
-                self.close(key, Why::Idle);
+        for &(key, what) in &expired {
+            match what {
+                Expired::Connect => {
+                    let error = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                    self.fail_attempt(key, error);
+                }
+                Expired::Idle => self.close(key, Why::Idle),
+                Expired::Handshake => self.close(key, Why::HandshakeTimeout),
             }
         }
         self.expired = expired;
@@ -779,6 +920,12 @@ impl Worker {
             return;
         }
         let received = self.link.receive();
+        if !received.eof {
+            // Read to `WouldBlock`.
+            if let Some(fd) = self.link.fd() {
+                self.poller.rearm(fd, Interest::READABLE);
+            }
+        }
         for frame in received.frames {
             match frame {
                 crate::control::ToWorker::Drain => self.drain(Exit::Drained),
@@ -786,8 +933,8 @@ impl Worker {
             }
         }
         if received.eof {
-            if let Some(stream) = self.link.stream_mut() {
-                let _ = self.poll.registry().deregister(stream);
+            if let Some(fd) = self.link.fd() {
+                let _ = self.poller.deregister(fd);
             }
             self.link.take();
             if self.exit.is_none() {
@@ -831,7 +978,7 @@ impl Worker {
             };
             match pipe.read(&mut bytes) {
                 Ok(0) => {
-                    let _ = self.poll.registry().deregister(pipe);
+                    let _ = self.poller.deregister(pipe.as_raw_fd());
                     self.signals = None;
                     return;
                 }
@@ -844,14 +991,26 @@ impl Worker {
                         }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.poller.rearm(pipe.as_raw_fd(), Interest::READABLE);
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     crate::warn!("worker {}: signal pipe: {e}", self.id);
-                    let _ = self.poll.registry().deregister(pipe);
+                    let _ = self.poller.deregister(pipe.as_raw_fd());
                     self.signals = None;
                     return;
                 }
+            }
+        }
+    }
+
+    /// Frames wait in the link's outbox: watch the control socket for room again.
+    fn rearm_link(&mut self) {
+        if self.link.wants_write() {
+            if let Some(fd) = self.link.fd() {
+                self.poller.rearm(fd, Interest::WRITABLE);
             }
         }
     }
@@ -864,10 +1023,32 @@ impl Worker {
     }
 }
 
-fn register_listener(poll: &Poll, socket: &mut ListenSocket, token: Token) -> io::Result<()> {
+fn register_listener(
+    poller: &mut dyn Poller,
+    socket: &ListenSocket,
+    token: Token,
+) -> io::Result<()> {
+    poller.register(listener_fd(socket), token, Interest::READABLE)
+}
+
+fn listener_fd(socket: &ListenSocket) -> RawFd {
     match socket {
-        ListenSocket::Tcp(l) => poll.registry().register(l, token, Interest::READABLE),
-        ListenSocket::Unix(l) => poll.registry().register(l, token, Interest::READABLE),
+        ListenSocket::Tcp(l) => l.as_raw_fd(),
+        ListenSocket::Unix(l) => l.as_raw_fd(),
+    }
+}
+
+/// After a session ran: a level-triggered poller watches each side again for
+/// what its blocked operations wait for (for epoll and kqueue this does nothing).
+fn rearm_session(poller: &mut dyn Poller, session: &Session<Stream>) {
+    for end in std::iter::once(&session.client).chain(session.remote.as_ref()) {
+        let (read, write) = end.blocked();
+        if read || write {
+            let (readable, writable) = end.io.awaits(read, write);
+            if let Some(interest) = poller::interest(readable, writable) {
+                poller.rearm(end.io.as_raw_fd(), interest);
+            }
+        }
     }
 }
 
@@ -896,6 +1077,8 @@ impl fmt::Display for WhyText<'_> {
             Why::NoRemote => f.write_str("no remote reachable"),
             Why::Stopped => f.write_str("stopped"),
             Why::Local(error) => write!(f, "local error: {error}"),
+            Why::Handshake(error) => write!(f, "TLS handshake failed: {error}"),
+            Why::HandshakeTimeout => f.write_str("TLS handshake timed out"),
         }
     }
 }

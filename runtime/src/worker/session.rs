@@ -2,10 +2,16 @@
 //! side, and the two directions of bytes between them.
 //!
 //! ```text
+//! TlsHandshake ──done──┐   (TLS clients only; failure or timeout: Closed)
+//!                      ▼
 //! Connecting ──connected──► Relaying ──one EOF forwarded──► HalfClosed ──both──► Closed
 //!     │ (failed: the worker fails over to another remote, or gives up)        ▲
 //!     └──────────────── error / reset / timeout on either side ──────────────┘
 //! ```
+//!
+//! Clients of a `tls = yes` listener start in `TlsHandshake`: no remote is opened
+//! before the handshake completes, so a client that sends garbage or nothing never
+//! costs a remote a connection.
 //!
 //! The state machine knows nothing about the poll, the balancer or the clock: the
 //! worker loop feeds it readiness ([`Session::ready`]) and runs it
@@ -45,6 +51,9 @@ impl Side {
 /// What the session is doing.
 #[derive(Debug)]
 pub enum State {
+    /// A TLS client's handshake runs (started at the instant held, for the
+    /// handshake timeout); nothing is relayed and no remote is opened yet.
+    TlsHandshake { started: Instant },
     /// The remote connection is being set up; the client is not read meanwhile (its
     /// bytes wait in the kernel), so it does not notice a failover.
     Connecting(Connecting),
@@ -61,6 +70,7 @@ impl State {
     /// A short description for log lines.
     pub fn name(&self) -> &'static str {
         match self {
+            State::TlsHandshake { .. } => "in the TLS handshake",
             State::Connecting(_) => "connecting",
             State::Relaying => "relaying",
             State::HalfClosed {
@@ -85,6 +95,18 @@ pub struct Connecting {
     pub attempt: u32,
     /// When the current attempt started (for the connect timeout).
     pub started: Instant,
+}
+
+impl Connecting {
+    /// No attempt made yet.
+    pub fn new(now: Instant) -> Connecting {
+        Connecting {
+            tried: Tried::default(),
+            revived: false,
+            attempt: 0,
+            started: now,
+        }
+    }
 }
 
 /// What the worker loop should do with a session after running it.
@@ -130,6 +152,17 @@ pub enum ConnectOutcome {
     Failed(io::Error),
 }
 
+/// What driving a TLS handshake found.
+#[derive(Debug)]
+pub enum HandshakeOutcome {
+    /// Waiting for the client.
+    Pending,
+    /// Complete: the session is now connecting.
+    Done,
+    /// The handshake failed (OpenSSL has sent the client an alert): close.
+    Failed(io::Error),
+}
+
 /// One side's socket and what is known of its readiness.
 #[derive(Debug)]
 pub struct End<T> {
@@ -153,6 +186,13 @@ impl<T: Transport> End<T> {
             read_closed: false,
             error: false,
         }
+    }
+
+    /// Which operations wait for readiness, as (read, write): those that stopped
+    /// for want of it (`WouldBlock`, a short read or write). A level-triggered
+    /// poller watches the socket again for these after every run.
+    pub fn blocked(&self) -> (bool, bool) {
+        (!self.readable, !self.writable)
     }
 }
 
@@ -204,12 +244,7 @@ impl<T: Transport> Session<T> {
     pub fn new(id: u64, client: T, now: Instant) -> Session<T> {
         Session {
             id,
-            state: State::Connecting(Connecting {
-                tried: Tried::default(),
-                revived: false,
-                attempt: 0,
-                started: now,
-            }),
+            state: State::Connecting(Connecting::new(now)),
             client: End::new(client),
             remote: None,
             remote_index: None,
@@ -218,6 +253,46 @@ impl<T: Transport> Session<T> {
             last_active: now,
             queued: false,
             bytes: (0, 0),
+        }
+    }
+
+    /// A session whose client must complete a TLS handshake before anything else.
+    pub fn handshaking(id: u64, client: T, now: Instant) -> Session<T> {
+        Session {
+            state: State::TlsHandshake { started: now },
+            ..Session::new(id, client, now)
+        }
+    }
+
+    /// Drives the client's handshake on (after a readiness event of the client, or
+    /// at once when accepted); once complete, the session is connecting.
+    pub fn handshake(&mut self, now: Instant) -> HandshakeOutcome {
+        if !matches!(self.state, State::TlsHandshake { .. }) {
+            return HandshakeOutcome::Done;
+        }
+        loop {
+            match self.client.io.handshake() {
+                Ok(()) => {
+                    self.state = State::Connecting(Connecting::new(now));
+                    self.last_active = now;
+                    // OpenSSL may hold bytes that came with the last handshake
+                    // message: the first relay run reads, whatever the events said.
+                    self.client.readable = true;
+                    self.client.writable = true;
+                    return HandshakeOutcome::Done;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The handshake waits like a read (the transport's `readiness`
+                    // knows whether for the socket to be readable or writable).
+                    self.client.readable = false;
+                    return HandshakeOutcome::Pending;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.state = State::Closed;
+                    return HandshakeOutcome::Failed(e);
+                }
+            }
         }
     }
 
@@ -237,6 +312,7 @@ impl<T: Transport> Session<T> {
                 None => return,
             },
         };
+        let (readable, writable) = end.io.readiness(readable, writable);
         end.readable |= readable || read_closed || error;
         end.writable |= writable || error;
         end.read_closed |= read_closed;
@@ -271,7 +347,10 @@ impl<T: Transport> Session<T> {
     /// Moves bytes both ways until every direction is blocked (or used its budget),
     /// forwarding ends of file. `scratch` is the worker's read buffer.
     pub fn relay(&mut self, scratch: &mut [u8], now: Instant) -> Outcome {
-        if matches!(self.state, State::Connecting(_) | State::Closed) {
+        if matches!(
+            self.state,
+            State::TlsHandshake { .. } | State::Connecting(_) | State::Closed
+        ) {
             return Outcome::Continue;
         }
         let Some(remote) = self.remote.as_mut() else {
@@ -386,8 +465,16 @@ fn transfer<T: Transport>(
         }
         if flow.eof {
             if !flow.shut {
-                dst.io.shutdown_write().map_err(|e| (dst_side, e))?;
-                flow.shut = true;
+                if !dst.writable {
+                    return Ok(Run::Blocked);
+                }
+                // A TLS destination sends close_notify, which may wait for room.
+                match dst.io.shutdown_write() {
+                    Ok(()) => flow.shut = true,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => dst.writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err((dst_side, e)),
+                }
             }
             return Ok(Run::Blocked);
         }
@@ -587,6 +674,68 @@ mod tests {
         assert!(matches!(s.relay(&mut scratch, now), Outcome::Continue));
         remote.state().connect_error = Some(io::ErrorKind::ConnectionRefused);
         assert!(matches!(s.connected(now), ConnectOutcome::Failed(_)));
+    }
+
+    #[test]
+    fn a_tls_client_handshakes_before_connecting() {
+        let client = Fake::new(100);
+        client.state().handshake_blocks = 2;
+        client.state().input.extend(b"early");
+        let now = Instant::now();
+        let mut s = Session::handshaking(3, client.clone(), now);
+        assert!(matches!(s.state, State::TlsHandshake { .. }));
+        // Nothing is read or relayed during the handshake.
+        let mut scratch = vec![0u8; 8];
+        assert!(matches!(s.relay(&mut scratch, now), Outcome::Continue));
+        assert_eq!(client.state().reads, 0);
+        assert!(matches!(s.handshake(now), HandshakeOutcome::Pending));
+        assert!(matches!(s.handshake(now), HandshakeOutcome::Pending));
+        assert!(matches!(s.handshake(now), HandshakeOutcome::Done));
+        assert!(matches!(s.state, State::Connecting(_)));
+        // Then it connects and relays as any session, starting with what waited.
+        let remote = Fake::new(100);
+        s.remote = Some(End::new(remote.clone()));
+        assert!(matches!(s.connected(now), ConnectOutcome::Connected));
+        s.relay(&mut scratch, now);
+        assert_eq!(remote.state().output, b"early");
+    }
+
+    #[test]
+    fn a_failed_handshake_closes() {
+        let client = Fake::new(100);
+        client.state().handshake_error = Some(io::ErrorKind::InvalidData);
+        let mut s = Session::handshaking(4, client, Instant::now());
+        assert!(matches!(
+            s.handshake(Instant::now()),
+            HandshakeOutcome::Failed(e) if e.kind() == io::ErrorKind::InvalidData
+        ));
+        assert!(matches!(s.state, State::Closed));
+    }
+
+    #[test]
+    fn a_close_notify_that_must_wait_is_sent_when_writable() {
+        let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
+        let mut scratch = vec![0u8; 64];
+        client.state().shutdown_blocks = 1;
+        remote.state().input.extend(b"bye");
+        remote.state().input_eof = true;
+        assert!(matches!(
+            s.relay(&mut scratch, Instant::now()),
+            Outcome::Continue
+        ));
+        assert_eq!(client.state().output, b"bye");
+        assert!(!client.state().shut_write, "blocked: not sent yet");
+        assert!(matches!(s.state, State::Relaying));
+        // Writable again: the close_notify goes out, the session is half-closed.
+        s.ready(Side::Client, false, true, false, false);
+        s.relay(&mut scratch, Instant::now());
+        assert!(client.state().shut_write);
+        assert!(matches!(
+            s.state,
+            State::HalfClosed {
+                finished: Side::Remote
+            }
+        ));
     }
 
     #[test]

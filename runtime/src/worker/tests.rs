@@ -4,6 +4,14 @@
 //!
 //! Every socket has a timeout, every thread is joined (the harnesses stop and join
 //! in `Drop`, also when a test fails) and every wait is bounded.
+//!
+//! Every scenario runs under each event mechanism of the OS (epoll, poll and
+//! select on Linux): [`under_each_mechanism!`] makes one test per scenario and
+//! mechanism (`worker::tests::select::…`), chosen through [`Options`], not the
+//! environment, which parallel tests share. Descriptor numbers are shared too: a
+//! select(2) worker cannot watch one at or over `FD_SETSIZE`, so a scenario under
+//! select runs alone ([`Turn`]), and the one that opens hundreds of sessions opens
+//! fewer there.
 
 use super::server::SWEEP_INTERVAL;
 use super::*;
@@ -12,7 +20,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tcprelay_plan::{Protocol, Remote, Syslog};
@@ -99,16 +107,18 @@ struct Setup {
     listener: Option<TcpListener>,
     signals: Option<mio::unix::pipe::Receiver>,
     connect_timeout: Option<Duration>,
+    mechanism: Mechanism,
 }
 
 impl Setup {
-    fn new(relay: Relay) -> Setup {
+    fn under(mechanism: Mechanism, relay: Relay) -> Setup {
         Setup {
             relay,
             users_max: 1000,
             listener: None,
             signals: None,
             connect_timeout: None,
+            mechanism,
         }
     }
 
@@ -133,11 +143,14 @@ impl Setup {
             }],
             control: mio::net::UnixStream::from_std(theirs),
             signals: self.signals,
+            tls: None,
         };
         let probe = Arc::new(Probe::default());
         let options = Options {
             probe: Some(probe.clone()),
             connect_timeout: self.connect_timeout,
+            mechanism: Some(self.mechanism),
+            ..Options::default()
         };
         let thread = thread::spawn(move || run_with(config, options));
         Harness {
@@ -404,12 +417,11 @@ fn stays_silent(stream: &mut TcpStream, within: Duration) -> bool {
 
 // ---- the tests --------------------------------------------------------------------
 
-#[test]
-fn data_integrity_50_sessions_of_1_mib() {
+fn data_integrity_50_sessions_of_1_mib(m: Mechanism) {
     const SESSIONS: u64 = 50;
     const SIZE: usize = 1 << 20;
     let echo = Backend::start(Mode::Echo);
-    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(echo.addr, 1)])).start();
     let clients: Vec<_> = (0..SESSIONS)
         .map(|i| {
             let mut stream = worker.connect();
@@ -452,13 +464,15 @@ fn data_integrity_50_sessions_of_1_mib() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn weighted_least_connections_splits_3_to_1() {
+fn weighted_least_connections_splits_3_to_1(m: Mechanism) {
     let a = Backend::start(Mode::Hold);
     let b = Backend::start(Mode::Hold);
-    let mut worker = Setup::new(relay(&[(a.addr, 3), (b.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(a.addr, 3), (b.addr, 1)])).start();
+    // Four descriptors per session in this process: under select, stay well below
+    // FD_SETSIZE.
+    let n = if m == Mechanism::Select { 160 } else { 400 };
     let mut clients = Vec::new();
-    for i in 0..400 {
+    for i in 0..n {
         clients.push(worker.connect());
         wait_until("the session to reach a backend", IO_TIMEOUT, || {
             a.accepted() + b.accepted() == i + 1
@@ -466,18 +480,17 @@ fn weighted_least_connections_splits_3_to_1() {
     }
     let (to_a, to_b) = (a.accepted(), b.accepted());
     assert!(
-        (270..=330).contains(&to_a) && (90..=110).contains(&to_b),
+        (n * 27 / 40..=n * 33 / 40).contains(&to_a) && (n * 9 / 40..=n * 11 / 40).contains(&to_b),
         "split {to_a}:{to_b}"
     );
     drop(clients);
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn failover_to_the_next_remote_is_invisible_to_clients() {
+fn failover_to_the_next_remote_is_invisible_to_clients(m: Mechanism) {
     let dead = free_port();
     let echo = Backend::start(Mode::Echo);
-    let mut worker = Setup::new(relay(&[(dead, 1), (echo.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(dead, 1), (echo.addr, 1)])).start();
     for i in 0..5 {
         let mut client = worker.connect();
         round_trip(&mut client, format!("hello {i}").as_bytes());
@@ -486,8 +499,7 @@ fn failover_to_the_next_remote_is_invisible_to_clients() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn connect_timeout_fails_over() {
+fn connect_timeout_fails_over(m: Mechanism) {
     // A listener whose accept queue is full drops SYNs: connects to it hang.
     let socket =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
@@ -509,7 +521,7 @@ fn connect_timeout_fails_over() {
         assert!(fillers.len() < 16, "the accept queue never filled");
     }
     let echo = Backend::start(Mode::Echo);
-    let mut setup = Setup::new(relay(&[(blackhole, 1), (echo.addr, 1)]));
+    let mut setup = Setup::under(m, relay(&[(blackhole, 1), (echo.addr, 1)]));
     setup.connect_timeout = Some(Duration::from_millis(200));
     let mut worker = setup.start();
     let started = Instant::now();
@@ -524,10 +536,9 @@ fn connect_timeout_fails_over() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn all_remotes_dead_closes_the_client_then_revives() {
+fn all_remotes_dead_closes_the_client_then_revives(m: Mechanism) {
     let (first, second) = (free_port(), free_port());
-    let mut worker = Setup::new(relay(&[(first, 1), (second, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(first, 1), (second, 1)])).start();
     let started = Instant::now();
     let mut client = worker.connect();
     let (data, _) = read_to_end(&mut client);
@@ -546,14 +557,13 @@ fn all_remotes_dead_closes_the_client_then_revives() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn rebalance_retries_a_dead_remote_after_n_selections() {
+fn rebalance_retries_a_dead_remote_after_n_selections(m: Mechanism) {
     for (rebalance, second_goes_to_first) in [(Some(2), true), (None, false)] {
         let first = free_port();
         let echo = Backend::start(Mode::Echo);
         let mut r = relay(&[(first, 1), (echo.addr, 1)]);
         r.rebalance = rebalance;
-        let mut worker = Setup::new(r).start();
+        let mut worker = Setup::under(m, r).start();
         // Selection 1 tries `first` (refused, marked dead), selection 2 the echo.
         let mut one = worker.connect();
         round_trip(&mut one, b"one");
@@ -573,15 +583,14 @@ fn rebalance_retries_a_dead_remote_after_n_selections() {
     }
 }
 
-#[test]
-fn retire_after_three_sessions() {
+fn retire_after_three_sessions(m: Mechanism) {
     let echo = Backend::start(Mode::Echo);
     let mut r = relay(&[(echo.addr, 1)]);
     r.retire = Some(3);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     // The test keeps a copy of the listening socket, as the master does.
     let master_copy = listener.try_clone().expect("dup");
-    let mut setup = Setup::new(r);
+    let mut setup = Setup::under(m, r);
     setup.listener = Some(listener);
     let mut worker = setup.start();
     let mut sessions: Vec<_> = (0..3).map(|_| worker.connect()).collect();
@@ -605,12 +614,11 @@ fn retire_after_three_sessions() {
     assert_eq!(worker.join(), Exit::Drained);
 }
 
-#[test]
-fn idle_timeout_closes_idle_sessions_only() {
+fn idle_timeout_closes_idle_sessions_only(m: Mechanism) {
     let echo = Backend::start(Mode::Echo);
     let mut r = relay(&[(echo.addr, 1)]);
     r.idle_timeout = 1;
-    let mut worker = Setup::new(r).start();
+    let mut worker = Setup::under(m, r).start();
     let mut idle = worker.connect();
     round_trip(&mut idle, b"then silence");
     let quiet_since = Instant::now();
@@ -635,10 +643,9 @@ fn idle_timeout_closes_idle_sessions_only() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn half_close_delivers_the_reply_after_the_clients_eof() {
+fn half_close_delivers_the_reply_after_the_clients_eof(m: Mechanism) {
     let backend = Backend::start(Mode::ReplyAfterEof);
-    let mut worker = Setup::new(relay(&[(backend.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(backend.addr, 1)])).start();
     let mut client = worker.connect();
     let request = random_bytes(7, 200 * 1024);
     client.write_all(&request).expect("write");
@@ -653,10 +660,9 @@ fn half_close_delivers_the_reply_after_the_clients_eof() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn a_reset_is_propagated() {
+fn a_reset_is_propagated(m: Mechanism) {
     let backend = Backend::start(Mode::Reset);
-    let mut worker = Setup::new(relay(&[(backend.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(backend.addr, 1)])).start();
     let mut client = worker.connect();
     client.write_all(b"x").expect("write");
     let (_, end) = read_to_end(&mut client);
@@ -665,10 +671,9 @@ fn a_reset_is_propagated() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn backpressure_bounds_what_the_worker_buffers() {
+fn backpressure_bounds_what_the_worker_buffers(m: Mechanism) {
     let sink = Backend::start(Mode::Hold);
-    let mut worker = Setup::new(relay(&[(sink.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(sink.addr, 1)])).start();
     let mut client = worker.connect();
     wait_until("the session to reach the sink", IO_TIMEOUT, || {
         sink.accepted() == 1
@@ -693,6 +698,12 @@ fn backpressure_bounds_what_the_worker_buffers() {
         }
         assert!(written < 64 << 20, "writes never stalled");
     }
+    // Stalled both ways, the worker sleeps: under poll and select too, where the
+    // client stays readable while the worker does not read it.
+    let turns = worker.probe.turns.load(Ordering::Relaxed);
+    thread::sleep(Duration::from_millis(300));
+    let woke = worker.probe.turns.load(Ordering::Relaxed) - turns;
+    assert!(woke <= 2, "{woke} turns of the loop while stalled");
     // The worker holds at most one read's remainder per direction.
     let max = worker.probe.max_buffered.load(Ordering::Relaxed);
     assert!(
@@ -706,10 +717,9 @@ fn backpressure_bounds_what_the_worker_buffers() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn idle_sessions_hold_no_buffers() {
+fn idle_sessions_hold_no_buffers(m: Mechanism) {
     let echo = Backend::start(Mode::Echo);
-    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(echo.addr, 1)])).start();
     let mut clients: Vec<_> = (0..20).map(|_| worker.connect()).collect();
     for c in &mut clients {
         round_trip(c, &random_bytes(3, 100_000));
@@ -724,10 +734,9 @@ fn idle_sessions_hold_no_buffers() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn an_idle_worker_sleeps() {
+fn an_idle_worker_sleeps(m: Mechanism) {
     let echo = Backend::start(Mode::Echo);
-    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(echo.addr, 1)])).start();
     let mut client = worker.connect();
     round_trip(&mut client, b"then nothing");
     // The sweep armed by the connect runs once, finds nothing and is not re-armed.
@@ -741,10 +750,9 @@ fn an_idle_worker_sleeps() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn drain_keeps_open_sessions_and_exits_when_idle() {
+fn drain_keeps_open_sessions_and_exits_when_idle(m: Mechanism) {
     let echo = Backend::start(Mode::Echo);
-    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(echo.addr, 1)])).start();
     let mut client = worker.connect();
     round_trip(&mut client, b"before");
     worker.send(ToWorker::Drain);
@@ -756,10 +764,9 @@ fn drain_keeps_open_sessions_and_exits_when_idle() {
     assert_eq!(worker.join(), Exit::Drained);
 }
 
-#[test]
-fn master_gone_drains_and_exits_when_idle() {
+fn master_gone_drains_and_exits_when_idle(m: Mechanism) {
     let echo = Backend::start(Mode::Echo);
-    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(echo.addr, 1)])).start();
     let mut client = worker.connect();
     round_trip(&mut client, b"before");
     worker.master = None;
@@ -769,10 +776,9 @@ fn master_gone_drains_and_exits_when_idle() {
     assert_eq!(worker.join(), Exit::MasterGone);
 }
 
-#[test]
-fn stop_closes_sessions_after_the_grace_period() {
+fn stop_closes_sessions_after_the_grace_period(m: Mechanism) {
     let echo = Backend::start(Mode::Echo);
-    let mut worker = Setup::new(relay(&[(echo.addr, 1)])).start();
+    let mut worker = Setup::under(m, relay(&[(echo.addr, 1)])).start();
     let mut client = worker.connect();
     round_trip(&mut client, b"x");
     let started = Instant::now();
@@ -789,8 +795,7 @@ fn stop_closes_sessions_after_the_grace_period() {
     assert_eq!(worker.join(), Exit::Stopped);
 }
 
-#[test]
-fn signals_drain_or_stop() {
+fn signals_drain_or_stop(m: Mechanism) {
     for (signal, exit) in [
         (libc::SIGHUP, Exit::Drained),
         (libc::SIGTERM, Exit::Stopped),
@@ -798,7 +803,7 @@ fn signals_drain_or_stop() {
     ] {
         let (mut sender, receiver) = mio::unix::pipe::new().expect("pipe");
         sender.set_nonblocking(false).expect("blocking");
-        let mut setup = Setup::new(relay(&[(free_port(), 1)]));
+        let mut setup = Setup::under(m, relay(&[(free_port(), 1)]));
         setup.signals = Some(receiver);
         let mut worker = setup.start();
         // An unknown signal is ignored.
@@ -809,10 +814,9 @@ fn signals_drain_or_stop() {
     }
 }
 
-#[test]
-fn users_max_leaves_extra_clients_in_the_queue() {
+fn users_max_leaves_extra_clients_in_the_queue(m: Mechanism) {
     let echo = Backend::start(Mode::Echo);
-    let mut setup = Setup::new(relay(&[(echo.addr, 1)]));
+    let mut setup = Setup::under(m, relay(&[(echo.addr, 1)]));
     setup.users_max = 2;
     let mut worker = setup.start();
     let mut first = worker.connect();
@@ -843,8 +847,7 @@ fn users_max_leaves_extra_clients_in_the_queue() {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
-#[test]
-fn unix_listener_clients_are_relayed() {
+fn unix_listener_clients_are_relayed(m: Mechanism) {
     static COUNT: AtomicUsize = AtomicUsize::new(0);
     let path = std::env::temp_dir().join(format!(
         "tcprelay-worker-{}-{}.sock",
@@ -867,8 +870,13 @@ fn unix_listener_clients_are_relayed() {
         }],
         control: mio::net::UnixStream::from_std(theirs),
         signals: None,
+        tls: None,
     };
-    let thread = thread::spawn(move || run(config));
+    let options = Options {
+        mechanism: Some(m),
+        ..Options::default()
+    };
+    let thread = thread::spawn(move || run_with(config, options));
     let result = (|| -> io::Result<Vec<u8>> {
         let mut client = StdUnixStream::connect(&path)?;
         client.set_read_timeout(Some(IO_TIMEOUT))?;
@@ -898,15 +906,14 @@ fn an_idle_session_is_a_few_hundred_bytes() {
     assert!(size <= 256, "a session takes {size} bytes");
 }
 
-#[test]
-fn an_unusable_sctp_remote_fails_over_to_tcp() {
+fn an_unusable_sctp_remote_fails_over_to_tcp(m: Mechanism) {
     // Without SCTP in the kernel the socket cannot be created (logged once); with
     // it, nothing speaks SCTP on the echo's port and the connect is refused. Either
     // way the session goes on to the TCP remote.
     let echo = Backend::start(Mode::Echo);
     let mut r = relay(&[(echo.addr, 1), (echo.addr, 1)]);
     r.remotes[0].protocol = Protocol::Sctp;
-    let mut worker = Setup::new(r).start();
+    let mut worker = Setup::under(m, r).start();
     for i in 0..3 {
         let mut client = worker.connect();
         round_trip(&mut client, format!("try {i}").as_bytes());
@@ -926,3 +933,177 @@ fn test_helpers_are_deterministic() {
     assert_eq!(random_bytes(1, 16), random_bytes(1, 16));
     assert_ne!(random_bytes(1, 16), random_bytes(2, 16));
 }
+
+/// Set in the child process that runs
+/// [`select_sheds_a_client_over_fd_setsize_and_recovers`] alone.
+const FD_CHILD: &str = "TCPRELAY_TEST_FD_CHILD";
+
+/// A select(2) worker handed a client whose descriptor is over `FD_SETSIZE` sheds
+/// that client (closes it), pauses accepting and keeps serving; once descriptors
+/// free up it accepts again. Descriptor numbers belong to the whole process, so
+/// the test runs itself in a child process, alone.
+#[test]
+fn select_sheds_a_client_over_fd_setsize_and_recovers() {
+    let name = "select_sheds_a_client_over_fd_setsize_and_recovers";
+    if std::env::var_os(FD_CHILD).is_none() {
+        let path = module_path!().split_once("::").map_or("", |(_, p)| p);
+        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", &format!("{path}::{name}"), "--nocapture"])
+            .env(FD_CHILD, "1")
+            .output()
+            .expect("run the child");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "the child failed:\n{text}");
+        assert!(text.contains("1 passed"), "the child ran nothing:\n{text}");
+        if text.contains("skipped:") {
+            eprintln!("{text}");
+        }
+        return;
+    }
+    crate::os::raise_nofile();
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur < 1100 {
+        println!("skipped: the open file limit cannot reach 1100 descriptors");
+        return;
+    }
+    let echo = Backend::start(Mode::Echo);
+    let mut worker = Setup::under(Mechanism::Select, relay(&[(echo.addr, 1)])).start();
+    let mut first = worker.connect();
+    round_trip(&mut first, b"before");
+    // Take every free descriptor below FD_SETSIZE.
+    let null = std::fs::File::open("/dev/null").expect("/dev/null");
+    let mut fillers = Vec::new();
+    loop {
+        let fd = {
+            use std::os::fd::AsRawFd;
+            // SAFETY: F_DUPFD creates a new descriptor and touches no memory.
+            unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) }
+        };
+        assert!(fd >= 0, "dup: {}", io::Error::last_os_error());
+        // SAFETY: `fd` was just created and nothing else owns it.
+        let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        if fd >= 1024 {
+            break;
+        }
+        fillers.push(owned);
+    }
+    // The worker accepts the next client on a descriptor select(2) cannot watch:
+    // closed, not served, and the worker lives on.
+    let mut shed = worker.connect();
+    let (data, _) = read_to_end(&mut shed);
+    assert!(data.is_empty());
+    round_trip(&mut first, b"still served");
+    // Descriptors free up: the worker accepts again after its pause.
+    fillers.truncate(fillers.len().saturating_sub(16));
+    let mut next = worker.connect();
+    round_trip(&mut next, b"after");
+    drop(fillers);
+    drop((first, next));
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+// ---- every scenario under every mechanism ---------------------------------------
+
+/// Descriptor numbers are per process: a scenario under select(2) takes the whole
+/// process, so that no other test's sockets push its worker's descriptors over
+/// `FD_SETSIZE`; the others share it.
+static DESCRIPTORS: RwLock<()> = RwLock::new(());
+
+/// A scenario's hold on the process's descriptors, released when dropped.
+struct Turn {
+    _shared: Option<RwLockReadGuard<'static, ()>>,
+    _alone: Option<RwLockWriteGuard<'static, ()>>,
+}
+
+impl Turn {
+    fn take(mechanism: Mechanism) -> Turn {
+        // A scenario that failed poisons the lock; the others still run.
+        if mechanism == Mechanism::Select {
+            Turn {
+                _shared: None,
+                _alone: Some(DESCRIPTORS.write().unwrap_or_else(|e| e.into_inner())),
+            }
+        } else {
+            Turn {
+                _shared: Some(DESCRIPTORS.read().unwrap_or_else(|e| e.into_inner())),
+                _alone: None,
+            }
+        }
+    }
+}
+
+/// One module per mechanism, one test per scenario in each.
+macro_rules! under_each_mechanism {
+    ($($scenario:ident),* $(,)?) => {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        mod epoll {
+            $(
+                #[test]
+                fn $scenario() {
+                    let _turn = super::Turn::take(super::Mechanism::Epoll);
+                    super::$scenario(super::Mechanism::Epoll);
+                }
+            )*
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        mod native {
+            $(
+                #[test]
+                fn $scenario() {
+                    let mechanism = super::Mechanism::os_default();
+                    let _turn = super::Turn::take(mechanism);
+                    super::$scenario(mechanism);
+                }
+            )*
+        }
+        mod poll {
+            $(
+                #[test]
+                fn $scenario() {
+                    let _turn = super::Turn::take(super::Mechanism::Poll);
+                    super::$scenario(super::Mechanism::Poll);
+                }
+            )*
+        }
+        mod select {
+            $(
+                #[test]
+                fn $scenario() {
+                    let _turn = super::Turn::take(super::Mechanism::Select);
+                    super::$scenario(super::Mechanism::Select);
+                }
+            )*
+        }
+    };
+}
+
+under_each_mechanism!(
+    data_integrity_50_sessions_of_1_mib,
+    weighted_least_connections_splits_3_to_1,
+    failover_to_the_next_remote_is_invisible_to_clients,
+    connect_timeout_fails_over,
+    all_remotes_dead_closes_the_client_then_revives,
+    rebalance_retries_a_dead_remote_after_n_selections,
+    retire_after_three_sessions,
+    idle_timeout_closes_idle_sessions_only,
+    half_close_delivers_the_reply_after_the_clients_eof,
+    a_reset_is_propagated,
+    backpressure_bounds_what_the_worker_buffers,
+    idle_sessions_hold_no_buffers,
+    an_idle_worker_sleeps,
+    drain_keeps_open_sessions_and_exits_when_idle,
+    master_gone_drains_and_exits_when_idle,
+    stop_closes_sessions_after_the_grace_period,
+    signals_drain_or_stop,
+    users_max_leaves_extra_clients_in_the_queue,
+    unix_listener_clients_are_relayed,
+    an_unusable_sctp_remote_fails_over_to_tcp,
+);

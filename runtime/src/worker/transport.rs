@@ -3,15 +3,17 @@
 //!
 //! The session state machine ([`super::session`]) is written once against
 //! [`Transport`]; plain TCP (and SCTP, which the kernel offers as a stream socket),
-//! Unix-domain streams and, later, TLS streams are implementations, and the unit
-//! tests drive the state machine with an in-memory fake. Registration with the poll
+//! Unix-domain streams and TLS over either ([`super::tls`]) are implementations, and
+//! the unit tests drive the state machine with an in-memory fake. Registration with the poll
 //! comes from the `mio::event::Source` supertrait.
 
+use super::tls::TlsStream;
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 /// A non-blocking byte stream the relay can read, write and half-close.
@@ -32,10 +34,36 @@ pub trait Transport: Source {
     fn connect_status(&self) -> io::Result<bool>;
     /// Whether a read that returned less than asked proves the receive buffer is
     /// empty, so readiness can be cleared without one more read returning
-    /// `WouldBlock`. True for kernel sockets under epoll, false for anything that
-    /// buffers in user space (TLS).
+    /// `WouldBlock`. True for kernel sockets on Linux (epoll, or poll and select,
+    /// which are re-armed after it), false for anything that buffers in user space
+    /// (TLS).
     fn short_read_drains(&self) -> bool {
         false
+    }
+    /// Drives a handshake of the transport's own (TLS) on: `Ok` once it is complete,
+    /// `WouldBlock` while it waits for the peer. Plain streams have none.
+    fn handshake(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// What a readiness event of the socket makes possible, as (readable, writable):
+    /// the same for a kernel stream; for TLS a read may wait for the socket to be
+    /// writable and a write for it to be readable.
+    fn readiness(&self, readable: bool, writable: bool) -> (bool, bool) {
+        (readable, writable)
+    }
+    /// The socket readiness, as (readable, writable), that can unblock the blocked
+    /// operations (a read, a write, or both): what a level-triggered poller must
+    /// watch again (see `poller`). Derived from [`Transport::readiness`], so that it
+    /// never misses an event that would unblock one: the identity for a kernel
+    /// stream; a transport that knows exactly what each operation waits for may
+    /// say so here and spare wake-ups.
+    fn awaits(&self, read_blocked: bool, write_blocked: bool) -> (bool, bool) {
+        let on_readable = self.readiness(true, false);
+        let on_writable = self.readiness(false, true);
+        (
+            (read_blocked && on_readable.0) || (write_blocked && on_readable.1),
+            (read_blocked && on_writable.0) || (write_blocked && on_writable.1),
+        )
     }
 }
 
@@ -45,6 +73,8 @@ pub enum Stream {
     /// TCP, or SCTP opened as a one-to-one stream socket.
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// A client of a `tls = yes` listener (over TCP or a Unix stream).
+    Tls(Box<TlsStream>),
 }
 
 fn tcp_connect_status(stream: &TcpStream) -> io::Result<bool> {
@@ -63,6 +93,7 @@ impl Transport for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 
@@ -70,6 +101,7 @@ impl Transport for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
 
@@ -77,13 +109,18 @@ impl Transport for Stream {
         match self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Write),
             Stream::Unix(s) => s.shutdown(Shutdown::Write),
+            Stream::Tls(s) => s.shutdown_write(),
         }
     }
 
     fn reset_on_close(&mut self) {
-        if let Stream::Tcp(s) = self {
+        match self {
             // Best effort: if it fails the peer sees a FIN instead of a reset.
-            let _ = socket2::SockRef::from(&*s).set_linger(Some(Duration::ZERO));
+            Stream::Tcp(s) => {
+                let _ = socket2::SockRef::from(&*s).set_linger(Some(Duration::ZERO));
+            }
+            Stream::Unix(_) => {}
+            Stream::Tls(s) => s.reset_on_close(),
         }
     }
 
@@ -91,6 +128,7 @@ impl Transport for Stream {
         match self {
             Stream::Tcp(s) => s.take_error(),
             Stream::Unix(s) => s.take_error(),
+            Stream::Tls(s) => s.take_error(),
         }
     }
 
@@ -101,13 +139,29 @@ impl Transport for Stream {
                 Some(e) => Err(e),
                 None => Ok(true),
             },
+            Stream::Tls(s) => s.connect_status(),
         }
     }
 
     fn short_read_drains(&self) -> bool {
-        // With epoll, data arriving after a short read raises a new edge; other
-        // selectors are not relied upon.
-        cfg!(any(target_os = "linux", target_os = "android"))
+        // With epoll, data arriving after a short read raises a new edge, and poll
+        // and select are re-armed after it (they report data still there); kqueue
+        // is not relied upon. TLS buffers in user space.
+        !matches!(self, Stream::Tls(_)) && cfg!(any(target_os = "linux", target_os = "android"))
+    }
+
+    fn handshake(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tls(s) => s.handshake(),
+            Stream::Tcp(_) | Stream::Unix(_) => Ok(()),
+        }
+    }
+
+    fn readiness(&self, readable: bool, writable: bool) -> (bool, bool) {
+        match self {
+            Stream::Tls(s) => s.readiness(readable, writable),
+            Stream::Tcp(_) | Stream::Unix(_) => (readable, writable),
+        }
     }
 }
 
@@ -121,6 +175,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interests),
             Stream::Unix(s) => s.register(registry, token, interests),
+            Stream::Tls(s) => s.register(registry, token, interests),
         }
     }
 
@@ -133,6 +188,7 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interests),
             Stream::Unix(s) => s.reregister(registry, token, interests),
+            Stream::Tls(s) => s.reregister(registry, token, interests),
         }
     }
 
@@ -140,6 +196,18 @@ impl Source for Stream {
         match self {
             Stream::Tcp(s) => s.deregister(registry),
             Stream::Unix(s) => s.deregister(registry),
+            Stream::Tls(s) => s.deregister(registry),
+        }
+    }
+}
+
+/// The socket's descriptor, for the poller.
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.socket().as_raw_fd(),
         }
     }
 }
@@ -176,6 +244,13 @@ pub mod fake {
         pub pending_error: Option<io::ErrorKind>,
         /// Calls made, to check that backpressure stops reading.
         pub reads: usize,
+        /// How many more `handshake` calls return `WouldBlock` before it completes.
+        pub handshake_blocks: usize,
+        /// An error the next `handshake` returns.
+        pub handshake_error: Option<io::ErrorKind>,
+        /// How many more `shutdown_write` calls return `WouldBlock` (a close_notify
+        /// waiting for room).
+        pub shutdown_blocks: usize,
     }
 
     #[derive(Debug, Clone, Default)]
@@ -233,7 +308,24 @@ pub mod fake {
         }
 
         fn shutdown_write(&mut self) -> io::Result<()> {
-            self.0.borrow_mut().shut_write = true;
+            let mut s = self.0.borrow_mut();
+            if s.shutdown_blocks > 0 {
+                s.shutdown_blocks -= 1;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            s.shut_write = true;
+            Ok(())
+        }
+
+        fn handshake(&mut self) -> io::Result<()> {
+            let mut s = self.0.borrow_mut();
+            if let Some(kind) = s.handshake_error.take() {
+                return Err(kind.into());
+            }
+            if s.handshake_blocks > 0 {
+                s.handshake_blocks -= 1;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
             Ok(())
         }
 

@@ -1,0 +1,218 @@
+//! The `tcprelay-cc` command line: raw arguments become a validated command here, and
+//! the work is done by the library's stages. The definition lives in the library, not
+//! in `main.rs`, so that the man pages and shell completions are generated from it
+//! ([`command`]) and cannot drift from what the program accepts.
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum, ValueHint};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::{check, diag, diagram, explain, lexer, source, Selection};
+
+#[cfg(test)]
+mod reference;
+
+/// Exit code: the configuration has errors (or the plan file is bad).
+const EXIT_ERRORS: u8 = 1;
+/// Exit code: usage or I/O error.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcprelay-cc",
+    version,
+    about = "Compiles tcprelay configurations into validated plans",
+    long_about = "Compiles spawnd/tcprelay configurations into validated binary plans \
+                  for the tcprelay runtime, checks them with precise diagnostics, and \
+                  draws the configuration language's railroad diagrams."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How diagnostics are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Source excerpts with labels (colour only on a terminal).
+    Human,
+    /// One line each: `file:line:col: error[E0003]: message`.
+    Short,
+    /// One JSON object per line.
+    Json,
+}
+
+/// When to colour human output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Color {
+    /// Colour when printing to a terminal and `NO_COLOR` is not set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// The configuration and the sections to use, shared by `check` and `compile`.
+#[derive(Debug, clap::Args)]
+struct Input {
+    /// The configuration: a path, `-` for standard input, or a file://, http:// or
+    /// https:// URL.
+    #[arg(value_hint = ValueHint::FilePath)]
+    config: String,
+    /// The id of the spawnd section (as the original's trailing `id` argument).
+    #[arg(default_value = "spawnd")]
+    id: String,
+    /// The id of the tcprelay section (as the original's `-i child_id`).
+    #[arg(short = 'i', long = "child-id", default_value = "tcprelay")]
+    child_id: String,
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+    /// When to colour human diagnostics.
+    #[arg(long, value_enum, default_value = "auto")]
+    color: Color,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Checks a configuration and prints its diagnostics.
+    ///
+    /// Every problem of the file is reported in one run, each with a stable code (see
+    /// docs/diagnostics.md). Exit status: 0 no errors (warnings allowed), 1 errors, 2
+    /// usage or I/O error.
+    Check(Input),
+    /// Compiles a configuration into a plan file.
+    ///
+    /// The configuration is checked as by `check`, with the diagnostics on standard
+    /// error; the plan is written only when there is no error, and only after it has
+    /// been validated as the runtime validates it.
+    Compile {
+        #[command(flatten)]
+        input: Input,
+        /// Where to write the plan (mode 0600 when it holds a secret).
+        #[arg(short, long, value_hint = ValueHint::FilePath)]
+        output: PathBuf,
+    },
+    /// Draws the railroad diagrams of the configuration language.
+    Diagram {
+        /// Output file: `.svg` for one SVG document, `.html` for a page; standard
+        /// output (SVG) when absent.
+        #[arg(short, long, value_hint = ValueHint::FilePath)]
+        output: Option<PathBuf>,
+    },
+    /// Prints a plan file in readable form, with secrets redacted.
+    Explain {
+        /// The plan file.
+        #[arg(value_hint = ValueHint::FilePath)]
+        plan: PathBuf,
+    },
+}
+
+/// The command line's definition, for the man pages and shell completions generated
+/// from it (see the tests in `cli/reference.rs`).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs `tcprelay-cc` with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(input) => run_check(&input, None),
+        Command::Compile { input, output } => run_check(&input, Some(&output)),
+        Command::Diagram { output } => draw(output.as_deref()),
+        Command::Explain { plan } => explain_plan(&plan),
+    }
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tcprelay-cc: {message}");
+    ExitCode::from(code)
+}
+
+/// `check`, and `compile` when `output` is given.
+fn run_check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
+    let src = match source::load(&input.config) {
+        Ok(src) => src,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let selection = Selection {
+        spawnd_id: input.id.clone(),
+        tcprelay_id: input.child_id.clone(),
+    };
+    let (plan, diags) = crate::compile(&src.text, &src.name, &selection);
+    // Renderers quote source lines: blank out passphrases first.
+    let shown = check::redact(&src.text, &lexer::secret_spans(&src.text));
+    let text = match input.format {
+        Format::Human => {
+            let tty = if output.is_some() {
+                std::io::stderr().is_terminal()
+            } else {
+                std::io::stdout().is_terminal()
+            };
+            let color = match input.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
+            };
+            diag::render::human(&diags, &src.name, &shown, color)
+        }
+        Format::Short => diag::render::short(&diags, &src.name, &shown),
+        Format::Json => diag::render::json(&diags, &src.name, &shown),
+    };
+    // `check` prints its findings as its output; `compile` reports them on stderr.
+    let written = if output.is_some() {
+        std::io::stderr().write_all(text.as_bytes())
+    } else {
+        std::io::stdout().write_all(text.as_bytes())
+    };
+    if let Err(e) = written {
+        return fail(EXIT_USAGE, format!("cannot write diagnostics: {e}"));
+    }
+    let Some(plan) = plan else {
+        return ExitCode::from(EXIT_ERRORS);
+    };
+    if let Some(path) = output {
+        if let Err(e) = crate::emit::write(&plan, path) {
+            return fail(EXIT_USAGE, format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn draw(output: Option<&std::path::Path>) -> ExitCode {
+    let Some(path) = output else {
+        print!("{}", diagram::svg());
+        return ExitCode::SUCCESS;
+    };
+    let text = match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => diagram::svg(),
+        Some("html") | Some("htm") => diagram::html(),
+        _ => {
+            return fail(
+                EXIT_USAGE,
+                format!("{}: the output must end in .svg or .html", path.display()),
+            )
+        }
+    };
+    match std::fs::write(path, text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(EXIT_USAGE, format!("cannot write {}: {e}", path.display())),
+    }
+}
+
+fn explain_plan(path: &std::path::Path) -> ExitCode {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return fail(EXIT_USAGE, format!("cannot read {}: {e}", path.display())),
+    };
+    match explain::explain(&bytes) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_ERRORS, format!("{}: {e}", path.display())),
+    }
+}

@@ -1,0 +1,344 @@
+//! The TLS server context: built once by the master from the plan's `tls` material
+//! (at start, before any socket is bound, and again on every reload) and inherited by
+//! the workers it forks, which create one `Ssl` per accepted client from it.
+//!
+//! Two rules hold here. OpenSSL never prompts for a passphrase on a terminal: the key
+//! is always loaded with an explicit passphrase (empty when the plan has none), which
+//! OpenSSL uses instead of asking. And no error message ever contains the passphrase:
+//! messages name the file and use OpenSSL's static reason strings only.
+//!
+//! The context follows Mozilla's "intermediate" server profile (TLS 1.2 and 1.3, AEAD
+//! ciphers), prefers the server's cipher order, refuses renegotiation, and resumes
+//! sessions by ticket (the ticket keys are made with the context, so every worker of a
+//! generation accepts the tickets of the others) or by session id within a worker.
+
+use openssl::error::ErrorStack;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{
+    SslAcceptor, SslContext, SslMethod, SslMode, SslOptions, SslSessionCacheMode, SslVersion,
+};
+use openssl::x509::X509;
+use tcprelay_plan::{Plan, Tls};
+
+/// The session id context: sessions are only resumed by contexts that set the same.
+const SESSION_ID_CONTEXT: &[u8] = b"tcprelay";
+
+/// The context for the plan's TLS listeners, or `None` when no listener has
+/// `tls = yes`. The error is one line naming the file at fault.
+pub fn for_plan(plan: &Plan) -> Result<Option<SslContext>, String> {
+    if !plan.spawnd.listeners.iter().any(|l| l.tls) {
+        return Ok(None);
+    }
+    match &plan.relay.tls {
+        Some(tls) => server_context(tls).map(Some),
+        // `Plan::validate` refuses this; kept as an error rather than a panic.
+        None => Err("a listener has tls = yes but the plan has no TLS certificate".to_string()),
+    }
+}
+
+/// Builds the server context from a certificate chain file and a PEM private key,
+/// decrypted with the passphrase when the key is encrypted.
+///
+/// Errors are one line, e.g. "cannot load TLS key /x/key.pem: wrong passphrase or not
+/// a key" or "TLS key /x does not match certificate /y"; they never contain the
+/// passphrase.
+pub fn server_context(tls: &Tls) -> Result<SslContext, String> {
+    let cert_file = tls.cert_file.as_str();
+    let key_file = tls.key_file.as_str();
+    let key = load_key(key_file, tls.passphrase.as_ref().map(|p| p.expose()))?;
+    let leaf = load_leaf(cert_file)?;
+    let public = leaf
+        .public_key()
+        .map_err(|e| format!("cannot load TLS certificate {cert_file}: {}", reasons(&e)))?;
+    if !key.public_eq(&public) {
+        return Err(format!(
+            "TLS key {key_file} does not match certificate {cert_file}"
+        ));
+    }
+    let setup = |e: ErrorStack| format!("cannot set up TLS: {}", reasons(&e));
+    let mut builder =
+        SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(setup)?;
+    builder
+        .set_min_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(setup)?;
+    builder.set_options(
+        SslOptions::CIPHER_SERVER_PREFERENCE
+            | SslOptions::NO_RENEGOTIATION
+            | SslOptions::NO_COMPRESSION
+            // A client that closes without close_notify ends its direction like a FIN
+            // does on plain TCP, instead of failing the session.
+            | SslOptions::IGNORE_UNEXPECTED_EOF,
+    );
+    builder.clear_options(SslOptions::NO_TICKET);
+    // Writes return after each record (the worker's transport loops), may be retried
+    // from another address (the relay keeps unsent bytes in its own buffer), and idle
+    // connections give their buffers back. Read-ahead saves a system call per record;
+    // the relay reads until `WouldBlock`, so nothing is left behind in OpenSSL.
+    builder.set_mode(
+        SslMode::ENABLE_PARTIAL_WRITE
+            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+            | SslMode::RELEASE_BUFFERS
+            | SslMode::AUTO_RETRY,
+    );
+    builder.set_read_ahead(true);
+    builder.set_session_cache_mode(SslSessionCacheMode::SERVER);
+    builder
+        .set_session_id_context(SESSION_ID_CONTEXT)
+        .map_err(setup)?;
+    builder
+        .set_certificate_chain_file(cert_file)
+        .map_err(|e| format!("cannot load TLS certificate {cert_file}: {}", reasons(&e)))?;
+    builder
+        .set_private_key(&key)
+        .map_err(|_| format!("TLS key {key_file} does not match certificate {cert_file}"))?;
+    builder
+        .check_private_key()
+        .map_err(|_| format!("TLS key {key_file} does not match certificate {cert_file}"))?;
+    Ok(builder.build().into_context())
+}
+
+/// The first certificate of the chain file (the one the key must match).
+fn load_leaf(cert_file: &str) -> Result<X509, String> {
+    let pem = std::fs::read(cert_file)
+        .map_err(|e| format!("cannot read TLS certificate {cert_file}: {e}"))?;
+    X509::from_pem(&pem).map_err(|e| {
+        format!(
+            "cannot load TLS certificate {cert_file}: no PEM certificate ({})",
+            reasons(&e)
+        )
+    })
+}
+
+/// Loads the private key of `key_file` (which may also hold the certificate).
+fn load_key(key_file: &str, passphrase: Option<&str>) -> Result<PKey<Private>, String> {
+    let pem =
+        std::fs::read(key_file).map_err(|e| format!("cannot read TLS key {key_file}: {e}"))?;
+    let fail = |what: &str| format!("cannot load TLS key {key_file}: {what}");
+    let passphrase = passphrase.unwrap_or("");
+    if passphrase.contains('\0') {
+        // OpenSSL takes the passphrase as a C string (and the openssl crate panics).
+        return Err(fail("the passphrase contains a NUL character"));
+    }
+    // A passphrase is always given, empty if need be: OpenSSL uses it instead of
+    // prompting on the terminal.
+    match PKey::private_key_from_pem_passphrase(&pem, passphrase.as_bytes()) {
+        Ok(key) => Ok(key),
+        Err(_) if looks_encrypted(&pem) && passphrase.is_empty() => {
+            Err(fail("the key is encrypted and the plan has no passphrase"))
+        }
+        Err(_) if looks_encrypted(&pem) => Err(fail("wrong passphrase or not a key")),
+        Err(_) if passphrase.is_empty() => Err(fail("no PEM private key in the file")),
+        Err(_) => Err(fail("wrong passphrase or not a key")),
+    }
+}
+
+/// An encrypted PKCS#8 key, or a traditional one with `Proc-Type: 4,ENCRYPTED`.
+fn looks_encrypted(pem: &[u8]) -> bool {
+    let has = |needle: &[u8]| pem.windows(needle.len()).any(|w| w == needle);
+    has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || has(b"Proc-Type: 4,ENCRYPTED")
+}
+
+/// OpenSSL's static reason strings of an error stack (never its data, so no input of
+/// ours can appear), e.g. "OpenSSL: no start line".
+pub(crate) fn reasons(stack: &ErrorStack) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for reason in stack.errors().iter().filter_map(|e| e.reason()) {
+        if !out.contains(&reason) {
+            out.push(reason);
+        }
+    }
+    if out.is_empty() {
+        "unknown OpenSSL error".to_string()
+    } else {
+        format!("OpenSSL: {}", out.join("; "))
+    }
+}
+
+/// Test material: a self-signed certificate for `localhost` and 127.0.0.1 with its
+/// key, plain and encrypted, written into a temporary directory.
+#[cfg(test)]
+pub(crate) mod test_certs {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::{PKey, Private};
+    use openssl::symm::Cipher;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509NameBuilder, X509};
+    use tcprelay_plan::{Secret, Tls};
+    use tempfile::TempDir;
+
+    /// The passphrase of `enc-key.pem`.
+    pub const PASSPHRASE: &str = "correct horse";
+
+    /// A fresh EC P-256 key.
+    pub fn new_key() -> PKey<Private> {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256");
+        PKey::from_ec_key(EcKey::generate(&group).expect("EC key")).expect("key")
+    }
+
+    /// A self-signed certificate for `key`, valid for a day.
+    pub fn self_signed(key: &PKey<Private>) -> X509 {
+        let mut name = X509NameBuilder::new().expect("name");
+        name.append_entry_by_nid(Nid::COMMONNAME, "localhost")
+            .expect("CN");
+        let name = name.build();
+        let mut b = X509::builder().expect("builder");
+        b.set_version(2).expect("version");
+        let serial = BigNum::from_u32(1).and_then(|n| n.to_asn1_integer());
+        b.set_serial_number(&serial.expect("serial"))
+            .expect("serial");
+        b.set_subject_name(&name).expect("subject");
+        b.set_issuer_name(&name).expect("issuer");
+        b.set_pubkey(key).expect("public key");
+        b.set_not_before(&Asn1Time::days_from_now(0).expect("time"))
+            .expect("not before");
+        b.set_not_after(&Asn1Time::days_from_now(1).expect("time"))
+            .expect("not after");
+        let san = SubjectAlternativeName::new()
+            .dns("localhost")
+            .ip("127.0.0.1")
+            .build(&b.x509v3_context(None, None))
+            .expect("SAN");
+        b.append_extension(san).expect("SAN");
+        b.sign(key, MessageDigest::sha256()).expect("sign");
+        b.build()
+    }
+
+    /// `cert.pem`, `key.pem`, `enc-key.pem` (encrypted with [`PASSPHRASE`]),
+    /// `combined.pem` (certificate then key) and `other-key.pem` (a key of another
+    /// certificate).
+    pub struct Certs {
+        pub dir: TempDir,
+        pub cert: X509,
+    }
+
+    impl Certs {
+        pub fn new() -> Certs {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let key = new_key();
+            let cert = self_signed(&key);
+            let cert_pem = cert.to_pem().expect("PEM");
+            let key_pem = key.private_key_to_pem_pkcs8().expect("PEM");
+            let enc = key
+                .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), PASSPHRASE.as_bytes())
+                .expect("encrypted PEM");
+            let other = new_key().private_key_to_pem_pkcs8().expect("PEM");
+            let write = |name: &str, bytes: &[u8]| {
+                std::fs::write(dir.path().join(name), bytes).expect("write test material");
+            };
+            write("cert.pem", &cert_pem);
+            write("key.pem", &key_pem);
+            write("enc-key.pem", &enc);
+            write("other-key.pem", &other);
+            write("combined.pem", &[cert_pem.as_slice(), &key_pem].concat());
+            Certs { dir, cert }
+        }
+
+        pub fn path(&self, name: &str) -> String {
+            self.dir.path().join(name).to_string_lossy().into_owned()
+        }
+
+        /// The plan's TLS material for `cert`, `key` and `passphrase`.
+        pub fn tls(&self, cert: &str, key: &str, passphrase: Option<&str>) -> Tls {
+            Tls {
+                cert_file: self.path(cert),
+                key_file: self.path(key),
+                passphrase: passphrase.map(Secret::new),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_certs::{Certs, PASSPHRASE};
+    use super::*;
+
+    #[test]
+    fn a_good_pair_loads() {
+        let c = Certs::new();
+        assert!(server_context(&c.tls("cert.pem", "key.pem", None)).is_ok());
+        assert!(server_context(&c.tls("combined.pem", "combined.pem", None)).is_ok());
+        assert!(server_context(&c.tls("cert.pem", "enc-key.pem", Some(PASSPHRASE))).is_ok());
+        // A passphrase for a key that is not encrypted is not needed, and harmless.
+        assert!(server_context(&c.tls("cert.pem", "key.pem", Some("unused"))).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_passphrase_is_one_line_without_the_passphrase() {
+        let c = Certs::new();
+        let secret = "not the passphrase 42";
+        let e = server_context(&c.tls("cert.pem", "enc-key.pem", Some(secret))).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "cannot load TLS key {}: wrong passphrase or not a key",
+                c.path("enc-key.pem")
+            )
+        );
+        assert!(!e.contains(secret) && !e.contains(PASSPHRASE), "{e}");
+        assert_eq!(e.lines().count(), 1);
+    }
+
+    #[test]
+    fn an_encrypted_key_without_passphrase_fails_without_prompting() {
+        let c = Certs::new();
+        let started = std::time::Instant::now();
+        let e = server_context(&c.tls("cert.pem", "enc-key.pem", None)).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(e.contains(&c.path("enc-key.pem")), "{e}");
+        assert!(e.contains("encrypted"), "{e}");
+    }
+
+    #[test]
+    fn a_nul_in_the_passphrase_is_an_error_not_a_panic() {
+        let c = Certs::new();
+        let e = server_context(&c.tls("cert.pem", "enc-key.pem", Some("a\0b"))).unwrap_err();
+        assert!(e.contains("NUL"), "{e}");
+        assert!(!e.contains("a\0b"));
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused() {
+        let c = Certs::new();
+        let e = server_context(&c.tls("cert.pem", "other-key.pem", None)).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "TLS key {} does not match certificate {}",
+                c.path("other-key.pem"),
+                c.path("cert.pem")
+            )
+        );
+    }
+
+    #[test]
+    fn missing_or_wrong_files_name_the_file() {
+        let c = Certs::new();
+        let e = server_context(&c.tls("cert.pem", "absent.pem", None)).unwrap_err();
+        assert!(
+            e.starts_with(&format!("cannot read TLS key {}", c.path("absent.pem"))),
+            "{e}"
+        );
+        let e = server_context(&c.tls("key.pem", "key.pem", None)).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "cannot load TLS certificate {}",
+                c.path("key.pem")
+            )),
+            "{e}"
+        );
+        let e = server_context(&c.tls("cert.pem", "cert.pem", None)).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "cannot load TLS key {}: no PEM private key in the file",
+                c.path("cert.pem")
+            )
+        );
+        assert_eq!(e.lines().count(), 1);
+    }
+}

@@ -1,0 +1,499 @@
+//! The TLS side of a session: an OpenSSL server stream over the accepted socket,
+//! behind the same [`Transport`] operations as a plain socket, so the relay is
+//! written once.
+//!
+//! OpenSSL is non-blocking here, and its rules shape this module:
+//! - `WANT_READ`/`WANT_WRITE` become `WouldBlock`; which readiness the operation waits
+//!   for is remembered, because a read may need the socket writable (a TLS 1.3 key
+//!   update answered while the send buffer is full) and a write may need it readable.
+//!   [`Transport::readiness`] turns the awaited event into readiness of the blocked
+//!   operation, so an edge-triggered loop retries it.
+//! - A write that returned `WouldBlock` is retried with the same bytes: the relay
+//!   keeps the unsent rest in its own buffer and writes it first (the context sets
+//!   `ACCEPT_MOVING_WRITE_BUFFER`, since that buffer is not the scratch buffer).
+//!   With `ENABLE_PARTIAL_WRITE` OpenSSL writes one record per call, so [`write`]
+//!   loops until the socket is full, as a kernel write would.
+//! - OpenSSL holds decrypted (and, with read-ahead, raw) bytes the socket no longer
+//!   reports: [`read`] fills the caller's buffer from several records, and a short
+//!   read never counts as "drained" (`short_read_drains` is false), so the relay
+//!   reads until `WouldBlock` and nothing is stranded.
+//! - close_notify from the client is end of file (as is a close without it: the
+//!   context ignores an unexpected EOF, as a relay of plain TCP would); end of file
+//!   from the remote becomes a close_notify to the client ([`shutdown_write`]),
+//!   retried when writable if the socket is full; the TCP connection stays open for
+//!   the other direction.
+//!
+//! The handshake runs before the session connects to a remote (see
+//! `session::State::TlsHandshake`), so a client that sends garbage or nothing never
+//! reaches a remote; it is bounded by [`HANDSHAKE_TIMEOUT`].
+//!
+//! [`read`]: TlsStream::read
+//! [`write`]: TlsStream::write
+//! [`shutdown_write`]: TlsStream::shutdown_write
+
+use super::transport::{Stream, Transport};
+use mio::event::Source;
+use mio::{Interest, Registry, Token};
+use openssl::ssl::{self, ErrorCode, Ssl, SslContextRef, SslStream};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+/// How long a client may take to complete the TLS handshake before it is closed:
+/// 10 seconds, ample for a round trip or two on a slow mobile path, short enough
+/// that clients which connect and stall do not pile up.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a blocked OpenSSL operation waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    None,
+    Readable,
+    Writable,
+}
+
+/// Something a read found after it had already returned data: reported by the next.
+#[derive(Debug)]
+enum Deferred {
+    Eof,
+    Error(io::Error),
+}
+
+/// A TLS server connection over an accepted socket.
+#[derive(Debug)]
+pub struct TlsStream {
+    stream: SslStream<Stream>,
+    handshaken: bool,
+    /// What the last blocked read (write) waits for.
+    read_waits: Wait,
+    write_waits: Wait,
+    deferred: Option<Deferred>,
+}
+
+impl TlsStream {
+    /// Wraps an accepted socket; the handshake starts with the first [`handshake`].
+    ///
+    /// [`handshake`]: Transport::handshake
+    pub fn accept(context: &SslContextRef, socket: Stream) -> io::Result<TlsStream> {
+        let setup = |e: openssl::error::ErrorStack| io::Error::other(format!("TLS setup: {e}"));
+        let ssl = Ssl::new(context).map_err(setup)?;
+        let stream = SslStream::new(ssl, socket).map_err(setup)?;
+        Ok(TlsStream {
+            stream,
+            handshaken: false,
+            read_waits: Wait::None,
+            write_waits: Wait::None,
+            deferred: None,
+        })
+    }
+
+    /// The socket underneath.
+    pub fn socket(&self) -> &Stream {
+        self.stream.get_ref()
+    }
+
+    /// The socket underneath, for registration and socket options only.
+    pub fn socket_mut(&mut self) -> &mut Stream {
+        self.stream.get_mut()
+    }
+
+    /// The protocol version, e.g. "TLSv1.3", for logs.
+    pub fn version(&self) -> &'static str {
+        self.stream.ssl().version_str()
+    }
+
+    /// Whether the handshake resumed an earlier session, for logs.
+    pub fn resumed(&self) -> bool {
+        self.stream.ssl().session_reused()
+    }
+}
+
+/// The result of an OpenSSL operation that did not succeed, sorted for the relay.
+enum Failed {
+    /// `WANT_READ`/`WANT_WRITE`: retry on that readiness.
+    Blocked(Wait),
+    /// close_notify received (or the connection closed without it).
+    Eof,
+    Error(io::Error),
+}
+
+fn sort(error: ssl::Error) -> Failed {
+    match error.code() {
+        ErrorCode::WANT_READ => Failed::Blocked(Wait::Readable),
+        ErrorCode::WANT_WRITE => Failed::Blocked(Wait::Writable),
+        ErrorCode::ZERO_RETURN => Failed::Eof,
+        ErrorCode::SYSCALL if error.ssl_error().is_none() => match error.into_io_error() {
+            Ok(e) => Failed::Error(e),
+            // OpenSSL before 3.0: the peer closed without close_notify.
+            Err(_) => Failed::Eof,
+        },
+        // A fatal alert aborts the connection: the other side of the session is
+        // reset rather than closed as if the stream had ended cleanly.
+        ErrorCode::SSL | ErrorCode::SYSCALL => Failed::Error(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            match error.ssl_error() {
+                Some(stack) => format!("TLS error ({})", crate::tls::reasons(stack)),
+                None => "TLS protocol error".to_string(),
+            },
+        )),
+        _ => Failed::Error(io::Error::other(format!("TLS: {error}"))),
+    }
+}
+
+/// Empties this thread's OpenSSL error queue. OpenSSL reads the queue to classify
+/// the result of an operation, and every session of the worker shares it, so it
+/// must be empty before each operation (as OpenSSL's documentation requires).
+fn clear_errors() {
+    let _ = openssl::error::ErrorStack::get();
+}
+
+impl Transport for TlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.deferred.take() {
+            Some(Deferred::Eof) => return Ok(0),
+            Some(Deferred::Error(e)) => return Err(e),
+            None => {}
+        }
+        clear_errors();
+        // One record per call from OpenSSL: gather several, up to the buffer, so the
+        // plain side gets one large write instead of many small ones.
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.stream.ssl_read(&mut buf[filled..]) {
+                Ok(n) => {
+                    self.read_waits = Wait::None;
+                    filled += n;
+                }
+                Err(e) => {
+                    let deferred = match sort(e) {
+                        Failed::Blocked(wait) => {
+                            self.read_waits = wait;
+                            return if filled == 0 {
+                                Err(io::ErrorKind::WouldBlock.into())
+                            } else {
+                                Ok(filled)
+                            };
+                        }
+                        Failed::Eof => Deferred::Eof,
+                        Failed::Error(e) => Deferred::Error(e),
+                    };
+                    if filled > 0 {
+                        self.deferred = Some(deferred);
+                        return Ok(filled);
+                    }
+                    return match deferred {
+                        Deferred::Eof => Ok(0),
+                        Deferred::Error(e) => Err(e),
+                    };
+                }
+            }
+        }
+        Ok(filled)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // With partial writes on, OpenSSL returns after each record: go on until the
+        // socket is full. A record that did not fit stays in OpenSSL and is finished
+        // by the next call, which the relay makes with the same bytes.
+        clear_errors();
+        let mut written = 0;
+        while written < buf.len() {
+            match self.stream.ssl_write(&buf[written..]) {
+                Ok(n) => {
+                    self.write_waits = Wait::None;
+                    written += n;
+                }
+                Err(e) => {
+                    let error = match sort(e) {
+                        Failed::Blocked(wait) => {
+                            self.write_waits = wait;
+                            io::ErrorKind::WouldBlock.into()
+                        }
+                        Failed::Eof => io::Error::from(io::ErrorKind::BrokenPipe),
+                        Failed::Error(e) => e,
+                    };
+                    // After a partial success the error is reported by the next call
+                    // (OpenSSL stays in its failed state).
+                    return if written > 0 { Ok(written) } else { Err(error) };
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        // The first call queues and sends close_notify; after `WouldBlock` the next
+        // one finishes sending it. It never waits for the client's close_notify.
+        clear_errors();
+        match self.stream.shutdown() {
+            Ok(_) => {
+                self.write_waits = Wait::None;
+                Ok(())
+            }
+            Err(e) => match sort(e) {
+                Failed::Blocked(wait) => {
+                    self.write_waits = wait;
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Failed::Eof => Ok(()),
+                Failed::Error(e) => Err(e),
+            },
+        }
+    }
+
+    fn reset_on_close(&mut self) {
+        self.socket_mut().reset_on_close();
+    }
+
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.socket().take_error()
+    }
+
+    fn connect_status(&self) -> io::Result<bool> {
+        // Only accepted sockets are wrapped.
+        Ok(true)
+    }
+
+    fn short_read_drains(&self) -> bool {
+        false
+    }
+
+    fn handshake(&mut self) -> io::Result<()> {
+        if self.handshaken {
+            return Ok(());
+        }
+        clear_errors();
+        match self.stream.accept() {
+            Ok(()) => {
+                self.handshaken = true;
+                self.read_waits = Wait::None;
+                Ok(())
+            }
+            Err(e) => match sort(e) {
+                Failed::Blocked(wait) => {
+                    self.read_waits = wait;
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Failed::Eof => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed during the TLS handshake",
+                )),
+                Failed::Error(e) => Err(e),
+            },
+        }
+    }
+
+    fn readiness(&self, readable: bool, writable: bool) -> (bool, bool) {
+        (
+            readable || (writable && self.read_waits == Wait::Writable),
+            writable || (readable && self.write_waits == Wait::Readable),
+        )
+    }
+}
+
+/// Registration is the socket's.
+impl Source for TlsStream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.socket_mut().register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.socket_mut().reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.socket_mut().deregister(registry)
+    }
+}
+
+impl AsRawFd for TlsStream {
+    fn as_raw_fd(&self) -> RawFd {
+        match self.socket() {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+            // Never built: only kernel streams are wrapped.
+            Stream::Tls(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// The accepted socket as OpenSSL's byte source and sink (its BIO): `WouldBlock`
+/// passes through and becomes `WANT_READ`/`WANT_WRITE`.
+impl io::Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Transport::read(self, buf)
+    }
+}
+
+impl io::Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Transport::write(self, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::test_certs::Certs;
+    use openssl::ssl::{SslConnector, SslMethod};
+    use std::io::{Read, Write};
+
+    /// A TLS transport over one end of a socket pair and a blocking client on the
+    /// other, handshaken.
+    fn pair() -> (
+        TlsStream,
+        ssl::SslStream<std::os::unix::net::UnixStream>,
+        Certs,
+    ) {
+        let certs = Certs::new();
+        let context =
+            crate::tls::server_context(&certs.tls("cert.pem", "key.pem", None)).expect("context");
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let mut server =
+            TlsStream::accept(&context, Stream::Unix(mio::net::UnixStream::from_std(ours)))
+                .expect("accept");
+        let mut connector = SslConnector::builder(SslMethod::tls_client()).expect("connector");
+        connector
+            .cert_store_mut()
+            .add_cert(certs.cert.clone())
+            .expect("trust");
+        let connector = connector.build();
+        let client = std::thread::spawn(move || {
+            theirs
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            connector.connect("localhost", theirs).expect("handshake")
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match server.handshake() {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "handshake stalled");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("server handshake: {e}"),
+            }
+        }
+        (server, client.join().expect("client"), certs)
+    }
+
+    fn read_some(server: &mut TlsStream, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match server.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "read stalled");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    #[test]
+    fn reads_gather_records_and_close_notify_is_end_of_file() {
+        let (mut server, mut client, _certs) = pair();
+        assert!(!server.short_read_drains());
+        // Three records of 16 KiB and a bit.
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        client.write_all(&data).expect("write");
+        client.shutdown().expect("close_notify");
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = read_some(&mut server, &mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, data);
+        // The other direction still works after the client's close_notify.
+        assert_eq!(server.write(b"after").expect("write"), 5);
+        server.shutdown_write().expect("close_notify");
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).expect("read to close_notify");
+        assert_eq!(back, b"after");
+    }
+
+    #[test]
+    fn a_full_socket_blocks_writes_which_resume_with_the_same_bytes() {
+        let (mut server, mut client, _certs) = pair();
+        let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 253) as u8).collect();
+        // Nobody reads: the socket fills and the write blocks after some records.
+        let mut offset = 0;
+        loop {
+            match server.write(&data[offset..]) {
+                Ok(n) => offset += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        assert!(offset < data.len(), "the socket never filled");
+        let reader = std::thread::spawn(move || {
+            let mut back = vec![0u8; 4_000_000];
+            client.read_exact(&mut back).expect("read");
+            back
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while offset < data.len() {
+            assert!(std::time::Instant::now() < deadline, "write stalled");
+            match server.write(&data[offset..]) {
+                Ok(n) => offset += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        assert!(reader.join().expect("reader") == data);
+    }
+
+    #[test]
+    fn a_read_blocked_on_writing_becomes_readable_when_writable() {
+        let (mut server, _client, _certs) = pair();
+        server.read_waits = Wait::Writable;
+        assert_eq!(server.readiness(false, true), (true, true));
+        server.read_waits = Wait::None;
+        assert_eq!(server.readiness(false, true), (false, true));
+        server.write_waits = Wait::Readable;
+        assert_eq!(server.readiness(true, false), (true, true));
+    }
+
+    #[test]
+    fn garbage_fails_the_handshake() {
+        let certs = Certs::new();
+        let context =
+            crate::tls::server_context(&certs.tls("cert.pem", "key.pem", None)).expect("context");
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let mut server =
+            TlsStream::accept(&context, Stream::Unix(mio::net::UnixStream::from_std(ours)))
+                .expect("accept");
+        assert_eq!(
+            server.handshake().expect_err("nothing sent").kind(),
+            io::ErrorKind::WouldBlock
+        );
+        theirs
+            .write_all(b"GET / HTTP/1.0\r\n\r\n")
+            .expect("write garbage");
+        let e = server.handshake().expect_err("garbage");
+        assert_ne!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+    }
+}

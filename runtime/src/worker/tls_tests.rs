@@ -1,0 +1,615 @@
+//! Tests of TLS termination through the whole worker loop over loopback: the worker
+//! runs in a thread with a `tls = yes` listener on `127.0.0.1:0` and a context made
+//! from a fresh self-signed certificate, clients are OpenSSL clients that verify it,
+//! backends are small blocking servers in threads, and the test plays the master.
+//!
+//! Every socket has a timeout, every thread is joined (the harnesses stop and join in
+//! `Drop`, also when a test fails) and every wait is bounded.
+
+use super::server::SWEEP_INTERVAL;
+use super::*;
+use crate::control::ToWorker;
+use crate::tls::test_certs::Certs;
+use openssl::ssl::{
+    ErrorCode, ShutdownResult, SslConnector, SslMethod, SslSession, SslStream, SslVersion,
+};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use tcprelay_plan::{Protocol, Remote, Syslog};
+
+/// Timeout of every blocking socket operation in the tests.
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn relay_to(backend: SocketAddr) -> Relay {
+    Relay {
+        remotes: vec![Remote {
+            address: backend,
+            protocol: Protocol::Tcp,
+            weight: 1,
+        }],
+        local_address: None,
+        rebalance: None,
+        retire: None,
+        idle_timeout: 0,
+        syslog: Syslog::default_for("t"),
+        tls: None,
+    }
+}
+
+/// FNV-1a: enough to compare byte streams.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}
+
+// ---- the worker under test --------------------------------------------------------
+
+struct TlsWorker {
+    addr: SocketAddr,
+    master: Option<StdUnixStream>,
+    thread: Option<JoinHandle<io::Result<Exit>>>,
+    probe: Arc<Probe>,
+    certs: Certs,
+}
+
+impl TlsWorker {
+    fn start(relay: Relay, handshake_timeout: Option<Duration>) -> TlsWorker {
+        let certs = Certs::new();
+        let context = crate::tls::server_context(&certs.tls(
+            "cert.pem",
+            "enc-key.pem",
+            Some(crate::tls::test_certs::PASSPHRASE),
+        ))
+        .expect("server context");
+        // A deep backlog: the tests open hundreds of connections at once.
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        socket.bind(&any.into()).expect("bind");
+        socket.listen(1024).expect("listen");
+        socket.set_nonblocking(true).expect("nonblocking");
+        let listener: TcpListener = socket.into();
+        let addr = listener.local_addr().expect("address");
+        let (ours, theirs) = StdUnixStream::pair().expect("socketpair");
+        theirs.set_nonblocking(true).expect("nonblocking");
+        let config = Config {
+            id: 7,
+            relay,
+            users_max: 2000,
+            listeners: vec![Listener {
+                socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
+                tls: true,
+            }],
+            control: mio::net::UnixStream::from_std(theirs),
+            signals: None,
+            tls: Some(context),
+        };
+        let probe = Arc::new(Probe::default());
+        let options = Options {
+            probe: Some(probe.clone()),
+            handshake_timeout,
+            ..Options::default()
+        };
+        let thread = thread::spawn(move || run_with(config, options));
+        TlsWorker {
+            addr,
+            master: Some(ours),
+            thread: Some(thread),
+            probe,
+            certs,
+        }
+    }
+
+    /// A client that trusts the test certificate only, optionally pinned to one
+    /// protocol version.
+    fn connector(&self, version: Option<SslVersion>) -> SslConnector {
+        let mut builder = SslConnector::builder(SslMethod::tls_client()).expect("connector");
+        builder
+            .cert_store_mut()
+            .add_cert(self.certs.cert.clone())
+            .expect("trust the test certificate");
+        if version.is_some() {
+            builder.set_min_proto_version(version).expect("min version");
+            builder.set_max_proto_version(version).expect("max version");
+        }
+        builder.build()
+    }
+
+    fn tcp(&self) -> TcpStream {
+        let stream = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream
+    }
+
+    /// A verified TLS connection through the worker.
+    fn connect(&self) -> SslStream<TcpStream> {
+        self.connector(None)
+            .connect("localhost", self.tcp())
+            .expect("TLS handshake with the worker")
+    }
+
+    fn tls_failures(&self) -> usize {
+        self.probe.tls_failures.load(Ordering::Relaxed)
+    }
+
+    /// Stops the worker and waits for its loop to return.
+    fn stop(&mut self) -> Exit {
+        if let Some(master) = self.master.as_mut() {
+            master
+                .write_all(&ToWorker::Stop { grace_secs: 0 }.encode())
+                .expect("write to the worker");
+        }
+        let thread = self.thread.take().expect("worker running");
+        let deadline = Instant::now() + IO_TIMEOUT;
+        while !thread.is_finished() {
+            assert!(Instant::now() < deadline, "the worker did not exit");
+            thread::sleep(Duration::from_millis(5));
+        }
+        thread.join().expect("worker thread").expect("worker loop")
+    }
+}
+
+impl Drop for TlsWorker {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            if let Some(master) = self.master.as_mut() {
+                let _ = master.write_all(&ToWorker::Stop { grace_secs: 0 }.encode());
+            }
+            self.master = None;
+            let deadline = Instant::now() + IO_TIMEOUT;
+            while !thread.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+// ---- backends ---------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Writes back what it reads; half-closes after end of file.
+    Echo,
+    /// Reads to end of file, then answers with [`reply_for`] and closes.
+    ReplyAfterEof,
+}
+
+/// The half-close test's reply to a request of `n` bytes.
+fn reply_for(n: usize) -> Vec<u8> {
+    let mut reply = format!("got {n} bytes\n").into_bytes();
+    reply.extend(random_bytes(n as u64, 300 * 1024));
+    reply
+}
+
+struct Backend {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Backend {
+    fn start(mode: Mode) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, halt) = (accepted.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let mut workers = Vec::new();
+            while !halt.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+                        let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+                        workers.push(thread::spawn(move || serve(stream, mode)));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            for worker in workers {
+                let _ = worker.join();
+            }
+        });
+        Backend {
+            addr,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, mode: Mode) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                if mode == Mode::Echo && stream.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+    if mode == Mode::ReplyAfterEof {
+        let _ = stream.write_all(&reply_for(total));
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+// ---- clients ----------------------------------------------------------------------
+
+/// One request and its echo over TLS.
+fn round_trip(stream: &mut SslStream<TcpStream>, message: &[u8]) {
+    stream.write_all(message).expect("write through the relay");
+    let mut back = vec![0u8; message.len()];
+    stream
+        .read_exact(&mut back)
+        .expect("echo through the relay");
+    assert_eq!(back, message);
+}
+
+/// Reads to close_notify (`Ok`) or an error.
+fn read_to_close_notify(stream: &mut SslStream<TcpStream>) -> io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.ssl_read(&mut buf) {
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if e.code() == ErrorCode::ZERO_RETURN => return Ok(data),
+            Err(e) => {
+                return Err(e
+                    .into_io_error()
+                    .unwrap_or_else(|e| io::Error::other(e.to_string())))
+            }
+        }
+    }
+}
+
+/// Sends `data` and reads its echo at the same time on a non-blocking TLS client
+/// (so both directions are full at once and OpenSSL's retry rules are exercised on
+/// the client too), then sends close_notify and reads to the relay's close_notify.
+/// Returns what came back.
+fn duplex(mut stream: SslStream<TcpStream>, data: &[u8]) -> Vec<u8> {
+    stream.get_ref().set_nonblocking(true).expect("nonblocking");
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let mut back = Vec::with_capacity(data.len());
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut sent = 0;
+    let mut closed = false;
+    let mut step = 1 + (data.len() % 7919);
+    loop {
+        assert!(Instant::now() < deadline, "session stalled");
+        let mut progress = false;
+        if sent < data.len() {
+            // Uneven writes; a retry after WANT_WRITE repeats the same bytes.
+            let end = (sent + step).min(data.len());
+            match stream.ssl_write(&data[sent..end]) {
+                Ok(n) => {
+                    sent += n;
+                    step = 1 + (step * 31 + 17) % 70_000;
+                    progress = true;
+                }
+                Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => {}
+                Err(e) => panic!("client write: {e}"),
+            }
+        } else if !closed {
+            match stream.shutdown() {
+                Ok(_) => {
+                    closed = true;
+                    progress = true;
+                }
+                Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => {}
+                Err(e) => panic!("client close_notify: {e}"),
+            }
+        }
+        match stream.ssl_read(&mut buf) {
+            Ok(n) => {
+                back.extend_from_slice(&buf[..n]);
+                progress = true;
+            }
+            Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
+                assert!(closed, "the relay closed first");
+                return back;
+            }
+            Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => {}
+            Err(e) => panic!("client read: {e}"),
+        }
+        if !progress {
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// Whether the worker closes `stream` (end of file or reset) within `within`;
+/// whatever it sends first (an alert) is skipped.
+fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream.set_read_timeout(Some(left)).expect("timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+// ---- the tests --------------------------------------------------------------------
+
+#[test]
+fn tls_data_integrity_20_sessions_of_512_kib() {
+    const SESSIONS: u64 = 20;
+    const SIZE: usize = 512 * 1024;
+    let echo = Backend::start(Mode::Echo);
+    let mut worker = TlsWorker::start(relay_to(echo.addr), None);
+    let clients: Vec<_> = (0..SESSIONS)
+        .map(|i| {
+            let stream = worker.connect();
+            thread::spawn(move || {
+                let data = random_bytes(i + 1, SIZE);
+                let back = duplex(stream, &data);
+                (back.len(), fnv(&back) == fnv(&data))
+            })
+        })
+        .collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        let (len, same) = client.join().expect("client");
+        assert_eq!(len, SIZE, "session {i} length");
+        assert!(same, "session {i} bytes differ");
+    }
+    assert_eq!(echo.accepted(), SESSIONS as usize);
+    wait_until("sessions to end", IO_TIMEOUT, || {
+        worker.probe.sessions.load(Ordering::Relaxed) == 0
+    });
+    assert_eq!(worker.probe.buffered.load(Ordering::Relaxed), 0);
+    assert_eq!(worker.tls_failures(), 0);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+#[test]
+fn garbage_clients_are_closed_at_once_and_never_reach_a_remote() {
+    let echo = Backend::start(Mode::Echo);
+    let worker = TlsWorker::start(relay_to(echo.addr), None);
+    let mut good = worker.connect();
+    round_trip(&mut good, b"before");
+    let mut tls_header_then_junk = vec![0x16, 0x03, 0x01, 0x00, 0x40];
+    tls_header_then_junk.extend(random_bytes(3, 64));
+    let garbage: [Vec<u8>; 3] = [
+        b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+        random_bytes(2, 4096),
+        tls_header_then_junk,
+    ];
+    let mut bad: Vec<TcpStream> = garbage
+        .iter()
+        .map(|bytes| {
+            let mut stream = worker.tcp();
+            stream.write_all(bytes).expect("send garbage");
+            stream
+        })
+        .collect();
+    // Closed long before the handshake timeout, while the good client is served.
+    let started = Instant::now();
+    for stream in &mut bad {
+        assert!(
+            closed_within(stream, Duration::from_secs(5)),
+            "a garbage client was not closed"
+        );
+    }
+    assert!(started.elapsed() < HANDSHAKE_TIMEOUT / 2);
+    round_trip(&mut good, b"during and after");
+    let mut late = worker.connect();
+    round_trip(&mut late, b"a new client");
+    assert_eq!(
+        echo.accepted(),
+        2,
+        "only the TLS clients reached the remote"
+    );
+    wait_until("the failures to be counted", IO_TIMEOUT, || {
+        worker.tls_failures() == garbage.len()
+    });
+}
+
+#[test]
+fn silent_and_stalled_clients_are_closed_after_the_handshake_timeout() {
+    const TIMEOUT: Duration = Duration::from_millis(600);
+    let echo = Backend::start(Mode::Echo);
+    let worker = TlsWorker::start(relay_to(echo.addr), Some(TIMEOUT));
+    let started = Instant::now();
+    let mut silent = worker.tcp();
+    let mut stalled = worker.tcp();
+    // The start of a TLS record, then nothing.
+    stalled.write_all(&[0x16, 0x03, 0x01]).expect("write");
+    // Others are served meanwhile.
+    let mut good = worker.connect();
+    round_trip(&mut good, b"served while others stall");
+    for stream in [&mut silent, &mut stalled] {
+        assert!(
+            closed_within(
+                stream,
+                TIMEOUT + 2 * SWEEP_INTERVAL + Duration::from_secs(3)
+            ),
+            "a stalled client was not closed"
+        );
+        assert!(started.elapsed() >= TIMEOUT, "closed before the timeout");
+    }
+    round_trip(&mut good, b"and still served");
+    assert_eq!(
+        echo.accepted(),
+        1,
+        "the stalled clients never reached the remote"
+    );
+    wait_until("the timeouts to be counted", IO_TIMEOUT, || {
+        worker.tls_failures() == 2
+    });
+    // A session past its handshake is not subject to the handshake timeout.
+    thread::sleep(TIMEOUT + SWEEP_INTERVAL);
+    round_trip(&mut good, b"long after the timeout");
+}
+
+#[test]
+fn two_hundred_concurrent_handshakes_all_succeed() {
+    const CLIENTS: usize = 200;
+    let echo = Backend::start(Mode::Echo);
+    let worker = TlsWorker::start(relay_to(echo.addr), None);
+    let connector = worker.connector(None);
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (connector, barrier, addr) = (connector.clone(), barrier.clone(), worker.addr);
+            thread::spawn(move || -> Result<(), String> {
+                barrier.wait();
+                let tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+                    .map_err(|e| format!("connect: {e}"))?;
+                tcp.set_read_timeout(Some(IO_TIMEOUT)).ok();
+                tcp.set_write_timeout(Some(IO_TIMEOUT)).ok();
+                let mut tls = connector
+                    .connect("localhost", tcp)
+                    .map_err(|e| format!("handshake: {e}"))?;
+                let message = format!("client {i}");
+                tls.write_all(message.as_bytes())
+                    .map_err(|e| format!("write: {e}"))?;
+                let mut back = vec![0u8; message.len()];
+                tls.read_exact(&mut back)
+                    .map_err(|e| format!("read: {e}"))?;
+                if back != message.as_bytes() {
+                    return Err("wrong echo".to_string());
+                }
+                let _ = tls.shutdown();
+                Ok(())
+            })
+        })
+        .collect();
+    let failures: Vec<String> = clients
+        .into_iter()
+        .filter_map(|c| c.join().expect("client thread").err())
+        .collect();
+    assert!(failures.is_empty(), "failed clients: {failures:?}");
+    assert_eq!(echo.accepted(), CLIENTS);
+    assert_eq!(worker.tls_failures(), 0);
+}
+
+#[test]
+fn close_notify_is_a_half_close_and_the_reply_still_arrives() {
+    let backend = Backend::start(Mode::ReplyAfterEof);
+    let worker = TlsWorker::start(relay_to(backend.addr), None);
+    for version in [SslVersion::TLS1_3, SslVersion::TLS1_2] {
+        let mut stream = worker
+            .connector(Some(version))
+            .connect("localhost", worker.tcp())
+            .expect("handshake");
+        let request = random_bytes(9, 100_000);
+        stream.write_all(&request).expect("request");
+        // close_notify: the backend sees end of file and only then answers.
+        assert!(matches!(
+            stream.shutdown().expect("close_notify"),
+            ShutdownResult::Sent
+        ));
+        let reply = read_to_close_notify(&mut stream).expect("the whole reply");
+        assert_eq!(reply, reply_for(request.len()), "{version:?}");
+    }
+    // A client that half-closes TCP without close_notify: end of file all the same.
+    let mut stream = worker.connect();
+    stream.write_all(b"no close_notify").expect("request");
+    stream
+        .get_ref()
+        .shutdown(std::net::Shutdown::Write)
+        .expect("FIN");
+    let reply = read_to_close_notify(&mut stream).expect("the whole reply");
+    assert_eq!(reply, reply_for(15));
+    assert_eq!(backend.accepted(), 3);
+    assert_eq!(worker.tls_failures(), 0);
+}
+
+#[test]
+fn sessions_are_resumed() {
+    let echo = Backend::start(Mode::Echo);
+    let worker = TlsWorker::start(relay_to(echo.addr), None);
+    for version in [SslVersion::TLS1_3, SslVersion::TLS1_2] {
+        let connector = worker.connector(Some(version));
+        let mut first = connector
+            .connect("localhost", worker.tcp())
+            .expect("handshake");
+        assert!(!first.ssl().session_reused());
+        // A round trip: TLS 1.3 tickets arrive after the handshake.
+        round_trip(&mut first, b"first");
+        let session: SslSession = first.ssl().session().expect("a session").to_owned();
+        let _ = first.shutdown();
+        drop(first);
+        let mut ssl = connector
+            .configure()
+            .expect("configure")
+            .into_ssl("localhost")
+            .expect("ssl");
+        // SAFETY: the session comes from a connection of the same connector, so
+        // of the same context, as `set_session` requires.
+        unsafe { ssl.set_session(&session) }.expect("set session");
+        let mut second = ssl.connect(worker.tcp()).expect("resumed handshake");
+        assert!(second.ssl().session_reused(), "{version:?}: not resumed");
+        round_trip(&mut second, b"second");
+    }
+}
