@@ -211,10 +211,9 @@ impl Master {
             .iter()
             .map(|w| {
                 format!(
-                    "{} (generation {}, {} sessions{}{})",
+                    "{} (generation {}{}{})",
                     w.pid,
                     w.generation,
-                    w.sessions,
                     if w.full { ", full" } else { "" },
                     if w.leaving { ", draining" } else { "" }
                 )
@@ -225,6 +224,10 @@ impl Master {
             self.generation,
             list.join("; ")
         );
+        // Each worker reports its own sessions and remotes.
+        for w in ws {
+            let _ = os::kill(w.pid, libc::SIGUSR1);
+        }
     }
 
     /// Forks one worker of the current generation.
@@ -278,13 +281,14 @@ impl Master {
         // end of file when the master dies.
         self.workers.clear();
         let _ = os::default_signals(SIGNALS);
-        let signals = match os::signal_pipe(&[libc::SIGHUP, libc::SIGTERM, libc::SIGINT]) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                error!("worker cannot set up signals: {e}");
-                None
-            }
-        };
+        let signals =
+            match os::signal_pipe(&[libc::SIGHUP, libc::SIGTERM, libc::SIGINT, libc::SIGUSR1]) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    error!("worker cannot set up signals: {e}");
+                    None
+                }
+            };
         crate::log::reinit_for_worker(&self.plan.relay.syslog);
         let listeners = std::mem::take(&mut self.listeners)
             .into_iter()

@@ -522,3 +522,37 @@ fn the_tls_passphrase_never_reaches_logs_or_command_lines() {
         "the passphrase is in the log:\n{log}"
     );
 }
+
+#[test]
+fn sigusr1_logs_the_live_state_of_workers_and_remotes() {
+    let echo = Echo::start();
+    let dead = free_port();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "id = spawnd {{ listen = {{ address = 127.0.0.1 port = {port} }} spawn = {{ servers min = 1 servers max = 1 }} }}\nid = tcprelay {{\n remote = {{ address = 127.0.0.1 port = {dead} weight = 5 }}\n remote = {{ address = 127.0.0.1 port = {} }}\n}}\n",
+        echo.port
+    );
+    let plan = harness::compile(dir.path(), "relay", &cfg);
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    // One session held open (it fails over from the refusing remote to the echo).
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"hi").unwrap();
+    let mut b = [0u8; 2];
+    s.read_exact(&mut b).unwrap();
+    relay.signal(10);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let wanted = format!("127.0.0.1:{} alive, 1 sessions", echo.port);
+    while !relay.log_text().contains(&wanted) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = relay.log_text();
+    assert!(log.contains("status: generation 0; workers: "), "{log}");
+    assert!(
+        log.contains(&format!("127.0.0.1:{dead} dead, 0 sessions")),
+        "{log}"
+    );
+    assert!(log.contains(&wanted), "{log}");
+    assert!(log.contains("1 sessions, 1 served"), "{log}");
+}

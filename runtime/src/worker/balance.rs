@@ -127,12 +127,12 @@ impl Balancer {
         any
     }
 
-    #[cfg(test)]
+    /// Whether remote `index` is marked dead (for status reports).
     pub fn is_dead(&self, index: usize) -> bool {
         self.remotes.get(index).is_some_and(|r| r.dead)
     }
 
-    #[cfg(test)]
+    /// The sessions remote `index` holds (for status reports).
     pub fn active(&self, index: usize) -> u64 {
         self.remotes.get(index).map_or(0, |r| r.active)
     }

@@ -365,6 +365,40 @@ impl Worker {
         self.again.push_back(Work::Listener(index));
     }
 
+    /// SIGUSR1 (forwarded by the master): one status line with this worker's sessions
+    /// and, per remote, whether it is marked dead and how many sessions it holds.
+    fn report_status(&self) {
+        let remotes: Vec<String> = self
+            .remotes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                format!(
+                    "{} {}, {} sessions",
+                    r.address,
+                    if self.balancer.is_dead(i) {
+                        "dead"
+                    } else {
+                        "alive"
+                    },
+                    self.balancer.active(i)
+                )
+            })
+            .collect();
+        crate::notice!(
+            "status: worker {}: {} sessions, {} served{}; remotes: {}",
+            self.id,
+            self.sessions.len(),
+            self.served,
+            if self.exit.is_some() {
+                ", draining"
+            } else {
+                ""
+            },
+            remotes.join("; ")
+        );
+    }
+
     /// Pauses accepting after a resource error, until the back-off expires or a
     /// session frees a descriptor; logs once per episode.
     fn starve(&mut self, error: &str) {
@@ -987,6 +1021,7 @@ impl Worker {
                         match i32::from(signal) {
                             libc::SIGHUP => self.drain(Exit::Drained),
                             libc::SIGTERM | libc::SIGINT => self.stop(SIGNAL_GRACE_SECS),
+                            libc::SIGUSR1 => self.report_status(),
                             _ => {}
                         }
                     }
