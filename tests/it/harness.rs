@@ -440,3 +440,93 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Opens `n` sessions through `127.0.0.1:port` (an echo path) that each send a chunk
+/// every 50 ms for `duration` and check its echo; each thread yields whether its
+/// session stayed intact to the end.
+pub fn long_sessions(
+    port: u16,
+    n: usize,
+    duration: std::time::Duration,
+) -> Vec<std::thread::JoinHandle<bool>> {
+    use std::io::{Read, Write};
+    (0..n as u64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                    return false;
+                };
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let end = std::time::Instant::now() + duration;
+                let mut k = 0u64;
+                while std::time::Instant::now() < end {
+                    let chunk = random_bytes(i * 10_000 + k, 1000);
+                    let mut back = vec![0; chunk.len()];
+                    if s.write_all(&chunk).is_err()
+                        || s.read_exact(&mut back).is_err()
+                        || back != chunk
+                    {
+                        return false;
+                    }
+                    k += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                true
+            })
+        })
+        .collect()
+}
+
+/// Threads that keep opening new connections through `127.0.0.1:port` (an echo
+/// path), each sending and checking a little data, until [`Churn::finish`].
+#[derive(Debug)]
+pub struct Churn {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Churn {
+    pub fn start(port: u16, threads: u64) -> Churn {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads = (0..threads)
+            .map(|t| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let data = random_bytes(t << 40 | i, 1500);
+                        match echo_through(port, &data) {
+                            Ok(back) if back == data => ok.fetch_add(1, Ordering::Relaxed),
+                            _ => failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        Churn {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
+    }
+
+    /// Stops the threads; returns the connections that succeeded and that failed.
+    pub fn finish(self) -> (usize, usize) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}

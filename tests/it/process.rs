@@ -282,65 +282,19 @@ fn twenty_reloads_under_load_lose_nothing() {
         ),
     );
     let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
-    // Long sessions: each sends a chunk every 50 ms and checks its echo.
-    let long: Vec<_> = (0..30u64)
-        .map(|i| {
-            std::thread::spawn(move || -> bool {
-                let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-                    return false;
-                };
-                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                let end = Instant::now() + Duration::from_secs(6);
-                let mut k = 0;
-                while Instant::now() < end {
-                    let chunk = harness::random_bytes(i * 10_000 + k, 512);
-                    let mut back = vec![0; 512];
-                    if s.write_all(&chunk).is_err()
-                        || s.read_exact(&mut back).is_err()
-                        || back != chunk
-                    {
-                        return false;
-                    }
-                    k += 1;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                true
-            })
-        })
-        .collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let churn: Vec<_> = (0..3u64)
-        .map(|t| {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            std::thread::spawn(move || {
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let data = harness::random_bytes(t << 40 | i, 1500);
-                    match harness::echo_through(port, &data) {
-                        Ok(back) if back == data => ok.fetch_add(1, Ordering::Relaxed),
-                        _ => failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                    i += 1;
-                }
-            })
-        })
-        .collect();
+    let long = harness::long_sessions(port, 30, Duration::from_secs(6));
+    let churn = harness::Churn::start(port, 3);
     for _ in 0..20 {
         std::thread::sleep(Duration::from_millis(200));
         relay.signal(1);
     }
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for h in churn {
-        h.join().unwrap();
-    }
+    let (ok, failed) = churn.finish();
     let intact = long
         .into_iter()
         .filter_map(|h| h.join().ok())
         .filter(|&b| b)
         .count();
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     eprintln!(
         "20 reloads: {intact}/30 long sessions intact, {ok} new connections ok, {failed} failed"
     );

@@ -2,11 +2,11 @@
 //! this process. Every test is bounded in time and stops what it started.
 
 use crate::harness::{
-    self, alive, children_of, echo_through, free_port, random_bytes, Echo, Relay,
+    self, alive, children_of, echo_through, free_port, long_sessions, random_bytes, Churn, Echo,
+    Relay,
 };
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 fn config(port: u16, remotes: &[(u16, u32)], extra_spawnd: &str, extra_relay: &str) -> String {
@@ -158,37 +158,6 @@ fn corrupted_plan_files_are_refused_before_listening() {
     }
 }
 
-/// Opens `n` sessions that each send a chunk every 50 ms for `duration`, checking the
-/// echo of every chunk; returns the number of sessions that completed intact.
-fn long_sessions(port: u16, n: usize, duration: Duration) -> Vec<std::thread::JoinHandle<bool>> {
-    (0..n)
-        .map(|i| {
-            std::thread::spawn(move || {
-                use std::io::{Read, Write};
-                let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-                    return false;
-                };
-                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                let end = Instant::now() + duration;
-                let mut k = 0u64;
-                while Instant::now() < end {
-                    let chunk = random_bytes(i as u64 * 1000 + k, 1000);
-                    let mut back = vec![0; chunk.len()];
-                    if s.write_all(&chunk).is_err()
-                        || s.read_exact(&mut back).is_err()
-                        || back != chunk
-                    {
-                        return false;
-                    }
-                    k += 1;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                true
-            })
-        })
-        .collect()
-}
-
 #[test]
 fn sighup_reload_under_load_cuts_and_refuses_nothing() {
     let echo = Echo::start();
@@ -205,24 +174,7 @@ fn sighup_reload_under_load_cuts_and_refuses_nothing() {
         port,
     );
     let long = long_sessions(port, 50, Duration::from_secs(4));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let churn: Vec<_> = (0..4)
-        .map(|t| {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            std::thread::spawn(move || {
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let data = random_bytes(t * 1_000_000 + i, 2000);
-                    match echo_through(port, &data) {
-                        Ok(back) if back == data => ok.fetch_add(1, Ordering::Relaxed),
-                        _ => failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                    i += 1;
-                }
-            })
-        })
-        .collect();
+    let churn = Churn::start(port, 4);
     std::thread::sleep(Duration::from_millis(500));
     let before = children_of(relay.pid());
     for _ in 0..3 {
@@ -230,10 +182,7 @@ fn sighup_reload_under_load_cuts_and_refuses_nothing() {
         std::thread::sleep(Duration::from_millis(700));
     }
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for h in churn {
-        h.join().unwrap();
-    }
+    let (ok, failed) = churn.finish();
     let intact = long
         .into_iter()
         .filter_map(|h| h.join().ok())
@@ -245,16 +194,8 @@ fn sighup_reload_under_load_cuts_and_refuses_nothing() {
         "long sessions cut by the reload; log:\n{}",
         relay.log_text()
     );
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "new connections failed during reload ({} ok)",
-        ok.load(Ordering::Relaxed)
-    );
-    assert!(
-        ok.load(Ordering::Relaxed) > 50,
-        "too little traffic to mean anything"
-    );
+    assert_eq!(failed, 0, "new connections failed during reload ({ok} ok)");
+    assert!(ok > 50, "too little traffic to mean anything");
     // The first generation has drained and exited.
     let deadline = Instant::now() + Duration::from_secs(10);
     while before.iter().any(|&p| alive(p)) && Instant::now() < deadline {

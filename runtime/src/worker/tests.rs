@@ -55,7 +55,7 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+pub(super) fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -80,7 +80,7 @@ impl Fnv {
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*).
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+pub(super) fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..len)
         .map(|_| {
@@ -256,7 +256,7 @@ impl Drop for Harness {
 // ---- backends ---------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     /// Writes back what it reads, closes on end of file.
     Echo,
     /// Accepts and holds the connection, reading nothing.
@@ -268,21 +268,21 @@ enum Mode {
 }
 
 /// The half-close test's reply to a request of `n` bytes.
-fn reply_for(n: usize) -> Vec<u8> {
+pub(super) fn reply_for(n: usize) -> Vec<u8> {
     let mut reply = format!("got {n} bytes\n").into_bytes();
     reply.extend(random_bytes(n as u64, 300 * 1024));
     reply
 }
 
-struct Backend {
-    addr: SocketAddr,
+pub(super) struct Backend {
+    pub(super) addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Backend {
-    fn start(mode: Mode) -> Backend {
+    pub(super) fn start(mode: Mode) -> Backend {
         Backend::on(TcpListener::bind("127.0.0.1:0").expect("bind"), mode)
     }
 
@@ -333,7 +333,7 @@ impl Backend {
         }
     }
 
-    fn accepted(&self) -> usize {
+    pub(super) fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
 }

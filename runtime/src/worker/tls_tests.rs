@@ -7,6 +7,7 @@
 //! `Drop`, also when a test fails) and every wait is bounded.
 
 use super::server::SWEEP_INTERVAL;
+use super::tests::{random_bytes, reply_for, wait_until, Backend, Mode};
 use super::*;
 use crate::control::ToWorker;
 use crate::tls::test_certs::Certs;
@@ -16,7 +17,7 @@ use openssl::ssl::{
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -46,19 +47,6 @@ fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*).
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-        })
-        .collect()
 }
 
 // ---- the worker under test --------------------------------------------------------
@@ -189,97 +177,6 @@ impl Drop for TlsWorker {
 
 // ---- backends ---------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Writes back what it reads; half-closes after end of file.
-    Echo,
-    /// Reads to end of file, then answers with [`reply_for`] and closes.
-    ReplyAfterEof,
-}
-
-/// The half-close test's reply to a request of `n` bytes.
-fn reply_for(n: usize) -> Vec<u8> {
-    let mut reply = format!("got {n} bytes\n").into_bytes();
-    reply.extend(random_bytes(n as u64, 300 * 1024));
-    reply
-}
-
-struct Backend {
-    addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Backend {
-    fn start(mode: Mode) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("address");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (count, halt) = (accepted.clone(), stop.clone());
-        let thread = thread::spawn(move || {
-            let mut workers = Vec::new();
-            while !halt.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        count.fetch_add(1, Ordering::SeqCst);
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-                        let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-                        workers.push(thread::spawn(move || serve(stream, mode)));
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
-            }
-            for worker in workers {
-                let _ = worker.join();
-            }
-        });
-        Backend {
-            addr,
-            accepted,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(mut stream: TcpStream, mode: Mode) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0;
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                total += n;
-                if mode == Mode::Echo && stream.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-            Err(_) => return,
-        }
-    }
-    if mode == Mode::ReplyAfterEof {
-        let _ = stream.write_all(&reply_for(total));
-    }
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-}
-
 // ---- clients ----------------------------------------------------------------------
 
 /// One request and its echo over TLS.
@@ -388,14 +285,6 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
             }
             Err(_) => return true,
         }
-    }
-}
-
-fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(2));
     }
 }
 
