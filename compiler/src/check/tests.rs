@@ -222,7 +222,14 @@ id = tcprelay {
     syslog severity = warn
 }
 ";
-    let plan = clean(src);
+    let (plan, diags) = compile(src);
+    // The only findings: `overload = close|reset` is not implemented by the runtime.
+    let texts: Vec<&str> = diags.iter().map(|d| &src[d.span.range()]).collect();
+    assert_eq!(texts, ["close", "reset"], "{diags:#?}");
+    assert!(diags
+        .iter()
+        .all(|d| d.code == Code::Ignored && !d.is_error()));
+    let plan = plan.expect("a plan");
     assert_eq!(
         plan.env,
         [
