@@ -33,9 +33,10 @@ pub enum ToMaster {
     /// The worker reached `retire`: it takes no more sessions and exits when idle, so
     /// the master should start a replacement now.
     Retiring { served: u64 },
-    /// The worker has stopped accepting for good (drain, master gone) and holds
-    /// `sessions` sessions.
-    Draining { sessions: u32 },
+    /// The worker has stopped accepting for good and holds `sessions` sessions;
+    /// `stopping` when it was told to stop (SIGTERM/SIGINT, `ToWorker::Stop`) rather
+    /// than to drain, so the master does not start a successor for it.
+    Draining { sessions: u32, stopping: bool },
 }
 
 const DRAIN: u8 = b'D';
@@ -82,7 +83,9 @@ impl ToMaster {
         match self {
             ToMaster::Load { sessions, full } => frame(LOAD, sessions, u64::from(full)),
             ToMaster::Retiring { served } => frame(RETIRING, 0, served),
-            ToMaster::Draining { sessions } => frame(DRAINING, sessions, 0),
+            ToMaster::Draining { sessions, stopping } => {
+                frame(DRAINING, sessions, u64::from(stopping))
+            }
         }
     }
 
@@ -94,7 +97,10 @@ impl ToMaster {
                 full: full != 0,
             }),
             (RETIRING, _, served) => Some(ToMaster::Retiring { served }),
-            (DRAINING, sessions, _) => Some(ToMaster::Draining { sessions }),
+            (DRAINING, sessions, stopping) => Some(ToMaster::Draining {
+                sessions,
+                stopping: stopping != 0,
+            }),
             _ => None,
         }
     }
@@ -115,7 +121,14 @@ mod tests {
                 full: true,
             },
             ToMaster::Retiring { served: 1 << 40 },
-            ToMaster::Draining { sessions: 3 },
+            ToMaster::Draining {
+                sessions: 3,
+                stopping: false,
+            },
+            ToMaster::Draining {
+                sessions: 0,
+                stopping: true,
+            },
         ] {
             assert_eq!(ToMaster::decode(&m.encode()), Some(m));
         }

@@ -58,6 +58,8 @@ struct Worker {
     /// Told to drain, retiring, or drained: it takes no new sessions and is not
     /// replaced when it exits.
     leaving: bool,
+    /// It reported being stopped (SIGTERM/SIGINT or `ToWorker::Stop`).
+    stopped: bool,
 }
 
 /// Loads the plan again on SIGHUP.
@@ -78,7 +80,8 @@ pub struct Master {
     stopping: bool,
     /// Recent unexpected worker deaths, to slow down a crash loop.
     deaths: Vec<Instant>,
-    pending_spawns: usize,
+    /// Spawning held back until then (crash-loop brake, or a worker stopped by a
+    /// signal not meant for the master alone); then `servers min` is restored.
     spawn_after: Option<Instant>,
 }
 
@@ -123,7 +126,6 @@ impl Master {
             reload,
             stopping: false,
             deaths: Vec::new(),
-            pending_spawns: 0,
             spawn_after: None,
         })
     }
@@ -186,10 +188,7 @@ impl Master {
             }
             if self.spawn_after.is_some_and(|t| t <= Instant::now()) {
                 self.spawn_after = None;
-                while self.pending_spawns > 0 {
-                    self.pending_spawns -= 1;
-                    self.spawn();
-                }
+                self.ensure_minimum();
             }
         }
     }
@@ -269,6 +268,7 @@ impl Master {
                         sessions: 0,
                         full: false,
                         leaving: false,
+                        stopped: false,
                     },
                 );
             }
@@ -397,12 +397,17 @@ impl Master {
                     self.spawn();
                 }
             }
-            ToMaster::Draining { sessions } => {
+            ToMaster::Draining { sessions, stopping } => {
                 w.sessions = sessions;
                 w.leaving = true;
+                w.stopped = stopping;
                 // A worker drained by a SIGHUP of its own needs a successor now, not
-                // when it has finished its last session.
-                self.ensure_minimum();
+                // when it has finished its last session. One told to stop (a SIGTERM
+                // to the whole process group, as Ctrl-C sends) gets none: the master
+                // is stopping too, or replaces it when it has exited.
+                if !stopping {
+                    self.ensure_minimum();
+                }
             }
         }
     }
@@ -434,6 +439,13 @@ impl Master {
             let expected = w.leaving || self.stopping;
             if expected && exit == os::ChildExit::Code(0) {
                 info!("worker {pid} finished");
+                if w.stopped && !self.stopping {
+                    // Told to stop by a signal: if it was sent to the whole process
+                    // group, the master's own SIGTERM may not have been read yet.
+                    // Wait a moment before restoring `servers min`.
+                    self.spawn_after
+                        .get_or_insert(Instant::now() + Duration::from_millis(250));
+                }
                 continue;
             }
             warn!("worker {pid} died ({exit}) with {} session(s)", w.sessions);
@@ -447,7 +459,6 @@ impl Master {
             self.deaths.push(now);
             if self.deaths.len() > 5 {
                 warn!("workers are dying fast: waiting 1 s before starting a replacement");
-                self.pending_spawns += 1;
                 self.spawn_after.get_or_insert(now + Duration::from_secs(1));
             } else {
                 self.spawn();
@@ -538,7 +549,6 @@ impl Master {
             self.workers.len()
         );
         self.stopping = true;
-        self.pending_spawns = 0;
         self.spawn_after = None;
         self.listeners.clear();
         for w in self.workers.values_mut() {

@@ -510,3 +510,42 @@ fn sigusr1_logs_the_live_state_of_workers_and_remotes() {
     assert!(log.contains(&wanted), "{log}");
     assert!(log.contains("1 sessions, 1 served"), "{log}");
 }
+
+#[test]
+fn sigterm_to_the_whole_process_group_starts_no_replacements() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = harness::compile(
+        dir.path(),
+        "relay",
+        &config(
+            port,
+            echo.port,
+            "spawn = { servers min = 2 servers max = 2 }",
+        ),
+    );
+    // A session of its own, as a terminal's Ctrl-C or `kill -- -PGID` would signal.
+    let script = format!(
+        "exec setsid {} run -f {}",
+        harness::bin("tcprelay").display(),
+        plan.display()
+    );
+    let mut relay = Relay::start_shell(dir.path(), &script, port);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while children_of(relay.pid()).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(children_of(relay.pid()).len(), 2);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", relay.pid())])
+        .status();
+    let status = relay.wait_exit(Duration::from_secs(10)).expect("stopped");
+    assert!(status.success(), "{status:?}");
+    let log = relay.log_text();
+    assert_eq!(
+        log.matches("started (generation").count(),
+        2,
+        "workers were started while stopping:\n{log}"
+    );
+}

@@ -179,12 +179,21 @@ mod tests {
         );
         assert!(!got.eof);
 
-        link.send(ToMaster::Draining { sessions: 2 }, true);
+        link.send(
+            ToMaster::Draining {
+                sessions: 2,
+                stopping: false,
+            },
+            true,
+        );
         let mut frame = [0u8; FRAME];
         master.read_exact(&mut frame).expect("read");
         assert_eq!(
             ToMaster::decode(&frame),
-            Some(ToMaster::Draining { sessions: 2 })
+            Some(ToMaster::Draining {
+                sessions: 2,
+                stopping: false
+            })
         );
 
         drop(master);

@@ -990,7 +990,9 @@ impl Worker {
         );
         self.close_intake(exit);
         let sessions = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
-        self.link.send(ToMaster::Draining { sessions }, true);
+        let stopping = exit == Exit::Stopped;
+        self.link
+            .send(ToMaster::Draining { sessions, stopping }, true);
     }
 
     fn stop(&mut self, grace_secs: u32) {

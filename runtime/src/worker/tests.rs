@@ -756,7 +756,10 @@ fn drain_keeps_open_sessions_and_exits_when_idle(m: Mechanism) {
     let mut client = worker.connect();
     round_trip(&mut client, b"before");
     worker.send(ToWorker::Drain);
-    worker.expect_frame(ToMaster::Draining { sessions: 1 });
+    worker.expect_frame(ToMaster::Draining {
+        sessions: 1,
+        stopping: false,
+    });
     // The listener is gone (the test held no other copy): new clients are refused.
     assert!(TcpStream::connect_timeout(&worker.addr, IO_TIMEOUT).is_err());
     round_trip(&mut client, b"after");
@@ -783,7 +786,10 @@ fn stop_closes_sessions_after_the_grace_period(m: Mechanism) {
     round_trip(&mut client, b"x");
     let started = Instant::now();
     worker.send(ToWorker::Stop { grace_secs: 1 });
-    worker.expect_frame(ToMaster::Draining { sessions: 1 });
+    worker.expect_frame(ToMaster::Draining {
+        sessions: 1,
+        stopping: true,
+    });
     round_trip(&mut client, b"within the grace period");
     let (data, _) = read_to_end(&mut client);
     assert!(data.is_empty());
