@@ -203,6 +203,16 @@ impl Relay {
         Relay::start_command(dir, cmd, port, Some(mechanism))
     }
 
+    /// Compiles `cfg` into `dir/relay.plan` and runs it in the foreground.
+    pub fn run_config(dir: &Path, cfg: &str, port: u16) -> Relay {
+        let plan = compile(dir, "relay", cfg);
+        Relay::start(
+            dir,
+            &["run", "-f", plan.to_str().expect("UTF-8 path")],
+            port,
+        )
+    }
+
     /// Starts `tcprelay` through `sh -c script` (which must `exec` it), e.g. to set a
     /// resource limit first.
     pub fn start_shell(dir: &Path, script: &str, port: u16) -> Relay {

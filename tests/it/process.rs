@@ -161,23 +161,13 @@ fn sighup_to_a_worker_drains_it_and_the_master_replaces_it() {
     let echo = Echo::start();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(
+    let relay = Relay::run_config(
         dir.path(),
-        &[
-            "run",
-            "-f",
-            harness::compile(
-                dir.path(),
-                "relay",
-                &config(
-                    port,
-                    echo.port,
-                    "spawn = { servers min = 1 servers max = 1 }",
-                ),
-            )
-            .to_str()
-            .unwrap(),
-        ],
+        &config(
+            port,
+            echo.port,
+            "spawn = { servers min = 1 servers max = 1 }",
+        ),
         port,
     );
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -223,23 +213,13 @@ fn privileges_are_dropped_after_binding() {
     let echo = Echo::start();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(
+    let relay = Relay::run_config(
         dir.path(),
-        &[
-            "run",
-            "-f",
-            harness::compile(
-                dir.path(),
-                "relay",
-                &config(
-                    port,
-                    echo.port,
-                    "user = nobody\n group = nogroup\n spawn = { servers min = 1 servers max = 1 }",
-                ),
-            )
-            .to_str()
-            .unwrap(),
-        ],
+        &config(
+            port,
+            echo.port,
+            "user = nobody\n group = nogroup\n spawn = { servers min = 1 servers max = 1 }",
+        ),
         port,
     );
     assert_eq!(harness::echo_through(port, b"x").unwrap(), b"x");
@@ -381,23 +361,13 @@ fn a_client_that_never_reads_cannot_make_the_relay_buffer_without_bound() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(
+    let relay = Relay::run_config(
         dir.path(),
-        &[
-            "run",
-            "-f",
-            harness::compile(
-                dir.path(),
-                "relay",
-                &config(
-                    port,
-                    backend_port,
-                    "spawn = { servers min = 1 servers max = 1 }",
-                ),
-            )
-            .to_str()
-            .unwrap(),
-        ],
+        &config(
+            port,
+            backend_port,
+            "spawn = { servers min = 1 servers max = 1 }",
+        ),
         port,
     );
     let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -23,17 +23,12 @@ fn sha(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-fn start(dir: &std::path::Path, cfg: &str, port: u16) -> Relay {
-    let plan = harness::compile(dir, "relay", cfg);
-    Relay::start(dir, &["run", "-f", plan.to_str().unwrap()], port)
-}
-
 #[test]
 fn many_concurrent_sessions_keep_their_data_intact() {
     let echo = Echo::start();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let _relay = start(
+    let _relay = Relay::run_config(
         dir.path(),
         &config(
             port,
@@ -63,7 +58,7 @@ fn weights_split_held_sessions_three_to_one() {
     let (a, b) = (Echo::start(), Echo::start());
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let _relay = start(
+    let _relay = Relay::run_config(
         dir.path(),
         &config(
             port,
@@ -102,7 +97,7 @@ fn a_refusing_remote_fails_over_without_the_client_noticing() {
     let dead = free_port();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let _relay = start(
+    let _relay = Relay::run_config(
         dir.path(),
         &config(port, &[(dead, 10), (echo.port, 1)], "", ""),
         port,
@@ -163,7 +158,7 @@ fn sighup_reload_under_load_cuts_and_refuses_nothing() {
     let echo = Echo::start();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let mut relay = start(
+    let mut relay = Relay::run_config(
         dir.path(),
         &config(
             port,
@@ -243,7 +238,7 @@ fn a_killed_worker_is_replaced_and_the_others_keep_their_sessions() {
     let echo = Echo::start();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let relay = start(
+    let relay = Relay::run_config(
         dir.path(),
         &config(
             port,
@@ -287,7 +282,7 @@ fn workers_finish_their_sessions_when_the_master_dies() {
     let echo = Echo::start();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let mut relay = start(
+    let mut relay = Relay::run_config(
         dir.path(),
         &config(
             port,
@@ -327,7 +322,7 @@ fn sigterm_stops_gracefully_and_removes_the_pidfile() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("tcprelay.pid");
-    let mut relay = start(
+    let mut relay = Relay::run_config(
         dir.path(),
         &config(
             port,
@@ -509,7 +504,7 @@ fn tls_listener_terminates_tls_to_a_plain_backend() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     harness::make_certs(&certs);
-    let relay = start(dir.path(), &tls_config(port, echo.port, &certs), port);
+    let relay = Relay::run_config(dir.path(), &tls_config(port, echo.port, &certs), port);
     let connector = tls_client(&certs);
     let handles: Vec<_> = (0..8u64)
         .map(|i| {
@@ -583,7 +578,7 @@ fn a_tls_key_that_no_longer_opens_on_reload_keeps_the_running_plan() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     harness::make_certs(&certs);
-    let relay = start(dir.path(), &tls_config(port, echo.port, &certs), port);
+    let relay = Relay::run_config(dir.path(), &tls_config(port, echo.port, &certs), port);
     let connector = tls_client(&certs);
     assert_eq!(tls_echo_through(&connector, port, b"before", 64), b"before");
     reencrypt_key(&certs, "a different passphrase");
