@@ -540,3 +540,15 @@ impl Churn {
         )
     }
 }
+
+/// A configuration with one listener on `127.0.0.1:port` and a remote on
+/// `127.0.0.1` for each `(port, weight)`, plus extra lines for each section.
+pub fn config(port: u16, remotes: &[(u16, u32)], extra_spawnd: &str, extra_relay: &str) -> String {
+    let remotes: String = remotes
+        .iter()
+        .map(|(p, w)| format!("    remote = {{ address = 127.0.0.1 port = {p} weight = {w} }}\n"))
+        .collect();
+    format!(
+        "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} }}\n{extra_spawnd}\n}}\nid = tcprelay {{\n{remotes}{extra_relay}\n}}\n"
+    )
+}

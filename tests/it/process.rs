@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// One listener on `port`, one remote on `backend`, extra spawnd lines.
 fn config(port: u16, backend: u16, spawnd: &str) -> String {
-    format!(
-        "id = spawnd {{\n listen = {{ address = 127.0.0.1 port = {port} }}\n {spawnd}\n}}\nid = tcprelay {{\n remote = {{ address = 127.0.0.1 port = {backend} }}\n}}\n"
-    )
+    harness::config(port, &[(backend, 1)], spawnd, "")
 }
 
 /// CPU time (user + system) of `pid` in clock ticks.

@@ -2,22 +2,12 @@
 //! this process. Every test is bounded in time and stops what it started.
 
 use crate::harness::{
-    self, alive, children_of, echo_through, free_port, long_sessions, random_bytes, Churn, Echo,
-    Relay,
+    self, alive, children_of, config, echo_through, free_port, long_sessions, random_bytes, Churn,
+    Echo, Relay,
 };
 use sha2::{Digest, Sha256};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-fn config(port: u16, remotes: &[(u16, u32)], extra_spawnd: &str, extra_relay: &str) -> String {
-    let remotes: String = remotes
-        .iter()
-        .map(|(p, w)| format!("    remote = {{ address = 127.0.0.1 port = {p} weight = {w} }}\n"))
-        .collect();
-    format!(
-        "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} }}\n{extra_spawnd}\n}}\nid = tcprelay {{\n{remotes}{extra_relay}\n}}\n"
-    )
-}
 
 fn sha(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
