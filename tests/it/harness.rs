@@ -145,8 +145,30 @@ pub fn make_certs(dir: &Path) {
 /// The passphrase of `enc-key.pem`.
 pub const PASSPHRASE: &str = "correct horse";
 
+/// Raises this process's soft limit of open files to the hard limit, once. The tests
+/// run in parallel threads of one process, and some hold hundreds of connections
+/// from both ends (client and echo backend): the common default soft limit of 1,024
+/// would make an accept fail with EMFILE depending on which tests overlap.
+pub fn raise_open_file_limit() {
+    static RAISED: OnceLock<()> = OnceLock::new();
+    RAISED.get_or_init(|| {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit read and write a valid rlimit.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                lim.rlim_cur = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+    });
+}
+
 /// A loopback port that was free a moment ago, chosen by the OS.
 pub fn free_port() -> u16 {
+    raise_open_file_limit();
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
@@ -206,11 +228,13 @@ impl Relay {
     /// Compiles `cfg` into `dir/relay.plan` and runs it in the foreground.
     pub fn run_config(dir: &Path, cfg: &str, port: u16) -> Relay {
         let plan = compile(dir, "relay", cfg);
-        Relay::start(
-            dir,
-            &["run", "-f", plan.to_str().expect("UTF-8 path")],
-            port,
-        )
+        let plan = plan.to_str().expect("UTF-8 path");
+        // TCPRELAY_TEST_DEBUG=LEVEL: the relay logs at that debug level (shown when a
+        // test fails), to investigate a failure.
+        match std::env::var("TCPRELAY_TEST_DEBUG") {
+            Ok(level) => Relay::start(dir, &["run", "-d", &level, "-f", plan], port),
+            Err(_) => Relay::start(dir, &["run", "-f", plan], port),
+        }
     }
 
     /// Starts `tcprelay` through `sh -c script` (which must `exec` it), e.g. to set a
@@ -297,6 +321,22 @@ impl Drop for Relay {
                 let _ = self.child.wait();
             }
         }
+        // A failing test shows what the relay said (the log is in a temporary directory
+        // that goes away with the test).
+        if std::thread::panicking() {
+            let text = self.log_text();
+            // All of it when debugging (TCPRELAY_TEST_DEBUG), else the end.
+            let keep = if std::env::var_os("TCPRELAY_TEST_DEBUG").is_some() {
+                usize::MAX
+            } else {
+                60
+            };
+            let tail: Vec<&str> = text.lines().rev().take(keep).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
         // Workers left behind by a test that killed the master.
         for pid in workers {
             let _ = Command::new("kill")
@@ -373,9 +413,20 @@ pub struct Echo {
 
 impl Echo {
     pub fn start() -> Echo {
+        use std::os::fd::AsRawFd;
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::Arc;
+        raise_open_file_limit();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind echo");
+        // The standard library listens with a backlog of 128. A relay opening
+        // hundreds of sessions at once overflows that while this thread is busy
+        // starting threads, and the kernel then drops the handshake's last ACK: the
+        // relay's side counts as connected, but this side only accepts it after a
+        // SYN-ACK retransmission, seconds later. Listening again widens the queue
+        // (to the kernel's somaxconn at most).
+        // SAFETY: listen(2) on a descriptor this listener owns.
+        let widened = unsafe { libc::listen(listener.as_raw_fd(), 4096) };
+        assert_eq!(widened, 0, "listen(4096) on the echo socket");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -384,16 +435,12 @@ impl Echo {
         std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((mut stream, _)) => {
+                    Ok((stream, _)) => {
                         c.fetch_add(1, Ordering::Relaxed);
                         let _ = stream.set_nonblocking(false);
                         let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
                         std::thread::spawn(move || {
-                            let mut r = match stream.try_clone() {
-                                Ok(r) => r,
-                                Err(_) => return,
-                            };
-                            let _ = std::io::copy(&mut r, &mut stream);
+                            let _ = std::io::copy(&mut &stream, &mut &stream);
                             let _ = stream.shutdown(std::net::Shutdown::Write);
                         });
                     }
