@@ -65,6 +65,10 @@ pub fn bind(spec: &Listener, default_keepalive: &Keepalive) -> io::Result<Bound>
             };
             if spec.protocol == Protocol::Tcp {
                 keepalive(&socket, &k)?;
+                // Accepted connections inherit it from the listener, which spares a
+                // system call per connection (workers set it themselves where the
+                // inheritance is not known to hold).
+                socket.set_tcp_nodelay(true)?;
             }
             socket.bind(&SockAddr::from(*addr))?;
             socket
@@ -177,6 +181,18 @@ mod tests {
             fd_before,
             "the same socket is kept"
         );
+    }
+
+    /// The worker relies on this (Linux) instead of setting TCP_NODELAY on every
+    /// accepted connection.
+    #[test]
+    fn accepted_connections_inherit_nodelay_from_the_listener() {
+        let bound = bind(&spec("127.0.0.1:0"), &Keepalive::default()).unwrap();
+        let addr = bound.socket.local_addr().unwrap().as_socket().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        bound.socket.set_nonblocking(false).unwrap();
+        let (accepted, _) = bound.socket.accept().unwrap();
+        assert!(accepted.tcp_nodelay().unwrap());
     }
 
     #[test]

@@ -121,6 +121,8 @@ pub struct Worker {
     signals: Option<Receiver>,
     sessions: Slab<Session<Stream>>,
     next_id: u64,
+    /// Poll rounds so far (see `End::round`).
+    round: u64,
     scratch: Box<[u8]>,
     remotes: Vec<Remote>,
     local_address: Option<IpAddr>,
@@ -227,6 +229,7 @@ impl Worker {
             signals,
             sessions: Slab::new(),
             next_id: 1,
+            round: 0,
             scratch: buffer::scratch(),
             balancer: Balancer::new(relay.remotes.iter().map(|r| r.weight), relay.rebalance),
             unsupported_logged: vec![false; relay.remotes.len()],
@@ -278,6 +281,7 @@ impl Worker {
                 Err(e) => return Err(e),
             }
             self.now = Instant::now();
+            self.round += 1;
             for event in &events {
                 self.dispatch(event);
             }
@@ -334,7 +338,9 @@ impl Worker {
             let fd = listener_fd(&slot.socket);
             let accepted = match &slot.socket {
                 ListenSocket::Tcp(l) => l.accept().map(|(s, peer)| {
-                    // Best effort: without it small writes would wait for Nagle.
+                    // Linux copies TCP_NODELAY from the listener (set by the master);
+                    // elsewhere, best effort: without it small writes wait for Nagle.
+                    #[cfg(not(any(target_os = "linux", target_os = "android")))]
                     let _ = s.set_nodelay(true);
                     (Stream::Tcp(s), Some(peer))
                 }),
@@ -465,14 +471,19 @@ impl Worker {
         let key = entry.key();
         let session = match (tls, self.tls.as_ref()) {
             (true, Some(context)) => match TlsStream::accept(context, stream) {
-                Ok(tls) => Session::handshaking(id, Stream::Tls(Box::new(tls)), self.now),
+                Ok(tls) => {
+                    let mut session =
+                        Session::handshaking(id, Stream::Tls(Box::new(tls)), self.now);
+                    session.client.round = self.round;
+                    session
+                }
                 Err(e) => {
                     // Out of memory: shed the client.
                     crate::warn!("worker {}: cannot start TLS for a client: {e}", self.id);
                     return;
                 }
             },
-            _ => Session::new(id, stream, self.now),
+            _ => Session::accepted(id, stream, self.now, self.round),
         };
         let token = Token(self.session_base + 2 * key);
         if let Err(e) = self.poller.register(
@@ -582,7 +593,7 @@ impl Worker {
             let (id, attempt) = (session.id, connecting.attempt);
             match connect::open(&self.remotes[index], self.local_address) {
                 Ok(stream) => {
-                    let end = End::new(stream);
+                    let end = End::registered(stream, self.round);
                     let token = Token(self.session_base + 2 * key + 1);
                     if let Err(e) = self.poller.register(
                         end.io.as_raw_fd(),
@@ -682,6 +693,16 @@ impl Worker {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
+        let round = match side {
+            Side::Client => Some(session.client.round),
+            Side::Remote => session.remote.as_ref().map(|end| end.round),
+        };
+        if round == Some(self.round) {
+            // The socket was registered after this round's events were fetched: the
+            // event is for a socket closed meanwhile whose token was reused. The
+            // poller reports the new socket's own readiness in a later round.
+            return;
+        }
         session.ready(
             side,
             event.is_readable(),
@@ -696,7 +717,8 @@ impl Worker {
             return;
         }
         if side == Side::Remote && matches!(session.state, State::Connecting(_)) {
-            match session.connected(self.now) {
+            let trusted = matches!(self.poller.mechanism(), Mechanism::Epoll | Mechanism::Poll);
+            match session.connected(self.now, trusted) {
                 ConnectOutcome::Pending => {
                     // A stale event: watch for the connect's end again.
                     if let Some(remote) = &session.remote {

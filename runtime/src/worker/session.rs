@@ -174,6 +174,9 @@ pub struct End<T> {
     read_closed: bool,
     /// An error event was reported; the socket's error is checked on the next run.
     error: bool,
+    /// The worker's poll round in which the socket was registered: an event fetched
+    /// in that round is another socket's (a closed one whose token was reused).
+    pub round: u64,
 }
 
 impl<T: Transport> End<T> {
@@ -185,6 +188,20 @@ impl<T: Transport> End<T> {
             writable: true,
             read_closed: false,
             error: false,
+            round: 0,
+        }
+    }
+
+    /// A kernel socket just registered with the poller: nothing is assumed, the
+    /// poller reports what it is ready for (epoll reports a socket that is already
+    /// ready when it is added; poll and select watch it from the start). Spares the
+    /// read that would find nothing yet.
+    pub fn registered(io: T, round: u64) -> End<T> {
+        End {
+            readable: false,
+            writable: false,
+            round,
+            ..End::new(io)
         }
     }
 
@@ -242,10 +259,14 @@ pub struct Session<T> {
 
 impl<T: Transport> Session<T> {
     pub fn new(id: u64, client: T, now: Instant) -> Session<T> {
+        Session::with_client(id, End::new(client), now)
+    }
+
+    fn with_client(id: u64, client: End<T>, now: Instant) -> Session<T> {
         Session {
             id,
             state: State::Connecting(Connecting::new(now)),
-            client: End::new(client),
+            client,
             remote: None,
             remote_index: None,
             up: Flow::default(),
@@ -254,6 +275,12 @@ impl<T: Transport> Session<T> {
             queued: false,
             bytes: (0, 0),
         }
+    }
+
+    /// A session for a plain client just accepted and registered with the poller:
+    /// its readiness comes from the poller (see [`End::registered`]).
+    pub fn accepted(id: u64, client: T, now: Instant, round: u64) -> Session<T> {
+        Session::with_client(id, End::registered(client, round), now)
     }
 
     /// A session whose client must complete a TLS handshake before anything else.
@@ -325,14 +352,25 @@ impl<T: Transport> Session<T> {
     }
 
     /// Checks an attempt's connect after a readiness event on the remote side.
-    pub fn connected(&mut self, now: Instant) -> ConnectOutcome {
+    ///
+    /// With `events_report_errors` (epoll, poll: a failed connect raises an error
+    /// or hang-up event), a writable event without either means connected and
+    /// no system call is made; otherwise (select(2), which shows a failed socket as
+    /// writable, or an error event) the socket is asked.
+    pub fn connected(&mut self, now: Instant, events_report_errors: bool) -> ConnectOutcome {
         if !matches!(self.state, State::Connecting(_)) {
             return ConnectOutcome::Pending;
         }
         let Some(remote) = self.remote.as_mut() else {
             return ConnectOutcome::Pending;
         };
-        match remote.io.connect_status() {
+        let status = if !events_report_errors || remote.error || remote.read_closed {
+            remote.io.connect_status()
+        } else {
+            // A connect ends with the socket writable, or with an error or hang-up.
+            Ok(remote.writable)
+        };
+        match status {
             Ok(false) => ConnectOutcome::Pending,
             Ok(true) => {
                 remote.error = false;
@@ -382,6 +420,7 @@ impl<T: Transport> Session<T> {
             Side::Client,
             scratch,
             &mut self.bytes.0,
+            self.down.shut,
         );
         let down = transfer(
             remote,
@@ -390,6 +429,7 @@ impl<T: Transport> Session<T> {
             Side::Remote,
             scratch,
             &mut self.bytes.1,
+            self.up.shut,
         );
         if self.bytes != before {
             self.last_active = now;
@@ -423,7 +463,8 @@ impl<T: Transport> Session<T> {
 
 /// Runs one direction: flushes its remainder, forwards its end of file, or reads
 /// from `src` and writes to `dst`, until blocked or out of budget. An error names
-/// the side it happened on.
+/// the side it happened on. `other_shut`: the other direction is finished, so this
+/// one's end of file finishes the session.
 fn transfer<T: Transport>(
     src: &mut End<T>,
     dst: &mut End<T>,
@@ -431,6 +472,7 @@ fn transfer<T: Transport>(
     src_side: Side,
     scratch: &mut [u8],
     counter: &mut u64,
+    other_shut: bool,
 ) -> Result<Run, (Side, io::Error)> {
     let dst_side = match src_side {
         Side::Client => Side::Remote,
@@ -464,6 +506,12 @@ fn transfer<T: Transport>(
             continue;
         }
         if flow.eof {
+            if !flow.shut && other_shut && dst.io.close_sends_eof() {
+                // The session closes right after this run, and closing `dst` sends
+                // the end of file (its receive side is empty: the other direction
+                // read its end of file), so no shutdown(2) is needed.
+                flow.shut = true;
+            }
             if !flow.shut {
                 if !dst.writable {
                     return Ok(Run::Blocked);
@@ -533,7 +581,7 @@ mod tests {
         let now = Instant::now();
         let mut s = Session::new(1, client.clone(), now);
         s.remote = Some(End::new(remote.clone()));
-        assert!(matches!(s.connected(now), ConnectOutcome::Connected));
+        assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
         (s, client, remote)
     }
 
@@ -664,16 +712,92 @@ mod tests {
         let now = Instant::now();
         let mut s = Session::new(2, client, now);
         assert!(
-            matches!(s.connected(now), ConnectOutcome::Pending),
+            matches!(s.connected(now, false), ConnectOutcome::Pending),
             "no remote yet"
         );
         s.remote = Some(End::new(remote.clone()));
-        assert!(matches!(s.connected(now), ConnectOutcome::Pending));
+        assert!(matches!(s.connected(now, false), ConnectOutcome::Pending));
         // Nothing is relayed while connecting.
         let mut scratch = vec![0u8; 8];
         assert!(matches!(s.relay(&mut scratch, now), Outcome::Continue));
         remote.state().connect_error = Some(io::ErrorKind::ConnectionRefused);
-        assert!(matches!(s.connected(now), ConnectOutcome::Failed(_)));
+        assert!(matches!(s.connected(now, false), ConnectOutcome::Failed(_)));
+    }
+
+    #[test]
+    fn a_writable_event_without_error_means_connected_when_events_report_errors() {
+        let remote = Fake::new(10);
+        remote.state().connected = false;
+        let now = Instant::now();
+        let mut s = Session::new(5, Fake::new(10), now);
+        s.remote = Some(End::registered(remote.clone(), 1));
+        // No event yet: still connecting, and the socket is not asked.
+        assert!(matches!(s.connected(now, true), ConnectOutcome::Pending));
+        assert_eq!(remote.state().status_checks, 0);
+        s.ready(Side::Remote, false, true, false, false);
+        assert!(matches!(s.connected(now, true), ConnectOutcome::Connected));
+        assert_eq!(remote.state().status_checks, 0, "no system call needed");
+    }
+
+    #[test]
+    fn an_error_event_or_select_asks_the_socket() {
+        let now = Instant::now();
+        for (trusted, error) in [(true, true), (false, false)] {
+            let remote = Fake::new(10);
+            remote.state().connect_error = Some(io::ErrorKind::ConnectionRefused);
+            let mut s = Session::new(6, Fake::new(10), now);
+            s.remote = Some(End::registered(remote.clone(), 1));
+            // select(2) shows a failed connect as writable (and readable).
+            s.ready(Side::Remote, !error, true, error, error);
+            assert!(matches!(
+                s.connected(now, trusted),
+                ConnectOutcome::Failed(_)
+            ));
+            assert_eq!(remote.state().status_checks, 1);
+        }
+    }
+
+    #[test]
+    fn an_accepted_client_is_read_only_after_the_poller_reports_it() {
+        let client = Fake::new(100);
+        client.state().input.extend(b"hello");
+        let now = Instant::now();
+        let mut s = Session::accepted(7, client.clone(), now, 1);
+        s.remote = Some(End::new(Fake::new(100)));
+        assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
+        let mut scratch = vec![0u8; 64];
+        s.relay(&mut scratch, now);
+        assert_eq!(client.state().reads, 0, "no read before an event");
+        s.ready(Side::Client, true, true, false, false);
+        s.relay(&mut scratch, now);
+        assert_eq!(s.bytes.0, 5);
+    }
+
+    #[test]
+    fn the_last_end_of_file_is_sent_by_the_close_not_a_shutdown() {
+        let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
+        client.state().close_sends_eof = true;
+        remote.state().close_sends_eof = true;
+        let mut scratch = vec![0u8; 64];
+        client.state().input.extend(b"request");
+        client.state().input_eof = true;
+        s.relay(&mut scratch, Instant::now());
+        assert!(
+            remote.state().shut_write,
+            "the first end of file is forwarded"
+        );
+        remote.state().input.extend(b"reply");
+        remote.state().input_eof = true;
+        s.ready(Side::Remote, true, false, true, false);
+        assert!(matches!(
+            s.relay(&mut scratch, Instant::now()),
+            Outcome::Close(Close::Finished)
+        ));
+        assert_eq!(client.state().output, b"reply");
+        assert!(
+            !client.state().shut_write,
+            "closing the client sends its end of file"
+        );
     }
 
     #[test]
@@ -695,7 +819,7 @@ mod tests {
         // Then it connects and relays as any session, starting with what waited.
         let remote = Fake::new(100);
         s.remote = Some(End::new(remote.clone()));
-        assert!(matches!(s.connected(now), ConnectOutcome::Connected));
+        assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
         s.relay(&mut scratch, now);
         assert_eq!(remote.state().output, b"early");
     }

@@ -40,6 +40,13 @@ pub trait Transport: Source {
     fn short_read_drains(&self) -> bool {
         false
     }
+    /// Whether closing the socket sends the peer an end of file as
+    /// [`Transport::shutdown_write`] would (a kernel stream's FIN), so that a
+    /// session about to close can skip the shutdown. False for TLS, whose end of
+    /// file is a close_notify.
+    fn close_sends_eof(&self) -> bool {
+        false
+    }
     /// Drives a handshake of the transport's own (TLS) on: `Ok` once it is complete,
     /// `WouldBlock` while it waits for the peer. Plain streams have none.
     fn handshake(&mut self) -> io::Result<()> {
@@ -150,6 +157,10 @@ impl Transport for Stream {
         !matches!(self, Stream::Tls(_)) && cfg!(any(target_os = "linux", target_os = "android"))
     }
 
+    fn close_sends_eof(&self) -> bool {
+        !matches!(self, Stream::Tls(_))
+    }
+
     fn handshake(&mut self) -> io::Result<()> {
         match self {
             Stream::Tls(s) => s.handshake(),
@@ -251,6 +262,10 @@ pub mod fake {
         /// How many more `shutdown_write` calls return `WouldBlock` (a close_notify
         /// waiting for room).
         pub shutdown_blocks: usize,
+        /// What `close_sends_eof` answers (a kernel stream: true).
+        pub close_sends_eof: bool,
+        /// Calls of `connect_status`.
+        pub status_checks: usize,
     }
 
     #[derive(Debug, Clone, Default)]
@@ -342,8 +357,13 @@ pub mod fake {
                 .map(io::Error::from))
         }
 
+        fn close_sends_eof(&self) -> bool {
+            self.0.borrow().close_sends_eof
+        }
+
         fn connect_status(&self) -> io::Result<bool> {
-            let s = self.0.borrow();
+            let mut s = self.0.borrow_mut();
+            s.status_checks += 1;
             match s.connect_error {
                 Some(kind) => Err(kind.into()),
                 None => Ok(s.connected),
