@@ -37,6 +37,7 @@ mod link;
 mod poller;
 mod server;
 mod session;
+mod splice;
 mod tls;
 mod transport;
 
@@ -113,10 +114,16 @@ pub(crate) struct Probe {
     pub turns: AtomicUsize,
     /// TLS handshakes that failed (garbage, alerts) or timed out.
     pub tls_failures: AtomicUsize,
+    /// Pipes made for splicing so far, and lent to sessions now.
+    pub pipes_created: AtomicUsize,
+    pub pipes_in_use: AtomicUsize,
 }
 
 impl Probe {
-    fn record(&self, sessions: usize, buffered: usize) {
+    fn record(&self, sessions: usize, buffered: usize, pipes: &splice::Pipes) {
+        self.pipes_created
+            .store(pipes.created as usize, Ordering::Relaxed);
+        self.pipes_in_use.store(pipes.in_use(), Ordering::Relaxed);
         self.sessions.store(sessions, Ordering::Relaxed);
         self.buffered.store(buffered, Ordering::Relaxed);
         self.max_buffered.fetch_max(buffered, Ordering::Relaxed);

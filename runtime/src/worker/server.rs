@@ -28,6 +28,7 @@ use super::poller::{self, Event, Interest, Mechanism, Poller, Token};
 use super::session::{
     is_reset, Close, ConnectOutcome, End, HandshakeOutcome, Outcome, Session, Side, State,
 };
+use super::splice::Pipes;
 use super::tls::{TlsStream, HANDSHAKE_TIMEOUT};
 use super::transport::{Stream, Transport};
 use super::{Config, Exit, ListenSocket, Options, Probe};
@@ -124,6 +125,8 @@ pub struct Worker {
     /// Poll rounds so far (see `End::round`).
     round: u64,
     scratch: Box<[u8]>,
+    /// Pipes for splicing bulk transfers.
+    pipes: Pipes,
     remotes: Vec<Remote>,
     local_address: Option<IpAddr>,
     balancer: Balancer,
@@ -177,6 +180,7 @@ impl Worker {
             poller.mechanism()
         );
         let ceiling = poller.descriptor_ceiling();
+        let capacity = limits::capacity(config.users_max, config.id, ceiling);
         let control = config.control;
         // The loop must never block on these, whatever the caller set up.
         socket2::SockRef::from(&control).set_nonblocking(true)?;
@@ -236,7 +240,8 @@ impl Worker {
             remotes: relay.remotes,
             local_address: relay.local_address,
             give_up_logged: false,
-            users_max: limits::session_capacity(config.users_max, config.id, ceiling),
+            users_max: capacity.sessions,
+            pipes: Pipes::new(capacity.pipes),
             retire: relay.retire.filter(|n| *n > 0),
             idle_timeout: (relay.idle_timeout > 0)
                 .then(|| Duration::from_secs(u64::from(relay.idle_timeout))),
@@ -265,11 +270,13 @@ impl Worker {
         loop {
             if let Some(exit) = self.exit {
                 if self.sessions.is_empty() {
+                    debug_assert_eq!(self.pipes.in_use(), 0, "a pipe was not returned");
                     crate::debug!(
-                        "worker {}: exiting ({exit:?}) after {} sessions ({} failed TLS handshakes)",
+                        "worker {}: exiting ({exit:?}) after {} sessions ({} failed TLS handshakes, {} pipes made for splicing)",
                         self.id,
                         self.served,
-                        self.tls_failures
+                        self.tls_failures,
+                        self.pipes.created
                     );
                     return Ok(exit);
                 }
@@ -791,7 +798,7 @@ impl Worker {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
-        let outcome = session.relay(&mut self.scratch, self.now);
+        let outcome = session.relay(&mut self.scratch, &mut self.pipes, self.now);
         if !matches!(outcome, Outcome::Close(_)) {
             rearm_session(&mut *self.poller, session);
         }
@@ -842,6 +849,7 @@ impl Worker {
             session.bytes.0,
             session.bytes.1
         );
+        session.release_pipes(&mut self.pipes);
         // The poller forgets both sockets, and dropping the session closes them (the
         // worker holds the only descriptor of an accepted or connected socket).
         self.poller.closing(session.client.io.as_raw_fd());
@@ -1077,7 +1085,7 @@ impl Worker {
     fn report_probe(&self) {
         if let Some(probe) = &self.probe {
             let buffered = self.sessions.iter().map(|(_, s)| s.buffered()).sum();
-            probe.record(self.sessions.len(), buffered);
+            probe.record(self.sessions.len(), buffered, &self.pipes);
         }
     }
 }

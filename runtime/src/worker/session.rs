@@ -24,6 +24,7 @@
 
 use super::balance::Tried;
 use super::buffer::Pending;
+use super::splice::{self, Pipe, Pipes};
 use super::transport::Transport;
 use std::io;
 use std::time::Instant;
@@ -222,6 +223,10 @@ struct Flow {
     eof: bool,
     /// The end of file was forwarded (`shutdown(Write)` on the destination).
     shut: bool,
+    /// Bulk data was seen: the direction splices (see [`super::splice`]).
+    splice: bool,
+    /// While splicing, the pipe holding bytes in transit (returned when empty).
+    pipe: Option<Box<Pipe>>,
 }
 
 /// How a direction's run ended.
@@ -346,6 +351,16 @@ impl<T: Transport> Session<T> {
         end.error |= error;
     }
 
+    /// Gives the session's pipes back (before it is dropped): a pipe still holding
+    /// bytes is closed, and frees its place in the budget.
+    pub fn release_pipes(&mut self, pipes: &mut Pipes) {
+        for flow in [&mut self.up, &mut self.down] {
+            if let Some(pipe) = flow.pipe.take() {
+                pipes.give(pipe);
+            }
+        }
+    }
+
     /// Bytes held in user space for this session (0 when idle).
     pub fn buffered(&self) -> usize {
         self.up.pending.allocated() + self.down.pending.allocated()
@@ -384,7 +399,7 @@ impl<T: Transport> Session<T> {
 
     /// Moves bytes both ways until every direction is blocked (or used its budget),
     /// forwarding ends of file. `scratch` is the worker's read buffer.
-    pub fn relay(&mut self, scratch: &mut [u8], now: Instant) -> Outcome {
+    pub fn relay(&mut self, scratch: &mut [u8], pipes: &mut Pipes, now: Instant) -> Outcome {
         if matches!(
             self.state,
             State::TlsHandshake { .. } | State::Connecting(_) | State::Closed
@@ -419,6 +434,7 @@ impl<T: Transport> Session<T> {
             &mut self.up,
             Side::Client,
             scratch,
+            pipes,
             &mut self.bytes.0,
             self.down.shut,
         );
@@ -428,6 +444,7 @@ impl<T: Transport> Session<T> {
             &mut self.down,
             Side::Remote,
             scratch,
+            pipes,
             &mut self.bytes.1,
             self.up.shut,
         );
@@ -464,13 +481,38 @@ impl<T: Transport> Session<T> {
 /// Runs one direction: flushes its remainder, forwards its end of file, or reads
 /// from `src` and writes to `dst`, until blocked or out of budget. An error names
 /// the side it happened on. `other_shut`: the other direction is finished, so this
-/// one's end of file finishes the session.
+/// one's end of file finishes the session. A pipe the direction ends with empty goes
+/// back to `pipes`.
+#[allow(clippy::too_many_arguments)]
 fn transfer<T: Transport>(
     src: &mut End<T>,
     dst: &mut End<T>,
     flow: &mut Flow,
     src_side: Side,
     scratch: &mut [u8],
+    pipes: &mut Pipes,
+    counter: &mut u64,
+    other_shut: bool,
+) -> Result<Run, (Side, io::Error)> {
+    let run = transfer_until_blocked(
+        src, dst, flow, src_side, scratch, pipes, counter, other_shut,
+    );
+    if flow.pipe.as_ref().is_some_and(|p| p.len == 0) {
+        if let Some(pipe) = flow.pipe.take() {
+            pipes.give(pipe);
+        }
+    }
+    run
+}
+
+#[allow(clippy::too_many_arguments)]
+fn transfer_until_blocked<T: Transport>(
+    src: &mut End<T>,
+    dst: &mut End<T>,
+    flow: &mut Flow,
+    src_side: Side,
+    scratch: &mut [u8],
+    pipes: &mut Pipes,
     counter: &mut u64,
     other_shut: bool,
 ) -> Result<Run, (Side, io::Error)> {
@@ -492,6 +534,33 @@ fn transfer<T: Transport>(
                     *counter += n as u64;
                     if n < want {
                         // A short write means the send buffer is full.
+                        dst.writable = false;
+                        return Ok(Run::Blocked);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    dst.writable = false;
+                    return Ok(Run::Blocked);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((dst_side, e)),
+            }
+            continue;
+        }
+        if let Some(pipe) = flow.pipe.as_mut().filter(|p| p.len > 0) {
+            if !dst.writable {
+                return Ok(Run::Blocked);
+            }
+            let Some(fd) = dst.io.splice_fd() else {
+                debug_assert!(false, "a pipe for a destination that cannot splice");
+                return Err((dst_side, io::ErrorKind::Unsupported.into()));
+            };
+            let want = pipe.len;
+            match splice::drain(pipe, fd) {
+                Ok(0) => return Err((dst_side, io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    *counter += n as u64;
+                    if n < want {
                         dst.writable = false;
                         return Ok(Run::Blocked);
                     }
@@ -533,6 +602,30 @@ fn transfer<T: Transport>(
             return Ok(Run::Exhausted);
         }
         reads += 1;
+        if flow.splice {
+            if flow.pipe.is_none() {
+                flow.pipe = pipes.take();
+            }
+            if let (Some(fd), Some(pipe)) = (src.io.splice_fd(), flow.pipe.as_mut()) {
+                match splice::fill(fd, pipe) {
+                    Ok(0) => {
+                        flow.eof = true;
+                        src.readable = false;
+                    }
+                    // Not a proof that the socket is drained: a splice also stops
+                    // when the pipe runs out of slots. The next one finds out.
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        src.readable = false;
+                        return Ok(Run::Blocked);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err((src_side, e)),
+                }
+                continue;
+            }
+            // No pipe to be had now: copy this time.
+        }
         match src.io.read(scratch) {
             Ok(0) => {
                 flow.eof = true;
@@ -541,6 +634,14 @@ fn transfer<T: Transport>(
             Ok(n) => {
                 if n < scratch.len() && !src.read_closed && src.io.short_read_drains() {
                     src.readable = false;
+                }
+                if n == scratch.len()
+                    && pipes.enabled()
+                    && src.io.splice_fd().is_some()
+                    && dst.io.splice_fd().is_some()
+                {
+                    // A full buffer: bulk data. Splice from now on.
+                    flow.splice = true;
                 }
                 let data = &scratch[..n];
                 match dst.io.write(data) {
@@ -592,7 +693,7 @@ mod tests {
         client.state().input.extend(b"ping");
         remote.state().input.extend(b"pong!");
         assert!(matches!(
-            s.relay(&mut scratch, Instant::now()),
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Continue
         ));
         assert_eq!(remote.state().output, b"ping");
@@ -608,7 +709,7 @@ mod tests {
         let mut scratch = vec![0u8; 64];
         client.state().input.extend([7u8; 200]);
         assert!(matches!(
-            s.relay(&mut scratch, Instant::now()),
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Continue
         ));
         assert_eq!(remote.state().output.len(), 10);
@@ -616,12 +717,12 @@ mod tests {
         let reads = client.state().reads;
         // More readiness on the client does not read it while the remainder waits.
         s.ready(Side::Client, true, false, false, false);
-        s.relay(&mut scratch, Instant::now());
+        s.relay(&mut scratch, &mut Pipes::default(), Instant::now());
         assert_eq!(client.state().reads, reads);
         // The remote drains: the remainder goes out, is freed, and reading resumes.
         remote.state().write_room = 1000;
         s.ready(Side::Remote, false, true, false, false);
-        s.relay(&mut scratch, Instant::now());
+        s.relay(&mut scratch, &mut Pipes::default(), Instant::now());
         assert_eq!(remote.state().output.len(), 200);
         assert_eq!(s.buffered(), 0);
     }
@@ -632,14 +733,14 @@ mod tests {
         let mut scratch = vec![0u8; 64];
         client.state().input.extend(b"request");
         client.state().input_eof = true;
-        s.relay(&mut scratch, Instant::now());
+        s.relay(&mut scratch, &mut Pipes::default(), Instant::now());
         assert!(
             !remote.state().shut_write,
             "EOF waits for the pending bytes"
         );
         remote.state().write_room = 100;
         s.ready(Side::Remote, false, true, false, false);
-        s.relay(&mut scratch, Instant::now());
+        s.relay(&mut scratch, &mut Pipes::default(), Instant::now());
         assert_eq!(remote.state().output, b"request");
         assert!(remote.state().shut_write);
         assert!(matches!(
@@ -653,7 +754,7 @@ mod tests {
         remote.state().input_eof = true;
         s.ready(Side::Remote, true, false, true, false);
         assert!(matches!(
-            s.relay(&mut scratch, Instant::now()),
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Close(Close::Finished)
         ));
         assert_eq!(client.state().output, b"reply");
@@ -666,7 +767,7 @@ mod tests {
         let (mut s, _client, remote) = relaying(100, 100);
         let mut scratch = vec![0u8; 64];
         remote.state().read_error = Some(io::ErrorKind::ConnectionReset);
-        match s.relay(&mut scratch, Instant::now()) {
+        match s.relay(&mut scratch, &mut Pipes::default(), Instant::now()) {
             Outcome::Close(Close::Error {
                 side: Side::Remote,
                 error,
@@ -677,7 +778,7 @@ mod tests {
         client.state().input.extend(b"x");
         remote.state().write_error = Some(io::ErrorKind::BrokenPipe);
         assert!(matches!(
-            s.relay(&mut scratch, Instant::now()),
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Close(Close::Error {
                 side: Side::Remote,
                 ..
@@ -694,11 +795,11 @@ mod tests {
             .input
             .extend(vec![1u8; 8 * READS_PER_RUN as usize + 1]);
         assert!(matches!(
-            s.relay(&mut scratch, Instant::now()),
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Again
         ));
         assert!(matches!(
-            s.relay(&mut scratch, Instant::now()),
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Continue
         ));
         assert_eq!(remote.state().output.len(), 8 * READS_PER_RUN as usize + 1);
@@ -719,7 +820,10 @@ mod tests {
         assert!(matches!(s.connected(now, false), ConnectOutcome::Pending));
         // Nothing is relayed while connecting.
         let mut scratch = vec![0u8; 8];
-        assert!(matches!(s.relay(&mut scratch, now), Outcome::Continue));
+        assert!(matches!(
+            s.relay(&mut scratch, &mut Pipes::default(), now),
+            Outcome::Continue
+        ));
         remote.state().connect_error = Some(io::ErrorKind::ConnectionRefused);
         assert!(matches!(s.connected(now, false), ConnectOutcome::Failed(_)));
     }
@@ -766,10 +870,10 @@ mod tests {
         s.remote = Some(End::new(Fake::new(100)));
         assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
         let mut scratch = vec![0u8; 64];
-        s.relay(&mut scratch, now);
+        s.relay(&mut scratch, &mut Pipes::default(), now);
         assert_eq!(client.state().reads, 0, "no read before an event");
         s.ready(Side::Client, true, true, false, false);
-        s.relay(&mut scratch, now);
+        s.relay(&mut scratch, &mut Pipes::default(), now);
         assert_eq!(s.bytes.0, 5);
     }
 
@@ -781,7 +885,7 @@ mod tests {
         let mut scratch = vec![0u8; 64];
         client.state().input.extend(b"request");
         client.state().input_eof = true;
-        s.relay(&mut scratch, Instant::now());
+        s.relay(&mut scratch, &mut Pipes::default(), Instant::now());
         assert!(
             remote.state().shut_write,
             "the first end of file is forwarded"
@@ -790,7 +894,7 @@ mod tests {
         remote.state().input_eof = true;
         s.ready(Side::Remote, true, false, true, false);
         assert!(matches!(
-            s.relay(&mut scratch, Instant::now()),
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Close(Close::Finished)
         ));
         assert_eq!(client.state().output, b"reply");
@@ -798,6 +902,67 @@ mod tests {
             !client.state().shut_write,
             "closing the client sends its end of file"
         );
+    }
+
+    /// Real sockets (Unix-domain pairs): a bulk direction switches to splicing,
+    /// the bytes arrive intact and in order, the other direction keeps copying, and
+    /// no pipe is held once the transfer is over.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn bulk_data_is_spliced_and_pipes_go_back_when_empty() {
+        use super::super::transport::Stream;
+        use std::io::{Read, Write};
+        let (client_peer, client) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (remote, remote_peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        for s in [&client, &remote] {
+            s.set_nonblocking(true).unwrap();
+        }
+        let wrap = |s| Stream::Unix(mio::net::UnixStream::from_std(s));
+        let now = Instant::now();
+        let mut s = Session::new(8, wrap(client), now);
+        s.remote = Some(End::new(wrap(remote)));
+        assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || {
+            let mut peer = client_peer;
+            peer.write_all(&sent).unwrap();
+            peer.shutdown(std::net::Shutdown::Write).unwrap();
+            // The reply travels the other way, by copy.
+            let mut reply = Vec::new();
+            peer.read_to_end(&mut reply).unwrap();
+            reply
+        });
+        let reader = std::thread::spawn(move || {
+            let mut peer = remote_peer;
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).unwrap();
+            peer.write_all(b"thanks").unwrap();
+            got
+        });
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut pipes = Pipes::new(4);
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            assert!(Instant::now() < deadline, "the transfer did not finish");
+            // No poller here: say both sides may be ready, the operations find out.
+            s.ready(Side::Client, true, true, false, false);
+            s.ready(Side::Remote, true, true, false, false);
+            if let Outcome::Close(close) = s.relay(&mut scratch, &mut pipes, Instant::now()) {
+                assert!(matches!(close, Close::Finished), "{close:?}");
+                break;
+            }
+            assert!(pipes.in_use() <= 1, "one direction splices");
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        s.release_pipes(&mut pipes);
+        assert!(pipes.created >= 1, "bulk data was not spliced");
+        assert_eq!(pipes.in_use(), 0);
+        assert_eq!(s.bytes, (data.len() as u64, 6));
+        // Closing the session's sockets ends the client's read.
+        drop(s);
+        assert_eq!(reader.join().unwrap(), data, "bytes changed on the way");
+        assert_eq!(writer.join().unwrap(), b"thanks");
     }
 
     #[test]
@@ -810,7 +975,10 @@ mod tests {
         assert!(matches!(s.state, State::TlsHandshake { .. }));
         // Nothing is read or relayed during the handshake.
         let mut scratch = vec![0u8; 8];
-        assert!(matches!(s.relay(&mut scratch, now), Outcome::Continue));
+        assert!(matches!(
+            s.relay(&mut scratch, &mut Pipes::default(), now),
+            Outcome::Continue
+        ));
         assert_eq!(client.state().reads, 0);
         assert!(matches!(s.handshake(now), HandshakeOutcome::Pending));
         assert!(matches!(s.handshake(now), HandshakeOutcome::Pending));
@@ -820,7 +988,7 @@ mod tests {
         let remote = Fake::new(100);
         s.remote = Some(End::new(remote.clone()));
         assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
-        s.relay(&mut scratch, now);
+        s.relay(&mut scratch, &mut Pipes::default(), now);
         assert_eq!(remote.state().output, b"early");
     }
 
@@ -844,7 +1012,7 @@ mod tests {
         remote.state().input.extend(b"bye");
         remote.state().input_eof = true;
         assert!(matches!(
-            s.relay(&mut scratch, Instant::now()),
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Continue
         ));
         assert_eq!(client.state().output, b"bye");
@@ -852,7 +1020,7 @@ mod tests {
         assert!(matches!(s.state, State::Relaying));
         // Writable again: the close_notify goes out, the session is half-closed.
         s.ready(Side::Client, false, true, false, false);
-        s.relay(&mut scratch, Instant::now());
+        s.relay(&mut scratch, &mut Pipes::default(), Instant::now());
         assert!(client.state().shut_write);
         assert!(matches!(
             s.state,
@@ -869,13 +1037,13 @@ mod tests {
         // A stale error event (nothing pending) is harmless.
         s.ready(Side::Client, false, false, false, true);
         assert!(matches!(
-            s.relay(&mut scratch, Instant::now()),
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Continue
         ));
         client.state().pending_error = Some(io::ErrorKind::ConnectionReset);
         s.ready(Side::Client, false, false, false, true);
         assert!(matches!(
-            s.relay(&mut scratch, Instant::now()),
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Close(Close::Error {
                 side: Side::Client,
                 ..

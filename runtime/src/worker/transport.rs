@@ -40,6 +40,12 @@ pub trait Transport: Source {
     fn short_read_drains(&self) -> bool {
         false
     }
+    /// The kernel socket `splice(2)` can move this stream's bytes from and to:
+    /// plain TCP and Unix-domain streams on Linux; not TLS, whose bytes must pass
+    /// through OpenSSL.
+    fn splice_fd(&self) -> Option<RawFd> {
+        None
+    }
     /// Whether closing the socket sends the peer an end of file as
     /// [`Transport::shutdown_write`] would (a kernel stream's FIN), so that a
     /// session about to close can skip the shutdown. False for TLS, whose end of
@@ -159,6 +165,18 @@ impl Transport for Stream {
 
     fn close_sends_eof(&self) -> bool {
         !matches!(self, Stream::Tls(_))
+    }
+
+    fn splice_fd(&self) -> Option<RawFd> {
+        match self {
+            Stream::Tcp(s) if cfg!(any(target_os = "linux", target_os = "android")) => {
+                Some(s.as_raw_fd())
+            }
+            Stream::Unix(s) if cfg!(any(target_os = "linux", target_os = "android")) => {
+                Some(s.as_raw_fd())
+            }
+            _ => None,
+        }
     }
 
     fn handshake(&mut self) -> io::Result<()> {
