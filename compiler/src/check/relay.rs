@@ -67,6 +67,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             _ => debug_assert!(false, "unhandled tcprelay key {:?}", d.key.node),
         }
     }
+    local_address_family(&m, cx);
     if remote_blocks == 0 {
         cx.push(
             Diagnostic::error(
@@ -79,6 +80,60 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
         );
     }
     m
+}
+
+/// A `local address` binds the outgoing connections to remotes of its own address
+/// family only: warns (once, naming the first) about remotes of the other family,
+/// whose connections get a source address the kernel picks.
+fn local_address_family(m: &RelayModel, cx: &mut Cx<'_>) {
+    let Some(local) = &m.local_address else {
+        return;
+    };
+    let family = |ip: &std::net::IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let other: Vec<&RemoteModel> = m
+        .remotes
+        .iter()
+        .filter(|r| r.address.node.is_ipv4() != local.node.is_ipv4())
+        .collect();
+    let Some(first) = other.first() else {
+        return;
+    };
+    let mut diagnostic = Diagnostic::warning(
+        Code::Ignored,
+        local.span,
+        if other.len() == 1 {
+            format!(
+                "`local address` {} does not apply to the {} remote {}",
+                local.node,
+                family(&first.address.node),
+                first.address.node
+            )
+        } else {
+            format!(
+                "`local address` {} does not apply to {} {} remotes",
+                local.node,
+                other.len(),
+                family(&first.address.node)
+            )
+        },
+    )
+    .with_label(format!("used for {} remotes only", family(&local.node)))
+    .with_secondary(
+        first.address.span,
+        format!("an {} remote", family(&first.address.node)),
+    )
+    .with_note("connections to it leave from a source address the kernel picks");
+    if other.len() < m.remotes.len() {
+        diagnostic = diagnostic.with_help(
+            "give remotes of one address family, or remove `local address` if any source will do",
+        );
+    } else {
+        diagnostic = diagnostic.with_help(format!(
+            "use an {} `local address`, or remove it",
+            family(&first.address.node)
+        ));
+    }
+    cx.push(diagnostic);
 }
 
 fn zero(span: Span, what: &str, to: &str) -> Diagnostic {

@@ -986,3 +986,27 @@ fn secrets_can_be_blanked_out_of_the_source() {
     );
     assert!(red.contains("tls passphrase = *"));
 }
+
+#[test]
+fn a_local_address_of_the_other_family_is_warned_about() {
+    let src = "id = spawnd { listen = { address = 127.0.0.1 port = 1 } }\n\
+               id = tcprelay {\n  local address = 10.0.0.9\n  \
+               remote = { address = ::1 port = 2 }\n  remote = { address = 2001:db8::1 port = 2 }\n}\n";
+    let (plan, diags) = compile(src);
+    assert!(plan.is_some(), "a warning only");
+    let found: Vec<&Diagnostic> = diags.iter().filter(|d| d.code == Code::Ignored).collect();
+    assert_eq!(found.len(), 1, "{diags:?}");
+    assert_eq!(found[0].severity, Severity::Warning);
+    assert_eq!(at(src, found[0].span), "10.0.0.9");
+    assert!(
+        found[0].message.contains("2 IPv6 remotes"),
+        "{}",
+        found[0].message
+    );
+    // Same family: nothing to say.
+    let (_, same) = compile(
+        "id = spawnd { listen = { address = 127.0.0.1 port = 1 } }\n\
+         id = tcprelay { local address = 10.0.0.9 remote = { address = 10.0.0.1 port = 2 } }\n",
+    );
+    assert!(same.iter().all(|d| d.code != Code::Ignored), "{same:?}");
+}
