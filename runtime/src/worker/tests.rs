@@ -55,6 +55,28 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
+/// A port nothing listens on yet, kept bound so that no other socket (another
+/// test's connection picking it as its source port) can take it before a backend
+/// starts listening there ([`Backend::at`]): connections to it are refused meanwhile.
+struct Reserved {
+    socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+fn reserved_port() -> Reserved {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let addr = socket
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("an IP address");
+    Reserved { socket, addr }
+}
+
 pub(super) fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !done() {
@@ -286,11 +308,11 @@ impl Backend {
         Backend::on(TcpListener::bind("127.0.0.1:0").expect("bind"), mode)
     }
 
-    fn at(addr: SocketAddr, mode: Mode) -> Backend {
-        Backend::on(
-            TcpListener::bind(addr).expect("bind the freed port again"),
-            mode,
-        )
+    fn at(port: Reserved, mode: Mode) -> Backend {
+        port.socket
+            .listen(128)
+            .expect("listen on the reserved port");
+        Backend::on(port.socket.into(), mode)
     }
 
     fn on(listener: TcpListener, mode: Mode) -> Backend {
@@ -546,8 +568,8 @@ fn connect_timeout_fails_over(m: Mechanism) {
 }
 
 fn all_remotes_dead_closes_the_client_then_revives(m: Mechanism) {
-    let (first, second) = (free_port(), free_port());
-    let mut worker = Setup::under(m, relay(&[(first, 1), (second, 1)])).start();
+    let (first, second) = (free_port(), reserved_port());
+    let mut worker = Setup::under(m, relay(&[(first, 1), (second.addr, 1)])).start();
     let started = Instant::now();
     let mut client = worker.connect();
     let (data, _) = read_to_end(&mut client);
@@ -568,9 +590,9 @@ fn all_remotes_dead_closes_the_client_then_revives(m: Mechanism) {
 
 fn rebalance_retries_a_dead_remote_after_n_selections(m: Mechanism) {
     for (rebalance, second_goes_to_first) in [(Some(2), true), (None, false)] {
-        let first = free_port();
+        let first = reserved_port();
         let echo = Backend::start(Mode::Echo);
-        let mut r = relay(&[(first, 1), (echo.addr, 1)]);
+        let mut r = relay(&[(first.addr, 1), (echo.addr, 1)]);
         r.rebalance = rebalance;
         let mut worker = Setup::under(m, r).start();
         // Selection 1 tries `first` (refused, marked dead), selection 2 the echo.
@@ -723,6 +745,41 @@ fn backpressure_bounds_what_the_worker_buffers(m: Mechanism) {
     // The stalled bytes are still owed to the sink: the session outlives the client's
     // close until stopped.
     drop(client);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+/// A bulk direction stalled with bytes in its pipe (the sink reads nothing), then
+/// the client resets: the session closes, and the pipe, bytes and all, is closed
+/// and leaves the budget, so a hostile client cannot make pipes pile up.
+fn a_client_reset_while_splicing_frees_the_pipe(m: Mechanism) {
+    let sink = Backend::start(Mode::Hold);
+    let mut worker = Setup::under(m, relay(&[(sink.addr, 1)])).start();
+    let mut client = worker.connect();
+    wait_until("the session to reach the sink", IO_TIMEOUT, || {
+        sink.accepted() == 1
+    });
+    client
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let chunk = vec![0xa5u8; 256 * 1024];
+    let mut written = 0usize;
+    while client.write(&chunk).map(|n| written += n).is_ok() {
+        assert!(written < 256 << 20, "writes never stalled");
+    }
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+        wait_until("the stalled direction to hold a pipe", IO_TIMEOUT, || {
+            worker.probe.pipes_in_use.load(Ordering::Relaxed) == 1
+        });
+    }
+    socket2::SockRef::from(&client)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
+    drop(client);
+    wait_until("the session to close", IO_TIMEOUT, || {
+        worker.probe.sessions.load(Ordering::Relaxed) == 0
+    });
+    assert_eq!(worker.probe.pipes_in_use.load(Ordering::Relaxed), 0);
+    assert_eq!(worker.probe.buffered.load(Ordering::Relaxed), 0);
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
@@ -1122,3 +1179,19 @@ under_each_mechanism!(
     unix_listener_clients_are_relayed,
     an_unusable_sctp_remote_fails_over_to_tcp,
 );
+
+// Not under select(2), which reports no errors: a side the worker does not read
+// meanwhile (backpressure) is found reset only when the stall ends, or by the idle
+// timeout.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn epoll_a_client_reset_while_splicing_frees_the_pipe() {
+    let _turn = Turn::take(Mechanism::Epoll);
+    a_client_reset_while_splicing_frees_the_pipe(Mechanism::Epoll);
+}
+
+#[test]
+fn poll_a_client_reset_while_splicing_frees_the_pipe() {
+    let _turn = Turn::take(Mechanism::Poll);
+    a_client_reset_while_splicing_frees_the_pipe(Mechanism::Poll);
+}

@@ -4,10 +4,14 @@
 //! The `pollfd` array is what the kernel reads: one entry per registered
 //! descriptor, at the same position as its registration in `entries`; `index` maps
 //! a descriptor number to that position, so that adding, re-arming and removing are
-//! O(1) (removal is a `swap_remove` that moves the last entry into the hole). An
-//! entry with nothing armed has `fd = -1`, which poll(2) skips: otherwise a hang-up
-//! or error, which poll(2) reports whatever the requested events, would wake the
-//! loop on every call.
+//! O(1) (removal is a `swap_remove` that moves the last entry into the hole).
+//!
+//! An entry with nothing armed still watches for errors and hang-ups (`events = 0`:
+//! poll(2) reports those whatever is asked), as epoll does: a client that resets
+//! while its session waits on the other side (backpressure) is noticed at once.
+//! Once one is reported the entry goes quiet (`fd = -1`, which poll(2) skips) until
+//! the engine re-arms it; otherwise the condition, which lasts, would wake the loop
+//! on every call.
 
 use super::{bits, Event, Interest, Mechanism, Poller, Token, READ, WRITE};
 use std::io;
@@ -38,6 +42,8 @@ struct Entry {
     interest: u8,
     /// The part of `interest` watched now.
     armed: u8,
+    /// An error or hang-up was reported: not even those are watched until re-armed.
+    quiet: bool,
 }
 
 impl Entry {
@@ -50,7 +56,11 @@ impl Entry {
             events |= libc::POLLOUT;
         }
         libc::pollfd {
-            fd: if self.armed == 0 { -1 } else { self.fd },
+            fd: if self.armed == 0 && self.quiet {
+                -1
+            } else {
+                self.fd
+            },
             events,
             revents: 0,
         }
@@ -115,6 +125,7 @@ impl Poller for Level {
             token,
             interest: bits(interest),
             armed: bits(interest),
+            quiet: false,
         };
         self.index[number] = at;
         self.entries.push(entry);
@@ -140,8 +151,9 @@ impl Poller for Level {
         let Some(at) = self.position(fd) else { return };
         let entry = &mut self.entries[at];
         let armed = entry.armed | (bits(interest) & entry.interest);
-        if armed != entry.armed {
+        if armed != entry.armed || entry.quiet {
             entry.armed = armed;
+            entry.quiet = false;
             self.sync(at);
         }
     }
@@ -195,6 +207,9 @@ impl Poller for Level {
                 (if readable { READ } else { 0 }) | (if writable { WRITE } else { 0 })
             };
             entry.armed &= !fired;
+            if broken {
+                entry.quiet = true;
+            }
             events.push(Event {
                 token: entry.token,
                 readable,
