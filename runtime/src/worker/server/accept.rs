@@ -1,0 +1,231 @@
+//! Accepting clients: the listeners, the accept loop, new sessions, pausing on
+//! resource errors, and the SIGUSR1 status line.
+
+use super::*;
+
+impl Worker {
+    pub(super) fn accepting(&self) -> bool {
+        self.exit.is_none() && !self.full && self.starved.is_none()
+    }
+
+    pub(super) fn accept(&mut self, index: usize) {
+        for _ in 0..ACCEPTS_PER_RUN {
+            if !self.accepting() {
+                return;
+            }
+            let Some(Some(slot)) = self.listeners.get(index) else {
+                return;
+            };
+            let tls = slot.tls;
+            let fd = listener_fd(&slot.socket);
+            let accepted = match &slot.socket {
+                ListenSocket::Tcp(l) => l.accept().map(|(s, peer)| {
+                    // Linux copies TCP_NODELAY from the listener (set by the master);
+                    // elsewhere, best effort: without it small writes wait for Nagle.
+                    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                    let _ = s.set_nodelay(true);
+                    (Stream::Tcp(s), Some(peer))
+                }),
+                ListenSocket::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
+            };
+            match accepted {
+                Ok((stream, peer)) => self.open_session(stream, peer, tls),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.poller.rearm(fd, Interest::READABLE);
+                    return;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionReset
+                    ) || e.raw_os_error() == Some(libc::EPROTO) =>
+                {
+                    crate::debug!("worker {}: accept: {e}", self.id);
+                }
+                Err(e) => {
+                    self.starve(&format!("cannot accept: {e}"));
+                    return;
+                }
+            }
+        }
+        self.again.push_back(Work::Listener(index));
+    }
+
+    /// SIGUSR1 (forwarded by the master): one status line with this worker's sessions
+    /// and, per remote, whether it is marked dead and how many sessions it holds.
+    pub(super) fn report_status(&self) {
+        let remotes: Vec<String> = self
+            .remotes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                format!(
+                    "{} {}, {} sessions",
+                    r.address,
+                    if self.balancer.is_dead(i) {
+                        "dead"
+                    } else {
+                        "alive"
+                    },
+                    self.balancer.active(i)
+                )
+            })
+            .collect();
+        crate::notice!(
+            "status: worker {}: {} sessions, {} served{}; remotes: {}",
+            self.id,
+            self.sessions.len(),
+            self.served,
+            if self.exit.is_some() {
+                ", draining"
+            } else {
+                ""
+            },
+            remotes.join("; ")
+        );
+    }
+
+    /// Pauses accepting after a resource error, until the back-off expires or a
+    /// session frees a descriptor; logs once per episode.
+    pub(super) fn starve(&mut self, error: &str) {
+        if !self.starve_logged {
+            crate::warn!(
+                "worker {}: {error}; pausing accepts (retry in {} ms or when a session ends)",
+                self.id,
+                self.backoff.as_millis()
+            );
+            self.starve_logged = true;
+        }
+        self.starved = Some(Starved {
+            until: self.now + self.backoff,
+        });
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.sync_listeners();
+    }
+
+    /// Registers or deregisters the listeners to match whether the worker accepts.
+    pub(super) fn sync_listeners(&mut self) {
+        let want = self.accepting();
+        for (index, slot) in self.listeners.iter_mut().enumerate() {
+            let Some(slot) = slot.as_mut() else { continue };
+            if slot.registered == want {
+                continue;
+            }
+            let result = if want {
+                register_listener(
+                    &mut *self.poller,
+                    &slot.socket,
+                    Token(FIRST_LISTENER + index),
+                )
+            } else {
+                self.poller.deregister(listener_fd(&slot.socket))
+            };
+            match result {
+                Ok(()) => slot.registered = want,
+                Err(e) => crate::error!(
+                    "worker {}: listener {}: {e}",
+                    self.id,
+                    describe(&slot.socket)
+                ),
+            }
+        }
+    }
+
+    /// Stops accepting for good: the listeners are deregistered and dropped, so that
+    /// a new generation of workers owns the queue.
+    pub(super) fn close_intake(&mut self, exit: Exit) {
+        if exit == Exit::Stopped || self.exit.is_none() {
+            self.exit = Some(exit);
+        }
+        self.sync_listeners();
+        self.listeners.iter_mut().for_each(|slot| *slot = None);
+        self.again.retain(|work| matches!(work, Work::Session(..)));
+    }
+
+    /// Takes a new client (`peer` is `None` on a Unix-domain listener); a TLS client
+    /// starts with the handshake.
+    pub(super) fn open_session(&mut self, stream: Stream, peer: Option<SocketAddr>, tls: bool) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = self.sessions.vacant_entry();
+        let key = entry.key();
+        let session = match (tls, self.tls.as_ref()) {
+            (true, Some(context)) => match TlsStream::accept(context, stream) {
+                Ok(tls) => {
+                    let mut session =
+                        Session::handshaking(id, Stream::Tls(Box::new(tls)), self.now);
+                    session.client.round = self.round;
+                    session
+                }
+                Err(e) => {
+                    // Out of memory: shed the client.
+                    crate::warn!("worker {}: cannot start TLS for a client: {e}", self.id);
+                    return;
+                }
+            },
+            _ => Session::accepted(id, stream, self.now, self.round),
+        };
+        let token = Token(self.session_base + 2 * key);
+        if let Err(e) = self.poller.register(
+            session.client.io.as_raw_fd(),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            // Out of kernel memory or epoll watches, or a descriptor select(2) cannot
+            // watch: shed the client, pause accepts (one warning per episode).
+            drop(session);
+            self.starve(&format!("cannot register a client: {e}"));
+            return;
+        }
+        entry.insert(session);
+        if self.starve_logged {
+            crate::notice!("worker {}: accepting connections again", self.id);
+        }
+        self.starve_logged = false;
+        self.backoff = BACKOFF_MIN;
+        crate::debug!(
+            "worker {}: session {id}: client {}",
+            self.id,
+            PeerText(peer)
+        );
+        self.served += 1;
+        if self.sessions.len() >= self.users_max && !self.full {
+            self.full = true;
+            self.sync_listeners();
+            self.send_load();
+        }
+        if self.retire == Some(self.served) {
+            crate::info!(
+                "worker {}: retiring after {} sessions",
+                self.id,
+                self.served
+            );
+            self.close_intake(Exit::Drained);
+            self.link.send(
+                ToMaster::Retiring {
+                    served: self.served,
+                },
+                true,
+            );
+        }
+        if tls {
+            self.arm_sweep();
+            self.handshake(key);
+        } else {
+            self.start_attempt(key);
+        }
+    }
+
+    pub(super) fn send_load(&mut self) {
+        let sessions = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+        self.link.send(
+            ToMaster::Load {
+                sessions,
+                full: self.full,
+            },
+            false,
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The master and signals: control frames, drain and stop, the signal pipe.
+
+use super::*;
+
+impl Worker {
+    pub(super) fn control_event(&mut self, event: &Event) {
+        if event.is_writable() {
+            self.link.flush();
+        }
+        if !(event.is_readable() || event.is_read_closed() || event.is_error()) {
+            return;
+        }
+        let received = self.link.receive();
+        if !received.eof {
+            // Read to `WouldBlock`.
+            if let Some(fd) = self.link.fd() {
+                self.poller.rearm(fd, Interest::READABLE);
+            }
+        }
+        for frame in received.frames {
+            match frame {
+                crate::control::ToWorker::Drain => self.drain(Exit::Drained),
+                crate::control::ToWorker::Stop { grace_secs } => self.stop(grace_secs),
+            }
+        }
+        if received.eof {
+            if let Some(fd) = self.link.fd() {
+                let _ = self.poller.deregister(fd);
+            }
+            self.link.take();
+            if self.exit.is_none() {
+                crate::notice!(
+                    "worker {}: master gone; finishing {} sessions",
+                    self.id,
+                    self.sessions.len()
+                );
+            }
+            self.close_intake(Exit::MasterGone);
+        }
+    }
+
+    pub(super) fn drain(&mut self, exit: Exit) {
+        crate::info!(
+            "worker {}: draining {} sessions",
+            self.id,
+            self.sessions.len()
+        );
+        self.close_intake(exit);
+        let sessions = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+        let stopping = exit == Exit::Stopped;
+        self.link
+            .send(ToMaster::Draining { sessions, stopping }, true);
+    }
+
+    pub(super) fn stop(&mut self, grace_secs: u32) {
+        self.drain(Exit::Stopped);
+        // A grace too long to represent is no deadline at all.
+        if let Some(at) = self
+            .now
+            .checked_add(Duration::from_secs(u64::from(grace_secs)))
+        {
+            self.grace_at = Some(self.grace_at.map_or(at, |old| old.min(at)));
+        }
+    }
+
+    pub(super) fn signal_event(&mut self) {
+        let mut bytes = [0u8; 64];
+        loop {
+            let Some(pipe) = self.signals.as_mut() else {
+                return;
+            };
+            match pipe.read(&mut bytes) {
+                Ok(0) => {
+                    let _ = self.poller.deregister(pipe.as_raw_fd());
+                    self.signals = None;
+                    return;
+                }
+                Ok(n) => {
+                    for &signal in &bytes[..n] {
+                        match i32::from(signal) {
+                            libc::SIGHUP => self.drain(Exit::Drained),
+                            libc::SIGTERM | libc::SIGINT => self.stop(SIGNAL_GRACE_SECS),
+                            libc::SIGUSR1 => self.report_status(),
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.poller.rearm(pipe.as_raw_fd(), Interest::READABLE);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    crate::warn!("worker {}: signal pipe: {e}", self.id);
+                    let _ = self.poller.deregister(pipe.as_raw_fd());
+                    self.signals = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Frames wait in the link's outbox: watch the control socket for room again.
+    pub(super) fn rearm_link(&mut self) {
+        if self.link.wants_write() {
+            if let Some(fd) = self.link.fd() {
+                self.poller.rearm(fd, Interest::WRITABLE);
+            }
+        }
+    }
+
+    pub(super) fn report_probe(&self) {
+        if let Some(probe) = &self.probe {
+            let buffered = self.sessions.iter().map(|(_, s)| s.buffered()).sum();
+            probe.record(self.sessions.len(), buffered, &self.pipes);
+        }
+    }
+}

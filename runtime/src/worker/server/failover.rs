@@ -1,0 +1,144 @@
+//! Connecting sessions to remotes: selection by the balancer, failover through
+//! dead remotes, and the bookkeeping of dead marks.
+
+use super::*;
+
+impl Worker {
+    /// Selects a remote for a connecting session and starts a connect, failing over
+    /// at once through remotes that fail immediately; closes the client when none
+    /// is left.
+    pub(super) fn start_attempt(&mut self, key: usize) {
+        loop {
+            let Some(session) = self.sessions.get_mut(key) else {
+                return;
+            };
+            let State::Connecting(connecting) = &mut session.state else {
+                return;
+            };
+            let (choice, revived) = self.balancer.select(&connecting.tried);
+            if revived {
+                crate::debug!("worker {}: rebalance: dead remotes revived", self.id);
+            }
+            let Some(index) = choice else {
+                if !connecting.revived {
+                    connecting.revived = true;
+                    connecting.tried.clear();
+                    if self.balancer.revive_all() {
+                        crate::debug!(
+                            "worker {}: every remote failed; reviving them all for a retry",
+                            self.id
+                        );
+                    }
+                    continue;
+                }
+                if !self.give_up_logged {
+                    crate::warn!(
+                        "worker {}: no remote reachable; closing clients until one is",
+                        self.id
+                    );
+                    self.give_up_logged = true;
+                }
+                self.close(key, Why::NoRemote);
+                return;
+            };
+            connecting.tried.insert(index);
+            connecting.attempt += 1;
+            connecting.started = self.now;
+            session.remote_index = Some(index);
+            let (id, attempt) = (session.id, connecting.attempt);
+            match connect::open(&self.remotes[index], self.local_address) {
+                Ok(stream) => {
+                    let end = End::registered(stream, self.round);
+                    let token = Token(self.session_base + 2 * key + 1);
+                    if let Err(e) = self.poller.register(
+                        end.io.as_raw_fd(),
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        // A descriptor select(2) cannot watch is like running out
+                        // of descriptors: not the remote's fault, accepts pause.
+                        let over = poller::is_over_fd_setsize(&e);
+                        let message = format!("cannot watch a connection: {e}");
+                        self.close(key, Why::Local(e));
+                        if over {
+                            self.starve(&message);
+                        }
+                        return;
+                    }
+                    session.remote = Some(end);
+                    crate::debug!(
+                        "worker {}: session {id}: connecting to {} (attempt {attempt})",
+                        self.id,
+                        self.remotes[index].address
+                    );
+                    self.arm_sweep();
+                    return;
+                }
+                Err(OpenError::Resources(e)) => {
+                    // Not the remote's fault: keep it alive, shed this client and stop
+                    // accepting for a while (after the close, which would otherwise
+                    // resume accepting at once for the descriptor it frees).
+                    let message = format!("cannot open a connection: {e}");
+                    self.close(key, Why::Local(e));
+                    self.starve(&message);
+                    return;
+                }
+                Err(OpenError::Unsupported(e)) => {
+                    self.release_remote(key);
+                    if !self.unsupported_logged[index] {
+                        self.unsupported_logged[index] = true;
+                        crate::error!(
+                            "worker {}: remote {} ({}): not supported by this kernel: {e}",
+                            self.id,
+                            self.remotes[index].address,
+                            self.remotes[index].protocol
+                        );
+                    }
+                    self.balancer.mark_dead(index);
+                }
+                Err(OpenError::Failed(e)) => {
+                    self.release_remote(key);
+                    self.remote_failed(index, &e);
+                }
+            }
+        }
+    }
+
+    /// Gives back the balancer count of the session's current remote.
+    pub(super) fn release_remote(&mut self, key: usize) {
+        if let Some(session) = self.sessions.get_mut(key) {
+            if let Some(index) = session.remote_index.take() {
+                self.balancer.release(index);
+            }
+        }
+    }
+
+    pub(super) fn remote_failed(&mut self, index: usize, error: &io::Error) {
+        let address = self.remotes[index].address;
+        self.balancer.mark_dead(index);
+        if self.reported_dead[index] {
+            crate::debug!("worker {}: remote {address}: {error}", self.id);
+        } else {
+            self.reported_dead[index] = true;
+            crate::warn!("worker {}: remote {address}: {error}; marked dead", self.id);
+        }
+    }
+
+    /// The current attempt failed (refused, unreachable, timed out): mark the remote
+    /// dead and fail over, the client none the wiser.
+    pub(super) fn fail_attempt(&mut self, key: usize, error: io::Error) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        // The poller forgets the socket; dropping it closes it.
+        if let Some(remote) = session.remote.take() {
+            self.poller.closing(remote.io.as_raw_fd());
+        }
+        let index = session.remote_index;
+        self.release_remote(key);
+        if let Some(index) = index {
+            self.remote_failed(index, &error);
+        }
+        self.start_attempt(key);
+    }
+}

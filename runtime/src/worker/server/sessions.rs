@@ -1,0 +1,198 @@
+//! Running sessions: readiness events, the TLS handshake, the relay, and closing.
+
+use super::*;
+
+impl Worker {
+    pub(super) fn session_event(&mut self, key: usize, side: Side, event: &Event) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let round = match side {
+            Side::Client => Some(session.client.round),
+            Side::Remote => session.remote.as_ref().map(|end| end.round),
+        };
+        if round == Some(self.round) {
+            // The socket was registered after this round's events were fetched: the
+            // event is for a socket closed meanwhile whose token was reused. The
+            // poller reports the new socket's own readiness in a later round.
+            return;
+        }
+        session.ready(
+            side,
+            event.is_readable(),
+            event.is_writable(),
+            event.is_read_closed(),
+            event.is_error(),
+        );
+        if matches!(session.state, State::TlsHandshake { .. }) {
+            if side == Side::Client {
+                self.handshake(key);
+            }
+            return;
+        }
+        if side == Side::Remote && matches!(session.state, State::Connecting(_)) {
+            let trusted = matches!(self.poller.mechanism(), Mechanism::Epoll | Mechanism::Poll);
+            match session.connected(self.now, trusted) {
+                ConnectOutcome::Pending => {
+                    // A stale event: watch for the connect's end again.
+                    if let Some(remote) = &session.remote {
+                        self.poller.rearm(
+                            remote.io.as_raw_fd(),
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                    }
+                    return;
+                }
+                ConnectOutcome::Connected => {
+                    if let Some(index) = session.remote_index {
+                        let address = self.remotes[index].address;
+                        crate::debug!(
+                            "worker {}: session {}: connected to {address}",
+                            self.id,
+                            session.id
+                        );
+                        if std::mem::take(&mut self.reported_dead[index]) {
+                            crate::notice!(
+                                "worker {}: remote {address} is reachable again",
+                                self.id
+                            );
+                        }
+                    }
+                    self.give_up_logged = false;
+                    if self.idle_timeout.is_some() {
+                        self.arm_sweep();
+                    }
+                }
+                ConnectOutcome::Failed(e) => {
+                    self.fail_attempt(key, e);
+                    return;
+                }
+            }
+        }
+        self.run_session(key);
+    }
+
+    /// Drives a TLS client's handshake on; once complete, connects to a remote.
+    pub(super) fn handshake(&mut self, key: usize) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        match session.handshake(self.now) {
+            HandshakeOutcome::Pending => {
+                // Watch again for what the handshake waits for.
+                let (readable, writable) = session.client.io.awaits(true, false);
+                if let Some(interest) = poller::interest(readable, writable) {
+                    self.poller.rearm(session.client.io.as_raw_fd(), interest);
+                }
+            }
+            HandshakeOutcome::Done => {
+                if let Stream::Tls(tls) = &session.client.io {
+                    crate::debug!(
+                        "worker {}: session {}: TLS handshake done ({}{})",
+                        self.id,
+                        session.id,
+                        tls.version(),
+                        if tls.resumed() { ", resumed" } else { "" }
+                    );
+                }
+                self.start_attempt(key);
+            }
+            HandshakeOutcome::Failed(e) => self.close(key, Why::Handshake(e)),
+        }
+    }
+
+    pub(super) fn run_session(&mut self, key: usize) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        let outcome = session.relay(&mut self.scratch, &mut self.pipes, self.now);
+        if !matches!(outcome, Outcome::Close(_)) {
+            rearm_session(&mut *self.poller, session);
+        }
+        match outcome {
+            Outcome::Continue => {}
+            Outcome::Again => {
+                if !session.queued {
+                    session.queued = true;
+                    self.again.push_back(Work::Session(key, session.id));
+                }
+            }
+            Outcome::Close(close) => self.close(key, Why::Relay(close)),
+        }
+    }
+
+    pub(super) fn close(&mut self, key: usize, why: Why) {
+        let Some(mut session) = self.sessions.try_remove(key) else {
+            return;
+        };
+        if let Some(index) = session.remote_index.take() {
+            self.balancer.release(index);
+        }
+        if matches!(why, Why::Handshake(_) | Why::HandshakeTimeout) {
+            self.tls_failures += 1;
+            if let Some(probe) = &self.probe {
+                probe
+                    .tls_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        if let Why::Relay(Close::Error { side, error }) = &why {
+            if is_reset(error) {
+                match side {
+                    Side::Client => session
+                        .remote
+                        .iter_mut()
+                        .for_each(|end| end.io.reset_on_close()),
+                    Side::Remote => session.client.io.reset_on_close(),
+                }
+            }
+        }
+        crate::debug!(
+            "worker {}: session {}: closed ({}, was {}), {} bytes up, {} down",
+            self.id,
+            session.id,
+            WhyText(&why),
+            session.state.name(),
+            session.bytes.0,
+            session.bytes.1
+        );
+        session.release_pipes(&mut self.pipes);
+        // The poller forgets both sockets, and dropping the session closes them (the
+        // worker holds the only descriptor of an accepted or connected socket).
+        self.poller.closing(session.client.io.as_raw_fd());
+        if let Some(remote) = &session.remote {
+            self.poller.closing(remote.io.as_raw_fd());
+        }
+        drop(session);
+        if self.full && self.sessions.len() < self.users_max {
+            self.full = false;
+            if self.exit.is_none() {
+                self.sync_listeners();
+                self.send_load();
+            }
+        }
+        if self.starved.is_some() {
+            // A descriptor was freed: try accepting again now.
+            self.starved = None;
+            self.sync_listeners();
+        }
+    }
+
+    pub(super) fn run_again(&mut self) {
+        for _ in 0..self.again.len() {
+            let Some(work) = self.again.pop_front() else {
+                break;
+            };
+            match work {
+                Work::Listener(index) => self.accept(index),
+                Work::Session(key, id) => match self.sessions.get_mut(key) {
+                    Some(session) if session.id == id => {
+                        session.queued = false;
+                        self.run_session(key);
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Timers: the run-again queue and the sweep for handshake, connect and idle
+//! timeouts.
+
+use super::*;
+
+impl Worker {
+    pub(super) fn arm_sweep(&mut self) {
+        if self.sweep_at.is_none() {
+            self.sweep_at = Some(self.now + SWEEP_INTERVAL);
+        }
+    }
+
+    pub(super) fn run_timers(&mut self) {
+        if self.starved.is_some_and(|s| s.until <= self.now) {
+            self.starved = None;
+            self.sync_listeners();
+        }
+        if self.grace_at.is_some_and(|at| at <= self.now) {
+            self.grace_at = None;
+            let keys: Vec<usize> = self.sessions.iter().map(|(key, _)| key).collect();
+            if !keys.is_empty() {
+                crate::notice!(
+                    "worker {}: grace period over, closing {} sessions",
+                    self.id,
+                    keys.len()
+                );
+            }
+            for key in keys {
+                self.close(key, Why::Stopped);
+            }
+        }
+        if self.sweep_at.is_some_and(|at| at <= self.now) {
+            self.sweep();
+        }
+    }
+
+    /// Fails over connects older than [`CONNECT_TIMEOUT`], closes TLS clients whose
+    /// handshake takes longer than [`HANDSHAKE_TIMEOUT`] and sessions idle for the
+    /// idle timeout; re-arms itself while any of these can still happen.
+    pub(super) fn sweep(&mut self) {
+        self.sweep_at = None;
+        let now = self.now;
+        let mut rearm = false;
+        self.expired.clear();
+        for (key, session) in self.sessions.iter() {
+            match &session.state {
+                State::Connecting(c) if session.remote.is_some() => {
+                    if now.saturating_duration_since(c.started) >= self.connect_timeout {
+                        self.expired.push((key, Expired::Connect));
+                    } else {
+                        rearm = true;
+                    }
+                }
+                State::TlsHandshake { started } => {
+                    if now.saturating_duration_since(*started) >= self.handshake_timeout {
+                        self.expired.push((key, Expired::Handshake));
+                    } else {
+                        rearm = true;
+                    }
+                }
+                State::Connecting(_) | State::Closed => {}
+                State::Relaying | State::HalfClosed { .. } => {
+                    if let Some(idle) = self.idle_timeout {
+                        if now.saturating_duration_since(session.last_active) >= idle {
+                            self.expired.push((key, Expired::Idle));
+                        } else {
+                            rearm = true;
+                        }
+                    }
+                }
+            }
+        }
+        let expired = std::mem::take(&mut self.expired);
+        for &(key, what) in &expired {
+            match what {
+                Expired::Connect => {
+                    let error = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                    self.fail_attempt(key, error);
+                }
+                Expired::Idle => self.close(key, Why::Idle),
+                Expired::Handshake => self.close(key, Why::HandshakeTimeout),
+            }
+        }
+        self.expired = expired;
+        if rearm {
+            self.arm_sweep();
+        }
+    }
+}
