@@ -570,6 +570,13 @@ fn transfer_until_blocked<T: Transport>(
                     return Ok(Run::Blocked);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if splice::unsupported(&e) => {
+                    // This destination cannot splice: copy what the pipe holds on
+                    // as a remainder, and copy from now on.
+                    flow.splice = false;
+                    let bytes = splice::take_all(pipe).map_err(|e| (src_side, e))?;
+                    flow.pending.store(&bytes);
+                }
                 Err(e) => return Err((dst_side, e)),
             }
             continue;
@@ -620,6 +627,8 @@ fn transfer_until_blocked<T: Transport>(
                         return Ok(Run::Blocked);
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // This source cannot splice (nothing was moved): copy instead.
+                    Err(e) if splice::unsupported(&e) => flow.splice = false,
                     Err(e) => return Err((src_side, e)),
                 }
                 continue;
@@ -963,6 +972,53 @@ mod tests {
         drop(s);
         assert_eq!(reader.join().unwrap(), data, "bytes changed on the way");
         assert_eq!(writer.join().unwrap(), b"thanks");
+    }
+
+    /// A descriptor that cannot splice (here a directory as the source, a file
+    /// opened for appending as the destination: both EINVAL) makes the direction
+    /// copy instead, without losing or reordering a byte.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_side_that_cannot_splice_falls_back_to_copying() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let directory = std::fs::File::open(dir.path()).unwrap();
+        let appending = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("append"))
+            .unwrap();
+        let mut scratch = vec![0u8; 64];
+        let input: Vec<u8> = (0..200u8).collect();
+
+        // The source fails: nothing was moved, the rest is copied.
+        let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
+        client.state().input.extend(input.iter().copied());
+        client.state().splice_fd = Some(directory.as_raw_fd());
+        remote.state().splice_fd = Some(appending.as_raw_fd());
+        let mut pipes = Pipes::new(2);
+        s.relay(&mut scratch, &mut pipes, Instant::now());
+        assert_eq!(remote.state().output, input);
+        assert_eq!(pipes.created, 1, "splicing was tried");
+        assert_eq!(pipes.in_use(), 0);
+
+        // The destination fails with bytes in the pipe: they are copied on, in order.
+        let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
+        let (mut feeder, source) = std::os::unix::net::UnixStream::pair().unwrap();
+        source.set_nonblocking(true).unwrap();
+        client.state().input.extend(input[..64].iter().copied());
+        client.state().splice_fd = Some(source.as_raw_fd());
+        remote.state().splice_fd = Some(appending.as_raw_fd());
+        feeder.write_all(&input[64..]).unwrap();
+        let mut pipes = Pipes::new(2);
+        s.relay(&mut scratch, &mut pipes, Instant::now());
+        assert_eq!(remote.state().output, input);
+        assert_eq!(pipes.in_use(), 0);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("append")).unwrap().len(),
+            0
+        );
     }
 
     #[test]

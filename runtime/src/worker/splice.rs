@@ -13,7 +13,9 @@
 //! bounded by a descriptor budget computed with the session capacity
 //! (`limits::capacity`): a pipe costs two descriptors, and splicing must
 //! never take the descriptors a session needs. Without a pipe (budget used, or
-//! `pipe2` failing) a direction simply copies.
+//! `pipe2` failing) a direction simply copies, and a socket that cannot splice
+//! (`EINVAL`: a socket type or kernel without it) makes its direction copy for good,
+//! the bytes already in the pipe copied on first.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -189,6 +191,31 @@ pub fn drain(pipe: &mut Pipe, dst: RawFd) -> io::Result<usize> {
     let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
     pipe.len -= n;
     Ok(n)
+}
+
+/// Whether a splice error means this descriptor cannot splice (a socket type or
+/// kernel without it): the direction then copies instead.
+pub fn unsupported(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    ) || error.kind() == io::ErrorKind::Unsupported
+}
+
+/// Reads everything the pipe holds (to copy it on when splicing it out failed).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn take_all(pipe: &mut Pipe) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; pipe.len];
+    let mut read = std::fs::File::from(pipe.read.try_clone()?);
+    read.read_exact(&mut bytes)?;
+    pipe.len = 0;
+    Ok(bytes)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn take_all(_pipe: &mut Pipe) -> io::Result<Vec<u8>> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]

@@ -282,6 +282,8 @@ pub mod fake {
         pub shutdown_blocks: usize,
         /// What `close_sends_eof` answers (a kernel stream: true).
         pub close_sends_eof: bool,
+        /// What `splice_fd` answers (none: the session copies).
+        pub splice_fd: Option<RawFd>,
         /// Calls of `connect_status`.
         pub status_checks: usize,
     }
@@ -377,6 +379,10 @@ pub mod fake {
 
         fn close_sends_eof(&self) -> bool {
             self.0.borrow().close_sends_eof
+        }
+
+        fn splice_fd(&self) -> Option<RawFd> {
+            self.0.borrow().splice_fd
         }
 
         fn connect_status(&self) -> io::Result<bool> {
