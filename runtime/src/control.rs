@@ -37,6 +37,10 @@ pub enum ToMaster {
     /// `stopping` when it was told to stop (SIGTERM/SIGINT, `ToWorker::Stop`) rather
     /// than to drain, so the master does not start a successor for it.
     Draining { sessions: u32, stopping: bool },
+    /// The worker has held no session for its idle-release time (and says so again
+    /// after each one while idle): the master may drain it if it has more workers
+    /// than `servers min` and none of the others is full.
+    Idle { served: u64 },
 }
 
 const DRAIN: u8 = b'D';
@@ -44,6 +48,7 @@ const STOP: u8 = b'S';
 const LOAD: u8 = b'L';
 const RETIRING: u8 = b'R';
 const DRAINING: u8 = b'd';
+const IDLE: u8 = b'I';
 
 fn frame(kind: u8, a: u32, b: u64) -> [u8; FRAME] {
     let mut f = [0u8; FRAME];
@@ -86,6 +91,7 @@ impl ToMaster {
             ToMaster::Draining { sessions, stopping } => {
                 frame(DRAINING, sessions, u64::from(stopping))
             }
+            ToMaster::Idle { served } => frame(IDLE, 0, served),
         }
     }
 
@@ -101,6 +107,7 @@ impl ToMaster {
                 sessions,
                 stopping: stopping != 0,
             }),
+            (IDLE, _, served) => Some(ToMaster::Idle { served }),
             _ => None,
         }
     }
@@ -129,6 +136,7 @@ mod tests {
                 sessions: 0,
                 stopping: true,
             },
+            ToMaster::Idle { served: 12 },
         ] {
             assert_eq!(ToMaster::decode(&m.encode()), Some(m));
         }

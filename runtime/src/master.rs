@@ -397,6 +397,28 @@ impl Master {
                     self.spawn();
                 }
             }
+            ToMaster::Idle { served } => {
+                let active = self.active().count();
+                let min = self.plan.spawnd.servers_min as usize;
+                // Workers started above `servers min` when every one was full go
+                // again once the load has gone (no other worker is full): any idle
+                // one, as they are alike.
+                let others_full = self
+                    .workers
+                    .iter()
+                    .any(|(t, w)| *t != token && !w.leaving && w.full);
+                let Some(w) = self.workers.get_mut(&token) else {
+                    return;
+                };
+                if !self.stopping && !w.leaving && active > min && !others_full {
+                    info!(
+                        "worker {} idle after {served} sessions: releasing it ({active} workers, servers min {min})",
+                        w.pid
+                    );
+                    w.leaving = true;
+                    Self::send(w, ToWorker::Drain);
+                }
+            }
             ToMaster::Draining { sessions, stopping } => {
                 w.sessions = sessions;
                 w.leaving = true;

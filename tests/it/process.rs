@@ -518,3 +518,63 @@ fn sigterm_to_the_whole_process_group_starts_no_replacements() {
         "workers were started while stopping:\n{log}"
     );
 }
+
+#[test]
+fn a_worker_started_for_load_is_released_when_the_load_is_gone() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = harness::compile(
+        dir.path(),
+        "relay",
+        &config(
+            port,
+            echo.port,
+            "spawn = { servers min = 1 servers max = 2 users min = 1 users max = 1 }",
+        ),
+    );
+    let cmd = format!(
+        "TCPRELAY_IDLE_RELEASE=1 exec {} run -f {}",
+        harness::bin("tcprelay").display(),
+        plan.display()
+    );
+    let relay = Relay::start_shell(dir.path(), &cmd, port);
+    let workers = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while children_of(relay.pid()).len() != n {
+            assert!(
+                Instant::now() < deadline,
+                "{} workers, not {n}: {}",
+                children_of(relay.pid()).len(),
+                relay.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    workers(1);
+    // One session fills the only worker: the master starts a second.
+    let mut held = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    held.write_all(b"hold").unwrap();
+    let mut back = [0u8; 4];
+    held.read_exact(&mut back).unwrap();
+    workers(2);
+    // Kept while busy: the first worker's session goes on.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(children_of(relay.pid()).len(), 2, "{}", relay.log_text());
+    held.write_all(b"more").unwrap();
+    held.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"more");
+    // The load gone, one worker goes after the idle-release time; servers min stay.
+    drop(held);
+    workers(1);
+    assert!(
+        relay.log_text().contains("releasing it"),
+        "{}",
+        relay.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(children_of(relay.pid()).len(), 1, "servers min = 1 stays");
+    assert_eq!(harness::echo_through(port, b"after").unwrap(), b"after");
+}

@@ -140,6 +140,9 @@ pub(crate) struct Options {
     pub connect_timeout: Option<std::time::Duration>,
     /// Replaces [`HANDSHAKE_TIMEOUT`] (tests use a short one).
     pub handshake_timeout: Option<std::time::Duration>,
+    /// Replaces the idle-release time (`TCPRELAY_IDLE_RELEASE`, default
+    /// [`server::IDLE_RELEASE`]) after which a worker with no session says so.
+    pub idle_release: Option<std::time::Duration>,
     /// Replaces the mechanism `IO_POLL_MECHANISM` selects (tests run every one
     /// without touching the environment, which parallel tests share).
     pub mechanism: Option<Mechanism>,

@@ -78,6 +78,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 const SIGNAL_GRACE_SECS: u32 = 30;
 /// Events fetched per poll.
 const EVENTS: usize = 1024;
+/// How long a worker holds no session before it tells the master, which releases
+/// workers started above `servers min` (`TCPRELAY_IDLE_RELEASE` in seconds
+/// overrides it).
+pub const IDLE_RELEASE: Duration = Duration::from_secs(30);
 
 /// Something to run again after the next poll.
 #[derive(Debug, Clone, Copy)]
@@ -160,6 +164,10 @@ pub struct Worker {
     /// Set once the worker stops accepting for good: why it will exit when idle.
     exit: Option<Exit>,
     grace_at: Option<Instant>,
+    /// When to tell the master that this worker is idle (no session since, told
+    /// again every `idle_release`); `None` while it holds sessions.
+    idle_at: Option<Instant>,
+    idle_release: Duration,
     sweep_at: Option<Instant>,
     again: VecDeque<Work>,
     /// Reused list of sessions found expired by a sweep.
@@ -193,6 +201,7 @@ impl Worker {
         );
         let ceiling = poller.descriptor_ceiling();
         let capacity = limits::capacity(config.users_max, config.id, ceiling);
+        let idle_release = options.idle_release.unwrap_or_else(idle_release_from_env);
         let control = config.control;
         // The loop must never block on these, whatever the caller set up.
         socket2::SockRef::from(&control).set_nonblocking(true)?;
@@ -264,6 +273,8 @@ impl Worker {
             starve_logged: false,
             exit: None,
             grace_at: None,
+            idle_at: Some(Instant::now() + idle_release),
+            idle_release,
             sweep_at: None,
             again: VecDeque::new(),
             expired: Vec::new(),
@@ -315,10 +326,15 @@ impl Worker {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let next = [self.sweep_at, self.grace_at, self.starved.map(|s| s.until)]
-            .into_iter()
-            .flatten()
-            .min()?;
+        let next = [
+            self.sweep_at,
+            self.grace_at,
+            self.starved.map(|s| s.until),
+            self.idle_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         Some(next.saturating_duration_since(Instant::now()))
     }
 
@@ -338,6 +354,15 @@ impl Worker {
             }
         }
     }
+}
+
+/// `TCPRELAY_IDLE_RELEASE` (seconds, at least 1), else [`IDLE_RELEASE`].
+fn idle_release_from_env() -> Duration {
+    std::env::var("TCPRELAY_IDLE_RELEASE")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(IDLE_RELEASE, Duration::from_secs)
 }
 
 fn register_listener(

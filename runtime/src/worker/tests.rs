@@ -129,6 +129,7 @@ struct Setup {
     listener: Option<TcpListener>,
     signals: Option<mio::unix::pipe::Receiver>,
     connect_timeout: Option<Duration>,
+    idle_release: Option<Duration>,
     mechanism: Mechanism,
 }
 
@@ -140,6 +141,7 @@ impl Setup {
             listener: None,
             signals: None,
             connect_timeout: None,
+            idle_release: None,
             mechanism,
         }
     }
@@ -171,6 +173,7 @@ impl Setup {
         let options = Options {
             probe: Some(probe.clone()),
             connect_timeout: self.connect_timeout,
+            idle_release: self.idle_release,
             mechanism: Some(self.mechanism),
             ..Options::default()
         };
@@ -783,6 +786,41 @@ fn a_client_reset_while_splicing_frees_the_pipe(m: Mechanism) {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
+/// A worker without sessions says so after each idle-release time (the master
+/// releases workers above `servers min`), never while it holds a session.
+fn an_idle_worker_tells_the_master_while_idle(m: Mechanism) {
+    let echo = Backend::start(Mode::Echo);
+    let mut setup = Setup::under(m, relay(&[(echo.addr, 1)]));
+    setup.idle_release = Some(Duration::from_millis(300));
+    let mut worker = setup.start();
+    let started = Instant::now();
+    for _ in 0..2 {
+        assert_eq!(
+            worker.next_frame(Duration::from_secs(3)),
+            Some(ToMaster::Idle { served: 0 })
+        );
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "not before its time"
+    );
+    let mut client = worker.connect();
+    round_trip(&mut client, b"busy");
+    // Drop an Idle that was on its way when the session started.
+    while worker.next_frame(Duration::from_millis(50)).is_some() {}
+    assert_eq!(
+        worker.next_frame(Duration::from_millis(800)),
+        None,
+        "not while a session is open"
+    );
+    drop(client);
+    assert_eq!(
+        worker.next_frame(Duration::from_secs(3)),
+        Some(ToMaster::Idle { served: 1 })
+    );
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
 fn idle_sessions_hold_no_buffers(m: Mechanism) {
     let echo = Backend::start(Mode::Echo);
     let mut worker = Setup::under(m, relay(&[(echo.addr, 1)])).start();
@@ -1170,6 +1208,7 @@ under_each_mechanism!(
     a_reset_is_propagated,
     backpressure_bounds_what_the_worker_buffers,
     idle_sessions_hold_no_buffers,
+    an_idle_worker_tells_the_master_while_idle,
     an_idle_worker_sleeps,
     drain_keeps_open_sessions_and_exits_when_idle,
     master_gone_drains_and_exits_when_idle,

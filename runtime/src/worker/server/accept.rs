@@ -191,6 +191,7 @@ impl Worker {
             PeerText(peer)
         );
         self.served += 1;
+        self.idle_at = None;
         if self.sessions.len() >= self.users_max && !self.full {
             self.full = true;
             self.sync_listeners();

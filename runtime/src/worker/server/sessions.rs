@@ -164,6 +164,9 @@ impl Worker {
             self.poller.closing(remote.io.as_raw_fd());
         }
         drop(session);
+        if self.sessions.is_empty() && self.exit.is_none() {
+            self.idle_at = Some(self.now + self.idle_release);
+        }
         if self.full && self.sessions.len() < self.users_max {
             self.full = false;
             if self.exit.is_none() {

@@ -32,6 +32,19 @@ impl Worker {
         if self.sweep_at.is_some_and(|at| at <= self.now) {
             self.sweep();
         }
+        if self.idle_at.is_some_and(|at| at <= self.now) {
+            // Again after each idle-release time while idle: the master may have
+            // had to keep this worker the last time (another one was full).
+            self.idle_at = Some(self.now + self.idle_release);
+            if self.sessions.is_empty() && self.exit.is_none() {
+                self.link.send(
+                    ToMaster::Idle {
+                        served: self.served,
+                    },
+                    true,
+                );
+            }
+        }
     }
 
     /// Fails over connects older than [`CONNECT_TIMEOUT`], closes TLS clients whose
