@@ -287,6 +287,25 @@ impl Relay {
         self.child.id() as i32
     }
 
+    /// Waits (`within` at most) until the master has exactly `n` worker processes
+    /// and returns their pids; fails the test with the relay's log otherwise.
+    pub fn await_workers(&self, n: usize, within: std::time::Duration) -> Vec<i32> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let workers = children_of(self.pid());
+            if workers.len() == n {
+                return workers;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} workers, not {n}: {}",
+                workers.len(),
+                self.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -508,11 +508,7 @@ fn sigterm_to_the_whole_process_group_starts_no_replacements() {
         plan.display()
     );
     let mut relay = Relay::start_shell(dir.path(), &script, port);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while children_of(relay.pid()).len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(children_of(relay.pid()).len(), 2);
+    relay.await_workers(2, Duration::from_secs(5));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", "--", &format!("-{}", relay.pid())])
         .status();
@@ -546,19 +542,7 @@ fn a_worker_started_for_load_is_released_when_the_load_is_gone() {
         plan.display()
     );
     let relay = Relay::start_shell(dir.path(), &cmd, port);
-    let workers = |n: usize| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while children_of(relay.pid()).len() != n {
-            assert!(
-                Instant::now() < deadline,
-                "{} workers, not {n}: {}",
-                children_of(relay.pid()).len(),
-                relay.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    workers(1);
+    relay.await_workers(1, Duration::from_secs(10));
     // One session fills the only worker: the master starts a second.
     let mut held = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     held.set_read_timeout(Some(Duration::from_secs(10)))
@@ -566,7 +550,7 @@ fn a_worker_started_for_load_is_released_when_the_load_is_gone() {
     held.write_all(b"hold").unwrap();
     let mut back = [0u8; 4];
     held.read_exact(&mut back).unwrap();
-    workers(2);
+    relay.await_workers(2, Duration::from_secs(10));
     // Kept while busy: the first worker's session goes on.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(children_of(relay.pid()).len(), 2, "{}", relay.log_text());
@@ -575,7 +559,7 @@ fn a_worker_started_for_load_is_released_when_the_load_is_gone() {
     assert_eq!(&back, b"more");
     // The load gone, one worker goes after the idle-release time; servers min stay.
     drop(held);
-    workers(1);
+    relay.await_workers(1, Duration::from_secs(10));
     assert!(
         relay.log_text().contains("releasing it"),
         "{}",

@@ -240,12 +240,7 @@ fn a_killed_worker_is_replaced_and_the_others_keep_their_sessions() {
         ),
         port,
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while children_of(relay.pid()).len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let workers = children_of(relay.pid());
-    assert_eq!(workers.len(), 2);
+    let workers = relay.await_workers(2, Duration::from_secs(5));
     let long = long_sessions(port, 20, Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(300));
     let _ = std::process::Command::new("kill")
@@ -261,12 +256,8 @@ fn a_killed_worker_is_replaced_and_the_others_keep_their_sessions() {
         survived, 10,
         "the other worker's sessions did not all survive"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while children_of(relay.pid()).len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let now = children_of(relay.pid());
-    assert_eq!(now.len(), 2, "the dead worker was not replaced");
+    // The dead worker is replaced.
+    let now = relay.await_workers(2, Duration::from_secs(5));
     assert!(!now.contains(&workers[0]));
     assert_eq!(echo_through(port, b"after").unwrap(), b"after");
 }
