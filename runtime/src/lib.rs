@@ -3,6 +3,7 @@
 //! | module    | what it does                                                   |
 //! |-----------|----------------------------------------------------------------|
 //! | [`args`]  | the command line: `run PLAN` and the original's drop-in form   |
+//! | [`board`] | the memory the workers share to split new connections evenly   |
 //! | [`load`]  | reads, decodes and validates a plan (or compiles a CFG)        |
 //! | [`listen`]| binds the listening sockets                                    |
 //! | [`master`]| forks and supervises workers, signals, reload                  |
@@ -13,6 +14,7 @@
 //! | [`log`]   | syslog or stderr                                               |
 
 pub mod args;
+pub mod board;
 pub mod control;
 pub mod listen;
 pub mod load;

@@ -20,6 +20,7 @@
 //!   master exits;
 //! - a worker whose master dies sees end of file on its control socket and drains.
 
+use crate::board::{Board, SEATS};
 use crate::control::{ToMaster, ToWorker, FRAME};
 use crate::listen::{self, Bound};
 use crate::os::{self, Fork};
@@ -60,6 +61,8 @@ struct Worker {
     leaving: bool,
     /// It reported being stopped (SIGTERM/SIGINT or `ToWorker::Stop`).
     stopped: bool,
+    /// Its seat on the load board, freed when it is reaped.
+    seat: Option<usize>,
 }
 
 /// Loads the plan again on SIGHUP.
@@ -83,6 +86,9 @@ pub struct Master {
     /// Spawning held back until then (crash-loop brake, or a worker stopped by a
     /// signal not meant for the master alone); then `servers min` is restored.
     spawn_after: Option<Instant>,
+    /// Where the workers publish their load to share new connections evenly
+    /// (`None` if the shared memory could not be made: they accept as if alone).
+    board: Option<Board>,
 }
 
 impl std::fmt::Debug for Master {
@@ -114,6 +120,11 @@ impl Master {
         poll.registry()
             .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)
             .map_err(|e| format!("cannot watch signals: {e}"))?;
+        let board = Board::new()
+            .inspect_err(|e| {
+                warn!("cannot share memory between workers ({e}): each accepts as if alone")
+            })
+            .ok();
         Ok(Master {
             plan,
             tls,
@@ -127,6 +138,7 @@ impl Master {
             stopping: false,
             deaths: Vec::new(),
             spawn_after: None,
+            board,
         })
     }
 
@@ -238,11 +250,19 @@ impl Master {
                 return;
             }
         };
+        // The lowest seat no live worker holds.
+        let seat = (0..SEATS).find(|i| !self.workers.values().any(|w| w.seat == Some(*i)));
+        let place = self
+            .board
+            .as_ref()
+            .zip(seat)
+            .and_then(|(board, i)| board.occupy(i));
+        let seat = place.as_ref().and(seat);
         match os::fork() {
             Err(e) => error!("cannot fork a worker: {e}"),
             Ok(Fork::Child) => {
                 drop(master_end);
-                let code = self.become_worker(worker_end);
+                let code = self.become_worker(worker_end, place);
                 std::process::exit(code);
             }
             Ok(Fork::Parent(pid)) => {
@@ -269,6 +289,7 @@ impl Master {
                         full: false,
                         leaving: false,
                         stopped: false,
+                        seat,
                     },
                 );
             }
@@ -276,7 +297,7 @@ impl Master {
     }
 
     /// In the child after `fork`: drop everything of the master's and run a worker.
-    fn become_worker(&mut self, control: UnixStream) -> i32 {
+    fn become_worker(&mut self, control: UnixStream, place: Option<crate::board::Place>) -> i32 {
         // Other workers' control sockets must be closed here, or a worker would not see
         // end of file when the master dies.
         self.workers.clear();
@@ -314,6 +335,8 @@ impl Master {
             id: std::process::id(),
             relay: self.plan.relay.clone(),
             users_max: self.plan.spawnd.users_max,
+            users_min: self.plan.spawnd.users_min,
+            place,
             listeners,
             control,
             signals,
@@ -369,6 +392,9 @@ impl Master {
             }
             if closed {
                 let _ = self.poll.registry().deregister(&mut w.control);
+                if let (Some(board), Some(seat)) = (&self.board, w.seat) {
+                    board.vacate(seat);
+                }
                 w.leaving = true;
             }
         }

@@ -569,3 +569,70 @@ fn a_worker_started_for_load_is_released_when_the_load_is_gone() {
     assert_eq!(children_of(relay.pid()).len(), 1, "servers min = 1 stays");
     assert_eq!(harness::echo_through(port, b"after").unwrap(), b"after");
 }
+
+#[test]
+fn two_workers_share_a_burst_of_clients() {
+    const CLIENTS: usize = 40;
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = harness::compile(
+        dir.path(),
+        "relay",
+        &config(
+            port,
+            echo.port,
+            "spawn = { servers min = 2 servers max = 2 users min = 0 }",
+        ),
+    );
+    // A long deferral check: a worker slow to be scheduled on a loaded machine is
+    // not taken for a stuck one (which would let the other accept alone).
+    let cmd = format!(
+        "TCPRELAY_DEFER_CHECK=5000 exec {} run -f {}",
+        harness::bin("tcprelay").display(),
+        plan.display()
+    );
+    let relay = Relay::start_shell(dir.path(), &cmd, port);
+    let workers = relay.await_workers(2, Duration::from_secs(10));
+    // All connected before any is served.
+    let mut clients: Vec<std::net::TcpStream> = (0..CLIENTS)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let message = format!("client {i:02}");
+        c.write_all(message.as_bytes()).unwrap();
+        let mut back = [0u8; 9];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(&back, message.as_bytes());
+    }
+    relay.signal(10);
+    let held = |log: &str, pid: i32| -> Option<usize> {
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains(&format!("status: worker {pid}: ")))?;
+        let rest = line.split(&format!("status: worker {pid}: ")).nth(1)?;
+        rest.split(' ').next()?.parse().ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let split = loop {
+        let log = relay.log_text();
+        let split: Vec<Option<usize>> = workers.iter().map(|&w| held(&log, w)).collect();
+        if split.iter().all(Option::is_some) || Instant::now() > deadline {
+            break split;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let split: Vec<usize> = split
+        .into_iter()
+        .map(|n| n.unwrap_or_else(|| panic!("no status line:\n{}", relay.log_text())))
+        .collect();
+    assert_eq!(split.iter().sum::<usize>(), CLIENTS, "{split:?}");
+    // Within the board's margin (2 + a quarter of the lesser): at most 24 against 16.
+    assert!(
+        split.iter().all(|&n| n >= 16),
+        "uneven split between the workers: {split:?}\n{}",
+        relay.log_text()
+    );
+}

@@ -73,6 +73,12 @@ pub struct Config {
     pub relay: Relay,
     /// `users max`: the worker stops accepting at this many sessions.
     pub users_max: u32,
+    /// `users min`: below this many sessions the worker takes every new connection
+    /// it sees; from it on, it leaves one to a worker with clearly fewer sessions.
+    pub users_min: u32,
+    /// Its seat on the load board shared with the other workers (`None`: it
+    /// accepts as if alone).
+    pub place: Option<crate::board::Place>,
     pub listeners: Vec<Listener>,
     /// The worker's end of the control socket pair (see [`crate::control`]).
     pub control: mio::net::UnixStream,
@@ -143,6 +149,9 @@ pub(crate) struct Options {
     /// Replaces the idle-release time (`TCPRELAY_IDLE_RELEASE`, default
     /// [`server::IDLE_RELEASE`]) after which a worker with no session says so.
     pub idle_release: Option<std::time::Duration>,
+    /// Replaces how long a connection left to a less loaded worker may wait before
+    /// this one checks (`TCPRELAY_DEFER_CHECK`, default [`server::DEFER_CHECK`]).
+    pub defer_check: Option<std::time::Duration>,
     /// Replaces the mechanism `IO_POLL_MECHANISM` selects (tests run every one
     /// without touching the environment, which parallel tests share).
     pub mechanism: Option<Mechanism>,

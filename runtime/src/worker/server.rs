@@ -83,6 +83,34 @@ const EVENTS: usize = 1024;
 /// overrides it).
 pub const IDLE_RELEASE: Duration = Duration::from_secs(30);
 
+/// How long a worker leaves a connection to a less loaded one that accepts nothing
+/// before it takes it (see [`Share`]).
+pub const DEFER_CHECK: Duration = Duration::from_millis(2);
+/// How long a worker that left a connection to another polls without sleeping, to
+/// take it back at once if the other fills up first.
+pub const DEFER_SPIN: Duration = Duration::from_micros(200);
+/// How long a worker accepts without looking at the board once the others left a
+/// connection waiting longer than [`DEFER_CHECK`] (stuck, or too busy to accept).
+pub const ALONE: Duration = Duration::from_millis(250);
+
+/// Sharing new connections with the other workers through the load board
+/// (`crate::board`): from `users min` sessions on, a worker leaves a connection in
+/// the queue when another accepting worker holds clearly fewer sessions. The queue
+/// never waits on that: if the others accepted nothing within [`DEFER_CHECK`], this
+/// worker takes what is waiting and accepts alone for [`ALONE`].
+#[derive(Debug)]
+struct Share {
+    place: crate::board::Place,
+    users_min: usize,
+    defer_check: Duration,
+    /// Since when a connection is left to the others, and their accept count then.
+    deferring: Option<(Instant, u32)>,
+    /// The others did not accept since the deferral: the next accept is a probe
+    /// (a connection found means it waited).
+    overdue: bool,
+    alone_until: Option<Instant>,
+}
+
 /// Something to run again after the next poll.
 #[derive(Debug, Clone, Copy)]
 enum Work {
@@ -183,6 +211,8 @@ pub struct Worker {
     /// TLS handshakes that failed or timed out (logged at debug level only: any
     /// client can cause them).
     tls_failures: u64,
+    /// Sharing new connections with the other workers (`None`: alone).
+    share: Option<Share>,
 }
 
 impl Worker {
@@ -284,12 +314,22 @@ impl Worker {
             tls: config.tls,
             handshake_timeout: options.handshake_timeout.unwrap_or(HANDSHAKE_TIMEOUT),
             tls_failures: 0,
+            share: config.place.map(|place| Share {
+                place,
+                users_min: config.users_min as usize,
+                defer_check: options.defer_check.unwrap_or_else(defer_check_from_env),
+                deferring: None,
+                overdue: false,
+                alone_until: None,
+            }),
         })
     }
 
     /// Runs until drained, stopped or orphaned, and idle.
     pub fn run(mut self) -> io::Result<Exit> {
         let mut events = Vec::with_capacity(EVENTS);
+        // On the board from the start: the others leave clients to an idle worker.
+        self.publish_load();
         loop {
             if let Some(exit) = self.exit {
                 if self.sessions.is_empty() {
@@ -318,6 +358,7 @@ impl Worker {
             self.run_again();
             self.run_timers();
             self.rearm_link();
+            self.publish_load();
             self.report_probe();
         }
     }
@@ -326,7 +367,19 @@ impl Worker {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
+        // A connection left to another worker: polled for without sleeping at first
+        // (the other may fill up before it takes it), then at the deferral's check.
+        let deferral = self
+            .share
+            .as_ref()
+            .and_then(|s| s.deferring.map(|(since, _)| (since, s.defer_check)));
+        if let Some((since, _)) = deferral {
+            if self.now < since + DEFER_SPIN {
+                return Some(Duration::ZERO);
+            }
+        }
         let next = [
+            deferral.map(|(since, check)| since + check),
             self.sweep_at,
             self.grace_at,
             self.starved.map(|s| s.until),
@@ -354,6 +407,15 @@ impl Worker {
             }
         }
     }
+}
+
+/// `TCPRELAY_DEFER_CHECK` (milliseconds, at least 1), else [`DEFER_CHECK`].
+fn defer_check_from_env() -> Duration {
+    std::env::var("TCPRELAY_DEFER_CHECK")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(DEFER_CHECK, Duration::from_millis)
 }
 
 /// `TCPRELAY_IDLE_RELEASE` (seconds, at least 1), else [`IDLE_RELEASE`].

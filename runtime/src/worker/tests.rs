@@ -545,6 +545,131 @@ fn users_max_leaves_extra_clients_in_the_queue(m: Mechanism) {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
+/// Two workers on one listener and one load board (`crate::board`).
+fn two_workers_on_one_board(m: Mechanism, echo: &Backend, defer_check: Duration) -> Vec<Harness> {
+    let board = crate::board::Board::new().expect("board");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let workers = (0..2)
+        .map(|seat| {
+            let mut setup = Setup::under(m, relay(&[(echo.addr, 1)]));
+            setup.listener = Some(listener.try_clone().expect("clone"));
+            setup.place = board.occupy(seat);
+            setup.defer_check = Some(defer_check);
+            setup.start()
+        })
+        .collect();
+    // Both on the board (a worker publishes as its loop starts), seen from a third
+    // seat no worker holds.
+    let observer = board.occupy(2).expect("seat");
+    wait_until("both workers on the board", IO_TIMEOUT, || {
+        observer.others().is_some_and(|o| o.count == 2)
+    });
+    workers
+}
+
+fn two_workers_share_a_burst_of_clients_evenly(m: Mechanism) {
+    const CLIENTS: usize = 40;
+    let echo = Backend::start(Mode::Echo);
+    // A check long enough that a thread slow to run is never taken for a stuck one.
+    let workers = two_workers_on_one_board(m, &echo, Duration::from_secs(5));
+    // All connected before any is served: the burst the first worker to wake used to
+    // take whole.
+    let mut clients: Vec<TcpStream> = (0..CLIENTS).map(|_| workers[0].connect()).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        round_trip(client, format!("client {i}").as_bytes());
+    }
+    let held = || -> Vec<usize> {
+        workers
+            .iter()
+            .map(|w| w.probe.sessions.load(Ordering::Relaxed))
+            .collect()
+    };
+    wait_until("both workers to report", IO_TIMEOUT, || {
+        held().iter().sum::<usize>() == CLIENTS
+    });
+    // A worker defers while it holds more than 2 + 1/4 above the other: at most 24
+    // against 16.
+    let held = held();
+    assert!(held.iter().all(|&n| n >= 16), "uneven split: {held:?}");
+    drop(clients);
+    for mut worker in workers {
+        assert_eq!(worker.stop(), Exit::Stopped);
+    }
+}
+
+fn a_worker_takes_the_clients_a_stuck_one_leaves_waiting(m: Mechanism) {
+    const CLIENTS: usize = 10;
+    let echo = Backend::start(Mode::Echo);
+    let board = crate::board::Board::new().expect("board");
+    // A worker that says it accepts, with no session, and never accepts.
+    let stuck = board.occupy(1).expect("seat");
+    stuck.publish(Some(0));
+    let mut setup = Setup::under(m, relay(&[(echo.addr, 1)]));
+    setup.place = board.occupy(0);
+    let mut worker = setup.start();
+    let started = Instant::now();
+    let clients: Vec<TcpStream> = (0..CLIENTS)
+        .map(|i| {
+            let mut client = worker.connect();
+            round_trip(&mut client, format!("client {i}").as_bytes());
+            client
+        })
+        .collect();
+    // From the third on they are left to the idle-looking worker; after the default
+    // 2 ms check this one takes the waiting client and accepts alone for 250 ms.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "clients waited {:?}",
+        started.elapsed()
+    );
+    wait_until("the sessions to be counted", IO_TIMEOUT, || {
+        worker.probe.sessions.load(Ordering::Relaxed) == CLIENTS
+    });
+    drop(clients);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+fn from_users_min_a_worker_leaves_clients_to_a_less_loaded_one(m: Mechanism) {
+    let echo = Backend::start(Mode::Echo);
+    let board = crate::board::Board::new().expect("board");
+    let other = board.occupy(1).expect("seat");
+    other.publish(Some(0));
+    let mut setup = Setup::under(m, relay(&[(echo.addr, 1)]));
+    setup.place = board.occupy(0);
+    setup.users_min = 3;
+    setup.defer_check = Some(Duration::from_millis(800));
+    let mut worker = setup.start();
+    // Below `users min`: every client is taken at once, whatever the others hold.
+    let mut clients: Vec<TcpStream> = (0..3)
+        .map(|i| {
+            let mut client = worker.connect();
+            round_trip(&mut client, format!("client {i}").as_bytes());
+            client
+        })
+        .collect();
+    // From it on, the next is left to the worker with none, which accepts meanwhile
+    // (its counter moves, so this one keeps deferring).
+    let mut fourth = worker.connect();
+    fourth.write_all(b"4").expect("write");
+    let keep_up = Instant::now() + Duration::from_millis(1200);
+    while Instant::now() < keep_up {
+        other.count_accept();
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        stays_silent(&mut fourth, Duration::from_millis(100)),
+        "served while another worker had fewer sessions"
+    );
+    // The other stops accepting: at the next check this one takes the client.
+    other.publish(None);
+    let mut back = [0u8; 1];
+    fourth.read_exact(&mut back).expect("served");
+    assert_eq!(&back, b"4");
+    clients.push(fourth);
+    drop(clients);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
 fn unix_listener_clients_are_relayed(m: Mechanism) {
     static COUNT: AtomicUsize = AtomicUsize::new(0);
     let path = std::env::temp_dir().join(format!(
@@ -562,6 +687,8 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         id: 2,
         relay: relay(&[(echo.addr, 1)]),
         users_max: 10,
+        users_min: 0,
+        place: None,
         listeners: vec![Listener {
             socket: ListenSocket::Unix(mio::net::UnixListener::from_std(listener)),
             tls: false,
@@ -803,6 +930,9 @@ under_each_mechanism!(
     stop_closes_sessions_after_the_grace_period,
     signals_drain_or_stop,
     users_max_leaves_extra_clients_in_the_queue,
+    two_workers_share_a_burst_of_clients_evenly,
+    a_worker_takes_the_clients_a_stuck_one_leaves_waiting,
+    from_users_min_a_worker_leaves_clients_to_a_less_loaded_one,
     unix_listener_clients_are_relayed,
     an_unusable_sctp_remote_fails_over_to_tcp,
 );

@@ -83,6 +83,8 @@ impl TlsWorker {
             id: 7,
             relay,
             users_max: 2000,
+            users_min: 0,
+            place: None,
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
                 tls: true,

@@ -10,7 +10,7 @@ impl Worker {
 
     pub(super) fn accept(&mut self, index: usize) {
         for _ in 0..ACCEPTS_PER_RUN {
-            if !self.accepting() {
+            if !self.accepting() || self.defer_accept() {
                 return;
             }
             let Some(Some(slot)) = self.listeners.get(index) else {
@@ -29,8 +29,15 @@ impl Worker {
                 ListenSocket::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
             };
             match accepted {
-                Ok((stream, peer)) => self.open_session(stream, peer, tls),
+                Ok((stream, peer)) => {
+                    self.accepted_one();
+                    self.open_session(stream, peer, tls);
+                    self.publish_load();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(share) = self.share.as_mut() {
+                        share.overdue = false;
+                    }
                     self.poller.rearm(fd, Interest::READABLE);
                     return;
                 }
@@ -51,6 +58,107 @@ impl Worker {
             }
         }
         self.again.push_back(Work::Listener(index));
+    }
+
+    /// Whether to leave the next connection to a less loaded worker (see [`Share`]).
+    /// Starts the deferral's check timer; the listener is not re-armed meanwhile.
+    fn defer_accept(&mut self) -> bool {
+        let mine = self.sessions.len();
+        let now = self.now;
+        let Some(share) = self.share.as_mut() else {
+            return false;
+        };
+        let looks = !share.overdue
+            && mine >= share.users_min
+            && share.alone_until.is_none_or(|until| now >= until);
+        let leave = looks
+            .then(|| share.place.others())
+            .flatten()
+            .filter(|others| crate::board::defers(mine, others.least));
+        let Some(others) = leave else {
+            share.deferring = None;
+            return false;
+        };
+        share.deferring.get_or_insert((now, others.accepted));
+        true
+    }
+
+    /// While a connection is left to the others, every turn of the loop (which then
+    /// polls without blocking): nothing left in the queues ends the deferral and the
+    /// listeners are watched again; a connection still waiting is taken as soon as
+    /// this worker no longer holds clearly more than the least loaded one that
+    /// accepts, or when none does. After [`Share::defer_check`]: if the others
+    /// accepted since, they keep up and the deferral goes on; if not, the next
+    /// accept is a probe (see [`Worker::accepted_one`]).
+    pub(super) fn check_deferral(&mut self) {
+        let now = self.now;
+        let mine = self.sessions.len();
+        let Some(share) = self.share.as_mut() else {
+            return;
+        };
+        let Some((since, seen)) = share.deferring else {
+            return;
+        };
+        let waiting: Vec<usize> = self
+            .listeners
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let slot = slot.as_ref().filter(|s| s.registered)?;
+                queued(listener_fd(&slot.socket)).then_some(index)
+            })
+            .collect();
+        if waiting.is_empty() {
+            share.deferring = None;
+            for slot in self.listeners.iter().flatten().filter(|s| s.registered) {
+                self.poller
+                    .rearm(listener_fd(&slot.socket), Interest::READABLE);
+            }
+            return;
+        }
+        match share.place.others() {
+            Some(others) if crate::board::defers(mine, others.least) => {
+                if now < since + share.defer_check {
+                    return;
+                }
+                if others.accepted != seen {
+                    share.deferring = Some((now, others.accepted));
+                    return;
+                }
+                share.overdue = true;
+            }
+            _ => {}
+        }
+        share.deferring = None;
+        self.again.extend(waiting.into_iter().map(Work::Listener));
+    }
+
+    /// Counts an accept on the board; one that a deferral's probe found waiting
+    /// makes this worker accept alone for a while.
+    fn accepted_one(&mut self) {
+        let now = self.now;
+        let id = self.id;
+        if let Some(share) = self.share.as_mut() {
+            share.place.count_accept();
+            if std::mem::take(&mut share.overdue) {
+                crate::debug!(
+                    "worker {id}: the other workers left a connection waiting for {} ms: accepting alone for {} ms",
+                    share.defer_check.as_millis(),
+                    ALONE.as_millis()
+                );
+                share.alone_until = Some(now + ALONE);
+            }
+        }
+    }
+
+    /// Publishes on the board how many sessions this worker holds while it
+    /// accepts.
+    pub(super) fn publish_load(&self) {
+        if let Some(share) = self.share.as_ref() {
+            share
+                .place
+                .publish(self.accepting().then_some(self.sessions.len()));
+        }
     }
 
     /// SIGUSR1 (forwarded by the master): one status line with this worker's sessions
@@ -229,4 +337,16 @@ impl Worker {
             false,
         );
     }
+}
+
+/// Whether a connection waits in a listener's queue (a poll that does not block).
+fn queued(fd: RawFd) -> bool {
+    let mut entry = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no timeout.
+    let n = unsafe { libc::poll(&mut entry, 1, 0) };
+    n > 0 && entry.revents & libc::POLLIN != 0
 }

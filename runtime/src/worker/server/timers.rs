@@ -32,6 +32,7 @@ impl Worker {
         if self.sweep_at.is_some_and(|at| at <= self.now) {
             self.sweep();
         }
+        self.check_deferral();
         if self.idle_at.is_some_and(|at| at <= self.now) {
             // Again after each idle-release time while idle: the master may have
             // had to keep this worker the last time (another one was full).

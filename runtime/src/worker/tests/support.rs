@@ -105,10 +105,14 @@ pub(crate) struct Harness {
 pub(crate) struct Setup {
     pub(crate) relay: Relay,
     pub(crate) users_max: u32,
+    pub(crate) users_min: u32,
+    /// A seat on a load board shared with other workers under test.
+    pub(crate) place: Option<crate::board::Place>,
     pub(crate) listener: Option<TcpListener>,
     pub(crate) signals: Option<mio::unix::pipe::Receiver>,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) idle_release: Option<Duration>,
+    pub(crate) defer_check: Option<Duration>,
     pub(crate) mechanism: Mechanism,
 }
 
@@ -117,10 +121,13 @@ impl Setup {
         Setup {
             relay,
             users_max: 1000,
+            users_min: 0,
+            place: None,
             listener: None,
             signals: None,
             connect_timeout: None,
             idle_release: None,
+            defer_check: None,
             mechanism,
         }
     }
@@ -140,6 +147,8 @@ impl Setup {
             id: 1,
             relay: self.relay,
             users_max: self.users_max,
+            users_min: self.users_min,
+            place: self.place,
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
                 tls: false,
@@ -153,6 +162,7 @@ impl Setup {
             probe: Some(probe.clone()),
             connect_timeout: self.connect_timeout,
             idle_release: self.idle_release,
+            defer_check: self.defer_check,
             mechanism: Some(self.mechanism),
             ..Options::default()
         };

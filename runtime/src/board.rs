@@ -1,0 +1,280 @@
+//! The load board: how workers that accept on the same inherited listeners share
+//! the new connections.
+//!
+//! Every worker is woken by a new connection on a listener they share, and the first
+//! one to run used to take the whole burst: 50 clients connecting at once all landed
+//! on one worker while the other stayed idle (measured in docs/benchmarks.md). The
+//! board is a small table in memory shared by the master and every worker (an
+//! anonymous shared mapping made before the first fork, so every process has it at
+//! the same place). Each worker has a seat where it publishes its number of sessions
+//! while it accepts, and counts its accepts. Before accepting, a worker with at
+//! least `users min` sessions looks at the others: when one that accepts holds
+//! clearly fewer sessions ([`defers`]), it leaves the connection in the queue for
+//! that one (see `worker::server::accept`).
+//!
+//! The master hands out the seats: the lowest free one at each fork, freed when the
+//! worker is reaped. A worker without a seat (more workers alive than seats) accepts
+//! as if alone. Only atomics are shared, with relaxed ordering: a stale figure makes
+//! a worker accept one connection it could have left, never lose one.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Seats on a board: workers alive at once, old generations draining included.
+pub const SEATS: usize = 1024;
+
+/// A seat's load while its worker does not accept (or no worker holds it).
+const AWAY: u32 = u32::MAX;
+
+/// One worker's published figures.
+#[repr(C)]
+struct Seat {
+    /// Sessions held, or [`AWAY`].
+    load: AtomicU32,
+    /// Connections accepted so far (wrapping): another worker sees from it that this
+    /// one makes progress.
+    accepted: AtomicU32,
+}
+
+/// The shared memory: a header (seats in use end before `high`) and the seats.
+#[repr(C)]
+struct Table {
+    high: AtomicU32,
+    _pad: AtomicU32,
+    seats: [Seat; SEATS],
+}
+
+struct Mapping(NonNull<Table>);
+
+// SAFETY: the table holds only atomics, and the mapping lives as long as the last
+// handle (threads) or the process (a forked worker keeps its copy of the mapping).
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the pointer and size are those of the mmap in `Board::new`, and no
+        // reference into the table outlives the last handle.
+        unsafe {
+            libc::munmap(self.0.as_ptr().cast(), std::mem::size_of::<Table>());
+        }
+    }
+}
+
+/// A handle on the board (cheap to clone).
+#[derive(Clone)]
+pub struct Board(Arc<Mapping>);
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board")
+            .field("high", &self.table().high.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Board {
+    /// Maps a new board, every seat away. Shared with the processes forked after.
+    pub fn new() -> io::Result<Board> {
+        let size = std::mem::size_of::<Table>();
+        // SAFETY: a fresh anonymous mapping; the kernel zero-fills it, which is a
+        // valid `Table` (atomics of 0) before the seats are set away below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let table = NonNull::new(ptr.cast::<Table>()).ok_or_else(|| io::Error::other("mmap"))?;
+        let board = Board(Arc::new(Mapping(table)));
+        for seat in &board.table().seats {
+            seat.load.store(AWAY, Ordering::Relaxed);
+        }
+        Ok(board)
+    }
+
+    fn table(&self) -> &Table {
+        // SAFETY: the mapping is valid while `self.0` lives (see `Mapping`).
+        unsafe { self.0 .0.as_ref() }
+    }
+
+    /// The master: gives seat `index` to a new worker (away until it publishes).
+    pub fn occupy(&self, index: usize) -> Option<Place> {
+        let table = self.table();
+        let seat = table.seats.get(index)?;
+        seat.load.store(AWAY, Ordering::Relaxed);
+        let end = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        table.high.fetch_max(end, Ordering::Relaxed);
+        Some(Place {
+            board: self.clone(),
+            index,
+        })
+    }
+
+    /// The master: a worker is gone (reaped); its seat no longer counts.
+    pub fn vacate(&self, index: usize) {
+        if let Some(seat) = self.table().seats.get(index) {
+            seat.load.store(AWAY, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A worker's seat on the board.
+#[derive(Debug, Clone)]
+pub struct Place {
+    board: Board,
+    index: usize,
+}
+
+/// What a worker sees of the others that accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Others {
+    /// The fewest sessions among them.
+    pub least: u32,
+    /// The sum of their accept counters (wrapping): it moves while they accept.
+    pub accepted: u32,
+    /// How many they are.
+    pub count: u32,
+}
+
+impl Place {
+    fn seat(&self) -> &Seat {
+        &self.board.table().seats[self.index]
+    }
+
+    /// Publishes this worker's sessions (`None`: it does not accept now).
+    pub fn publish(&self, sessions: Option<usize>) {
+        let load = sessions.map_or(AWAY, |n| u32::try_from(n).unwrap_or(AWAY - 1));
+        self.seat().load.store(load, Ordering::Relaxed);
+    }
+
+    /// Counts one accepted connection.
+    pub fn count_accept(&self) {
+        self.seat().accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The other workers that accept now, or `None` when there is none.
+    pub fn others(&self) -> Option<Others> {
+        let table = self.board.table();
+        let high = (table.high.load(Ordering::Relaxed) as usize).min(SEATS);
+        let mut found: Option<Others> = None;
+        for (i, seat) in table.seats[..high].iter().enumerate() {
+            if i == self.index {
+                continue;
+            }
+            let load = seat.load.load(Ordering::Relaxed);
+            if load == AWAY {
+                continue;
+            }
+            let accepted = seat.accepted.load(Ordering::Relaxed);
+            found = Some(match found {
+                None => Others {
+                    least: load,
+                    accepted,
+                    count: 1,
+                },
+                Some(o) => Others {
+                    least: o.least.min(load),
+                    accepted: o.accepted.wrapping_add(accepted),
+                    count: o.count + 1,
+                },
+            });
+        }
+        found
+    }
+}
+
+/// Whether a worker holding `mine` sessions leaves a new connection to another that
+/// accepts with `least`: when it holds more than two plus a quarter above it (the
+/// margin keeps two workers with nearly the same load from both declining in turn,
+/// and leaves alone the small differences of short connections coming and going).
+pub fn defers(mine: usize, least: u32) -> bool {
+    let least = least as usize;
+    mine > least + 2 + least / 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_sees_only_the_others_that_accept() {
+        let board = Board::new().unwrap();
+        let a = board.occupy(0).unwrap();
+        let b = board.occupy(1).unwrap();
+        let c = board.occupy(2).unwrap();
+        assert_eq!(a.others(), None, "nobody published yet");
+        b.publish(Some(7));
+        c.publish(Some(3));
+        c.count_accept();
+        c.count_accept();
+        b.count_accept();
+        assert_eq!(
+            a.others(),
+            Some(Others {
+                least: 3,
+                accepted: 3,
+                count: 2
+            })
+        );
+        c.publish(None);
+        assert_eq!(a.others().map(|o| o.least), Some(7), "c stopped accepting");
+        board.vacate(1);
+        assert_eq!(a.others(), None, "b was reaped");
+        // A new worker in b's seat starts away, with the old counter (only its
+        // movement matters).
+        let b2 = board.occupy(1).unwrap();
+        assert_eq!(a.others(), None);
+        b2.publish(Some(0));
+        assert_eq!(a.others().map(|o| o.least), Some(0));
+        assert!(board.occupy(SEATS).is_none(), "no seat past the table");
+    }
+
+    #[test]
+    fn the_board_is_shared_with_a_forked_process() {
+        let board = Board::new().unwrap();
+        let here = board.occupy(0).unwrap();
+        let there = board.occupy(1).unwrap();
+        // SAFETY: the child only stores to the shared mapping and exits at once.
+        match unsafe { libc::fork() } {
+            -1 => panic!("fork: {}", io::Error::last_os_error()),
+            0 => {
+                there.publish(Some(42));
+                there.count_accept();
+                unsafe { libc::_exit(0) };
+            }
+            pid => {
+                let mut status = 0;
+                assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+                assert_eq!(
+                    here.others(),
+                    Some(Others {
+                        least: 42,
+                        accepted: 1,
+                        count: 1
+                    })
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn deferring_needs_a_clear_difference() {
+        assert!(!defers(0, 0));
+        assert!(!defers(2, 0), "two apart: both may accept");
+        assert!(defers(3, 0));
+        assert!(!defers(17, 16), "16 + 2 + 4 = 22 is the bound");
+        assert!(!defers(22, 16));
+        assert!(defers(23, 16));
+        assert!(!defers(5, 9), "fewer than the least never defers");
+    }
+}
