@@ -596,6 +596,17 @@ class Bench:
                 detail += f"; RSS {(after - before) / max(1, len(socks)):.2f} KiB/conn after one PING each"
                 if p.poll() is not None:
                     self.anomalies.append(f"{target} exited ({p.returncode}) in the 10,000 test")
+                if target == "tcprelay" and served < len(socks):
+                    # Its own words on what it closed (warnings and errors are logged
+                    # at the default level), kept in the results.
+                    try:
+                        with open(self.path(f"{target}-10k.log"), errors="replace") as f:
+                            tail = f.read().splitlines()[-15:]
+                    except OSError:
+                        tail = []
+                    self.anomalies.append(
+                        f"tcprelay served {served} of {len(socks)} in the 10,000 test "
+                        f"({dict(outcome)}); its log ends: " + " | ".join(tail))
             for s in socks:
                 s.close()
             return float(served), detail
