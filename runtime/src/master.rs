@@ -30,9 +30,9 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::time::{Duration, Instant};
-use tcprelay_plan::{ListenAddress, Plan};
+use tcprelay_plan::{ListenAddress, Overload, Plan};
 
 /// Seconds a graceful stop lets sessions finish.
 pub const STOP_GRACE_SECS: u32 = 30;
@@ -45,6 +45,9 @@ const SIGNALS: &[libc::c_int] = &[
     libc::SIGUSR1,
 ];
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
+/// Listener `i`, watched by the master while it sheds connections (`overload =
+/// close|reset`), has token `LISTENER_TOKENS - i`.
+const LISTENER_TOKENS: usize = usize::MAX - 1;
 
 /// The master's view of one worker.
 #[derive(Debug)]
@@ -89,6 +92,12 @@ pub struct Master {
     /// Where the workers publish their load to share new connections evenly
     /// (`None` if the shared memory could not be made: they accept as if alone).
     board: Option<Board>,
+    /// Every worker is full and no other may start: the listeners use their
+    /// `overload backlog`, and with `overload = close|reset` the master accepts and
+    /// sheds what comes in.
+    overloaded: bool,
+    /// Connections shed during the current overload.
+    shed: u64,
 }
 
 impl std::fmt::Debug for Master {
@@ -139,6 +148,8 @@ impl Master {
             deaths: Vec::new(),
             spawn_after: None,
             board,
+            overloaded: false,
+            shed: 0,
         })
     }
 
@@ -190,18 +201,25 @@ impl Master {
                 }
             }
             for event in events.iter() {
-                if event.token() == SIGNAL_TOKEN {
+                let token = event.token();
+                if token == SIGNAL_TOKEN {
                     for signal in os::read_signals(&mut self.signals) {
                         self.on_signal(signal);
                     }
+                } else if token.0 <= LISTENER_TOKENS
+                    && LISTENER_TOKENS - token.0 < self.listeners.len()
+                {
+                    self.shed_from(LISTENER_TOKENS - token.0);
                 } else {
-                    self.on_control(event.token());
+                    self.on_control(token);
                 }
             }
             if self.spawn_after.is_some_and(|t| t <= Instant::now()) {
                 self.spawn_after = None;
                 self.ensure_minimum();
             }
+            let due = self.overload_due();
+            self.set_overload(due);
         }
     }
 
@@ -460,6 +478,125 @@ impl Master {
         }
     }
 
+    /// Whether every worker is full and no other may start (`servers max`).
+    fn overload_due(&self) -> bool {
+        let mut active = 0;
+        for w in self.active() {
+            if !w.full {
+                return false;
+            }
+            active += 1;
+        }
+        !self.stopping && active > 0 && active >= self.plan.spawnd.servers_max as usize
+    }
+
+    /// Enters or leaves overload: each listener's backlog becomes its `overload
+    /// backlog` (or back), and with `overload = close|reset` the master watches the
+    /// listeners and sheds what arrives ([`Master::shed_from`]).
+    fn set_overload(&mut self, on: bool) {
+        if on == self.overloaded {
+            return;
+        }
+        self.overloaded = on;
+        let mode = self.plan.spawnd.overload;
+        for (i, b) in self.listeners.iter().enumerate() {
+            if b.spec.overload_backlog != b.spec.backlog {
+                let backlog = if on {
+                    b.spec.overload_backlog
+                } else {
+                    b.spec.backlog
+                };
+                if let Err(e) = b.socket.listen(backlog.min(i32::MAX as u32) as i32) {
+                    warn!(
+                        "cannot set the backlog of {} to {backlog}: {e}",
+                        b.spec.address
+                    );
+                }
+            }
+            if mode != Overload::Queue {
+                let fd = b.socket.as_raw_fd();
+                let mut source = mio::unix::SourceFd(&fd);
+                let registry = self.poll.registry();
+                let result = if on {
+                    // Accepting here must not block (the workers set it too: the
+                    // socket is shared).
+                    b.socket.set_nonblocking(true).and_then(|()| {
+                        registry.register(
+                            &mut source,
+                            Token(LISTENER_TOKENS - i),
+                            Interest::READABLE,
+                        )
+                    })
+                } else {
+                    registry.deregister(&mut source)
+                };
+                if let Err(e) = result {
+                    warn!("cannot watch listener {} for overload: {e}", b.spec.address);
+                }
+            }
+        }
+        let what = match mode {
+            Overload::Queue => "they wait in the queue",
+            Overload::Close => "closing them (overload = close)",
+            Overload::Reset => "resetting them (overload = reset)",
+        };
+        if on {
+            warn!(
+                "every worker is full ({} of servers max {}, users max {}): new connections: {what}",
+                self.active().count(),
+                self.plan.spawnd.servers_max,
+                self.plan.spawnd.users_max
+            );
+        } else {
+            notice!(
+                "workers have room again{}",
+                if self.shed > 0 {
+                    format!(" ({} connections shed meanwhile)", self.shed)
+                } else {
+                    String::new()
+                }
+            );
+            self.shed = 0;
+        }
+    }
+
+    /// In overload with `overload = close|reset`: accepts every connection waiting on
+    /// listener `index` and closes it (a reset: with a zero linger time).
+    fn shed_from(&mut self, index: usize) {
+        let Some(b) = self.listeners.get(index) else {
+            return;
+        };
+        if !self.overloaded {
+            return;
+        }
+        let reset = self.plan.spawnd.overload == Overload::Reset;
+        let mut shed = 0;
+        loop {
+            match b.socket.accept() {
+                Ok((socket, _)) => {
+                    if reset {
+                        let _ = socket.set_linger(Some(Duration::ZERO));
+                    }
+                    drop(socket);
+                    shed += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    // Out of descriptors: what waits stays queued until the next
+                    // connection or the end of the overload.
+                    warn!("cannot shed connections on {}: {e}", b.spec.address);
+                    break;
+                }
+            }
+        }
+        self.shed += shed;
+    }
+
     /// Starts another worker when every active one is full and there is room.
     fn scale_up(&mut self) {
         let active = self.active().count();
@@ -560,6 +697,9 @@ impl Master {
             }
         };
         crate::apply_env(&plan);
+        // The old sockets leave overload (backlog, watch) before they are replaced;
+        // the new generation's state is worked out after this turn.
+        self.set_overload(false);
         // Sockets no longer in the plan are closed here; old workers keep their own
         // copies until they drain.
         self.listeners = listeners;
@@ -596,6 +736,7 @@ impl Master {
             "stopping: {} worker(s) get {grace} s to finish their sessions",
             self.workers.len()
         );
+        self.set_overload(false);
         self.stopping = true;
         self.spawn_after = None;
         self.listeners.clear();

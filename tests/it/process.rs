@@ -652,3 +652,82 @@ fn two_workers_share_a_burst_of_clients() {
         relay.log_text()
     );
 }
+
+/// The backlog of the socket listening on `port`, as `ss` shows it (Send-Q).
+fn listen_backlog(port: u16) -> Option<u32> {
+    let out = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Waits until the relay's log contains `what`.
+fn await_log(relay: &Relay, what: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !relay.log_text().contains(what) {
+        assert!(
+            Instant::now() < deadline,
+            "no {what:?} in the log:\n{}",
+            relay.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn overload_close_and_reset_shed_clients_while_every_worker_is_full() {
+    for mode in ["close", "reset"] {
+        let echo = Echo::start();
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            "id = spawnd {{\n listen = {{ address = 127.0.0.1 port = {port} backlog = 64 overload backlog = 16 }}\n spawn = {{ servers min = 1 servers max = 1 users min = 1 users max = 1 overload = {mode} }}\n}}\nid = tcprelay {{\n remote = {{ address = 127.0.0.1 port = {} }}\n}}\n",
+            echo.port
+        );
+        let plan = harness::compile(dir.path(), "relay", &cfg);
+        let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+        relay.await_workers(1, Duration::from_secs(10));
+        assert_eq!(listen_backlog(port), Some(64), "{}", relay.log_text());
+        // One session fills the only worker, and no other may start.
+        let mut held = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        held.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        held.write_all(b"hold").unwrap();
+        let mut back = [0u8; 4];
+        held.read_exact(&mut back).unwrap();
+        await_log(&relay, "every worker is full", Duration::from_secs(10));
+        assert_eq!(listen_backlog(port), Some(16), "overload backlog");
+        // A new client is turned away at once: end of file, or a reset.
+        let mut turned = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        turned
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let outcome = turned.read(&mut byte);
+        match mode {
+            "close" => assert_eq!(outcome.ok(), Some(0), "{}", relay.log_text()),
+            _ => assert_eq!(
+                outcome.map_err(|e| e.kind()).err(),
+                Some(std::io::ErrorKind::ConnectionReset),
+                "{}",
+                relay.log_text()
+            ),
+        }
+        // The held session is untouched.
+        held.write_all(b"more").unwrap();
+        held.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"more");
+        // Room again: new clients are served, the backlog is back.
+        drop(held);
+        await_log(&relay, "workers have room again", Duration::from_secs(10));
+        assert!(
+            relay.log_text().contains("(1 connections shed meanwhile)"),
+            "{}",
+            relay.log_text()
+        );
+        assert_eq!(harness::echo_through(port, b"new").unwrap(), b"new");
+        assert_eq!(listen_backlog(port), Some(64));
+    }
+}

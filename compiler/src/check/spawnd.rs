@@ -92,7 +92,6 @@ fn scalar(d: &Directive, scope: &mut Scope, m: &mut SpawndModel, cx: &mut Cx<'_>
         Key::BindRetryDelay => scope.scalar(d, values::u32_value, &mut m.bind_retry_delay, cx),
         Key::Overload => {
             scope.scalar(d, values::overload, &mut m.overload, cx);
-            overload_not_implemented(d, cx);
         }
         Key::Debug => scope.scalar(d, values::u32_value, &mut m.debug, cx),
         _ if listen::keepalive_directive(d, scope, &mut m.keepalive, cx) => {}
@@ -135,7 +134,6 @@ fn spawn(body: &[Sp<Directive>], scope: &mut Scope, m: &mut SpawnModel, cx: &mut
             ),
             Key::Overload => {
                 scope.scalar(d, values::overload, &mut m.overload, cx);
-                overload_not_implemented(d, cx);
             }
             Key::Exec => {
                 cx.push(
@@ -150,29 +148,6 @@ fn spawn(body: &[Sp<Directive>], scope: &mut Scope, m: &mut SpawnModel, cx: &mut
             }
             _ => cx.misplaced(&d.key, "in a `spawn` block", SPAWN_VALID),
         }
-    }
-}
-
-/// `overload = close|reset` is accepted, but the runtime does not yet accept and shed
-/// connections when every worker is full: they wait in the queue, as with `queue`.
-/// Say so rather than let the setting pass silently.
-fn overload_not_implemented(d: &Directive, cx: &mut Cx<'_>) {
-    let crate::ast::Body::Value(v) = &d.body else {
-        return;
-    };
-    if matches!(v.node.text.to_ascii_lowercase().as_str(), "close" | "reset") {
-        cx.push(
-            Diagnostic::warning(
-                Code::Ignored,
-                v.span,
-                format!(
-                    "`overload = {}` is not implemented yet; connections wait in the queue",
-                    v.node.text
-                ),
-            )
-            .with_label("treated as `queue`")
-            .with_help("write `overload = queue`, or remove the line"),
-        );
     }
 }
 

@@ -2,10 +2,11 @@
 //! it, without ever blocking the loop.
 //!
 //! Reads are buffered so that a frame split across reads is reassembled. Writes are
-//! non-blocking: a load update the socket cannot take now is dropped (it is
-//! advisory and the next one supersedes it), while the rare frames the master must
-//! see (`Retiring`, `Draining`) and the tail of a partly written frame wait in a
-//! small outbox flushed when the socket becomes writable.
+//! non-blocking: an essential frame the socket cannot take now (every frame the
+//! worker sends: `Load`, on which the master starts workers and sheds connections,
+//! `Retiring`, `Draining`, `Idle`) and the tail of a partly written frame wait in a
+//! small outbox flushed when the socket becomes writable; a non-essential one would
+//! be dropped.
 
 use crate::control::{ToMaster, ToWorker, FRAME};
 use mio::net::UnixStream;

@@ -329,12 +329,14 @@ impl Worker {
 
     pub(super) fn send_load(&mut self) {
         let sessions = u32::try_from(self.sessions.len()).unwrap_or(u32::MAX);
+        // Essential: the master starts workers and sheds connections on it, and it
+        // is only sent when the worker fills up or has room again.
         self.link.send(
             ToMaster::Load {
                 sessions,
                 full: self.full,
             },
-            false,
+            true,
         );
     }
 }
