@@ -48,6 +48,8 @@ const SIGNAL_TOKEN: Token = Token(usize::MAX);
 /// Listener `i`, watched by the master while it sheds connections (`overload =
 /// close|reset`), has token `LISTENER_TOKENS - i`.
 const LISTENER_TOKENS: usize = usize::MAX - 1;
+/// At most one overload warning in this time.
+const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The master's view of one worker.
 #[derive(Debug)]
@@ -96,8 +98,14 @@ pub struct Master {
     /// `overload backlog`, and with `overload = close|reset` the master accepts and
     /// sheds what comes in.
     overloaded: bool,
-    /// Connections shed during the current overload.
+    /// Connections shed since the last "room again" notice.
     shed: u64,
+    /// When the last "every worker is full" warning was logged, and whether the
+    /// current overload is the one it was for: a service at capacity fills and frees
+    /// a worker with every connection, and one warning per [`OVERLOAD_LOG_EVERY`]
+    /// says it.
+    overload_logged: Option<Instant>,
+    overload_episode_logged: bool,
 }
 
 impl std::fmt::Debug for Master {
@@ -150,6 +158,8 @@ impl Master {
             board,
             overloaded: false,
             shed: 0,
+            overload_logged: None,
+            overload_episode_logged: false,
         })
     }
 
@@ -540,14 +550,21 @@ impl Master {
             Overload::Close => "closing them (overload = close)",
             Overload::Reset => "resetting them (overload = reset)",
         };
+        let now = Instant::now();
         if on {
-            warn!(
-                "every worker is full ({} of servers max {}, users max {}): new connections: {what}",
-                self.active().count(),
-                self.plan.spawnd.servers_max,
-                self.plan.spawnd.users_max
-            );
-        } else {
+            self.overload_episode_logged = self
+                .overload_logged
+                .is_none_or(|at| now.duration_since(at) >= OVERLOAD_LOG_EVERY);
+            if self.overload_episode_logged {
+                self.overload_logged = Some(now);
+                warn!(
+                    "every worker is full ({} of servers max {}, users max {}): new connections: {what}",
+                    self.active().count(),
+                    self.plan.spawnd.servers_max,
+                    self.plan.spawnd.users_max
+                );
+            }
+        } else if self.overload_episode_logged {
             notice!(
                 "workers have room again{}",
                 if self.shed > 0 {

@@ -729,5 +729,25 @@ fn overload_close_and_reset_shed_clients_while_every_worker_is_full() {
         );
         assert_eq!(harness::echo_through(port, b"new").unwrap(), b"new");
         assert_eq!(listen_backlog(port), Some(64));
+        // Full again within 10 s: clients are turned away as before, and the log
+        // does not repeat the warning (a service at capacity would log two lines
+        // per connection).
+        let mut held = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        held.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        held.write_all(b"hold").unwrap();
+        held.read_exact(&mut back).unwrap();
+        let mut turned = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        turned
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let outcome = turned.read(&mut byte);
+        assert!(
+            matches!(&outcome, Ok(0))
+                || matches!(&outcome, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "not turned away while full: {outcome:?}"
+        );
+        let log = relay.log_text();
+        assert_eq!(log.matches("every worker is full").count(), 1, "{log}");
     }
 }
