@@ -259,9 +259,17 @@ impl Master {
             })
             .collect();
         notice!(
-            "status: generation {}; workers: {}",
+            "status: generation {}; workers: {}{}",
             self.generation,
-            list.join("; ")
+            list.join("; "),
+            if self.overloaded {
+                format!(
+                    "; overloaded (every worker full), {} connections shed so far",
+                    self.shed
+                )
+            } else {
+                String::new()
+            }
         );
         // Each worker reports its own sessions and remotes.
         for w in ws {

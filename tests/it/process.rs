@@ -699,6 +699,12 @@ fn overload_close_and_reset_shed_clients_while_every_worker_is_full() {
         held.read_exact(&mut back).unwrap();
         await_log(&relay, "every worker is full", Duration::from_secs(10));
         assert_eq!(listen_backlog(port), Some(16), "overload backlog");
+        relay.signal(10);
+        await_log(
+            &relay,
+            "; overloaded (every worker full)",
+            Duration::from_secs(5),
+        );
         // A new client is turned away at once: end of file, or a reset.
         let mut turned = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         turned
