@@ -28,7 +28,8 @@ impl Bound {
 
 fn keepalive(socket: &Socket, k: &Keepalive) -> io::Result<()> {
     if k.count.is_none() && k.idle.is_none() && k.interval.is_none() {
-        return Ok(());
+        // Off (a socket kept across a reload may have had it).
+        return socket.set_keepalive(false);
     }
     let mut ka = TcpKeepalive::new();
     if let Some(idle) = k.idle {
@@ -41,6 +42,37 @@ fn keepalive(socket: &Socket, k: &Keepalive) -> io::Result<()> {
         ka = ka.with_retries(count);
     }
     socket.set_tcp_keepalive(&ka)
+}
+
+/// The listener's keepalive, its own settings over the spawnd section's.
+fn merged(spec: &Listener, default_keepalive: &Keepalive) -> Keepalive {
+    Keepalive {
+        count: spec.keepalive.count.or(default_keepalive.count),
+        idle: spec.keepalive.idle.or(default_keepalive.idle),
+        interval: spec.keepalive.interval.or(default_keepalive.interval),
+    }
+}
+
+/// Applies a reloaded plan's settings (`b.spec`) to a socket kept open for it and
+/// made with `was`: backlog, keepalive (inherited by the connections accepted from
+/// then on) and a Unix socket's mode.
+fn refresh(b: &Bound, was: &Listener, default_keepalive: &Keepalive) -> io::Result<()> {
+    let spec = &b.spec;
+    if spec.backlog != was.backlog {
+        b.socket.listen(spec.backlog.min(i32::MAX as u32) as i32)?;
+    }
+    match &spec.address {
+        ListenAddress::Inet(_) if spec.protocol == Protocol::Tcp => {
+            keepalive(&b.socket, &merged(spec, default_keepalive))?;
+        }
+        ListenAddress::Unix(path) if spec.mode != was.mode => {
+            if let Some(mode) = spec.mode {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Binds one listener. `default_keepalive` is the spawnd section's setting, which
@@ -58,13 +90,8 @@ pub fn bind(spec: &Listener, default_keepalive: &Keepalive) -> io::Result<Bound>
             if addr.is_ipv6() {
                 socket.set_only_v6(true)?;
             }
-            let k = Keepalive {
-                count: spec.keepalive.count.or(default_keepalive.count),
-                idle: spec.keepalive.idle.or(default_keepalive.idle),
-                interval: spec.keepalive.interval.or(default_keepalive.interval),
-            };
             if spec.protocol == Protocol::Tcp {
-                keepalive(&socket, &k)?;
+                keepalive(&socket, &merged(spec, default_keepalive))?;
                 // Accepted connections inherit it from the listener, which spares a
                 // system call per connection (workers set it themselves where the
                 // inheritance is not known to hold).
@@ -117,27 +144,38 @@ pub fn bind_all(
     old: &mut Vec<Bound>,
 ) -> Result<Vec<Bound>, String> {
     let mut out = Vec::with_capacity(specs.len());
-    let mut reused = Vec::new();
+    // Kept sockets, by position in `out`, with the settings they were made with.
+    let mut reused: Vec<(usize, Listener)> = Vec::new();
     for spec in specs {
         if let Some(i) = old.iter().position(|b| b.serves(spec)) {
             let mut b = old.swap_remove(i);
-            b.spec = spec.clone();
-            reused.push(out.len());
+            reused.push((out.len(), std::mem::replace(&mut b.spec, spec.clone())));
             out.push(b);
             continue;
         }
         match bind(spec, default_keepalive) {
             Ok(b) => out.push(b),
             Err(e) => {
-                // Give the reused sockets back so the caller keeps serving on them;
-                // the newly bound ones are closed.
-                for (i, b) in out.into_iter().enumerate() {
-                    if reused.contains(&i) {
+                // Give the reused sockets back, as they were, so the caller keeps
+                // serving on them; the newly bound ones are closed.
+                for (i, mut b) in out.into_iter().enumerate() {
+                    if let Some((_, was)) = reused.iter().find(|(j, _)| *j == i) {
+                        b.spec = was.clone();
                         old.push(b);
                     }
                 }
                 return Err(format!("cannot listen on {}: {e}", spec.address));
             }
+        }
+    }
+    // Only now that the reload will happen: the kept sockets take the new settings.
+    for (i, was) in &reused {
+        let b = &out[*i];
+        if let Err(e) = refresh(b, was, default_keepalive) {
+            crate::warn!(
+                "listener {}: cannot apply the new backlog, keepalive or mode: {e}",
+                b.spec.address
+            );
         }
     }
     Ok(out)

@@ -710,6 +710,9 @@ impl Master {
             error!("reload failed, keeping the running plan: {e}");
             return;
         }
+        // The sockets leave overload (backlog, watch) before some move to the new
+        // set; the state is worked out again after this turn.
+        self.set_overload(false);
         let listeners = match listen::bind_all(
             &plan.spawnd.listeners,
             &plan.spawnd.keepalive,
@@ -722,9 +725,6 @@ impl Master {
             }
         };
         crate::apply_env(&plan);
-        // The old sockets leave overload (backlog, watch) before they are replaced;
-        // the new generation's state is worked out after this turn.
-        self.set_overload(false);
         // Sockets no longer in the plan are closed here; old workers keep their own
         // copies until they drain.
         self.listeners = listeners;

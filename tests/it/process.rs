@@ -757,3 +757,27 @@ fn overload_close_and_reset_shed_clients_while_every_worker_is_full() {
         assert_eq!(log.matches("every worker is full").count(), 1, "{log}");
     }
 }
+
+#[test]
+fn a_reload_applies_a_new_backlog_to_a_listener_it_keeps() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |backlog: u32| {
+        format!(
+            "id = spawnd {{\n listen = {{ address = 127.0.0.1 port = {port} backlog = {backlog} }}\n spawn = {{ servers min = 1 servers max = 1 }}\n}}\nid = tcprelay {{\n remote = {{ address = 127.0.0.1 port = {} }}\n}}\n",
+            echo.port
+        )
+    };
+    let plan = harness::compile(dir.path(), "relay", &cfg(64));
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    relay.await_workers(1, Duration::from_secs(10));
+    assert_eq!(listen_backlog(port), Some(64), "{}", relay.log_text());
+    // The same address with another backlog: the socket is kept (nothing queued is
+    // lost) and takes the new backlog.
+    harness::compile(dir.path(), "relay", &cfg(32));
+    relay.signal(1);
+    await_log(&relay, "reloaded (generation 1)", Duration::from_secs(10));
+    assert_eq!(listen_backlog(port), Some(32), "{}", relay.log_text());
+    assert_eq!(harness::echo_through(port, b"after").unwrap(), b"after");
+}
