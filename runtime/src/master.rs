@@ -373,6 +373,7 @@ impl Master {
             users_max: self.plan.spawnd.users_max,
             users_min: self.plan.spawnd.users_min,
             place,
+            acl: self.plan.spawnd.acl.clone(),
             listeners,
             control,
             signals,

@@ -781,3 +781,43 @@ fn a_reload_applies_a_new_backlog_to_a_listener_it_keeps() {
     assert_eq!(listen_backlog(port), Some(32), "{}", relay.log_text());
     assert_eq!(harness::echo_through(port, b"after").unwrap(), b"after");
 }
+
+#[test]
+fn the_acl_of_the_plan_is_enforced_by_the_workers() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = harness::compile(
+        dir.path(),
+        "relay",
+        &config(
+            port,
+            echo.port,
+            "acl = deny 127.0.0.2\nacl = permit 127.0.0.0/8\nspawn = { servers min = 1 servers max = 1 }",
+        ),
+    );
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    relay.await_workers(1, Duration::from_secs(10));
+    assert_eq!(harness::echo_through(port, b"in").unwrap(), b"in");
+    // From 127.0.0.2: closed without a byte of reply.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
+        .unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    let mut denied: std::net::TcpStream = socket.into();
+    denied
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = denied.write_all(b"out");
+    let mut byte = [0u8; 1];
+    match denied.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a denied client was served: {other:?}"),
+    }
+    relay.signal(10);
+    await_log(&relay, "1 denied by the acl", Duration::from_secs(5));
+}

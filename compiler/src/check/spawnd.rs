@@ -85,11 +85,39 @@ fn scalar(d: &Directive, scope: &mut Scope, m: &mut SpawndModel, cx: &mut Cx<'_>
     match d.key.node {
         Key::Background => scope.scalar(d, values::boolean, &mut m.background, cx),
         Key::Pidfile => scope.scalar(d, string, &mut m.pidfile, cx),
-        Key::SingleProcess => scope.scalar(d, values::boolean, &mut m.single_process, cx),
+        Key::SingleProcess => {
+            scope.scalar(d, values::boolean, &mut m.single_process, cx);
+            if m.single_process.as_ref().is_some_and(|v| v.node) {
+                cx.push(
+                    Diagnostic::warning(
+                        Code::Ignored,
+                        d.key.span,
+                        "`single process = yes` has no effect in tcprelay",
+                    )
+                    .with_label("ignored: the relay always runs in worker processes")
+                    .with_help(
+                        "for one worker, write `spawn = { servers min = 1 servers max = 1 }`",
+                    ),
+                );
+            }
+        }
         Key::User | Key::Userid => scope.scalar(d, string, &mut m.user, cx),
         Key::Group | Key::Groupid => scope.scalar(d, string, &mut m.group, cx),
         Key::WorkingDirectory => scope.scalar(d, string, &mut m.working_directory, cx),
-        Key::BindRetryDelay => scope.scalar(d, values::u32_value, &mut m.bind_retry_delay, cx),
+        Key::BindRetryDelay => {
+            scope.scalar(d, values::u32_value, &mut m.bind_retry_delay, cx);
+            cx.push(
+                Diagnostic::warning(
+                    Code::Ignored,
+                    d.key.span,
+                    "`bind retry delay` has no effect in tcprelay",
+                )
+                .with_label("ignored")
+                .with_note(
+                    "a listener that cannot be bound is an error naming the address: at start tcprelay exits, on a reload it keeps the running plan",
+                ),
+            );
+        }
         Key::Overload => {
             scope.scalar(d, values::overload, &mut m.overload, cx);
         }

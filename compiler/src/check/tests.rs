@@ -223,9 +223,14 @@ id = tcprelay {
 }
 ";
     let (plan, diags) = compile(src);
-    // The only finding: the IPv4 `local address` does not apply to the IPv6 remote.
+    // The only findings: `single process` and `bind retry delay` have no effect in
+    // the runtime, and the IPv4 `local address` does not apply to the IPv6 remote.
     let texts: Vec<&str> = diags.iter().map(|d| &src[d.span.range()]).collect();
-    assert_eq!(texts, ["10.0.0.9"], "{diags:#?}");
+    assert_eq!(
+        texts,
+        ["single process", "bind retry delay", "10.0.0.9"],
+        "{diags:#?}"
+    );
     assert!(diags
         .iter()
         .all(|d| d.code == Code::Ignored && !d.is_error()));

@@ -17,6 +17,7 @@
 //! |---------------|----------------------------------------------------------------|
 //! | `server`      | the event loop: tokens, accepting, failover, timers, master    |
 //! | `session`     | one relayed connection as a state machine                      |
+//! | `acl`         | the clients' access rules, pure logic                          |
 //! | `balance`     | remote selection, pure logic                                   |
 //! | `transport`   | the byte-stream trait the relay is written against             |
 //! | `tls`         | TLS termination: the OpenSSL stream behind that trait          |
@@ -29,6 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tcprelay_plan::Relay;
 
+mod acl;
 mod balance;
 mod buffer;
 mod connect;
@@ -79,6 +81,8 @@ pub struct Config {
     /// Its seat on the load board shared with the other workers (`None`: it
     /// accepts as if alone).
     pub place: Option<crate::board::Place>,
+    /// The spawnd section's client access rules (empty: everyone).
+    pub acl: Vec<tcprelay_plan::AclRule>,
     pub listeners: Vec<Listener>,
     /// The worker's end of the control socket pair (see [`crate::control`]).
     pub control: mio::net::UnixStream,

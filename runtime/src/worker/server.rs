@@ -213,6 +213,10 @@ pub struct Worker {
     tls_failures: u64,
     /// Sharing new connections with the other workers (`None`: alone).
     share: Option<Share>,
+    /// Client access rules.
+    acl: Vec<tcprelay_plan::AclRule>,
+    /// Clients the access rules turned away.
+    denied: u64,
 }
 
 impl Worker {
@@ -314,6 +318,8 @@ impl Worker {
             tls: config.tls,
             handshake_timeout: options.handshake_timeout.unwrap_or(HANDSHAKE_TIMEOUT),
             tls_failures: 0,
+            acl: config.acl,
+            denied: 0,
             share: config.place.map(|place| Share {
                 place,
                 users_min: config.users_min as usize,

@@ -670,6 +670,45 @@ fn from_users_min_a_worker_leaves_clients_to_a_less_loaded_one(m: Mechanism) {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
+fn the_acl_turns_clients_away_before_any_remote_is_connected(m: Mechanism) {
+    let echo = Backend::start(Mode::Echo);
+    let mut setup = Setup::under(m, relay(&[(echo.addr, 1)]));
+    let rule = |permit, network: &str, prefix| tcprelay_plan::AclRule {
+        permit,
+        negate: false,
+        network: network.parse().unwrap(),
+        prefix,
+    };
+    setup.acl = vec![rule(false, "127.0.0.2", 32), rule(true, "127.0.0.0", 8)];
+    let mut worker = setup.start();
+    let from = |source: [u8; 4]| {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket
+            .bind(&SocketAddr::from((source, 0)).into())
+            .expect("bind the source address");
+        socket.connect(&worker.addr.into()).expect("connect");
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream
+    };
+    let mut permitted = from([127, 0, 0, 1]);
+    round_trip(&mut permitted, b"in");
+    let mut denied = from([127, 0, 0, 2]);
+    let _ = denied.write_all(b"out");
+    let mut byte = [0u8; 1];
+    match denied.read(&mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
+        other => panic!("a denied client was served: {other:?}"),
+    }
+    // Served again by the same worker; the denied one never reached the backend.
+    round_trip(&mut permitted, b"again");
+    assert_eq!(echo.accepted(), 1);
+    drop(permitted);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
 fn unix_listener_clients_are_relayed(m: Mechanism) {
     static COUNT: AtomicUsize = AtomicUsize::new(0);
     let path = std::env::temp_dir().join(format!(
@@ -689,6 +728,7 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         users_max: 10,
         users_min: 0,
         place: None,
+        acl: Vec::new(),
         listeners: vec![Listener {
             socket: ListenSocket::Unix(mio::net::UnixListener::from_std(listener)),
             tls: false,
@@ -933,6 +973,7 @@ under_each_mechanism!(
     two_workers_share_a_burst_of_clients_evenly,
     a_worker_takes_the_clients_a_stuck_one_leaves_waiting,
     from_users_min_a_worker_leaves_clients_to_a_less_loaded_one,
+    the_acl_turns_clients_away_before_any_remote_is_connected,
     unix_listener_clients_are_relayed,
     an_unusable_sctp_remote_fails_over_to_tcp,
 );

@@ -85,6 +85,7 @@ impl TlsWorker {
             users_max: 2000,
             users_min: 0,
             place: None,
+            acl: Vec::new(),
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
                 tls: true,

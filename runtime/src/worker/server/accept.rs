@@ -31,6 +31,15 @@ impl Worker {
             match accepted {
                 Ok((stream, peer)) => {
                     self.accepted_one();
+                    if let Some(peer) =
+                        peer.filter(|p| !super::super::acl::permits(&self.acl, p.ip()))
+                    {
+                        // Closed before anything is read or connected for it.
+                        self.denied += 1;
+                        crate::debug!("worker {}: client {peer} denied by the acl", self.id);
+                        drop(stream);
+                        continue;
+                    }
                     self.open_session(stream, peer, tls);
                     self.publish_load();
                 }
@@ -182,10 +191,15 @@ impl Worker {
             })
             .collect();
         crate::notice!(
-            "status: worker {}: {} sessions, {} served{}; remotes: {}",
+            "status: worker {}: {} sessions, {} served{}{}; remotes: {}",
             self.id,
             self.sessions.len(),
             self.served,
+            if self.acl.is_empty() {
+                String::new()
+            } else {
+                format!(", {} denied by the acl", self.denied)
+            },
             if self.exit.is_some() {
                 ", draining"
             } else {

@@ -108,6 +108,7 @@ pub(crate) struct Setup {
     pub(crate) users_min: u32,
     /// A seat on a load board shared with other workers under test.
     pub(crate) place: Option<crate::board::Place>,
+    pub(crate) acl: Vec<tcprelay_plan::AclRule>,
     pub(crate) listener: Option<TcpListener>,
     pub(crate) signals: Option<mio::unix::pipe::Receiver>,
     pub(crate) connect_timeout: Option<Duration>,
@@ -123,6 +124,7 @@ impl Setup {
             users_max: 1000,
             users_min: 0,
             place: None,
+            acl: Vec::new(),
             listener: None,
             signals: None,
             connect_timeout: None,
@@ -149,6 +151,7 @@ impl Setup {
             users_max: self.users_max,
             users_min: self.users_min,
             place: self.place,
+            acl: self.acl,
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
                 tls: false,
