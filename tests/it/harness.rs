@@ -310,6 +310,20 @@ impl Relay {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (`within` at most) until the relay's log contains `what`; fails the test
+    /// with the log otherwise.
+    pub fn await_log(&self, what: &str, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while !self.log_text().contains(what) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what:?} in the log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY-free: `kill` the command; the tests crate has no libc.
         let _ = Command::new("kill")

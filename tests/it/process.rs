@@ -12,6 +12,19 @@ fn config(port: u16, backend: u16, spawnd: &str) -> String {
     harness::config(port, &[(backend, 1)], spawnd, "")
 }
 
+/// A client holding a session through the relay on `port`, after one echoed
+/// exchange (10-s read timeout).
+fn hold(port: u16) -> std::net::TcpStream {
+    let mut held = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    held.write_all(b"hold").unwrap();
+    let mut back = [0u8; 4];
+    held.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hold");
+    held
+}
+
 /// CPU time (user + system) of `pid` in clock ticks.
 fn cpu_ticks(pid: i32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -463,8 +476,7 @@ fn sigusr1_logs_the_live_state_of_workers_and_remotes() {
         "id = spawnd {{ listen = {{ address = 127.0.0.1 port = {port} }} spawn = {{ servers min = 1 servers max = 1 }} }}\nid = tcprelay {{\n remote = {{ address = 127.0.0.1 port = {dead} weight = 5 }}\n remote = {{ address = 127.0.0.1 port = {} }}\n}}\n",
         echo.port
     );
-    let plan = harness::compile(dir.path(), "relay", &cfg);
-    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let relay = Relay::run_config(dir.path(), &cfg, port);
     // One session held open (it fails over from the refusing remote to the echo).
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -472,18 +484,14 @@ fn sigusr1_logs_the_live_state_of_workers_and_remotes() {
     let mut b = [0u8; 2];
     s.read_exact(&mut b).unwrap();
     relay.signal(10);
-    let deadline = Instant::now() + Duration::from_secs(5);
     let wanted = format!("127.0.0.1:{} alive, 1 sessions", echo.port);
-    while !relay.log_text().contains(&wanted) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    relay.await_log(&wanted, Duration::from_secs(5));
     let log = relay.log_text();
     assert!(log.contains("status: generation 0; workers: "), "{log}");
     assert!(
         log.contains(&format!("127.0.0.1:{dead} dead, 0 sessions")),
         "{log}"
     );
-    assert!(log.contains(&wanted), "{log}");
     assert!(log.contains("1 sessions, 1 served"), "{log}");
 }
 
@@ -544,12 +552,8 @@ fn a_worker_started_for_load_is_released_when_the_load_is_gone() {
     let relay = Relay::start_shell(dir.path(), &cmd, port);
     relay.await_workers(1, Duration::from_secs(10));
     // One session fills the only worker: the master starts a second.
-    let mut held = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    held.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    held.write_all(b"hold").unwrap();
+    let mut held = hold(port);
     let mut back = [0u8; 4];
-    held.read_exact(&mut back).unwrap();
     relay.await_workers(2, Duration::from_secs(10));
     // Kept while busy: the first worker's session goes on.
     std::thread::sleep(Duration::from_millis(1500));
@@ -663,19 +667,6 @@ fn listen_backlog(port: u16) -> Option<u32> {
     text.split_whitespace().nth(2)?.parse().ok()
 }
 
-/// Waits until the relay's log contains `what`.
-fn await_log(relay: &Relay, what: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    while !relay.log_text().contains(what) {
-        assert!(
-            Instant::now() < deadline,
-            "no {what:?} in the log:\n{}",
-            relay.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn overload_close_and_reset_shed_clients_while_every_worker_is_full() {
     for mode in ["close", "reset"] {
@@ -686,25 +677,16 @@ fn overload_close_and_reset_shed_clients_while_every_worker_is_full() {
             "id = spawnd {{\n listen = {{ address = 127.0.0.1 port = {port} backlog = 64 overload backlog = 16 }}\n spawn = {{ servers min = 1 servers max = 1 users min = 1 users max = 1 overload = {mode} }}\n}}\nid = tcprelay {{\n remote = {{ address = 127.0.0.1 port = {} }}\n}}\n",
             echo.port
         );
-        let plan = harness::compile(dir.path(), "relay", &cfg);
-        let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+        let relay = Relay::run_config(dir.path(), &cfg, port);
         relay.await_workers(1, Duration::from_secs(10));
         assert_eq!(listen_backlog(port), Some(64), "{}", relay.log_text());
         // One session fills the only worker, and no other may start.
-        let mut held = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        held.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        held.write_all(b"hold").unwrap();
+        let mut held = hold(port);
         let mut back = [0u8; 4];
-        held.read_exact(&mut back).unwrap();
-        await_log(&relay, "every worker is full", Duration::from_secs(10));
+        relay.await_log("every worker is full", Duration::from_secs(10));
         assert_eq!(listen_backlog(port), Some(16), "overload backlog");
         relay.signal(10);
-        await_log(
-            &relay,
-            "; overloaded (every worker full)",
-            Duration::from_secs(5),
-        );
+        relay.await_log("; overloaded (every worker full)", Duration::from_secs(5));
         // A new client is turned away at once: end of file, or a reset.
         let mut turned = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         turned
@@ -727,7 +709,7 @@ fn overload_close_and_reset_shed_clients_while_every_worker_is_full() {
         assert_eq!(&back, b"more");
         // Room again: new clients are served, the backlog is back.
         drop(held);
-        await_log(&relay, "workers have room again", Duration::from_secs(10));
+        relay.await_log("workers have room again", Duration::from_secs(10));
         assert!(
             relay.log_text().contains("(1 connections shed meanwhile)"),
             "{}",
@@ -738,11 +720,7 @@ fn overload_close_and_reset_shed_clients_while_every_worker_is_full() {
         // Full again within 10 s: clients are turned away as before, and the log
         // does not repeat the warning (a service at capacity would log two lines
         // per connection).
-        let mut held = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        held.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        held.write_all(b"hold").unwrap();
-        held.read_exact(&mut back).unwrap();
+        let _held = hold(port);
         let mut turned = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         turned
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -769,15 +747,15 @@ fn a_reload_applies_a_new_backlog_to_a_listener_it_keeps() {
             echo.port
         )
     };
-    let plan = harness::compile(dir.path(), "relay", &cfg(64));
-    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let relay = Relay::run_config(dir.path(), &cfg(64), port);
     relay.await_workers(1, Duration::from_secs(10));
     assert_eq!(listen_backlog(port), Some(64), "{}", relay.log_text());
     // The same address with another backlog: the socket is kept (nothing queued is
     // lost) and takes the new backlog.
+    // Over the plan `run_config` made (dir/relay.plan), which SIGHUP re-reads.
     harness::compile(dir.path(), "relay", &cfg(32));
     relay.signal(1);
-    await_log(&relay, "reloaded (generation 1)", Duration::from_secs(10));
+    relay.await_log("reloaded (generation 1)", Duration::from_secs(10));
     assert_eq!(listen_backlog(port), Some(32), "{}", relay.log_text());
     assert_eq!(harness::echo_through(port, b"after").unwrap(), b"after");
 }
@@ -787,16 +765,15 @@ fn the_acl_of_the_plan_is_enforced_by_the_workers() {
     let echo = Echo::start();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let plan = harness::compile(
+    let relay = Relay::run_config(
         dir.path(),
-        "relay",
         &config(
             port,
             echo.port,
             "acl = deny 127.0.0.2\nacl = permit 127.0.0.0/8\nspawn = { servers min = 1 servers max = 1 }",
         ),
+        port,
     );
-    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
     relay.await_workers(1, Duration::from_secs(10));
     assert_eq!(harness::echo_through(port, b"in").unwrap(), b"in");
     // From 127.0.0.2: closed without a byte of reply.
@@ -819,5 +796,5 @@ fn the_acl_of_the_plan_is_enforced_by_the_workers() {
         other => panic!("a denied client was served: {other:?}"),
     }
     relay.signal(10);
-    await_log(&relay, "1 denied by the acl", Duration::from_secs(5));
+    relay.await_log("1 denied by the acl", Duration::from_secs(5));
 }

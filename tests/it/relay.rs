@@ -569,11 +569,7 @@ fn a_tls_key_that_no_longer_opens_on_reload_keeps_the_running_plan() {
     assert_eq!(tls_echo_through(&connector, port, b"before", 64), b"before");
     reencrypt_key(&certs, "a different passphrase");
     relay.signal(1);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !relay.log_text().contains("reload failed") {
-        assert!(Instant::now() < deadline, "{}", relay.log_text());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    relay.await_log("reload failed", Duration::from_secs(10));
     assert_eq!(tls_echo_through(&connector, port, b"after", 64), b"after");
     let log = relay.log_text();
     assert!(log.contains("enc-key.pem"), "{log}");
