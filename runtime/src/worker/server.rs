@@ -25,6 +25,7 @@
 //! `sessions` (events, handshakes, the relay, closing), `timers` (the run-again
 //! queue and the sweep) and `control` (the master's frames and the signal pipe).
 
+use super::acl;
 use super::balance::Balancer;
 use super::buffer;
 use super::connect::{self, OpenError};
@@ -235,7 +236,10 @@ impl Worker {
         );
         let ceiling = poller.descriptor_ceiling();
         let capacity = limits::capacity(config.users_max, config.id, ceiling);
-        let idle_release = options.idle_release.unwrap_or_else(idle_release_from_env);
+        let idle_release = options.idle_release.unwrap_or_else(|| {
+            // Seconds.
+            duration_from_env("TCPRELAY_IDLE_RELEASE", Duration::from_secs, IDLE_RELEASE)
+        });
         let control = config.control;
         // The loop must never block on these, whatever the caller set up.
         socket2::SockRef::from(&control).set_nonblocking(true)?;
@@ -323,7 +327,10 @@ impl Worker {
             share: config.place.map(|place| Share {
                 place,
                 users_min: config.users_min as usize,
-                defer_check: options.defer_check.unwrap_or_else(defer_check_from_env),
+                defer_check: options.defer_check.unwrap_or_else(|| {
+                    // Milliseconds.
+                    duration_from_env("TCPRELAY_DEFER_CHECK", Duration::from_millis, DEFER_CHECK)
+                }),
                 deferring: None,
                 overdue: false,
                 alone_until: None,
@@ -415,22 +422,14 @@ impl Worker {
     }
 }
 
-/// `TCPRELAY_DEFER_CHECK` (milliseconds, at least 1), else [`DEFER_CHECK`].
-fn defer_check_from_env() -> Duration {
-    std::env::var("TCPRELAY_DEFER_CHECK")
+/// A time from the environment variable `name`, a whole number of at least 1 in
+/// the unit `unit` makes (`Duration::from_secs`, `from_millis`); else `default`.
+fn duration_from_env(name: &str, unit: fn(u64) -> Duration, default: Duration) -> Duration {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map_or(DEFER_CHECK, Duration::from_millis)
-}
-
-/// `TCPRELAY_IDLE_RELEASE` (seconds, at least 1), else [`IDLE_RELEASE`].
-fn idle_release_from_env() -> Duration {
-    std::env::var("TCPRELAY_IDLE_RELEASE")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|s| *s > 0)
-        .map_or(IDLE_RELEASE, Duration::from_secs)
+        .filter(|n| *n > 0)
+        .map_or(default, unit)
 }
 
 fn register_listener(

@@ -300,26 +300,7 @@ fn backpressure_bounds_what_the_worker_buffers(m: Mechanism) {
     wait_until("the session to reach the sink", IO_TIMEOUT, || {
         sink.accepted() == 1
     });
-    client
-        .set_write_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    let chunk = vec![0x5au8; 64 * 1024];
-    let mut written = 0usize;
-    loop {
-        match client.write(&chunk) {
-            Ok(n) => written += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                break
-            }
-            Err(e) => panic!("write: {e}"),
-        }
-        assert!(written < 64 << 20, "writes never stalled");
-    }
+    let written = write_until_stalled(&mut client, &vec![0x5au8; 64 * 1024], 64 << 20);
     // Stalled both ways, the worker sleeps: under poll and select too, where the
     // client stays readable while the worker does not read it.
     let turns = worker.probe.turns.load(Ordering::Relaxed);
@@ -349,14 +330,7 @@ fn a_client_reset_while_splicing_frees_the_pipe(m: Mechanism) {
     wait_until("the session to reach the sink", IO_TIMEOUT, || {
         sink.accepted() == 1
     });
-    client
-        .set_write_timeout(Some(Duration::from_millis(500)))
-        .expect("timeout");
-    let chunk = vec![0xa5u8; 256 * 1024];
-    let mut written = 0usize;
-    while client.write(&chunk).map(|n| written += n).is_ok() {
-        assert!(written < 256 << 20, "writes never stalled");
-    }
+    write_until_stalled(&mut client, &vec![0xa5u8; 256 * 1024], 256 << 20);
     if cfg!(any(target_os = "linux", target_os = "android")) {
         wait_until("the stalled direction to hold a pipe", IO_TIMEOUT, || {
             worker.probe.pipes_in_use.load(Ordering::Relaxed) == 1

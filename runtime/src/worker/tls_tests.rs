@@ -7,9 +7,8 @@
 //! `Drop`, also when a test fails) and every wait is bounded.
 
 use super::server::SWEEP_INTERVAL;
-use super::tests::{random_bytes, reply_for, wait_until, Backend, Mode};
+use super::tests::{random_bytes, reply_for, wait_until, Backend, Harness, Mode};
 use super::*;
-use crate::control::ToWorker;
 use crate::tls::test_certs::Certs;
 use openssl::ssl::{
     ErrorCode, ShutdownResult, SslConnector, SslMethod, SslSession, SslStream, SslVersion,
@@ -19,7 +18,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 use tcprelay_plan::{Protocol, Remote, Syslog};
 
@@ -51,11 +50,10 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 // ---- the worker under test --------------------------------------------------------
 
+/// The plain tests' worker harness (stopped and joined on drop), with the
+/// certificates its clients trust.
 struct TlsWorker {
-    addr: SocketAddr,
-    master: Option<StdUnixStream>,
-    thread: Option<JoinHandle<io::Result<Exit>>>,
-    probe: Arc<Probe>,
+    worker: Harness,
     certs: Certs,
 }
 
@@ -102,10 +100,12 @@ impl TlsWorker {
         };
         let thread = thread::spawn(move || run_with(config, options));
         TlsWorker {
-            addr,
-            master: Some(ours),
-            thread: Some(thread),
-            probe,
+            worker: Harness {
+                addr,
+                master: Some(ours),
+                thread: Some(thread),
+                probe,
+            },
             certs,
         }
     }
@@ -126,10 +126,7 @@ impl TlsWorker {
     }
 
     fn tcp(&self) -> TcpStream {
-        let stream = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT).expect("connect");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-        stream
+        self.worker.connect()
     }
 
     /// A verified TLS connection through the worker.
@@ -140,41 +137,12 @@ impl TlsWorker {
     }
 
     fn tls_failures(&self) -> usize {
-        self.probe.tls_failures.load(Ordering::Relaxed)
+        self.worker.probe.tls_failures.load(Ordering::Relaxed)
     }
 
     /// Stops the worker and waits for its loop to return.
     fn stop(&mut self) -> Exit {
-        if let Some(master) = self.master.as_mut() {
-            master
-                .write_all(&ToWorker::Stop { grace_secs: 0 }.encode())
-                .expect("write to the worker");
-        }
-        let thread = self.thread.take().expect("worker running");
-        let deadline = Instant::now() + IO_TIMEOUT;
-        while !thread.is_finished() {
-            assert!(Instant::now() < deadline, "the worker did not exit");
-            thread::sleep(Duration::from_millis(5));
-        }
-        thread.join().expect("worker thread").expect("worker loop")
-    }
-}
-
-impl Drop for TlsWorker {
-    fn drop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            if let Some(master) = self.master.as_mut() {
-                let _ = master.write_all(&ToWorker::Stop { grace_secs: 0 }.encode());
-            }
-            self.master = None;
-            let deadline = Instant::now() + IO_TIMEOUT;
-            while !thread.is_finished() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(5));
-            }
-            if thread.is_finished() {
-                let _ = thread.join();
-            }
-        }
+        self.worker.stop()
     }
 }
 
@@ -316,9 +284,9 @@ fn tls_data_integrity_20_sessions_of_512_kib() {
     }
     assert_eq!(echo.accepted(), SESSIONS as usize);
     wait_until("sessions to end", IO_TIMEOUT, || {
-        worker.probe.sessions.load(Ordering::Relaxed) == 0
+        worker.worker.probe.sessions.load(Ordering::Relaxed) == 0
     });
-    assert_eq!(worker.probe.buffered.load(Ordering::Relaxed), 0);
+    assert_eq!(worker.worker.probe.buffered.load(Ordering::Relaxed), 0);
     assert_eq!(worker.tls_failures(), 0);
     assert_eq!(worker.stop(), Exit::Stopped);
 }
@@ -412,7 +380,8 @@ fn two_hundred_concurrent_handshakes_all_succeed() {
     let barrier = Arc::new(Barrier::new(CLIENTS));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
-            let (connector, barrier, addr) = (connector.clone(), barrier.clone(), worker.addr);
+            let (connector, barrier, addr) =
+                (connector.clone(), barrier.clone(), worker.worker.addr);
             thread::spawn(move || -> Result<(), String> {
                 barrier.wait();
                 let tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT)

@@ -31,9 +31,7 @@ impl Worker {
             match accepted {
                 Ok((stream, peer)) => {
                     self.accepted_one();
-                    if let Some(peer) =
-                        peer.filter(|p| !super::super::acl::permits(&self.acl, p.ip()))
-                    {
+                    if let Some(peer) = peer.filter(|p| !acl::permits(&self.acl, p.ip())) {
                         // Closed before anything is read or connected for it.
                         self.denied += 1;
                         crate::debug!("worker {}: client {peer} denied by the acl", self.id);

@@ -421,6 +421,30 @@ pub(crate) fn read_to_end(stream: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
 }
 
 /// Whether `stream` receives nothing within `within` (it is not being served).
+/// Writes `chunk` again and again until a write waits 500 ms (the path is full);
+/// fails the test on another error or past `limit` bytes. Returns the bytes written.
+pub(crate) fn write_until_stalled(stream: &mut TcpStream, chunk: &[u8], limit: usize) -> usize {
+    stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut written = 0usize;
+    loop {
+        match stream.write(chunk) {
+            Ok(n) => written += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return written
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+        assert!(written < limit, "writes never stalled");
+    }
+}
+
 pub(crate) fn stays_silent(stream: &mut TcpStream, within: Duration) -> bool {
     stream.set_read_timeout(Some(within)).expect("timeout");
     let mut byte = [0u8; 1];
