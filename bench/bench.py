@@ -118,14 +118,27 @@ class Procs:
         return [pid for g in self.pgids for pid in group_members(g)]
 
 
-def proc_stat(pid):
-    """(ppid, pgrp, state) of a process, or None if it is gone."""
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (state first), or None
+    if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             s = f.read()
     except OSError:
         return None
-    fields = s[s.rindex(")") + 2 :].split()
+    return s[s.rindex(")") + 2 :].split()
+
+
+def cpu_of(fields):
+    """utime + stime + cutime + cstime, in clock ticks, from stat_fields()."""
+    return sum(int(x) for x in fields[11:15])
+
+
+def proc_stat(pid):
+    """(ppid, pgrp, state) of a process, or None if it is gone."""
+    fields = stat_fields(pid)
+    if fields is None:
+        return None
     return int(fields[1]), int(fields[2]), fields[0]
 
 
@@ -194,13 +207,9 @@ def tree_cpu_ticks(root):
     with the children they reaped."""
     total = 0
     for pid in tree(root):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        fields = st[st.rindex(")") + 2 :].split()
-        total += sum(int(x) for x in fields[11:15])
+        fields = stat_fields(pid)
+        if fields is not None:
+            total += cpu_of(fields)
     return total
 
 
@@ -219,14 +228,9 @@ def own_cpu(pgids):
     t = os.times()
     total = (t.user + t.system + t.children_user + t.children_system) * hz
     for pid in all_pids():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        fields = st[st.rindex(")") + 2 :].split()
-        if int(fields[2]) in pgids:
-            total += sum(int(x) for x in fields[11:15])
+        fields = stat_fields(pid)
+        if fields is not None and int(fields[2]) in pgids:
+            total += cpu_of(fields)
     return total
 
 
