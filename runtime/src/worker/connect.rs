@@ -4,7 +4,9 @@
 //! This is where the errors of an attempt are sorted, because they call for
 //! different reactions: a remote that refuses or cannot be reached is marked dead
 //! and the session fails over; a worker out of file descriptors must not blame the
-//! remote; a kernel without SCTP is a configuration problem to report once.
+//! remote, and neither must a worker out of local ports towards it (every source
+//! port to that address in use or in TIME_WAIT); a kernel without SCTP is a
+//! configuration problem to report once.
 
 use super::transport::Stream;
 use mio::net::TcpStream;
@@ -20,6 +22,10 @@ pub enum OpenError {
     Resources(io::Error),
     /// The kernel does not support the protocol (SCTP without the module).
     Unsupported(io::Error),
+    /// No free local port towards the remote (`EADDRNOTAVAIL` from `connect`, or
+    /// `EADDRINUSE` from binding `local address` where the port cannot be left to
+    /// the connect): not the remote's fault, and over as soon as a port is free.
+    NoLocalPort(io::Error),
     /// The remote (or the route to it, or the local address) failed.
     Failed(io::Error),
 }
@@ -82,11 +88,19 @@ pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Stream, OpenError>
     // A local address of the other family than the remote cannot be used for it;
     // the kernel then picks the source address.
     if let Some(ip) = local.filter(|ip| ip.is_ipv4() == remote.address.is_ipv4()) {
+        // Linux: the port is chosen by the connect, for the whole 4-tuple, so that
+        // connections to different remotes (or ports) can share source ports; a
+        // bind alone would need a port free towards every destination, and runs out
+        // after some 28,000 connections in use or in TIME_WAIT.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let _ = set_bind_address_no_port(&socket);
         socket
             .bind(&SockAddr::from(SocketAddr::new(ip, 0)))
             .map_err(|e| {
                 if is_resource_error(&e) {
                     OpenError::Resources(e)
+                } else if e.raw_os_error() == Some(libc::EADDRINUSE) {
+                    OpenError::NoLocalPort(e)
                 } else {
                     OpenError::Failed(e)
                 }
@@ -102,8 +116,34 @@ pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Stream, OpenError>
             if e.raw_os_error() == Some(libc::EINPROGRESS)
                 || e.kind() == io::ErrorKind::WouldBlock => {}
         Err(e) if is_resource_error(&e) => return Err(OpenError::Resources(e)),
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {
+            return Err(OpenError::NoLocalPort(e))
+        }
         Err(e) => return Err(OpenError::Failed(e)),
     }
     let stream: std::net::TcpStream = socket.into();
     Ok(Stream::Tcp(TcpStream::from_std(stream)))
+}
+
+/// `IP_BIND_ADDRESS_NO_PORT`: a bind to port 0 leaves the choice of the port to the
+/// connect (Linux 4.2 and later; an older kernel refuses it and binds as before).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor, and a pointer to an int of the length given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

@@ -68,6 +68,9 @@ const FIRST_LISTENER: usize = 2;
 /// the session fails over: 10 seconds, as a TCP stack's first SYN retries take
 /// about this long on a lossy path, while a dead host should not hold clients longer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often sessions waiting for a free local port try again (a port frees when
+/// a connection to the remote closes, or when a TIME_WAIT entry may be reused).
+pub const PORT_RETRY: Duration = Duration::from_millis(50);
 /// Period of the sweep that checks connect and idle timeouts (their granularity).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Connections a listener accepts in one turn before the others get theirs.
@@ -135,6 +138,7 @@ enum Why {
     Relay(Close),
     Idle,
     NoRemote,
+    NoLocalPort,
     Stopped,
     Local(io::Error),
     Handshake(io::Error),
@@ -180,6 +184,12 @@ pub struct Worker {
     /// Whether giving up on a client for want of a remote was logged since the
     /// last successful connect.
     give_up_logged: bool,
+    /// Sessions waiting for a free local port, oldest first: (key, session id).
+    port_waiting: VecDeque<(usize, u64)>,
+    /// When they try again.
+    port_retry_at: Option<Instant>,
+    /// Whether running out of local ports was logged since the last connect.
+    no_port_logged: bool,
     users_max: usize,
     retire: Option<u64>,
     idle_timeout: Option<Duration>,
@@ -299,6 +309,9 @@ impl Worker {
             remotes: relay.remotes,
             local_address: relay.local_address,
             give_up_logged: false,
+            port_waiting: VecDeque::new(),
+            port_retry_at: None,
+            no_port_logged: false,
             users_max: capacity.sessions,
             pipes: Pipes::new(capacity.pipes),
             retire: relay.retire.filter(|n| *n > 0),
@@ -394,6 +407,7 @@ impl Worker {
         let next = [
             deferral.map(|(since, check)| since + check),
             self.sweep_at,
+            self.port_retry_at,
             self.grace_at,
             self.starved.map(|s| s.until),
             self.idle_at,
@@ -484,6 +498,7 @@ impl fmt::Display for WhyText<'_> {
             Why::Relay(Close::Error { side, error }) => write!(f, "{} error: {error}", side.name()),
             Why::Idle => f.write_str("idle timeout"),
             Why::NoRemote => f.write_str("no remote reachable"),
+            Why::NoLocalPort => f.write_str("no free local port to connect from"),
             Why::Stopped => f.write_str("stopped"),
             Why::Local(error) => write!(f, "local error: {error}"),
             Why::Handshake(error) => write!(f, "TLS handshake failed: {error}"),

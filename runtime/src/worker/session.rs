@@ -96,6 +96,11 @@ pub struct Connecting {
     pub attempt: u32,
     /// When the current attempt started (for the connect timeout).
     pub started: Instant,
+    /// Some remote of the current pass had no free local port (not its fault).
+    pub no_port: bool,
+    /// Since when this session waits for a free local port (at most the connect
+    /// timeout).
+    pub port_wait: Option<Instant>,
 }
 
 impl Connecting {
@@ -106,6 +111,8 @@ impl Connecting {
             revived: false,
             attempt: 0,
             started: now,
+            no_port: false,
+            port_wait: None,
         }
     }
 }

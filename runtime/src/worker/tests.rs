@@ -25,6 +25,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tcprelay_plan::{Protocol, Remote, Syslog};
 
+#[cfg(target_os = "linux")]
+mod ports;
 mod support;
 pub(crate) use support::*;
 
@@ -951,6 +953,18 @@ under_each_mechanism!(
     unix_listener_clients_are_relayed,
     an_unusable_sctp_remote_fails_over_to_tcp,
 );
+
+/// Out of local ports (in a network namespace of their own: Linux only).
+#[cfg(target_os = "linux")]
+mod out_of_ports {
+    use super::ports::*;
+    use super::*;
+    under_each_mechanism!(
+        a_client_waits_for_a_free_local_port_then_is_served,
+        waiting_for_a_local_port_ends_at_the_connect_timeout,
+        a_local_address_shares_source_ports_between_remotes,
+    );
+}
 
 // Not under select(2), which reports no errors: a side the worker does not read
 // meanwhile (backpressure) is found reset only when the stall ends, or by the idle

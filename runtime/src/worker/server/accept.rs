@@ -189,7 +189,7 @@ impl Worker {
             })
             .collect();
         crate::notice!(
-            "status: worker {}: {} sessions, {} served{}{}; remotes: {}",
+            "status: worker {}: {} sessions, {} served{}{}{}; remotes: {}",
             self.id,
             self.sessions.len(),
             self.served,
@@ -197,6 +197,11 @@ impl Worker {
                 String::new()
             } else {
                 format!(", {} denied by the acl", self.denied)
+            },
+            if self.port_waiting.is_empty() {
+                String::new()
+            } else {
+                format!(", {} waiting for a local port", self.port_waiting.len())
             },
             if self.exit.is_some() {
                 ", draining"

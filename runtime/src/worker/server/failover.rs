@@ -20,6 +20,20 @@ impl Worker {
                 crate::debug!("worker {}: rebalance: dead remotes revived", self.id);
             }
             let Some(index) = choice else {
+                if std::mem::take(&mut connecting.no_port) {
+                    // Some remote had no free local port: wait for one rather than
+                    // give up on the client (or blame the remotes).
+                    connecting.tried.clear();
+                    let since = *connecting.port_wait.get_or_insert(self.now);
+                    if self.now.saturating_duration_since(since) >= self.connect_timeout {
+                        self.close(key, Why::NoLocalPort);
+                        return;
+                    }
+                    let id = session.id;
+                    self.port_waiting.push_back((key, id));
+                    self.port_retry_at.get_or_insert(self.now + PORT_RETRY);
+                    return;
+                }
                 if !connecting.revived {
                     connecting.revived = true;
                     connecting.tried.clear();
@@ -96,6 +110,27 @@ impl Worker {
                     }
                     self.balancer.mark_dead(index);
                 }
+                Err(OpenError::NoLocalPort(e)) => {
+                    // The remote is not to blame: the others are tried, and if none
+                    // connects the session waits for a port (`start_attempt` again
+                    // from `retry_port_waiters`).
+                    self.release_remote(key);
+                    if let Some(State::Connecting(c)) =
+                        self.sessions.get_mut(key).map(|s| &mut s.state)
+                    {
+                        c.no_port = true;
+                    }
+                    let address = self.remotes[index].address;
+                    if std::mem::replace(&mut self.no_port_logged, true) {
+                        crate::debug!("worker {}: remote {address}: {e}", self.id);
+                    } else {
+                        crate::warn!(
+                            "worker {}: no free local port to connect to {address} ({e}); clients wait up to {:?} for one",
+                            self.id,
+                            self.connect_timeout
+                        );
+                    }
+                }
                 Err(OpenError::Failed(e)) => {
                     self.release_remote(key);
                     self.remote_failed(index, &e);
@@ -140,5 +175,29 @@ impl Worker {
             self.remote_failed(index, &error);
         }
         self.start_attempt(key);
+    }
+
+    /// Sessions waiting for a free local port try again, oldest first; the first
+    /// that still finds none keeps its place and the rest wait behind it until the
+    /// next retry (they would find none either).
+    pub(super) fn retry_port_waiters(&mut self) {
+        self.port_retry_at = None;
+        let mut waiting = std::mem::take(&mut self.port_waiting);
+        while let Some((key, id)) = waiting.pop_front() {
+            let waits = self.sessions.get(key).is_some_and(|s| {
+                s.id == id && s.remote.is_none() && matches!(s.state, State::Connecting(_))
+            });
+            if !waits {
+                continue;
+            }
+            self.start_attempt(key);
+            if self.port_waiting.back() == Some(&(key, id)) {
+                self.port_waiting.append(&mut waiting);
+                break;
+            }
+        }
+        if !self.port_waiting.is_empty() {
+            self.port_retry_at = Some(self.now + PORT_RETRY);
+        }
     }
 }

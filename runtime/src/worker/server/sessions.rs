@@ -59,6 +59,9 @@ impl Worker {
                         }
                     }
                     self.give_up_logged = false;
+                    if std::mem::take(&mut self.no_port_logged) {
+                        crate::notice!("worker {}: local ports free again", self.id);
+                    }
                     if self.idle_timeout.is_some() {
                         self.arm_sweep();
                     }

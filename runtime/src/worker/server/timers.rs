@@ -32,6 +32,9 @@ impl Worker {
         if self.sweep_at.is_some_and(|at| at <= self.now) {
             self.sweep();
         }
+        if self.port_retry_at.is_some_and(|at| at <= self.now) {
+            self.retry_port_waiters();
+        }
         self.check_deferral();
         if self.idle_at.is_some_and(|at| at <= self.now) {
             // Again after each idle-release time while idle: the master may have

@@ -420,7 +420,6 @@ pub(crate) fn read_to_end(stream: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
     }
 }
 
-/// Whether `stream` receives nothing within `within` (it is not being served).
 /// Writes `chunk` again and again until a write waits 500 ms (the path is full);
 /// fails the test on another error or past `limit` bytes. Returns the bytes written.
 pub(crate) fn write_until_stalled(stream: &mut TcpStream, chunk: &[u8], limit: usize) -> usize {
@@ -445,6 +444,7 @@ pub(crate) fn write_until_stalled(stream: &mut TcpStream, chunk: &[u8], limit: u
     }
 }
 
+/// Whether `stream` receives nothing within `within` (it is not being served).
 pub(crate) fn stays_silent(stream: &mut TcpStream, within: Duration) -> bool {
     stream.set_read_timeout(Some(within)).expect("timeout");
     let mut byte = [0u8; 1];
