@@ -335,6 +335,18 @@ impl<T: Transport> Session<T> {
         }
     }
 
+    /// The client's socket error, if an error event was reported for it since the
+    /// last check (a client that reset while its session waits for a remote).
+    pub fn client_error(&mut self) -> Option<io::Error> {
+        if !std::mem::take(&mut self.client.error) {
+            return None;
+        }
+        match self.client.io.take_error() {
+            Ok(None) => None,
+            Ok(Some(error)) | Err(error) => Some(error),
+        }
+    }
+
     /// Records a readiness event for one side.
     pub fn ready(
         &mut self,

@@ -198,10 +198,14 @@ impl Worker {
             } else {
                 format!(", {} denied by the acl", self.denied)
             },
-            if self.port_waiting.is_empty() {
-                String::new()
-            } else {
-                format!(", {} waiting for a local port", self.port_waiting.len())
+            match self
+                .port_waiting
+                .iter()
+                .filter(|&&(key, id)| self.sessions.get(key).is_some_and(|s| s.id == id))
+                .count()
+            {
+                0 => String::new(),
+                n => format!(", {n} waiting for a local port"),
             },
             if self.exit.is_some() {
                 ", draining"

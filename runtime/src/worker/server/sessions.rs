@@ -30,6 +30,21 @@ impl Worker {
             }
             return;
         }
+        if side == Side::Client && event.is_error() && matches!(session.state, State::Connecting(_))
+        {
+            // Gone before its remote answered (or while it waits for a local port):
+            // nothing is left to deliver, and the connect is abandoned.
+            if let Some(error) = session.client_error() {
+                self.close(
+                    key,
+                    Why::Relay(Close::Error {
+                        side: Side::Client,
+                        error,
+                    }),
+                );
+                return;
+            }
+        }
         if side == Side::Remote && matches!(session.state, State::Connecting(_)) {
             let trusted = matches!(self.poller.mechanism(), Mechanism::Epoll | Mechanism::Poll);
             match session.connected(self.now, trusted) {

@@ -121,6 +121,24 @@ pub(crate) fn a_client_waits_for_a_free_local_port_then_is_served(m: Mechanism) 
             stays_silent(&mut three, Duration::from_millis(500)),
             "the client waiting for a port was answered or closed"
         );
+        // A waiting client that resets is closed at once, not when a port frees
+        // (select(2) reports no errors: there it waits for its turn).
+        if m != Mechanism::Select {
+            let mut four = client_from(6004);
+            four.write_all(b"four").expect("write");
+            wait_until("four sessions", IO_TIMEOUT, || {
+                worker.probe.sessions.load(Ordering::Relaxed) == 4
+            });
+            socket2::SockRef::from(&four)
+                .set_linger(Some(Duration::ZERO))
+                .expect("linger");
+            drop(four);
+            wait_until(
+                "the reset client's session closed",
+                Duration::from_secs(3),
+                || worker.probe.sessions.load(Ordering::Relaxed) == 3,
+            );
+        }
         // A port frees (the relay's end of the first session goes to TIME_WAIT,
         // which loopback may reuse after a second): the waiting client is served.
         drop(one);
