@@ -221,6 +221,14 @@ def system_busy():
     return sum(fields[:3]) + sum(fields[5:7])
 
 
+def system_idle():
+    """(idle ticks, all ticks) of the whole machine so far (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal
+    return fields[3] + fields[4], sum(fields[:8])
+
+
 def own_cpu(pgids):
     """CPU time, in clock ticks, of this process, its reaped children and every live
     process of the benchmark's process groups (with their reaped children)."""
@@ -300,6 +308,9 @@ class Bench:
         self.notes = []
         self.anomalies = []
         self.tls_seen = {}
+        # (figure, target) -> per round: CPU µs per operation of the client, the
+        # backend and the relay, and the share of the cores left idle
+        self.costs = {}
 
     def path(self, name):
         return os.path.join(self.workdir, name)
@@ -508,17 +519,37 @@ class Bench:
         # The relay's own CPU time per request, beside the rate: on 2 cores shared
         # with the client and the server, a relay's rate depends on scheduling as
         # much as on its own cost. socat's exited forks are not counted: left out.
+        # Beside it, the client's and redis's (from the client's rusage and redis's
+        # /proc/PID/stat) and the share of the cores left idle: the rate two cores
+        # give at those costs is what bounds every relay (see ceilings()).
         root = None if target in ("direct", "socat") else self.plain[target]["redis"][0].pid
+        key = "keepalive" if keepalive else "newconn"
         cpu0 = tree_cpu_ticks(root) if root else 0
+        redis0 = tree_cpu_ticks(self.redis.pid)
+        idle0 = system_idle()
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         rc, out, err = run(argv, timeout=300)
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        idle1 = system_idle()
+        redis1 = tree_cpu_ticks(self.redis.pid)
         cpu1 = tree_cpu_ticks(root) if root else 0
         m = re.findall(r"PING_MBULK: ([\d.]+) requests per second", out.replace("\r", "\n"))
         if rc != 0 or not m:
             raise RuntimeError(f"redis-benchmark rc={rc}: {(out + err).strip()[-300:]}")
-        detail = ""
+        per_op = 1e6 / n
+        hz = os.sysconf("SC_CLK_TCK")
+        cost = {
+            "client": ((kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)) * per_op,
+            "backend": (redis1 - redis0) / hz * per_op,
+            "relay": (cpu1 - cpu0) / hz * per_op if root else None,
+            "idle": (idle1[0] - idle0[0]) / max(1, idle1[1] - idle0[1]),
+        }
+        self.costs.setdefault((key, target), []).append(cost)
+        what = "request" if keepalive else "connection"
+        detail = f"client {cost['client']:.1f} µs, redis {cost['backend']:.1f} µs"
         if root:
-            us = (cpu1 - cpu0) / os.sysconf("SC_CLK_TCK") * 1e6 / n
-            detail = f"relay CPU {us:.1f} µs per {'request' if keepalive else 'connection'}"
+            detail += f", relay {cost['relay']:.1f} µs"
+        detail += f" CPU per {what}; cores idle {cost['idle'] * 100:.0f} %"
         return float(m[-1]) / 1000.0, detail
 
     def keepalive(self, target):
@@ -907,6 +938,7 @@ def report(bench, results, details, args, meta):
         for a in bench.anomalies:
             w(f"- {a}")
         w("")
+    lines.extend(ceilings(getattr(bench, "costs", {}), results))
     w("Targets:")
     w("")
     for title, target, result, measured in verdicts:
@@ -925,6 +957,57 @@ def report(bench, results, details, args, meta):
     return "\n".join(lines) + "\n"
 
 
+def ceilings(costs, results):
+    """Markdown: the CPU each process spent per operation in the redis figures
+    (medians of the rounds) and what that leaves a relay. Every operation costs the
+    client and redis their part and the relay its own, on the same cores; so no
+    relay, however cheap, exceeds cores / (client + redis) per second, nor what the
+    single-threaded client or redis can do on one core (1 / its cost); and a target
+    rate R leaves a relay at most cores / R - (client + redis) of CPU per operation
+    even with no core ever idle, and needs client × R of the client's one core."""
+    out = []
+    if not costs:
+        return out
+    cores = os.cpu_count() or 2
+    out.append("CPU per operation in the redis figures (medians of the rounds; user + "
+               "system time of each process over the run, divided by the operations), "
+               "and what it leaves a relay on these cores:")
+    out.append("")
+    out.append("| figure | through | client µs | redis µs | relay µs | cores idle "
+               "| rate | no-cost relay ceiling | CPU a relay may use at the target rate "
+               "| the client's core at the target rate |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for key in ("keepalive", "newconn"):
+        target_ratio = {k: r for k, rs in TARGETS.items() for p, r, _ in rs if p == "haproxy"}.get(key)
+        hap = median((results.get(key) or {}).get("haproxy") or [])
+        goal = hap * target_ratio if hap and target_ratio else None
+        for target in COLUMNS:
+            rounds = costs.get((key, target))
+            if not rounds:
+                continue
+            client = median([c["client"] for c in rounds])
+            backend = median([c["backend"] for c in rounds])
+            relay = median([c["relay"] for c in rounds if c["relay"] is not None])
+            idle = median([c["idle"] for c in rounds])
+            rate = median((results.get(key) or {}).get(target) or [])
+            # redis-benchmark and redis are single-threaded: each one core at most.
+            ceiling = (min(cores * 1e6 / (client + backend), 1e6 / client, 1e6 / backend) / 1000
+                       if client > 0 and backend > 0 else None)
+            budget, client_share = "", ""
+            if goal and target != "direct":
+                budget = f"{cores * 1e6 / (goal * 1000) - (client + backend):.1f} µs"
+                client_share = f"{client * goal * 1000 / 1e6 * 100:.0f} %"
+            out.append(
+                f"| {key} | {NAMES[target]} | {client:.1f} | {backend:.1f} | "
+                + (f"{relay:.1f}" if relay is not None else "") + f" | {idle * 100:.0f} % | "
+                + (f"{fmt(rate, 'k/s')}k/s" if rate else "") + " | "
+                + (f"{ceiling:.1f}k/s" if ceiling and target != "direct" else "") + f" | {budget} | {client_share} |")
+        if goal:
+            out.append(f"| {key} | target: {target_ratio} × HAProxy | | | | | {goal:.1f}k/s | | | |")
+    out.append("")
+    return out
+
+
 def dump(bench, results, details, args, meta):
     """Everything the report is made from, as JSON (see --report-from)."""
     return {
@@ -935,6 +1018,7 @@ def dump(bench, results, details, args, meta):
         "results": results,
         "details": {f"{k}/{t}": d for (k, t), d in details.items()},
         "configs": bench.configs, "tls_seen": bench.tls_seen,
+        "costs": {f"{k}/{t}": v for (k, t), v in bench.costs.items()},
         "anomalies": bench.anomalies, "notes": bench.notes,
     }
 
@@ -950,7 +1034,9 @@ def report_from(path):
     meta["round_loads"] = keyed(meta["round_loads"])
     meta["other_cpu"] = keyed(meta["other_cpu"])
     bench = argparse.Namespace(configs=d["configs"], tls_seen=d["tls_seen"],
-                               anomalies=d["anomalies"], notes=d["notes"])
+                               anomalies=d["anomalies"], notes=d["notes"],
+                               costs={tuple(k.split("/", 1)): v
+                                      for k, v in d.get("costs", {}).items()})
     details = {tuple(k.split("/", 1)): v for k, v in d["details"].items()}
     return report(bench, d["results"], details, argparse.Namespace(**d["args"]), meta)
 
