@@ -188,6 +188,17 @@ pub struct End<T> {
 }
 
 impl<T: Transport> End<T> {
+    /// The socket's error, if an error event was reported since the last check.
+    fn reported_error(&mut self) -> Option<io::Error> {
+        if !std::mem::take(&mut self.error) {
+            return None;
+        }
+        match self.io.take_error() {
+            Ok(None) => None,
+            Ok(Some(error)) | Err(error) => Some(error),
+        }
+    }
+
     /// A side assumed ready both ways: the first operations find out for sure.
     pub fn new(io: T) -> End<T> {
         End {
@@ -338,13 +349,7 @@ impl<T: Transport> Session<T> {
     /// The client's socket error, if an error event was reported for it since the
     /// last check (a client that reset while its session waits for a remote).
     pub fn client_error(&mut self) -> Option<io::Error> {
-        if !std::mem::take(&mut self.client.error) {
-            return None;
-        }
-        match self.client.io.take_error() {
-            Ok(None) => None,
-            Ok(Some(error)) | Err(error) => Some(error),
-        }
+        self.client.reported_error()
     }
 
     /// Records a readiness event for one side.
@@ -436,14 +441,8 @@ impl<T: Transport> Session<T> {
             (Side::Client, &mut self.client),
             (Side::Remote, &mut *remote),
         ] {
-            if end.error {
-                end.error = false;
-                match end.io.take_error() {
-                    Ok(None) => {}
-                    Ok(Some(error)) | Err(error) => {
-                        return Outcome::Close(Close::Error { side, error })
-                    }
-                }
+            if let Some(error) = end.reported_error() {
+                return Outcome::Close(Close::Error { side, error });
             }
         }
         let before = self.bytes;
