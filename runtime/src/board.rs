@@ -36,6 +36,10 @@ struct Seat {
     /// Connections accepted so far (wrapping): another worker sees from it that this
     /// one makes progress.
     accepted: AtomicU32,
+    /// Sessions held, whether it accepts or not: what the master reports when the
+    /// worker dies (its frames only say when it fills or empties).
+    held: AtomicU32,
+    _pad: AtomicU32,
 }
 
 /// The shared memory: a header (seats in use end before `high`) and the seats.
@@ -112,6 +116,7 @@ impl Board {
         let table = self.table();
         let seat = table.seats.get(index)?;
         seat.load.store(AWAY, Ordering::Relaxed);
+        seat.held.store(0, Ordering::Relaxed);
         let end = u32::try_from(index + 1).unwrap_or(u32::MAX);
         table.high.fetch_max(end, Ordering::Relaxed);
         Some(Place {
@@ -120,11 +125,14 @@ impl Board {
         })
     }
 
-    /// The master: a worker is gone (reaped); its seat no longer counts.
-    pub fn vacate(&self, index: usize) {
-        if let Some(seat) = self.table().seats.get(index) {
-            seat.load.store(AWAY, Ordering::Relaxed);
-        }
+    /// The master: a worker is gone; its seat no longer counts. Returns the sessions
+    /// it last said it held.
+    pub fn vacate(&self, index: usize) -> u32 {
+        let Some(seat) = self.table().seats.get(index) else {
+            return 0;
+        };
+        seat.load.store(AWAY, Ordering::Relaxed);
+        seat.held.swap(0, Ordering::Relaxed)
     }
 }
 
@@ -151,10 +159,14 @@ impl Place {
         &self.board.table().seats[self.index]
     }
 
-    /// Publishes this worker's sessions (`None`: it does not accept now).
-    pub fn publish(&self, sessions: Option<usize>) {
-        let load = sessions.map_or(AWAY, |n| u32::try_from(n).unwrap_or(AWAY - 1));
-        self.seat().load.store(load, Ordering::Relaxed);
+    /// Publishes this worker's sessions: `held`, and as its load only while it
+    /// accepts.
+    pub fn publish(&self, held: usize, accepting: bool) {
+        let held = u32::try_from(held).unwrap_or(AWAY - 1).min(AWAY - 1);
+        let seat = self.seat();
+        seat.held.store(held, Ordering::Relaxed);
+        seat.load
+            .store(if accepting { held } else { AWAY }, Ordering::Relaxed);
     }
 
     /// Counts one accepted connection.
@@ -213,8 +225,8 @@ mod tests {
         let b = board.occupy(1).unwrap();
         let c = board.occupy(2).unwrap();
         assert_eq!(a.others(), None, "nobody published yet");
-        b.publish(Some(7));
-        c.publish(Some(3));
+        b.publish(7, true);
+        c.publish(3, true);
         c.count_accept();
         c.count_accept();
         b.count_accept();
@@ -226,15 +238,16 @@ mod tests {
                 count: 2
             })
         );
-        c.publish(None);
+        c.publish(3, false);
         assert_eq!(a.others().map(|o| o.least), Some(7), "c stopped accepting");
-        board.vacate(1);
+        assert_eq!(board.vacate(1), 7, "b held 7 sessions");
         assert_eq!(a.others(), None, "b was reaped");
+        assert_eq!(board.vacate(2), 3, "c held 3 while it did not accept");
         // A new worker in b's seat starts away, with the old counter (only its
         // movement matters).
         let b2 = board.occupy(1).unwrap();
         assert_eq!(a.others(), None);
-        b2.publish(Some(0));
+        b2.publish(0, true);
         assert_eq!(a.others().map(|o| o.least), Some(0));
         assert!(board.occupy(SEATS).is_none(), "no seat past the table");
     }
@@ -248,7 +261,7 @@ mod tests {
         match unsafe { libc::fork() } {
             -1 => panic!("fork: {}", io::Error::last_os_error()),
             0 => {
-                there.publish(Some(42));
+                there.publish(42, true);
                 there.count_accept();
                 unsafe { libc::_exit(0) };
             }

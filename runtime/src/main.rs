@@ -28,7 +28,12 @@ fn main() -> ExitCode {
         Mode::Run(source) => source,
     };
     let plan = match load::load(&source) {
-        Ok(p) => p,
+        Ok(loaded) => {
+            for line in &loaded.warnings {
+                eprintln!("{line}");
+            }
+            loaded.plan
+        }
         Err(e) => {
             eprintln!("tcprelay: {e}");
             return ExitCode::from(1);
@@ -70,9 +75,7 @@ fn main() -> ExitCode {
     let pidfile = plan.spawnd.pidfile.clone();
     let (user, group) = (plan.spawnd.user.clone(), plan.spawnd.group.clone());
     let workdir = plan.spawnd.working_directory.clone();
-    let reload_source = source.clone();
-    let reload: master::Reload = Box::new(move || load::load(&reload_source));
-    let master = match master::Master::new(plan, tls, reload) {
+    let master = match master::Master::new(plan, tls, source) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("tcprelay: {e}");

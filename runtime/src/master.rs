@@ -20,9 +20,11 @@
 //!   master exits;
 //! - a worker whose master dies sees end of file on its control socket and drains.
 
+use crate::args::PlanSource;
 use crate::board::{Board, SEATS};
 use crate::control::{ToMaster, ToWorker, FRAME};
 use crate::listen::{self, Bound};
+use crate::load;
 use crate::os::{self, Fork};
 use crate::worker;
 use crate::{error, info, notice, warn};
@@ -66,12 +68,10 @@ struct Worker {
     leaving: bool,
     /// It reported being stopped (SIGTERM/SIGINT or `ToWorker::Stop`).
     stopped: bool,
-    /// Its seat on the load board, freed when it is reaped.
+    /// Its seat on the load board, freed when its control socket closes (it has
+    /// ended) or it is reaped.
     seat: Option<usize>,
 }
-
-/// Loads the plan again on SIGHUP.
-pub type Reload = Box<dyn FnMut() -> Result<Plan, String>>;
 
 /// The master's state.
 pub struct Master {
@@ -84,7 +84,12 @@ pub struct Master {
     next_token: usize,
     poll: Poll,
     signals: mio::unix::pipe::Receiver,
-    reload: Reload,
+    /// Where the plan comes from, read again on SIGHUP.
+    source: PlanSource,
+    /// A reload's compile still running (the master supervises meanwhile), and
+    /// whether another SIGHUP came during it (a reload follows this one).
+    compiling: Option<load::Compile>,
+    reload_again: bool,
     stopping: bool,
     /// Recent unexpected worker deaths, to slow down a crash loop.
     deaths: Vec<Instant>,
@@ -124,7 +129,7 @@ impl Master {
     pub fn new(
         plan: Plan,
         tls: Option<openssl::ssl::SslContext>,
-        reload: Reload,
+        source: PlanSource,
     ) -> Result<Master, String> {
         let listeners = listen::bind_all(
             &plan.spawnd.listeners,
@@ -151,7 +156,9 @@ impl Master {
             next_token: 0,
             poll,
             signals,
-            reload,
+            source,
+            compiling: None,
+            reload_again: false,
             stopping: false,
             deaths: Vec::new(),
             spawn_after: None,
@@ -201,8 +208,14 @@ impl Master {
                 info!("stopped");
                 return 0;
             }
-            let timeout = self
-                .spawn_after
+            let wake = [
+                self.spawn_after,
+                self.compiling.as_ref().map(load::Compile::deadline),
+            ];
+            let timeout = wake
+                .into_iter()
+                .flatten()
+                .min()
                 .map(|t| t.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -227,6 +240,14 @@ impl Master {
             if self.spawn_after.is_some_and(|t| t <= Instant::now()) {
                 self.spawn_after = None;
                 self.ensure_minimum();
+            }
+            if let Some(compile) = self
+                .compiling
+                .as_mut()
+                .filter(|c| c.deadline() <= Instant::now())
+            {
+                // Its exit, reaped, reports the timeout.
+                compile.kill();
             }
             let due = self.overload_due();
             self.set_overload(due);
@@ -429,8 +450,10 @@ impl Master {
             }
             if closed {
                 let _ = self.poll.registry().deregister(&mut w.control);
-                if let (Some(board), Some(seat)) = (&self.board, w.seat) {
-                    board.vacate(seat);
+                // Its process has ended (or is ending): the seat is free again, and it
+                // tells what the worker held when it went, which its frames do not.
+                if let (Some(board), Some(seat)) = (&self.board, w.seat.take()) {
+                    w.sessions = board.vacate(seat);
                 }
                 w.leaving = true;
             }
@@ -635,6 +658,12 @@ impl Master {
 
     fn reap(&mut self) {
         for (pid, exit) in os::reap() {
+            if self.compiling.as_ref().is_some_and(|c| c.pid() == pid) {
+                if let Some(compile) = self.compiling.take() {
+                    self.compiled(compile.finish(exit));
+                }
+                continue;
+            }
             let Some(token) = self
                 .workers
                 .iter()
@@ -647,6 +676,9 @@ impl Master {
                 continue;
             };
             let _ = self.poll.registry().deregister(&mut w.control);
+            if let (Some(board), Some(seat)) = (&self.board, w.seat.take()) {
+                w.sessions = board.vacate(seat);
+            }
             let expected = w.leaving || self.stopping;
             if expected && exit == os::ChildExit::Code(0) {
                 info!("worker {pid} finished");
@@ -690,12 +722,51 @@ impl Master {
         }
     }
 
-    /// SIGHUP: a new generation with the re-read plan; the old one drains.
+    /// SIGHUP: reads the plan again, or starts compiling the configuration again
+    /// (the master goes on supervising and obeying signals meanwhile, and
+    /// [`Master::compiled`] takes over when the compiler has exited).
     fn reload(&mut self) {
-        let plan = match (self.reload)() {
-            Ok(plan) => plan,
+        if self.compiling.is_some() {
+            notice!("reload requested while the last one is compiling: another follows it");
+            self.reload_again = true;
+            return;
+        }
+        match load::start(&self.source) {
+            Ok(load::Started::Ready(loaded)) => self.compiled(Ok(*loaded)),
+            Ok(load::Started::Compiling(compile)) => {
+                info!("reload: compiling {}", self.source);
+                self.compiling = Some(compile);
+            }
+            Err(e) => self.compiled(Err(e)),
+        }
+    }
+
+    /// A reload's plan is loaded (or failed to): a new generation with it, the old
+    /// one drains. Any failure keeps the running plan.
+    fn compiled(&mut self, loaded: Result<load::Loaded, String>) {
+        self.swap(loaded);
+        if std::mem::take(&mut self.reload_again) && !self.stopping {
+            self.reload();
+        }
+    }
+
+    fn swap(&mut self, loaded: Result<load::Loaded, String>) {
+        let plan = match loaded {
+            Ok(loaded) => {
+                for line in &loaded.warnings {
+                    warn!("{line}");
+                }
+                loaded.plan
+            }
             Err(e) => {
-                error!("reload failed, keeping the running plan: {e}");
+                let mut lines = e.lines();
+                error!(
+                    "reload failed, keeping the running plan: {}",
+                    lines.next().unwrap_or_default()
+                );
+                for line in lines {
+                    error!("{line}");
+                }
                 return;
             }
         };
@@ -765,6 +836,9 @@ impl Master {
         self.set_overload(false);
         self.stopping = true;
         self.spawn_after = None;
+        if let Some(mut compile) = self.compiling.take() {
+            compile.kill();
+        }
         self.listeners.clear();
         for w in self.workers.values_mut() {
             w.leaving = true;

@@ -798,3 +798,148 @@ fn the_acl_of_the_plan_is_enforced_by_the_workers() {
     relay.signal(10);
     relay.await_log("1 denied by the acl", Duration::from_secs(5));
 }
+
+/// The children of `pid` that run `name` (/proc/PID/comm).
+fn children_named(pid: i32, name: &str) -> Vec<i32> {
+    children_of(pid)
+        .into_iter()
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .collect()
+}
+
+/// A configuration server on loopback: the first request gets `body`, every later
+/// one is accepted and never answered (a server that stops answering). Stops
+/// when the returned flag is set.
+fn config_server_that_stops_answering(body: String) -> (u16, Arc<AtomicBool>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::spawn(move || {
+        let mut served = false;
+        let mut silent = Vec::new();
+        while !stopped.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut s, _)) if !served => {
+                    served = true;
+                    s.set_nonblocking(false).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+                Ok((s, _)) => silent.push(s),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    (port, stop)
+}
+
+/// A reload compiles the configuration in a child process while the master goes on:
+/// with the configuration's server answering no more (the compiler waits up to 30 s
+/// for it), a killed worker is replaced at once, connections are served, and SIGTERM
+/// stops the relay at once. The master used to wait for the compile.
+#[test]
+fn a_reload_whose_configuration_server_stops_answering_leaves_the_master_in_charge() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, stop) = config_server_that_stops_answering(config(
+        port,
+        echo.port,
+        "spawn = { servers min = 1 servers max = 1 }",
+    ));
+    let url = format!("http://127.0.0.1:{server}/relay.cfg");
+    let mut relay = Relay::start(dir.path(), &["-f", &url], port);
+    let worker = relay.await_workers(1, Duration::from_secs(5))[0];
+    relay.signal(1);
+    relay.await_log(&format!("reload: compiling {url}"), Duration::from_secs(5));
+    let compiler = children_named(relay.pid(), "tcprelay-cc");
+    assert_eq!(compiler.len(), 1, "the compile runs: {}", relay.log_text());
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &worker.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let replacement = loop {
+        let workers = children_named(relay.pid(), "tcprelay");
+        if let [one] = workers[..] {
+            if one != worker {
+                break one;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replacement while compiling: {}",
+            relay.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(alive(replacement));
+    assert_eq!(
+        harness::echo_through(port, b"meanwhile").unwrap(),
+        b"meanwhile"
+    );
+    assert!(
+        alive(compiler[0]),
+        "the compile is still waiting for its server"
+    );
+    let asked = Instant::now();
+    relay.signal(15);
+    let status = relay.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM during the compile: {status:?} after {:?}: {}",
+        asked.elapsed(),
+        relay.log_text()
+    );
+    stop.store(true, Ordering::Relaxed);
+}
+
+/// A configuration that no longer compiles on SIGHUP: the log says so with the
+/// compiler's own diagnostics (they used to go to the master's standard error only,
+/// which a daemon has closed, after "the configuration has errors (see above)"), and
+/// the running plan serves on.
+#[test]
+fn a_reload_with_errors_logs_the_diagnostics_and_keeps_serving() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("relay.cfg");
+    std::fs::write(&cfg, config(port, echo.port, "spawn = { servers min = 1 }")).unwrap();
+    let relay = Relay::start(dir.path(), &["-f", cfg.to_str().unwrap()], port);
+    relay.await_workers(1, Duration::from_secs(5));
+    std::fs::write(
+        &cfg,
+        config(port, echo.port, "spawn = { servers min = 1 }").replace("port = ", "prot = "),
+    )
+    .unwrap();
+    relay.signal(1);
+    relay.await_log(
+        &format!(
+            "reload failed, keeping the running plan: {}: the configuration has errors:",
+            cfg.display()
+        ),
+        Duration::from_secs(10),
+    );
+    relay.await_log("error[E0003]", Duration::from_secs(1));
+    assert!(
+        relay.log_text().contains("did you mean `port`?"),
+        "the compiler's help reaches the log: {}",
+        relay.log_text()
+    );
+    assert_eq!(harness::echo_through(port, b"still").unwrap(), b"still");
+}

@@ -262,6 +262,46 @@ fn a_killed_worker_is_replaced_and_the_others_keep_their_sessions() {
     assert_eq!(echo_through(port, b"after").unwrap(), b"after");
 }
 
+/// The master used to log "worker N died ... with 0 session(s)" for a worker that
+/// held many: it knew only what the worker's frames say, and a worker sends one only
+/// when it fills or empties. It now reads what the worker last published.
+#[test]
+fn a_dead_workers_sessions_are_counted_in_the_log() {
+    use std::io::{Read, Write};
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::run_config(
+        dir.path(),
+        &config(
+            port,
+            &[(echo.port, 1)],
+            "spawn = { servers min = 1 servers max = 1 users max = 50 }",
+            "",
+        ),
+        port,
+    );
+    let workers = relay.await_workers(1, Duration::from_secs(5));
+    let held: Vec<std::net::TcpStream> = (0..7)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(b"x").unwrap();
+            let mut one = [0u8; 1];
+            s.read_exact(&mut one).unwrap();
+            s
+        })
+        .collect();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &workers[0].to_string()])
+        .status();
+    relay.await_log(
+        &format!("worker {} died (signal 9) with 7 session(s)", workers[0]),
+        Duration::from_secs(5),
+    );
+    drop(held);
+}
+
 #[test]
 fn workers_finish_their_sessions_when_the_master_dies() {
     use std::io::{Read, Write};

@@ -579,7 +579,7 @@ fn a_worker_takes_the_clients_a_stuck_one_leaves_waiting(m: Mechanism) {
     let board = crate::board::Board::new().expect("board");
     // A worker that says it accepts, with no session, and never accepts.
     let stuck = board.occupy(1).expect("seat");
-    stuck.publish(Some(0));
+    stuck.publish(0, true);
     let mut setup = Setup::under(m, relay(&[(echo.addr, 1)]));
     setup.place = board.occupy(0);
     let mut worker = setup.start();
@@ -609,7 +609,7 @@ fn from_users_min_a_worker_leaves_clients_to_a_less_loaded_one(m: Mechanism) {
     let echo = Backend::start(Mode::Echo);
     let board = crate::board::Board::new().expect("board");
     let other = board.occupy(1).expect("seat");
-    other.publish(Some(0));
+    other.publish(0, true);
     let mut setup = Setup::under(m, relay(&[(echo.addr, 1)]));
     setup.place = board.occupy(0);
     setup.users_min = 3;
@@ -637,7 +637,7 @@ fn from_users_min_a_worker_leaves_clients_to_a_less_loaded_one(m: Mechanism) {
         "served while another worker had fewer sessions"
     );
     // The other stops accepting: at the next check this one takes the client.
-    other.publish(None);
+    other.publish(0, false);
     let mut back = [0u8; 1];
     fourth.read_exact(&mut back).expect("served");
     assert_eq!(&back, b"4");

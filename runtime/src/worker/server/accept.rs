@@ -162,9 +162,7 @@ impl Worker {
     /// accepts.
     pub(super) fn publish_load(&self) {
         if let Some(share) = self.share.as_ref() {
-            share
-                .place
-                .publish(self.accepting().then_some(self.sessions.len()));
+            share.place.publish(self.sessions.len(), self.accepting());
         }
     }
 
