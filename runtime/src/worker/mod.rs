@@ -127,6 +127,10 @@ pub(crate) struct Probe {
     /// Pipes made for splicing so far, and lent to sessions now.
     pub pipes_created: AtomicUsize,
     pub pipes_in_use: AtomicUsize,
+    /// TLS handshakes under way (each with its OpenSSL connection), and the most
+    /// seen at the end of a turn.
+    pub handshakes: AtomicUsize,
+    pub max_handshakes: AtomicUsize,
 }
 
 impl Probe {
@@ -134,6 +138,9 @@ impl Probe {
         self.pipes_created
             .store(pipes.created as usize, Ordering::Relaxed);
         self.pipes_in_use.store(pipes.in_use(), Ordering::Relaxed);
+        let handshakes = tls::handshakes_under_way();
+        self.handshakes.store(handshakes, Ordering::Relaxed);
+        self.max_handshakes.fetch_max(handshakes, Ordering::Relaxed);
         self.sessions.store(sessions, Ordering::Relaxed);
         self.buffered.store(buffered, Ordering::Relaxed);
         self.max_buffered.fetch_max(buffered, Ordering::Relaxed);
@@ -150,6 +157,9 @@ pub(crate) struct Options {
     pub connect_timeout: Option<std::time::Duration>,
     /// Replaces [`HANDSHAKE_TIMEOUT`] (tests use a short one).
     pub handshake_timeout: Option<std::time::Duration>,
+    /// Replaces how many TLS handshakes run at once (`TCPRELAY_MAX_HANDSHAKES`,
+    /// default [`tls::MAX_HANDSHAKES`]).
+    pub max_handshakes: Option<usize>,
     /// Replaces the idle-release time (`TCPRELAY_IDLE_RELEASE`, default
     /// [`server::IDLE_RELEASE`]) after which a worker with no session says so.
     pub idle_release: Option<std::time::Duration>,

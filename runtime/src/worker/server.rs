@@ -36,7 +36,7 @@ use super::session::{
     is_reset, Close, ConnectOutcome, End, HandshakeOutcome, Outcome, Session, Side, State,
 };
 use super::splice::Pipes;
-use super::tls::{TlsStream, HANDSHAKE_TIMEOUT};
+use super::tls::{self, TlsStream, HANDSHAKE_TIMEOUT};
 use super::transport::{Stream, Transport};
 use super::{Config, Exit, ListenSocket, Options, Probe};
 use crate::control::ToMaster;
@@ -224,6 +224,13 @@ pub struct Worker {
     tls_failures: u64,
     /// Sharing new connections with the other workers (`None`: alone).
     share: Option<Share>,
+    /// TLS clients that have spoken and wait for a handshake slot, oldest first:
+    /// (key, session id).
+    handshake_queue: VecDeque<(usize, u64)>,
+    /// The most sessions held since memory was last given back (see
+    /// [`Worker::give_back_memory`]), and when it is given back next.
+    peak: usize,
+    trim_at: Option<Instant>,
     /// Client access rules.
     acl: Vec<tcprelay_plan::AclRule>,
     /// Clients the access rules turned away.
@@ -289,6 +296,13 @@ impl Worker {
                 tls: listener.tls,
             }));
         }
+        tls::set_handshake_limit(options.max_handshakes.unwrap_or_else(|| {
+            std::env::var("TCPRELAY_MAX_HANDSHAKES")
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(tls::MAX_HANDSHAKES)
+        }));
         let relay = config.relay;
         let relay_remotes_len = relay.remotes.len();
         let session_base = FIRST_LISTENER + listeners.len();
@@ -335,6 +349,9 @@ impl Worker {
             tls: config.tls,
             handshake_timeout: options.handshake_timeout.unwrap_or(HANDSHAKE_TIMEOUT),
             tls_failures: 0,
+            handshake_queue: VecDeque::new(),
+            peak: 0,
+            trim_at: None,
             acl: config.acl,
             denied: 0,
             share: config.place.map(|place| Share {
@@ -382,7 +399,9 @@ impl Worker {
                 self.dispatch(event);
             }
             self.run_again();
+            self.admit_handshakes();
             self.run_timers();
+            self.give_back_memory();
             self.rearm_link();
             self.publish_load();
             self.report_probe();
@@ -411,6 +430,7 @@ impl Worker {
             self.grace_at,
             self.starved.map(|s| s.until),
             self.idle_at,
+            self.trim_at,
         ]
         .into_iter()
         .flatten()

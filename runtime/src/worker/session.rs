@@ -167,6 +167,9 @@ pub enum HandshakeOutcome {
     Pending,
     /// Complete: the session is now connecting.
     Done,
+    /// The client has spoken but the worker runs as many handshakes as it may:
+    /// drive it again when one ends (its bytes wait in the kernel meanwhile).
+    Queued,
     /// The handshake failed (OpenSSL has sent the client an alert): close.
     Failed(io::Error),
 }
@@ -336,6 +339,9 @@ impl<T: Transport> Session<T> {
                     // knows whether for the socket to be readable or writable).
                     self.client.readable = false;
                     return HandshakeOutcome::Pending;
+                }
+                Err(e) if e.kind() == io::ErrorKind::ResourceBusy => {
+                    return HandshakeOutcome::Queued;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

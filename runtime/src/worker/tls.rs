@@ -34,7 +34,8 @@
 use super::transport::{Stream, Transport};
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
-use openssl::ssl::{self, ErrorCode, Ssl, SslContextRef, SslStream};
+use openssl::ssl::{self, ErrorCode, Ssl, SslContext, SslContextRef, SslStream};
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
@@ -59,11 +60,50 @@ enum Deferred {
     Error(io::Error),
 }
 
+/// How many handshakes a worker runs at once by default (see [`set_handshake_limit`]).
+pub const MAX_HANDSHAKES: usize = 256;
+
+thread_local! {
+    /// Handshakes under way in this worker, and how many may be. Per thread: a
+    /// worker is one thread (the worker tests run several in one process).
+    static UNDER_WAY: Cell<usize> = const { Cell::new(0) };
+    static LIMIT: Cell<usize> = const { Cell::new(MAX_HANDSHAKES) };
+}
+
+/// Sets how many handshakes this worker runs at once.
+pub fn set_handshake_limit(limit: usize) {
+    LIMIT.set(limit.max(1));
+}
+
+/// How many handshakes are under way in this worker.
+pub fn handshakes_under_way() -> usize {
+    UNDER_WAY.get()
+}
+
+/// Whether a handshake waiting for its turn ([`Transport::handshake`] returned
+/// `ResourceBusy`) may start now.
+pub fn handshake_room() -> bool {
+    UNDER_WAY.get() < LIMIT.get()
+}
+
 /// A TLS server connection over an accepted socket.
+///
+/// Memory: an OpenSSL connection costs about 8 KiB and its handshake's buffers about
+/// 30 KiB more, so neither is made before the client has sent something (a
+/// connection that stays silent costs the session record alone), and at most a
+/// limited number of handshakes run at once per worker ([`MAX_HANDSHAKES`]); a
+/// client whose turn has not come waits, its bytes in the kernel, within the
+/// handshake timeout.
 #[derive(Debug)]
 pub struct TlsStream {
-    stream: SslStream<Stream>,
+    socket: Stream,
+    /// OpenSSL's connection, made when the handshake starts.
+    stream: Option<SslStream<Fd>>,
+    context: SslContext,
     handshaken: bool,
+    /// The handshake has started (the client sent something) and is counted in
+    /// `UNDER_WAY` until it ends.
+    started: bool,
     /// What the last blocked read (write) waits for.
     read_waits: Wait,
     write_waits: Wait,
@@ -75,12 +115,12 @@ impl TlsStream {
     ///
     /// [`handshake`]: Transport::handshake
     pub fn accept(context: &SslContextRef, socket: Stream) -> io::Result<TlsStream> {
-        let setup = |e: openssl::error::ErrorStack| io::Error::other(format!("TLS setup: {e}"));
-        let ssl = Ssl::new(context).map_err(setup)?;
-        let stream = SslStream::new(ssl, socket).map_err(setup)?;
         Ok(TlsStream {
-            stream,
+            socket,
+            stream: None,
+            context: context.to_owned(),
             handshaken: false,
+            started: false,
             read_waits: Wait::None,
             write_waits: Wait::None,
             deferred: None,
@@ -89,22 +129,75 @@ impl TlsStream {
 
     /// The socket underneath.
     pub fn socket(&self) -> &Stream {
-        self.stream.get_ref()
+        &self.socket
     }
 
     /// The socket underneath, for registration and socket options only.
     pub fn socket_mut(&mut self) -> &mut Stream {
-        self.stream.get_mut()
+        &mut self.socket
     }
 
     /// The protocol version, e.g. "TLSv1.3", for logs.
     pub fn version(&self) -> &'static str {
-        self.stream.ssl().version_str()
+        self.stream.as_ref().map_or("", |s| s.ssl().version_str())
     }
 
     /// Whether the handshake resumed an earlier session, for logs.
     pub fn resumed(&self) -> bool {
-        self.stream.ssl().session_reused()
+        self.stream
+            .as_ref()
+            .is_some_and(|s| s.ssl().session_reused())
+    }
+
+    /// OpenSSL's connection; only the handshake makes it, and the relay reads and
+    /// writes only after the handshake.
+    fn ssl(&mut self) -> io::Result<&mut SslStream<Fd>> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "TLS handshake not done"))
+    }
+}
+
+impl TlsStream {
+    /// The handshake is over (done, failed, or the connection dropped): its slot
+    /// is free.
+    fn end_handshake(&mut self) {
+        if std::mem::take(&mut self.started) {
+            UNDER_WAY.set(UNDER_WAY.get().saturating_sub(1));
+        }
+    }
+}
+
+impl Drop for TlsStream {
+    fn drop(&mut self) {
+        self.end_handshake();
+    }
+}
+
+/// Whether the client has sent something (or closed, or failed: the handshake then
+/// finds out) without taking it from the socket.
+fn peer_has_spoken(fd: RawFd) -> io::Result<bool> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: a one-byte buffer that lives across the call; MSG_PEEK leaves the
+        // byte in the socket.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => return Ok(false),
+            io::ErrorKind::Interrupted => {}
+            _ => return Ok(true),
+        }
     }
 }
 
@@ -159,7 +252,7 @@ impl Transport for TlsStream {
         // plain side gets one large write instead of many small ones.
         let mut filled = 0;
         while filled < buf.len() {
-            match self.stream.ssl_read(&mut buf[filled..]) {
+            match self.ssl()?.ssl_read(&mut buf[filled..]) {
                 Ok(n) => {
                     self.read_waits = Wait::None;
                     filled += n;
@@ -198,7 +291,7 @@ impl Transport for TlsStream {
         clear_errors();
         let mut written = 0;
         while written < buf.len() {
-            match self.stream.ssl_write(&buf[written..]) {
+            match self.ssl()?.ssl_write(&buf[written..]) {
                 Ok(n) => {
                     self.write_waits = Wait::None;
                     written += n;
@@ -225,7 +318,7 @@ impl Transport for TlsStream {
         // The first call queues and sends close_notify; after `WouldBlock` the next
         // one finishes sending it. It never waits for the client's close_notify.
         clear_errors();
-        match self.stream.shutdown() {
+        match self.ssl()?.shutdown() {
             Ok(_) => {
                 self.write_waits = Wait::None;
                 Ok(())
@@ -262,8 +355,26 @@ impl Transport for TlsStream {
         if self.handshaken {
             return Ok(());
         }
+        if !self.started {
+            // Nothing of the handshake is allocated before the client speaks.
+            if !peer_has_spoken(self.as_raw_fd())? {
+                self.read_waits = Wait::Readable;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if !handshake_room() {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    "waiting for a handshake slot",
+                ));
+            }
+            let setup = |e: openssl::error::ErrorStack| io::Error::other(format!("TLS setup: {e}"));
+            let ssl = Ssl::new(&self.context).map_err(setup)?;
+            self.stream = Some(SslStream::new(ssl, Fd(self.as_raw_fd())).map_err(setup)?);
+            self.started = true;
+            UNDER_WAY.set(UNDER_WAY.get() + 1);
+        }
         clear_errors();
-        match self.stream.accept() {
+        let result = match self.ssl()?.accept() {
             Ok(()) => {
                 self.handshaken = true;
                 self.read_waits = Wait::None;
@@ -272,7 +383,7 @@ impl Transport for TlsStream {
             Err(e) => match sort(e) {
                 Failed::Blocked(wait) => {
                     self.read_waits = wait;
-                    Err(io::ErrorKind::WouldBlock.into())
+                    return Err(io::ErrorKind::WouldBlock.into());
                 }
                 Failed::Eof => Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -280,7 +391,9 @@ impl Transport for TlsStream {
                 )),
                 Failed::Error(e) => Err(e),
             },
-        }
+        };
+        self.end_handshake();
+        result
     }
 
     fn readiness(&self, readable: bool, writable: bool) -> (bool, bool) {
@@ -327,17 +440,28 @@ impl AsRawFd for TlsStream {
     }
 }
 
-/// The accepted socket as OpenSSL's byte source and sink (its BIO): `WouldBlock`
-/// passes through and becomes `WANT_READ`/`WANT_WRITE`.
-impl io::Read for Stream {
+/// The accepted socket as OpenSSL's byte source and sink (its BIO), by descriptor:
+/// the [`TlsStream`] owns the socket, so making or dropping OpenSSL's connection
+/// never closes it. `WouldBlock` passes through and becomes
+/// `WANT_READ`/`WANT_WRITE`.
+#[derive(Debug)]
+struct Fd(RawFd);
+
+impl io::Read for Fd {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Transport::read(self, buf)
+        // SAFETY: `buf` is valid for writes of its length; the descriptor is the
+        // TlsStream's socket, open while OpenSSL's connection (owned by it) lives.
+        let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
     }
 }
 
-impl io::Write for Stream {
+impl io::Write for Fd {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Transport::write(self, buf)
+        // SAFETY: as in `read`, for reads of `buf`. MSG_NOSIGNAL: a closed peer is
+        // EPIPE, not a signal.
+        let n = unsafe { libc::send(self.0, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -59,6 +59,15 @@ struct TlsWorker {
 
 impl TlsWorker {
     fn start(relay: Relay, handshake_timeout: Option<Duration>) -> TlsWorker {
+        TlsWorker::start_limited(relay, handshake_timeout, None)
+    }
+
+    /// [`TlsWorker::start`] with at most `max_handshakes` handshakes at once.
+    fn start_limited(
+        relay: Relay,
+        handshake_timeout: Option<Duration>,
+        max_handshakes: Option<usize>,
+    ) -> TlsWorker {
         let certs = Certs::new();
         let context = crate::tls::server_context(&certs.tls(
             "cert.pem",
@@ -96,6 +105,7 @@ impl TlsWorker {
         let options = Options {
             probe: Some(probe.clone()),
             handshake_timeout,
+            max_handshakes,
             ..Options::default()
         };
         let thread = thread::spawn(move || run_with(config, options));
@@ -473,4 +483,83 @@ fn sessions_are_resumed() {
         assert!(second.ssl().session_reused(), "{version:?}: not resumed");
         round_trip(&mut second, b"second");
     }
+}
+
+// ---- handshake memory -------------------------------------------------------------
+
+/// The start of a ClientHello record, then nothing: a handshake that has started.
+const PARTIAL_HELLO: &[u8] = &[
+    0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03,
+];
+
+#[test]
+fn silent_clients_start_no_handshake() {
+    const SILENT: usize = 300;
+    let echo = Backend::start(Mode::Echo);
+    let worker = TlsWorker::start(relay_to(echo.addr), None);
+    let silent: Vec<TcpStream> = (0..SILENT).map(|_| worker.tcp()).collect();
+    let probe = &worker.worker.probe;
+    wait_until("the silent clients to be accepted", IO_TIMEOUT, || {
+        probe.sessions.load(Ordering::Relaxed) == SILENT
+    });
+    // A served client meanwhile: one handshake at a time at most.
+    let mut good = worker.connect();
+    round_trip(&mut good, b"served beside the silent ones");
+    assert_eq!(
+        probe.max_handshakes.load(Ordering::Relaxed),
+        1,
+        "an OpenSSL connection (about 40 KiB with its handshake) was made for a silent client"
+    );
+    // A client that speaks starts its handshake.
+    let mut spoke = worker.tcp();
+    spoke.write_all(PARTIAL_HELLO).expect("write");
+    wait_until("the handshake to start", IO_TIMEOUT, || {
+        probe.handshakes.load(Ordering::Relaxed) == 1
+    });
+    drop(silent);
+}
+
+#[test]
+fn handshakes_beyond_the_limit_wait_for_a_slot() {
+    let echo = Backend::start(Mode::Echo);
+    let worker = TlsWorker::start_limited(relay_to(echo.addr), None, Some(1));
+    let probe = &worker.worker.probe;
+    // A client that started its handshake and stalls holds the only slot.
+    let mut stalled = worker.tcp();
+    stalled.write_all(PARTIAL_HELLO).expect("write");
+    wait_until("the stalled handshake to start", IO_TIMEOUT, || {
+        probe.handshakes.load(Ordering::Relaxed) == 1
+    });
+    // A real client waits for the slot ...
+    let (connector, addr) = (worker.connector(None), worker.worker.addr);
+    let client = thread::spawn(move || {
+        let tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+        tcp.set_read_timeout(Some(IO_TIMEOUT)).ok();
+        let mut tls = connector
+            .connect("localhost", tcp)
+            .expect("handshake once the slot is free");
+        let done = Instant::now();
+        round_trip(&mut tls, b"served after waiting for a slot");
+        done
+    });
+    wait_until("the second client to be accepted", IO_TIMEOUT, || {
+        probe.sessions.load(Ordering::Relaxed) == 2
+    });
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        !client.is_finished(),
+        "a second handshake ran beside the first"
+    );
+    // ... and takes it as soon as the stalled one goes (its ClientHello waits in the
+    // kernel: no event would wake it), not at its handshake timeout (10 s).
+    let freed = Instant::now();
+    stalled.write_all(b"junk").expect("write");
+    drop(stalled);
+    let done = client.join().expect("client thread");
+    assert!(
+        done.duration_since(freed) < Duration::from_secs(2),
+        "the waiting handshake took {:?} after the slot was freed",
+        done.duration_since(freed)
+    );
+    assert_eq!(probe.max_handshakes.load(Ordering::Relaxed), 1);
 }

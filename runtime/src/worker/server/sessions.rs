@@ -115,7 +115,25 @@ impl Worker {
                 }
                 self.start_attempt(key);
             }
+            HandshakeOutcome::Queued => self.handshake_queue.push_back((key, session.id)),
             HandshakeOutcome::Failed(e) => self.close(key, Why::Handshake(e)),
+        }
+    }
+
+    /// Drives on the handshakes that waited for a slot, oldest first, while there
+    /// is room (their clients' bytes wait in the kernel: no event would come).
+    pub(super) fn admit_handshakes(&mut self) {
+        while tls::handshake_room() {
+            let Some((key, id)) = self.handshake_queue.pop_front() else {
+                return;
+            };
+            if self
+                .sessions
+                .get(key)
+                .is_some_and(|s| s.id == id && matches!(s.state, State::TlsHandshake { .. }))
+            {
+                self.handshake(key);
+            }
         }
     }
 

@@ -103,4 +103,31 @@ impl Worker {
             self.arm_sweep();
         }
     }
+
+    /// After a burst, returns the freed heap to the system: glibc's allocator keeps
+    /// what a burst of TLS handshakes or sessions freed, and a worker stayed at tens
+    /// of MB after one. When the sessions held have fallen by [`TRIM_AFTER`] from
+    /// their peak: a second later (more are usually closing), or at once when none
+    /// is left. The peak then starts again from what is held.
+    pub(super) fn give_back_memory(&mut self) {
+        let held = self.sessions.len();
+        if held >= self.peak {
+            self.peak = held;
+            return;
+        }
+        let fallen = self.peak - held >= TRIM_AFTER;
+        if fallen && self.trim_at.is_none() {
+            self.trim_at = Some(self.now + TRIM_DELAY);
+        }
+        if (fallen && held == 0) || self.trim_at.is_some_and(|at| at <= self.now) {
+            self.trim_at = None;
+            self.peak = held;
+            crate::os::trim_heap();
+        }
+    }
 }
+
+/// How far the sessions held must fall from their peak before freed memory is
+/// returned to the system, and how long after.
+pub(super) const TRIM_AFTER: usize = 64;
+const TRIM_DELAY: Duration = Duration::from_secs(1);
