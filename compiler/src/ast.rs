@@ -177,6 +177,7 @@ pub enum Key {
     Retire,
     RetireLimit,
     IdleTimeout,
+    SilentTimeout,
     TlsCertFile,
     TlsCertfile,
     TlsKeyFile,
@@ -252,6 +253,7 @@ impl Key {
             Retire => "retire",
             RetireLimit => "retire limit",
             IdleTimeout => "idle timeout",
+            SilentTimeout => "silent timeout",
             TlsCertFile => "tls cert-file",
             TlsCertfile => "tls certfile",
             TlsKeyFile => "tls key-file",
@@ -304,10 +306,9 @@ impl Key {
             | KeepaliveInterval => Role::Spawnd,
             SyslogIdent | SyslogFacility | SyslogLevel | SyslogSeverity => Role::Either,
             Remote | LocalAddress | Rebalance | Retire | RetireLimit | IdleTimeout
-            | TlsCertFile | TlsCertfile | TlsKeyFile | TlsKeyfile | TlsPassphrase | SslCert
-            | SslCertfile | SslCertFile | SslKey | SslKeyfile | SslKeyFile | SslPassphrase => {
-                Role::Tcprelay
-            }
+            | SilentTimeout | TlsCertFile | TlsCertfile | TlsKeyFile | TlsKeyfile
+            | TlsPassphrase | SslCert | SslCertfile | SslCertFile | SslKey | SslKeyfile
+            | SslKeyFile | SslPassphrase => Role::Tcprelay,
             Address | Port | Path | Tls | Protocol | Backlog | OverloadBacklog | Realm | Mode
             | BareAddress | UsersMin | UsersMax | ServersMin | ServersMax | InstancesMin
             | InstancesMax | Exec | Weight => Role::Nested,

@@ -67,8 +67,25 @@ fn render(plan: &Plan, out: &mut String) {
         }
         let _ = writeln!(out, ", keepalive {}", keepalive(&l.keepalive));
     }
-    let _ = writeln!(out, "  users min {} max {}", s.users_min, s.users_max);
-    let _ = writeln!(out, "  servers min {} max {}", s.servers_min, s.servers_max);
+    let auto = |n: u32, what: &str| {
+        if n == 0 {
+            format!("auto ({what})")
+        } else {
+            n.to_string()
+        }
+    };
+    let _ = writeln!(
+        out,
+        "  users min {} max {}",
+        s.users_min,
+        auto(s.users_max, "the open-file limit")
+    );
+    let _ = writeln!(
+        out,
+        "  servers min {} max {}",
+        auto(s.servers_min, "one per processor, at least 2"),
+        auto(s.servers_max, "8 or servers min")
+    );
     let _ = writeln!(
         out,
         "  background {}, single process {}",
@@ -127,14 +144,11 @@ fn render(plan: &Plan, out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "  rebalance {}, retire {}, idle timeout {}",
+        "  rebalance {}, retire {}, idle timeout {}, silent timeout {}",
         show(r.rebalance),
         show(r.retire),
-        if r.idle_timeout == 0 {
-            "never".to_string()
-        } else {
-            format!("{} s", r.idle_timeout)
-        }
+        seconds(r.idle_timeout),
+        seconds(r.silent_timeout)
     );
     let _ = writeln!(
         out,
@@ -153,5 +167,14 @@ fn render(plan: &Plan, out: &mut String) {
                 .as_ref()
                 .map_or("-".to_string(), |p| p.to_string())
         );
+    }
+}
+
+/// A timeout in seconds, 0 = never.
+fn seconds(secs: u32) -> String {
+    if secs == 0 {
+        "never".to_string()
+    } else {
+        format!("{secs} s")
     }
 }

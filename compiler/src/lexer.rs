@@ -110,6 +110,7 @@ tokens! {
     Keepalive = "keepalive",
     Count = "count",
     Idle = "idle",
+    Silent = "silent",
     Interval = "interval",
     Syslog = "syslog",
     Ident = "ident",

@@ -125,6 +125,10 @@ fn relay(m: &RelayModel) -> Relay {
             .idle_timeout
             .as_ref()
             .map_or(defaults::IDLE_TIMEOUT, |v| v.node),
+        silent_timeout: m
+            .silent_timeout
+            .as_ref()
+            .map_or(defaults::SILENT_TIMEOUT, |v| v.node),
         syslog: syslog(&m.syslog),
         tls: m.tls.cert.as_ref().map(|cert| Tls {
             cert_file: cert.value.node.clone(),

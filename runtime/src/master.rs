@@ -186,6 +186,16 @@ impl Master {
             .collect()
     }
 
+    /// `servers min` and `servers max` on this machine (see
+    /// `tcprelay_plan::Spawnd::workers`).
+    fn servers_min(&self) -> u32 {
+        self.plan.spawnd.workers(processors()).0
+    }
+
+    fn servers_max(&self) -> u32 {
+        self.plan.spawnd.workers(processors()).1
+    }
+
     fn active(&self) -> impl Iterator<Item = &Worker> {
         self.workers.values().filter(|w| !w.leaving)
     }
@@ -196,10 +206,10 @@ impl Master {
             "started: listening on {}; {} remote(s); workers {}..{}",
             self.bound_addresses().join(", "),
             self.plan.relay.remotes.len(),
-            self.plan.spawnd.servers_min,
-            self.plan.spawnd.servers_max
+            self.servers_min(),
+            self.servers_max()
         );
-        for _ in 0..self.plan.spawnd.servers_min {
+        for _ in 0..self.servers_min() {
             self.spawn();
         }
         let mut events = Events::with_capacity(256);
@@ -485,7 +495,7 @@ impl Master {
             }
             ToMaster::Idle { served } => {
                 let active = self.active().count();
-                let min = self.plan.spawnd.servers_min as usize;
+                let min = self.servers_min() as usize;
                 // Workers started above `servers min` when every one was full go
                 // again once the load has gone (no other worker is full): any idle
                 // one, as they are alike.
@@ -529,7 +539,7 @@ impl Master {
             }
             active += 1;
         }
-        !self.stopping && active > 0 && active >= self.plan.spawnd.servers_max as usize
+        !self.stopping && active > 0 && active >= self.servers_max() as usize
     }
 
     /// Enters or leaves overload: each listener's backlog becomes its `overload
@@ -592,8 +602,11 @@ impl Master {
                 warn!(
                     "every worker is full ({} of servers max {}, users max {}): new connections: {what}",
                     self.active().count(),
-                    self.plan.spawnd.servers_max,
-                    self.plan.spawnd.users_max
+                    self.servers_max(),
+                    match self.plan.spawnd.users_max {
+                        0 => "as the open-file limit allows".to_string(),
+                        n => n.to_string(),
+                    }
                 );
             }
         } else if self.overload_episode_logged {
@@ -650,7 +663,7 @@ impl Master {
     fn scale_up(&mut self) {
         let active = self.active().count();
         let all_full = self.active().all(|w| w.full);
-        if !self.stopping && all_full && active < self.plan.spawnd.servers_max as usize {
+        if !self.stopping && all_full && active < self.servers_max() as usize {
             info!("all {active} worker(s) are full: starting another");
             self.spawn();
         }
@@ -717,7 +730,7 @@ impl Master {
             return;
         }
         let active = self.active().count();
-        for _ in active..self.plan.spawnd.servers_min as usize {
+        for _ in active..self.servers_min() as usize {
             self.spawn();
         }
     }
@@ -809,7 +822,7 @@ impl Master {
             .filter(|(_, w)| !w.leaving)
             .map(|(t, _)| *t)
             .collect();
-        for _ in 0..self.plan.spawnd.servers_min.max(1) {
+        for _ in 0..self.servers_min().max(1) {
             self.spawn();
         }
         for token in &old {
@@ -845,4 +858,9 @@ impl Master {
             Self::send(w, ToWorker::Stop { grace_secs: grace });
         }
     }
+}
+
+/// The processors this process may run on.
+fn processors() -> u32 {
+    std::thread::available_parallelism().map_or(2, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
 }

@@ -277,4 +277,3 @@ mod tests {
         assert!(resolve("no-such-user-tcprelay", false).is_err());
     }
 }
-

@@ -1010,3 +1010,62 @@ fn a_burst_of_stalled_tls_clients_is_bounded_and_its_memory_returned() {
         "the burst's memory was not returned: {before} KiB before, {after} KiB after"
     );
 }
+
+/// With the default `users max` and `servers max`, 480 connections that said
+/// nothing stopped every new client (60 sessions a worker, 8 workers). A worker now
+/// takes as many as its open-file limit allows, and the `silent timeout` closes
+/// connections through which nothing passes.
+#[test]
+fn a_default_configuration_serves_beside_six_hundred_silent_connections() {
+    harness::raise_open_file_limit();
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::run_config(dir.path(), &config(port, echo.port, ""), port);
+    let silent: Vec<std::net::TcpStream> = (0..600)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let started = Instant::now();
+    assert_eq!(
+        harness::echo_through(port, b"served").unwrap(),
+        b"served",
+        "{}",
+        relay.log_text()
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(silent);
+}
+
+/// `silent timeout = 1`: a connection through which nothing passes is closed after
+/// a second, one that spoke once stays.
+#[test]
+fn the_silent_timeout_closes_connections_that_say_nothing() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::run_config(
+        dir.path(),
+        &harness::config(port, &[(echo.port, 1)], "", "silent timeout = 1"),
+        port,
+    );
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let spoke = hold(port);
+    let opened = Instant::now();
+    let mut buf = [0u8; 16];
+    assert_eq!(silent.read(&mut buf).unwrap_or(0), 0, "closed without data");
+    assert!(
+        opened.elapsed() < Duration::from_secs(5),
+        "closed after {:?}: {}",
+        opened.elapsed(),
+        relay.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut spoke = spoke;
+    spoke.write_all(b"more").unwrap();
+    let mut back = [0u8; 4];
+    spoke.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"more");
+}

@@ -127,6 +127,7 @@ pub struct RelayModel {
     /// `retire` or `retire limit`.
     pub retire: Option<Sp<u64>>,
     pub idle_timeout: Option<Sp<u32>>,
+    pub silent_timeout: Option<Sp<u32>>,
     pub syslog: SyslogModel,
     pub tls: TlsModel,
 }

@@ -47,6 +47,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                 cx,
             ),
             Key::IdleTimeout => scope.scalar(d, values::u32_value, &mut m.idle_timeout, cx),
+            Key::SilentTimeout => scope.scalar(d, values::u32_value, &mut m.silent_timeout, cx),
             Key::TlsCertFile
             | Key::TlsCertfile
             | Key::SslCert

@@ -617,19 +617,30 @@ fn e0036_users_min_above_max() {
 }
 
 #[test]
-fn e0036_against_a_default_says_so() {
-    let src = with_spawnd("listen = { port = 1 }\nspawn = { users min = 61 }");
-    let (_, diags) = compile(&src);
-    let d = error(&src, &diags, Code::UsersRange, "61");
-    assert_eq!(d.notes, ["`users max` defaults to 60"]);
+fn a_minimum_against_a_default_maximum_is_no_error() {
+    // `users max` and `servers max` default to what the running machine allows
+    // (0 in the plan), and a default `servers min` never exceeds `servers max`.
+    for spawn in [
+        "spawn = { users min = 61 }",
+        "spawn = { instances max = 1 }",
+        "spawn = { servers min = 12 }",
+    ] {
+        let src = with_spawnd(&format!("listen = {{ port = 1 }}\n{spawn}"));
+        let (plan, diags) = compile(&src);
+        assert!(
+            diags.iter().all(|d| d.severity != Severity::Error),
+            "{spawn}: {diags:?}"
+        );
+        assert!(plan.is_some(), "{spawn}");
+    }
 }
 
 #[test]
 fn e0037_servers_min_above_max() {
-    let src = with_spawnd("listen = { port = 1 }\nspawn = { instances max = 1 }");
+    let src = with_spawnd("listen = { port = 1 }\nspawn = { servers min = 3 instances max = 2 }");
     let (_, diags) = compile(&src);
-    let d = error(&src, &diags, Code::ServersRange, "1");
-    assert_eq!(d.notes, ["`servers min` defaults to 2"]);
+    let d = error(&src, &diags, Code::ServersRange, "3");
+    assert_eq!(secondary(&src, d), "2");
 }
 
 #[test]

@@ -45,10 +45,12 @@ pub struct Plan {
 pub struct Spawnd {
     pub listeners: Vec<Listener>,
     /// Sessions per worker: a worker asks for more work while it has fewer than
-    /// `users_min` and takes none while it has `users_max`.
+    /// `users_min` and takes none while it has `users_max` (0: as many as its
+    /// open-file limit allows, two descriptors a session).
     pub users_min: u32,
     pub users_max: u32,
-    /// Number of worker processes.
+    /// Number of worker processes (0: chosen on the machine that runs the plan,
+    /// see [`Spawnd::workers`]).
     pub servers_min: u32,
     pub servers_max: u32,
     pub background: bool,
@@ -157,6 +159,9 @@ pub struct Relay {
     pub retire: Option<u64>,
     /// Seconds without traffic after which a session is closed; 0 = never.
     pub idle_timeout: u32,
+    /// Seconds after which a session through which no byte has passed either way
+    /// (since its TLS handshake, if any) is closed; 0 = never.
+    pub silent_timeout: u32,
     pub syslog: Syslog,
     pub tls: Option<Tls>,
 }
@@ -364,17 +369,41 @@ impl Syslog {
     }
 }
 
+impl Spawnd {
+    /// The worker processes (min, max) on a machine with `cpus` processors: a
+    /// `servers min` not given is one per processor (at least 2, at most `servers
+    /// max`), a `servers max` not given is 8 or `servers min` if higher.
+    pub fn workers(&self, cpus: u32) -> (u32, u32) {
+        let max = match self.servers_max {
+            0 => defaults::AUTO_SERVERS_MAX.max(self.servers_min),
+            max => max,
+        };
+        let min = match self.servers_min {
+            0 => cpus.max(2).min(max),
+            min => min,
+        };
+        (min, max.max(min))
+    }
+}
+
 /// Defaults shared by the compiler (when a directive is absent) and documented in
-/// the manual.
+/// the manual. 0 for a count means "chosen by the runtime on its machine".
 pub mod defaults {
     pub const USERS_MIN: u32 = 20;
-    pub const USERS_MAX: u32 = 60;
-    pub const SERVERS_MIN: u32 = 2;
-    pub const SERVERS_MAX: u32 = 8;
+    /// As many sessions as the worker's open-file limit allows.
+    pub const USERS_MAX: u32 = 0;
+    /// One worker per processor, at least 2 ([`super::Spawnd::workers`]).
+    pub const SERVERS_MIN: u32 = 0;
+    /// 8, or `servers min` if higher.
+    pub const SERVERS_MAX: u32 = 0;
+    pub const AUTO_SERVERS_MAX: u32 = 8;
     pub const BACKLOG: u32 = 128;
     pub const BIND_RETRY_DELAY: u32 = 5;
     pub const WEIGHT: u32 = 1;
     pub const IDLE_TIMEOUT: u32 = 0;
+    /// A connection that nobody speaks on is closed after a minute: the slots of a
+    /// worker are not held forever by connections that send nothing.
+    pub const SILENT_TIMEOUT: u32 = 60;
 }
 
 #[cfg(test)]

@@ -137,13 +137,14 @@ impl Plan {
                 });
             }
         }
-        if s.users_max == 0 || s.users_min > s.users_max {
+        // 0 is "chosen by the runtime" for a maximum or `servers min`.
+        if s.users_max != 0 && s.users_min > s.users_max {
             errors.push(PlanError::UsersRange {
                 min: s.users_min,
                 max: s.users_max,
             });
         }
-        if s.servers_max == 0 || s.servers_min > s.servers_max {
+        if s.servers_max != 0 && s.servers_min > s.servers_max {
             errors.push(PlanError::ServersRange {
                 min: s.servers_min,
                 max: s.servers_max,

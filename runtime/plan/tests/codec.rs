@@ -48,6 +48,7 @@ pub fn sample() -> Plan {
             rebalance: Some(10),
             retire: None,
             idle_timeout: 30,
+            silent_timeout: 60,
             syslog: Syslog::default_for("tcprelay"),
             tls: Some(Tls {
                 cert_file: "/etc/cert.pem".into(),

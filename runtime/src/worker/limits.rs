@@ -74,15 +74,18 @@ pub fn capacity(users_max: u32, worker: u32, watchable: Option<usize>) -> Capaci
     let capacity = within(wanted, free, !select);
     if capacity.sessions < wanted {
         if let Some((_, what)) = limit {
-            crate::notice!(
-                "worker {worker}: {what} allows {} sessions; users max is {}",
-                capacity.sessions,
-                if users_max == 0 {
-                    "unlimited".to_string()
-                } else {
-                    users_max.to_string()
-                }
-            );
+            if users_max == 0 {
+                // The default: as many as the descriptors allow.
+                crate::info!(
+                    "worker {worker}: up to {} sessions ({what})",
+                    capacity.sessions
+                );
+            } else {
+                crate::notice!(
+                    "worker {worker}: {what} allows {} sessions; users max is {users_max}",
+                    capacity.sessions,
+                );
+            }
         }
     }
     capacity

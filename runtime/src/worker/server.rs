@@ -137,6 +137,7 @@ struct ListenerSlot {
 enum Why {
     Relay(Close),
     Idle,
+    Silent,
     NoRemote,
     NoLocalPort,
     Stopped,
@@ -150,6 +151,7 @@ enum Why {
 enum Expired {
     Connect,
     Idle,
+    Silent,
     Handshake,
 }
 
@@ -193,6 +195,8 @@ pub struct Worker {
     users_max: usize,
     retire: Option<u64>,
     idle_timeout: Option<Duration>,
+    /// `silent timeout`: sessions through which nothing passed are closed after it.
+    silent_timeout: Option<Duration>,
     served: u64,
     /// At `users max`: listeners deregistered until a session ends.
     full: bool,
@@ -329,6 +333,8 @@ impl Worker {
             users_max: capacity.sessions,
             pipes: Pipes::new(capacity.pipes),
             retire: relay.retire.filter(|n| *n > 0),
+            silent_timeout: (relay.silent_timeout > 0)
+                .then(|| Duration::from_secs(u64::from(relay.silent_timeout))),
             idle_timeout: (relay.idle_timeout > 0)
                 .then(|| Duration::from_secs(u64::from(relay.idle_timeout))),
             served: 0,
@@ -517,6 +523,7 @@ impl fmt::Display for WhyText<'_> {
             Why::Relay(Close::Finished) => f.write_str("finished"),
             Why::Relay(Close::Error { side, error }) => write!(f, "{} error: {error}", side.name()),
             Why::Idle => f.write_str("idle timeout"),
+            Why::Silent => f.write_str("silent timeout: nothing was sent either way"),
             Why::NoRemote => f.write_str("no remote reachable"),
             Why::NoLocalPort => f.write_str("no free local port to connect from"),
             Why::Stopped => f.write_str("stopped"),

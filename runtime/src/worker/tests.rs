@@ -267,6 +267,34 @@ fn idle_timeout_closes_idle_sessions_only(m: Mechanism) {
     assert_eq!(worker.stop(), Exit::Stopped);
 }
 
+fn silent_timeout_closes_sessions_through_which_nothing_passed(m: Mechanism) {
+    let echo = Backend::start(Mode::Echo);
+    let mut r = relay(&[(echo.addr, 1)]);
+    r.silent_timeout = 1;
+    let mut worker = Setup::under(m, r).start();
+    // Connected, and nothing sent either way.
+    let mut silent = worker.connect();
+    let opened = Instant::now();
+    let watcher = thread::spawn(move || {
+        let (data, _) = read_to_end(&mut silent);
+        (data.len(), opened.elapsed())
+    });
+    // One exchange, then quiet for longer than the silent timeout: not silent, and
+    // there is no idle timeout.
+    let mut spoke = worker.connect();
+    round_trip(&mut spoke, b"one exchange");
+    let (len, closed_after) = watcher.join().expect("watcher");
+    assert_eq!(len, 0);
+    assert!(
+        closed_after >= Duration::from_millis(900) && closed_after <= Duration::from_secs(4),
+        "silent session closed after {closed_after:?}"
+    );
+    thread::sleep(Duration::from_millis(1500));
+    round_trip(&mut spoke, b"still here after the silent timeout");
+    drop(spoke);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
 fn half_close_delivers_the_reply_after_the_clients_eof(m: Mechanism) {
     let backend = Backend::start(Mode::ReplyAfterEof);
     let mut worker = Setup::under(m, relay(&[(backend.addr, 1)])).start();
@@ -935,6 +963,7 @@ under_each_mechanism!(
     rebalance_retries_a_dead_remote_after_n_selections,
     retire_after_three_sessions,
     idle_timeout_closes_idle_sessions_only,
+    silent_timeout_closes_sessions_through_which_nothing_passed,
     half_close_delivers_the_reply_after_the_clients_eof,
     a_reset_is_propagated,
     backpressure_bounds_what_the_worker_buffers,

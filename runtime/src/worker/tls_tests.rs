@@ -36,6 +36,7 @@ fn relay_to(backend: SocketAddr) -> Relay {
         rebalance: None,
         retire: None,
         idle_timeout: 0,
+        silent_timeout: 0,
         syslog: Syslog::default_for("t"),
         tls: None,
     }

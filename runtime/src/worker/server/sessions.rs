@@ -77,7 +77,7 @@ impl Worker {
                     if std::mem::take(&mut self.no_port_logged) {
                         crate::notice!("worker {}: local ports free again", self.id);
                     }
-                    if self.idle_timeout.is_some() {
+                    if self.idle_timeout.is_some() || self.silent_timeout.is_some() {
                         self.arm_sweep();
                     }
                 }

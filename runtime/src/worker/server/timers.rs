@@ -52,8 +52,9 @@ impl Worker {
     }
 
     /// Fails over connects older than [`CONNECT_TIMEOUT`], closes TLS clients whose
-    /// handshake takes longer than [`HANDSHAKE_TIMEOUT`] and sessions idle for the
-    /// idle timeout; re-arms itself while any of these can still happen.
+    /// handshake takes longer than [`HANDSHAKE_TIMEOUT`], sessions idle for the idle
+    /// timeout and sessions through which nothing has passed for the silent timeout;
+    /// re-arms itself while any of these can still happen.
     pub(super) fn sweep(&mut self) {
         self.sweep_at = None;
         let now = self.now;
@@ -77,9 +78,19 @@ impl Worker {
                 }
                 State::Connecting(_) | State::Closed => {}
                 State::Relaying | State::HalfClosed { .. } => {
+                    let quiet = now.saturating_duration_since(session.last_active);
+                    // Nothing has passed either way since it started relaying.
+                    let silent = self.silent_timeout.filter(|_| session.bytes == (0, 0));
                     if let Some(idle) = self.idle_timeout {
-                        if now.saturating_duration_since(session.last_active) >= idle {
+                        if quiet >= idle {
                             self.expired.push((key, Expired::Idle));
+                            continue;
+                        }
+                        rearm = true;
+                    }
+                    if let Some(silent) = silent {
+                        if quiet >= silent {
+                            self.expired.push((key, Expired::Silent));
                         } else {
                             rearm = true;
                         }
@@ -95,6 +106,7 @@ impl Worker {
                     self.fail_attempt(key, error);
                 }
                 Expired::Idle => self.close(key, Why::Idle),
+                Expired::Silent => self.close(key, Why::Silent),
                 Expired::Handshake => self.close(key, Why::HandshakeTimeout),
             }
         }

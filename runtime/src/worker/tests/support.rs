@@ -23,6 +23,7 @@ pub(crate) fn relay(remotes: &[(SocketAddr, u32)]) -> Relay {
         rebalance: None,
         retire: None,
         idle_timeout: 0,
+        silent_timeout: 0,
         syslog: Syslog::default_for("t"),
         tls: None,
     }
