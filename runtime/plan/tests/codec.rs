@@ -144,3 +144,73 @@ fn wildcard_listener_overlaps_a_specific_one() {
     plan.spawnd.listeners[1].address = ListenAddress::Inet("[::]:2222".parse().unwrap());
     plan.validate().unwrap();
 }
+
+/// `bytes` (a plan file) with its header's body length and checksum made to match
+/// its body again.
+fn reseal(bytes: &mut [u8]) {
+    let header = 25 + bytes[24] as usize;
+    let body_len = (bytes.len() - header) as u64;
+    let crc = codec::checksum(&bytes[header..]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    bytes[16..24].copy_from_slice(&body_len.to_le_bytes());
+}
+
+/// The one body byte where the encodings of `a` and `b` differ, as an offset in the
+/// file.
+fn the_byte_that_differs(a: &Plan, b: &Plan) -> usize {
+    let (x, y) = (encode(a, "0.1.0"), encode(b, "0.1.0"));
+    assert_eq!(x.len(), y.len());
+    let at: Vec<usize> = (0..x.len()).filter(|&i| x[i] != y[i]).collect();
+    // The CRC differs too (4 bytes at 12..16); one byte of the body besides.
+    let body: Vec<usize> = at.into_iter().filter(|&i| i >= 25).collect();
+    assert_eq!(body.len(), 1, "{body:?}");
+    body[0]
+}
+
+#[test]
+fn a_body_that_passes_the_checksum_but_does_not_decode_is_one_sentence() {
+    let good = encode(&sample(), "0.1.0");
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    // An enum with a choice this version does not have (bincode reports it as a
+    // serde message wrapped in `OtherString(...)`).
+    let mut closing = sample();
+    closing.spawnd.overload = Overload::Close;
+    let at = the_byte_that_differs(&sample(), &closing);
+    let mut bytes = good.clone();
+    bytes[at] = 7;
+    reseal(&mut bytes);
+    cases.push(("enum", bytes, "invalid value: integer `7`"));
+    // A bool that is neither 0 nor 1 (`InvalidBooleanValue(2)`).
+    let mut background = sample();
+    background.spawnd.background = true;
+    let at = the_byte_that_differs(&sample(), &background);
+    let mut bytes = good.clone();
+    bytes[at] = 2;
+    reseal(&mut bytes);
+    cases.push(("bool", bytes, "a yes/no value is 2"));
+    // A string that is not UTF-8 (`Utf8 { inner: Utf8Error { .. } }`).
+    let at = good
+        .windows(8)
+        .position(|w| w == b"examples")
+        .expect("the source in the body");
+    let mut bytes = good.clone();
+    bytes[at] = 0xFF;
+    reseal(&mut bytes);
+    cases.push(("utf-8", bytes, "a text is not UTF-8"));
+    // A body cut short, its header made to agree (`UnexpectedEnd { additional: 1 }`).
+    let mut bytes = good.clone();
+    bytes.pop();
+    reseal(&mut bytes);
+    cases.push(("short", bytes, "ends in the middle of a value"));
+    for (name, bytes, says) in cases {
+        let err = decode(&bytes).expect_err(name);
+        assert!(matches!(err, DecodeError::Body(_)), "{name}: {err:?}");
+        let line = err.to_string();
+        assert!(line.contains(says), "{name}: {line}");
+        assert!(line.contains("recompile"), "{name}: {line}");
+        for debug in ["OtherString", "InvalidBooleanValue", "Utf8Error", "{", "}"] {
+            assert!(!line.contains(debug), "{name}: {line}");
+        }
+        assert!(!line.contains('\n'), "{name}: {line}");
+    }
+}
