@@ -633,6 +633,15 @@ pub fn config(port: u16, remotes: &[(u16, u32)], extra_spawnd: &str, extra_relay
     )
 }
 
+/// Rewrites the plan file at `path` with `change` made to its plan, bypassing the
+/// compiler (and its checks): a plan as another tool could write it.
+pub fn rewrite_plan(path: &Path, change: impl FnOnce(&mut tcprelay_plan::Plan)) {
+    let bytes = std::fs::read(path).expect("read the plan");
+    let (_, mut plan) = tcprelay_plan::decode(&bytes).expect("a plan that decodes");
+    change(&mut plan);
+    std::fs::write(path, tcprelay_plan::encode(&plan, "test")).expect("write the plan");
+}
+
 /// `plan` (a plan file) with a body that passes its checksum but does not decode:
 /// the spawnd section's `overload` set to a choice no version has, and the header's
 /// checksum made to agree.
