@@ -267,7 +267,8 @@ fn setenv(file: &ast::File, cx: &mut Cx<'_>) -> Vec<(Sp<String>, Sp<String>)> {
 }
 
 /// E0042 for a name that is not an environment variable name, or a value of
-/// `IO_POLL_MECHANISM` that selects no event mechanism.
+/// `IO_POLL_MECHANISM` that selects no event mechanism; E0046 for a value the
+/// system cannot take (a NUL byte).
 fn setenv_ok(name: &Sp<Value>, value: &Sp<Value>, cx: &mut Cx<'_>) -> bool {
     let text = name.node.text.as_str();
     let mut chars = text.chars();
@@ -301,6 +302,16 @@ fn setenv_ok(name: &Sp<Value>, value: &Sp<Value>, cx: &mut Cx<'_>) -> bool {
                  2 = /dev/poll, 32 = event ports (Solaris)",
             ),
         );
+        return false;
+    }
+    if let Err(problem) = tcprelay_plan::OsText::check_text(&value.node.text) {
+        let what = format!("the value of `setenv {text}`");
+        cx.push(values::not_for_the_os(
+            value.span,
+            Some(&value.node.text),
+            &what,
+            problem,
+        ));
         return false;
     }
     true

@@ -24,12 +24,75 @@ pub mod os;
 pub mod tls;
 pub mod worker;
 
-/// Applies the plan's `setenv` lines to this process's environment. Called before
-/// anything else at start (they select e.g. `IO_POLL_MECHANISM`) and on reload.
-pub fn apply_env(plan: &tcprelay_plan::Plan) {
-    for (name, value) in &plan.env {
-        // The runtime is single-threaded when this runs (the master, before and
-        // between forks), so changing the environment races with nothing.
-        std::env::set_var(name, value);
+/// The plan's `setenv` lines, each checked to be one the environment can take (a
+/// name that is not empty and holds no `=` or NUL, a value without NUL), so that
+/// applying them cannot fail: `std::env::set_var` panics on what `setenv(3)` refuses.
+#[derive(Debug, Clone, Copy)]
+pub struct Setenv<'a>(&'a [(String, String)]);
+
+impl<'a> Setenv<'a> {
+    /// Checks every line of `env` (a plan's `setenv`); the error is one line naming
+    /// the first bad one (`Plan::validate` refuses the same, so a loaded plan passes).
+    pub fn check(env: &'a [(String, String)]) -> Result<Setenv<'a>, String> {
+        tcprelay_plan::check_setenv(env).map_err(|e| e.to_string())?;
+        Ok(Setenv(env))
+    }
+
+    /// Sets every line in this process's environment. Called before anything else at
+    /// start (they select e.g. `IO_POLL_MECHANISM`) and, on reload, once the new
+    /// plan's listeners are bound, just before its workers are forked: a reload that
+    /// is refused changes nothing. The runtime is single-threaded when this runs (the
+    /// master, before and between forks), so changing the environment races with
+    /// nothing.
+    pub fn apply(self) {
+        for (name, value) in self.0 {
+            std::env::set_var(name, value);
+        }
+    }
+}
+
+/// Checks and applies `env` (a plan's `setenv` lines): all of them, or none and the
+/// error.
+pub fn apply_env(env: &[(String, String)]) -> Result<(), String> {
+    Setenv::check(env).map(Setenv::apply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_setenv_the_environment_cannot_take_is_an_error_and_changes_nothing() {
+        let first = "TCPRELAY_TEST_SETENV_BEFORE_THE_BAD_ONE";
+        for (bad, says) in [
+            (
+                ("TCPRELAY_TEST_SETENV_NUL", "a\0b"),
+                "the value of setenv `TCPRELAY_TEST_SETENV_NUL` contains a NUL byte",
+            ),
+            (("A=B", "x"), "setenv name `A=B` contains `=`"),
+            (("", "x"), "setenv name `` is empty"),
+            (
+                ("NUL\0NAME", "x"),
+                "setenv name `NUL\\0NAME` contains a NUL byte",
+            ),
+        ] {
+            let lines = env(&[(first, "1"), bad]);
+            // `std::env::set_var` panics on each of these.
+            let e = apply_env(&lines).unwrap_err();
+            assert!(e.starts_with(says), "{e}");
+            assert!(!e.contains('\0') && !e.contains('\n'), "{e:?}");
+            // Refused as a whole: not even the good line before it was set.
+            assert!(std::env::var_os(first).is_none());
+        }
+        // (A good list is not applied here: setting the environment while other
+        // test threads may read it would race; the relay tests apply `setenv`.)
+        assert!(Setenv::check(&env(&[(first, "1")])).is_ok());
     }
 }

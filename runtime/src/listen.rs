@@ -9,7 +9,7 @@ use socket2::{Domain, Protocol as SockProtocol, SockAddr, Socket, TcpKeepalive, 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::time::Duration;
-use tcprelay_plan::{Keepalive, ListenAddress, Listener, Protocol};
+use tcprelay_plan::{Keepalive, ListenAddress, Listener, OsText, Protocol};
 
 /// A bound, listening socket with the plan entry it came from.
 #[derive(Debug)]
@@ -101,6 +101,12 @@ pub fn bind(spec: &Listener, default_keepalive: &Keepalive) -> io::Result<Bound>
             socket
         }
         ListenAddress::Unix(path) => {
+            // `Plan::validate` refuses these: a NUL would bind the path cut short at it
+            // (or, first, a Linux abstract socket), and a path too long for a socket
+            // address cannot be bound. Checked again before anything is touched.
+            OsText::check_socket_path(path).map_err(|p| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("the socket path {p}"))
+            })?;
             // A socket file left by an earlier run would make bind fail; remove it, but
             // never anything that is not a socket.
             if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -243,6 +249,47 @@ mod tests {
                 port
             );
         }
+    }
+
+    #[test]
+    fn a_unix_path_with_a_nul_is_refused_and_nothing_is_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("front");
+        let mut spec = spec("127.0.0.1:0");
+        spec.address = ListenAddress::Unix(format!("{}\0.sock", cut.display()));
+        let err = bind(&spec, &Keepalive::default()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(
+            err.to_string()
+                .starts_with("the socket path contains a NUL byte"),
+            "{err}"
+        );
+        // Without the check, the kernel binds the path up to the NUL.
+        assert!(!cut.exists(), "a socket was bound at the truncated path");
+        // At the start of the path, it would have been a Linux abstract socket.
+        spec.address = ListenAddress::Unix("\0tcprelay-test".to_string());
+        assert!(bind(&spec, &Keepalive::default()).is_err());
+    }
+
+    #[test]
+    fn a_unix_path_too_long_for_a_socket_address_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = spec("127.0.0.1:0");
+        let long = format!(
+            "{}/{}",
+            dir.path().display(),
+            "s".repeat(OsText::UNIX_PATH_MAX)
+        );
+        spec.address = ListenAddress::Unix(long.clone());
+        let err = bind(&spec, &Keepalive::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the socket path is {} bytes long, more than the {} a Unix socket path can have",
+                long.len(),
+                OsText::UNIX_PATH_MAX
+            )
+        );
     }
 
     #[test]

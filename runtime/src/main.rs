@@ -39,7 +39,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tcprelay::apply_env(&plan);
+    if let Err(e) = tcprelay::apply_env(&plan.env) {
+        eprintln!("tcprelay: {e}");
+        return ExitCode::from(1);
+    }
     // Before anything is bound or logged: a bad certificate, key or passphrase is
     // one line on standard error.
     let tls = match tcprelay::tls::for_plan(&plan) {

@@ -795,6 +795,14 @@ impl Master {
             error!("reload failed, keeping the running plan: {e}");
             return;
         }
+        // Checked before anything changes, applied once the listeners are bound.
+        let setenv = match crate::Setenv::check(&plan.env) {
+            Ok(setenv) => setenv,
+            Err(e) => {
+                error!("reload failed, keeping the running plan: {e}");
+                return;
+            }
+        };
         // The sockets leave overload (backlog, watch) before some move to the new
         // set; the state is worked out again after this turn.
         self.set_overload(false);
@@ -809,7 +817,7 @@ impl Master {
                 return;
             }
         };
-        crate::apply_env(&plan);
+        setenv.apply();
         // Sockets no longer in the plan are closed here; old workers keep their own
         // copies until they drain.
         self.listeners = listeners;

@@ -18,7 +18,7 @@ use openssl::ssl::{
     SslAcceptor, SslContext, SslMethod, SslMode, SslOptions, SslSessionCacheMode, SslVersion,
 };
 use openssl::x509::X509;
-use tcprelay_plan::{Plan, Tls};
+use tcprelay_plan::{OsText, Plan, Tls};
 
 /// The session id context: sessions are only resumed by contexts that set the same.
 const SESSION_ID_CONTEXT: &[u8] = b"tcprelay";
@@ -45,6 +45,12 @@ pub fn for_plan(plan: &Plan) -> Result<Option<SslContext>, String> {
 pub fn server_context(tls: &Tls) -> Result<SslContext, String> {
     let cert_file = tls.cert_file.as_str();
     let key_file = tls.key_file.as_str();
+    // `Plan::validate` refuses these; checked here too because OpenSSL takes the
+    // names as C strings (the openssl crate panics on a NUL), and a message that
+    // quoted the name would carry the NUL byte into the log.
+    for (what, name) in [("certificate", cert_file), ("key", key_file)] {
+        OsText::check_name(name).map_err(|p| format!("the TLS {what} file {p}"))?;
+    }
     let key = load_key(key_file, tls.passphrase.as_ref().map(|p| p.expose()))?;
     let leaf = load_leaf(cert_file)?;
     let public = leaf
@@ -299,6 +305,36 @@ mod tests {
         let e = server_context(&c.tls("cert.pem", "enc-key.pem", Some("a\0b"))).unwrap_err();
         assert!(e.contains("NUL"), "{e}");
         assert!(!e.contains("a\0b"));
+    }
+
+    #[test]
+    fn a_nul_in_a_file_name_is_one_line_that_does_not_quote_it() {
+        let c = Certs::new();
+        let cut = format!("{}\0.old", c.path("cert.pem"));
+        let e = server_context(&c.tls("cert.pem", "key.pem", None));
+        assert!(e.is_ok());
+        for (tls, what) in [
+            (
+                Tls {
+                    cert_file: cut.clone(),
+                    ..c.tls("cert.pem", "key.pem", None)
+                },
+                "certificate",
+            ),
+            (
+                Tls {
+                    key_file: cut.clone(),
+                    ..c.tls("cert.pem", "key.pem", None)
+                },
+                "key",
+            ),
+        ] {
+            let e = server_context(&tls).unwrap_err();
+            assert_eq!(
+                e,
+                format!("the TLS {what} file contains a NUL byte (\\0), which ends a string for the operating system")
+            );
+        }
     }
 
     #[test]

@@ -220,9 +220,14 @@ fn corrupted_plans_are_refused_with_one_line() {
     let mut flipped = good.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 0x40;
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         ("truncated", good[..good.len() / 2].to_vec(), "truncated"),
         ("flipped", flipped, "corrupted"),
+        (
+            "body",
+            harness::plan_with_an_undecodable_body(&good),
+            "body cannot be decoded (invalid value: integer `7`",
+        ),
         (
             "foreign",
             b"#!/bin/sh\necho hello\n".to_vec(),
@@ -237,6 +242,11 @@ fn corrupted_plans_are_refused_with_one_line() {
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{name}: {err}");
         assert!(err.contains(says), "{name}: {err}");
+        // In words, never the Debug form of a library's error.
+        assert!(
+            !err.contains("OtherString") && !err.contains('{'),
+            "{name}: {err}"
+        );
     }
 }
 

@@ -632,3 +632,33 @@ pub fn config(port: u16, remotes: &[(u16, u32)], extra_spawnd: &str, extra_relay
         "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} }}\n{extra_spawnd}\n}}\nid = tcprelay {{\n{remotes}{extra_relay}\n}}\n"
     )
 }
+
+/// Rewrites the plan file at `path` with `change` made to its plan, bypassing the
+/// compiler (and its checks): a plan as another tool could write it.
+pub fn rewrite_plan(path: &Path, change: impl FnOnce(&mut tcprelay_plan::Plan)) {
+    let bytes = std::fs::read(path).expect("read the plan");
+    let (_, mut plan) = tcprelay_plan::decode(&bytes).expect("a plan that decodes");
+    change(&mut plan);
+    std::fs::write(path, tcprelay_plan::encode(&plan, "test")).expect("write the plan");
+}
+
+/// `plan` (a plan file) with a body that passes its checksum but does not decode:
+/// the spawnd section's `overload` set to a choice no version has, and the header's
+/// checksum made to agree.
+pub fn plan_with_an_undecodable_body(plan: &[u8]) -> Vec<u8> {
+    use tcprelay_plan::Overload;
+    let (_, mut p) = tcprelay_plan::decode(plan).expect("a plan that decodes");
+    p.spawnd.overload = Overload::Queue;
+    let mut bytes = tcprelay_plan::encode(&p, "test");
+    p.spawnd.overload = Overload::Close;
+    let other = tcprelay_plan::encode(&p, "test");
+    let header = 25 + bytes[24] as usize;
+    let differ: Vec<usize> = (header..bytes.len())
+        .filter(|&i| bytes[i] != other[i])
+        .collect();
+    assert_eq!(differ.len(), 1, "one byte holds the overload choice");
+    bytes[differ[0]] = 7;
+    let crc = tcprelay_plan::codec::checksum(&bytes[header..]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}

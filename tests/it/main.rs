@@ -10,4 +10,5 @@ mod manual;
 mod process;
 mod props;
 mod relay;
+mod strings;
 mod ui;

@@ -121,6 +121,11 @@ fn corrupted_plan_files_are_refused_before_listening() {
         ),
         ("flipped.plan", flipped, "corrupted"),
         (
+            "body.plan",
+            harness::plan_with_an_undecodable_body(&good),
+            "body cannot be decoded (invalid value: integer `7`",
+        ),
+        (
             "foreign.plan",
             b"GIF89a....".to_vec(),
             "not a tcprelay plan",
@@ -136,6 +141,10 @@ fn corrupted_plan_files_are_refused_before_listening() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{name}: {err}");
         assert!(err.contains(says), "{name}: {err}");
+        assert!(
+            !err.contains("OtherString") && !err.contains('{'),
+            "{name}: {err}"
+        );
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "{name}: something listens"

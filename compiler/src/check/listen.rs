@@ -8,7 +8,7 @@ use crate::ast::{Directive, Key, Sp, Span};
 use crate::diag::{Code, Diagnostic};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use tcprelay_plan::ListenAddress;
+use tcprelay_plan::{ListenAddress, OsText};
 
 /// The keys valid inside `listen { }`.
 const VALID: &[Key] = &[
@@ -131,7 +131,9 @@ fn address(d: &Directive, scope: &mut Scope, w: &mut Written, cx: &mut Cx<'_>) {
     }
 }
 
-/// A Unix socket path; it cannot be empty.
+/// A Unix socket path: not empty (E0022), and one the system can bind (E0046: no
+/// NUL byte, which would bind a path cut short, and short enough for a socket
+/// address).
 fn socket_path(v: &Sp<crate::ast::Value>) -> values::Parsed<String> {
     if v.node.text.is_empty() {
         return values::fail(
@@ -139,7 +141,7 @@ fn socket_path(v: &Sp<crate::ast::Value>) -> values::Parsed<String> {
                 .with_label("expected the path of a Unix socket"),
         );
     }
-    Ok(v.node.text.clone())
+    values::os_string(v, "the socket path", OsText::check_socket_path)
 }
 
 /// Where the listener binds, from what was written; reports a missing port and an

@@ -7,7 +7,7 @@ use super::SectionRole;
 use crate::ast::{Directive, Key, Section, Sp, Span, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::tlscheck::{self, TlsProblem};
-use tcprelay_plan::Secret;
+use tcprelay_plan::{OsText, Secret};
 
 /// The keys valid inside `remote { }`.
 const REMOTE_VALID: &[Key] = &[Key::Address, Key::Port, Key::Protocol, Key::Weight];
@@ -248,6 +248,37 @@ pub(super) fn tls(
     tcprelay_id: &str,
     cx: &mut Cx<'_>,
 ) {
+    // The files and the passphrase reach the system (and OpenSSL) as C strings.
+    let mut usable = true;
+    let paths = [
+        tls.cert
+            .as_ref()
+            .map(|c| (&c.value, "the TLS certificate file")),
+        tls.key.as_ref().map(|k| (&k.value, "the TLS key file")),
+    ];
+    for (value, what) in paths.into_iter().flatten() {
+        if let Err(problem) = OsText::check_text(&value.node) {
+            cx.push(values::not_for_the_os(
+                value.span,
+                Some(&value.node),
+                what,
+                problem,
+            ));
+            usable = false;
+        }
+    }
+    if let Some(p) = &tls.passphrase {
+        if let Err(problem) = OsText::check_text(p.value.node.expose()) {
+            // The passphrase is never quoted.
+            cx.push(values::not_for_the_os(
+                p.value.span,
+                None,
+                "the TLS passphrase",
+                problem,
+            ));
+            usable = false;
+        }
+    }
     let tls_listeners = || {
         listeners
             .unwrap_or_default()
@@ -296,7 +327,10 @@ pub(super) fn tls(
             .with_help("add `tls = yes` to the listeners that should terminate TLS"),
         );
     }
-    files(tls, cert, cx);
+    // Nothing can be tried with a name the system cannot take (reported above).
+    if usable {
+        files(tls, cert, cx);
+    }
 }
 
 /// Tries the certificate, key and passphrase with openssl.

@@ -7,6 +7,7 @@ use super::values::{self, Parsed};
 use crate::ast::{Body, Directive, Key, Sp, Span, Value};
 use crate::diag::{Code, Diagnostic};
 use std::collections::HashMap;
+use tcprelay_plan::OsText;
 
 /// The diagnostics sink of one check run.
 pub(super) struct Cx<'d> {
@@ -146,7 +147,12 @@ impl Scope {
     /// `syslog ident|facility|level|severity`; false when `d` is not one of them.
     pub fn syslog(&mut self, d: &Directive, m: &mut SyslogModel, cx: &mut Cx<'_>) -> bool {
         match d.key.node {
-            Key::SyslogIdent => self.scalar(d, string, &mut m.ident, cx),
+            Key::SyslogIdent => self.scalar(
+                d,
+                |v| values::os_string(v, "the syslog ident", OsText::check_text),
+                &mut m.ident,
+                cx,
+            ),
             Key::SyslogFacility => self.scalar(d, values::facility, &mut m.facility, cx),
             Key::SyslogLevel | Key::SyslogSeverity => {
                 self.scalar(d, values::severity, &mut m.severity, cx)

@@ -3,12 +3,12 @@
 
 use super::listen;
 use super::model::{SpawnModel, SpawndModel};
-use super::scope::{positive, string, Cx, Scope};
+use super::scope::{positive, Cx, Scope};
 use super::values;
 use super::SectionRole;
 use crate::ast::{Directive, Key, Section, Sp, Span};
 use crate::diag::{Code, Diagnostic};
-use tcprelay_plan::{defaults, AclRule};
+use tcprelay_plan::{defaults, AclRule, OsText};
 
 /// The keys valid inside `spawn { }`.
 const SPAWN_VALID: &[Key] = &[
@@ -84,7 +84,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
 fn scalar(d: &Directive, scope: &mut Scope, m: &mut SpawndModel, cx: &mut Cx<'_>) {
     match d.key.node {
         Key::Background => scope.scalar(d, values::boolean, &mut m.background, cx),
-        Key::Pidfile => scope.scalar(d, string, &mut m.pidfile, cx),
+        Key::Pidfile => scope.scalar(d, |v| os_name(v, "the pidfile path"), &mut m.pidfile, cx),
         Key::SingleProcess => {
             scope.scalar(d, values::boolean, &mut m.single_process, cx);
             if m.single_process.as_ref().is_some_and(|v| v.node) {
@@ -101,9 +101,18 @@ fn scalar(d: &Directive, scope: &mut Scope, m: &mut SpawndModel, cx: &mut Cx<'_>
                 );
             }
         }
-        Key::User | Key::Userid => scope.scalar(d, string, &mut m.user, cx),
-        Key::Group | Key::Groupid => scope.scalar(d, string, &mut m.group, cx),
-        Key::WorkingDirectory => scope.scalar(d, string, &mut m.working_directory, cx),
+        Key::User | Key::Userid => {
+            scope.scalar(d, |v| os_name(v, "the user name"), &mut m.user, cx)
+        }
+        Key::Group | Key::Groupid => {
+            scope.scalar(d, |v| os_name(v, "the group name"), &mut m.group, cx)
+        }
+        Key::WorkingDirectory => scope.scalar(
+            d,
+            |v| os_name(v, "the working directory"),
+            &mut m.working_directory,
+            cx,
+        ),
         Key::BindRetryDelay => {
             scope.scalar(d, values::u32_value, &mut m.bind_retry_delay, cx);
             cx.push(
@@ -177,6 +186,12 @@ fn spawn(body: &[Sp<Directive>], scope: &mut Scope, m: &mut SpawnModel, cx: &mut
             _ => cx.misplaced(&d.key, "in a `spawn` block", SPAWN_VALID),
         }
     }
+}
+
+/// A path or an account name, which the system takes as a C string: E0046 when it
+/// is empty or holds a NUL byte.
+fn os_name(v: &Sp<crate::ast::Value>, what: &str) -> values::Parsed<String> {
+    values::os_string(v, what, OsText::check_name)
 }
 
 fn zero_max(span: Span, what: &str, would: &str) -> Diagnostic {

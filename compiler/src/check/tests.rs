@@ -606,6 +606,164 @@ fn e0045_invalid_acl() {
     error(&src, &diags, Code::InvalidAcl, "10.0.0.0/33");
 }
 
+// ---- strings the operating system gets (E0046) ----
+
+/// Configurations with `value` (written as it stands, quotes included) in each place
+/// whose string reaches a system call, with a name for the place.
+fn os_string_places(value: &str) -> Vec<(&'static str, String)> {
+    let listen = "listen = { port = 1 }";
+    vec![
+        (
+            "setenv",
+            format!("setenv TZ = {value}\n{}", with_spawnd(listen)),
+        ),
+        (
+            "pidfile",
+            with_spawnd(&format!("{listen}\npidfile = {value}")),
+        ),
+        ("user", with_spawnd(&format!("{listen}\nuser = {value}"))),
+        ("group", with_spawnd(&format!("{listen}\ngroup = {value}"))),
+        (
+            "working directory",
+            with_spawnd(&format!("{listen}\nworking directory = {value}")),
+        ),
+        (
+            "spawnd syslog ident",
+            with_spawnd(&format!("{listen}\nsyslog ident = {value}")),
+        ),
+        (
+            "tcprelay syslog ident",
+            with_relay(&format!(
+                "remote = {{ address = 10.0.0.1 port = 2 }}\nsyslog ident = {value}"
+            )),
+        ),
+        (
+            "socket path",
+            with_spawnd(&format!("listen = {{ path = {value} }}")),
+        ),
+        (
+            "tls cert-file",
+            tls_config(&format!("tls cert-file = {value}")),
+        ),
+        (
+            "tls key-file",
+            tls_config(&format!(
+                "tls cert-file = /nonexistent/c.pem\ntls key-file = {value}"
+            )),
+        ),
+        (
+            "tls passphrase",
+            tls_config(&format!(
+                "tls cert-file = /nonexistent/c.pem\ntls passphrase = {value}"
+            )),
+        ),
+    ]
+}
+
+#[test]
+fn e0046_a_nul_byte_in_any_string_the_system_gets_is_an_error_at_the_value() {
+    // The two ways a NUL gets into a value: the raw byte inside quotes, and a
+    // backslash before it (any escaped character stands for itself). A word cannot
+    // hold one (E0001, below), and `\0` is the character 0.
+    for value in ["\"/tmp/sec\0ret\"", "\"/tmp/sec\\\0ret\""] {
+        for (place, src) in os_string_places(value) {
+            let (plan, diags) = compile(&src);
+            assert!(plan.is_none(), "{place}: a plan with a NUL byte");
+            // One error, at the value, and nothing made up from the lost value
+            // (a TLS listener "without a certificate", a key "without a passphrase").
+            let errors: Vec<&Diagnostic> = diags.iter().filter(|d| d.is_error()).collect();
+            assert_eq!(errors.len(), 1, "{place}: {diags:#?}");
+            let d = error(&src, &diags, Code::NotForTheOs, value);
+            assert!(d.message.contains("contains a NUL byte"), "{place}: {d:#?}");
+            assert_eq!(
+                d.help.as_deref(),
+                Some("a NUL byte (\\0) ends a string for the operating system; remove it"),
+                "{place}"
+            );
+            let said = format!("{} {} {:?} {:?}", d.message, d.label, d.notes, d.help);
+            if place == "tls passphrase" {
+                assert!(
+                    !said.contains("sec"),
+                    "{place}: the passphrase shows: {said}"
+                );
+            } else {
+                // Where the invisible byte is.
+                assert_eq!(d.notes, ["it follows `/tmp/sec` in the value"], "{place}");
+            }
+        }
+    }
+    // The same values without the NUL compile (the TLS files are absent here: a
+    // warning).
+    for (place, src) in os_string_places("\"/tmp/secret\"") {
+        let (plan, diags) = compile(&src);
+        assert!(
+            !diags.iter().any(|d| d.code == Code::NotForTheOs),
+            "{place}: {diags:#?}"
+        );
+        if !place.starts_with("tls") {
+            assert!(plan.is_some(), "{place}: {diags:#?}");
+        }
+    }
+    // Unquoted, a NUL is not part of any value.
+    let src = with_spawnd("listen = { port = 1 }\npidfile = /tmp/a\0b");
+    let (plan, diags) = compile(&src);
+    assert!(plan.is_none());
+    error(&src, &diags, Code::InvalidToken, "\0");
+    assert!(!diags.iter().any(|d| d.code == Code::NotForTheOs));
+}
+
+#[test]
+fn e0046_empty_paths_and_account_names() {
+    for (place, src) in os_string_places("\"\"") {
+        let (plan, diags) = compile(&src);
+        match place {
+            // Any text will do, the empty one too.
+            "setenv" | "spawnd syslog ident" | "tcprelay syslog ident" | "tls passphrase" => {
+                assert!(
+                    !diags.iter().any(|d| d.code == Code::NotForTheOs),
+                    "{place}"
+                )
+            }
+            // E0022 and E0033 say it already.
+            "socket path" => {
+                error(&src, &diags, Code::InvalidAddress, "\"\"");
+            }
+            "tls cert-file" | "tls key-file" => assert!(
+                diags.iter().any(|d| d.code == Code::CertificateUnreadable
+                    && d.is_error()
+                    && at(&src, d.span) == "\"\""),
+                "{place}: {diags:#?}"
+            ),
+            _ => {
+                assert!(plan.is_none(), "{place}");
+                let d = error(&src, &diags, Code::NotForTheOs, "\"\"");
+                assert!(d.message.ends_with(" is empty"), "{place}: {d:#?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn e0046_a_socket_path_longer_than_a_socket_address_holds() {
+    let max = tcprelay_plan::OsText::UNIX_PATH_MAX;
+    let fits = format!("/{}", "s".repeat(max - 1));
+    let plan = clean(&with_spawnd(&format!("listen = {{ path = {fits} }}")));
+    assert_eq!(plan.spawnd.listeners[0].address, ListenAddress::Unix(fits));
+    let long = format!("/{}", "s".repeat(max));
+    let src = with_spawnd(&format!("listen = {{ path = {long} }}"));
+    let (plan, diags) = compile(&src);
+    assert!(plan.is_none());
+    let d = error(&src, &diags, Code::NotForTheOs, &long);
+    assert_eq!(
+        d.message,
+        format!("the socket path is {} bytes long", max + 1)
+    );
+    assert_eq!(
+        d.label,
+        format!("a Unix socket path can have at most {max} bytes")
+    );
+}
+
 // ---- spawn ----
 
 #[test]

@@ -6,12 +6,12 @@
 //! hides the next one.
 
 use super::services;
-use crate::ast::{Sp, Value};
+use crate::ast::{Sp, Span, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::suggest;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use tcprelay_plan::{Facility, Overload, Protocol, Severity};
+use tcprelay_plan::{Facility, OsText, Overload, Protocol, Severity};
 
 /// A value that was parsed, or the diagnostic that says why it was not.
 pub type Parsed<T> = Result<T, Box<Diagnostic>>;
@@ -300,6 +300,60 @@ pub fn network(v: &Sp<Value>) -> Parsed<(IpAddr, u8)> {
         Some(p) => return fail(bad(format!("the prefix `{p}` is not a number"))),
     };
     Ok((ip, prefix))
+}
+
+/// A string the operating system is given as `what` (e.g. "the pidfile path"),
+/// under `rule`, one of [`OsText`]'s checks: E0046 at the value when the system
+/// cannot take it.
+pub fn os_string(
+    v: &Sp<Value>,
+    what: &str,
+    rule: fn(&str) -> Result<(), OsText>,
+) -> Parsed<String> {
+    match rule(&v.node.text) {
+        Ok(()) => Ok(v.node.text.clone()),
+        Err(problem) => fail(not_for_the_os(v.span, Some(&v.node.text), what, problem)),
+    }
+}
+
+/// E0046: the value of `what` at `span` is a string the operating system cannot
+/// take. `shown` is the value, when it may be quoted (never a passphrase).
+pub fn not_for_the_os(span: Span, shown: Option<&str>, what: &str, problem: OsText) -> Diagnostic {
+    match problem {
+        OsText::Nul => {
+            let d = Diagnostic::error(
+                Code::NotForTheOs,
+                span,
+                format!("{what} contains a NUL byte"),
+            )
+            .with_label("the operating system cannot take a NUL byte")
+            .with_help("a NUL byte (\\0) ends a string for the operating system; remove it");
+            // Most editors do not show the byte; say where it is.
+            match shown.and_then(|text| text.split_once('\0')) {
+                Some(("", _)) => d.with_note("it is the first character of the value"),
+                Some((before, _)) => d.with_note(format!(
+                    "it follows `{}` in the value",
+                    before.escape_debug()
+                )),
+                None => d,
+            }
+        }
+        OsText::Empty => Diagnostic::error(Code::NotForTheOs, span, format!("{what} is empty"))
+            .with_label("the operating system cannot take an empty one")
+            .with_help("write one, or remove the directive"),
+        OsText::Equals => {
+            Diagnostic::error(Code::NotForTheOs, span, format!("{what} contains `=`"))
+                .with_label("`=` ends an environment variable's name")
+                .with_help("remove the `=`")
+        }
+        OsText::TooLong { len, max } => Diagnostic::error(
+            Code::NotForTheOs,
+            span,
+            format!("{what} is {len} bytes long"),
+        )
+        .with_label(format!("a Unix socket path can have at most {max} bytes"))
+        .with_help("choose a shorter path (a socket address holds the path in a fixed-size field)"),
+    }
 }
 
 #[cfg(test)]

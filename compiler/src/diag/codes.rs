@@ -67,6 +67,7 @@ codes! {
     TlsUnused = "E0043", "TLS material without a TLS listener";
     ZeroCount = "E0044", "count must be at least 1";
     InvalidAcl = "E0045", "invalid network in an acl";
+    NotForTheOs = "E0046", "string the operating system cannot take";
 }
 
 impl fmt::Display for Code {

@@ -52,6 +52,12 @@ pub fn encode(plan: &Plan, compiler_version: &str) -> Vec<u8> {
     out
 }
 
+/// The checksum a header holds for `body` (CRC-32, IEEE), for tools that inspect or
+/// repair plan files.
+pub fn checksum(body: &[u8]) -> u32 {
+    crc32(body)
+}
+
 /// What a decoded header says, besides the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -75,7 +81,8 @@ pub enum DecodeError {
     TooLarge(u64),
     /// Bytes after the body.
     TrailingBytes(u64),
-    /// The body passed the checksum but is not a plan of this version.
+    /// The body passed the checksum but is not a plan of this version; the text
+    /// says what did not fit, in words ([`body_problem`]).
     Body(String),
 }
 
@@ -103,12 +110,46 @@ impl fmt::Display for DecodeError {
             DecodeError::TrailingBytes(n) => {
                 write!(f, "plan file is corrupted: {n} unexpected bytes after the body")
             }
-            DecodeError::Body(e) => write!(f, "plan file body does not decode: {e}"),
+            DecodeError::Body(e) => write!(
+                f,
+                "plan file body cannot be decoded ({e}): was it written by another version of tcprelay-cc? recompile the configuration"
+            ),
         }
     }
 }
 
 impl std::error::Error for DecodeError {}
+
+/// What bincode found wrong with a body, in words. Its own `Display` is the `Debug`
+/// form of its error (`OtherString("invalid value: ...")`), so it is never shown.
+fn body_problem(e: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as E;
+    match e {
+        E::UnexpectedEnd { .. } | E::Io { .. } => "it ends in the middle of a value".to_string(),
+        E::LimitExceeded => {
+            format!("a value claims more than the {MAX_BODY} bytes a plan may have")
+        }
+        E::InvalidIntegerType { .. } | E::OutsideUsizeRange(_) => {
+            "a number is not encoded as this version encodes it".to_string()
+        }
+        E::NonZeroTypeIsZero { .. } => "a value that cannot be 0 is 0".to_string(),
+        E::UnexpectedVariant {
+            type_name, found, ..
+        } => format!("choice {found} of {type_name} does not exist"),
+        E::EmptyEnum { type_name } => format!("{type_name} has no choices"),
+        E::Utf8 { inner } => format!("a text is not UTF-8: {inner}"),
+        E::InvalidCharEncoding(_) => "a character is not valid UTF-8".to_string(),
+        E::InvalidBooleanValue(found) => format!("a yes/no value is {found}, neither 0 nor 1"),
+        E::ArrayLengthMismatch { required, found } => {
+            format!("a list holds {found} items instead of {required}")
+        }
+        // serde's messages are sentences ("invalid value: integer `7`, expected
+        // variant index 0 <= i < 3").
+        E::OtherString(text) => text.clone(),
+        E::Other(text) => (*text).to_string(),
+        _ => "its layout is not the one this version reads".to_string(),
+    }
+}
 
 fn truncated(expected: usize, actual: usize) -> DecodeError {
     DecodeError::Truncated {
@@ -161,7 +202,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Plan), DecodeError> {
         return Err(DecodeError::BadChecksum { stored, computed });
     }
     let (plan, used): (Plan, usize) = bincode::serde::decode_from_slice(body, bincode_config())
-        .map_err(|e| DecodeError::Body(e.to_string()))?;
+        .map_err(|e| DecodeError::Body(body_problem(&e)))?;
     if used != body.len() {
         return Err(DecodeError::TrailingBytes((body.len() - used) as u64));
     }

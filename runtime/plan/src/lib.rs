@@ -348,6 +348,10 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The rules for the plan's strings that reach a system call (paths, names,
+/// environment), shared by the compiler and the runtime.
+pub use validate::{check_setenv, OsText};
+
 impl Plan {
     /// Whether the plan holds a secret, in which case its file must be mode 0600.
     pub fn has_secret(&self) -> bool {

@@ -36,12 +36,14 @@ pub enum PlanError {
     TlsWithoutCertificate {
         listener: usize,
     },
-    EmptyPath {
-        what: &'static str,
+    /// A string the operating system would be given (a path, a name, an environment
+    /// variable) that it cannot take; `field` names it in an operator's words.
+    NotForTheOs {
+        field: String,
+        problem: OsText,
     },
     RebalanceZero,
     RetireZero,
-    BadEnvName(String),
     BadAcl {
         rule: usize,
     },
@@ -79,10 +81,9 @@ impl fmt::Display for PlanError {
                 "listener #{} has tls = yes but the plan has no certificate",
                 listener + 1
             ),
-            PlanError::EmptyPath { what } => write!(f, "{what} is an empty path"),
+            PlanError::NotForTheOs { field, problem } => write!(f, "{field} {problem}"),
             PlanError::RebalanceZero => f.write_str("rebalance is 0"),
             PlanError::RetireZero => f.write_str("retire is 0"),
-            PlanError::BadEnvName(name) => write!(f, "setenv name {name:?} is not valid"),
             PlanError::BadAcl { rule } => {
                 write!(
                     f,
@@ -95,6 +96,174 @@ impl fmt::Display for PlanError {
 }
 
 impl std::error::Error for PlanError {}
+
+/// Why the operating system cannot take a string of the plan. The rules are here,
+/// once, for both sides: the compiler reports a broken one at its place in the
+/// configuration (E0046), [`Plan::validate`] refuses a plan that holds one, and the
+/// runtime never hands one to a system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OsText {
+    /// A NUL byte: the operating system takes strings NUL-terminated, so the rest
+    /// would be cut off (a path) or the call refused (`setenv`).
+    Nul,
+    /// Empty where a path or a name is needed.
+    Empty,
+    /// `=` in an environment variable name: it ends the name.
+    Equals,
+    /// A Unix socket path longer than a socket address holds.
+    TooLong { len: usize, max: usize },
+}
+
+impl OsText {
+    /// The longest path a Unix-domain socket can bind, in bytes: `sun_path` holds it
+    /// and its terminating NUL (108 bytes on Linux, 104 on the BSDs and macOS).
+    pub const UNIX_PATH_MAX: usize = if cfg!(any(target_os = "linux", target_os = "android")) {
+        107
+    } else {
+        103
+    };
+
+    /// A string given to the system as it is (a `setenv` value, a syslog ident, a
+    /// passphrase): no NUL.
+    pub fn check_text(text: &str) -> Result<(), OsText> {
+        if text.contains('\0') {
+            return Err(OsText::Nul);
+        }
+        Ok(())
+    }
+
+    /// A file or directory path, or a user or group name: not empty, no NUL.
+    pub fn check_name(text: &str) -> Result<(), OsText> {
+        if text.is_empty() {
+            return Err(OsText::Empty);
+        }
+        OsText::check_text(text)
+    }
+
+    /// An environment variable name: not empty, no `=`, no NUL.
+    pub fn check_env_name(text: &str) -> Result<(), OsText> {
+        OsText::check_name(text)?;
+        if text.contains('=') {
+            return Err(OsText::Equals);
+        }
+        Ok(())
+    }
+
+    /// The path of a Unix socket: not empty, no NUL, at most
+    /// [`OsText::UNIX_PATH_MAX`] bytes (a longer one cannot be bound).
+    pub fn check_socket_path(text: &str) -> Result<(), OsText> {
+        OsText::check_name(text)?;
+        if text.len() > OsText::UNIX_PATH_MAX {
+            return Err(OsText::TooLong {
+                len: text.len(),
+                max: OsText::UNIX_PATH_MAX,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for OsText {
+    /// What is wrong, as the end of a sentence that starts with the field's name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OsText::Nul => f.write_str(
+                "contains a NUL byte (\\0), which ends a string for the operating system",
+            ),
+            OsText::Empty => f.write_str("is empty"),
+            OsText::Equals => f.write_str(
+                "contains `=`, which ends an environment variable's name for the operating system",
+            ),
+            OsText::TooLong { len, max } => write!(
+                f,
+                "is {len} bytes long, more than the {max} a Unix socket path can have"
+            ),
+        }
+    }
+}
+
+/// A string of a plan that reaches a system call: the field's name in messages, the
+/// text, and the rule it must follow.
+type OsString<'a> = (String, &'a str, fn(&str) -> Result<(), OsText>);
+
+/// The names and values of `setenv` lines, in order.
+fn setenv_strings(env: &[(String, String)]) -> Vec<OsString<'_>> {
+    let mut out: Vec<OsString<'_>> = Vec::new();
+    for (name, value) in env {
+        // Escaped, so the message stays one printable line.
+        let shown = name.escape_debug();
+        out.push((
+            format!("setenv name `{shown}`"),
+            name,
+            OsText::check_env_name,
+        ));
+        out.push((
+            format!("the value of setenv `{shown}`"),
+            value,
+            OsText::check_text,
+        ));
+    }
+    out
+}
+
+/// Every string of `plan` that reaches a system call, with the field's name and the
+/// rule it must follow. The section ids, the source and a listener's `realm` never
+/// reach one.
+fn os_strings(plan: &Plan) -> Vec<OsString<'_>> {
+    let s = &plan.spawnd;
+    let mut out = setenv_strings(&plan.env);
+    for (i, l) in s.listeners.iter().enumerate() {
+        if let ListenAddress::Unix(path) = &l.address {
+            out.push((
+                format!("the path of listener #{}", i + 1),
+                path,
+                OsText::check_socket_path,
+            ));
+        }
+    }
+    let optional = [
+        ("the pidfile path", &s.pidfile),
+        ("the user name", &s.user),
+        ("the group name", &s.group),
+        ("the working directory", &s.working_directory),
+    ];
+    for (field, value) in optional {
+        if let Some(value) = value {
+            out.push((field.to_string(), value, OsText::check_name));
+        }
+    }
+    out.push((
+        "the spawnd section's syslog ident".to_string(),
+        &s.syslog.ident,
+        OsText::check_text,
+    ));
+    out.push((
+        "the tcprelay section's syslog ident".to_string(),
+        &plan.relay.syslog.ident,
+        OsText::check_text,
+    ));
+    if let Some(tls) = &plan.relay.tls {
+        out.push((
+            "the TLS certificate file".to_string(),
+            &tls.cert_file,
+            OsText::check_name,
+        ));
+        out.push((
+            "the TLS key file".to_string(),
+            &tls.key_file,
+            OsText::check_name,
+        ));
+        if let Some(passphrase) = &tls.passphrase {
+            // Only the field is named, never the value.
+            out.push((
+                "the TLS passphrase".to_string(),
+                passphrase.expose(),
+                OsText::check_text,
+            ));
+        }
+    }
+    out
+}
 
 /// The key two listeners collide on: a wildcard address covers every address of its
 /// family, and on Linux `::` also covers IPv4 unless the socket is v6-only. The
@@ -113,6 +282,26 @@ fn inet_overlaps(x: &SocketAddr, y: &SocketAddr) -> bool {
     }
     let wild = |ip: IpAddr| ip.is_unspecified();
     x.ip() == y.ip() || wild(x.ip()) || wild(y.ip())
+}
+
+/// `Ok` when the environment can take every line of `env` (a plan's `setenv`), else
+/// the first it cannot. [`Plan::validate`] checks this too; the runtime checks it
+/// again right before it sets them, so that no plan, however it was made, can make
+/// that fail half-way.
+pub fn check_setenv(env: &[(String, String)]) -> Result<(), PlanError> {
+    match broken(setenv_strings(env)).next() {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+/// The strings of `strings` that break their rule.
+fn broken(strings: Vec<OsString<'_>>) -> impl Iterator<Item = PlanError> + '_ {
+    strings.into_iter().filter_map(|(field, text, rule)| {
+        rule(text)
+            .err()
+            .map(|problem| PlanError::NotForTheOs { field, problem })
+    })
 }
 
 impl Plan {
@@ -152,14 +341,12 @@ impl Plan {
         }
         let mut seen: HashMap<usize, ()> = HashMap::new();
         for (i, l) in s.listeners.iter().enumerate() {
-            match &l.address {
-                ListenAddress::Unix(p) if p.is_empty() => errors.push(PlanError::EmptyPath {
-                    what: "a listener path",
-                }),
-                ListenAddress::Inet(sa) if sa.port() == 0 => errors.push(PlanError::ZeroPort {
-                    what: format!("listener #{}", i + 1),
-                }),
-                _ => {}
+            if let ListenAddress::Inet(sa) = &l.address {
+                if sa.port() == 0 {
+                    errors.push(PlanError::ZeroPort {
+                        what: format!("listener #{}", i + 1),
+                    });
+                }
             }
             if let Some(first) = s.listeners[..i]
                 .iter()
@@ -177,29 +364,13 @@ impl Plan {
                 errors.push(PlanError::TlsWithoutCertificate { listener: i });
             }
         }
-        if let Some(tls) = &r.tls {
-            if tls.cert_file.is_empty() {
-                errors.push(PlanError::EmptyPath {
-                    what: "the TLS certificate file",
-                });
-            }
-            if tls.key_file.is_empty() {
-                errors.push(PlanError::EmptyPath {
-                    what: "the TLS key file",
-                });
-            }
-        }
         if r.rebalance == Some(0) {
             errors.push(PlanError::RebalanceZero);
         }
         if r.retire == Some(0) {
             errors.push(PlanError::RetireZero);
         }
-        for (name, _) in &self.env {
-            if name.is_empty() || name.contains('=') || name.contains('\0') {
-                errors.push(PlanError::BadEnvName(name.clone()));
-            }
-        }
+        errors.extend(broken(os_strings(self)));
         for (i, rule) in s.acl.iter().enumerate() {
             let max = if rule.network.is_ipv4() { 32 } else { 128 };
             if rule.prefix > max {

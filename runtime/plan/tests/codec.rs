@@ -145,3 +145,239 @@ fn wildcard_listener_overlaps_a_specific_one() {
     plan.spawnd.listeners[1].address = ListenAddress::Inet("[::]:2222".parse().unwrap());
     plan.validate().unwrap();
 }
+
+/// `plan` with its one field named `field` set to `text`, for the fields whose strings
+/// reach a system call; the message's name of the field.
+fn with_string(field: &str, text: &str) -> (Plan, &'static str) {
+    let mut plan = sample();
+    let s = &mut plan.spawnd;
+    let text = text.to_string();
+    let named = match field {
+        "env name" => {
+            plan.env[0].0 = text;
+            "setenv name"
+        }
+        "env value" => {
+            plan.env[0].1 = text;
+            "the value of setenv `IO_POLL_MECHANISM`"
+        }
+        "unix path" => {
+            s.listeners[0].address = ListenAddress::Unix(text);
+            s.listeners[0].tls = false;
+            "the path of listener #1"
+        }
+        "pidfile" => {
+            s.pidfile = Some(text);
+            "the pidfile path"
+        }
+        "user" => {
+            s.user = Some(text);
+            "the user name"
+        }
+        "group" => {
+            s.group = Some(text);
+            "the group name"
+        }
+        "working directory" => {
+            s.working_directory = Some(text);
+            "the working directory"
+        }
+        "spawnd ident" => {
+            s.syslog.ident = text;
+            "the spawnd section's syslog ident"
+        }
+        "relay ident" => {
+            plan.relay.syslog.ident = text;
+            "the tcprelay section's syslog ident"
+        }
+        "cert file" => {
+            plan.relay.tls.as_mut().unwrap().cert_file = text;
+            "the TLS certificate file"
+        }
+        "key file" => {
+            plan.relay.tls.as_mut().unwrap().key_file = text;
+            "the TLS key file"
+        }
+        "passphrase" => {
+            plan.relay.tls.as_mut().unwrap().passphrase = Some(Secret::new(text));
+            "the TLS passphrase"
+        }
+        other => panic!("no field {other}"),
+    };
+    (plan, named)
+}
+
+const OS_FIELDS: [&str; 12] = [
+    "env name",
+    "env value",
+    "unix path",
+    "pidfile",
+    "user",
+    "group",
+    "working directory",
+    "spawnd ident",
+    "relay ident",
+    "cert file",
+    "key file",
+    "passphrase",
+];
+
+#[test]
+fn a_nul_in_any_string_that_reaches_the_os_is_refused_naming_the_field() {
+    for field in OS_FIELDS {
+        let (plan, named) = with_string(field, "/run/secret\0tail");
+        let err = plan.validate().expect_err(field);
+        assert!(
+            matches!(
+                err,
+                PlanError::NotForTheOs {
+                    problem: OsText::Nul,
+                    ..
+                }
+            ),
+            "{field}: {err:?}"
+        );
+        let line = err.to_string();
+        assert!(line.starts_with(named), "{field}: {line}");
+        assert!(line.contains("NUL byte"), "{field}: {line}");
+        assert!(
+            !line.contains('\n') && !line.contains('\0'),
+            "{field}: {line}"
+        );
+        if field == "env name" {
+            // A name is shown, escaped, so the line stays printable.
+            assert!(line.contains("`/run/secret\\0tail`"), "{field}: {line}");
+        } else {
+            // A value is never shown (it may be a passphrase).
+            assert!(!line.contains("secret"), "{field}: {line}");
+        }
+        // The same text without the NUL is a good plan.
+        let (plan, _) = with_string(field, "/run/secret-tail");
+        assert_eq!(plan.validate(), Ok(()), "{field}");
+    }
+}
+
+#[test]
+fn empty_paths_and_names_and_bad_env_names_are_refused() {
+    for field in [
+        "env name",
+        "unix path",
+        "pidfile",
+        "user",
+        "group",
+        "working directory",
+        "cert file",
+        "key file",
+    ] {
+        let (plan, named) = with_string(field, "");
+        let line = plan.validate().expect_err(field).to_string();
+        assert!(
+            line.starts_with(named) && line.ends_with(" is empty"),
+            "{field}: {line}"
+        );
+    }
+    // An empty value, ident or passphrase is something the system takes.
+    for field in ["env value", "spawnd ident", "relay ident", "passphrase"] {
+        assert_eq!(with_string(field, "").0.validate(), Ok(()), "{field}");
+    }
+    let (plan, _) = with_string("env name", "A=B");
+    assert_eq!(
+        plan.validate().unwrap_err().to_string(),
+        "setenv name `A=B` contains `=`, which ends an environment variable's name for the operating system"
+    );
+}
+
+#[test]
+fn a_unix_socket_path_longer_than_a_socket_address_holds_is_refused() {
+    let max = OsText::UNIX_PATH_MAX;
+    #[cfg(target_os = "linux")]
+    assert_eq!(max, 107, "sun_path is 108 bytes on Linux");
+    let fits = format!("/{}", "s".repeat(max - 1));
+    assert_eq!(with_string("unix path", &fits).0.validate(), Ok(()));
+    let long = format!("/{}", "s".repeat(max));
+    let err = with_string("unix path", &long).0.validate().unwrap_err();
+    assert_eq!(
+        err,
+        PlanError::NotForTheOs {
+            field: "the path of listener #1".into(),
+            problem: OsText::TooLong { len: max + 1, max },
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the path of listener #1 is {} bytes long, more than the {max} a Unix socket path can have",
+            max + 1
+        )
+    );
+}
+
+/// `bytes` (a plan file) with its header's body length and checksum made to match
+/// its body again.
+fn reseal(bytes: &mut [u8]) {
+    let header = 25 + bytes[24] as usize;
+    let body_len = (bytes.len() - header) as u64;
+    let crc = codec::checksum(&bytes[header..]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    bytes[16..24].copy_from_slice(&body_len.to_le_bytes());
+}
+
+/// The one body byte where the encodings of `a` and `b` differ, as an offset in the
+/// file.
+fn the_byte_that_differs(a: &Plan, b: &Plan) -> usize {
+    let (x, y) = (encode(a, "0.1.0"), encode(b, "0.1.0"));
+    assert_eq!(x.len(), y.len());
+    let at: Vec<usize> = (0..x.len()).filter(|&i| x[i] != y[i]).collect();
+    // The CRC differs too (4 bytes at 12..16); one byte of the body besides.
+    let body: Vec<usize> = at.into_iter().filter(|&i| i >= 25).collect();
+    assert_eq!(body.len(), 1, "{body:?}");
+    body[0]
+}
+
+#[test]
+fn a_body_that_passes_the_checksum_but_does_not_decode_is_one_sentence() {
+    let good = encode(&sample(), "0.1.0");
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    // An enum with a choice this version does not have (bincode reports it as a
+    // serde message wrapped in `OtherString(...)`).
+    let mut closing = sample();
+    closing.spawnd.overload = Overload::Close;
+    let at = the_byte_that_differs(&sample(), &closing);
+    let mut bytes = good.clone();
+    bytes[at] = 7;
+    reseal(&mut bytes);
+    cases.push(("enum", bytes, "invalid value: integer `7`"));
+    // A bool that is neither 0 nor 1 (`InvalidBooleanValue(2)`).
+    let mut background = sample();
+    background.spawnd.background = true;
+    let at = the_byte_that_differs(&sample(), &background);
+    let mut bytes = good.clone();
+    bytes[at] = 2;
+    reseal(&mut bytes);
+    cases.push(("bool", bytes, "a yes/no value is 2"));
+    // A string that is not UTF-8 (`Utf8 { inner: Utf8Error { .. } }`).
+    let at = good
+        .windows(8)
+        .position(|w| w == b"examples")
+        .expect("the source in the body");
+    let mut bytes = good.clone();
+    bytes[at] = 0xFF;
+    reseal(&mut bytes);
+    cases.push(("utf-8", bytes, "a text is not UTF-8"));
+    // A body cut short, its header made to agree (`UnexpectedEnd { additional: 1 }`).
+    let mut bytes = good.clone();
+    bytes.pop();
+    reseal(&mut bytes);
+    cases.push(("short", bytes, "ends in the middle of a value"));
+    for (name, bytes, says) in cases {
+        let err = decode(&bytes).expect_err(name);
+        assert!(matches!(err, DecodeError::Body(_)), "{name}: {err:?}");
+        let line = err.to_string();
+        assert!(line.contains(says), "{name}: {line}");
+        assert!(line.contains("recompile"), "{name}: {line}");
+        for debug in ["OtherString", "InvalidBooleanValue", "Utf8Error", "{", "}"] {
+            assert!(!line.contains(debug), "{name}: {line}");
+        }
+        assert!(!line.contains('\n'), "{name}: {line}");
+    }
+}
