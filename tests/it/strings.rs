@@ -90,7 +90,7 @@ fn a_configuration_whose_setenv_holds_a_nul_is_refused_on_sighup_by_the_compiler
     let failures = reload_failures(&relay);
     assert_eq!(failures.len(), 1, "{failures:#?}");
     assert!(
-        failures[0].ends_with("the configuration has errors (see above)"),
+        failures[0].ends_with("the configuration has errors:"),
         "{}",
         failures[0]
     );
