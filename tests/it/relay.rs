@@ -624,3 +624,186 @@ fn a_tls_key_that_no_longer_opens_on_reload_keeps_the_running_plan() {
     assert!(log.contains("enc-key.pem"), "{log}");
     assert!(!log.contains(harness::PASSPHRASE), "{log}");
 }
+
+/// A backend on `127.0.0.1` serving each connection with `serve` in a thread of its
+/// own, until dropped; counts its connections.
+struct Serving {
+    port: u16,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Serving {
+    fn start(serve: fn(std::net::TcpStream)) -> Serving {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (halt, count) = (stop.clone(), connections.clone());
+        std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+                        let _ = stream.set_write_timeout(Some(Duration::from_secs(20)));
+                        std::thread::spawn(move || serve(stream));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Serving {
+            port,
+            connections,
+            stop,
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Closes `stream` with a reset (`SO_LINGER` 0).
+fn reset(stream: std::net::TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
+}
+
+/// Waits (bounded) until the kernel has sent what was written to `stream` and had
+/// it acknowledged (`TIOCOUTQ`), so that a reset now loses nothing on the way.
+fn wait_until_sent(stream: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut queued: libc::c_int = -1;
+        // SAFETY: TIOCOUTQ writes one int through a valid pointer.
+        let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        if rc == 0 && queued == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the send queue never emptied");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+const GREETING: &[u8] = b"hello from the good remote\n";
+
+#[test]
+fn a_remote_that_accepts_and_resets_is_failed_over_without_the_client_noticing() {
+    use std::io::{Read, Write};
+    let resetting = Serving::start(reset);
+    let good = Serving::start(|mut stream| {
+        if stream.write_all(GREETING).is_ok() {
+            let _ = std::io::copy(&mut &stream, &mut &stream);
+        }
+    });
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _relay = Relay::run_config(
+        dir.path(),
+        &config(port, &[(resetting.port, 1), (good.port, 1)], "", ""),
+        port,
+    );
+    // Each client reads the greeting before it sends anything: no byte of it can
+    // reach the resetting remote.
+    let clients: Vec<_> = (0..60)
+        .map(|i| {
+            std::thread::spawn(move || -> Result<(), String> {
+                let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+                    .map_err(|e| format!("connect: {e}"))?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .map_err(|e| e.to_string())?;
+                let mut greeting = vec![0u8; GREETING.len()];
+                stream
+                    .read_exact(&mut greeting)
+                    .map_err(|e| format!("greeting: {e}"))?;
+                let message = format!("client {i}");
+                stream
+                    .write_all(message.as_bytes())
+                    .map_err(|e| format!("request: {e}"))?;
+                let mut back = vec![0u8; message.len()];
+                stream
+                    .read_exact(&mut back)
+                    .map_err(|e| format!("answer: {e}"))?;
+                (back == message.as_bytes())
+                    .then_some(())
+                    .ok_or_else(|| format!("answer {back:?}"))
+            })
+        })
+        .collect();
+    let failures: Vec<String> = clients
+        .into_iter()
+        .filter_map(|c| c.join().expect("client").err())
+        .collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(resetting.connections.load(Ordering::Relaxed) >= 1);
+    assert_eq!(good.connections.load(Ordering::Relaxed), 60);
+}
+
+#[test]
+fn an_answer_followed_by_a_reset_reaches_the_client() {
+    use std::io::{Read, Write};
+    // Reads one byte, answers with 1 KiB or 1 MiB, and resets (the rest of the
+    // request unread) once the answer has left its kernel.
+    let backend = Serving::start(|mut stream| {
+        let mut kind = [0u8; 1];
+        if stream.read_exact(&mut kind).is_ok()
+            && stream
+                .write_all(&random_bytes(u64::from(kind[0]), answer_size(kind[0])))
+                .is_ok()
+        {
+            wait_until_sent(&stream);
+            reset(stream);
+        }
+    });
+    fn answer_size(kind: u8) -> usize {
+        if kind % 2 == 0 {
+            1024
+        } else {
+            1 << 20
+        }
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _relay = Relay::run_config(
+        dir.path(),
+        &config(port, &[(backend.port, 1)], "", ""),
+        port,
+    );
+    let mut failures = Vec::new();
+    for kind in 0..40u8 {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut request = vec![kind; 100];
+        request[1..].fill(0x5a);
+        stream.write_all(&request).expect("request");
+        let mut data = Vec::new();
+        let end = stream.read_to_end(&mut data);
+        let answer = random_bytes(u64::from(kind), answer_size(kind));
+        let reset = matches!(&end, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset);
+        if data != answer || !reset {
+            failures.push(format!(
+                "{} of {} bytes, then {end:?}",
+                data.len(),
+                answer.len()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 40: {failures:?}",
+        failures.len()
+    );
+}

@@ -71,6 +71,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often sessions waiting for a free local port try again (a port frees when
 /// a connection to the remote closes, or when a TIME_WAIT entry may be reused).
 pub const PORT_RETRY: Duration = Duration::from_millis(50);
+/// How often a failing session (one side failed, what it sent before is being
+/// delivered) looks whether the other side's kernel has sent it all: no event says
+/// so. A delayed acknowledgement takes up to some 40 ms.
+pub const FAILING_CHECK: Duration = Duration::from_millis(10);
 /// Period of the sweep that checks connect and idle timeouts (their granularity).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Connections a listener accepts in one turn before the others get theirs.
@@ -192,6 +196,10 @@ pub struct Worker {
     port_retry_at: Option<Instant>,
     /// Whether running out of local ports was logged since the last connect.
     no_port_logged: bool,
+    /// Failing sessions (see `session::State::Failing`) to run again at
+    /// `failing_at`: (key, session id).
+    failing: Vec<(usize, u64)>,
+    failing_at: Option<Instant>,
     users_max: usize,
     retire: Option<u64>,
     idle_timeout: Option<Duration>,
@@ -330,6 +338,8 @@ impl Worker {
             port_waiting: VecDeque::new(),
             port_retry_at: None,
             no_port_logged: false,
+            failing: Vec::new(),
+            failing_at: None,
             users_max: capacity.sessions,
             pipes: Pipes::new(capacity.pipes),
             retire: relay.retire.filter(|n| *n > 0),
@@ -433,6 +443,7 @@ impl Worker {
             deferral.map(|(since, check)| since + check),
             self.sweep_at,
             self.port_retry_at,
+            self.failing_at,
             self.grace_at,
             self.starved.map(|s| s.until),
             self.idle_at,

@@ -5,9 +5,35 @@
 //! TlsHandshake ──done──┐   (TLS clients only; failure or timeout: Closed)
 //!                      ▼
 //! Connecting ──connected──► Relaying ──one EOF forwarded──► HalfClosed ──both──► Closed
-//!     │ (failed: the worker fails over to another remote, or gives up)        ▲
-//!     └──────────────── error / reset / timeout on either side ──────────────┘
+//!  ▲  │ (failed: the worker fails over to another remote, or gives up)        ▲
+//!  │  └─────────────────────── timeout, or an error of both sides ───────────┤
+//!  │                                                                          │
+//!  │     Relaying / HalfClosed ──error / reset on one side──► Failing ─────────┘
+//!  └── the remote failed before anything was relayed ◄───────────┘  (delivered)
 //! ```
+//!
+//! A side that fails (a reset, mostly) does not cut what it sent before: in
+//! `Failing` the bytes it sent are still read, to its end, and written to the
+//! other side, and the session closes once the other side's kernel has sent them
+//! and had them acknowledged (a reset, `SO_LINGER` 0, discards what a socket still
+//! holds); then the other side is reset too, if the failure was a reset. A
+//! delivery that makes no progress for [`FAILING_LIMIT`] is given up.
+//!
+//! A remote that fails before anything was relayed either way (it accepted and
+//! reset, before any byte of the client was written to it and before any byte came
+//! from it) is failed over like a failed connect ([`Outcome::Failover`]): the
+//! session is connecting again, with the client's bytes read meanwhile kept (at most
+//! one read) for the next remote. Once a client byte was written to a remote the
+//! session is never moved to another: the remote may have acted on it, and sending
+//! it again could repeat a request that is not idempotent (HAProxy in `mode tcp`
+//! does not replay either). A remote that closes cleanly (an end of file) before
+//! anything was relayed is not a failure: an end of file is a valid answer in many
+//! protocols, and the client gets it as it would from the remote itself.
+//!
+//! A client that resets while its session is still connecting is closed at once by
+//! the worker, its connect abandoned (see `server::sessions`): there is no remote
+//! yet to deliver to, and a connection opened only to carry the bytes of a client
+//! that is gone would hold a remote (and a local port) for nothing.
 //!
 //! Clients of a `tls = yes` listener start in `TlsHandshake`: no remote is opened
 //! before the handshake completes, so a client that sends garbage or nothing never
@@ -27,7 +53,13 @@ use super::buffer::Pending;
 use super::splice::{self, Pipe, Pipes};
 use super::transport::Transport;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a failing session's delivery (see [`State::Failing`]) may go without
+/// progress before the session closes anyway: 2 seconds, many round trips on any
+/// path, short enough that a peer that stops reading cannot hold a failed session
+/// (and its buffer or pipe) for long.
+pub const FAILING_LIMIT: Duration = Duration::from_secs(2);
 
 /// Reads of one direction in one run before the session yields to the others
 /// (with a 64 KiB scratch buffer: 1 MiB).
@@ -57,12 +89,15 @@ pub enum State {
     TlsHandshake { started: Instant },
     /// The remote connection is being set up; the client is not read meanwhile (its
     /// bytes wait in the kernel), so it does not notice a failover.
-    Connecting(Connecting),
+    Connecting(Box<Connecting>),
     /// Bytes flow both ways.
     Relaying,
     /// `finished` has sent end of file and it was forwarded to the other side;
     /// the other direction still flows.
     HalfClosed { finished: Side },
+    /// One side failed: what it sent before is delivered to the other side, then
+    /// the session closes.
+    Failing(Box<Failure>),
     /// Both directions are finished, or the session failed.
     Closed,
 }
@@ -80,6 +115,10 @@ impl State {
             State::HalfClosed {
                 finished: Side::Remote,
             } => "half-closed by the remote",
+            State::Failing(failure) => match failure.side {
+                Side::Client => "delivering what the client sent before it failed",
+                Side::Remote => "delivering what the remote sent before it failed",
+            },
             State::Closed => "closed",
         }
     }
@@ -101,6 +140,21 @@ pub struct Connecting {
     /// Since when this session waits for a free local port (at most the connect
     /// timeout).
     pub port_wait: Option<Instant>,
+}
+
+/// A side's failure, and the delivery of what it sent before it.
+#[derive(Debug)]
+pub struct Failure {
+    pub side: Side,
+    pub error: io::Error,
+    /// When the delivery last made progress: bytes moved, or the other side's
+    /// kernel sent some of what it held.
+    progress: Instant,
+    /// What the other side's kernel held at the last look (`usize::MAX` before).
+    unsent: usize,
+    /// Whether the worker has the session on its list of failing sessions to look
+    /// at again.
+    pub listed: bool,
 }
 
 impl Connecting {
@@ -125,6 +179,14 @@ pub enum Outcome {
     /// The session stopped with work left because it used its budget: run it again
     /// after the other ready sources had their turn.
     Again,
+    /// A side failed and the session delivers what it sent before: run it again
+    /// on events and every little while (its unsent bytes and its time limit are
+    /// checked then).
+    Linger,
+    /// The remote failed before anything was relayed: the session is connecting
+    /// again (the failed remote is still attached, for the worker to close and mark
+    /// dead); fail over.
+    Failover(io::Error),
     /// Close the session.
     Close(Close),
 }
@@ -250,6 +312,17 @@ struct Flow {
     pipe: Option<Box<Pipe>>,
 }
 
+/// How a direction is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Bytes flow and an end of file is forwarded; `other_shut`: the other direction
+    /// is finished, so this one's end of file finishes the session.
+    Relay { other_shut: bool },
+    /// The source failed: what it sent before is delivered; its end (of file, or a
+    /// read error) is not forwarded, the session closes after it.
+    Deliver,
+}
+
 /// How a direction's run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Run {
@@ -281,6 +354,9 @@ pub struct Session<T> {
     pub queued: bool,
     /// Bytes relayed client → remote and remote → client, for the close log line.
     pub bytes: (u64, u64),
+    /// The failover bookkeeping of the connect, kept while nothing has been relayed
+    /// (the remote may still fail over), then dropped.
+    retry: Option<Box<Connecting>>,
 }
 
 impl<T: Transport> Session<T> {
@@ -291,7 +367,7 @@ impl<T: Transport> Session<T> {
     fn with_client(id: u64, client: End<T>, now: Instant) -> Session<T> {
         Session {
             id,
-            state: State::Connecting(Connecting::new(now)),
+            state: State::Connecting(Box::new(Connecting::new(now))),
             client,
             remote: None,
             remote_index: None,
@@ -300,6 +376,7 @@ impl<T: Transport> Session<T> {
             last_active: now,
             queued: false,
             bytes: (0, 0),
+            retry: None,
         }
     }
 
@@ -326,7 +403,7 @@ impl<T: Transport> Session<T> {
         loop {
             match self.client.io.handshake() {
                 Ok(()) => {
-                    self.state = State::Connecting(Connecting::new(now));
+                    self.state = State::Connecting(Box::new(Connecting::new(now)));
                     self.last_active = now;
                     // OpenSSL may hold bytes that came with the last handshake
                     // message: the first relay run reads, whatever the events said.
@@ -419,7 +496,11 @@ impl<T: Transport> Session<T> {
             Ok(false) => ConnectOutcome::Pending,
             Ok(true) => {
                 remote.error = false;
-                self.state = State::Relaying;
+                if let State::Connecting(connecting) =
+                    std::mem::replace(&mut self.state, State::Relaying)
+                {
+                    self.retry = Some(connecting);
+                }
                 self.last_active = now;
                 ConnectOutcome::Connected
             }
@@ -427,8 +508,91 @@ impl<T: Transport> Session<T> {
         }
     }
 
+    /// Whether nothing has been relayed yet, either way: no byte written to the
+    /// remote, none read from it, and no end of file of the remote forwarded (the
+    /// client's, forwarded to the remote, is forwarded to the next one again).
+    pub fn fresh(&self) -> bool {
+        let empty = |flow: &Flow| flow.pipe.as_ref().is_none_or(|p| p.len == 0);
+        self.bytes == (0, 0)
+            && self.down.pending.is_empty()
+            && !self.down.shut
+            && empty(&self.up)
+            && empty(&self.down)
+    }
+
+    fn end_mut(&mut self, side: Side) -> Option<&mut End<T>> {
+        match side {
+            Side::Client => Some(&mut self.client),
+            Side::Remote => self.remote.as_mut(),
+        }
+    }
+
+    /// Records that `side` failed: from now on what it sent before is delivered
+    /// (see [`State::Failing`]). Returns the close when the other side had already
+    /// failed: nothing can be delivered any more.
+    fn fail(&mut self, side: Side, error: io::Error, now: Instant) -> Option<Close> {
+        match &self.state {
+            State::Failing(failure) if failure.side == side => None,
+            State::Failing(_) => {
+                self.state = State::Closed;
+                Some(Close::Error { side, error })
+            }
+            _ => {
+                self.state = State::Failing(Box::new(Failure {
+                    side,
+                    error,
+                    progress: now,
+                    unsent: usize::MAX,
+                    listed: false,
+                }));
+                // What it sent before is read to its end (a read after a reset
+                // does not block; one that does waits for an event as usual).
+                if let Some(end) = self.end_mut(side) {
+                    end.readable = true;
+                }
+                None
+            }
+        }
+    }
+
+    /// Runs the direction from side `from` (see [`transfer`]).
+    fn run(
+        &mut self,
+        from: Side,
+        scratch: &mut [u8],
+        pipes: &mut Pipes,
+        mode: Mode,
+    ) -> Result<Run, (Side, io::Error)> {
+        let Some(remote) = self.remote.as_mut() else {
+            return Ok(Run::Blocked);
+        };
+        match from {
+            Side::Client => transfer(
+                &mut self.client,
+                remote,
+                &mut self.up,
+                Side::Client,
+                scratch,
+                pipes,
+                &mut self.bytes.0,
+                mode,
+            ),
+            Side::Remote => transfer(
+                remote,
+                &mut self.client,
+                &mut self.down,
+                Side::Remote,
+                scratch,
+                pipes,
+                &mut self.bytes.1,
+                mode,
+            ),
+        }
+    }
+
     /// Moves bytes both ways until every direction is blocked (or used its budget),
-    /// forwarding ends of file. `scratch` is the worker's read buffer.
+    /// forwarding ends of file; once a side failed, delivers what it sent before.
+    /// `scratch` is the worker's read buffer.
     pub fn relay(&mut self, scratch: &mut [u8], pipes: &mut Pipes, now: Instant) -> Outcome {
         if matches!(
             self.state,
@@ -436,52 +600,64 @@ impl<T: Transport> Session<T> {
         ) {
             return Outcome::Continue;
         }
-        let Some(remote) = self.remote.as_mut() else {
+        if self.remote.is_none() {
             debug_assert!(false, "relaying without a remote");
             return Outcome::Close(Close::Error {
                 side: Side::Remote,
                 error: io::ErrorKind::NotConnected.into(),
             });
-        };
-        for (side, end) in [
-            (Side::Client, &mut self.client),
-            (Side::Remote, &mut *remote),
-        ] {
-            if let Some(error) = end.reported_error() {
-                return Outcome::Close(Close::Error { side, error });
+        }
+        // An error event: the side failed (its socket error is taken now), but what
+        // it sent before the error is still in its socket, to be read and delivered.
+        for side in [Side::Client, Side::Remote] {
+            let error = self.end_mut(side).and_then(|end| end.reported_error());
+            if let Some(error) = error {
+                if let Some(close) = self.fail(side, error, now) {
+                    return Outcome::Close(close);
+                }
             }
         }
         let before = self.bytes;
-        let up = transfer(
-            &mut self.client,
-            remote,
-            &mut self.up,
-            Side::Client,
-            scratch,
-            pipes,
-            &mut self.bytes.0,
-            self.down.shut,
-        );
-        let down = transfer(
-            remote,
-            &mut self.client,
-            &mut self.down,
-            Side::Remote,
-            scratch,
-            pipes,
-            &mut self.bytes.1,
-            self.up.shut,
-        );
-        if self.bytes != before {
+        let mut exhausted = false;
+        if !matches!(self.state, State::Failing(_)) {
+            for from in [Side::Client, Side::Remote] {
+                let other_shut = match from {
+                    Side::Client => self.down.shut,
+                    Side::Remote => self.up.shut,
+                };
+                match self.run(from, scratch, pipes, Mode::Relay { other_shut }) {
+                    Ok(run) => exhausted |= run == Run::Exhausted,
+                    // Nothing more is done the normal way (an end of file forwarded
+                    // now would hide the reset from the other side).
+                    Err((side, error)) => {
+                        if let Some(close) = self.fail(side, error, now) {
+                            return Outcome::Close(close);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if let State::Failing(failure) = &self.state {
+            match self.run(failure.side, scratch, pipes, Mode::Deliver) {
+                Ok(run) => exhausted = run == Run::Exhausted,
+                // The other side failed too: nothing can be delivered any more.
+                Err((side, error)) => {
+                    self.state = State::Closed;
+                    return Outcome::Close(Close::Error { side, error });
+                }
+            }
+        }
+        let moved = self.bytes != before;
+        if moved {
             self.last_active = now;
         }
-        let (up, down) = match (up, down) {
-            (Err((side, error)), _) | (_, Err((side, error))) => {
-                self.state = State::Closed;
-                return Outcome::Close(Close::Error { side, error });
-            }
-            (Ok(up), Ok(down)) => (up, down),
-        };
+        if self.retry.is_some() && !self.fresh() {
+            self.retry = None;
+        }
+        if matches!(self.state, State::Failing(_)) {
+            return self.failing(now, moved, exhausted, pipes);
+        }
         self.state = match (self.up.shut, self.down.shut) {
             (true, true) => State::Closed,
             (true, false) => State::HalfClosed {
@@ -494,19 +670,102 @@ impl<T: Transport> Session<T> {
         };
         if matches!(self.state, State::Closed) {
             Outcome::Close(Close::Finished)
-        } else if up == Run::Exhausted || down == Run::Exhausted {
+        } else if exhausted {
             Outcome::Again
         } else {
             Outcome::Continue
         }
     }
+
+    /// After a run of a failing session: fails over if the remote failed before
+    /// anything was relayed, closes once everything the failed side sent is out of
+    /// the other side's kernel (or the delivery stalled for [`FAILING_LIMIT`]),
+    /// lingers otherwise.
+    fn failing(
+        &mut self,
+        now: Instant,
+        moved: bool,
+        exhausted: bool,
+        pipes: &mut Pipes,
+    ) -> Outcome {
+        let State::Failing(failure) = &self.state else {
+            return Outcome::Continue;
+        };
+        let side = failure.side;
+        let flow = match side {
+            Side::Client => &self.up,
+            Side::Remote => &self.down,
+        };
+        let delivered =
+            flow.eof && flow.pending.is_empty() && flow.pipe.as_ref().is_none_or(|p| p.len == 0);
+        if side == Side::Remote && delivered && self.fresh() {
+            return self.restart(now, pipes);
+        }
+        let unsent = if delivered {
+            let other = match side {
+                Side::Client => self.remote.as_ref(),
+                Side::Remote => Some(&self.client),
+            };
+            // A socket that cannot tell is not waited for.
+            other.map_or(Ok(0), |end| end.io.unsent()).unwrap_or(0)
+        } else {
+            usize::MAX
+        };
+        let State::Failing(failure) = &mut self.state else {
+            return Outcome::Continue;
+        };
+        if moved || unsent < failure.unsent {
+            failure.progress = now;
+        }
+        failure.unsent = unsent;
+        if unsent == 0 || now.saturating_duration_since(failure.progress) >= FAILING_LIMIT {
+            return match std::mem::replace(&mut self.state, State::Closed) {
+                State::Failing(failure) => Outcome::Close(Close::Error {
+                    side: failure.side,
+                    error: failure.error,
+                }),
+                _ => Outcome::Close(Close::Finished),
+            };
+        }
+        if exhausted {
+            Outcome::Again
+        } else {
+            Outcome::Linger
+        }
+    }
+
+    /// The remote failed before anything was relayed: back to connecting, with the
+    /// failover bookkeeping of the first connect (the remotes tried stay excluded),
+    /// the client's bytes read meanwhile kept for the next remote and its end of
+    /// file, if it came, to be forwarded again.
+    fn restart(&mut self, now: Instant, pipes: &mut Pipes) -> Outcome {
+        let mut connecting = self
+            .retry
+            .take()
+            .unwrap_or_else(|| Box::new(Connecting::new(now)));
+        connecting.started = now;
+        connecting.no_port = false;
+        connecting.port_wait = None;
+        let error = match std::mem::replace(&mut self.state, State::Connecting(connecting)) {
+            State::Failing(failure) => failure.error,
+            _ => io::ErrorKind::ConnectionReset.into(),
+        };
+        for flow in [&mut self.up, &mut self.down] {
+            if let Some(pipe) = flow.pipe.take() {
+                pipes.give(pipe);
+            }
+        }
+        self.up.shut = false;
+        self.down = Flow::default();
+        Outcome::Failover(error)
+    }
 }
 
 /// Runs one direction: flushes its remainder, forwards its end of file, or reads
 /// from `src` and writes to `dst`, until blocked or out of budget. An error names
-/// the side it happened on. `other_shut`: the other direction is finished, so this
-/// one's end of file finishes the session. A pipe the direction ends with empty goes
-/// back to `pipes`.
+/// the side it happened on; bytes a failed write did not take are kept in the
+/// remainder (the client's, for the next remote of a failover). A pipe the
+/// direction ends with empty goes back to `pipes`.
 #[allow(clippy::too_many_arguments)]
 fn transfer<T: Transport>(
     src: &mut End<T>,
@@ -516,11 +775,9 @@ fn transfer<T: Transport>(
     scratch: &mut [u8],
     pipes: &mut Pipes,
     counter: &mut u64,
-    other_shut: bool,
+    mode: Mode,
 ) -> Result<Run, (Side, io::Error)> {
-    let run = transfer_until_blocked(
-        src, dst, flow, src_side, scratch, pipes, counter, other_shut,
-    );
+    let run = transfer_until_blocked(src, dst, flow, src_side, scratch, pipes, counter, mode);
     if flow.pipe.as_ref().is_some_and(|p| p.len == 0) {
         if let Some(pipe) = flow.pipe.take() {
             pipes.give(pipe);
@@ -538,7 +795,7 @@ fn transfer_until_blocked<T: Transport>(
     scratch: &mut [u8],
     pipes: &mut Pipes,
     counter: &mut u64,
-    other_shut: bool,
+    mode: Mode,
 ) -> Result<Run, (Side, io::Error)> {
     let dst_side = match src_side {
         Side::Client => Side::Remote,
@@ -606,6 +863,10 @@ fn transfer_until_blocked<T: Transport>(
             continue;
         }
         if flow.eof {
+            let Mode::Relay { other_shut } = mode else {
+                // Delivered: the session closes (or fails over) now.
+                return Ok(Run::Blocked);
+            };
             if !flow.shut && other_shut && dst.io.close_sends_eof() {
                 // The session closes right after this run, and closing `dst` sends
                 // the end of file (its receive side is empty: the other direction
@@ -653,7 +914,9 @@ fn transfer_until_blocked<T: Transport>(
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     // This source cannot splice (nothing was moved): copy instead.
                     Err(e) if splice::unsupported(&e) => flow.splice = false,
-                    Err(e) => return Err((src_side, e)),
+                    Err(e) => {
+                        source_ended(src, flow, mode, src_side, e)?;
+                    }
                 }
                 continue;
             }
@@ -691,7 +954,11 @@ fn transfer_until_blocked<T: Transport>(
                     }
                     // Keep the data; the loop writes it again.
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => flow.pending.store(data),
-                    Err(e) => return Err((dst_side, e)),
+                    Err(e) => {
+                        // Kept: not a byte of it reached `dst`.
+                        flow.pending.store(data);
+                        return Err((dst_side, e));
+                    }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -699,8 +966,26 @@ fn transfer_until_blocked<T: Transport>(
                 return Ok(Run::Blocked);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err((src_side, e)),
+            Err(e) => source_ended(src, flow, mode, src_side, e)?,
         }
+    }
+}
+
+/// A read error ends the source: everything it sent before was read (a kernel
+/// socket returns queued bytes before the error). Relaying, the error fails the
+/// session; delivering (the source failed already), it is the source's end.
+fn source_ended<T: Transport>(
+    src: &mut End<T>,
+    flow: &mut Flow,
+    mode: Mode,
+    src_side: Side,
+    error: io::Error,
+) -> Result<(), (Side, io::Error)> {
+    flow.eof = true;
+    src.readable = false;
+    match mode {
+        Mode::Relay { .. } => Err((src_side, error)),
+        Mode::Deliver => Ok(()),
     }
 }
 
@@ -797,9 +1082,14 @@ mod tests {
 
     #[test]
     fn errors_name_their_side() {
-        let (mut s, _client, remote) = relaying(100, 100);
         let mut scratch = vec![0u8; 64];
+        // A read error of the remote (once something was relayed: see the failover
+        // tests below).
+        let (mut s, client, remote) = relaying(100, 100);
+        client.state().input.extend(b"request");
+        s.relay(&mut scratch, &mut Pipes::default(), Instant::now());
         remote.state().read_error = Some(io::ErrorKind::ConnectionReset);
+        s.ready(Side::Remote, true, false, false, false);
         match s.relay(&mut scratch, &mut Pipes::default(), Instant::now()) {
             Outcome::Close(Close::Error {
                 side: Side::Remote,
@@ -807,9 +1097,14 @@ mod tests {
             }) => assert!(is_reset(&error)),
             other => panic!("unexpected {other:?}"),
         }
+        // A write error of the remote.
         let (mut s, client, remote) = relaying(100, 100);
         client.state().input.extend(b"x");
+        s.relay(&mut scratch, &mut Pipes::default(), Instant::now());
+        client.state().input.extend(b"y");
         remote.state().write_error = Some(io::ErrorKind::BrokenPipe);
+        remote.state().input_eof = true;
+        s.ready(Side::Client, true, false, false, false);
         assert!(matches!(
             s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
             Outcome::Close(Close::Error {
@@ -817,6 +1112,246 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// A remote that resets after the client's request reached it: the answer it
+    /// sent first is delivered, no end of file is forwarded (the client is to see
+    /// the reset, not an end), and the session closes only once the client's kernel
+    /// has sent everything, or when that stalls for `FAILING_LIMIT`.
+    #[test]
+    fn bytes_before_a_reset_are_delivered_then_the_session_closes_once_they_are_sent() {
+        let mut scratch = vec![0u8; 64];
+        let start = Instant::now();
+        for stalled in [false, true] {
+            let (mut s, client, remote) = relaying(1 << 20, 100);
+            client.state().input.extend(b"request");
+            s.relay(&mut scratch, &mut Pipes::default(), start);
+            assert_eq!(remote.state().output, b"request");
+            // The answer and the reset arrive together: one error event.
+            remote.state().input.extend(b"answer");
+            remote.state().input_eof = true;
+            remote.state().pending_error = Some(io::ErrorKind::ConnectionReset);
+            client.state().unsent = 6;
+            s.ready(Side::Remote, true, false, true, true);
+            assert!(matches!(
+                s.relay(&mut scratch, &mut Pipes::default(), start),
+                Outcome::Linger
+            ));
+            assert_eq!(client.state().output, b"answer", "delivered first");
+            assert!(
+                !client.state().shut_write,
+                "no end of file before the reset"
+            );
+            assert!(matches!(s.state, State::Failing(_)));
+            // Still in the client's kernel: the session waits.
+            let later = start + FAILING_LIMIT / 2;
+            assert!(matches!(
+                s.relay(&mut scratch, &mut Pipes::default(), later),
+                Outcome::Linger
+            ));
+            let end = if stalled {
+                start + FAILING_LIMIT
+            } else {
+                client.state().unsent = 0;
+                later
+            };
+            match s.relay(&mut scratch, &mut Pipes::default(), end) {
+                Outcome::Close(Close::Error {
+                    side: Side::Remote,
+                    error,
+                }) => assert!(is_reset(&error)),
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(!client.state().shut_write);
+        }
+    }
+
+    /// The same from the client: its request is read to the end and delivered,
+    /// through backpressure, before the session closes (the reset is then
+    /// propagated to the remote by the worker).
+    #[test]
+    fn a_client_that_resets_has_what_it_sent_delivered() {
+        let mut scratch = vec![0u8; 64];
+        let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
+        client.state().input.extend(b"hello");
+        remote.state().input.extend(b"hi");
+        s.relay(&mut scratch, &mut Pipes::default(), Instant::now());
+        // The request and the reset arrive together: one error event.
+        remote.state().write_room = 4;
+        client.state().input.extend(b"request");
+        client.state().input_eof = true;
+        client.state().pending_error = Some(io::ErrorKind::ConnectionReset);
+        s.ready(Side::Client, true, false, true, true);
+        assert!(matches!(
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
+            Outcome::Linger
+        ));
+        assert_eq!(remote.state().output, b"hellorequ");
+        remote.state().write_room = 100;
+        s.ready(Side::Remote, false, true, false, false);
+        assert!(matches!(
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
+            Outcome::Close(Close::Error {
+                side: Side::Client,
+                ..
+            })
+        ));
+        assert_eq!(remote.state().output, b"hellorequest");
+        assert!(!remote.state().shut_write);
+    }
+
+    /// A remote that accepts and resets before anything was relayed: the session is
+    /// connecting again, with the remotes it tried still excluded and the client's
+    /// bytes read meanwhile (whose write failed) kept; the next remote gets them,
+    /// then the client's end of file.
+    #[test]
+    fn a_remote_that_resets_before_anything_was_relayed_is_failed_over() {
+        let mut scratch = vec![0u8; 64];
+        let now = Instant::now();
+        let client = Fake::new(1 << 20);
+        let mut s = Session::new(9, client.clone(), now);
+        if let State::Connecting(c) = &mut s.state {
+            c.tried.insert(3);
+        }
+        let remote = Fake::new(100);
+        s.remote = Some(End::new(remote.clone()));
+        assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
+        assert!(s.retry.is_some());
+        client.state().input.extend(b"early");
+        client.state().input_eof = true;
+        remote.state().write_error = Some(io::ErrorKind::ConnectionReset);
+        remote.state().input_eof = true;
+        match s.relay(&mut scratch, &mut Pipes::default(), now) {
+            Outcome::Failover(error) => assert_eq!(error.kind(), io::ErrorKind::ConnectionReset),
+            other => panic!("unexpected {other:?}"),
+        }
+        match &s.state {
+            State::Connecting(c) => assert!(c.tried.contains(3), "the remotes tried stay tried"),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(s.up.pending.as_slice(), b"early");
+        assert!(client.state().output.is_empty(), "the client saw nothing");
+        assert!(!client.state().shut_write);
+        // The next remote.
+        let next = Fake::new(100);
+        s.remote = Some(End::new(next.clone()));
+        assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
+        s.relay(&mut scratch, &mut Pipes::default(), now);
+        assert_eq!(next.state().output, b"early");
+        assert!(next.state().shut_write, "the client's end of file follows");
+        // Once something was relayed, the failover bookkeeping is gone.
+        assert!(s.retry.is_none());
+    }
+
+    /// A remote that closes cleanly before anything was relayed ends the session
+    /// normally (half-closed towards the client): an end of file is an answer, and
+    /// the remote is not failed over.
+    #[test]
+    fn a_remote_that_closes_cleanly_first_is_a_normal_end() {
+        let (mut s, client, remote) = relaying(100, 100);
+        let mut scratch = vec![0u8; 64];
+        remote.state().input_eof = true;
+        assert!(matches!(
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
+            Outcome::Continue
+        ));
+        assert!(client.state().shut_write);
+        assert!(matches!(
+            s.state,
+            State::HalfClosed {
+                finished: Side::Remote
+            }
+        ));
+    }
+
+    /// Once a byte of the client was written to the remote, a reset of the remote
+    /// is not failed over (the remote may have acted on it).
+    #[test]
+    fn a_reset_after_a_client_byte_reached_the_remote_is_not_failed_over() {
+        let (mut s, client, remote) = relaying(100, 100);
+        let mut scratch = vec![0u8; 64];
+        client.state().input.extend(b"request");
+        s.relay(&mut scratch, &mut Pipes::default(), Instant::now());
+        remote.state().pending_error = Some(io::ErrorKind::ConnectionReset);
+        remote.state().input_eof = true;
+        s.ready(Side::Remote, true, false, true, true);
+        assert!(matches!(
+            s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),
+            Outcome::Close(Close::Error {
+                side: Side::Remote,
+                ..
+            })
+        ));
+    }
+
+    /// The same with kernel sockets: the remote's reset has arrived but its event
+    /// is not seen yet (it came after the poll), so the write of the client's bytes
+    /// is what finds it; those bytes are kept for the next remote.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_write_that_finds_a_reset_keeps_the_clients_bytes_on_kernel_sockets() {
+        use super::super::transport::Stream;
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::os::fd::AsRawFd;
+        let timeout = Some(std::time::Duration::from_secs(10));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let pair = || {
+            let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (theirs, _) = listener.accept().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            theirs.set_read_timeout(timeout).unwrap();
+            (Stream::Tcp(mio::net::TcpStream::from_std(ours)), theirs)
+        };
+        let (client, mut client_peer) = pair();
+        let (remote, remote_peer) = pair();
+        let now = Instant::now();
+        let mut s = Session::new(10, client, now);
+        s.remote = Some(End::registered(remote, 1));
+        s.ready(Side::Remote, false, true, false, false);
+        assert!(matches!(s.connected(now, true), ConnectOutcome::Connected));
+        // The remote resets; wait until its reset is in our socket, unseen.
+        socket2::SockRef::from(&remote_peer)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        let fd = s.remote.as_ref().unwrap().io.as_raw_fd();
+        drop(remote_peer);
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for the call only.
+        assert_eq!(unsafe { libc::poll(&mut poll, 1, 10_000) }, 1);
+        assert_ne!(poll.revents & (libc::POLLHUP | libc::POLLERR), 0);
+        client_peer.write_all(b"early bytes").unwrap();
+        s.ready(Side::Client, true, false, false, false);
+        let mut scratch = vec![0u8; 64 * 1024];
+        let mut pipes = Pipes::new(2);
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let error = loop {
+            assert!(Instant::now() < deadline, "no failover");
+            match s.relay(&mut scratch, &mut pipes, Instant::now()) {
+                Outcome::Failover(error) => break error,
+                Outcome::Continue => {
+                    // The client's bytes are not there yet.
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    s.ready(Side::Client, true, false, false, false);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert!(is_reset(&error), "{error}");
+        assert_eq!(s.up.pending.as_slice(), b"early bytes");
+        // The next remote gets them.
+        let (next, mut next_peer) = pair();
+        s.remote = Some(End::new(next));
+        assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
+        s.relay(&mut scratch, &mut pipes, Instant::now());
+        let mut got = [0u8; 11];
+        next_peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"early bytes");
+        s.release_pipes(&mut pipes);
     }
 
     #[test]
@@ -1121,6 +1656,8 @@ mod tests {
             Outcome::Continue
         ));
         client.state().pending_error = Some(io::ErrorKind::ConnectionReset);
+        // After a reset the socket reads as ended.
+        client.state().input_eof = true;
         s.ready(Side::Client, false, false, false, true);
         assert!(matches!(
             s.relay(&mut scratch, &mut Pipes::default(), Instant::now()),

@@ -27,6 +27,7 @@ use tcprelay_plan::{Protocol, Remote, Syslog};
 
 #[cfg(target_os = "linux")]
 mod ports;
+pub(crate) mod resets;
 mod support;
 pub(crate) use support::*;
 
@@ -770,7 +771,9 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
 
 #[test]
 fn an_idle_session_is_a_few_hundred_bytes() {
-    // With no pending remainder a session owns no heap memory: its slab slot is all.
+    // With no pending remainder a session that has relayed something owns no heap
+    // memory: its slab slot is all (until then it keeps its connect's failover
+    // bookkeeping, in case the remote resets first).
     let size = std::mem::size_of::<session::Session<transport::Stream>>();
     assert!(size <= 320, "a session takes {size} bytes");
 }
@@ -982,6 +985,18 @@ under_each_mechanism!(
     unix_listener_clients_are_relayed,
     an_unusable_sctp_remote_fails_over_to_tcp,
 );
+
+/// Resets before anything was relayed, and bytes sent before a reset.
+mod after_resets {
+    use super::resets::*;
+    use super::*;
+    under_each_mechanism!(
+        a_remote_that_resets_before_any_byte_is_failed_over_and_marked_dead,
+        a_reset_after_the_request_reached_the_remote_is_not_retried,
+        an_answer_followed_by_a_reset_reaches_the_client,
+        a_request_followed_by_a_reset_reaches_the_remote,
+    );
+}
 
 /// Out of local ports (in a network namespace of their own: Linux only).
 #[cfg(target_os = "linux")]

@@ -457,6 +457,65 @@ fn close_notify_is_a_half_close_and_the_reply_still_arrives() {
     assert_eq!(worker.tls_failures(), 0);
 }
 
+/// A remote that answers and then resets, behind a TLS listener: each TLS client
+/// reads the whole answer (16 bytes to 1 MiB), then the reset. The client side
+/// copies (a TLS side never splices).
+#[test]
+fn an_answer_followed_by_a_reset_reaches_a_tls_client() {
+    use super::tests::resets::{answer_for, answer_then_reset, request};
+    const THREADS: usize = 4;
+    const TRIALS: usize = 15;
+    let backend = Backend::with(answer_then_reset);
+    let mut worker = TlsWorker::start(relay_to(backend.addr), None);
+    let connector = worker.connector(None);
+    let addr = worker.worker.addr;
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let connector = connector.clone();
+            thread::spawn(move || {
+                let mut failures = Vec::new();
+                for trial in 0..TRIALS {
+                    let kind = ((t + trial) % 4) as u8;
+                    let tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+                    tcp.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+                    let mut stream = connector.connect("localhost", tcp).expect("handshake");
+                    stream.write_all(&request(kind)).expect("request");
+                    let mut data = Vec::new();
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let end = loop {
+                        match stream.ssl_read(&mut buf) {
+                            Ok(n) => data.extend_from_slice(&buf[..n]),
+                            Err(e) => break e.into_io_error().map(|e| e.kind()).ok(),
+                        }
+                    };
+                    let answer = answer_for(kind);
+                    if data != answer || end != Some(io::ErrorKind::ConnectionReset) {
+                        failures.push(format!(
+                            "{} of {} bytes, then {end:?}",
+                            data.len(),
+                            answer.len()
+                        ));
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client thread"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} trials lost the answer or the reset, e.g. {:?}",
+        failures.len(),
+        THREADS * TRIALS,
+        &failures[..failures.len().min(3)]
+    );
+    assert_eq!(worker.tls_failures(), 0);
+    assert_eq!(worker.stop(), Exit::Stopped);
+}
+
 #[test]
 fn sessions_are_resumed() {
     let echo = Backend::start(Mode::Echo);

@@ -53,6 +53,14 @@ pub trait Transport: Source {
     fn close_sends_eof(&self) -> bool {
         false
     }
+    /// Bytes written to the stream that its kernel still holds: not sent yet, or
+    /// sent but not acknowledged by the peer. Closing the socket with a reset
+    /// (`SO_LINGER` 0) would discard them, so a reset waits until there are none.
+    /// 0 for a stream whose written bytes are already with the peer (a Unix
+    /// stream's are in its receive queue).
+    fn unsent(&self) -> io::Result<usize> {
+        Ok(0)
+    }
     /// Drives a handshake of the transport's own (TLS) on: `Ok` once it is complete,
     /// `WouldBlock` while it waits for the peer. Plain streams have none.
     fn handshake(&mut self) -> io::Result<()> {
@@ -77,6 +85,26 @@ pub trait Transport: Source {
             (read_blocked && on_readable.0) || (write_blocked && on_readable.1),
             (read_blocked && on_writable.0) || (write_blocked && on_writable.1),
         )
+    }
+}
+
+/// What a TCP socket's kernel still holds of the bytes written to it, not sent or
+/// not acknowledged (`TIOCOUTQ`, alias `SIOCOUTQ`). A socket that cannot say (SCTP,
+/// another system) reports an error: the caller does not wait then.
+pub fn unsent(fd: RawFd) -> io::Result<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one int through the pointer, which is valid.
+        if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued as *mut libc::c_int) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(usize::try_from(queued).unwrap_or(0))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = fd;
+        Err(io::ErrorKind::Unsupported.into())
     }
 }
 
@@ -179,6 +207,14 @@ impl Transport for Stream {
         }
     }
 
+    fn unsent(&self) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => unsent(s.as_raw_fd()),
+            Stream::Unix(_) => Ok(0),
+            Stream::Tls(s) => s.socket().unsent(),
+        }
+    }
+
     fn handshake(&mut self) -> io::Result<()> {
         match self {
             Stream::Tls(s) => s.handshake(),
@@ -259,6 +295,9 @@ pub mod fake {
         pub input_eof: bool,
         /// An error the next read returns.
         pub read_error: Option<io::ErrorKind>,
+        /// An error reads return once `input` is empty (a reset after the bytes:
+        /// a kernel socket returns what it holds first).
+        pub input_error: Option<io::ErrorKind>,
         /// How many more bytes writes accept before `WouldBlock`.
         pub write_room: usize,
         /// An error the next write returns.
@@ -284,6 +323,8 @@ pub mod fake {
         pub close_sends_eof: bool,
         /// What `splice_fd` answers (none: the session copies).
         pub splice_fd: Option<RawFd>,
+        /// What `unsent` answers: bytes written that the kernel still holds.
+        pub unsent: usize,
         /// Calls of `connect_status`.
         pub status_checks: usize,
     }
@@ -312,6 +353,9 @@ pub mod fake {
                 return Err(kind.into());
             }
             if s.input.is_empty() {
+                if let Some(kind) = s.input_error.take() {
+                    return Err(kind.into());
+                }
                 return if s.input_eof {
                     Ok(0)
                 } else {
@@ -383,6 +427,10 @@ pub mod fake {
 
         fn splice_fd(&self) -> Option<RawFd> {
             self.0.borrow().splice_fd
+        }
+
+        fn unsent(&self) -> io::Result<usize> {
+            Ok(self.0.borrow().unsent)
         }
 
         fn connect_status(&self) -> io::Result<bool> {

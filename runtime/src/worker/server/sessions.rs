@@ -60,18 +60,12 @@ impl Worker {
                 }
                 ConnectOutcome::Connected => {
                     if let Some(index) = session.remote_index {
-                        let address = self.remotes[index].address;
                         crate::debug!(
-                            "worker {}: session {}: connected to {address}",
+                            "worker {}: session {}: connected to {}",
                             self.id,
-                            session.id
+                            session.id,
+                            self.remotes[index].address
                         );
-                        if std::mem::take(&mut self.reported_dead[index]) {
-                            crate::notice!(
-                                "worker {}: remote {address} is reachable again",
-                                self.id
-                            );
-                        }
                     }
                     self.give_up_logged = false;
                     if std::mem::take(&mut self.no_port_logged) {
@@ -145,6 +139,18 @@ impl Worker {
         if !matches!(outcome, Outcome::Close(_)) {
             rearm_session(&mut *self.poller, session);
         }
+        if let Some(index) = session.remote_index {
+            // A remote is back once a session through it relays something (one that
+            // accepts and resets at once is not).
+            if self.reported_dead[index] && !session.fresh() {
+                self.reported_dead[index] = false;
+                crate::notice!(
+                    "worker {}: remote {} is reachable again",
+                    self.id,
+                    self.remotes[index].address
+                );
+            }
+        }
         match outcome {
             Outcome::Continue => {}
             Outcome::Again => {
@@ -152,6 +158,26 @@ impl Worker {
                     session.queued = true;
                     self.again.push_back(Work::Session(key, session.id));
                 }
+            }
+            Outcome::Linger => {
+                if let State::Failing(failure) = &mut session.state {
+                    if !std::mem::replace(&mut failure.listed, true) {
+                        self.failing.push((key, session.id));
+                    }
+                    self.failing_at.get_or_insert(self.now + FAILING_CHECK);
+                }
+            }
+            Outcome::Failover(error) => {
+                // As a failed connect: the remote is marked dead, the session tries
+                // the next one, the client none the wiser.
+                crate::debug!(
+                    "worker {}: session {}: the remote failed before anything was relayed; failing over",
+                    self.id,
+                    session.id
+                );
+                let error =
+                    io::Error::new(error.kind(), format!("{error} before anything was relayed"));
+                self.fail_attempt(key, error);
             }
             Outcome::Close(close) => self.close(key, Why::Relay(close)),
         }

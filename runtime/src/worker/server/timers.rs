@@ -35,6 +35,9 @@ impl Worker {
         if self.port_retry_at.is_some_and(|at| at <= self.now) {
             self.retry_port_waiters();
         }
+        if self.failing_at.is_some_and(|at| at <= self.now) {
+            self.check_failing();
+        }
         self.check_deferral();
         if self.idle_at.is_some_and(|at| at <= self.now) {
             // Again after each idle-release time while idle: the master may have
@@ -48,6 +51,26 @@ impl Worker {
                     true,
                 );
             }
+        }
+    }
+
+    /// Runs the failing sessions again (every [`FAILING_CHECK`] while there are
+    /// some): each closes once the other side's kernel has sent what was delivered
+    /// to it, or once its delivery stalled for `FAILING_LIMIT`.
+    pub(super) fn check_failing(&mut self) {
+        self.failing_at = None;
+        let mut due = std::mem::take(&mut self.failing);
+        // Each listed session once (an entry left by a session that failed over
+        // and failed again is not its listing).
+        due.retain(|&(key, id)| match self.sessions.get_mut(key) {
+            Some(session) if session.id == id => match &mut session.state {
+                State::Failing(failure) => std::mem::replace(&mut failure.listed, false),
+                _ => false,
+            },
+            _ => false,
+        });
+        for (key, _) in due {
+            self.run_session(key);
         }
     }
 
@@ -77,7 +100,7 @@ impl Worker {
                     }
                 }
                 State::Connecting(_) | State::Closed => {}
-                State::Relaying | State::HalfClosed { .. } => {
+                State::Relaying | State::HalfClosed { .. } | State::Failing(_) => {
                     let quiet = now.saturating_duration_since(session.last_active);
                     // Nothing has passed either way since it started relaying.
                     let silent = self.silent_timeout.filter(|_| session.bytes == (0, 0));

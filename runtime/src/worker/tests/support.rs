@@ -312,6 +312,34 @@ impl Backend {
     }
 
     pub(crate) fn on(listener: TcpListener, mode: Mode) -> Backend {
+        Backend::accepting(listener, move |stream, held| match mode {
+            Mode::Hold => {
+                held.push(stream);
+                None
+            }
+            _ => Some(thread::spawn(move || serve(stream, mode))),
+        })
+    }
+
+    /// A backend that serves each connection with `handler`, in a thread of its
+    /// own.
+    pub(crate) fn with(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Backend {
+        let handler = Arc::new(handler);
+        Backend::accepting(
+            TcpListener::bind("127.0.0.1:0").expect("bind"),
+            move |stream, _| {
+                let handler = handler.clone();
+                Some(thread::spawn(move || handler(stream)))
+            },
+        )
+    }
+
+    /// Accepts until dropped, giving each connection (blocking, with timeouts) to
+    /// `take`, which holds it or returns the thread serving it.
+    fn accepting(
+        listener: TcpListener,
+        mut take: impl FnMut(TcpStream, &mut Vec<TcpStream>) -> Option<JoinHandle<()>> + Send + 'static,
+    ) -> Backend {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -327,10 +355,7 @@ impl Backend {
                         let _ = stream.set_nonblocking(false);
                         let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
                         let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-                        match mode {
-                            Mode::Hold => held.push(stream),
-                            _ => workers.push(thread::spawn(move || serve(stream, mode))),
-                        }
+                        workers.extend(take(stream, &mut held));
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         thread::sleep(Duration::from_millis(2))
