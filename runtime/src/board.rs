@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// Seats on a board: workers alive at once, old generations draining included.
-pub const SEATS: usize = 1024;
+pub const SEATS: usize = tcprelay_plan::MAX_WORKERS as usize;
 
 /// A seat's load while its worker does not accept (or no worker holds it).
 const AWAY: u32 = u32::MAX;

@@ -146,9 +146,12 @@ fn spawn(body: &[Sp<Directive>], scope: &mut Scope, m: &mut SpawnModel, cx: &mut
         let max = u64::from(u32::MAX);
         match d.key.node {
             Key::UsersMin => scope.scalar(d, values::u32_value, &mut m.users_min, cx),
-            Key::ServersMin | Key::InstancesMin => {
-                scope.scalar(d, values::u32_value, &mut m.servers_min, cx)
-            }
+            Key::ServersMin | Key::InstancesMin => scope.scalar(
+                d,
+                |v| values::number(v, 0, u64::from(tcprelay_plan::MAX_WORKERS)).map(|n| n as u32),
+                &mut m.servers_min,
+                cx,
+            ),
             Key::UsersMax => scope.scalar(
                 d,
                 |v| {
@@ -161,7 +164,7 @@ fn spawn(body: &[Sp<Directive>], scope: &mut Scope, m: &mut SpawnModel, cx: &mut
             Key::ServersMax | Key::InstancesMax => scope.scalar(
                 d,
                 |v| {
-                    positive(v, max, |s| {
+                    positive(v, u64::from(tcprelay_plan::MAX_WORKERS), |s| {
                         zero_max(s, &d.key.node.to_string(), "start no worker")
                     })
                     .map(|n| n as u32)

@@ -794,6 +794,21 @@ fn a_minimum_against_a_default_maximum_is_no_error() {
 }
 
 #[test]
+fn worker_counts_above_the_relays_limit_are_refused() {
+    // A configuration must not make the master fork without bound.
+    for (spawn, value) in [
+        ("spawn = { servers max = 5000 }", "5000"),
+        ("spawn = { servers min = 1025 servers max = 1024 }", "1025"),
+    ] {
+        let src = with_spawnd(&format!("listen = {{ port = 1 }}\n{spawn}"));
+        let (plan, diags) = compile(&src);
+        let d = error(&src, &diags, Code::InvalidNumber, value);
+        assert!(d.message.contains("from"), "{}", d.message);
+        assert!(plan.is_none());
+    }
+}
+
+#[test]
 fn e0037_servers_min_above_max() {
     let src = with_spawnd("listen = { port = 1 }\nspawn = { servers min = 3 instances max = 2 }");
     let (_, diags) = compile(&src);

@@ -378,17 +378,20 @@ impl Spawnd {
     /// `servers min` not given is one per processor (at least 2, at most `servers
     /// max`), a `servers max` not given is 8 or `servers min` if higher.
     pub fn workers(&self, cpus: u32) -> (u32, u32) {
-        let max = match self.servers_max {
-            0 => defaults::AUTO_SERVERS_MAX.max(self.servers_min),
-            max => max,
-        };
-        let min = match self.servers_min {
-            0 => cpus.max(2).min(max),
-            min => min,
+        let cpus = cpus.clamp(2, MAX_WORKERS);
+        let (min, max) = match (self.servers_min, self.servers_max) {
+            (0, 0) => (cpus, cpus.max(defaults::AUTO_SERVERS_MAX)),
+            (0, max) => (cpus.min(max), max),
+            (min, 0) => (min, min.max(defaults::AUTO_SERVERS_MAX)),
+            (min, max) => (min, max),
         };
         (min, max.max(min))
     }
 }
+
+/// The most worker processes a relay runs (`servers min`, `servers max`): a bound on
+/// what a configuration can make the master fork, and the load board's seats.
+pub const MAX_WORKERS: u32 = 1024;
 
 /// Defaults shared by the compiler (when a directive is absent) and documented in
 /// the manual. 0 for a count means "chosen by the runtime on its machine".

@@ -28,6 +28,10 @@ pub enum PlanError {
         min: u32,
         max: u32,
     },
+    /// `servers min` or `servers max` above [`crate::MAX_WORKERS`].
+    TooManyWorkers {
+        count: u32,
+    },
     DuplicateListener {
         first: usize,
         second: usize,
@@ -62,9 +66,13 @@ impl fmt::Display for PlanError {
                     "users min ({min}) is greater than users max ({max}), or max is 0"
                 )
             }
-            PlanError::ServersRange { min, max } => write!(
+            PlanError::ServersRange { min, max } => {
+                write!(f, "servers min ({min}) is greater than servers max ({max})")
+            }
+            PlanError::TooManyWorkers { count } => write!(
                 f,
-                "servers min ({min}) is greater than servers max ({max}), or max is 0"
+                "{count} worker processes are more than the {} a relay runs",
+                crate::MAX_WORKERS
             ),
             PlanError::DuplicateListener {
                 first,
@@ -338,6 +346,12 @@ impl Plan {
                 min: s.servers_min,
                 max: s.servers_max,
             });
+        }
+        if let Some(&count) = [s.servers_min, s.servers_max]
+            .iter()
+            .find(|&&n| n > crate::MAX_WORKERS)
+        {
+            errors.push(PlanError::TooManyWorkers { count });
         }
         let mut seen: HashMap<usize, ()> = HashMap::new();
         for (i, l) in s.listeners.iter().enumerate() {

@@ -128,6 +128,40 @@ fn validate_catches_broken_invariants() {
 }
 
 #[test]
+fn automatic_counts_validate_and_worker_counts_are_bounded() {
+    // 0 is "chosen on the running machine" for users max and both servers counts.
+    let mut plan = sample();
+    plan.spawnd.users_max = 0;
+    plan.spawnd.users_min = 500;
+    plan.spawnd.servers_min = 0;
+    plan.spawnd.servers_max = 0;
+    assert_eq!(plan.problems(), Vec::new());
+    assert_eq!(plan.spawnd.workers(2), (2, 8));
+    assert_eq!(plan.spawnd.workers(32), (32, 32));
+    plan.spawnd.servers_max = 4;
+    assert_eq!(
+        plan.spawnd.workers(32),
+        (4, 4),
+        "min never above an explicit max"
+    );
+    plan.spawnd.servers_max = 0;
+    plan.spawnd.servers_min = 12;
+    assert_eq!(
+        plan.spawnd.workers(2),
+        (12, 12),
+        "an explicit min raises the default max"
+    );
+    plan.spawnd.servers_min = 1;
+    plan.spawnd.servers_max = MAX_WORKERS + 1;
+    assert_eq!(
+        plan.problems(),
+        vec![PlanError::TooManyWorkers {
+            count: MAX_WORKERS + 1
+        }]
+    );
+}
+
+#[test]
 fn wildcard_listener_overlaps_a_specific_one() {
     let mut plan = sample();
     let mut second = plan.spawnd.listeners[0].clone();
