@@ -42,9 +42,15 @@ pub fn compiler() -> PathBuf {
     PathBuf::from("tcprelay-cc")
 }
 
-/// Reads and validates a plan file. The error is one line naming the file.
+/// The largest plan file read: far above any configuration's plan, far below what
+/// would hurt the machine.
+pub const MAX_PLAN: u64 = 256 * 1024 * 1024;
+
+/// Reads and validates a plan file (a regular file of at most [`MAX_PLAN`] bytes).
+/// The error is one line naming the file.
 pub fn read_plan(path: &Path) -> Result<Plan, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = crate::os::read_regular_file(path, MAX_PLAN)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (_, plan) =
         tcprelay_plan::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     plan.validate()

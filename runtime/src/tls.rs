@@ -103,9 +103,13 @@ pub fn server_context(tls: &Tls) -> Result<SslContext, String> {
     Ok(builder.build().into_context())
 }
 
+/// The largest certificate chain or key file read (a chain of a dozen certificates
+/// is about 20 KiB).
+const MAX_PEM: u64 = 1024 * 1024;
+
 /// The first certificate of the chain file (the one the key must match).
 fn load_leaf(cert_file: &str) -> Result<X509, String> {
-    let pem = std::fs::read(cert_file)
+    let pem = crate::os::read_regular_file(cert_file.as_ref(), MAX_PEM)
         .map_err(|e| format!("cannot read TLS certificate {cert_file}: {e}"))?;
     X509::from_pem(&pem).map_err(|e| {
         format!(
@@ -117,8 +121,8 @@ fn load_leaf(cert_file: &str) -> Result<X509, String> {
 
 /// Loads the private key of `key_file` (which may also hold the certificate).
 fn load_key(key_file: &str, passphrase: Option<&str>) -> Result<PKey<Private>, String> {
-    let pem =
-        std::fs::read(key_file).map_err(|e| format!("cannot read TLS key {key_file}: {e}"))?;
+    let pem = crate::os::read_regular_file(key_file.as_ref(), MAX_PEM)
+        .map_err(|e| format!("cannot read TLS key {key_file}: {e}"))?;
     let fail = |what: &str| format!("cannot load TLS key {key_file}: {what}");
     let passphrase = passphrase.unwrap_or("");
     if passphrase.contains('\0') {
@@ -376,5 +380,28 @@ mod tests {
             )
         );
         assert_eq!(e.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_as_a_file_is_refused_without_waiting() {
+        let c = Certs::new();
+        let fifo = c.path("fifo.pem");
+        let name = std::ffi::CString::new(fifo.clone()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let e = server_context(&c.tls("cert.pem", "fifo.pem", None)).unwrap_err();
+        assert_eq!(
+            e,
+            format!("cannot read TLS key {fifo}: a FIFO, not a regular file")
+        );
+        let e = server_context(&Tls {
+            cert_file: "/dev/zero".into(),
+            ..c.tls("cert.pem", "key.pem", None)
+        })
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "cannot read TLS certificate /dev/zero: a device, not a regular file"
+        );
     }
 }

@@ -1069,3 +1069,80 @@ fn the_silent_timeout_closes_connections_that_say_nothing() {
     spoke.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"more");
 }
+
+/// A plan that is not a regular file is refused at once, at start and on SIGHUP (it
+/// was read until memory ran out for /dev/zero, and a FIFO blocked the master
+/// forever: no dead worker replaced, SIGTERM ignored).
+#[test]
+fn a_plan_that_is_a_device_or_a_fifo_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.plan");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for (plan, what) in [
+        (std::path::Path::new("/dev/zero"), "a device"),
+        (fifo.as_path(), "a FIFO"),
+    ] {
+        let tcprelay = harness::bin("tcprelay");
+        let started = Instant::now();
+        let out = std::process::Command::new(tcprelay)
+            .args(["run", "-f"])
+            .arg(plan)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(
+            err.trim(),
+            format!(
+                "tcprelay: cannot read {}: {what}, not a regular file",
+                plan.display()
+            )
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    // On SIGHUP: the plan replaced by a link to /dev/zero, then by the FIFO.
+    let echo = Echo::start();
+    let port = free_port();
+    let relay = Relay::run_config(
+        dir.path(),
+        &config(port, echo.port, "spawn = { servers min = 1 }"),
+        port,
+    );
+    let plan = dir.path().join("relay.plan");
+    for (target, what) in [
+        ("/dev/zero", "a device"),
+        (fifo.to_str().unwrap(), "a FIFO"),
+    ] {
+        std::fs::remove_file(&plan).unwrap();
+        std::os::unix::fs::symlink(target, &plan).unwrap();
+        relay.signal(1);
+        relay.await_log(
+            &format!(
+                "reload failed, keeping the running plan: cannot read {}: {what}",
+                plan.display()
+            ),
+            Duration::from_secs(5),
+        );
+    }
+    let worker = relay.await_workers(1, Duration::from_secs(5))[0];
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &worker.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while children_of(relay.pid())
+        .first()
+        .is_none_or(|&w| w == worker)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no replacement: {}",
+            relay.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(harness::echo_through(port, b"still").unwrap(), b"still");
+}
