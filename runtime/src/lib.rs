@@ -12,6 +12,7 @@
 //! | [`os`]    | fork, signals, daemon, pidfile, privileges                     |
 //! | [`tls`]   | the TLS server context, from the plan's certificate and key    |
 //! | [`log`]   | syslog or stderr                                               |
+//! | [`sys`]   | the only `unsafe` code: what has no safe wrapper, made safe    |
 
 pub mod args;
 pub mod board;
@@ -21,6 +22,8 @@ pub mod load;
 pub mod log;
 pub mod master;
 pub mod os;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod tls;
 pub mod worker;
 
