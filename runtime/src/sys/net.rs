@@ -28,7 +28,8 @@ pub fn set_bind_address_no_port(socket: impl AsFd) -> io::Result<()> {
 }
 
 /// The bytes written to a TCP socket that its kernel still holds, not sent or not
-/// acknowledged (`TIOCOUTQ`, alias `SIOCOUTQ`). Other systems: `Unsupported`.
+/// acknowledged (`TIOCOUTQ`, alias `SIOCOUTQ`). A socket that cannot say (SCTP)
+/// fails; other systems: `Unsupported`.
 pub fn unsent(socket: impl AsFd) -> io::Result<usize> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
@@ -60,14 +61,14 @@ pub fn unsent(socket: impl AsFd) -> io::Result<usize> {
 /// signal); `WouldBlock` passes through.
 ///
 /// Its owner (the worker's `TlsStream`, which owns both the socket and the OpenSSL
-/// connection holding this) keeps the socket open while this lives. Were it used
-/// after the socket closed, the call would fail with `EBADF` or reach whatever file
-/// took the number: an I/O error, never a memory one.
+/// connection holding this) keeps the socket open while OpenSSL reads or writes
+/// through it. Were it used after the socket closed, the call would fail with
+/// `EBADF` or reach whatever file took the number: an I/O error, never a memory one.
 #[derive(Debug)]
 pub struct SocketIo(RawFd);
 
 impl SocketIo {
-    /// Reads and writes `socket`, which the caller keeps open while this lives.
+    /// Reads and writes `socket`, which the caller keeps open while this is used.
     pub fn new(socket: BorrowedFd<'_>) -> SocketIo {
         SocketIo(socket.as_raw_fd())
     }
