@@ -18,9 +18,10 @@
 //! a worker accept one connection it could have left, never lose one.
 
 use std::io;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+
+use crate::sys::shared::SharedAtomics;
 
 /// Seats on a board: workers alive at once, old generations draining included.
 pub const SEATS: usize = tcprelay_plan::MAX_WORKERS as usize;
@@ -28,53 +29,55 @@ pub const SEATS: usize = tcprelay_plan::MAX_WORKERS as usize;
 /// A seat's load while its worker does not accept (or no worker holds it).
 const AWAY: u32 = u32::MAX;
 
-/// One worker's published figures.
-#[repr(C)]
-struct Seat {
+/// The shared memory is [`WORDS`] atomics: a header of one seat's size (its first
+/// word: seats in use end before it, "high"), then the seats.
+const SEAT_WORDS: usize = 4;
+const WORDS: usize = SEAT_WORDS * (1 + SEATS);
+
+/// One worker's published figures, four words of the shared memory.
+struct Seat<'a>(&'a [AtomicU32]);
+
+impl Seat<'_> {
     /// Sessions held, or [`AWAY`].
-    load: AtomicU32,
+    fn load(&self) -> &AtomicU32 {
+        &self.0[0]
+    }
     /// Connections accepted so far (wrapping): another worker sees from it that this
     /// one makes progress.
-    accepted: AtomicU32,
+    fn accepted(&self) -> &AtomicU32 {
+        &self.0[1]
+    }
     /// Sessions held, whether it accepts or not: what the master reports when the
     /// worker dies (its frames only say when it fills or empties).
-    held: AtomicU32,
-    _pad: AtomicU32,
+    fn held(&self) -> &AtomicU32 {
+        &self.0[2]
+    }
 }
 
-/// The shared memory: a header (seats in use end before `high`) and the seats.
-#[repr(C)]
-struct Table {
-    high: AtomicU32,
-    _pad: AtomicU32,
-    seats: [Seat; SEATS],
-}
+/// The board's memory seen as a header and seats.
+struct Table<'a>(&'a [AtomicU32]);
 
-struct Mapping(NonNull<Table>);
-
-// SAFETY: the table holds only atomics, and the mapping lives as long as the last
-// handle (threads) or the process (a forked worker keeps its copy of the mapping).
-unsafe impl Send for Mapping {}
-unsafe impl Sync for Mapping {}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: the pointer and size are those of the mmap in `Board::new`, and no
-        // reference into the table outlives the last handle.
-        unsafe {
-            libc::munmap(self.0.as_ptr().cast(), std::mem::size_of::<Table>());
-        }
+impl<'a> Table<'a> {
+    fn high(&self) -> &'a AtomicU32 {
+        &self.0[0]
+    }
+    fn seats(&self) -> impl Iterator<Item = Seat<'a>> {
+        self.0[SEAT_WORDS..].chunks_exact(SEAT_WORDS).map(Seat)
+    }
+    fn seat(&self, index: usize) -> Option<Seat<'a>> {
+        let start = SEAT_WORDS.checked_mul(index.checked_add(1)?)?;
+        Some(Seat(self.0.get(start..start + SEAT_WORDS)?))
     }
 }
 
 /// A handle on the board (cheap to clone).
 #[derive(Clone)]
-pub struct Board(Arc<Mapping>);
+pub struct Board(Arc<SharedAtomics>);
 
 impl std::fmt::Debug for Board {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Board")
-            .field("high", &self.table().high.load(Ordering::Relaxed))
+            .field("high", &self.table().high().load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -82,43 +85,25 @@ impl std::fmt::Debug for Board {
 impl Board {
     /// Maps a new board, every seat away. Shared with the processes forked after.
     pub fn new() -> io::Result<Board> {
-        let size = std::mem::size_of::<Table>();
-        // SAFETY: a fresh anonymous mapping; the kernel zero-fills it, which is a
-        // valid `Table` (atomics of 0) before the seats are set away below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let table = NonNull::new(ptr.cast::<Table>()).ok_or_else(|| io::Error::other("mmap"))?;
-        let board = Board(Arc::new(Mapping(table)));
-        for seat in &board.table().seats {
-            seat.load.store(AWAY, Ordering::Relaxed);
+        let board = Board(Arc::new(SharedAtomics::new(WORDS)?));
+        for seat in board.table().seats() {
+            seat.load().store(AWAY, Ordering::Relaxed);
         }
         Ok(board)
     }
 
-    fn table(&self) -> &Table {
-        // SAFETY: the mapping is valid while `self.0` lives (see `Mapping`).
-        unsafe { self.0 .0.as_ref() }
+    fn table(&self) -> Table<'_> {
+        Table(self.0.get())
     }
 
     /// The master: gives seat `index` to a new worker (away until it publishes).
     pub fn occupy(&self, index: usize) -> Option<Place> {
         let table = self.table();
-        let seat = table.seats.get(index)?;
-        seat.load.store(AWAY, Ordering::Relaxed);
-        seat.held.store(0, Ordering::Relaxed);
+        let seat = table.seat(index)?;
+        seat.load().store(AWAY, Ordering::Relaxed);
+        seat.held().store(0, Ordering::Relaxed);
         let end = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        table.high.fetch_max(end, Ordering::Relaxed);
+        table.high().fetch_max(end, Ordering::Relaxed);
         Some(Place {
             board: self.clone(),
             index,
@@ -128,11 +113,11 @@ impl Board {
     /// The master: a worker is gone; its seat no longer counts. Returns the sessions
     /// it last said it held.
     pub fn vacate(&self, index: usize) -> u32 {
-        let Some(seat) = self.table().seats.get(index) else {
+        let Some(seat) = self.table().seat(index) else {
             return 0;
         };
-        seat.load.store(AWAY, Ordering::Relaxed);
-        seat.held.swap(0, Ordering::Relaxed)
+        seat.load().store(AWAY, Ordering::Relaxed);
+        seat.held().swap(0, Ordering::Relaxed)
     }
 }
 
@@ -155,8 +140,10 @@ pub struct Others {
 }
 
 impl Place {
-    fn seat(&self) -> &Seat {
-        &self.board.table().seats[self.index]
+    fn seat(&self) -> Seat<'_> {
+        // `occupy` made places for seats of the table only.
+        let seat = self.board.table().seat(self.index);
+        seat.expect("a place is a seat of its board")
     }
 
     /// Publishes this worker's sessions: `held`, and as its load only while it
@@ -164,30 +151,30 @@ impl Place {
     pub fn publish(&self, held: usize, accepting: bool) {
         let held = u32::try_from(held).unwrap_or(AWAY - 1).min(AWAY - 1);
         let seat = self.seat();
-        seat.held.store(held, Ordering::Relaxed);
-        seat.load
+        seat.held().store(held, Ordering::Relaxed);
+        seat.load()
             .store(if accepting { held } else { AWAY }, Ordering::Relaxed);
     }
 
     /// Counts one accepted connection.
     pub fn count_accept(&self) {
-        self.seat().accepted.fetch_add(1, Ordering::Relaxed);
+        self.seat().accepted().fetch_add(1, Ordering::Relaxed);
     }
 
     /// The other workers that accept now, or `None` when there is none.
     pub fn others(&self) -> Option<Others> {
         let table = self.board.table();
-        let high = (table.high.load(Ordering::Relaxed) as usize).min(SEATS);
+        let high = (table.high().load(Ordering::Relaxed) as usize).min(SEATS);
         let mut found: Option<Others> = None;
-        for (i, seat) in table.seats[..high].iter().enumerate() {
+        for (i, seat) in table.seats().take(high).enumerate() {
             if i == self.index {
                 continue;
             }
-            let load = seat.load.load(Ordering::Relaxed);
+            let load = seat.load().load(Ordering::Relaxed);
             if load == AWAY {
                 continue;
             }
-            let accepted = seat.accepted.load(Ordering::Relaxed);
+            let accepted = seat.accepted().load(Ordering::Relaxed);
             found = Some(match found {
                 None => Others {
                     least: load,
@@ -257,27 +244,20 @@ mod tests {
         let board = Board::new().unwrap();
         let here = board.occupy(0).unwrap();
         let there = board.occupy(1).unwrap();
-        // SAFETY: the child only stores to the shared mapping and exits at once.
-        match unsafe { libc::fork() } {
-            -1 => panic!("fork: {}", io::Error::last_os_error()),
-            0 => {
-                there.publish(42, true);
-                there.count_accept();
-                unsafe { libc::_exit(0) };
-            }
-            pid => {
-                let mut status = 0;
-                assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-                assert_eq!(
-                    here.others(),
-                    Some(Others {
-                        least: 42,
-                        accepted: 1,
-                        count: 1
-                    })
-                );
-            }
-        }
+        let status = crate::sys::testing::in_child(|| {
+            there.publish(42, true);
+            there.count_accept();
+        })
+        .expect("fork");
+        assert_eq!(status.exit_status(), Some(0));
+        assert_eq!(
+            here.others(),
+            Some(Others {
+                least: 42,
+                accepted: 1,
+                count: 1
+            })
+        );
     }
 
     #[test]

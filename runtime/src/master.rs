@@ -32,7 +32,7 @@ use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use tcprelay_plan::{ListenAddress, Overload, Plan};
 
@@ -381,16 +381,17 @@ impl Master {
         let listeners = std::mem::take(&mut self.listeners)
             .into_iter()
             .map(|b| {
-                let fd = b.socket.into_raw_fd();
-                // SAFETY: `fd` was just released by the socket that owned it; the new
-                // owner is its only owner.
+                // The socket changes owner: the worker's mio listener (TCP and SCTP
+                // streams alike accept through a TcpListener).
                 let socket = match b.spec.address {
-                    ListenAddress::Inet(_) => {
-                        worker::ListenSocket::Tcp(unsafe { mio::net::TcpListener::from_raw_fd(fd) })
+                    ListenAddress::Inet(_) => worker::ListenSocket::Tcp(
+                        mio::net::TcpListener::from_std(std::net::TcpListener::from(b.socket)),
+                    ),
+                    ListenAddress::Unix(_) => {
+                        worker::ListenSocket::Unix(mio::net::UnixListener::from_std(
+                            std::os::unix::net::UnixListener::from(b.socket),
+                        ))
                     }
-                    ListenAddress::Unix(_) => worker::ListenSocket::Unix(unsafe {
-                        mio::net::UnixListener::from_raw_fd(fd)
-                    }),
                 };
                 worker::Listener {
                     socket,

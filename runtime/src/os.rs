@@ -1,48 +1,13 @@
 //! The operating-system edges of the process model, each in one small function:
 //! fork, signals (a self-pipe readable by mio), daemonizing, the pidfile, dropping
-//! privileges and reaping children. All of the runtime's `unsafe` for processes lives
-//! here, with the reason it is sound beside it.
+//! privileges and reaping children. Through `rustix` where it has a safe wrapper;
+//! the rest (fork, signal handlers, user and group ids) is in `sys::process`.
 
 use std::ffi::CString;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, IntoRawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
 
-/// What `fork` returned in this process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fork {
-    Parent(libc::pid_t),
-    Child,
-}
-
-/// Forks the process.
-///
-/// The master is single-threaded, so the child is a complete copy with no lock held
-/// by a thread that does not exist in it.
-pub fn fork() -> io::Result<Fork> {
-    // SAFETY: fork has no memory-safety preconditions; the child only runs code of
-    // this single-threaded program.
-    match unsafe { libc::fork() } {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Fork::Child),
-        pid => Ok(Fork::Parent(pid)),
-    }
-}
-
-/// The write end of the signal pipe, for the handler; -1 when none.
-static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn on_signal(signal: libc::c_int) {
-    let fd = SIGNAL_FD.load(Ordering::Relaxed);
-    if fd >= 0 {
-        let byte = signal as u8;
-        // SAFETY: write(2) is async-signal-safe; the buffer is one valid byte. A full
-        // pipe drops the byte, which is harmless: the reader drains it anyway.
-        unsafe {
-            libc::write(fd, (&byte as *const u8).cast(), 1);
-        }
-    }
-}
+use crate::sys::process as sys;
+pub use crate::sys::process::{fork, trim_heap, Fork};
 
 /// Routes `signals` into a non-blocking pipe whose read end mio can poll: each signal
 /// arrives as one byte holding its number. Replaces any earlier pipe (a worker calls
@@ -50,43 +15,14 @@ extern "C" fn on_signal(signal: libc::c_int) {
 /// an error, not a death.
 pub fn signal_pipe(signals: &[libc::c_int]) -> io::Result<mio::unix::pipe::Receiver> {
     let (sender, receiver) = mio::unix::pipe::new()?;
-    let old = SIGNAL_FD.swap(sender.into_raw_fd(), Ordering::SeqCst);
-    if old >= 0 {
-        // SAFETY: `old` is the write end this function leaked earlier; nothing else
-        // owns it.
-        unsafe {
-            libc::close(old);
-        }
-    }
-    for &signal in signals {
-        set_handler(signal, on_signal as *const () as libc::sighandler_t)?;
-    }
-    set_handler(libc::SIGPIPE, libc::SIG_IGN)?;
+    sys::route_signals(sender.into(), signals)?;
     Ok(receiver)
-}
-
-fn set_handler(signal: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {
-    // SAFETY: a zeroed sigaction is valid; the handler is either SIG_IGN/SIG_DFL or
-    // `on_signal`, which only does async-signal-safe work.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        if libc::sigaction(signal, &action, std::ptr::null_mut()) == -1 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// Restores the default action of `signals` (used in a child before it installs its
 /// own pipe, so no signal is lost to the master's pipe).
 pub fn default_signals(signals: &[libc::c_int]) -> io::Result<()> {
-    for &signal in signals {
-        set_handler(signal, libc::SIG_DFL)?;
-    }
-    Ok(())
+    sys::default_signals(signals)
 }
 
 /// Reads every pending signal byte from the pipe.
@@ -105,13 +41,13 @@ pub fn read_signals(pipe: &mut mio::unix::pipe::Receiver) -> Vec<libc::c_int> {
     out
 }
 
-/// Sends `signal` to `pid`.
+/// Sends `signal` to `pid` (a process, not a group: `pid` > 0).
 pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
-    // SAFETY: kill has no memory-safety preconditions.
-    if unsafe { libc::kill(pid, signal) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    let signal = rustix::process::Signal::from_named_raw(signal)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rustix::process::kill_process(pid, signal)?)
 }
 
 /// How a child ended.
@@ -132,20 +68,14 @@ impl std::fmt::Display for ChildExit {
 
 /// Reaps every child that has ended, without blocking.
 pub fn reap() -> Vec<(libc::pid_t, ChildExit)> {
+    use rustix::process::{waitpid, WaitOptions};
     let mut out = Vec::new();
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes the status into a valid i32.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            break;
-        }
-        let exit = if libc::WIFSIGNALED(status) {
-            ChildExit::Signal(libc::WTERMSIG(status))
-        } else {
-            ChildExit::Code(libc::WEXITSTATUS(status))
+    while let Ok(Some((pid, status))) = waitpid(None, WaitOptions::NOHANG) {
+        let exit = match status.terminating_signal() {
+            Some(signal) => ChildExit::Signal(signal),
+            None => ChildExit::Code(status.exit_status().unwrap_or(0)),
         };
-        out.push((pid, exit));
+        out.push((pid.as_raw_nonzero().get(), exit));
     }
     out
 }
@@ -159,22 +89,16 @@ pub fn daemonize() -> io::Result<()> {
             Fork::Child => {}
         }
         if round == 0 {
-            // SAFETY: setsid has no memory-safety preconditions.
-            if unsafe { libc::setsid() } == -1 {
-                return Err(io::Error::last_os_error());
-            }
+            rustix::process::setsid()?;
         }
     }
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")?;
-    for fd in 0..3 {
-        // SAFETY: dup2 onto the standard descriptors from an open file.
-        if unsafe { libc::dup2(null.as_raw_fd(), fd) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    rustix::stdio::dup2_stdin(&null)?;
+    rustix::stdio::dup2_stdout(&null)?;
+    rustix::stdio::dup2_stderr(&null)?;
     Ok(())
 }
 
@@ -191,16 +115,10 @@ fn resolve(name: &str, group: bool) -> io::Result<u32> {
     }
     let c = CString::new(name)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
-    // SAFETY: getpwnam/getgrnam return NULL or a pointer to static storage, read at
-    // once; the master is single-threaded so nothing else calls them meanwhile.
-    let id = unsafe {
-        if group {
-            let g = libc::getgrnam(c.as_ptr());
-            (!g.is_null()).then(|| (*g).gr_gid)
-        } else {
-            let p = libc::getpwnam(c.as_ptr());
-            (!p.is_null()).then(|| (*p).pw_uid)
-        }
+    let id = if group {
+        sys::group_id(&c)
+    } else {
+        sys::user_id(&c)
     };
     id.ok_or_else(|| {
         io::Error::new(
@@ -215,21 +133,16 @@ fn resolve(name: &str, group: bool) -> io::Result<u32> {
 pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()> {
     let gid = group.map(|g| resolve(g, true)).transpose()?;
     let uid = user.map(|u| resolve(u, false)).transpose()?;
-    // SAFETY: these calls take plain integers (setgroups: an empty list).
-    unsafe {
-        if let Some(gid) = gid {
-            if libc::setgroups(0, std::ptr::null()) == -1 && uid.is_some() {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::setgid(gid) == -1 {
-                return Err(io::Error::last_os_error());
+    if let Some(gid) = gid {
+        if let Err(e) = sys::clear_groups() {
+            if uid.is_some() {
+                return Err(e);
             }
         }
-        if let Some(uid) = uid {
-            if libc::setuid(uid) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
+        sys::set_gid(gid)?;
+    }
+    if let Some(uid) = uid {
+        sys::set_uid(uid)?;
     }
     Ok(())
 }
@@ -237,33 +150,21 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()
 /// Raises the soft limit of open files to the hard limit (a relay needs two
 /// descriptors per session). Returns the soft limit in force.
 pub fn raise_nofile() -> u64 {
-    // SAFETY: getrlimit/setrlimit read and write a valid rlimit struct.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    // `None` is no limit (RLIM_INFINITY).
+    let lim = getrlimit(Resource::Nofile);
+    let current = lim.current.unwrap_or(u64::MAX);
+    let maximum = lim.maximum.unwrap_or(u64::MAX);
+    if current < maximum {
+        let wanted = Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        if setrlimit(Resource::Nofile, wanted).is_ok() {
+            return maximum;
         }
-        if lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
-                return wanted.rlim_cur;
-            }
-        }
-        lim.rlim_cur
     }
-}
-
-/// Returns the allocator's free memory to the system (glibc's `malloc_trim`; a
-/// no-op elsewhere).
-pub fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    current
 }
 
 /// Reads a file that must be a regular file of at most `cap` bytes: a plan or a TLS

@@ -93,7 +93,7 @@ pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Stream, OpenError>
         // bind alone would need a port free towards every destination, and runs out
         // after some 28,000 connections in use or in TIME_WAIT.
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        let _ = set_bind_address_no_port(&socket);
+        let _ = crate::sys::net::set_bind_address_no_port(&socket);
         socket
             .bind(&SockAddr::from(SocketAddr::new(ip, 0)))
             .map_err(|e| {
@@ -123,27 +123,4 @@ pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Stream, OpenError>
     }
     let stream: std::net::TcpStream = socket.into();
     Ok(Stream::Tcp(TcpStream::from_std(stream)))
-}
-
-/// `IP_BIND_ADDRESS_NO_PORT`: a bind to port 0 leaves the choice of the port to the
-/// connect (Linux 4.2 and later; an older kernel refuses it and binds as before).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: a valid descriptor, and a pointer to an int of the length given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }

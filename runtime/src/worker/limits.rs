@@ -28,14 +28,9 @@ pub struct Capacity {
     pub pipes: usize,
 }
 
-/// The soft `RLIMIT_NOFILE`, if it can be read.
+/// The soft `RLIMIT_NOFILE`; `None` when there is none (`RLIM_INFINITY`).
 fn open_file_limit() -> Option<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into a valid rlimit.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim.rlim_cur)
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
 /// Descriptors open now (Linux: /proc/self/fd; elsewhere a conservative guess).
@@ -54,9 +49,8 @@ pub fn capacity(users_max: u32, worker: u32, watchable: Option<usize>) -> Capaci
     } else {
         users_max as usize
     };
-    let open_files = open_file_limit()
-        .filter(|l| *l != libc::RLIM_INFINITY)
-        .map(|limit| (limit, format!("the open file limit ({limit})")));
+    let open_files =
+        open_file_limit().map(|limit| (limit, format!("the open file limit ({limit})")));
     let select = watchable.is_some();
     let watchable = watchable.map(|n| {
         (

@@ -1316,14 +1316,13 @@ mod tests {
             .unwrap();
         let fd = s.remote.as_ref().unwrap().io.as_raw_fd();
         drop(remote_peer);
-        let mut poll = libc::pollfd {
+        let mut poll = [libc::pollfd {
             fd,
             events: libc::POLLIN,
             revents: 0,
-        };
-        // SAFETY: one valid pollfd, for the call only.
-        assert_eq!(unsafe { libc::poll(&mut poll, 1, 10_000) }, 1);
-        assert_ne!(poll.revents & (libc::POLLHUP | libc::POLLERR), 0);
+        }];
+        assert_eq!(crate::sys::poll::poll(&mut poll, 10_000).unwrap(), 1);
+        assert_ne!(poll[0].revents & (libc::POLLHUP | libc::POLLERR), 0);
         client_peer.write_all(b"early bytes").unwrap();
         s.ready(Side::Client, true, false, false, false);
         let mut scratch = vec![0u8; 64 * 1024];
@@ -1540,7 +1539,6 @@ mod tests {
     #[test]
     fn a_side_that_cannot_splice_falls_back_to_copying() {
         use std::io::Write;
-        use std::os::fd::AsRawFd;
         let dir = tempfile::tempdir().unwrap();
         let directory = std::fs::File::open(dir.path()).unwrap();
         let appending = std::fs::OpenOptions::new()
@@ -1554,8 +1552,8 @@ mod tests {
         // The source fails: nothing was moved, the rest is copied.
         let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
         client.state().input.extend(input.iter().copied());
-        client.state().splice_fd = Some(directory.as_raw_fd());
-        remote.state().splice_fd = Some(appending.as_raw_fd());
+        client.splice_with(directory.try_clone().unwrap().into());
+        remote.splice_with(appending.try_clone().unwrap().into());
         let mut pipes = Pipes::new(2);
         s.relay(&mut scratch, &mut pipes, Instant::now());
         assert_eq!(remote.state().output, input);
@@ -1567,8 +1565,8 @@ mod tests {
         let (mut feeder, source) = std::os::unix::net::UnixStream::pair().unwrap();
         source.set_nonblocking(true).unwrap();
         client.state().input.extend(input[..64].iter().copied());
-        client.state().splice_fd = Some(source.as_raw_fd());
-        remote.state().splice_fd = Some(appending.as_raw_fd());
+        client.splice_with(source.into());
+        remote.splice_with(appending.into());
         feeder.write_all(&input[64..]).unwrap();
         let mut pipes = Pipes::new(2);
         s.relay(&mut scratch, &mut pipes, Instant::now());

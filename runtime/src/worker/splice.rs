@@ -18,7 +18,7 @@
 //! the bytes already in the pipe copied on first.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 
 /// The capacity asked for each pipe: the most one `splice` moves. Pipes start at
 /// 64 KiB (16 pages), which also caps a splice at 16 socket buffer fragments;
@@ -117,26 +117,11 @@ impl Pipes {
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn new_pipe() -> Option<Pipe> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into `fds`.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-        return None;
-    }
-    // SAFETY: pipe2 succeeded: both descriptors are open and owned by nobody else.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    use std::os::fd::AsRawFd;
+    use rustix::pipe::{fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, PipeFlags};
+    let (read, write) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC).ok()?;
     // Best effort: a user over the pipe memory limit keeps the default size.
-    // SAFETY: fcntl on a descriptor owned here.
-    let capacity = unsafe {
-        libc::fcntl(
-            write.as_raw_fd(),
-            libc::F_SETPIPE_SZ,
-            PIPE_SIZE as libc::c_int,
-        );
-        libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ)
-    };
-    let capacity = usize::try_from(capacity).ok().filter(|c| *c > 0)?;
+    let _ = fcntl_setpipe_size(&write, PIPE_SIZE);
+    let capacity = fcntl_getpipe_size(&write).ok().filter(|c| *c > 0)?;
     Some(Pipe {
         read,
         write,
@@ -153,45 +138,26 @@ fn new_pipe() -> Option<Pipe> {
 /// Moves up to the pipe's free room from socket `src` into the pipe: `Ok(0)` is end
 /// of file, `WouldBlock` means no data now.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn fill(src: RawFd, pipe: &mut Pipe) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
+pub fn fill(src: BorrowedFd<'_>, pipe: &mut Pipe) -> io::Result<usize> {
     let room = pipe.capacity - pipe.len;
     debug_assert!(room > 0, "splicing into a full pipe");
-    // SAFETY: splice between two open descriptors, no offsets.
-    let n = unsafe {
-        libc::splice(
-            src,
-            std::ptr::null_mut(),
-            pipe.write.as_raw_fd(),
-            std::ptr::null_mut(),
-            room,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    let n = rustix::pipe::splice(src, None, &pipe.write, None, room, SPLICE_FLAGS)?;
     pipe.len += n;
     Ok(n)
 }
 
 /// Moves what the pipe holds into socket `dst`; `WouldBlock` means it is full.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn drain(pipe: &mut Pipe, dst: RawFd) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: splice between two open descriptors, no offsets.
-    let n = unsafe {
-        libc::splice(
-            pipe.read.as_raw_fd(),
-            std::ptr::null_mut(),
-            dst,
-            std::ptr::null_mut(),
-            pipe.len,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+pub fn drain(pipe: &mut Pipe, dst: BorrowedFd<'_>) -> io::Result<usize> {
+    let n = rustix::pipe::splice(&pipe.read, None, dst, None, pipe.len, SPLICE_FLAGS)?;
     pipe.len -= n;
     Ok(n)
 }
+
+/// Both ends are sockets or pipes, never blocking.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SPLICE_FLAGS: rustix::pipe::SpliceFlags =
+    rustix::pipe::SpliceFlags::MOVE.union(rustix::pipe::SpliceFlags::NONBLOCK);
 
 /// Whether a splice error means this descriptor cannot splice (a socket type or
 /// kernel without it): the direction then copies instead.
@@ -219,12 +185,12 @@ pub fn take_all(_pipe: &mut Pipe) -> io::Result<Vec<u8>> {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn fill(_src: RawFd, _pipe: &mut Pipe) -> io::Result<usize> {
+pub fn fill(_src: BorrowedFd<'_>, _pipe: &mut Pipe) -> io::Result<usize> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn drain(_pipe: &mut Pipe, _dst: RawFd) -> io::Result<usize> {
+pub fn drain(_pipe: &mut Pipe, _dst: BorrowedFd<'_>) -> io::Result<usize> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
@@ -232,7 +198,7 @@ pub fn drain(_pipe: &mut Pipe, _dst: RawFd) -> io::Result<usize> {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
 
     #[test]
@@ -244,18 +210,18 @@ mod tests {
         let mut pipe = pipes.take().expect("a pipe");
         assert!(pipe.capacity >= 64 * 1024);
         a.write_all(b"spliced bytes").unwrap();
-        assert_eq!(fill(b.as_raw_fd(), &mut pipe).unwrap(), 13);
+        assert_eq!(fill(b.as_fd(), &mut pipe).unwrap(), 13);
         assert_eq!(pipe.len, 13);
-        assert_eq!(drain(&mut pipe, c.as_raw_fd()).unwrap(), 13);
+        assert_eq!(drain(&mut pipe, c.as_fd()).unwrap(), 13);
         assert_eq!(pipe.len, 0);
         let mut got = [0u8; 13];
         d.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"spliced bytes");
         // Nothing more: WouldBlock, not end of file.
-        let e = fill(b.as_raw_fd(), &mut pipe).unwrap_err();
+        let e = fill(b.as_fd(), &mut pipe).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         drop(a);
-        assert_eq!(fill(b.as_raw_fd(), &mut pipe).unwrap(), 0, "end of file");
+        assert_eq!(fill(b.as_fd(), &mut pipe).unwrap(), 0, "end of file");
         pipes.give(pipe);
         assert_eq!(pipes.in_use(), 0);
     }

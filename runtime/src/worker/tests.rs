@@ -837,12 +837,8 @@ fn select_sheds_a_client_over_fd_setsize_and_recovers() {
         return;
     }
     crate::os::raise_nofile();
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into a valid rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur < 1100 {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if limit.current.is_some_and(|current| current < 1100) {
         println!("skipped: the open file limit cannot reach 1100 descriptors");
         return;
     }
@@ -854,15 +850,8 @@ fn select_sheds_a_client_over_fd_setsize_and_recovers() {
     let null = std::fs::File::open("/dev/null").expect("/dev/null");
     let mut fillers = Vec::new();
     loop {
-        let fd = {
-            use std::os::fd::AsRawFd;
-            // SAFETY: F_DUPFD creates a new descriptor and touches no memory.
-            unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) }
-        };
-        assert!(fd >= 0, "dup: {}", io::Error::last_os_error());
-        // SAFETY: `fd` was just created and nothing else owns it.
-        let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        if fd >= 1024 {
+        let owned = rustix::io::fcntl_dupfd_cloexec(&null, 0).expect("dup");
+        if std::os::fd::AsRawFd::as_raw_fd(&owned) >= 1024 {
             break;
         }
         fillers.push(owned);

@@ -32,12 +32,13 @@
 //! [`shutdown_write`]: TlsStream::shutdown_write
 
 use super::transport::{Stream, Transport};
+use crate::sys::net::SocketIo;
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 use openssl::ssl::{self, ErrorCode, Ssl, SslContext, SslContextRef, SslStream};
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 /// How long a client may take to complete the TLS handshake before it is closed:
@@ -98,7 +99,7 @@ pub fn handshake_room() -> bool {
 pub struct TlsStream {
     socket: Stream,
     /// OpenSSL's connection, made when the handshake starts.
-    stream: Option<SslStream<Fd>>,
+    stream: Option<SslStream<SocketIo>>,
     context: SslContext,
     handshaken: bool,
     /// The handshake has started (the client sent something) and is counted in
@@ -132,6 +133,16 @@ impl TlsStream {
         &self.socket
     }
 
+    /// The socket's descriptor.
+    fn socket_fd(&self) -> BorrowedFd<'_> {
+        match &self.socket {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+            // Never built: only kernel streams are wrapped.
+            Stream::Tls(s) => s.socket_fd(),
+        }
+    }
+
     /// The socket underneath, for registration and socket options only.
     pub fn socket_mut(&mut self) -> &mut Stream {
         &mut self.socket
@@ -151,7 +162,7 @@ impl TlsStream {
 
     /// OpenSSL's connection; only the handshake makes it, and the relay reads and
     /// writes only after the handshake.
-    fn ssl(&mut self) -> io::Result<&mut SslStream<Fd>> {
+    fn ssl(&mut self) -> io::Result<&mut SslStream<SocketIo>> {
         self.stream
             .as_mut()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "TLS handshake not done"))
@@ -176,27 +187,16 @@ impl Drop for TlsStream {
 
 /// Whether the client has sent something (or closed, or failed: the handshake then
 /// finds out) without taking it from the socket.
-fn peer_has_spoken(fd: RawFd) -> io::Result<bool> {
-    let mut byte = 0u8;
+fn peer_has_spoken(socket: BorrowedFd<'_>) -> io::Result<bool> {
+    use rustix::net::{recv, RecvFlags};
+    let mut byte = [0u8; 1];
     loop {
-        // SAFETY: a one-byte buffer that lives across the call; MSG_PEEK leaves the
-        // byte in the socket.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                (&mut byte as *mut u8).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock => return Ok(false),
-            io::ErrorKind::Interrupted => {}
-            _ => return Ok(true),
+        // MSG_PEEK leaves the byte in the socket.
+        match recv(socket, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return Ok(true),
         }
     }
 }
@@ -357,7 +357,7 @@ impl Transport for TlsStream {
         }
         if !self.started {
             // Nothing of the handshake is allocated before the client speaks.
-            if !peer_has_spoken(self.as_raw_fd())? {
+            if !peer_has_spoken(self.socket_fd())? {
                 self.read_waits = Wait::Readable;
                 return Err(io::ErrorKind::WouldBlock.into());
             }
@@ -369,7 +369,8 @@ impl Transport for TlsStream {
             }
             let setup = |e: openssl::error::ErrorStack| io::Error::other(format!("TLS setup: {e}"));
             let ssl = Ssl::new(&self.context).map_err(setup)?;
-            self.stream = Some(SslStream::new(ssl, Fd(self.as_raw_fd())).map_err(setup)?);
+            self.stream =
+                Some(SslStream::new(ssl, SocketIo::new(self.socket_fd())).map_err(setup)?);
             self.started = true;
             UNDER_WAY.set(UNDER_WAY.get() + 1);
         }
@@ -437,35 +438,6 @@ impl AsRawFd for TlsStream {
             // Never built: only kernel streams are wrapped.
             Stream::Tls(s) => s.as_raw_fd(),
         }
-    }
-}
-
-/// The accepted socket as OpenSSL's byte source and sink (its BIO), by descriptor:
-/// the [`TlsStream`] owns the socket, so making or dropping OpenSSL's connection
-/// never closes it. `WouldBlock` passes through and becomes
-/// `WANT_READ`/`WANT_WRITE`.
-#[derive(Debug)]
-struct Fd(RawFd);
-
-impl io::Read for Fd {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for writes of its length; the descriptor is the
-        // TlsStream's socket, open while OpenSSL's connection (owned by it) lives.
-        let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
-    }
-}
-
-impl io::Write for Fd {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: as in `read`, for reads of `buf`. MSG_NOSIGNAL: a closed peer is
-        // EPIPE, not a signal.
-        let n = unsafe { libc::send(self.0, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 

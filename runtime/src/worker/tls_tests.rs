@@ -536,9 +536,9 @@ fn sessions_are_resumed() {
             .expect("configure")
             .into_ssl("localhost")
             .expect("ssl");
-        // SAFETY: the session comes from a connection of the same connector, so
-        // of the same context, as `set_session` requires.
-        unsafe { ssl.set_session(&session) }.expect("set session");
+        // The session comes from a connection of the same connector, so of the
+        // same context, as `set_session` requires.
+        crate::sys::testing::set_session(&mut ssl, &session).expect("set session");
         let mut second = ssl.connect(worker.tcp()).expect("resumed handshake");
         assert!(second.ssl().session_reused(), "{version:?}: not resumed");
         round_trip(&mut second, b"second");

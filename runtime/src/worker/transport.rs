@@ -13,8 +13,13 @@ use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
+
+/// What a TCP socket's kernel still holds of the bytes written to it, not sent or
+/// not acknowledged (`TIOCOUTQ`). A socket that cannot say (SCTP, another system)
+/// reports an error: the caller does not wait then.
+pub use crate::sys::net::unsent;
 
 /// A non-blocking byte stream the relay can read, write and half-close.
 pub trait Transport: Source {
@@ -43,7 +48,7 @@ pub trait Transport: Source {
     /// The kernel socket `splice(2)` can move this stream's bytes from and to:
     /// plain TCP and Unix-domain streams on Linux; not TLS, whose bytes must pass
     /// through OpenSSL.
-    fn splice_fd(&self) -> Option<RawFd> {
+    fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
         None
     }
     /// Whether closing the socket sends the peer an end of file as
@@ -85,26 +90,6 @@ pub trait Transport: Source {
             (read_blocked && on_readable.0) || (write_blocked && on_readable.1),
             (read_blocked && on_writable.0) || (write_blocked && on_writable.1),
         )
-    }
-}
-
-/// What a TCP socket's kernel still holds of the bytes written to it, not sent or
-/// not acknowledged (`TIOCOUTQ`, alias `SIOCOUTQ`). A socket that cannot say (SCTP,
-/// another system) reports an error: the caller does not wait then.
-pub fn unsent(fd: RawFd) -> io::Result<usize> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let mut queued: libc::c_int = 0;
-        // SAFETY: TIOCOUTQ writes one int through the pointer, which is valid.
-        if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued as *mut libc::c_int) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(usize::try_from(queued).unwrap_or(0))
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let _ = fd;
-        Err(io::ErrorKind::Unsupported.into())
     }
 }
 
@@ -195,13 +180,13 @@ impl Transport for Stream {
         !matches!(self, Stream::Tls(_))
     }
 
-    fn splice_fd(&self) -> Option<RawFd> {
+    fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
             Stream::Tcp(s) if cfg!(any(target_os = "linux", target_os = "android")) => {
-                Some(s.as_raw_fd())
+                Some(s.as_fd())
             }
             Stream::Unix(s) if cfg!(any(target_os = "linux", target_os = "android")) => {
-                Some(s.as_raw_fd())
+                Some(s.as_fd())
             }
             _ => None,
         }
@@ -209,7 +194,7 @@ impl Transport for Stream {
 
     fn unsent(&self) -> io::Result<usize> {
         match self {
-            Stream::Tcp(s) => unsent(s.as_raw_fd()),
+            Stream::Tcp(s) => unsent(s),
             Stream::Unix(_) => Ok(0),
             Stream::Tls(s) => s.socket().unsent(),
         }
@@ -285,6 +270,7 @@ pub mod fake {
     use super::*;
     use std::cell::RefCell;
     use std::collections::VecDeque;
+    use std::os::fd::OwnedFd;
     use std::rc::Rc;
 
     #[derive(Debug, Default)]
@@ -321,8 +307,6 @@ pub mod fake {
         pub shutdown_blocks: usize,
         /// What `close_sends_eof` answers (a kernel stream: true).
         pub close_sends_eof: bool,
-        /// What `splice_fd` answers (none: the session copies).
-        pub splice_fd: Option<RawFd>,
         /// What `unsent` answers: bytes written that the kernel still holds.
         pub unsent: usize,
         /// Calls of `connect_status`.
@@ -330,7 +314,7 @@ pub mod fake {
     }
 
     #[derive(Debug, Clone, Default)]
-    pub struct Fake(pub Rc<RefCell<State>>);
+    pub struct Fake(pub Rc<RefCell<State>>, Rc<std::cell::OnceCell<OwnedFd>>);
 
     impl Fake {
         pub fn new(write_room: usize) -> Fake {
@@ -338,6 +322,12 @@ pub mod fake {
             fake.0.borrow_mut().write_room = write_room;
             fake.0.borrow_mut().connected = true;
             fake
+        }
+
+        /// Makes `splice_fd` answer `fd` from now on (by default none: the
+        /// session copies).
+        pub fn splice_with(&self, fd: OwnedFd) {
+            assert!(self.1.set(fd).is_ok(), "splice_with called twice");
         }
 
         pub fn state(&self) -> std::cell::RefMut<'_, State> {
@@ -425,8 +415,8 @@ pub mod fake {
             self.0.borrow().close_sends_eof
         }
 
-        fn splice_fd(&self) -> Option<RawFd> {
-            self.0.borrow().splice_fd
+        fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
+            self.1.get().map(|fd| fd.as_fd())
         }
 
         fn unsent(&self) -> io::Result<usize> {

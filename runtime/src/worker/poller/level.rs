@@ -165,19 +165,7 @@ impl Poller for Level {
             // Rounded up: a deadline 0.5 ms away must not become a busy 0.
             Some(d) => i32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
         };
-        // SAFETY: `fds` points to `fds.len()` initialised pollfd structs that stay
-        // valid and unaliased for the duration of the call (the kernel writes only
-        // their `revents`).
-        let ready = unsafe {
-            libc::poll(
-                self.fds.as_mut_ptr(),
-                self.fds.len() as libc::nfds_t,
-                timeout_ms,
-            )
-        };
-        let Ok(mut left) = usize::try_from(ready) else {
-            return Err(io::Error::last_os_error());
-        };
+        let mut left = crate::sys::poll::poll(&mut self.fds, timeout_ms)?;
         for at in 0..self.fds.len() {
             if left == 0 {
                 break;

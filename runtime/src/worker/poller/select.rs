@@ -12,8 +12,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-/// The number of descriptors an `fd_set` can hold.
-pub const FD_SETSIZE: usize = libc::FD_SETSIZE;
+pub use crate::sys::poll::FD_SETSIZE;
+use crate::sys::poll::{self as sys, FdSet};
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -27,8 +27,8 @@ pub struct Select {
     /// Registrations by descriptor number (all below `FD_SETSIZE`).
     slots: Vec<Option<Slot>>,
     /// The armed interests, copied for each call.
-    read: libc::fd_set,
-    write: libc::fd_set,
+    read: FdSet,
+    write: FdSet,
     /// The highest registered descriptor, -1 when none is.
     max: RawFd,
 }
@@ -41,41 +41,12 @@ impl std::fmt::Debug for Select {
     }
 }
 
-fn empty_set() -> libc::fd_set {
-    // SAFETY: an fd_set is an array of integers; all zeroes is the empty set
-    // (what FD_ZERO writes).
-    unsafe { std::mem::zeroed() }
-}
-
-/// Adds `fd` to `set` or removes it.
-fn put(set: &mut libc::fd_set, fd: RawFd, member: bool) {
-    assert!(
-        (0..FD_SETSIZE as RawFd).contains(&fd),
-        "fd_set access out of range"
-    );
-    // SAFETY: `set` is a valid fd_set and `fd` is within 0..FD_SETSIZE (asserted;
-    // registration refuses anything else), so the bit is inside the set.
-    unsafe {
-        if member {
-            libc::FD_SET(fd, set);
-        } else {
-            libc::FD_CLR(fd, set);
-        }
-    }
-}
-
-fn contains(set: &libc::fd_set, fd: RawFd) -> bool {
-    // SAFETY: as in `put`; callers pass registered descriptors only, all below
-    // FD_SETSIZE.
-    (0..FD_SETSIZE as RawFd).contains(&fd) && unsafe { libc::FD_ISSET(fd, set) }
-}
-
 impl Select {
     pub fn new() -> Select {
         Select {
             slots: Vec::new(),
-            read: empty_set(),
-            write: empty_set(),
+            read: FdSet::new(),
+            write: FdSet::new(),
             max: -1,
         }
     }
@@ -86,8 +57,8 @@ impl Select {
 
     fn sync(&mut self, fd: RawFd) {
         let armed = self.slot_mut(fd).map_or(0, |s| s.armed);
-        put(&mut self.read, fd, armed & READ != 0);
-        put(&mut self.write, fd, armed & WRITE != 0);
+        self.read.put(fd, armed & READ != 0);
+        self.write.put(fd, armed & WRITE != 0);
     }
 
     /// After `EBADF`: reports registered descriptors that are no longer open as
@@ -99,8 +70,7 @@ impl Select {
             let Some(slot) = self.slot_mut(fd).copied() else {
                 continue;
             };
-            // SAFETY: F_GETFD only reads the descriptor's flags; a closed one fails.
-            if slot.armed == 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1 {
+            if slot.armed == 0 || sys::is_open(fd) {
                 continue;
             }
             debug_assert!(
@@ -164,8 +134,8 @@ impl Poller for Select {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
         self.slots[fd as usize] = None;
-        put(&mut self.read, fd, false);
-        put(&mut self.write, fd, false);
+        self.read.put(fd, false);
+        self.write.put(fd, false);
         if fd == self.max {
             self.max = (0..fd)
                 .rev()
@@ -191,45 +161,21 @@ impl Poller for Select {
         events.clear();
         let mut read = self.read;
         let mut write = self.write;
-        let mut tv;
-        let tvp = match timeout {
-            None => std::ptr::null_mut(),
-            Some(d) => {
-                // Rounded up to the microsecond, so that a near deadline does not
-                // become a busy zero.
-                let micros = d.as_nanos().div_ceil(1_000);
-                tv = libc::timeval {
-                    tv_sec: libc::time_t::try_from(micros / 1_000_000)
-                        .unwrap_or(libc::time_t::MAX)
-                        .min(i32::MAX.into()),
-                    tv_usec: (micros % 1_000_000) as libc::suseconds_t,
-                };
-                &mut tv as *mut libc::timeval
+        // `max + 1 <= FD_SETSIZE`: registration refuses higher descriptors.
+        let ready = sys::select(self.max + 1, &mut read, &mut write, timeout);
+        let mut left = match ready {
+            Ok(n) => n,
+            Err(error) => {
+                if error.raw_os_error() == Some(libc::EBADF) && self.report_closed(events) {
+                    return Ok(());
+                }
+                return Err(error);
             }
-        };
-        // SAFETY: `read` and `write` are valid fd_sets owned by this frame holding
-        // only descriptors below `max + 1 <= FD_SETSIZE`; `tvp` is null or points
-        // to `tv`, which outlives the call.
-        let ready = unsafe {
-            libc::select(
-                self.max + 1,
-                &mut read,
-                &mut write,
-                std::ptr::null_mut(),
-                tvp,
-            )
-        };
-        let Ok(mut left) = usize::try_from(ready) else {
-            let error = io::Error::last_os_error();
-            if error.raw_os_error() == Some(libc::EBADF) && self.report_closed(events) {
-                return Ok(());
-            }
-            return Err(error);
         };
         let mut fd = 0;
         while left > 0 && fd <= self.max {
-            let readable = contains(&read, fd);
-            let writable = contains(&write, fd);
+            let readable = read.contains(fd);
+            let writable = write.contains(fd);
             if readable || writable {
                 left = left.saturating_sub(usize::from(readable) + usize::from(writable));
                 if let Some(slot) = self.slot_mut(fd) {

@@ -4,7 +4,7 @@
 
 use super::*;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
@@ -319,25 +319,21 @@ fn an_idle_poll_sleeps_for_its_timeout() {
 
 /// A duplicate of `fd` numbered at least `min`, after raising the soft
 /// `RLIMIT_NOFILE` if needed; `None` (with a message) if the limits forbid it.
-fn high_duplicate(fd: RawFd, min: RawFd) -> Option<OwnedFd> {
+fn high_duplicate(fd: impl AsFd, min: RawFd) -> Option<OwnedFd> {
     crate::os::raise_nofile();
-    // SAFETY: F_DUPFD creates a new descriptor and touches no memory.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
-    if dup < 0 {
-        eprintln!(
-            "skipped: cannot create descriptor {min} ({}); raise `ulimit -Hn`",
-            io::Error::last_os_error()
-        );
-        return None;
+    match rustix::io::fcntl_dupfd_cloexec(fd, min) {
+        Ok(dup) => Some(dup),
+        Err(e) => {
+            eprintln!("skipped: cannot create descriptor {min} ({e}); raise `ulimit -Hn`");
+            None
+        }
     }
-    // SAFETY: `dup` was just created and nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
 #[test]
 fn select_refuses_a_descriptor_over_fd_setsize_and_poll_takes_it() {
     let (ours, mut peer) = pair();
-    let Some(high) = high_duplicate(ours.as_raw_fd(), 1030) else {
+    let Some(high) = high_duplicate(&ours, 1030) else {
         return;
     };
     let fd = high.as_raw_fd();

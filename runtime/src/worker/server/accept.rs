@@ -112,7 +112,7 @@ impl Worker {
             .enumerate()
             .filter_map(|(index, slot)| {
                 let slot = slot.as_ref().filter(|s| s.registered)?;
-                queued(listener_fd(&slot.socket)).then_some(index)
+                queued(&slot.socket).then_some(index)
             })
             .collect();
         if waiting.is_empty() {
@@ -361,13 +361,18 @@ impl Worker {
 }
 
 /// Whether a connection waits in a listener's queue (a poll that does not block).
-fn queued(fd: RawFd) -> bool {
-    let mut entry = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+fn queued(socket: &ListenSocket) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use std::os::fd::AsFd;
+    let fd = match socket {
+        ListenSocket::Tcp(l) => l.as_fd(),
+        ListenSocket::Unix(l) => l.as_fd(),
     };
-    // SAFETY: one valid pollfd, no timeout.
-    let n = unsafe { libc::poll(&mut entry, 1, 0) };
-    n > 0 && entry.revents & libc::POLLIN != 0
+    let mut entry = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    let no_wait = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut entry, Some(&no_wait)).is_ok_and(|n| n > 0)
+        && entry[0].revents().contains(PollFlags::IN)
 }

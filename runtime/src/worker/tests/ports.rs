@@ -21,10 +21,7 @@ const RELAY: u16 = 7001;
 /// the two-port range; says it was skipped if this process may not make one.
 fn in_own_network(name: &'static str, scenario: impl FnOnce() + Send + 'static) {
     let thread = thread::spawn(move || {
-        // SAFETY: unshare(2) with a flag, on this thread only (CLONE_NEWNET applies
-        // to the calling thread).
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            let e = io::Error::last_os_error();
+        if let Err(e) = crate::sys::testing::own_network_namespace() {
             assert!(
                 std::env::var_os("CI").is_none(),
                 "CI must run these scenarios (as root): unshare(CLONE_NEWNET): {e}"
@@ -32,7 +29,7 @@ fn in_own_network(name: &'static str, scenario: impl FnOnce() + Send + 'static) 
             eprintln!("{name}: skipped: a network namespace of its own needs CAP_SYS_ADMIN ({e})");
             return;
         }
-        loopback_up();
+        crate::sys::testing::loopback_up().expect("ip link set lo up");
         std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", RANGE)
             .expect("set the namespace's port range");
         let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
@@ -46,30 +43,6 @@ fn in_own_network(name: &'static str, scenario: impl FnOnce() + Send + 'static) 
     });
     if let Err(panic) = thread.join() {
         std::panic::resume_unwind(panic);
-    }
-}
-
-/// `ip link set lo up`, with the two ioctls it makes.
-fn loopback_up() {
-    // SAFETY: a socket for the ioctls, closed below; `ifreq` is plain data, zeroed,
-    // with a NUL-terminated name.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (slot, byte) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-            *slot = *byte as libc::c_char;
-        }
-        assert_eq!(
-            libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr),
-            0,
-            "SIOCGIFFLAGS"
-        );
-        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-        let rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
-        let e = io::Error::last_os_error();
-        libc::close(fd);
-        assert_eq!(rc, 0, "SIOCSIFFLAGS: {e}");
     }
 }
 

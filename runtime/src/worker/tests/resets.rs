@@ -56,9 +56,8 @@ pub(crate) fn answer_then_reset(mut stream: TcpStream) {
 /// Waits (bounded) until the socket's send queue is empty: everything written was
 /// sent and acknowledged, so a reset now loses nothing on the way.
 pub(crate) fn wait_until_sent(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
     wait_until("the send queue to empty", IO_TIMEOUT, || {
-        transport::unsent(stream.as_raw_fd()).is_ok_and(|n| n == 0)
+        transport::unsent(stream).is_ok_and(|n| n == 0)
     });
 }
 
