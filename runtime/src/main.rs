@@ -6,22 +6,16 @@ use tcprelay::args::{self, Mode};
 use tcprelay::{load, log, master, os};
 
 fn main() -> ExitCode {
-    let args = match args::parse(std::env::args().skip(1)) {
+    let args = match args::parse(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("tcprelay: {e}\n{}", args::USAGE);
-            return ExitCode::from(2);
+            // `--help` and `--version` print to standard output and exit 0; a usage
+            // error prints to standard error, with the usage, and exits 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
     let source = match args.mode {
-        Mode::Help => {
-            print!("{}", args::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Mode::Version => {
-            println!("tcprelay {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
         Mode::ParseOnly(source) => {
             return ExitCode::from(load::check_only(&source).clamp(0, 255) as u8)
         }

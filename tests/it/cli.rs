@@ -1,4 +1,5 @@
-//! The `tcprelay-cc` command line: exit codes, formats, files, sections, sources.
+//! The command lines: `tcprelay-cc` (exit codes, formats, files, sections, sources) and,
+//! at the end, the runtime's `tcprelay`.
 
 use crate::harness::{self, cc, cc_with_stdin, stderr, stdout};
 use std::os::unix::fs::PermissionsExt;
@@ -263,4 +264,86 @@ fn diagram_writes_svg_and_html() {
     assert!(html.contains("<svg") && html.contains("SectionDirective"));
     let out = cc(d.path(), &["diagram", "-o", "g.txt"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+// The runtime's command line (`runtime/src/args.rs`): what the binary prints and how it
+// exits, for the forms its unit tests parse.
+
+/// Runs `tcprelay` with `args` in `dir`, with no standard input.
+fn relay(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(harness::bin("tcprelay"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("tcprelay runs")
+}
+
+fn words(args: &[&'static str]) -> Vec<&'static std::ffi::OsStr> {
+    args.iter().map(|a| std::ffi::OsStr::new(*a)).collect()
+}
+
+#[test]
+fn runtime_help_and_version_exit_0_on_stdout() {
+    let d = tempfile::tempdir().unwrap();
+    let help = relay(d.path(), &words(&["--help"]));
+    assert_eq!(help.status.code(), Some(0), "{}", stderr(&help));
+    let text = stdout(&help);
+    assert!(
+        text.contains("Usage: tcprelay run [-f|-b] [-d LEVEL] <PLAN>\n       tcprelay [-P]"),
+        "{text}"
+    );
+    let version = format!("tcprelay {}\n", env!("CARGO_PKG_VERSION"));
+    for args in [&["-v"][..], &["-V"], &["--version"], &["run", "-v"]] {
+        let out = relay(d.path(), &words(args));
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(stdout(&out), version, "{args:?}");
+    }
+}
+
+#[test]
+fn runtime_usage_errors_exit_2_with_the_usage() {
+    let d = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (&[][..], "<CONFIGURATION>"),
+        (&["-x", "a.cfg"], "unexpected argument '-x'"),
+        (&["run", "-P", "a.plan"], "unexpected argument '-P'"),
+        (&["a.cfg", "b", "c"], "unexpected argument 'c'"),
+    ] {
+        let out = relay(d.path(), &words(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(text.contains(says), "{args:?}: {text}");
+        assert!(text.contains("Usage: tcprelay run"), "{args:?}: {text}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
+}
+
+/// A configuration path that is not UTF-8 is a usage error naming the problem; the
+/// hand-written parser read `std::env::args`, which panicked (exit 101).
+#[test]
+fn runtime_argument_that_is_not_utf8_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = tempfile::tempdir().unwrap();
+    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9.cfg");
+    let out = relay(d.path(), &[std::ffi::OsStr::new("-P"), bad]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("invalid UTF-8"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+/// The original parsed its options with getopt(3): `-Pfd3` is `-P -f -d 3`, and the
+/// check runs (exit 0 on a clean configuration, 1 on errors).
+#[test]
+fn runtime_original_form_takes_grouped_options() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.cfg", GOOD);
+    write(d.path(), "bad.cfg", "id = spawnd { listen = { port = x } }");
+    let out = relay(d.path(), &words(&["-Pfd3", "a.cfg"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = relay(
+        d.path(),
+        &words(&["-Pfd", "3", "-i", "tcprelay", "bad.cfg"]),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }

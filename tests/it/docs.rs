@@ -238,6 +238,11 @@ fn run(shown: &Shown, work: &Path, etc: &Path) -> Option<String> {
     let words: Vec<String> = args.split_whitespace().map(str::to_string).collect();
     let parsed = tcprelay::args::parse(words.clone());
     match parsed {
+        // `--help` and `--version` (clap reports them as errors that exit 0).
+        Err(e) if e.exit_code() == 0 => describe(
+            &shell(&format!("tcprelay {}", words.join(" "))),
+            shown.exits,
+        ),
         Err(_) if shown.exits == 2 => None,
         Err(e) => Some(format!("tcprelay rejects the arguments: {e}")),
         Ok(args) => match args.mode {
@@ -254,7 +259,7 @@ fn run(shown: &Shown, work: &Path, etc: &Path) -> Option<String> {
                 &shell(&format!("tcprelay -P {}", words.join(" "))),
                 shown.exits,
             ),
-            Mode::ParseOnly(_) | Mode::Help | Mode::Version => describe(
+            Mode::ParseOnly(_) => describe(
                 &shell(&format!("tcprelay {}", words.join(" "))),
                 shown.exits,
             ),
@@ -384,7 +389,7 @@ fn readme_install_lines_put_pages_and_completions_in_place() {
         .filter(|l| l.starts_with("install "))
         .map(|l| l.replace("/usr/local/", &format!("{}/", prefix.path().display())))
         .collect();
-    assert_eq!(lines.len(), 4, "the README's install lines");
+    assert_eq!(lines.len(), 5, "the README's install lines");
     for line in &lines {
         let out = Command::new("sh")
             .args(["-c", line])
@@ -416,6 +421,9 @@ fn readme_install_lines_put_pages_and_completions_in_place() {
         "bash-completion/completions/tcprelay-cc",
         "zsh/site-functions/_tcprelay-cc",
         "fish/vendor_completions.d/tcprelay-cc.fish",
+        "bash-completion/completions/tcprelay",
+        "zsh/site-functions/_tcprelay",
+        "fish/vendor_completions.d/tcprelay.fish",
     ] {
         assert!(share.join(file).is_file(), "{file} was not installed");
     }
@@ -432,4 +440,21 @@ fn readme_install_lines_put_pages_and_completions_in_place() {
         .output()
         .expect("bash runs");
     assert_eq!(harness::stdout(&out).trim(), "human short json");
+    // And the runtime's: `run`'s options, without the original form's `-P` and `-i`.
+    let script = format!(
+        "source {}\nCOMP_WORDS=(tcprelay run -); COMP_CWORD=2\n\
+         _tcprelay tcprelay - run\necho \"${{COMPREPLY[@]}}\"",
+        share.join("bash-completion/completions/tcprelay").display()
+    );
+    let out = Command::new("bash")
+        .args(["--norc", "-c", &script])
+        .output()
+        .expect("bash runs");
+    let completed = harness::stdout(&out);
+    let words: Vec<&str> = completed.split_whitespace().collect();
+    assert!(words.contains(&"-f") && words.contains(&"-d"), "{words:?}");
+    assert!(
+        !words.contains(&"-P") && !words.contains(&"-i"),
+        "{words:?}"
+    );
 }

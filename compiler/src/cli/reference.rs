@@ -5,8 +5,8 @@
 //!
 //! The tests check that the committed files are what the definition gives now;
 //! `TCPRELAY_BLESS=1 cargo test -p tcprelay-cc --lib cli` rewrites them. The runtime's
-//! page, `docs/man/tcprelay.1`, is written by hand (the runtime has no clap), and
-//! `runtime/src/args.rs` checks it against `USAGE`.
+//! page, `docs/man/tcprelay.1`, and completions are generated the same way by
+//! `runtime/src/args/reference.rs`.
 
 use clap_complete::aot::{generate, Shell};
 use clap_mangen::roff::{bold, roman, Roff};
@@ -229,8 +229,8 @@ fn pages_cover_every_subcommand_and_option() {
     }
 }
 
-/// groff renders every page in `docs/man/`, the generated ones and the runtime's
-/// hand-written one, without a warning.
+/// groff renders every page in `docs/man/`, the compiler's and the runtime's, without
+/// a warning.
 #[test]
 fn groff_renders_the_pages_without_warnings() {
     let docs = docs().join("man");

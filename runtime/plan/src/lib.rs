@@ -14,7 +14,6 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
-mod crc;
 mod validate;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,336 @@
+//! The generated references of the runtime's command line: the man page
+//! `docs/man/tcprelay.1` and the shell completions `docs/completions/{tcprelay.bash,
+//! _tcprelay,tcprelay.fish}`, made from [`super::command`] with `clap_mangen` and
+//! `clap_complete` (development dependencies only: the runtime does not carry its
+//! generators). The page's sections that are not about arguments (signals,
+//! environment, files, exit status, examples) are [`MORE`], roff written here.
+//!
+//! The tests check that the committed files are what the definition gives now;
+//! `TCPRELAY_BLESS=1 cargo test -p tcprelay --lib args` rewrites them.
+
+use clap_complete::aot::{generate, Shell};
+use clap_mangen::roff::{bold, italic, roman, Roff};
+use clap_mangen::Man;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn docs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs")
+}
+
+fn bless() -> bool {
+    std::env::var_os("TCPRELAY_BLESS").is_some_and(|v| v == "1")
+}
+
+/// The sections after OPTIONS and COMMANDS, which clap has nothing to make from.
+const MORE: &str = r#".SH SIGNALS
+Signals are meant for the master process (its pid is in the
+.B pidfile
+when the plan names one).
+.TP
+.B SIGHUP
+Reload: re-read the plan file (or compile the configuration again), bind any new
+listener, start a new generation of workers and let the old ones drain.
+No connection is cut or refused: the listening sockets of addresses that stay in the
+plan are never closed.
+A new plan that does not load or validate, or an address that cannot be bound, is
+logged and the running generation is kept.
+The new plan's
+.B setenv
+lines are checked before anything changes and set once its listeners are bound, for
+the new generation; a variable it no longer sets keeps its value.
+Its pidfile, user, group and working directory take effect at the next start.
+.TP
+.BR SIGTERM ", " SIGINT
+Stop gracefully: close the listeners and give the workers' sessions 30 seconds to
+finish, then exit.
+A second
+.B SIGTERM
+or
+.B SIGINT
+stops at once.
+.TP
+.B SIGUSR1
+Log the live state: one line from the master with the generation and each worker's
+pid, generation, and whether it is full or draining; then one line from each worker
+with its sessions, the sessions it has served, and every remote with its state (alive
+or dead) and its sessions.
+.PP
+.B SIGHUP
+sent to a worker instead drains that worker: it stops accepting, finishes its sessions
+and exits, and the master starts a replacement.
+.SH ENVIRONMENT
+.TP
+.B IO_POLL_MECHANISM
+The workers' event mechanism, numbered as in the original:
+.B 4
+epoll (Linux),
+.B 1
+kqueue (BSD and macOS),
+.B 8
+poll(2),
+.B 16
+select(2).
+Unset or empty selects the operating system's best (epoll on Linux, kqueue on BSD).
+A value that is not a mechanism of this system is an error that names the choices.
+It may also be set with a
+.B setenv
+line of the configuration.
+.TP
+.B TCPRELAY_CC
+The
+.B tcprelay\-cc
+to run for the original's command line.
+Default: the one beside the
+.B tcprelay
+binary, else the one on the
+.BR PATH .
+.SH FILES
+.TP
+.I /etc/tcprelay/relay.cfg
+A configuration, conventionally; its language is described in the configuration
+reference (docs/manual/index.html in the source tree).
+.TP
+.I plan
+A plan compiled by
+.BR "tcprelay\-cc compile" ,
+written with mode 0600 when it holds a TLS passphrase.
+.TP
+.I pidfile
+The master's pid, written after the listeners are bound (directive
+.BR pidfile )
+and removed at exit.
+.SH "EXIT STATUS"
+.TP
+.B 0
+Stopped after
+.B SIGTERM
+or
+.BR SIGINT ;
+with
+.BR \-P ,
+the configuration has no error.
+.TP
+.B 1
+The plan or configuration is bad, a listener cannot be bound, or start-up failed
+(background, pidfile, privileges, working directory); with
+.BR \-P ,
+the configuration has errors.
+.TP
+.B 2
+Usage error (unknown option, missing or extra argument); with
+.BR \-P ,
+the configuration could not be read.
+.SH EXAMPLES
+Compile once, then run in the foreground:
+.PP
+.EX
+tcprelay\-cc compile /etc/tcprelay/relay.cfg \-o relay.plan
+tcprelay run \-f relay.plan
+.EE
+.PP
+The original's command line: check, then run and compile on every reload:
+.PP
+.EX
+tcprelay \-P /etc/tcprelay/relay.cfg
+tcprelay \-f /etc/tcprelay/relay.cfg
+.EE
+.PP
+Reload and status:
+.PP
+.EX
+kill \-HUP "$(cat /run/tcprelay.pid)"
+kill \-USR1 "$(cat /run/tcprelay.pid)"
+.EE
+.SH "SEE ALSO"
+.BR tcprelay\-cc (1),
+.BR tcprelay\-cc\-compile (1),
+.BR systemd.service (5)
+.PP
+The configuration reference: docs/manual/index.html in the source tree; a systemd
+unit: examples/tcprelay.service.
+"#;
+
+/// The man page: NAME, SYNOPSIS, DESCRIPTION and OPTIONS rendered by clap_mangen, a
+/// COMMANDS section for `run`, then [`MORE`].
+fn man_page() -> String {
+    let mut cmd = super::command();
+    cmd.build();
+    let version = cmd.get_version().unwrap_or_default().to_string();
+    let man = Man::new(cmd.clone())
+        .section("1")
+        .source(format!("tcprelay {version}"))
+        .manual("tcprelay manual");
+    let mut out = Vec::new();
+    let rendered = (|| {
+        man.render_title(&mut out)?;
+        man.render_name_section(&mut out)?;
+        man.render_synopsis_section(&mut out)?;
+        man.render_description_section(&mut out)?;
+        man.render_options_section(&mut out)?;
+        std::io::Result::Ok(())
+    })();
+    rendered.expect("rendering into a Vec does not fail");
+    let mut roff = Roff::new();
+    roff.control("SH", ["COMMANDS"]);
+    for sub in cmd.get_subcommands() {
+        roff.control("TP", []);
+        let mut header = vec![bold(sub.get_name())];
+        for positional in sub.get_positionals() {
+            let name = positional.get_value_names().expect("a value name")[0].as_str();
+            header.push(roman(" "));
+            header.push(italic(name));
+        }
+        roff.text(header);
+        let about = sub.get_about().expect("every subcommand has an about");
+        let options: Vec<String> = sub
+            .get_arguments()
+            .filter(|a| !a.is_positional())
+            .filter_map(|a| a.get_short())
+            .filter(|short| !['h', 'v'].contains(short))
+            .map(|short| format!("-{short}"))
+            .collect();
+        roff.text([roman(format!(
+            "{about}; its options are {}, as above.",
+            options.join(", ")
+        ))]);
+    }
+    out.extend_from_slice(roff.render().as_bytes());
+    out.extend_from_slice(MORE.as_bytes());
+    String::from_utf8(out).expect("roff is UTF-8")
+}
+
+/// Every generated file, by its path under `docs/`.
+fn generated() -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    files.insert("man/tcprelay.1".to_string(), man_page());
+    for (shell, file) in [
+        (Shell::Bash, "completions/tcprelay.bash"),
+        (Shell::Zsh, "completions/_tcprelay"),
+        (Shell::Fish, "completions/tcprelay.fish"),
+    ] {
+        let mut out = Vec::new();
+        generate(shell, &mut super::command(), "tcprelay", &mut out);
+        files.insert(
+            file.to_string(),
+            String::from_utf8(out).expect("completions are UTF-8"),
+        );
+    }
+    files
+}
+
+/// The committed man page and completions are what the definition gives now.
+#[test]
+fn man_page_and_completions_are_current() {
+    let docs = docs();
+    let mut stale = Vec::new();
+    for (name, want) in &generated() {
+        let path = docs.join(name);
+        if bless() {
+            std::fs::write(&path, want).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        } else if std::fs::read_to_string(&path).ok().as_ref() != Some(want) {
+            stale.push(name.clone());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "out of date in docs/: {stale:?}; refresh with \
+         `TCPRELAY_BLESS=1 cargo test -p tcprelay --lib args`"
+    );
+}
+
+/// The page describes both forms, every option (`-V` included) and every argument,
+/// and keeps the sections written by hand.
+#[test]
+fn man_page_covers_every_option_and_section() {
+    let page = man_page();
+    let options = page
+        .split(".SH OPTIONS")
+        .nth(1)
+        .and_then(|rest| rest.split("\n.SH ").next())
+        .expect("the page has an OPTIONS section");
+    let cmd = super::command();
+    for arg in cmd.get_arguments() {
+        if let Some(short) = arg.get_short() {
+            assert!(options.contains(&format!("\\-{short}")), "-{short}");
+        }
+        if let Some(long) = arg.get_long() {
+            assert!(options.contains(&format!("\\-\\-{long}")), "--{long}");
+        }
+        for alias in arg.get_all_short_aliases().unwrap_or_default() {
+            assert!(options.contains(&format!("\\-{alias}")), "-{alias}");
+        }
+        if arg.is_positional() {
+            let name = arg.get_value_names().expect("a value name")[0].as_str();
+            assert!(options.contains(name), "{name}");
+        }
+    }
+    for line in super::USAGE.lines() {
+        let line = line.trim().replace('-', "\\-");
+        let rest = line.strip_prefix("tcprelay").expect("a form");
+        assert!(page.contains(rest), "SYNOPSIS: {line}");
+    }
+    for section in [
+        ".SH COMMANDS\n.TP\n\\fBrun\\fR \\fIPLAN\\fR",
+        ".SH SIGNALS",
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SH \"EXIT STATUS\"",
+        ".SH EXAMPLES",
+        ".SH \"SEE ALSO\"",
+    ] {
+        assert!(page.contains(section), "{section}:\n{page}");
+    }
+    let version = format!("\"tcprelay {}\"", env!("CARGO_PKG_VERSION"));
+    assert!(page.contains(&version), "the .TH line names {version}");
+}
+
+/// Completes `words` (the last one being completed) with the bash script, as bash
+/// would on TAB.
+fn bash_complete(script: &str, words: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let cword = words.len() - 1;
+    let program = format!(
+        "{script}\nCOMP_WORDS=({words}); COMP_CWORD={cword}\n\
+         _tcprelay tcprelay {cur} {prev}\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        words = quoted.join(" "),
+        cur = quoted[cword],
+        prev = quoted[cword - 1],
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "-c", &program])
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// bash completes `run` and each form's options: `-P` and `-i` in the original's
+/// form, not after `run`.
+#[test]
+fn bash_completes_run_and_each_forms_options() {
+    let files = generated();
+    let script = &files["completions/tcprelay.bash"];
+    assert!(bash_complete(script, &["tcprelay", "ru"]).contains(&"run".to_string()));
+    let original = bash_complete(script, &["tcprelay", "-"]);
+    for option in ["-P", "-f", "-b", "-d", "-i", "-v", "--version", "-h"] {
+        assert!(
+            original.contains(&option.to_string()),
+            "{option}: {original:?}"
+        );
+    }
+    let run = bash_complete(script, &["tcprelay", "run", "-"]);
+    for option in ["-f", "-b", "-d", "-v", "-h"] {
+        assert!(run.contains(&option.to_string()), "{option}: {run:?}");
+    }
+    for option in ["-P", "-i"] {
+        assert!(!run.contains(&option.to_string()), "{option}: {run:?}");
+    }
+}
