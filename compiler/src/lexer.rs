@@ -315,6 +315,18 @@ mod tests {
     }
 
     #[test]
+    fn a_long_word_of_wide_characters_does_not_overflow_the_stack() {
+        // A test thread has 2 MiB of stack; the lexer's default code generation took a
+        // frame per character of a word of two-byte characters (without the tail
+        // calls an optimized build may make of them).
+        let src = format!("id = {} }}", "é".repeat(200_000));
+        let (tokens, diags) = lex(&src);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(tokens.len(), 4);
+        assert_eq!(tokens[2].2 - tokens[2].0, 400_000);
+    }
+
+    #[test]
     fn control_characters_are_invalid_but_lexing_goes_on() {
         let (t, d) = lex("port \u{1} = 1");
         assert_eq!(d.len(), 1);
