@@ -14,6 +14,7 @@ use crate::ast::Span;
 use crate::diag::{Code, Diagnostic};
 use logos::Logos;
 use std::fmt;
+use std::ops::Range;
 
 /// Why a piece of text is not a token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -180,6 +181,8 @@ pub fn lex(src: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
     let mut tokens = Vec::with_capacity(src.len() / 6);
     let mut diags = Vec::new();
     let mut lexer = Tok::lexer(src);
+    // The first and the last of the bad characters not reported yet.
+    let mut run: Option<(Range<usize>, Range<usize>)> = None;
     while let Some(result) = lexer.next() {
         let span = lexer.span();
         match result {
@@ -195,20 +198,47 @@ pub fn lex(src: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
                 );
             }
             Err(LexError::InvalidToken) => {
-                let text = &src[span.clone()];
-                diags.push(
-                    Diagnostic::error(
-                        Code::InvalidToken,
-                        Span::new(span.start, span.end),
-                        format!("unexpected character {text:?}"),
-                    )
-                    .with_label("not part of any token")
-                    .with_help("control characters are only allowed inside quoted strings"),
-                );
+                // A run of bad characters with only white space between them is one
+                // finding, not one per character: a megabyte of NUL bytes is one
+                // diagnostic, not a million.
+                if let Some((first, last)) = run.as_mut() {
+                    let between = &src[last.end..span.start];
+                    if between.bytes().all(|b| b" \t\r\n\x0c".contains(&b)) {
+                        *last = span;
+                        continue;
+                    }
+                    diags.push(invalid(src, first.clone(), last.clone()));
+                }
+                run = Some((span.clone(), span));
             }
         }
     }
+    if let Some((first, last)) = run {
+        diags.push(invalid(src, first, last));
+    }
+    diags.sort_by_key(|d| d.span.start);
     (tokens, diags)
+}
+
+/// E0001 for the bad characters from `first` to `last` (runs of white space between).
+fn invalid(src: &str, first: Range<usize>, last: Range<usize>) -> Diagnostic {
+    let text = &src[first.clone()];
+    let count = src[first.start..last.end]
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n' | '\x0c'))
+        .count();
+    let message = if first == last {
+        format!("unexpected character {text:?}")
+    } else {
+        format!("{count} unexpected characters, the first {text:?}")
+    };
+    Diagnostic::error(
+        Code::InvalidToken,
+        Span::new(first.start, last.end),
+        message,
+    )
+    .with_label("not part of any token")
+    .with_help("control characters are only allowed inside quoted strings")
 }
 
 /// The spans of every passphrase value in `src` (`tls passphrase = X`, `ssl
@@ -324,6 +354,20 @@ mod tests {
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(tokens.len(), 4);
         assert_eq!(tokens[2].2 - tokens[2].0, 400_000);
+    }
+
+    #[test]
+    fn runs_of_bad_characters_are_one_finding() {
+        let src = format!("port {} = 1 \u{1}", "\0 \0\n\0".repeat(1000));
+        let (tokens, diags) = lex(&src);
+        assert_eq!(tokens.len(), 3);
+        assert_eq!(diags.len(), 2, "{diags:#?}");
+        assert_eq!(
+            diags[0].message,
+            "3000 unexpected characters, the first \"\\0\""
+        );
+        assert_eq!(&src[diags[0].span.range()], "\0 \0\n\0".repeat(1000));
+        assert_eq!(diags[1].message, "unexpected character \"\\u{1}\"");
     }
 
     #[test]
