@@ -254,3 +254,84 @@ fn diagram_writes_svg_and_html() {
     let out = cc(d.path(), &["diagram", "-o", "g.txt"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Broken directives around a passphrase, through the real binary: `check` in every
+/// format, `compile` (diagnostics on standard error) and standard input never print
+/// it. The library-level generator is `props::no_variant_of_a_secret_directive_prints_the_secret`.
+#[test]
+fn a_passphrase_is_masked_in_every_output_of_the_binary() {
+    let d = tempfile::tempdir().unwrap();
+    let cases = [
+        // A misspelt key, junk after the value, a forgotten `=`.
+        "id = spawnd { listen = { port = 1 } }\nid = tcprelay {\n remote = { address = 127.0.0.1 port = 22 }\n tls passphrse = S3cr3t-Pa55 junk\n tls passphrase S3cr3t-Pa55\n}\n",
+        // The closing quote missing on the line before.
+        "id = spawnd { listen = { port = 1 } }\nid = tcprelay {\n tls cert-file = \"/etc/c.pem\n tls passphrase = \"S3cr3t-Pa55\"\n}\n",
+        // In the wrong section, in a listen block, on one line.
+        "id = spawnd { listen = { port = 1 tls passphrase = S3cr3t-Pa55 } ssl passphrase = {S3cr3t-Pa55} }",
+    ];
+    for (i, cfg) in cases.iter().enumerate() {
+        let name = format!("s{i}.cfg");
+        write(d.path(), &name, cfg);
+        let mut outputs = Vec::new();
+        for format in ["human", "short", "json"] {
+            let out = cc(d.path(), &["check", "--format", format, &name]);
+            assert_eq!(out.status.code(), Some(1), "{name} {format}");
+            outputs.push((format!("check {format}"), stdout(&out)));
+        }
+        let out = cc(
+            d.path(),
+            &["compile", "--format", "short", &name, "-o", "p"],
+        );
+        outputs.push(("compile".to_string(), stderr(&out)));
+        let out = cc_with_stdin(d.path(), &["check", "-"], Some(cfg.as_bytes()));
+        outputs.push(("stdin".to_string(), stdout(&out)));
+        for (what, text) in outputs {
+            assert!(text.contains("E0"), "{name} {what}: no diagnostic:\n{text}");
+            for piece in ["S3cr3t", "Pa55"] {
+                assert!(!text.contains(piece), "{name} {what} shows it:\n{text}");
+            }
+        }
+    }
+}
+
+/// The output of a file with 10,000 errors on one 160 KB line, and of a megabyte of
+/// NUL bytes, is bounded in every format: 50 diagnostics, snippets cut around their
+/// place, a count of the rest. It was 1.8 GB over 50 s (human) and 343 MB (JSON).
+#[test]
+fn huge_broken_files_print_a_bounded_output_quickly() {
+    let d = tempfile::tempdir().unwrap();
+    let line = format!("id = spawnd {{{} }}\n", " listen={port=x}".repeat(10_000));
+    assert!(line.len() > 160_000);
+    write(d.path(), "line.cfg", &line);
+    std::fs::write(d.path().join("nul.cfg"), vec![0u8; 1 << 20]).unwrap();
+    for (name, omitted) in [("line.cfg", "9951 more errors not shown"), ("nul.cfg", "")] {
+        for format in ["human", "short", "json"] {
+            let started = std::time::Instant::now();
+            let out = cc(d.path(), &["check", "--format", format, name]);
+            let elapsed = started.elapsed();
+            assert_eq!(out.status.code(), Some(1), "{name} {format}");
+            let text = stdout(&out);
+            assert!(
+                text.len() < 64 * 1024,
+                "{name} {format}: {} bytes:\n{}",
+                text.len(),
+                &text[..text.len().min(2_000)]
+            );
+            assert!(text.contains(omitted), "{name} {format}:\n{text}");
+            // A debug build on a busy machine; a release build takes a fraction of it.
+            assert!(elapsed.as_secs() < 15, "{name} {format}: {elapsed:?}");
+        }
+    }
+    // The human format: the snippet of an error far along the line is a window
+    // around it, and its column is the real one.
+    let out = stdout(&cc(d.path(), &["check", "--format", "human", "line.cfg"]));
+    let column = line.find("x}").unwrap() + 1;
+    assert!(out.contains(&format!("line.cfg:1:{column} ")), "{out}");
+    assert!(out.lines().all(|l| l.chars().count() < 400), "{out}");
+    // One diagnostic for the whole run of NUL bytes.
+    let out = stdout(&cc(d.path(), &["check", "--format", "short", "nul.cfg"]));
+    assert!(
+        out.contains("nul.cfg:1:1: error[E0001]: 1048576 unexpected characters"),
+        "{out}"
+    );
+}

@@ -1021,6 +1021,23 @@ fn secrets_can_be_blanked_out_of_the_source() {
 }
 
 #[test]
+fn redacting_keeps_every_offset_and_line() {
+    let src = "a = pä55\r\nb = \"x\ny\"\nc = 1";
+    let spans = [
+        Span::new(13, 200),
+        Span::new(4, 9),
+        Span::new(6, 7),
+        Span::new(5, 6),
+        Span::new(2, 2),
+    ];
+    let red = super::redact(src, &spans);
+    assert_eq!(red.len(), src.len());
+    // Overlapping, unsorted, past the end, inside a character: each byte once.
+    assert_eq!(red, "a = *****\r\nb ****\n**\n*****");
+    assert_eq!(red.lines().count(), src.lines().count());
+}
+
+#[test]
 fn a_local_address_of_the_other_family_is_warned_about() {
     let src = "id = spawnd { listen = { address = 127.0.0.1 port = 1 } }\n\
                id = tcprelay {\n  local address = 10.0.0.9\n  \
