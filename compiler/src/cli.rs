@@ -204,9 +204,10 @@ fn draw(output: Option<&std::path::Path>) -> ExitCode {
 }
 
 fn explain_plan(path: &std::path::Path) -> ExitCode {
-    let bytes = match std::fs::read(path) {
+    // A regular file of at most `MAX_PLAN_SIZE` bytes: not /dev/zero, not a FIFO.
+    let bytes = match tcprelay_plan::read_plan(path) {
         Ok(b) => b,
-        Err(e) => return fail(EXIT_USAGE, format!("cannot read {}: {e}", path.display())),
+        Err(e) => return fail(EXIT_USAGE, e),
     };
     match explain::explain(&bytes) {
         Ok(text) => {

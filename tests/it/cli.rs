@@ -335,3 +335,67 @@ fn huge_broken_files_print_a_bounded_output_quickly() {
         "{out}"
     );
 }
+
+/// Runs `tcprelay-cc` with `args` in `dir`; `None` when it has not finished within
+/// 10 s (it is killed then).
+fn cc_within_10_s(dir: &std::path::Path, args: &[&str]) -> Option<std::process::Output> {
+    let mut child = std::process::Command::new(harness::bin("tcprelay-cc"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcprelay-cc starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().expect("output"))
+}
+
+/// A configuration or plan that is a symlink to /dev/zero or /dev/urandom, a FIFO or
+/// a directory is refused at once with one line and exit status 2, by `check`,
+/// `compile` and `explain` (it was read until memory ran out, or waited for forever).
+#[test]
+fn what_is_not_a_regular_file_is_refused_at_once_by_every_command() {
+    let d = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", d.path().join("zero")).unwrap();
+    std::os::unix::fs::symlink("/dev/urandom", d.path().join("random")).unwrap();
+    std::fs::create_dir(d.path().join("dir")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(d.path().join("fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (name, kind) in [
+        ("zero", "a character device"),
+        ("random", "a character device"),
+        ("fifo", "a FIFO"),
+        ("dir", "a directory"),
+    ] {
+        let url = format!("file://{}", d.path().join(name).display());
+        for args in [
+            vec!["check", name],
+            vec!["check", &url],
+            vec!["compile", name, "-o", "out.plan"],
+            vec!["explain", name],
+        ] {
+            let out = cc_within_10_s(d.path(), &args)
+                .unwrap_or_else(|| panic!("{args:?} did not finish within 10 s"));
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(
+                err.contains(&format!("it is {kind}")) && err.contains("not a regular file"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    assert!(!d.path().join("out.plan").exists());
+}

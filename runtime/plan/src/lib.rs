@@ -15,6 +15,7 @@
 
 pub mod codec;
 mod crc;
+mod read;
 mod validate;
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 pub use codec::{decode, encode, DecodeError, FORMAT_VERSION, MAGIC};
+pub use read::{read_plan, ReadError, MAX_PLAN_SIZE};
 pub use validate::PlanError;
 
 /// A whole compiled configuration.
