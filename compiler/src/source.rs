@@ -160,7 +160,11 @@ impl fmt::Display for SourceError {
                 "cannot follow the redirect ({status}) from {url}: {reason}"
             ),
             SourceError::NotRegular { name, kind } => {
-                write!(f, "cannot read {name}: it is {kind}, not a regular file")
+                write!(f, "cannot read {name}: it is {kind}, not a regular file")?;
+                if *kind == "a FIFO" {
+                    f.write_str(" (to read from a pipe, give `-` and feed it to standard input)")?;
+                }
+                Ok(())
             }
             SourceError::FileTooLarge { name, limit } => write!(
                 f,
@@ -296,34 +300,64 @@ fn url_scheme(s: &str) -> Option<&str> {
     valid.then_some(scheme)
 }
 
-/// Reads the regular file at `path` (named `name` in errors), at most `limit` bytes.
-/// It is opened with `O_NONBLOCK`, so that opening a FIFO with no writer returns at
-/// once instead of waiting for one, and then checked with `fstat`: what is checked is
-/// what was opened, and what is not a regular file is refused before any read.
+/// Reads the configuration file at `path` (named `name` in errors), at most `limit`
+/// bytes, with [`read_regular`].
 fn read_file(name: &str, path: PathBuf, limit: u64) -> Result<Vec<u8>, SourceError> {
-    let failed = |source| SourceError::Read {
-        name: name.to_string(),
-        source,
-    };
+    read_regular(&path, limit).map_err(|refused| match refused {
+        Refused::Io(source) => SourceError::Read {
+            name: name.to_string(),
+            source,
+        },
+        Refused::NotRegular(kind) => SourceError::NotRegular {
+            name: name.to_string(),
+            kind,
+        },
+        Refused::TooLarge => SourceError::FileTooLarge {
+            name: name.to_string(),
+            limit,
+        },
+    })
+}
+
+/// Why [`read_regular`] read nothing.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// Opening or reading failed.
+    Io(io::Error),
+    /// Not a regular file: what it is, for a message ("a FIFO ...").
+    NotRegular(&'static str),
+    /// Larger than the limit.
+    TooLarge,
+}
+
+/// Reads the regular file at `path`, at most `limit` bytes: the one way the compiler
+/// reads a file a configuration names (the configuration itself, its certificate and
+/// key files). It is opened with `O_NONBLOCK`, so that opening a FIFO with no writer
+/// returns at once instead of waiting for one, and then checked with `fstat`: what is
+/// checked is what was opened, and what is not a regular file (`/dev/zero`, a FIFO, a
+/// directory) is refused before any read.
+pub(crate) fn read_regular(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, Refused> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .map_err(failed)?;
-    let meta = file.metadata().map_err(failed)?;
+        .map_err(Refused::Io)?;
+    let meta = file.metadata().map_err(Refused::Io)?;
     if !meta.is_file() {
-        return Err(SourceError::NotRegular {
-            name: name.to_string(),
-            kind: kind_of(&meta.file_type()),
-        });
+        return Err(Refused::NotRegular(kind_of(&meta.file_type())));
     }
     if meta.len() > limit {
-        return Err(SourceError::FileTooLarge {
-            name: name.to_string(),
-            limit,
-        });
+        return Err(Refused::TooLarge);
     }
-    read_capped(file, name, limit)
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(Refused::Io)?;
+    // The file may have grown since the `fstat`.
+    if bytes.len() as u64 > limit {
+        return Err(Refused::TooLarge);
+    }
+    Ok(bytes)
 }
 
 /// What a file that is not a regular one is, for a message.
@@ -331,7 +365,7 @@ fn kind_of(t: &std::fs::FileType) -> &'static str {
     if t.is_dir() {
         "a directory"
     } else if t.is_fifo() {
-        "a FIFO (give a regular file, or `-` to read standard input)"
+        "a FIFO"
     } else if t.is_char_device() {
         "a character device (such as /dev/zero or /dev/urandom)"
     } else if t.is_block_device() {
@@ -1106,20 +1140,18 @@ mod tests {
             ),
             (at("dir.cfg"), "a directory"),
             // No writer: opening it for reading would wait for one.
-            (
-                at("fifo.cfg"),
-                "a FIFO (give a regular file, or `-` to read standard input)",
-            ),
+            (at("fifo.cfg"), "a FIFO"),
         ] {
             let err = load_within_5_s(&spec).unwrap_err();
             assert!(
                 matches!(err, SourceError::NotRegular { .. }),
                 "{spec}: {err:?}"
             );
-            assert_eq!(
-                err.to_string(),
-                format!("cannot read {spec}: it is {kind}, not a regular file")
-            );
+            let mut want = format!("cannot read {spec}: it is {kind}, not a regular file");
+            if kind == "a FIFO" {
+                want.push_str(" (to read from a pipe, give `-` and feed it to standard input)");
+            }
+            assert_eq!(err.to_string(), want);
         }
     }
 
