@@ -236,11 +236,13 @@ impl Draw<'_> {
         };
         self.report().write(cache, &mut buf).ok()?;
         let mut text = String::from_utf8_lossy(&buf).into_owned();
-        // The excerpts come in the order of their groups; each is located at its
-        // first place, the primary one's at the primary place.
+        // The excerpts come in the order of their groups, the primary place's first;
+        // each is located at its first place, the primary one's at the primary place.
         let name = self.file_name;
         let mut from = 0;
-        for group in 0..=self.groups.iter().copied().max().unwrap_or(0) {
+        let mut order: Vec<usize> = (0..=self.groups.iter().copied().max().unwrap_or(0)).collect();
+        order.sort_by_key(|&g| g != self.groups[0]);
+        for group in order {
             let Some(i) = (0..self.places.len())
                 .filter(|&i| self.groups[i] == group)
                 .min_by_key(|&i| (i != 0 || self.groups[0] != group, self.places[i].start, i))
@@ -275,10 +277,11 @@ impl Draw<'_> {
         };
         // ariadne draws labels in `order`, and starts a new excerpt whenever a label
         // lies on an earlier line than the one before it: order them by position, so
-        // that a "first defined here" above the primary label shares its excerpt.
+        // that a "first defined here" above the primary label shares its excerpt, the
+        // primary place's group first.
         let rank = |i: usize| -> i32 {
-            let start = self.places[i].start;
-            let before = self.places.iter().filter(|p| p.start < start).count();
+            let key = |j: usize| (self.groups[j] != self.groups[0], self.places[j].start);
+            let before = (0..self.places.len()).filter(|&j| key(j) < key(i)).count();
             i32::try_from(before).unwrap_or(i32::MAX)
         };
         let span = |i: usize| (self.groups[i], self.drawn[i].clone());
@@ -815,6 +818,37 @@ mod tests {
         let v: Value = serde_json::from_str(json(&[d], "a.cfg", &src).trim_end()).expect("JSON");
         assert_eq!(v["start"], json!({"line": 1, "column": 50_006}));
         assert_eq!(v["byte_start"], at);
+    }
+
+    #[test]
+    fn places_far_apart_are_separate_excerpts_the_primary_first() {
+        // "first defined here" on line 3, the primary place at column 5001 of line 900.
+        let mut src = String::new();
+        for i in 1..=1000 {
+            if i == 900 {
+                src.push_str(&"y".repeat(5_000));
+            }
+            src.push_str(&format!("line{i} = x\n"));
+        }
+        let first = src.find("line3 ").expect("line 3");
+        let second = src.find("line900 ").expect("line 900");
+        let d = Diagnostic::error(
+            Code::DuplicateListener,
+            Span::new(second, second + 7),
+            "twice",
+        )
+        .with_label("again here")
+        .with_secondary(Span::new(first, first + 5), "first here");
+        let out = human(&[d], "a.cfg", &src, false);
+        let primary = out.find("─[ a.cfg:900:5001 ]").expect("the primary header");
+        let secondary = out.find("─[ a.cfg:3:1 ]").expect("the other header");
+        assert!(primary < secondary, "{out}");
+        // Two excerpts of one line each, not the 897 lines between.
+        assert!(out.lines().count() < 20, "{out}");
+        assert!(
+            out.contains("again here") && out.contains("first here"),
+            "{out}"
+        );
     }
 
     #[test]
