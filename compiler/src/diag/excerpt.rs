@@ -120,10 +120,12 @@ fn windows(display: &str, line: Range<usize>, points: &[usize]) -> Vec<Range<usi
     merged
 }
 
-/// `text` with the characters that ariadne takes for line breaks but the lexer and
-/// the other formats do not (`\r`, vertical tab, form feed, U+0085, U+2028, U+2029)
-/// replaced by as many spaces as they have bytes, so that every format numbers the
-/// lines alike and every byte offset stays.
+/// `text` as it may be drawn, every byte offset kept: the characters that ariadne
+/// takes for line breaks but the lexer and the other formats do not (`\r`, vertical
+/// tab, form feed, U+0085, U+2028, U+2029) become as many spaces as they have bytes, so
+/// that every format numbers the lines alike; every other control character but the
+/// tab (a NUL, an escape that would drive the terminal or the log viewer) becomes as
+/// many `?`.
 pub fn sanitize(text: &str) -> Cow<'_, str> {
     let breaks = |c: char| {
         matches!(
@@ -131,13 +133,16 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
             '\r' | '\x0B' | '\x0C' | '\u{85}' | '\u{2028}' | '\u{2029}'
         )
     };
-    if !text.contains(breaks) {
+    let unsafe_char = |c: char| breaks(c) || (c.is_control() && c != '\t' && c != '\n');
+    if !text.contains(unsafe_char) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if breaks(c) {
             out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        } else if unsafe_char(c) {
+            out.extend(std::iter::repeat_n('?', c.len_utf8()));
         } else {
             out.push(c);
         }
@@ -210,8 +215,9 @@ mod tests {
     }
 
     #[test]
-    fn line_breaks_of_ariadne_only_become_spaces() {
+    fn line_breaks_of_ariadne_only_become_spaces_and_controls_marks() {
         assert_eq!(sanitize("a\rb\x0Bc\u{2028}d\n"), "a b c   d\n");
-        assert!(matches!(sanitize("plain\n"), Cow::Borrowed(_)));
+        assert_eq!(sanitize("\0x\x1b[31m\u{9b}2J\t\x7f\n"), "?x?[31m??2J\t?\n");
+        assert!(matches!(sanitize("plain\té\n"), Cow::Borrowed(_)));
     }
 }

@@ -144,7 +144,7 @@ impl Mask {
             rest = &quote[len..];
         }
         out.push_str(rest);
-        cut(out, MAX_TEXT)
+        cut(escape_controls(out), MAX_TEXT)
     }
 
     /// The inside of a quotation that is not a secret word as a whole: runs that are
@@ -222,6 +222,24 @@ fn run_indices(text: &str) -> impl Iterator<Item = (usize, &str)> {
         at = start + len;
         Some((start, &text[start..start + len]))
     })
+}
+
+/// `text` with its control characters but line breaks (`\n`, `\r`) and tabs written as escapes
+/// (`\u{1b}`): a quoted word may hold one, and an escape must not reach a terminal.
+fn escape_controls(text: String) -> String {
+    let escaped = |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t');
+    if !text.contains(escaped) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escaped(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One `*` per character of `text`.
@@ -315,5 +333,7 @@ mod tests {
         assert_eq!(out.chars().count(), MAX_TEXT + 1);
         // An unclosed quotation is plain text.
         assert_eq!(m.text("a ` b \" c"), "a ` b \" c");
+        // Control characters reach no terminal.
+        assert_eq!(m.text("unexpected `a\u{9b}2J`"), "unexpected `a\\u{9b}2J`");
     }
 }

@@ -852,6 +852,34 @@ mod tests {
     }
 
     #[test]
+    fn no_control_character_of_the_source_reaches_the_output() {
+        // A NUL, an escape sequence, an 8-bit CSI (in a word) and a DEL.
+        let src = "id = \0x \x1b[2J a\u{9b}31m \x7f }\n";
+        let at = |s: &str| src.find(s).expect("in the source");
+        let diags = [
+            Diagnostic::error(Code::InvalidToken, Span::new(at("\0"), at("\0") + 1), "bad"),
+            Diagnostic::error(
+                Code::UnexpectedToken,
+                Span::new(at("a\u{9b}"), at("31m") + 3),
+                "unexpected `a\u{9b}31m`",
+            ),
+        ];
+        for out in [
+            human(&diags, "a.cfg", src, false),
+            short(&diags, "a.cfg", src),
+            json(&diags, "a.cfg", src),
+        ] {
+            assert!(
+                !out.contains(|c: char| c.is_control() && c != '\n'),
+                "{out:?}"
+            );
+        }
+        let out = human(&diags, "a.cfg", src, false);
+        assert!(out.contains("id = ?x ?[2J a??31m ? }"), "{out}");
+        assert!(out.contains("unexpected `a\\u{9b}31m`"), "{out}");
+    }
+
+    #[test]
     fn secrets_are_masked_in_the_source_and_every_text() {
         let src = "id = tcprelay {\n  tls passphrse = S3cr3t-Pa55 \"more\"\n}\n";
         let at = src.find("S3cr3t").expect("secret");
