@@ -399,3 +399,39 @@ fn what_is_not_a_regular_file_is_refused_at_once_by_every_command() {
     }
     assert!(!d.path().join("out.plan").exists());
 }
+
+/// Standard input is capped like a file: one byte over 64 MiB is refused naming the
+/// limit (exit 2), after reading at most that byte more.
+#[test]
+fn standard_input_over_the_limit_is_refused_naming_it() {
+    use std::io::Write;
+    let d = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(harness::bin("tcprelay-cc"))
+        .args(["check", "--format", "short", "-"])
+        .current_dir(d.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcprelay-cc starts");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    // A comment one byte longer than the limit: it would check (and fail with exit 1,
+    // no sections) if it were read whole.
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'#'; 1 << 20];
+        for _ in 0..64 {
+            if pipe.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+        // The child may have stopped reading: that is the point.
+        let _ = pipe.write_all(b"#");
+    });
+    let out = child.wait_with_output().expect("tcprelay-cc runs");
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "tcprelay-cc: cannot read <stdin>: it is larger than 64 MiB, the limit for a configuration\n"
+    );
+}
