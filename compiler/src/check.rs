@@ -27,6 +27,7 @@ pub use model::{
 };
 
 use crate::ast::{self, Item, Key, Role, Section, Sp, Span, Value};
+use crate::diag::lines::{ceil_char_boundary, floor_char_boundary};
 use crate::diag::{self, Code, Diagnostic};
 use crate::suggest;
 use crate::Selection;
@@ -317,16 +318,35 @@ fn setenv_ok(name: &Sp<Value>, value: &Sp<Value>, cx: &mut Cx<'_>) -> bool {
     true
 }
 
-/// `src` with the text under `spans` replaced by `*`, byte for byte, so that every
-/// other span still points at the same text.
+/// `src` with the text under `spans` masked: every character but line breaks
+/// becomes `*`, as many as it has bytes, so that every other span still points at
+/// the same text and every line keeps its number. Spans may overlap, come
+/// in any order and reach past the end; ends inside a character are widened to it.
 pub fn redact(src: &str, spans: &[Span]) -> String {
-    let mut out = src.to_string();
-    for span in spans {
-        let Some(text) = src.get(span.range()) else {
+    let mut ranges: Vec<(usize, usize)> = spans
+        .iter()
+        .map(|s| (s.start.min(src.len()), s.end.min(src.len())))
+        .filter(|(start, end)| start < end)
+        .collect();
+    ranges.sort_unstable();
+    let mut out = String::with_capacity(src.len());
+    let mut done = 0;
+    for (start, end) in ranges {
+        let start = floor_char_boundary(src, start.max(done));
+        if start >= end {
             continue;
-        };
-        let stars = "*".repeat(text.len());
-        out.replace_range(span.range(), &stars);
+        }
+        out.push_str(&src[done..start]);
+        let end = ceil_char_boundary(src, end);
+        for c in src[start..end].chars() {
+            if matches!(c, '\n' | '\r') {
+                out.push(c);
+            } else {
+                out.extend(std::iter::repeat_n('*', c.len_utf8()));
+            }
+        }
+        done = end;
     }
+    out.push_str(&src[done..]);
     out
 }

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::{check, diag, diagram, explain, lexer, source, Selection};
+use crate::{diag, diagram, explain, source, Selection};
 
 #[cfg(test)]
 mod reference;
@@ -143,8 +143,8 @@ fn run_check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
         tcprelay_id: input.child_id.clone(),
     };
     let (plan, diags) = crate::compile(&src.text, &src.name, &selection);
-    // Renderers quote source lines: blank out passphrases first.
-    let shown = check::redact(&src.text, &lexer::secret_spans(&src.text));
+    // The renderers mask secrets and print at most `MAX_SHOWN` diagnostics.
+    let shown = src.text.as_str();
     let text = match input.format {
         Format::Human => {
             let tty = if output.is_some() {
@@ -157,10 +157,10 @@ fn run_check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
                 Color::Never => false,
                 Color::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
             };
-            diag::render::human(&diags, &src.name, &shown, color)
+            diag::render::human(&diags, &src.name, shown, color)
         }
-        Format::Short => diag::render::short(&diags, &src.name, &shown),
-        Format::Json => diag::render::json(&diags, &src.name, &shown),
+        Format::Short => diag::render::short(&diags, &src.name, shown),
+        Format::Json => diag::render::json(&diags, &src.name, shown),
     };
     // `check` prints its findings as its output; `compile` reports them on stderr.
     let written = if output.is_some() {
@@ -204,9 +204,10 @@ fn draw(output: Option<&std::path::Path>) -> ExitCode {
 }
 
 fn explain_plan(path: &std::path::Path) -> ExitCode {
-    let bytes = match std::fs::read(path) {
+    // A regular file of at most `MAX_PLAN_SIZE` bytes: not /dev/zero, not a FIFO.
+    let bytes = match tcprelay_plan::read_plan(path) {
         Ok(b) => b,
-        Err(e) => return fail(EXIT_USAGE, format!("cannot read {}: {e}", path.display())),
+        Err(e) => return fail(EXIT_USAGE, e),
     };
     match explain::explain(&bytes) {
         Ok(text) => {

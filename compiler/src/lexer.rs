@@ -14,6 +14,7 @@ use crate::ast::Span;
 use crate::diag::{Code, Diagnostic};
 use logos::Logos;
 use std::fmt;
+use std::ops::Range;
 
 /// Why a piece of text is not a token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -181,6 +182,8 @@ pub fn lex(src: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
     let mut tokens = Vec::with_capacity(src.len() / 6);
     let mut diags = Vec::new();
     let mut lexer = Tok::lexer(src);
+    // The first and the last of the bad characters not reported yet.
+    let mut run: Option<(Range<usize>, Range<usize>)> = None;
     while let Some(result) = lexer.next() {
         let span = lexer.span();
         match result {
@@ -196,48 +199,231 @@ pub fn lex(src: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
                 );
             }
             Err(LexError::InvalidToken) => {
-                let text = &src[span.clone()];
-                diags.push(
-                    Diagnostic::error(
-                        Code::InvalidToken,
-                        Span::new(span.start, span.end),
-                        format!("unexpected character {text:?}"),
-                    )
-                    .with_label("not part of any token")
-                    .with_help("control characters are only allowed inside quoted strings"),
-                );
+                // A run of bad characters with only white space between them is one
+                // finding, not one per character: a megabyte of NUL bytes is one
+                // diagnostic, not a million.
+                if let Some((first, last)) = run.as_mut() {
+                    let between = &src[last.end..span.start];
+                    if between.bytes().all(|b| b" \t\r\n\x0c".contains(&b)) {
+                        *last = span;
+                        continue;
+                    }
+                    diags.push(invalid(src, first.clone(), last.clone()));
+                }
+                run = Some((span.clone(), span));
             }
         }
     }
+    if let Some((first, last)) = run {
+        diags.push(invalid(src, first, last));
+    }
+    diags.sort_by_key(|d| d.span.start);
     (tokens, diags)
 }
 
-/// The spans of every passphrase value in `src` (`tls passphrase = X`, `ssl
-/// passphrase = X`), found from the tokens alone so that it works on files that do
-/// not parse. A renderer that quotes source lines blanks these out first
-/// ([`crate::check::redact`]); where the value is missing or broken (an unterminated
-/// string), the rest of the line is covered.
+/// E0001 for the bad characters from `first` to `last` (runs of white space between).
+fn invalid(src: &str, first: Range<usize>, last: Range<usize>) -> Diagnostic {
+    let text = &src[first.clone()];
+    let count = src[first.start..last.end]
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n' | '\x0c'))
+        .count();
+    let message = if first == last {
+        format!("unexpected character {text:?}")
+    } else {
+        format!("{count} unexpected characters, the first {text:?}")
+    };
+    Diagnostic::error(
+        Code::InvalidToken,
+        Span::new(first.start, last.end),
+        message,
+    )
+    .with_label("not part of any token")
+    .with_help("control characters are only allowed inside quoted strings")
+}
+
+/// The places of `src` that may hold a secret, for the renderers to mask
+/// ([`crate::check::redact`], [`crate::diag::mask`]). Found from the text alone, so
+/// that it works on files that do not parse, and generous by design: a secret shown in
+/// a diagnostic cannot be taken back, a few masked characters can.
+///
+/// A *secret key* is a word that [`is_secret_key`] accepts (`passphrase` and its
+/// misspellings, `password`, `pwd`, `secret`, ...) or any word right after `tls` or
+/// `ssl` on its line that is not one of the keywords (`tls passwort`). Masked are:
+///
+/// - on every line that holds a secret key, everything after the first one (and
+///   after the `=` that follows it) up to the end of the line: the value, junk after
+///   it, a `}`. The line is read as plain text, so a key inside a string that an
+///   unclosed quote on an earlier line runs on into, or inside a comment, counts too;
+/// - the value after the key in full, even when it is a quoted string over several
+///   lines;
+/// - when the key's line ends before its value (`tls passphrase =` with the value on
+///   the next line, or the `=` forgotten), the next token and the rest of its line.
 pub fn secret_spans(src: &str) -> Vec<Span> {
-    let (tokens, _) = lex(src);
     let mut out = Vec::new();
-    for (i, (_, tok, _)) in tokens.iter().enumerate() {
-        if *tok != Tok::Passphrase {
-            continue;
-        }
-        let Some((_, Tok::Equals, eq_end)) = tokens.get(i + 1) else {
+    let mut line_start = 0;
+    for line in src.split_inclusive('\n') {
+        let Some((key_end, from)) = secret_key_in_line(line) else {
+            line_start += line.len();
             continue;
         };
-        let line_end = src[*eq_end..].find('\n').map_or(src.len(), |n| eq_end + n);
-        match tokens.get(i + 2) {
-            Some((l, value, r))
-                if *l <= line_end && !matches!(value, Tok::Equals | Tok::LBrace | Tok::RBrace) =>
-            {
-                out.push(Span::new(*l, *r));
-            }
-            _ => out.push(Span::new(*eq_end, line_end)),
+        let body = line.trim_end_matches(['\n', '\r']);
+        let line_end = line_start + body.len();
+        if from < body.len() {
+            out.push(Span::new(line_start + from, line_end));
         }
+        // A key in a comment (`# the TLS passphrase:`) has no value after it.
+        let in_comment = comment_start(line).is_some_and(|c| c < key_end);
+        if let Some(value) =
+            value_after(src, line_start + key_end, line_end).filter(|_| !in_comment)
+        {
+            out.push(value);
+        }
+        line_start += line.len();
     }
     out
+}
+
+/// Whether byte `offset` of `src` is in a comment, by the rule of [`secret_spans`]
+/// (a `#` where a token could start, earlier on the line).
+pub fn in_comment(src: &str, offset: usize) -> bool {
+    let offset = offset.min(src.len());
+    let start = src.as_bytes()[..offset]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    src.get(start..offset).and_then(comment_start).is_some()
+}
+
+/// Where a comment starts on `line`: a `#` where a token could start (at the start
+/// of the line, or after white space, `=`, a brace or a quote).
+fn comment_start(line: &str) -> Option<usize> {
+    line.match_indices('#').map(|(i, _)| i).find(|&i| {
+        line[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || matches!(c, '=' | '{' | '}' | '"'))
+    })
+}
+
+/// The value of the key that ends at `key_end`, when it reaches past `line_end`: a
+/// string that goes on over more lines, or a value on a later line (then with the
+/// rest of its line, whatever the value starts with: `{S3cr3t}` is a secret too).
+fn value_after(src: &str, key_end: usize, line_end: usize) -> Option<Span> {
+    let mut tokens = Tok::lexer(&src[key_end..]).spanned();
+    let (mut tok, mut span) = tokens.next()?;
+    if tok == Ok(Tok::Equals) {
+        (tok, span) = tokens.next()?;
+    }
+    let (l, r) = (key_end + span.start, key_end + span.end);
+    let end = match tok {
+        // The end of the block: there is no value.
+        Ok(Tok::RBrace) => return None,
+        // An unclosed string runs to the end of the file: its own line is masked,
+        // the lines after it are the rest of the configuration.
+        Err(LexError::UnterminatedString) => line_end_at(src, l),
+        Ok(_) | Err(LexError::InvalidToken) => r.max(line_end_at(src, l)),
+    };
+    (l > line_end || end > line_end).then(|| Span::new(l, end))
+}
+
+/// The byte offset of the end of the line `at` is on: its `\n` (or `\r\n`), or the
+/// end of `src`.
+fn line_end_at(src: &str, at: usize) -> usize {
+    let at = at.min(src.len());
+    let end = src.as_bytes()[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(src.len(), |n| at + n);
+    if end > at && src.as_bytes()[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    }
+}
+
+/// Where the first secret key of `line` ends, and where the masking of the line
+/// starts: after the key and the blanks and the `=` that follow it. The line is split into
+/// words as the lexer would (at white space, `=`, braces, quotes and `#`) whether or
+/// not the text is inside a string or a comment, so that a key is found where an
+/// unclosed quote on an earlier line has made the rest of the file a string.
+fn secret_key_in_line(line: &str) -> Option<(usize, usize)> {
+    // Bytes, not characters: every separator is ASCII, and this runs over every line
+    // of every file that has a diagnostic.
+    let bytes = line.as_bytes();
+    let is_separator = |b: u8| {
+        matches!(
+            b,
+            b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'=' | b'{' | b'}' | b'"' | b'#'
+        )
+    };
+    let blank = |b: u8| b == b' ' || b == b'\t';
+    // Whether the word before was `tls` or `ssl`, with only blanks since.
+    let mut after_tls = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        if is_separator(bytes[i]) {
+            after_tls &= blank(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !is_separator(bytes[i]) {
+            i += 1;
+        }
+        let word = &line[start..i];
+        if (after_tls && Tok::KEYWORDS.iter().all(|(k, _)| *k != word)) || is_secret_key(word) {
+            let mut from = i;
+            while from < bytes.len() && blank(bytes[from]) {
+                from += 1;
+            }
+            if bytes.get(from) == Some(&b'=') {
+                from += 1;
+                while from < bytes.len() && blank(bytes[from]) {
+                    from += 1;
+                }
+            }
+            return Some((i, from));
+        }
+        after_tls = word == "tls" || word == "ssl";
+    }
+    None
+}
+
+/// Whether `word` looks like the key of a secret. Each alphanumeric part of it is
+/// compared without regard to ASCII case: one that starts with `pass` or `pw`, or
+/// holds `phrase` or `secret`, or starts with `p` and is at most two edits from
+/// `passphrase` or `password` (`pasphrase`, `passphrse`, `pasword`), makes the word a
+/// secret key.
+pub fn is_secret_key(word: &str) -> bool {
+    // Non-ASCII bytes count as letters: no key to compare with has any.
+    word.as_bytes()
+        .split(|b| b.is_ascii() && !b.is_ascii_alphanumeric())
+        .any(|part| {
+            let starts =
+                |p: &[u8]| part.len() >= p.len() && part[..p.len()].eq_ignore_ascii_case(p);
+            let holds = |p: &[u8]| {
+                part.len() >= p.len() && part.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p))
+            };
+            starts(b"pass")
+                || starts(b"pw")
+                || holds(b"phrase")
+                || holds(b"secret")
+                || near_a_secret_key(part)
+        })
+}
+
+/// Whether `part` is at most two edits from `passphrase` or `password`. Most words
+/// are turned away before the edit distance is computed: two edits from a word of
+/// eight or ten letters leave six to twelve, and a typo seldom changes the first.
+fn near_a_secret_key(part: &[u8]) -> bool {
+    if !(6..=12).contains(&part.len()) || !part[0].eq_ignore_ascii_case(&b'p') {
+        return false;
+    }
+    let part = String::from_utf8_lossy(part).to_lowercase();
+    ["passphrase", "password"]
+        .iter()
+        .any(|key| crate::suggest::distance(&part, key) <= 2)
 }
 
 #[cfg(test)]
@@ -308,11 +494,135 @@ mod tests {
         assert_eq!(d[0].span, Span::new(5, 6));
     }
 
+    fn secrets(src: &str) -> Vec<&str> {
+        secret_spans(src).iter().map(|s| &src[s.range()]).collect()
+    }
+
     #[test]
     fn passphrases_are_found_even_in_broken_files() {
         let src = "tls passphrase = s3cret }\nssl passphrase = \"open sesame\"\ntls passphrase = \"never closed\n}";
-        let spans: Vec<&str> = secret_spans(src).iter().map(|s| &src[s.range()]).collect();
-        assert_eq!(spans, vec!["s3cret", "\"open sesame\"", " \"never closed"]);
+        assert_eq!(
+            secrets(src),
+            vec!["s3cret }", "\"open sesame\"", "\"never closed"]
+        );
+    }
+
+    #[test]
+    fn misspelt_and_unknown_secret_keys_mask_the_rest_of_their_line() {
+        for (src, masked) in [
+            ("tls passphrse = s3cret\n", "s3cret"),
+            (
+                "  ssl pasphrase = \"s3 cret\" junk }\n",
+                "\"s3 cret\" junk }",
+            ),
+            ("tls passwort s3cret", "s3cret"),
+            (
+                "tls frase = s3cret # the passphrase\n",
+                "s3cret # the passphrase",
+            ),
+            ("TLS PASSPHRASE=s3cret\r\n", "s3cret"),
+            (
+                "listen = { port = 1 tls passphrase = s3cret }\n",
+                "s3cret }",
+            ),
+            ("setenv DB_PASSWORD = s3cret\n", "s3cret"),
+            ("# old: tls passphrase = s3cret\n", "s3cret"),
+        ] {
+            assert_eq!(secrets(src), vec![masked], "{src:?}");
+        }
+        // A key with nothing after it, and `tls = yes`, mask nothing; nor does a key
+        // in a comment above a directive.
+        for src in [
+            "tls passphrase\n}\n",
+            "listen = { port = 1 tls = yes }",
+            "tls cert-file = /a.pem",
+            "# The TLS passphrase:\ntls cert-file = /a.pem\n",
+        ] {
+            assert!(secrets(src).is_empty(), "{src:?}: {:?}", secrets(src));
+        }
+    }
+
+    #[test]
+    fn a_key_inside_a_string_left_open_on_an_earlier_line_counts() {
+        let src = "tls cert-file = \"/etc/a.pem\n  tls passphrase = \"s3cret\"\n}\n";
+        assert_eq!(secrets(src), vec!["\"s3cret\""]);
+    }
+
+    #[test]
+    fn a_value_on_the_next_line_or_over_several_lines_is_masked() {
+        let src = "tls passphrase =\n  s3cret junk\n}";
+        assert_eq!(secrets(src), vec!["s3cret junk"]);
+        let src = "tls passphrase\ns3cret\n}";
+        assert_eq!(secrets(src), vec!["s3cret"]);
+        let src = "tls passphrase = \"first\nsecond\" x\n}";
+        assert_eq!(secrets(src), vec!["\"first", "\"first\nsecond\""]);
+        // An unclosed string as the value on the next line: that line only.
+        let src = "tls passphrase =\n\"s3cret\n}\n";
+        assert_eq!(secrets(src), vec!["\"s3cret"]);
+    }
+
+    #[test]
+    fn secret_keys_by_resemblance() {
+        for key in [
+            "passphrase",
+            "passphrse",
+            "pasphrase",
+            "Passphase",
+            "paspharse",
+            "password",
+            "pasword",
+            "passwd",
+            "pwd",
+            "pw",
+            "pass-phrase",
+            "DB_PASSWORD",
+            "secret",
+            "client_secret",
+            "phrase",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for word in [
+            "port",
+            "address",
+            "spawnd",
+            "tcprelay",
+            "cert-file",
+            "keyfile",
+            "protocol",
+            "bypass.pem",
+            "permit",
+            "",
+            "=",
+        ] {
+            assert!(!is_secret_key(word), "{word}");
+        }
+    }
+
+    #[test]
+    fn a_long_word_of_wide_characters_does_not_overflow_the_stack() {
+        // A test thread has 2 MiB of stack; the lexer's default code generation took a
+        // frame per character of a word of two-byte characters (without the tail
+        // calls an optimized build may make of them).
+        let src = format!("id = {} }}", "é".repeat(200_000));
+        let (tokens, diags) = lex(&src);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(tokens.len(), 4);
+        assert_eq!(tokens[2].2 - tokens[2].0, 400_000);
+    }
+
+    #[test]
+    fn runs_of_bad_characters_are_one_finding() {
+        let src = format!("port {} = 1 \u{1}", "\0 \0\n\0".repeat(1000));
+        let (tokens, diags) = lex(&src);
+        assert_eq!(tokens.len(), 3);
+        assert_eq!(diags.len(), 2, "{diags:#?}");
+        assert_eq!(
+            diags[0].message,
+            "3000 unexpected characters, the first \"\\0\""
+        );
+        assert_eq!(&src[diags[0].span.range()], "\0 \0\n\0".repeat(1000));
+        assert_eq!(diags[1].message, "unexpected character \"\\u{1}\"");
     }
 
     #[test]

@@ -90,7 +90,8 @@ pub fn compile(src: &str, source: &str, selection: &Selection) -> (Option<Plan>,
     });
     let model = match &file {
         Some(file) if !broken => {
-            let syntax_errors: Vec<ast::Span> = diags.iter().map(|d| d.span).collect();
+            let mut syntax_errors: Vec<ast::Span> = diags.iter().map(|d| d.span).collect();
+            syntax_errors.sort_unstable();
             let mut found = Vec::new();
             let model = check(file, selection, &mut found);
             drop_cascades(file, &syntax_errors, &mut found);
@@ -121,23 +122,45 @@ pub fn compile(src: &str, source: &str, selection: &Selection) -> (Option<Plan>,
 
 /// Drops "missing address/port" findings for blocks that had a syntax error inside:
 /// the directive was most likely there, misspelled, and is reported already.
+/// `syntax_errors` are in reading order. Linear in the directives and findings, so
+/// that a file of 10,000 broken blocks checks as fast as a clean one.
 fn drop_cascades(file: &ast::File, syntax_errors: &[ast::Span], found: &mut Vec<Diagnostic>) {
     if syntax_errors.is_empty() {
         return;
     }
-    fn damaged(body: &[ast::Sp<ast::Directive>], key: ast::Span, errors: &[ast::Span]) -> bool {
-        body.iter().any(|d| {
-            let inside = |e: &ast::Span| d.span.start <= e.start && e.end <= d.span.end;
-            (d.node.key.span == key && errors.iter().any(inside))
-                || matches!(&d.node.body, ast::Body::Block(items) if damaged(items, key, errors))
-        })
+    // Whether a syntax error lies inside `span`: the errors that start in it are
+    // looked at in order, and the first one usually ends in it too.
+    let has_error = |span: ast::Span| {
+        let first = syntax_errors.partition_point(|e| e.start < span.start);
+        syntax_errors[first..]
+            .iter()
+            .take_while(|e| e.start <= span.end)
+            .any(|e| e.end <= span.end)
+    };
+    // The keys of the directives, at any depth, with a syntax error inside.
+    fn collect(
+        body: &[ast::Sp<ast::Directive>],
+        has_error: &dyn Fn(ast::Span) -> bool,
+        keys: &mut std::collections::HashSet<ast::Span>,
+    ) {
+        for d in body {
+            if has_error(d.span) {
+                keys.insert(d.node.key.span);
+            }
+            if let ast::Body::Block(items) = &d.node.body {
+                collect(items, has_error, keys);
+            }
+        }
+    }
+    let mut damaged = std::collections::HashSet::new();
+    for item in &file.items {
+        if let ast::Item::Section(s) = &item.node {
+            collect(&s.body, &has_error, &mut damaged);
+        }
     }
     found.retain(|d| {
         !matches!(d.code, diag::Code::MissingAddress | diag::Code::MissingPort)
-            || !file.items.iter().any(|item| match &item.node {
-                ast::Item::Section(s) => damaged(&s.body, d.span, syntax_errors),
-                _ => false,
-            })
+            || !damaged.contains(&d.span)
     });
 }
 

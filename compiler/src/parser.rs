@@ -80,7 +80,9 @@ fn prune_bare_addresses(file: &mut File, spans: &[Span]) {
     if spans.is_empty() {
         return;
     }
-    fn prune(items: &mut Vec<Sp<Directive>>, spans: &[Span]) {
+    // A set, not a list: a file may have thousands of misspelled keys.
+    let spans: std::collections::HashSet<Span> = spans.iter().copied().collect();
+    fn prune(items: &mut Vec<Sp<Directive>>, spans: &std::collections::HashSet<Span>) {
         items.retain(|d| !(d.node.key.node == Key::BareAddress && spans.contains(&d.span)));
         for d in items.iter_mut() {
             if let Body::Block(inner) = &mut d.node.body {
@@ -90,7 +92,7 @@ fn prune_bare_addresses(file: &mut File, spans: &[Span]) {
     }
     for item in &mut file.items {
         if let Item::Section(section) = &mut item.node {
-            prune(&mut section.body, spans);
+            prune(&mut section.body, &spans);
         }
     }
 }

@@ -2,16 +2,20 @@
 //! `http://`, `https://`), as the original allowed with curl.
 //!
 //! This is the one place where the compiler touches the file system or the network for
-//! the configuration, so the limits live here: HTTP(S) with certificate verification
-//! against the system's roots, a connect timeout and an overall timeout, at most
-//! [`MAX_REDIRECTS`] redirects and never one that changes the scheme, at most
-//! [`MAX_BODY`] bytes, and UTF-8 text in every case. Every error is one line that names
-//! the path or URL.
+//! the configuration, so the limits live here: a path or `file:` URL must name a
+//! regular file (opened without blocking, so a FIFO cannot hang the compiler, then
+//! checked: `/dev/zero`, a FIFO or a directory is refused), and no source is read past
+//! [`MAX_SIZE`] bytes; HTTP(S) with certificate verification against the system's
+//! roots, a connect timeout and an overall timeout, a response header of at most
+//! [`MAX_HEADER`] bytes, at most [`MAX_REDIRECTS`] redirects and never one that changes
+//! the scheme; and UTF-8 text in every case. Every error is one line that names the
+//! path or URL and says what happened in an operator's words.
 
 use std::fmt;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tcprelay_plan::{read_regular, Refused};
 
 use ureq::http::header::LOCATION;
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
@@ -19,12 +23,29 @@ use ureq::{Agent, Proxy};
 
 /// How many redirects are followed before giving up.
 pub const MAX_REDIRECTS: usize = 5;
-/// The largest configuration accepted over HTTP(S), in bytes.
-pub const MAX_BODY: u64 = 16 * 1024 * 1024;
+/// The largest configuration accepted, from a file, standard input or a URL, in bytes:
+/// room for a configuration of a million lines (some 30 MB), not for a runaway file.
+pub const MAX_SIZE: u64 = 64 * 1024 * 1024;
+/// The largest response header accepted from an HTTP(S) server, in bytes.
+pub const MAX_HEADER: usize = 64 * 1024;
 /// How long connecting to an HTTP(S) server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long fetching a URL may take in all, redirects included.
 const OVERALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The limits of one load; [`LIMITS`] but in tests, which cannot wait 30 s.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    size: u64,
+    connect: Duration,
+    overall: Duration,
+}
+
+const LIMITS: Limits = Limits {
+    size: MAX_SIZE,
+    connect: CONNECT_TIMEOUT,
+    overall: OVERALL_TIMEOUT,
+};
 
 /// A configuration's text and the name to show in diagnostics.
 #[derive(Debug, Clone)]
@@ -66,10 +87,24 @@ pub enum SourceError {
         status: u16,
         reason: String,
     },
-    /// The body is larger than [`MAX_BODY`].
-    TooLarge { url: String },
-    /// The whole fetch took longer than the overall timeout.
-    TimedOut { url: String },
+    /// A path that names something other than a regular file: `kind` says what.
+    NotRegular { name: String, kind: &'static str },
+    /// A file or standard input larger than `limit` bytes.
+    FileTooLarge { name: String, limit: u64 },
+    /// The body is larger than `limit` bytes.
+    TooLarge { url: String, limit: u64 },
+    /// The response header is larger than `limit` bytes.
+    HeaderTooLarge { url: String, limit: usize },
+    /// The response header has more fields than ureq accepts.
+    HeaderTooMany { url: String },
+    /// The server answered with something that is not HTTP.
+    NotHttp { url: String, reason: String },
+    /// No answer (`answered` false) or no whole body within the overall timeout.
+    TimedOut {
+        url: String,
+        after: Duration,
+        answered: bool,
+    },
 }
 
 impl fmt::Display for SourceError {
@@ -124,17 +159,74 @@ impl fmt::Display for SourceError {
                 f,
                 "cannot follow the redirect ({status}) from {url}: {reason}"
             ),
-            SourceError::TooLarge { url } => write!(
+            SourceError::NotRegular { name, kind } => {
+                write!(f, "cannot read {name}: it is {kind}, not a regular file")?;
+                if *kind == "a FIFO" {
+                    f.write_str(" (to read from a pipe, give `-` and feed it to standard input)")?;
+                }
+                Ok(())
+            }
+            SourceError::FileTooLarge { name, limit } => write!(
                 f,
-                "cannot fetch {url}: the configuration is larger than {} MiB",
-                MAX_BODY / (1024 * 1024)
+                "cannot read {name}: it is larger than {}, the limit for a configuration",
+                size(*limit)
             ),
-            SourceError::TimedOut { url } => write!(
+            SourceError::TooLarge { url, limit } => write!(
                 f,
-                "cannot fetch {url}: timed out after {} s",
-                OVERALL_TIMEOUT.as_secs()
+                "cannot fetch {url}: the configuration is larger than {}, the limit",
+                size(*limit)
+            ),
+            SourceError::HeaderTooLarge { url, limit } => write!(
+                f,
+                "cannot fetch {url}: the response header is larger than {}, the limit",
+                size(*limit as u64)
+            ),
+            SourceError::HeaderTooMany { url } => write!(
+                f,
+                "cannot fetch {url}: the response header has too many fields"
+            ),
+            SourceError::NotHttp { url, reason } => write!(
+                f,
+                "cannot fetch {url}: the server's answer is not HTTP ({reason})"
+            ),
+            SourceError::TimedOut {
+                url,
+                after,
+                answered: false,
+            } => write!(
+                f,
+                "cannot fetch {url}: no answer within {}",
+                seconds(*after)
+            ),
+            SourceError::TimedOut {
+                url,
+                after,
+                answered: true,
+            } => write!(
+                f,
+                "cannot fetch {url}: the server answered but did not send the whole \
+                 configuration within {}",
+                seconds(*after)
             ),
         }
+    }
+}
+
+/// `64 MiB`, `64 KiB`, `100 bytes`.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1024 * 1024 && b % (1024 * 1024) == 0 => format!("{} MiB", b / (1024 * 1024)),
+        b if b >= 1024 && b % 1024 == 0 => format!("{} KiB", b / 1024),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// `30 s`, `0.2 s`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} s", d.as_secs_f64())
     }
 }
 
@@ -151,21 +243,19 @@ impl std::error::Error for SourceError {
 /// Loads the configuration named by `spec`: `-` for standard input, a `file:`, `http://`
 /// or `https://` URL, or else a path.
 pub fn load(spec: &str) -> Result<Source, SourceError> {
+    load_with(spec, &LIMITS)
+}
+
+fn load_with(spec: &str, limits: &Limits) -> Result<Source, SourceError> {
     let bytes = match classify(spec) {
         Spec::Stdin => {
-            let mut bytes = Vec::new();
-            io::stdin()
-                .lock()
-                .read_to_end(&mut bytes)
-                .map_err(|source| SourceError::Read {
-                    name: "<stdin>".to_string(),
-                    source,
-                })?;
-            return text("<stdin>", bytes);
+            let name = "<stdin>";
+            let bytes = read_capped(io::stdin().lock(), name, limits.size)?;
+            return text(name, bytes);
         }
-        Spec::Path => read_file(spec, PathBuf::from(spec))?,
-        Spec::FileUrl => read_file(spec, file_url_path(spec)?)?,
-        Spec::Http => fetch(&agent(Proxy::try_from_env()), spec)?,
+        Spec::Path => read_file(spec, PathBuf::from(spec), limits.size)?,
+        Spec::FileUrl => read_file(spec, file_url_path(spec)?, limits.size)?,
+        Spec::Http => fetch(&agent(Proxy::try_from_env(), limits), spec, limits)?,
         Spec::Unsupported(scheme) => {
             return Err(SourceError::UnsupportedScheme {
                 scheme: scheme.to_string(),
@@ -210,11 +300,43 @@ fn url_scheme(s: &str) -> Option<&str> {
     valid.then_some(scheme)
 }
 
-fn read_file(name: &str, path: PathBuf) -> Result<Vec<u8>, SourceError> {
-    std::fs::read(path).map_err(|source| SourceError::Read {
-        name: name.to_string(),
-        source,
+/// Reads the configuration file at `path` (named `name` in errors), at most `limit`
+/// bytes, with [`read_regular`] (shared with the runtime, in the plan crate).
+fn read_file(name: &str, path: PathBuf, limit: u64) -> Result<Vec<u8>, SourceError> {
+    read_regular(&path, limit).map_err(|refused| match refused {
+        Refused::Io(source) => SourceError::Read {
+            name: name.to_string(),
+            source,
+        },
+        Refused::NotRegular(kind) => SourceError::NotRegular {
+            name: name.to_string(),
+            kind,
+        },
+        Refused::TooLarge => SourceError::FileTooLarge {
+            name: name.to_string(),
+            limit,
+        },
     })
+}
+
+/// Reads `input` to its end, refusing it once it passes `limit` bytes (at most
+/// `limit + 1` bytes are read).
+fn read_capped(input: impl Read, name: &str, limit: u64) -> Result<Vec<u8>, SourceError> {
+    let mut bytes = Vec::new();
+    input
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|source| SourceError::Read {
+            name: name.to_string(),
+            source,
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(SourceError::FileTooLarge {
+            name: name.to_string(),
+            limit,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Checks that `bytes` are UTF-8 and makes the [`Source`]. A leading byte-order mark is
@@ -310,8 +432,9 @@ fn path_from_bytes(bytes: Vec<u8>) -> Result<PathBuf, String> {
 }
 
 /// The HTTP client: native-tls (OpenSSL) with the platform's root certificates and
-/// verification on, the timeouts above, and no automatic redirects (see [`fetch`]).
-fn agent(proxy: Option<Proxy>) -> Agent {
+/// verification on, the timeouts of `limits`, a response header of at most
+/// [`MAX_HEADER`] bytes, and no automatic redirects (see [`fetch`]).
+fn agent(proxy: Option<Proxy>, limits: &Limits) -> Agent {
     let tls = TlsConfig::builder()
         .provider(TlsProvider::NativeTls)
         .root_certs(RootCerts::PlatformVerifier)
@@ -319,8 +442,9 @@ fn agent(proxy: Option<Proxy>) -> Agent {
     Agent::config_builder()
         .tls_config(tls)
         .proxy(proxy)
-        .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_global(Some(OVERALL_TIMEOUT))
+        .timeout_connect(Some(limits.connect))
+        .timeout_global(Some(limits.overall))
+        .max_response_header_size(MAX_HEADER)
         .max_redirects(0)
         .http_status_as_error(false)
         .user_agent(concat!("tcprelay-cc/", env!("CARGO_PKG_VERSION")))
@@ -329,9 +453,9 @@ fn agent(proxy: Option<Proxy>) -> Agent {
 }
 
 /// GETs `url`, following up to [`MAX_REDIRECTS`] redirects that keep the scheme, within
-/// the overall timeout, and returns the body.
-fn fetch(agent: &Agent, url: &str) -> Result<Vec<u8>, SourceError> {
-    let deadline = Instant::now() + OVERALL_TIMEOUT;
+/// the overall timeout of `limits`, and returns the body (at most `limits.size` bytes).
+fn fetch(agent: &Agent, url: &str, limits: &Limits) -> Result<Vec<u8>, SourceError> {
+    let deadline = Instant::now() + limits.overall;
     let mut current = without_fragment(url).to_string();
     let scheme = url_scheme(url).unwrap_or_default().to_ascii_lowercase();
     // The http crate only knows lower-case schemes.
@@ -339,27 +463,21 @@ fn fetch(agent: &Agent, url: &str) -> Result<Vec<u8>, SourceError> {
     let mut redirects = 0;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(SourceError::TimedOut {
-                url: url.to_string(),
-            });
-        }
-        let fetch_error = |source| match source {
-            ureq::Error::Timeout(ureq::Timeout::Global) => SourceError::TimedOut {
-                url: url.to_string(),
-            },
-            source => SourceError::Fetch {
-                url: current.clone(),
-                source,
-            },
+        let timed_out = |answered| SourceError::TimedOut {
+            url: url.to_string(),
+            after: limits.overall,
+            answered,
         };
+        if remaining.is_zero() {
+            return Err(timed_out(false));
+        }
         let mut response = agent
             .get(&current)
             .config()
             .timeout_global(Some(remaining))
             .build()
             .call()
-            .map_err(fetch_error)?;
+            .map_err(|e| fetch_error(e, &current, limits, false))?;
         let status = response.status().as_u16();
         if matches!(status, 301 | 302 | 303 | 307 | 308) {
             let bad = |reason: &str| SourceError::BadRedirect {
@@ -401,14 +519,65 @@ fn fetch(agent: &Agent, url: &str) -> Result<Vec<u8>, SourceError> {
         return response
             .body_mut()
             .with_config()
-            .limit(MAX_BODY)
+            .limit(limits.size)
             .read_to_vec()
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(_) => SourceError::TooLarge {
                     url: current.clone(),
+                    limit: limits.size,
                 },
-                e => fetch_error(e),
+                e => match fetch_error(e, &current, limits, true) {
+                    // The deadline is the whole fetch's: name the URL as given.
+                    SourceError::TimedOut { .. } => timed_out(true),
+                    other => other,
+                },
             });
+    }
+}
+
+/// The error for what ureq reported fetching `url`; `answered` when the response
+/// head had come. A timeout, a header over the limit and an answer that is not HTTP
+/// get their own message; the rest says what ureq says ([`fetch_reason`]).
+fn fetch_error(e: ureq::Error, url: &str, limits: &Limits, answered: bool) -> SourceError {
+    let timed_out = || SourceError::TimedOut {
+        url: url.to_string(),
+        after: limits.overall,
+        answered,
+    };
+    match e {
+        ureq::Error::Timeout(ureq::Timeout::Connect) => SourceError::Fetch {
+            url: url.to_string(),
+            source: e,
+        },
+        ureq::Error::Timeout(_) => timed_out(),
+        ureq::Error::Io(ref io) if io.kind() == io::ErrorKind::TimedOut => timed_out(),
+        ureq::Error::LargeResponseHeader(_, limit) => SourceError::HeaderTooLarge {
+            url: url.to_string(),
+            limit,
+        },
+        ureq::Error::Protocol(p) => {
+            // ureq's protocol errors are not public types: tell them by their text.
+            let text = one_line(&p.to_string());
+            let reason = if text.contains("too many headers") {
+                return SourceError::HeaderTooMany {
+                    url: url.to_string(),
+                };
+            } else if text.contains("invalid HTTP version")
+                || text.contains("invalid response status")
+            {
+                "it does not start with an HTTP status line".to_string()
+            } else {
+                text
+            };
+            SourceError::NotHttp {
+                url: url.to_string(),
+                reason,
+            }
+        }
+        source => SourceError::Fetch {
+            url: url.to_string(),
+            source,
+        },
     }
 }
 
@@ -513,9 +682,22 @@ mod tests {
     /// How long a test server waits for connections before it ends by itself.
     const SERVER_LIFETIME: Duration = Duration::from_secs(20);
 
-    /// A test client: like [`load`]'s, but never through a proxy from the environment.
-    fn test_agent() -> Agent {
-        agent(None)
+    /// The limits of the tests: a smaller size (the servers need not send 64 MiB) and
+    /// an overall timeout that a loaded machine does not reach.
+    const TEST_LIMITS: Limits = Limits {
+        size: 1024 * 1024,
+        connect: Duration::from_secs(5),
+        overall: Duration::from_secs(15),
+    };
+
+    /// Fetches `url` as [`load`] does, but never through a proxy from the environment,
+    /// and with `limits`.
+    fn get_with(url: &str, limits: &Limits) -> Result<Vec<u8>, SourceError> {
+        fetch(&agent(None, limits), url, limits)
+    }
+
+    fn get(url: &str) -> Result<Vec<u8>, SourceError> {
+        get_with(url, &TEST_LIMITS)
     }
 
     /// Accepts one connection on a non-blocking listener, or `None` once `deadline` passes.
@@ -615,7 +797,7 @@ mod tests {
             "/loop" => redirect("/loop"),
             "/no-location" => (302, Vec::new(), Vec::new()),
             "/latin1" => (200, Vec::new(), b"# caf\xe9\n".to_vec()),
-            "/huge" => (200, Vec::new(), vec![b'#'; MAX_BODY as usize + 1]),
+            "/huge" => (200, Vec::new(), vec![b'#'; TEST_LIMITS.size as usize + 1]),
             _ => (404, Vec::new(), b"not here".to_vec()),
         }
     }
@@ -624,7 +806,7 @@ mod tests {
     fn http_200_gives_the_body() {
         let (port, server) = serve(1, routes);
         let url = format!("http://127.0.0.1:{port}/relay.cfg");
-        let body = fetch(&test_agent(), &url).unwrap();
+        let body = get(&url).unwrap();
         assert_eq!(body, b"id = tcprelay { }\n");
         assert_eq!(server.join().unwrap(), ["/relay.cfg"]);
     }
@@ -633,7 +815,7 @@ mod tests {
     fn http_404_names_url_and_status() {
         let (port, server) = serve(1, routes);
         let url = format!("http://127.0.0.1:{port}/missing.cfg");
-        let err = fetch(&test_agent(), &url).unwrap_err();
+        let err = get(&url).unwrap_err();
         assert!(
             matches!(err, SourceError::Status { status: 404, .. }),
             "{err:?}"
@@ -647,7 +829,7 @@ mod tests {
     fn http_redirect_on_the_same_server_is_followed() {
         let (port, server) = serve(2, routes);
         let url = format!("http://127.0.0.1:{port}/moved");
-        assert_eq!(fetch(&test_agent(), &url).unwrap(), b"id = tcprelay { }\n");
+        assert_eq!(get(&url).unwrap(), b"id = tcprelay { }\n");
         assert_eq!(server.join().unwrap(), ["/moved", "/relay.cfg"]);
     }
 
@@ -655,7 +837,7 @@ mod tests {
     fn http_relative_redirect_is_resolved() {
         let (port, server) = serve(2, routes);
         let url = format!("http://127.0.0.1:{port}/dir/moved");
-        assert_eq!(fetch(&test_agent(), &url).unwrap(), b"id = tcprelay { }\n");
+        assert_eq!(get(&url).unwrap(), b"id = tcprelay { }\n");
         assert_eq!(server.join().unwrap(), ["/dir/moved", "/relay.cfg"]);
     }
 
@@ -663,7 +845,7 @@ mod tests {
     fn http_redirect_to_file_url_is_refused() {
         let (port, server) = serve(1, routes);
         let url = format!("http://127.0.0.1:{port}/to-file");
-        let err = fetch(&test_agent(), &url).unwrap_err();
+        let err = get(&url).unwrap_err();
         assert!(
             matches!(err, SourceError::CrossSchemeRedirect { .. }),
             "{err:?}"
@@ -680,7 +862,7 @@ mod tests {
     fn http_redirect_loop_stops_after_five() {
         let (port, server) = serve(MAX_REDIRECTS + 1, routes);
         let url = format!("http://127.0.0.1:{port}/loop");
-        let err = fetch(&test_agent(), &url).unwrap_err();
+        let err = get(&url).unwrap_err();
         assert!(
             matches!(err, SourceError::TooManyRedirects { .. }),
             "{err:?}"
@@ -693,7 +875,7 @@ mod tests {
     fn http_redirect_without_location_is_an_error() {
         let (port, server) = serve(1, routes);
         let url = format!("http://127.0.0.1:{port}/no-location");
-        let err = fetch(&test_agent(), &url).unwrap_err();
+        let err = get(&url).unwrap_err();
         assert!(matches!(err, SourceError::BadRedirect { .. }), "{err:?}");
         assert!(err.to_string().contains(&url), "{err}");
         server.join().unwrap();
@@ -703,9 +885,112 @@ mod tests {
     fn http_body_over_the_limit_is_refused() {
         let (port, server) = serve(1, routes);
         let url = format!("http://127.0.0.1:{port}/huge");
-        let err = fetch(&test_agent(), &url).unwrap_err();
+        let err = get(&url).unwrap_err();
         assert!(matches!(err, SourceError::TooLarge { .. }), "{err:?}");
-        assert!(err.to_string().contains(&url), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot fetch {url}: the configuration is larger than 1 MiB, the limit")
+        );
+        server.join().unwrap();
+    }
+
+    /// Serves one connection: reads the request, then lets `answer` write what it
+    /// will (it may stop when a write fails: the client has hung up). Ends after
+    /// [`SERVER_LIFETIME`] when nobody connects.
+    fn serve_raw(answer: fn(&mut TcpStream)) -> (u16, JoinHandle<()>) {
+        let (listener, port) = listen();
+        let handle = thread::spawn(move || {
+            let Some(mut stream) = accept_until(&listener, Instant::now() + SERVER_LIFETIME) else {
+                return;
+            };
+            if read_request_path(&mut stream).is_some() {
+                answer(&mut stream);
+            }
+        });
+        (port, handle)
+    }
+
+    /// Writes `chunk` over and over, up to `total` bytes or until the client hangs up.
+    fn stream_out(stream: &mut TcpStream, chunk: &[u8], total: usize) {
+        let mut sent = 0;
+        while sent < total && stream.write_all(chunk).is_ok() {
+            sent += chunk.len();
+        }
+    }
+
+    #[test]
+    fn a_huge_response_header_is_refused_naming_the_limit() {
+        // 100 MB of header: one endless field, many fields, or no status line at all.
+        let answers: [fn(&mut TcpStream); 3] = [
+            |s| {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nX-Big: ");
+                stream_out(s, &[b'a'; 64 * 1024], 100 << 20);
+            },
+            |s| {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
+                stream_out(s, b"X-Field: value\r\n", 100 << 20);
+            },
+            |s| stream_out(s, &[b'a'; 64 * 1024], 100 << 20),
+        ];
+        for (i, answer) in answers.into_iter().enumerate() {
+            let (port, server) = serve_raw(answer);
+            let url = format!("http://127.0.0.1:{port}/relay.cfg");
+            let err = get(&url).unwrap_err();
+            let text = err.to_string();
+            match i {
+                0 => assert_eq!(
+                    text,
+                    format!("cannot fetch {url}: the response header is larger than 64 KiB, the limit")
+                ),
+                1 => assert_eq!(
+                    text,
+                    format!("cannot fetch {url}: the response header has too many fields")
+                ),
+                _ => assert_eq!(
+                    text,
+                    format!("cannot fetch {url}: the server's answer is not HTTP (it does not start with an HTTP status line)")
+                ),
+            }
+            server.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_server_that_does_not_answer_times_out_with_a_message_saying_so() {
+        let limits = Limits {
+            overall: Duration::from_millis(500),
+            ..TEST_LIMITS
+        };
+        // Accepts and reads the request, then says nothing for longer than the limit.
+        let (port, server) = serve_raw(|_| thread::sleep(Duration::from_secs(2)));
+        let url = format!("http://127.0.0.1:{port}/relay.cfg");
+        let started = Instant::now();
+        let err = get_with(&url, &limits).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("cannot fetch {url}: no answer within 0.5 s")
+        );
+        server.join().unwrap();
+
+        // Answers, then stops in the middle of the body.
+        let (port, server) = serve_raw(|s| {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nid = ");
+            thread::sleep(Duration::from_secs(2));
+        });
+        let url = format!("http://127.0.0.1:{port}/relay.cfg");
+        let err = get_with(&url, &limits).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot fetch {url}: the server answered but did not send the whole \
+                 configuration within 0.5 s"
+            )
+        );
         server.join().unwrap();
     }
 
@@ -713,7 +998,7 @@ mod tests {
     fn http_body_must_be_utf8() {
         let (port, server) = serve(1, routes);
         let url = format!("http://127.0.0.1:{port}/latin1");
-        let body = fetch(&test_agent(), &url).unwrap();
+        let body = get(&url).unwrap();
         let err = text(&url, body).unwrap_err();
         assert!(
             matches!(err, SourceError::NotUtf8 { offset: 5, .. }),
@@ -728,7 +1013,7 @@ mod tests {
         // Bind and drop, so that nothing listens on the port.
         let port = listen().1;
         let url = format!("http://127.0.0.1:{port}/relay.cfg");
-        let err = fetch(&test_agent(), &url).unwrap_err();
+        let err = get(&url).unwrap_err();
         assert!(matches!(err, SourceError::Fetch { .. }), "{err:?}");
         assert!(err.to_string().contains(&url), "{err}");
     }
@@ -753,13 +1038,89 @@ mod tests {
             Some(())
         });
         let url = format!("https://127.0.0.1:{port}/");
-        let err = fetch(&test_agent(), &url).unwrap_err();
+        let err = get(&url).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, SourceError::Fetch { .. }), "{err:?}");
         assert!(text.contains(&url), "{text}");
         assert!(text.contains("certificate verification failed"), "{text}");
         assert!(!text.contains('\n'), "{text}");
         assert_eq!(server.join().unwrap(), None, "the handshake must fail");
+    }
+
+    /// Loads `spec` with the test limits in a thread, failing the test (instead of
+    /// hanging it) when that takes more than 5 s.
+    fn load_within_5_s(spec: &str) -> Result<Source, SourceError> {
+        let spec = spec.to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(load_with(&spec, &TEST_LIMITS));
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the load returns within 5 s")
+    }
+
+    #[test]
+    fn what_is_not_a_regular_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        std::os::unix::fs::symlink("/dev/zero", at("zero.cfg")).unwrap();
+        std::os::unix::fs::symlink("/dev/urandom", at("random.cfg")).unwrap();
+        std::fs::create_dir(at("dir.cfg")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(at("fifo.cfg"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for (spec, kind) in [
+            (
+                at("zero.cfg"),
+                "a character device (such as /dev/zero or /dev/urandom)",
+            ),
+            (
+                format!("file://{}", at("random.cfg")),
+                "a character device (such as /dev/zero or /dev/urandom)",
+            ),
+            (at("dir.cfg"), "a directory"),
+            // No writer: opening it for reading would wait for one.
+            (at("fifo.cfg"), "a FIFO"),
+        ] {
+            let err = load_within_5_s(&spec).unwrap_err();
+            assert!(
+                matches!(err, SourceError::NotRegular { .. }),
+                "{spec}: {err:?}"
+            );
+            let mut want = format!("cannot read {spec}: it is {kind}, not a regular file");
+            if kind == "a FIFO" {
+                want.push_str(" (to read from a pipe, give `-` and feed it to standard input)");
+            }
+            assert_eq!(err.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn files_and_standard_input_over_the_limit_are_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.cfg");
+        let limit = TEST_LIMITS.size as usize;
+        std::fs::write(&path, vec![b'#'; limit + 1]).unwrap();
+        let path = path.to_str().unwrap();
+        for spec in [path.to_string(), format!("file://{path}")] {
+            let err = load_within_5_s(&spec).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "cannot read {spec}: it is larger than 1 MiB, the limit for a configuration"
+                )
+            );
+        }
+        // Standard input has no size to look at: at most one byte more is read.
+        let mut input = io::Cursor::new(vec![b'#'; 10 * limit]);
+        let err = read_capped(&mut input, "<stdin>", limit as u64).unwrap_err();
+        assert!(matches!(err, SourceError::FileTooLarge { .. }), "{err:?}");
+        assert_eq!(input.position(), limit as u64 + 1);
+        let exact = read_capped(io::Cursor::new(vec![b'#'; limit]), "<stdin>", limit as u64);
+        assert_eq!(exact.unwrap().len(), limit);
+        assert_eq!(MAX_SIZE, 64 * 1024 * 1024);
     }
 
     #[test]

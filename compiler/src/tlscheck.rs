@@ -20,6 +20,8 @@ use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
+use tcprelay_plan::Refused;
+
 /// What is wrong with a certificate/key pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsProblem {
@@ -75,16 +77,29 @@ pub fn check(cert_file: &str, key_file: &str, passphrase: Option<&str>) -> Resul
     }
 }
 
-/// Reads a whole file, telling an absent file apart from one that cannot be read.
+/// The largest certificate or key file read: a chain of certificates is a few KB.
+pub const MAX_PEM_FILE: u64 = 1024 * 1024;
+
+/// Reads a whole file, telling an absent file apart from one that cannot be read. Only
+/// a regular file of at most [`MAX_PEM_FILE`] bytes is read: `tls cert-file =
+/// /dev/zero` or a FIFO must not exhaust the memory or hang the compiler.
 fn read(path: &str) -> Result<Vec<u8>, TlsProblem> {
-    std::fs::read(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => TlsProblem::Absent {
-            path: path.to_string(),
-        },
-        _ => TlsProblem::Unreadable {
-            path: path.to_string(),
-            reason: e.to_string(),
-        },
+    let unreadable = |reason: String| TlsProblem::Unreadable {
+        path: path.to_string(),
+        reason,
+    };
+    tcprelay_plan::read_regular(std::path::Path::new(path), MAX_PEM_FILE).map_err(|refused| {
+        match refused {
+            Refused::Io(e) if e.kind() == io::ErrorKind::NotFound => TlsProblem::Absent {
+                path: path.to_string(),
+            },
+            Refused::Io(e) => unreadable(e.to_string()),
+            Refused::NotRegular(kind) => unreadable(format!("it is {kind}, not a regular file")),
+            Refused::TooLarge => unreadable(format!(
+                "it is larger than {} MiB, the limit for a certificate or key file",
+                MAX_PEM_FILE / (1024 * 1024)
+            )),
+        }
     })
 }
 
@@ -550,5 +565,46 @@ mod tests {
         let dir = f.dir.path().to_str().unwrap();
         let err = check(dir, &f.key, None).unwrap_err();
         assert!(matches!(err, TlsProblem::Unreadable { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_device_a_fifo_or_a_huge_file_as_cert_or_key_is_refused_at_once() {
+        let f = test_pki::fixture();
+        let at = |name: &str| f.dir.path().join(name).to_str().unwrap().to_string();
+        std::os::unix::fs::symlink("/dev/zero", at("zero.pem")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(at("fifo.pem"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let huge = f.write("huge.pem", &vec![b'#'; MAX_PEM_FILE as usize + 1]);
+        for (cert, key, says) in [
+            (
+                at("zero.pem"),
+                f.key.clone(),
+                "it is a character device (such as /dev/zero or /dev/urandom), not a regular file",
+            ),
+            (
+                f.cert.clone(),
+                at("fifo.pem"),
+                "it is a FIFO, not a regular file",
+            ),
+            (
+                huge.clone(),
+                f.key.clone(),
+                "it is larger than 1 MiB, the limit for a certificate or key file",
+            ),
+        ] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(check(&cert, &key, None));
+            });
+            let err = rx
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .expect("the check returns within 5 s")
+                .unwrap_err();
+            assert!(matches!(err, TlsProblem::Unreadable { .. }), "{err:?}");
+            assert!(err.to_string().ends_with(says), "{err}");
+        }
     }
 }

@@ -42,15 +42,10 @@ pub fn compiler() -> PathBuf {
     PathBuf::from("tcprelay-cc")
 }
 
-/// The largest plan file read: far above any configuration's plan, far below what
-/// would hurt the machine.
-pub const MAX_PLAN: u64 = 256 * 1024 * 1024;
-
-/// Reads and validates a plan file (a regular file of at most [`MAX_PLAN`] bytes).
-/// The error is one line naming the file.
+/// Reads and validates a plan file (a regular file of at most
+/// [`tcprelay_plan::MAX_PLAN_SIZE`] bytes). The error is one line naming the file.
 pub fn read_plan(path: &Path) -> Result<Plan, String> {
-    let bytes = crate::os::read_regular_file(path, MAX_PLAN)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = tcprelay_plan::read_plan(path).map_err(|e| e.to_string())?;
     let (_, plan) =
         tcprelay_plan::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     plan.validate()

@@ -167,57 +167,6 @@ pub fn raise_nofile() -> u64 {
     current
 }
 
-/// Reads a file that must be a regular file of at most `cap` bytes: a plan or a TLS
-/// certificate or key. A FIFO, a device (`/dev/zero`, `/dev/urandom`), a directory or
-/// a socket is refused before anything is read (the file is opened non-blocking, so
-/// not even the open waits for a FIFO's writer), and so is a file over the cap: the
-/// master reads these on SIGHUP and must never hang or run out of memory on them.
-pub fn read_regular_file(path: &std::path::Path, cap: u64) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        let kind = meta.file_type();
-        let what = if kind.is_dir() {
-            "a directory"
-        } else {
-            use std::os::unix::fs::FileTypeExt;
-            if kind.is_fifo() {
-                "a FIFO"
-            } else if kind.is_char_device() || kind.is_block_device() {
-                "a device"
-            } else if kind.is_socket() {
-                "a socket"
-            } else {
-                "not a regular file"
-            }
-        };
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{what}, not a regular file"),
-        ));
-    }
-    let too_large = || {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {} MiB", cap / (1024 * 1024)),
-        )
-    };
-    if meta.len() > cap {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(cap + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > cap {
-        return Err(too_large());
-    }
-    Ok(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,36 +176,5 @@ mod tests {
         assert_eq!(resolve("0", false).unwrap(), 0);
         assert_eq!(resolve("root", false).unwrap(), 0);
         assert!(resolve("no-such-user-tcprelay", false).is_err());
-    }
-
-    #[test]
-    fn only_regular_files_within_the_cap_are_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("plan");
-        std::fs::write(&file, b"twelve bytes").unwrap();
-        assert_eq!(read_regular_file(&file, 12).unwrap(), b"twelve bytes");
-        let err = read_regular_file(&file, 11).unwrap_err().to_string();
-        assert!(err.contains("larger than"), "{err}");
-        // A FIFO without a writer: refused at once (a blocking open would wait).
-        let fifo = dir.path().join("fifo");
-        assert!(std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .is_ok_and(|s| s.success()));
-        let started = std::time::Instant::now();
-        let err = read_regular_file(&fifo, 1 << 20).unwrap_err().to_string();
-        assert!(err.contains("a FIFO"), "{err}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
-        // Devices that never end, through a symlink too.
-        let zero = dir.path().join("zero");
-        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
-        for path in [zero.as_path(), std::path::Path::new("/dev/urandom")] {
-            let err = read_regular_file(path, 1 << 20).unwrap_err().to_string();
-            assert!(err.contains("a device"), "{err}");
-        }
-        let err = read_regular_file(dir.path(), 1 << 20)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("a directory"), "{err}");
     }
 }

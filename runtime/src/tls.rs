@@ -107,10 +107,24 @@ pub fn server_context(tls: &Tls) -> Result<SslContext, String> {
 /// is about 20 KiB).
 const MAX_PEM: u64 = 1024 * 1024;
 
+/// Reads a certificate or key file: a regular file of at most [`MAX_PEM`] bytes, so
+/// that a FIFO or a device named in the plan never blocks or exhausts the master.
+fn read_pem(path: &str) -> Result<Vec<u8>, String> {
+    tcprelay_plan::read_regular(path.as_ref(), MAX_PEM).map_err(|e| match e {
+        tcprelay_plan::Refused::TooLarge => {
+            format!(
+                "it is larger than {} MiB, the limit",
+                MAX_PEM / (1024 * 1024)
+            )
+        }
+        e => e.to_string(),
+    })
+}
+
 /// The first certificate of the chain file (the one the key must match).
 fn load_leaf(cert_file: &str) -> Result<X509, String> {
-    let pem = crate::os::read_regular_file(cert_file.as_ref(), MAX_PEM)
-        .map_err(|e| format!("cannot read TLS certificate {cert_file}: {e}"))?;
+    let pem =
+        read_pem(cert_file).map_err(|e| format!("cannot read TLS certificate {cert_file}: {e}"))?;
     X509::from_pem(&pem).map_err(|e| {
         format!(
             "cannot load TLS certificate {cert_file}: no PEM certificate ({})",
@@ -121,8 +135,7 @@ fn load_leaf(cert_file: &str) -> Result<X509, String> {
 
 /// Loads the private key of `key_file` (which may also hold the certificate).
 fn load_key(key_file: &str, passphrase: Option<&str>) -> Result<PKey<Private>, String> {
-    let pem = crate::os::read_regular_file(key_file.as_ref(), MAX_PEM)
-        .map_err(|e| format!("cannot read TLS key {key_file}: {e}"))?;
+    let pem = read_pem(key_file).map_err(|e| format!("cannot read TLS key {key_file}: {e}"))?;
     let fail = |what: &str| format!("cannot load TLS key {key_file}: {what}");
     let passphrase = passphrase.unwrap_or("");
     if passphrase.contains('\0') {
@@ -393,7 +406,7 @@ mod tests {
         let e = server_context(&c.tls("cert.pem", "fifo.pem", None)).unwrap_err();
         assert_eq!(
             e,
-            format!("cannot read TLS key {fifo}: a FIFO, not a regular file")
+            format!("cannot read TLS key {fifo}: it is a FIFO, not a regular file")
         );
         let e = server_context(&Tls {
             cert_file: "/dev/zero".into(),
@@ -402,7 +415,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e,
-            "cannot read TLS certificate /dev/zero: a device, not a regular file"
+            "cannot read TLS certificate /dev/zero: it is a character device (such as /dev/zero or /dev/urandom), not a regular file"
         );
     }
 }

@@ -347,3 +347,184 @@ fn runtime_original_form_takes_grouped_options() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
+
+/// Broken directives around a passphrase, through the real binary: `check` in every
+/// format, `compile` (diagnostics on standard error) and standard input never print
+/// it. The library-level generator is `props::no_variant_of_a_secret_directive_prints_the_secret`.
+#[test]
+fn a_passphrase_is_masked_in_every_output_of_the_binary() {
+    let d = tempfile::tempdir().unwrap();
+    let cases = [
+        // A misspelt key, junk after the value, a forgotten `=`.
+        "id = spawnd { listen = { port = 1 } }\nid = tcprelay {\n remote = { address = 127.0.0.1 port = 22 }\n tls passphrse = S3cr3t-Pa55 junk\n tls passphrase S3cr3t-Pa55\n}\n",
+        // The closing quote missing on the line before.
+        "id = spawnd { listen = { port = 1 } }\nid = tcprelay {\n tls cert-file = \"/etc/c.pem\n tls passphrase = \"S3cr3t-Pa55\"\n}\n",
+        // In the wrong section, in a listen block, on one line.
+        "id = spawnd { listen = { port = 1 tls passphrase = S3cr3t-Pa55 } ssl passphrase = {S3cr3t-Pa55} }",
+    ];
+    for (i, cfg) in cases.iter().enumerate() {
+        let name = format!("s{i}.cfg");
+        write(d.path(), &name, cfg);
+        let mut outputs = Vec::new();
+        for format in ["human", "short", "json"] {
+            let out = cc(d.path(), &["check", "--format", format, &name]);
+            assert_eq!(out.status.code(), Some(1), "{name} {format}");
+            outputs.push((format!("check {format}"), stdout(&out)));
+        }
+        let out = cc(
+            d.path(),
+            &["compile", "--format", "short", &name, "-o", "p"],
+        );
+        outputs.push(("compile".to_string(), stderr(&out)));
+        let out = cc_with_stdin(d.path(), &["check", "-"], Some(cfg.as_bytes()));
+        outputs.push(("stdin".to_string(), stdout(&out)));
+        for (what, text) in outputs {
+            assert!(text.contains("E0"), "{name} {what}: no diagnostic:\n{text}");
+            for piece in ["S3cr3t", "Pa55"] {
+                assert!(!text.contains(piece), "{name} {what} shows it:\n{text}");
+            }
+        }
+    }
+}
+
+/// The output of a file with 10,000 errors on one 160 KB line, and of a megabyte of
+/// NUL bytes, is bounded in every format: 50 diagnostics, snippets cut around their
+/// place, a count of the rest. It was 1.8 GB over 50 s (human) and 343 MB (JSON).
+#[test]
+fn huge_broken_files_print_a_bounded_output_quickly() {
+    let d = tempfile::tempdir().unwrap();
+    let line = format!("id = spawnd {{{} }}\n", " listen={port=x}".repeat(10_000));
+    assert!(line.len() > 160_000);
+    write(d.path(), "line.cfg", &line);
+    std::fs::write(d.path().join("nul.cfg"), vec![0u8; 1 << 20]).unwrap();
+    for (name, omitted) in [("line.cfg", "9951 more errors not shown"), ("nul.cfg", "")] {
+        for format in ["human", "short", "json"] {
+            let started = std::time::Instant::now();
+            let out = cc(d.path(), &["check", "--format", format, name]);
+            let elapsed = started.elapsed();
+            assert_eq!(out.status.code(), Some(1), "{name} {format}");
+            let text = stdout(&out);
+            assert!(
+                text.len() < 64 * 1024,
+                "{name} {format}: {} bytes:\n{}",
+                text.len(),
+                &text[..text.len().min(2_000)]
+            );
+            assert!(text.contains(omitted), "{name} {format}:\n{text}");
+            // A debug build on a busy machine; a release build takes a fraction of it.
+            assert!(elapsed.as_secs() < 15, "{name} {format}: {elapsed:?}");
+        }
+    }
+    // The human format: the snippet of an error far along the line is a window
+    // around it, and its column is the real one.
+    let out = stdout(&cc(d.path(), &["check", "--format", "human", "line.cfg"]));
+    let column = line.find("x}").unwrap() + 1;
+    assert!(out.contains(&format!("line.cfg:1:{column} ")), "{out}");
+    assert!(out.lines().all(|l| l.chars().count() < 400), "{out}");
+    // One diagnostic for the whole run of NUL bytes.
+    let out = stdout(&cc(d.path(), &["check", "--format", "short", "nul.cfg"]));
+    assert!(
+        out.contains("nul.cfg:1:1: error[E0001]: 1048576 unexpected characters"),
+        "{out}"
+    );
+}
+
+/// Runs `tcprelay-cc` with `args` in `dir`; `None` when it has not finished within
+/// 10 s (it is killed then).
+fn cc_within_10_s(dir: &std::path::Path, args: &[&str]) -> Option<std::process::Output> {
+    let mut child = std::process::Command::new(harness::bin("tcprelay-cc"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcprelay-cc starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().expect("output"))
+}
+
+/// A configuration or plan that is a symlink to /dev/zero or /dev/urandom, a FIFO or
+/// a directory is refused at once with one line and exit status 2, by `check`,
+/// `compile` and `explain` (it was read until memory ran out, or waited for forever).
+#[test]
+fn what_is_not_a_regular_file_is_refused_at_once_by_every_command() {
+    let d = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", d.path().join("zero")).unwrap();
+    std::os::unix::fs::symlink("/dev/urandom", d.path().join("random")).unwrap();
+    std::fs::create_dir(d.path().join("dir")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(d.path().join("fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (name, kind) in [
+        ("zero", "a character device"),
+        ("random", "a character device"),
+        ("fifo", "a FIFO"),
+        ("dir", "a directory"),
+    ] {
+        let url = format!("file://{}", d.path().join(name).display());
+        for args in [
+            vec!["check", name],
+            vec!["check", &url],
+            vec!["compile", name, "-o", "out.plan"],
+            vec!["explain", name],
+        ] {
+            let out = cc_within_10_s(d.path(), &args)
+                .unwrap_or_else(|| panic!("{args:?} did not finish within 10 s"));
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(
+                err.contains(&format!("it is {kind}")) && err.contains("not a regular file"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    assert!(!d.path().join("out.plan").exists());
+}
+
+/// Standard input is capped like a file: one byte over 64 MiB is refused naming the
+/// limit (exit 2), after reading at most that byte more.
+#[test]
+fn standard_input_over_the_limit_is_refused_naming_it() {
+    use std::io::Write;
+    let d = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(harness::bin("tcprelay-cc"))
+        .args(["check", "--format", "short", "-"])
+        .current_dir(d.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcprelay-cc starts");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    // A comment one byte longer than the limit: it would check (and fail with exit 1,
+    // no sections) if it were read whole.
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'#'; 1 << 20];
+        for _ in 0..64 {
+            if pipe.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+        // The child may have stopped reading: that is the point.
+        let _ = pipe.write_all(b"#");
+    });
+    let out = child.wait_with_output().expect("tcprelay-cc runs");
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "tcprelay-cc: cannot read <stdin>: it is larger than 64 MiB, the limit for a configuration\n"
+    );
+}

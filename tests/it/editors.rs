@@ -55,14 +55,28 @@ fn every_case(format: &str) -> Vec<(String, String)> {
 }
 
 /// Checks `value` against the part of JSON Schema that `docs/diagnostic.schema.json`
-/// uses: `type`, `enum`, `required`, `properties`, `additionalProperties: false`,
-/// `items`, `minimum`, `pattern` and local `$ref`s.
+/// uses: `oneOf`, `type`, `enum`, `required`, `properties`, `additionalProperties:
+/// false`, `items`, `minimum`, `pattern` and local `$ref`s.
 fn validate(root: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     if let Some(reference) = schema["$ref"].as_str() {
         let name = reference
             .strip_prefix("#/$defs/")
             .unwrap_or_else(|| panic!("unsupported $ref {reference}"));
         return validate(root, &root["$defs"][name], value, at, errors);
+    }
+    if let Some(choices) = schema["oneOf"].as_array() {
+        let failures: Vec<Vec<String>> = choices
+            .iter()
+            .map(|choice| {
+                let mut found = Vec::new();
+                validate(root, choice, value, at, &mut found);
+                found
+            })
+            .collect();
+        let matched = failures.iter().filter(|f| f.is_empty()).count();
+        if matched != 1 {
+            errors.push(format!("{at}: matches {matched} of oneOf: {failures:?}"));
+        }
     }
     let type_of = |v: &Value| match v {
         Value::Null => "null",
@@ -148,7 +162,12 @@ fn json_output_follows_the_documented_schema() {
 fn the_field_table_matches_the_schema() {
     let schema = read_json("docs/diagnostic.schema.json");
     let mut fields = std::collections::BTreeSet::new();
-    let properties = schema["properties"].as_object().expect("properties");
+    // The diagnostic's fields and those of the last line that counts the others.
+    let properties = ["diagnostic", "omitted"].into_iter().flat_map(|def| {
+        schema["$defs"][def]["properties"]
+            .as_object()
+            .expect("properties")
+    });
     for (name, field) in properties {
         fields.insert(name.clone());
         let target = match field["$ref"].as_str().or(field["items"]["$ref"].as_str()) {
@@ -278,6 +297,60 @@ fn vim_errorformat_reads_short_output() {
             "{line}"
         );
     }
+}
+
+/// A file with more diagnostics than are printed: the JSON format ends with the
+/// object that counts the others, which follows the schema, and the short format
+/// with a line the problem matcher does not take for a problem.
+#[test]
+fn the_count_of_diagnostics_not_shown_follows_the_schema() {
+    let schema = read_json("docs/diagnostic.schema.json");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = String::from("id = spawnd {\n");
+    for _ in 0..70 {
+        cfg.push_str("  listen = { port = 99999 }\n");
+    }
+    cfg.push_str("}\nid = tcprelay { remote = { address = 127.0.0.1 port = 1 } }\n");
+    std::fs::write(dir.path().join("many.cfg"), cfg).expect("write");
+    let out = stdout(&cc(dir.path(), &["check", "--format", "json", "many.cfg"]));
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 51, "{out}");
+    let mut errors = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        validate(
+            &schema,
+            &schema,
+            line,
+            &format!("line {}", i + 1),
+            &mut errors,
+        );
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    assert!(lines[..50].iter().all(|l| l["code"] == "E0023"));
+    assert_eq!(lines[50]["omitted"]["errors"], 20);
+    assert_eq!(lines[50]["omitted"]["warnings"], 0);
+    assert_eq!(lines[50]["message"], "20 more errors not shown");
+    // A diagnostic is not the count, nor the count a diagnostic.
+    let mut errors = Vec::new();
+    let mut mixed = lines[50].clone();
+    mixed["code"] = "E0023".into();
+    validate(&schema, &schema, &mixed, "mixed", &mut errors);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+
+    let matcher = read_json("docs/tcprelay-problem-matcher.json");
+    let regexp = matcher["problemMatcher"][0]["pattern"][0]["regexp"]
+        .as_str()
+        .expect("regexp");
+    let re = regex::Regex::new(regexp).expect("the regexp compiles");
+    let short = stdout(&cc(dir.path(), &["check", "--format", "short", "many.cfg"]));
+    let lines: Vec<&str> = short.lines().collect();
+    assert_eq!(lines.len(), 51, "{short}");
+    assert!(lines[..50].iter().all(|l| re.is_match(l)), "{short}");
+    assert_eq!(lines[50], "many.cfg: 20 more errors not shown");
+    assert!(!re.is_match(lines[50]));
 }
 
 /// The outputs shown in `docs/editors.md` are what `tcprelay-cc` prints.

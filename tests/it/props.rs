@@ -108,3 +108,120 @@ fn plan_round_trips_through_the_file_format() {
     assert_eq!(plan.relay.remotes[0].weight, 3);
     assert_eq!(plan.relay.rebalance, Some(100));
 }
+
+/// The pieces of the secret the generated configurations hold; none may be printed.
+const SECRET_PIECES: [&str; 5] = ["S3cr3t", "Pa55", "Zq9w8", "Xy7q", "Kk3j"];
+
+/// Every spelling of a directive that holds a secret: the right ones, misspellings
+/// (by one or two edits, in other cases, split), and other words for a secret.
+const SECRET_KEYS: [&str; 16] = [
+    "tls passphrase",
+    "ssl passphrase",
+    "passphrase",
+    "tls passphrse",
+    "ssl pasphrase",
+    "tls passphase",
+    "tls paspharse",
+    "TLS PASSPHRASE",
+    "tls pass-phrase",
+    "tls passwd",
+    "tls password",
+    "ssl pwd",
+    "tls secret",
+    "tls passwort",
+    "ssl frase",
+    "tls\tpassphrase",
+];
+
+/// The secret as written: bare, quoted, with spaces, quotes and braces.
+const SECRET_VALUES: [&str; 6] = [
+    "S3cr3t-Pa55",
+    "\"S3cr3t-Pa55\"",
+    "\"S3cr3t-Pa55 Zq9w8 \\\"Xy7q\\\" {Kk3j}\"",
+    "S3cr3t-Pa55}Zq9w8",
+    "{S3cr3t-Pa55}",
+    "'S3cr3t Pa55'",
+];
+
+/// How the directive is written around the key `k` and the value `v`.
+fn secret_forms(k: &str, v: &str) -> Vec<String> {
+    vec![
+        format!("{k} = {v}"),
+        format!("{k} {v}"),
+        format!("{k}={v} Zq9w8 junk"),
+        format!("{k} =\n    {v}"),
+        format!("{k}\n    = {v}"),
+        format!("{k} = \"{v}"),
+        format!("{k} = {v} # Xy7q"),
+        format!("{k} = {v}\u{1}Kk3j"),
+    ]
+}
+
+/// Where the directive `d` is put: in its section, in the wrong one, in a block,
+/// outside any section, at the start or end of the file, after a line whose quote is
+/// never closed, all on one line.
+fn secret_contexts(d: &str) -> Vec<String> {
+    let relay = "id = tcprelay {\n  remote = { address = 127.0.0.1 port = 22 }\n";
+    let spawnd = "id = spawnd {\n  listen = { port = 2222 }\n}\n";
+    vec![
+        format!("{spawnd}{relay}  {d}\n}}\n"),
+        format!("id = spawnd {{\n  listen = {{ port = 2222 }}\n  {d}\n}}\n{relay}}}\n"),
+        format!(
+            "{spawnd}id = tcprelay {{\n  remote = {{ address = 127.0.0.1 port = 22 {d} }}\n}}\n"
+        ),
+        format!("id = spawnd {{\n  listen = {{ port = 2222\n    {d}\n  }}\n}}\n{relay}}}\n"),
+        format!("{d}\n{spawnd}{relay}}}\n"),
+        format!("{spawnd}{relay}  tls cert-file = \"/etc/tcprelay/cert.pem\n  {d}\n}}\n"),
+        format!("{spawnd}{relay}  {d}"),
+        format!("{spawnd}{relay}  {d}\n  tls key-file = \"/k.pem\n}}\n"),
+        format!("id = spawnd {{ listen = {{ port = 2222 }} }} id = tcprelay {{ {d} }}"),
+        format!("{spawnd}{relay}  tls cert-file = /c.pem\n  tls key-file = /k.pem\n  {d}\n}}\n"),
+    ]
+}
+
+/// Malformed variants around every secret-bearing directive, checked by the library
+/// and rendered in every format: no piece of the secret is ever printed, in the
+/// source lines, the messages, labels, notes or help.
+#[test]
+fn no_variant_of_a_secret_directive_prints_the_secret() {
+    let (mut cases, mut with_output) = (0, 0);
+    for (i, key) in SECRET_KEYS.iter().enumerate() {
+        for (j, form) in secret_forms(key, "{value}").iter().enumerate() {
+            for (c, context) in secret_contexts(form).iter().enumerate() {
+                let value = SECRET_VALUES[(i + j + c) % SECRET_VALUES.len()];
+                let src = context.replace("{value}", value);
+                let (_, diags) = tcprelay_cc::compile(&src, "s.cfg", &Selection::default());
+                cases += 1;
+                with_output += usize::from(!diags.is_empty());
+                for (format, out) in [
+                    (
+                        "human",
+                        tcprelay_cc::diag::render::human(&diags, "s.cfg", &src, false),
+                    ),
+                    (
+                        "color",
+                        tcprelay_cc::diag::render::human(&diags, "s.cfg", &src, true),
+                    ),
+                    (
+                        "short",
+                        tcprelay_cc::diag::render::short(&diags, "s.cfg", &src),
+                    ),
+                    (
+                        "json",
+                        tcprelay_cc::diag::render::json(&diags, "s.cfg", &src),
+                    ),
+                ] {
+                    for piece in SECRET_PIECES {
+                        assert!(
+                            !out.contains(piece),
+                            "{format} output shows {piece:?} for\n{src}\n---\n{out}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 16 * 8 * 10);
+    // Nearly every variant is reported on: the test looks at real diagnostics.
+    assert!(with_output * 10 >= cases * 9, "{with_output} of {cases}");
+}

@@ -1,8 +1,12 @@
 //! Diagnostics as data: every stage pushes [`Diagnostic`]s into a list and goes on;
 //! only [`render`] turns them into text (ariadne for people, one line each for CI,
-//! JSON for editors).
+//! JSON for editors), masking secrets ([`mask`]), cutting long lines ([`excerpt`]) and
+//! printing at most [`render::MAX_SHOWN`] of them.
 
 pub mod codes;
+pub mod excerpt;
+pub(crate) mod lines;
+pub mod mask;
 pub mod render;
 
 pub use codes::Code;

@@ -2,79 +2,403 @@
 //! (ariadne, for people), `short` (one line each, for CI logs and grep) and `json`
 //! (JSON Lines, for editors). This is the only module that knows about ariadne.
 //!
+//! Whatever a caller passes, what is printed is bounded and safe to log:
+//!
+//! - every secret is masked, in the source lines shown and in every text
+//!   ([`super::mask`]), since the short format ends up in the system log;
+//! - at most [`MAX_SHOWN`] diagnostics are printed (the errors first), followed by a
+//!   line that counts the others, so that a file of 10,000 errors prints 50;
+//! - a long source line is shown as windows around the places
+//!   ([`super::excerpt`]), and long quotations in texts are shortened.
+//!
 //! Spans are byte ranges produced by the earlier stages. They are clamped into the
 //! source and onto character boundaries here, so a span that is empty, reversed, at the
 //! end of the file or past it is rendered as well as it can be and never panics.
+//! Lines and columns are those of the source as given, whatever was masked or cut.
 
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use ariadne::{Color, Config, Fmt, IndexType, Label as AriadneLabel, Report, ReportKind, Source};
+use ariadne::{
+    Cache, Color, Config, Fmt, IndexType, Label as AriadneLabel, Report, ReportKind, Source,
+};
 use serde_json::{json, Value};
 
+use super::excerpt::{self, sanitize};
+use super::lines::{ceil_char_boundary, floor_char_boundary, LineIndex, Position};
+use super::mask::Mask;
 use super::{Diagnostic, Severity};
 use crate::ast::Span;
+
+/// The most diagnostics printed in one run; the others are counted in a last line.
+pub const MAX_SHOWN: usize = 50;
+
+/// What is printed of `diags` over `src`: the diagnostics chosen and masked, the
+/// masked source, and the count of those left out.
+struct View<'a> {
+    src: &'a str,
+    shown: Vec<Diagnostic>,
+    omitted: Omitted,
+    /// `src` with its secrets masked, byte for byte.
+    display: String,
+}
+
+/// How many diagnostics were left out, by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Omitted {
+    errors: usize,
+    warnings: usize,
+}
+
+impl Omitted {
+    fn is_empty(self) -> bool {
+        self.errors == 0 && self.warnings == 0
+    }
+
+    /// `9950 more errors and 2 warnings not shown`.
+    fn sentence(self) -> String {
+        let mut parts = Vec::new();
+        if self.errors > 0 {
+            parts.push(plural(self.errors, "error"));
+        }
+        if self.warnings > 0 {
+            parts.push(plural(self.warnings, "warning"));
+        }
+        let counts = parts.join(" and ");
+        let (n, rest) = counts.split_once(' ').unwrap_or(("0", "diagnostics"));
+        format!("{n} more {rest} not shown")
+    }
+}
+
+impl<'a> View<'a> {
+    fn new(diags: &[Diagnostic], src: &'a str) -> View<'a> {
+        let (chosen, omitted) = choose(diags);
+        if chosen.is_empty() {
+            return View {
+                src,
+                shown: Vec::new(),
+                omitted,
+                display: String::new(),
+            };
+        }
+        let secrets = crate::lexer::secret_spans(src);
+        let mask = Mask::new(src, &secrets);
+        let display = crate::check::redact(src, &secrets);
+        let shown = chosen.into_iter().map(|d| mask.diagnostic(d)).collect();
+        View {
+            src,
+            shown,
+            omitted,
+            display,
+        }
+    }
+}
+
+/// The diagnostics to print, in their order: the first [`MAX_SHOWN`] errors, then as
+/// many of the first warnings as there is room for; and how many are left out.
+fn choose(diags: &[Diagnostic]) -> (Vec<&Diagnostic>, Omitted) {
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    let shown_errors = errors.min(MAX_SHOWN);
+    let shown_warnings = warnings.min(MAX_SHOWN - shown_errors);
+    let (mut e, mut w) = (0, 0);
+    let chosen = diags
+        .iter()
+        .filter(|d| {
+            let (taken, limit) = if d.is_error() {
+                (&mut e, shown_errors)
+            } else {
+                (&mut w, shown_warnings)
+            };
+            *taken += 1;
+            *taken <= limit
+        })
+        .collect();
+    let omitted = Omitted {
+        errors: errors - shown_errors,
+        warnings: warnings - shown_warnings,
+    };
+    (chosen, omitted)
+}
 
 /// Renders `diags` for a person: one ariadne report each, with the source lines, then a
 /// summary line. Without `color` the output contains no ANSI escapes, so it can be
 /// compared with golden files.
 pub fn human(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -> String {
-    // Built once per call: ariadne indexes the lines of the source here.
-    let source = Source::from(src);
+    let view = View::new(diags, src);
+    let display = sanitize(&view.display);
+    let display_index = LineIndex::new(&display);
+    let src_index = LineIndex::new(view.src);
+    // Built once per call, and only when a diagnostic is drawn from the whole source:
+    // ariadne indexes the lines of the source here.
+    let mut whole: Option<Source<&str>> = None;
     let config = Config::default()
         .with_color(color)
         .with_index_type(IndexType::Byte);
-    let mut out = Vec::new();
-    for d in diags {
-        let report = report(d, file_name, src, config, color);
-        if report.write((file_name, &source), &mut out).is_err() {
+    let mut out = String::new();
+    for d in &view.shown {
+        let places: Vec<Range<usize>> = std::iter::once(d.span)
+            .chain(d.labels.iter().map(|l| l.span))
+            .map(|span| clamp(span, src))
+            .collect();
+        let groups = groups(&places, &src_index);
+        let draw = |drawn: &[Range<usize>]| Draw {
+            d,
+            file_name,
+            drawn: drawn.to_vec(),
+            places: places.clone(),
+            groups: groups.clone(),
+            config,
+            color,
+        };
+        let real_at = |offset| src_index.position(offset);
+        let text = match excerpt::excerpt(&display, &display_index, &places) {
+            Some(ex) => {
+                let source = Source::from(ex.text.as_str());
+                let shown_at = |offset| ariadne_position(&ex.text, offset);
+                draw(&ex.places).write(&source, shown_at, real_at)
+            }
+            None => {
+                let source = whole.get_or_insert_with(|| Source::from(&*display));
+                let shown_at = |offset| display_index.position(offset);
+                draw(&places).write(source, shown_at, real_at)
+            }
+        };
+        match text {
+            Some(text) => out.push_str(&text),
             // Writing into a `Vec` does not fail; should ariadne ever refuse, the
             // diagnostic is still shown, in the short form.
-            out.extend_from_slice(short(std::slice::from_ref(d), file_name, src).as_bytes());
+            None => out.push_str(&short_line(d, file_name, &src_index)),
         }
     }
-    let mut text = String::from_utf8_lossy(&out).into_owned();
-    text.push_str(&summary(diags, color));
-    text
+    if !view.omitted.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} (only the first {MAX_SHOWN} are shown)",
+            view.omitted.sentence()
+        );
+    }
+    out.push_str(&summary(diags, color));
+    out
+}
+
+/// Places this many lines apart or more are drawn in separate excerpts: ariadne walks
+/// every line between the places of one excerpt, and a "first defined here" can be a
+/// million lines above.
+const GROUP_GAP: usize = 8;
+
+/// The group of each place: places within [`GROUP_GAP`] lines of each other share
+/// one, numbered in reading order.
+fn groups(places: &[Range<usize>], index: &LineIndex<'_>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..places.len()).collect();
+    order.sort_by_key(|&i| (places[i].start, i));
+    let mut groups = vec![0; places.len()];
+    let mut group = 0;
+    let mut last_line: Option<usize> = None;
+    for i in order {
+        let first = index.line_of(places[i].start);
+        if last_line.is_some_and(|last| first > last + GROUP_GAP) {
+            group += 1;
+        }
+        groups[i] = group;
+        let end = index.line_of(places[i].end);
+        last_line = Some(last_line.map_or(end, |last| last.max(end)));
+    }
+    groups
+}
+
+/// One diagnostic to draw with ariadne: its places in the drawn text (`drawn`) and in
+/// the source (`places`), primary first, and the group of each.
+struct Draw<'a> {
+    d: &'a Diagnostic,
+    file_name: &'a str,
+    drawn: Vec<Range<usize>>,
+    places: Vec<Range<usize>>,
+    groups: Vec<usize>,
+    config: Config,
+    color: bool,
+}
+
+impl Draw<'_> {
+    /// The report drawn from `source`, with the line and column above each excerpt
+    /// put right: ariadne prints those of the drawn text (`shown_at`), which differ
+    /// from the source's (`real_at`) where a line was cut or a secret masked.
+    fn write<S: AsRef<str>>(
+        &self,
+        source: &Source<S>,
+        shown_at: impl Fn(usize) -> Position,
+        real_at: impl Fn(usize) -> Position,
+    ) -> Option<String> {
+        let mut buf = Vec::new();
+        let cache = Sources {
+            name: self.file_name,
+            source,
+        };
+        self.report().write(cache, &mut buf).ok()?;
+        let mut text = String::from_utf8_lossy(&buf).into_owned();
+        // The excerpts come in the order of their groups, the primary place's first;
+        // each is located at its first place, the primary one's at the primary place.
+        let name = self.file_name;
+        let mut from = 0;
+        let mut order: Vec<usize> = (0..=self.groups.iter().copied().max().unwrap_or(0)).collect();
+        order.sort_by_key(|&g| g != self.groups[0]);
+        for group in order {
+            let Some(i) = (0..self.places.len())
+                .filter(|&i| self.groups[i] == group)
+                .min_by_key(|&i| (i != 0 || self.groups[0] != group, self.places[i].start, i))
+            else {
+                continue;
+            };
+            let (shown, real) = (shown_at(self.drawn[i].start), real_at(self.places[i].start));
+            let shown = format!(" {name}:{}:{} ", shown.line, shown.column);
+            let Some(at) = text[from..].find(&shown).map(|at| from + at) else {
+                continue;
+            };
+            let real = format!(" {name}:{}:{} ", real.line, real.column);
+            text.replace_range(at..at + shown.len(), &real);
+            from = at + real.len();
+        }
+        Some(text)
+    }
+
+    /// The ariadne report. The config is set before the labels are added, because
+    /// ariadne drops label colours according to the config in force when a label is
+    /// added.
+    fn report(&self) -> Report<'static, (usize, Range<usize>)> {
+        let d = self.d;
+        let (kind, primary_color) = match d.severity {
+            Severity::Error => (ReportKind::Error, Color::Red),
+            Severity::Warning => (ReportKind::Warning, Color::Yellow),
+        };
+        let primary_text = if d.label.is_empty() {
+            &d.message
+        } else {
+            &d.label
+        };
+        // ariadne draws labels in `order`, and starts a new excerpt whenever a label
+        // lies on an earlier line than the one before it: order them by position, so
+        // that a "first defined here" above the primary label shares its excerpt, the
+        // primary place's group first.
+        let rank = |i: usize| -> i32 {
+            let key = |j: usize| (self.groups[j] != self.groups[0], self.places[j].start);
+            let before = (0..self.places.len()).filter(|&j| key(j) < key(i)).count();
+            i32::try_from(before).unwrap_or(i32::MAX)
+        };
+        let span = |i: usize| (self.groups[i], self.drawn[i].clone());
+        let mut primary = AriadneLabel::new(span(0))
+            .with_message(primary_text)
+            .with_priority(1)
+            .with_order(rank(0));
+        if self.color {
+            primary = primary.with_color(primary_color);
+        }
+        let mut builder = Report::build(kind, span(0))
+            .with_config(self.config)
+            .with_code(d.code)
+            .with_message(&d.message)
+            .with_label(primary);
+        for (i, label) in d.labels.iter().enumerate().map(|(i, l)| (i + 1, l)) {
+            let mut secondary = AriadneLabel::new(span(i))
+                .with_message(&label.message)
+                .with_order(rank(i));
+            if self.color {
+                secondary = secondary.with_color(Color::Cyan);
+            }
+            builder = builder.with_label(secondary);
+        }
+        for note in &d.notes {
+            builder = builder.with_note(note);
+        }
+        if let Some(help) = &d.help {
+            builder = builder.with_help(help);
+        }
+        builder.finish()
+    }
+}
+
+/// The text of one report under one id per group: every id is the same source and
+/// shows as the file's name.
+struct Sources<'a, S: AsRef<str>> {
+    name: &'a str,
+    source: &'a Source<S>,
+}
+
+impl<S: AsRef<str>> Cache<usize> for Sources<'_, S> {
+    type Storage = S;
+
+    fn fetch(&mut self, _: &usize) -> Result<&Source<S>, impl std::fmt::Debug> {
+        Ok::<_, ()>(self.source)
+    }
+
+    fn display<'b>(&self, _: &'b usize) -> Option<impl std::fmt::Display + 'b> {
+        Some(self.name.to_string())
+    }
+}
+
+/// The line and column ariadne prints for byte `offset` of an excerpt (which has no
+/// line breaks but `\n`): 1-based, the column in characters.
+fn ariadne_position(text: &str, offset: usize) -> Position {
+    let offset = floor_char_boundary(text, offset);
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text.as_bytes()[..line_start]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count();
+    Position {
+        line: line + 1,
+        column: text[line_start..offset].chars().count() + 1,
+    }
 }
 
 /// Renders `diags` one line each: `file:line:col: error[E0003]: message (help: ...)`.
-/// Lines and columns are 1-based; columns count characters.
+/// Lines and columns are 1-based; columns count characters. When diagnostics were
+/// left out, a last line says how many: `file: 9950 more errors not shown`.
 pub fn short(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
+    let view = View::new(diags, src);
     let index = LineIndex::new(src);
     let mut out = String::new();
-    for d in diags {
-        let start = index.position(d.span.start);
-        // Writing into a `String` cannot fail.
-        let _ = write!(
-            out,
-            "{file_name}:{}:{}: {}[{}]: {}",
-            start.line,
-            start.column,
-            d.severity.as_str(),
-            d.code,
-            one_line(&d.message)
-        );
-        if let Some(help) = &d.help {
-            let _ = write!(out, " (help: {})", one_line(help));
-        }
-        out.push('\n');
+    for d in &view.shown {
+        out.push_str(&short_line(d, file_name, &index));
+    }
+    if !view.omitted.is_empty() {
+        let _ = writeln!(out, "{file_name}: {}", view.omitted.sentence());
     }
     out
 }
 
+fn short_line(d: &Diagnostic, file_name: &str, index: &LineIndex<'_>) -> String {
+    let start = index.position(d.span.start);
+    // Writing into a `String` cannot fail.
+    let mut out = format!(
+        "{file_name}:{}:{}: {}[{}]: {}",
+        start.line,
+        start.column,
+        d.severity.as_str(),
+        d.code,
+        one_line(&d.message)
+    );
+    if let Some(help) = &d.help {
+        let _ = write!(out, " (help: {})", one_line(help));
+    }
+    out.push('\n');
+    out
+}
+
 /// Renders `diags` as JSON Lines: one object per diagnostic, each on its own line.
-/// Positions are 1-based, columns count characters, and `end` is exclusive.
+/// Positions are 1-based, columns count characters, and `end` is exclusive. When
+/// diagnostics were left out, a last object counts them:
+/// `{"file": ..., "omitted": {"errors": 9950, "warnings": 2}, "message": ...}`.
 pub fn json(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
+    let view = View::new(diags, src);
     let index = LineIndex::new(src);
     let mut out = String::new();
-    for d in diags {
-        let primary = index.range(d.span);
+    for d in &view.shown {
+        let primary = clamp(d.span, src);
         let labels: Vec<Value> = d
             .labels
             .iter()
             .map(|label| {
-                let range = index.range(label.span);
+                let range = clamp(label.span, src);
                 json!({
                     "message": label.message,
                     "byte_start": range.start,
@@ -101,65 +425,15 @@ pub fn json(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
         // `Value`'s `Display` is compact JSON: no newline inside an object.
         let _ = writeln!(out, "{value}");
     }
+    if !view.omitted.is_empty() {
+        let value = json!({
+            "file": file_name,
+            "omitted": { "errors": view.omitted.errors, "warnings": view.omitted.warnings },
+            "message": view.omitted.sentence(),
+        });
+        let _ = writeln!(out, "{value}");
+    }
     out
-}
-
-/// Builds the ariadne report for one diagnostic. The config is set before the labels
-/// are added, because ariadne drops label colours according to the config in force
-/// when a label is added.
-fn report<'a>(
-    d: &Diagnostic,
-    file_name: &'a str,
-    src: &str,
-    config: Config,
-    color: bool,
-) -> Report<'static, (&'a str, Range<usize>)> {
-    let (kind, primary_color) = match d.severity {
-        Severity::Error => (ReportKind::Error, Color::Red),
-        Severity::Warning => (ReportKind::Warning, Color::Yellow),
-    };
-    let primary = clamp(d.span, src);
-    let primary_text = if d.label.is_empty() {
-        &d.message
-    } else {
-        &d.label
-    };
-    // ariadne draws labels in `order`, and starts a new excerpt whenever a label lies
-    // on an earlier line than the one before it: order them by position, so that a
-    // "first defined here" above the primary label shares its excerpt.
-    let rank = |start: usize| -> i32 {
-        let before = d.labels.iter().filter(|l| l.span.start < start).count()
-            + usize::from(d.span.start < start);
-        i32::try_from(before).unwrap_or(i32::MAX)
-    };
-    let mut primary_label = AriadneLabel::new((file_name, primary.clone()))
-        .with_message(primary_text)
-        .with_priority(1)
-        .with_order(rank(d.span.start));
-    if color {
-        primary_label = primary_label.with_color(primary_color);
-    }
-    let mut builder = Report::build(kind, (file_name, primary))
-        .with_config(config)
-        .with_code(d.code)
-        .with_message(&d.message)
-        .with_label(primary_label);
-    for label in &d.labels {
-        let mut secondary = AriadneLabel::new((file_name, clamp(label.span, src)))
-            .with_message(&label.message)
-            .with_order(rank(label.span.start));
-        if color {
-            secondary = secondary.with_color(Color::Cyan);
-        }
-        builder = builder.with_label(secondary);
-    }
-    for note in &d.notes {
-        builder = builder.with_note(note);
-    }
-    if let Some(help) = &d.help {
-        builder = builder.with_help(help);
-    }
-    builder.finish()
 }
 
 /// The closing line of the human format, e.g. `error: 2 errors and 1 warning emitted`;
@@ -205,70 +479,6 @@ fn clamp(span: Span, src: &str) -> Range<usize> {
     let start = floor_char_boundary(src, span.start);
     let end = ceil_char_boundary(src, span.end.max(start));
     start..end
-}
-
-fn floor_char_boundary(src: &str, offset: usize) -> usize {
-    let mut offset = offset.min(src.len());
-    while !src.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    offset
-}
-
-fn ceil_char_boundary(src: &str, offset: usize) -> usize {
-    let mut offset = offset.min(src.len());
-    while !src.is_char_boundary(offset) {
-        offset += 1;
-    }
-    offset
-}
-
-/// A 1-based line and column; the column counts characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Position {
-    line: usize,
-    column: usize,
-}
-
-impl Position {
-    fn to_json(self) -> Value {
-        json!({ "line": self.line, "column": self.column })
-    }
-}
-
-/// The byte offset of every line start, computed once per render so that each lookup
-/// is a binary search plus a walk along one line.
-#[derive(Debug)]
-struct LineIndex<'a> {
-    src: &'a str,
-    /// `starts[i]` is the byte offset where line `i + 1` begins; `starts[0] == 0`.
-    starts: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    fn new(src: &'a str) -> LineIndex<'a> {
-        let starts = std::iter::once(0)
-            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        LineIndex { src, starts }
-    }
-
-    /// The clamped byte range of `span`.
-    fn range(&self, span: Span) -> Range<usize> {
-        clamp(span, self.src)
-    }
-
-    /// The line and column of byte `offset`, clamped into the source first.
-    fn position(&self, offset: usize) -> Position {
-        let offset = floor_char_boundary(self.src, offset);
-        // `starts[0] == 0 <= offset`, so the partition point is at least 1.
-        let line = self.starts.partition_point(|&start| start <= offset) - 1;
-        let column = self.src[self.starts[line]..offset].chars().count() + 1;
-        Position {
-            line: line + 1,
-            column,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -502,25 +712,200 @@ mod tests {
             .ends_with("\nwarning: 2 warnings emitted\n"));
     }
 
+    fn errors_and_warnings(errors: usize, warnings: usize) -> Vec<Diagnostic> {
+        let mut diags = Vec::new();
+        for i in 0..errors {
+            diags.push(Diagnostic::error(
+                Code::InvalidToken,
+                Span::new(i, i + 1),
+                "e",
+            ));
+        }
+        for i in 0..warnings {
+            diags.push(Diagnostic::warning(
+                Code::Deprecated,
+                Span::new(i, i + 1),
+                "w",
+            ));
+        }
+        diags.sort_by_key(|d| d.span.start);
+        diags
+    }
+
     #[test]
-    fn line_index_on_a_long_file() {
-        let src = "x = 1\n".repeat(100_000);
-        let index = LineIndex::new(&src);
-        assert_eq!(index.position(0), Position { line: 1, column: 1 });
-        assert_eq!(
-            index.position(6 * 54_321 + 4),
-            Position {
-                line: 54_322,
-                column: 5
-            }
+    fn at_most_fifty_are_shown_and_the_rest_counted_in_every_format() {
+        let src = "x".repeat(200);
+        let diags = errors_and_warnings(120, 7);
+        let out = human(&diags, "a.cfg", &src, false);
+        assert_eq!(out.matches("[E0001] Error").count(), MAX_SHOWN);
+        assert!(!out.contains("Warning"), "errors come first");
+        assert!(
+            out.ends_with(
+                "\n70 more errors and 7 warnings not shown (only the first 50 are shown)\n\
+                 error: 120 errors and 7 warnings emitted\n"
+            ),
+            "{out}"
         );
+        let out = short(&diags, "a.cfg", &src);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), MAX_SHOWN + 1);
         assert_eq!(
-            index.position(src.len()),
-            Position {
-                line: 100_001,
-                column: 1
-            }
+            lines[MAX_SHOWN],
+            "a.cfg: 70 more errors and 7 warnings not shown"
         );
+        let out = json(&diags, "a.cfg", &src);
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect();
+        assert_eq!(lines.len(), MAX_SHOWN + 1);
+        assert_eq!(
+            lines[MAX_SHOWN],
+            json!({
+                "file": "a.cfg",
+                "omitted": {"errors": 70, "warnings": 7},
+                "message": "70 more errors and 7 warnings not shown",
+            })
+        );
+        // Exactly the limit: no count.
+        let diags = errors_and_warnings(MAX_SHOWN, 0);
+        assert_eq!(short(&diags, "a.cfg", &src).lines().count(), MAX_SHOWN);
+        assert!(!human(&diags, "a.cfg", &src, false).contains("not shown"));
+    }
+
+    #[test]
+    fn warnings_fill_what_room_the_errors_leave() {
+        let src = "x".repeat(200);
+        // 60 warnings first, one error last: the error is shown.
+        let mut diags = errors_and_warnings(0, 60);
+        diags.push(Diagnostic::error(
+            Code::InvalidToken,
+            Span::new(150, 151),
+            "last",
+        ));
+        let out = short(&diags, "a.cfg", &src);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), MAX_SHOWN + 1);
+        assert_eq!(lines[MAX_SHOWN - 1], "a.cfg:1:151: error[E0001]: last");
+        assert_eq!(lines[MAX_SHOWN], "a.cfg: 11 more warnings not shown");
+        let out = short(&errors_and_warnings(0, 51), "a.cfg", &src);
+        assert!(
+            out.ends_with("\na.cfg: 1 more warning not shown\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_place_with_the_real_column() {
+        // `é` takes two bytes: the column counts characters.
+        let src = format!("id = {}bad{} }}\n", "é".repeat(50_000), "x".repeat(50_000));
+        let at = src.find("bad").expect("bad");
+        let d = Diagnostic::error(
+            Code::InvalidPort,
+            Span::new(at, at + 3),
+            "invalid port `bad`",
+        )
+        .with_label("not a port")
+        .with_secondary(Span::new(0, 2), "in this section");
+        let out = human(std::slice::from_ref(&d), "a.cfg", &src, false);
+        assert!(out.len() < 2_000, "{} bytes:\n{out}", out.len());
+        assert!(out.contains("─[ a.cfg:1:50006 ]"), "{out}");
+        assert!(out.contains("id = éééé") && out.contains("…éééé"), "{out}");
+        assert!(out.contains("ébadxxx") && out.contains("xxx…"), "{out}");
+        assert!(out.contains("not a port") && out.contains("in this section"));
+        let out = short(std::slice::from_ref(&d), "a.cfg", &src);
+        assert!(out.starts_with("a.cfg:1:50006: error[E0023]"), "{out}");
+        let v: Value = serde_json::from_str(json(&[d], "a.cfg", &src).trim_end()).expect("JSON");
+        assert_eq!(v["start"], json!({"line": 1, "column": 50_006}));
+        assert_eq!(v["byte_start"], at);
+    }
+
+    #[test]
+    fn places_far_apart_are_separate_excerpts_the_primary_first() {
+        // "first defined here" on line 3, the primary place at column 5001 of line 900.
+        let mut src = String::new();
+        for i in 1..=1000 {
+            if i == 900 {
+                src.push_str(&"y".repeat(5_000));
+            }
+            src.push_str(&format!("line{i} = x\n"));
+        }
+        let first = src.find("line3 ").expect("line 3");
+        let second = src.find("line900 ").expect("line 900");
+        let d = Diagnostic::error(
+            Code::DuplicateListener,
+            Span::new(second, second + 7),
+            "twice",
+        )
+        .with_label("again here")
+        .with_secondary(Span::new(first, first + 5), "first here");
+        let out = human(&[d], "a.cfg", &src, false);
+        let primary = out.find("─[ a.cfg:900:5001 ]").expect("the primary header");
+        let secondary = out.find("─[ a.cfg:3:1 ]").expect("the other header");
+        assert!(primary < secondary, "{out}");
+        // Two excerpts of one line each, not the 897 lines between.
+        assert!(out.lines().count() < 20, "{out}");
+        assert!(
+            out.contains("again here") && out.contains("first here"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn no_control_character_of_the_source_reaches_the_output() {
+        // A NUL, an escape sequence, an 8-bit CSI (in a word) and a DEL.
+        let src = "id = \0x \x1b[2J a\u{9b}31m \x7f }\n";
+        let at = |s: &str| src.find(s).expect("in the source");
+        let diags = [
+            Diagnostic::error(Code::InvalidToken, Span::new(at("\0"), at("\0") + 1), "bad"),
+            Diagnostic::error(
+                Code::UnexpectedToken,
+                Span::new(at("a\u{9b}"), at("31m") + 3),
+                "unexpected `a\u{9b}31m`",
+            ),
+        ];
+        for out in [
+            human(&diags, "a.cfg", src, false),
+            short(&diags, "a.cfg", src),
+            json(&diags, "a.cfg", src),
+        ] {
+            assert!(
+                !out.contains(|c: char| c.is_control() && c != '\n'),
+                "{out:?}"
+            );
+        }
+        let out = human(&diags, "a.cfg", src, false);
+        assert!(out.contains("id = ?x ?[2J a??31m ? }"), "{out}");
+        assert!(out.contains("unexpected `a\\u{9b}31m`"), "{out}");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_the_source_and_every_text() {
+        let src = "id = tcprelay {\n  tls passphrse = S3cr3t-Pa55 \"more\"\n}\n";
+        let at = src.find("S3cr3t").expect("secret");
+        let d = Diagnostic::error(
+            Code::UnexpectedToken,
+            Span::new(at, at + 11),
+            "unexpected `S3cr3t-Pa55`",
+        )
+        .with_label("`S3cr3t-Pa55` here")
+        .with_secondary(Span::new(at, at + 6), "`S3cr3t`")
+        .with_note("note `S3cr3t/x`")
+        .with_help("did you mean `S3cr3t-Pa55`?");
+        let diags = [d];
+        for out in [
+            human(&diags, "a.cfg", src, false),
+            human(&diags, "a.cfg", src, true),
+            short(&diags, "a.cfg", src),
+            json(&diags, "a.cfg", src),
+        ] {
+            assert!(!out.contains("S3cr3t") && !out.contains("Pa55"), "{out}");
+            assert!(out.contains("***********"), "{out}");
+        }
+        let out = human(&diags, "a.cfg", src, false);
+        assert!(out.contains("tls passphrse = ******************"), "{out}");
+        // The masked text is as long as the secret: the column stays.
+        assert!(out.contains("a.cfg:2:19"), "{out}");
     }
 
     proptest::proptest! {

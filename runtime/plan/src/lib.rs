@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+mod read;
 mod validate;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 pub use codec::{decode, encode, DecodeError, FORMAT_VERSION, MAGIC};
+pub use read::{read_plan, read_regular, ReadError, Refused, MAX_PLAN_SIZE};
 pub use validate::PlanError;
 
 /// A whole compiled configuration.
