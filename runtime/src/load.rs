@@ -228,10 +228,16 @@ impl Compile {
             // `tcprelay-cc`: 1 is errors in the configuration, 2 is everything else
             // (the file or URL could not be read, a bad argument).
             ChildExit::Code(1) => Err(format!("{cfg}: the configuration has errors:{}", details())),
-            ChildExit::Code(2) if lines.len() == 1 => Err(format!(
-                "{cfg}: {}",
-                lines[0].strip_prefix("tcprelay-cc: ").unwrap_or(lines[0])
-            )),
+            ChildExit::Code(2) if lines.len() == 1 => {
+                // The compiler's one line, e.g. "cannot fetch URL: no answer within
+                // 30 s", names the configuration itself.
+                let line = lines[0].strip_prefix("tcprelay-cc: ").unwrap_or(lines[0]);
+                Err(if line.contains(cfg.as_str()) {
+                    line.to_string()
+                } else {
+                    format!("{cfg}: {line}")
+                })
+            }
             ChildExit::Code(code) => Err(format!(
                 "{cfg}: the compiler failed (exit code {code}){}",
                 details()
