@@ -319,3 +319,49 @@ fn readme_by_hand_block_works_pasted_whole_and_stops_what_it_started() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The release profile builds binaries without debug info (they were 40 MB larger
+/// with it), and the profiling profile is the same code with line tables, for perf.
+#[test]
+fn release_binaries_carry_no_debug_info_and_profiling_ones_do() {
+    let manifest = std::fs::read_to_string(harness::root().join("Cargo.toml")).expect("Cargo.toml");
+    let section = |name: &str| -> Vec<String> {
+        manifest
+            .lines()
+            .skip_while(|l| l.trim() != format!("[profile.{name}]"))
+            .skip(1)
+            .take_while(|l| !l.starts_with('['))
+            .map(|l| l.split('#').next().unwrap_or("").replace(' ', ""))
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let release = section("release");
+    assert!(
+        release.contains(&"strip=\"debuginfo\"".to_string())
+            || release.contains(&"strip=true".to_string())
+            || release.contains(&"split-debuginfo=\"packed\"".to_string()),
+        "[profile.release]: {release:?}"
+    );
+    assert!(
+        !release.iter().any(|l| l.starts_with("debug="))
+            || release.contains(&"debug=false".to_string()),
+        "[profile.release]: {release:?}"
+    );
+    let profiling = section("profiling");
+    for line in ["inherits=\"release\"", "strip=\"none\""] {
+        assert!(
+            profiling.contains(&line.to_string()),
+            "[profile.profiling]: {profiling:?}"
+        );
+    }
+    assert!(
+        profiling.iter().any(|l| [
+            "debug=1",
+            "debug=2",
+            "debug=true",
+            "debug=\"line-tables-only\""
+        ]
+        .contains(&l.as_str())),
+        "[profile.profiling]: {profiling:?}"
+    );
+}
