@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 echo "== checking the Debian packages the build uses (pkg-config, libssl-dev)"
 need_packages pkg-config libssl-dev
-echo "== cargo build --release: tcprelay-cc, tcprelay and the echo backend (a few minutes the first time)"
+echo "== cargo build --release: tcprelay-cc, tcprelay and the echo backend (several minutes the first time)"
 cargo build --release --workspace --bins --examples
 bin=target/release
 pids=()
