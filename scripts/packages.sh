@@ -10,7 +10,10 @@ need_packages() {
     fi
     local missing=() pkg
     for pkg in "$@"; do
-        dpkg-query -W -f '${Status}\n' "$pkg" 2>/dev/null | grep -q ' installed$' || missing+=("$pkg")
+        case "$(dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null)" in
+            *" installed") ;;
+            *) missing+=("$pkg") ;;
+        esac
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "== installing the missing Debian packages: ${missing[*]}"

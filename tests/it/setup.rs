@@ -72,7 +72,7 @@ fn readme_setup_shows_the_two_commands_and_ci_runs_the_same_test_command() {
 }
 
 /// A directory of stand-ins for `dpkg-query`, `apt-get`, `sudo` and `id`, and the
-/// real `grep` and `env`: `scripts/packages.sh` run with it as its only PATH.
+/// real `env`: `scripts/packages.sh` run with it as its only PATH.
 struct FakeSystem {
     dir: tempfile::TempDir,
 }
@@ -109,14 +109,11 @@ impl FakeSystem {
         if sudo {
             write("sudo", format!("echo sudo >> {log}\nexec \"$@\"\n"));
         }
-        for tool in ["grep", "env"] {
-            let real = ["/usr/bin", "/bin"]
-                .iter()
-                .map(|d| Path::new(d).join(tool))
-                .find(|p| p.exists())
-                .unwrap_or_else(|| panic!("no {tool}"));
-            std::os::unix::fs::symlink(real, dir.path().join(tool)).expect("symlink");
-        }
+        let env = ["/usr/bin/env", "/bin/env"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("env(1)");
+        std::os::unix::fs::symlink(env, dir.path().join("env")).expect("symlink");
         FakeSystem { dir }
     }
 
@@ -127,7 +124,11 @@ impl FakeSystem {
             .args([
                 "--norc",
                 "-c",
-                &format!(". {} && need_packages {packages}", script.display()),
+                // As the scripts that source it run.
+                &format!(
+                    "set -euo pipefail; . {} && need_packages {packages}",
+                    script.display()
+                ),
             ])
             .env_clear()
             .env("PATH", self.dir.path())
