@@ -97,7 +97,14 @@ pub fn write(severity: Severity, message: std::fmt::Arguments<'_>) {
             std::process::id(),
             severity.name().to_lowercase()
         );
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        // The crate's own tests write through the test harness's capture instead: a
+        // passing test's log is dropped, a failing test's printed with its failure
+        // (`--nocapture` shows all of it).
+        if cfg!(test) {
+            eprint!("{line}");
+        } else {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
     }
 }
 
@@ -118,3 +125,54 @@ macro_rules! notice { ($($arg:tt)*) => { $crate::log_at!(Notice, $($arg)*) }; }
 macro_rules! info { ($($arg:tt)*) => { $crate::log_at!(Info, $($arg)*) }; }
 #[macro_export]
 macro_rules! debug { ($($arg:tt)*) => { $crate::log_at!(Debug, $($arg)*) }; }
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    /// Logs a line and passes or fails as `TCPRELAY_LOG_TEST` says; run by
+    /// `a_passing_tests_log_is_silent_and_a_failing_tests_shown`, in a process of its own.
+    #[test]
+    #[ignore = "run by a_passing_tests_log_is_silent_and_a_failing_tests_shown"]
+    fn logs_then_passes_or_fails() {
+        let outcome = std::env::var("TCPRELAY_LOG_TEST").unwrap_or_default();
+        // From another thread, as the worker tests' relays log.
+        std::thread::spawn(move || crate::notice!("log line of a test that is to {outcome}"))
+            .join()
+            .expect("the logging thread");
+        assert_ne!(std::env::var("TCPRELAY_LOG_TEST").as_deref(), Ok("fail"));
+    }
+
+    /// The log lines of a unit test are the test harness's to show: none when the
+    /// test passes, all of them with a failure.
+    #[test]
+    fn a_passing_tests_log_is_silent_and_a_failing_tests_shown() {
+        let run = |outcome: &str| {
+            let out = Command::new(std::env::current_exe().expect("this test binary"))
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "log::tests::logs_then_passes_or_fails",
+                ])
+                .env("TCPRELAY_LOG_TEST", outcome)
+                .env_remove("RUST_TEST_NOCAPTURE")
+                .output()
+                .expect("the test binary runs");
+            let text = [out.stdout, out.stderr].concat();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&text).into_owned(),
+            )
+        };
+        let (passed, output) = run("pass");
+        assert!(passed, "{output}");
+        assert!(!output.contains("log line of a test"), "{output}");
+        assert!(output.contains("1 passed"), "{output}");
+        let (passed, output) = run("fail");
+        assert!(!passed, "{output}");
+        assert!(
+            output.contains("notice: log line of a test that is to fail"),
+            "{output}"
+        );
+    }
+}

@@ -50,6 +50,27 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The path of one of the runtime's examples (`runtime/examples/NAME.rs`), built
+/// with the same cargo and profile as this test binary.
+pub fn example(name: &str) -> PathBuf {
+    let dir = bin("tcprelay")
+        .parent()
+        .expect("the binaries' directory")
+        .to_path_buf();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--quiet", "-p", "tcprelay", "--example", name])
+        .current_dir(root());
+    if dir.file_name().is_some_and(|p| p == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building the example {name} failed: {status}"
+    );
+    dir.join("examples").join(name)
+}
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -10,5 +10,6 @@ mod manual;
 mod process;
 mod props;
 mod relay;
+mod setup;
 mod strings;
 mod ui;

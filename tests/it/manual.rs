@@ -3,8 +3,9 @@
 //! and a screenshot is taken (and kept as `target/<profile>/manual-screenshot.png` for
 //! a person to look at).
 //!
-//! Chromium is Debian's `chromium` package at `/usr/bin/chromium`; CI installs it
-//! (`.ci/run`). Without it the test fails and says so, rather than passing unseen.
+//! Chromium is Debian's `chromium` package at `/usr/bin/chromium`; `scripts/test.sh`
+//! (the README's test command) installs it. Without it the test fails and says so,
+//! rather than passing unseen.
 
 use crate::harness;
 use std::path::{Path, PathBuf};
@@ -38,7 +39,7 @@ fn require_chromium() {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: install Debian's Chromium with \
-         `apt-get install -y chromium` (CI installs it in .ci/run)"
+         `apt-get install -y chromium` (scripts/test.sh installs it)"
     );
 }
 
