@@ -492,5 +492,5 @@ fn pages_share_one_header_and_name_no_source_tree() {
     for (file, fields) in &headers {
         assert_eq!(fields, &first, "{file}: .TH fields");
     }
-    assert!(headers.len() >= 6, "{headers:?}");
+    assert!(headers.contains_key("tcprelay.conf.5"), "{headers:?}");
 }
