@@ -219,22 +219,22 @@ pub fn html() -> String {
     ));
     for ((id, title), subsections) in &contents {
         toc.push_str(&format!("<li><a href=\"#{id}\">{title}</a>"));
-        let links: Vec<String> = subsections
-            .iter()
-            .map(|(id, title)| format!("<a href=\"#{id}\">{title}</a>"))
-            .collect();
-        if !links.is_empty() {
-            toc.push_str(&format!(": {}", links.join(", ")));
+        if !subsections.is_empty() {
+            toc.push_str("\n<ul>\n");
+            for (id, title) in subsections {
+                toc.push_str(&format!("<li><a href=\"#{id}\">{title}</a></li>\n"));
+            }
+            toc.push_str("</ul>\n");
         }
         toc.push_str("</li>\n");
     }
-    toc.push_str("<li><a href=\"#railroad-diagrams\">Railroad diagrams</a>: ");
+    toc.push_str("<li><a href=\"#railroad-diagrams\">Railroad diagrams</a>\n<p class=\"rules\">");
     let rule_links: Vec<String> = rules
         .iter()
         .map(|r| format!("<a href=\"#rule-{0}\">{0}</a>", escape(&r.name)))
         .collect();
     toc.push_str(&rule_links.join(", "));
-    toc.push_str("</li>\n");
+    toc.push_str("</p></li>\n");
 
     body.push_str(
         "<h2 id=\"diagnostics\">Diagnostics</h2>\n\
@@ -284,12 +284,9 @@ pub fn html() -> String {
          diagnostics it prints are listed under <a href=\"#diagnostics\">Diagnostics</a>. \
          The same reference is the man page <b>tcprelay.conf</b>(5); the programs are \
          described in <b>tcprelay-cc</b>(1) and <b>tcprelay</b>(1).</p>\n\
-         </header>\n<nav>\n<h2>Contents</h2>\n<ul>\n{toc}</ul>\n</nav>\n\
-         <main>\n{body}</main>\n\
-         <footer>\n<p>Generated from <code>docs/language.md</code> and \
-         <code>grammar/tcprelay.lalrpop</code> by <code>tcprelay_cc::manual</code>; \
-         edit those, then run <code>TCPRELAY_BLESS=1 cargo test -p tcprelay-cc --lib \
-         manual</code>.</p>\n</footer>\n</body>\n</html>\n"
+         </header>\n<div class=\"layout\">\n\
+         <nav>\n<h2>Contents</h2>\n<ul>\n{toc}</ul>\n</nav>\n\
+         <main>\n{body}</main>\n</div>\n</body>\n</html>\n"
     )
 }
 
@@ -322,7 +319,7 @@ font-family: sans-serif;
 line-height: 1.45;
 color: #222;
 margin: 0 auto;
-max-width: 72em;
+max-width: 90em;
 padding: 1em 1.5em 3em;
 }
 h1 {
@@ -362,6 +359,34 @@ nav h2 {
 border: none;
 font-size: 1.1em;
 margin-top: 0.6em;
+}
+nav ul {
+margin: 0;
+padding-left: 1.2em;
+}
+nav p.rules {
+font-size: 0.9em;
+margin: 0.2em 0 0;
+}
+/* On a wide screen the contents are a column beside the text that stays in view
+   while the text scrolls; on a narrow one, a list above it. */
+@media (min-width: 60em) {
+div.layout {
+display: grid;
+grid-template-columns: 17em minmax(0, 1fr);
+gap: 2em;
+align-items: start;
+}
+nav {
+position: sticky;
+top: 0;
+max-height: 100vh;
+box-sizing: border-box;
+overflow-y: auto;
+}
+main h2:first-child {
+margin-top: 0.6em;
+}
 }
 table {
 border-collapse: collapse;
@@ -406,11 +431,5 @@ svg.railroad {
 display: block;
 max-width: 100%;
 height: auto;
-}
-footer {
-border-top: 1px solid #ccc;
-color: #666;
-font-size: 0.9em;
-margin-top: 3em;
 }
 ";

@@ -203,7 +203,7 @@ fn the_page_has_every_diagram_and_no_external_resource() {
     assert!(!text.contains('`'), "a backtick left");
     assert!(!text.contains("]("), "a link left");
     // An installed system has this page and the man pages only: no link leaves the
-    // page, no paragraph about the source tree.
+    // page, no paragraph about the source tree, no developer footer.
     for href in page.split(" href=\"").skip(1) {
         assert!(
             href.starts_with('#'),
@@ -215,6 +215,9 @@ fn the_page_has_every_diagram_and_no_external_resource() {
         !page.contains("In the source tree"),
         "a source-tree paragraph"
     );
+    for word in [".md", "<footer", "docs/", "cargo ", "grammar/"] {
+        assert!(!page.contains(word), "{word}");
+    }
     for code in Code::ALL {
         assert!(
             page.contains(&format!("<code>{}</code>", code.as_str())),
