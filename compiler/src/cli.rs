@@ -79,9 +79,9 @@ struct Input {
 enum Command {
     /// Checks a configuration and prints its diagnostics.
     ///
-    /// Every problem of the file is reported in one run, each with a stable code (see
-    /// docs/diagnostics.md). Exit status: 0 no errors (warnings allowed), 1 errors, 2
-    /// usage or I/O error.
+    /// Every problem of the file is reported in one run, each with a stable code
+    /// (listed in tcprelay.conf(5)). Exit status: 0 no errors (warnings allowed), 1
+    /// errors, 2 usage or I/O error.
     Check(Input),
     /// Compiles a configuration into a plan file.
     ///

@@ -1,18 +1,25 @@
 //! The configuration manual, `docs/manual/index.html`: one self-contained HTML page
-//! with the reference of every directive and the railroad diagram of every rule.
+//! with the reference of every directive and the railroad diagram of every rule; and
+//! the same text as the man page `docs/man/tcprelay.conf.5` ([`man_page`], in
+//! `manual/roff.rs`).
 //!
 //! The text comes from `docs/language.md`, the one place where the directives, their
 //! defaults and their examples are written down; the diagrams come from
 //! [`diagram::rules`], drawn from the grammar the parser is generated from. So the page
-//! has no text of its own to drift: the tests check that the committed copy is what
-//! [`html`] gives now (`TCPRELAY_BLESS=1 cargo test -p tcprelay-cc --lib manual`
-//! rewrites it), that every spelling the grammar accepts has a row, and that every
-//! example compiles.
+//! has no text of its own to drift: the tests check that the committed copies are
+//! what [`html`] and [`man_page`] give now (`TCPRELAY_BLESS=1 cargo test -p
+//! tcprelay-cc --lib manual` rewrites them), that every spelling the grammar accepts
+//! has a row, and that every example compiles. Both leave out the paragraphs of
+//! `language.md` about the source tree ([`is_source_tree_only`]) and link nothing but
+//! their own sections: an installed system has the HTML and man pages only. Both end
+//! with the diagnostic codes, from [`Code::ALL`].
 
 mod markdown;
+mod roff;
 #[cfg(test)]
 mod tests;
 
+use crate::diag::Code;
 use crate::diagram;
 use markdown::{blocks, escape, inline, slug, Block};
 
@@ -122,13 +129,36 @@ pub fn directives() -> Vec<Directive> {
     out
 }
 
-/// Relative links of `docs/language.md`, made relative to `docs/manual/`.
+/// A paragraph of `language.md` about the files of the source tree (it starts with
+/// "In the source tree,"), which the installed manuals leave out.
+fn is_source_tree_only(paragraph: &str) -> bool {
+    paragraph.starts_with("In the source tree,")
+}
+
+/// The links of `docs/language.md` the manual keeps: those to its own sections. A
+/// link to another file becomes its text (`""`), as the file is not installed.
 fn link(url: &str) -> String {
-    if url.starts_with('#') || url.contains("://") {
+    if url.starts_with('#') {
         url.to_string()
     } else {
-        format!("../{url}")
+        String::new()
     }
+}
+
+/// Every diagnostic code and its title, in catalogue order.
+fn diagnostics() -> Vec<(&'static str, &'static str)> {
+    Code::ALL.iter().map(|c| (c.as_str(), c.title())).collect()
+}
+
+/// The man page `tcprelay.conf(5)`: the text and tables of `language.md`, and the
+/// diagnostic codes.
+pub fn man_page() -> String {
+    roff::page()
+}
+
+/// The file name of [`man_page`] under `docs/man/`.
+pub fn man_page_file() -> String {
+    format!("{}.{}", roff::NAME, roff::SECTION)
 }
 
 /// The manual: `docs/language.md` as HTML, a table of contents, and every rule's
@@ -165,6 +195,7 @@ pub fn html() -> String {
                     ));
                 }
             }
+            Block::Paragraph(text) if is_source_tree_only(&text) => {}
             Block::Paragraph(text) => {
                 body.push_str(&format!("<p>{}</p>\n", inline(&text, &link)));
             }
@@ -182,29 +213,48 @@ pub fn html() -> String {
         }
     }
     let mut toc = String::new();
+    contents.push((
+        ("diagnostics".to_string(), "Diagnostics".to_string()),
+        Vec::new(),
+    ));
     for ((id, title), subsections) in &contents {
         toc.push_str(&format!("<li><a href=\"#{id}\">{title}</a>"));
-        let links: Vec<String> = subsections
-            .iter()
-            .map(|(id, title)| format!("<a href=\"#{id}\">{title}</a>"))
-            .collect();
-        if !links.is_empty() {
-            toc.push_str(&format!(": {}", links.join(", ")));
+        if !subsections.is_empty() {
+            toc.push_str("\n<ul>\n");
+            for (id, title) in subsections {
+                toc.push_str(&format!("<li><a href=\"#{id}\">{title}</a></li>\n"));
+            }
+            toc.push_str("</ul>\n");
         }
         toc.push_str("</li>\n");
     }
-    toc.push_str("<li><a href=\"#railroad-diagrams\">Railroad diagrams</a>: ");
+    toc.push_str("<li><a href=\"#railroad-diagrams\">Railroad diagrams</a>\n<p class=\"rules\">");
     let rule_links: Vec<String> = rules
         .iter()
         .map(|r| format!("<a href=\"#rule-{0}\">{0}</a>", escape(&r.name)))
         .collect();
     toc.push_str(&rule_links.join(", "));
-    toc.push_str("</li>\n");
+    toc.push_str("</p></li>\n");
+
+    body.push_str(
+        "<h2 id=\"diagnostics\">Diagnostics</h2>\n\
+         <p><code>tcprelay-cc check</code>, and <code>tcprelay</code> when it compiles a \
+         configuration, report each problem, error or warning, with one of these stable \
+         codes.</p>\n<table class=\"codes\">\n\
+         <thead><tr><th>code</th><th>meaning</th></tr></thead>\n<tbody>\n",
+    );
+    for (code, title) in diagnostics() {
+        body.push_str(&format!(
+            "<tr><td><code>{code}</code></td><td>{}</td></tr>\n",
+            escape(title)
+        ));
+    }
+    body.push_str("</tbody>\n</table>\n");
 
     body.push_str(
         "<section id=\"railroad-diagrams\">\n<h2>Railroad diagrams</h2>\n\
-         <p>Every rule of the grammar the parser is generated from \
-         (<code>grammar/tcprelay.lalrpop</code>), drawn by <code>tcprelay-cc diagram</code>. \
+         <p>Every rule of the grammar the parser is generated from, drawn by \
+         <code>tcprelay-cc diagram</code>. \
          Read a diagram from left to right along the lines. Yellow rounded boxes are \
          written as shown; green italic boxes are a <em>word</em> (unquoted text) or a \
          <em>\"string\"</em> (quoted text); blue square boxes are other rules.</p>\n",
@@ -230,14 +280,13 @@ pub fn html() -> String {
          <header>\n<h1>The {TITLE}</h1>\n\
          <p>Every directive of the spawnd/tcprelay configuration language, with its \
          default and an example, and the railroad diagram of every rule. Check a \
-         configuration with <code>tcprelay-cc check FILE</code>; the diagnostics it \
-         prints are listed in <a href=\"../diagnostics.md\">diagnostics.md</a>.</p>\n\
-         </header>\n<nav>\n<h2>Contents</h2>\n<ul>\n{toc}</ul>\n</nav>\n\
-         <main>\n{body}</main>\n\
-         <footer>\n<p>Generated from <code>docs/language.md</code> and \
-         <code>grammar/tcprelay.lalrpop</code> by <code>tcprelay_cc::manual</code>; \
-         edit those, then run <code>TCPRELAY_BLESS=1 cargo test -p tcprelay-cc --lib \
-         manual</code>.</p>\n</footer>\n</body>\n</html>\n"
+         configuration with <code>tcprelay-cc check FILE</code>; the codes of the \
+         diagnostics it prints are listed under <a href=\"#diagnostics\">Diagnostics</a>. \
+         The same reference is the man page <b>tcprelay.conf</b>(5); the programs are \
+         described in <b>tcprelay-cc</b>(1) and <b>tcprelay</b>(1).</p>\n\
+         </header>\n<div class=\"layout\">\n\
+         <nav>\n<h2>Contents</h2>\n<ul>\n{toc}</ul>\n</nav>\n\
+         <main>\n{body}</main>\n</div>\n</body>\n</html>\n"
     )
 }
 
@@ -270,7 +319,7 @@ font-family: sans-serif;
 line-height: 1.45;
 color: #222;
 margin: 0 auto;
-max-width: 72em;
+max-width: 90em;
 padding: 1em 1.5em 3em;
 }
 h1 {
@@ -310,6 +359,34 @@ nav h2 {
 border: none;
 font-size: 1.1em;
 margin-top: 0.6em;
+}
+nav ul {
+margin: 0;
+padding-left: 1.2em;
+}
+nav p.rules {
+font-size: 0.9em;
+margin: 0.2em 0 0;
+}
+/* On a wide screen the contents are a column beside the text that stays in view
+   while the text scrolls; on a narrow one, a list above it. */
+@media (min-width: 60em) {
+div.layout {
+display: grid;
+grid-template-columns: 17em minmax(0, 1fr);
+gap: 2em;
+align-items: start;
+}
+nav {
+position: sticky;
+top: 0;
+max-height: 100vh;
+box-sizing: border-box;
+overflow-y: auto;
+}
+main h2:first-child {
+margin-top: 0.6em;
+}
 }
 table {
 border-collapse: collapse;
@@ -354,11 +431,5 @@ svg.railroad {
 display: block;
 max-width: 100%;
 height: auto;
-}
-footer {
-border-top: 1px solid #ccc;
-color: #666;
-font-size: 0.9em;
-margin-top: 3em;
 }
 ";

@@ -389,7 +389,7 @@ fn readme_install_lines_put_pages_and_completions_in_place() {
         .filter(|l| l.starts_with("install "))
         .map(|l| l.replace("/usr/local/", &format!("{}/", prefix.path().display())))
         .collect();
-    assert_eq!(lines.len(), 5, "the README's install lines");
+    assert_eq!(lines.len(), 7, "the README's install lines");
     for line in &lines {
         let out = Command::new("sh")
             .args(["-c", line])
@@ -399,11 +399,12 @@ fn readme_install_lines_put_pages_and_completions_in_place() {
         assert!(out.status.success(), "{line}: {}", harness::stderr(&out));
     }
     let share = prefix.path().join("share");
-    for page in [
-        "tcprelay",
-        "tcprelay-cc",
-        "tcprelay-cc-check",
-        "tcprelay-cc-compile",
+    for (page, section) in [
+        ("tcprelay", "man1"),
+        ("tcprelay-cc", "man1"),
+        ("tcprelay-cc-check", "man1"),
+        ("tcprelay-cc-compile", "man1"),
+        ("tcprelay.conf", "man5"),
     ] {
         let out = Command::new("man")
             .arg("-M")
@@ -412,7 +413,7 @@ fn readme_install_lines_put_pages_and_completions_in_place() {
             .output()
             .expect("man runs (Debian's man-db)");
         assert!(
-            out.status.success() && harness::stdout(&out).contains("man1"),
+            out.status.success() && harness::stdout(&out).contains(section),
             "man -w {page}: {}",
             harness::stderr(&out)
         );
@@ -424,6 +425,7 @@ fn readme_install_lines_put_pages_and_completions_in_place() {
         "bash-completion/completions/tcprelay",
         "zsh/site-functions/_tcprelay",
         "fish/vendor_completions.d/tcprelay.fish",
+        "doc/tcprelay/index.html",
     ] {
         assert!(share.join(file).is_file(), "{file} was not installed");
     }

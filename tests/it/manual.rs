@@ -17,7 +17,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Appended to a copy of the page: writes one line per rule, `ID WIDTH HEIGHT PATHS`,
-/// with the diagram's laid-out size, into a `<pre id="measured">`.
+/// with the diagram's laid-out size, into a `<pre id="measured">`; then scrolls to the
+/// railroad diagrams, far down the page, and writes `TOP BOTTOM SCROLLED` of the table of contents into a `<pre
+/// id="sticky">`.
 const MEASURE: &str = r#"<script>
 (function () {
   var lines = [];
@@ -31,6 +33,12 @@ const MEASURE: &str = r#"<script>
   pre.id = "measured";
   pre.textContent = "\n" + lines.join("\n") + "\n";
   document.body.appendChild(pre);
+  document.getElementById("railroad-diagrams").scrollIntoView();
+  var nav = document.querySelector("nav").getBoundingClientRect();
+  var sticky = document.createElement("pre");
+  sticky.id = "sticky";
+  sticky.textContent = Math.round(nav.top) + " " + Math.round(nav.bottom) + " " + Math.round(window.scrollY);
+  document.body.appendChild(sticky);
 })();
 </script>
 </body>"#;
@@ -119,7 +127,7 @@ fn diagrams_are_laid_out() {
     let dom_path = dir.path().join("dom.html");
     let status = chromium(
         dir.path(),
-        &["--dump-dom"],
+        &["--dump-dom", "--window-size=1280,800"],
         &format!("file://{}", measured_page.display()),
         &dom_path,
     );
@@ -179,6 +187,24 @@ fn diagrams_are_laid_out() {
         measured.lines().filter(|l| !l.is_empty()).count(),
         rules.len(),
         "one diagram per rule: {measured}"
+    );
+    // Scrolled far down in a wide window, the table of contents is still in view, at
+    // the top: it is sticky.
+    let sticky: Vec<i64> = dom
+        .split("<pre id=\"sticky\">")
+        .nth(1)
+        .and_then(|m| m.split("</pre>").next())
+        .expect("the measuring script ran")
+        .split(' ')
+        .map(|n| n.parse().expect("a number"))
+        .collect();
+    let [top, bottom, scrolled] = sticky[..] else {
+        panic!("{sticky:?}")
+    };
+    assert!(scrolled > 5_000, "the page scrolled by {scrolled} px only");
+    assert!(
+        (0..=1).contains(&top) && bottom > 200,
+        "scrolled by {scrolled} px, the contents are at {top}..{bottom}: not in view"
     );
 }
 

@@ -16,8 +16,94 @@ use std::path::{Path, PathBuf};
 
 /// The man section of every page.
 const SECTION: &str = "1";
-/// The manual the pages belong to (the centre of the page footer).
-const MANUAL: &str = "tcprelay manual";
+/// The manual the pages belong to (the centre of the page header).
+pub(crate) const MANUAL: &str = "tcprelay manual";
+
+/// The `.TH` line every page of `docs/man/` starts with: the name, the section, no
+/// date (the version is the date of a generated page), the source `tcprelay VERSION`
+/// and [`MANUAL`]. `tcprelay.conf(5)` (from [`crate::manual`]) and the runtime's page
+/// write the same line; [`pages_share_one_header_and_name_no_source_tree`] checks it.
+pub(crate) fn title(name: &str, section: &str) -> String {
+    format!(
+        ".TH {name} {section} \"\" \"tcprelay {}\" \"{MANUAL}\"\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// `-s|--long VALUE` (or a positional's `VALUE`) as roff, bracketed when optional: a
+/// value with a fixed set of choices is shown as the choices, `human|short|json`.
+fn synopsis_arg(arg: &clap::Arg) -> String {
+    let mut text = String::new();
+    if arg.is_positional() {
+        let name = arg
+            .get_value_names()
+            .and_then(|names| names.first())
+            .map_or_else(
+                || arg.get_id().to_string().to_uppercase(),
+                |n| n.to_string(),
+            );
+        text.push_str(&format!("\\fI{name}\\fR"));
+    } else {
+        let mut names = Vec::new();
+        if let Some(short) = arg.get_short() {
+            names.push(format!("\\fB\\-{short}\\fR"));
+        }
+        if let Some(long) = arg.get_long() {
+            names.push(format!("\\fB\\-\\-{}\\fR", long.replace('-', "\\-")));
+        }
+        text.push_str(&names.join("|"));
+        if arg.get_action().takes_values() {
+            let choices: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| format!("\\fI{}\\fR", v.get_name()))
+                .collect();
+            let value = if choices.is_empty() {
+                let name = arg
+                    .get_value_names()
+                    .and_then(|names| names.first())
+                    .map_or_else(
+                        || arg.get_id().to_string().to_uppercase(),
+                        |n| n.to_string(),
+                    );
+                format!("\\fI{name}\\fR")
+            } else {
+                choices.join("|")
+            };
+            text.push(' ');
+            text.push_str(&value);
+        }
+    }
+    if arg.is_required_set() {
+        text
+    } else {
+        format!("[{text}]")
+    }
+}
+
+/// The SYNOPSIS section: the command and every argument with its value.
+fn synopsis(cmd: &clap::Command, invocation: &str) -> String {
+    let mut line = vec![format!("\\fB{}\\fR", invocation.replace('-', "\\-"))];
+    line.extend(
+        cmd.get_arguments()
+            .filter(|a| !a.is_hide_set() && !a.is_positional())
+            .map(synopsis_arg),
+    );
+    line.extend(
+        cmd.get_positionals()
+            .filter(|a| !a.is_hide_set())
+            .map(synopsis_arg),
+    );
+    if cmd.has_subcommands() {
+        let subs: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| format!("\\fB{}\\fR", s.get_name()))
+            .collect();
+        line.push(format!("{} ...", subs.join("|")));
+    }
+    format!(".SH SYNOPSIS\n{}\n", line.join(" "))
+}
 
 fn docs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs")
@@ -61,20 +147,33 @@ fn see_also(roff: &mut Roff, pages: &[&str]) {
     }
     roff.text(parts);
     roff.control("PP", []);
-    roff.text([roman(
-        "The configuration reference, with railroad diagrams of the language: \
-         docs/manual/index.html in the source tree. Diagnostic codes: \
-         docs/diagnostics.md; editor and CI integration: docs/editors.md.",
-    )]);
+    roff.text([
+        roman(
+            "The configuration language, every directive with its default, and the \
+               codes of the diagnostics: ",
+        ),
+        bold("tcprelay.conf"),
+        roman(
+            "(5); the same reference with railroad diagrams of the language is the \
+               HTML manual installed beside these pages.",
+        ),
+    ]);
 }
 
 /// A page rendered from the definition, followed by the sections clap does not have.
-fn page(man: &Man, subcommands: bool, extra: impl FnOnce(&mut Roff)) -> String {
-    let mut out = Vec::new();
+/// `name` is the page's (`tcprelay-cc-check`), `invocation` how it is run
+/// (`tcprelay-cc check`).
+fn page(
+    man: &Man,
+    cmd: &clap::Command,
+    [name, invocation]: [&str; 2],
+    subcommands: bool,
+    extra: impl FnOnce(&mut Roff),
+) -> String {
+    let mut out = title(name, SECTION).into_bytes();
     let rendered = (|| {
-        man.render_title(&mut out)?;
         man.render_name_section(&mut out)?;
-        man.render_synopsis_section(&mut out)?;
+        out.extend_from_slice(synopsis(cmd, invocation).as_bytes());
         man.render_description_section(&mut out)?;
         man.render_options_section(&mut out)?;
         if subcommands {
@@ -105,7 +204,7 @@ fn generated() -> BTreeMap<String, String> {
         .section(SECTION)
         .source(&source)
         .manual(MANUAL);
-    let text = page(&top, true, |roff| {
+    let text = page(&top, &cmd, ["tcprelay-cc", "tcprelay-cc"], true, |roff| {
         roff.control("SH", ["ENVIRONMENT"]);
         roff.control("TP", []);
         roff.text([bold("NO_COLOR")]);
@@ -129,6 +228,7 @@ fn generated() -> BTreeMap<String, String> {
         roff.control("EE", []);
         let mut pages: Vec<&str> = names.iter().map(String::as_str).collect();
         pages.push("tcprelay(1)");
+        pages.push("tcprelay.conf(5)");
         see_also(roff, &pages);
     });
     files.insert("man/tcprelay-cc.1".to_string(), text);
@@ -142,9 +242,10 @@ fn generated() -> BTreeMap<String, String> {
             .section(SECTION)
             .source(&source)
             .manual(MANUAL);
-        let text = page(&man, false, |roff| {
+        let invocation = format!("tcprelay-cc {}", sub.get_name());
+        let text = page(&man, sub, [&name, &invocation], false, |roff| {
             exit_status(roff);
-            see_also(roff, &["tcprelay-cc(1)", "tcprelay(1)"]);
+            see_also(roff, &["tcprelay-cc(1)", "tcprelay(1)", "tcprelay.conf(5)"]);
         });
         files.insert(format!("man/{name}.1"), text);
     }
@@ -212,6 +313,29 @@ fn pages_cover_every_subcommand_and_option() {
             "{name}"
         );
         let page = &files[&format!("man/tcprelay-cc-{name}.1")];
+        let synopsis = page
+            .split(".SH SYNOPSIS\n")
+            .nth(1)
+            .and_then(|rest| rest.lines().next())
+            .expect("a SYNOPSIS");
+        for arg in sub
+            .get_arguments()
+            .filter(|a| a.get_action().takes_values())
+        {
+            // The option's value is shown: its choices, or its name.
+            let choices: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .map(|v| format!("\\fI{}\\fR", v.get_name()))
+                .collect();
+            let value = if choices.is_empty() {
+                let names = arg.get_value_names().expect("a value name");
+                format!("\\fI{}\\fR", names[0])
+            } else {
+                choices.join("|")
+            };
+            assert!(synopsis.contains(&value), "{name}: {value} in {synopsis}");
+        }
         for arg in sub.get_arguments() {
             if let Some(long) = arg.get_long() {
                 let escaped = format!("\\-\\-{}", long.replace('-', "\\-"));
@@ -298,4 +422,75 @@ fn bash_completes_subcommands_and_their_options() {
     );
     let options = bash_complete(script, &["tcprelay-cc", "compile", "--"]);
     assert!(options.contains(&"--output".to_string()), "{options:?}");
+}
+
+/// The arguments of a roff request line: words, or `"quoted"` (possibly empty) ones.
+fn request_args(line: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut rest = line.trim();
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            args.push(quoted[..end].to_string());
+            rest = quoted.get(end + 1..).unwrap_or("").trim_start();
+        } else {
+            let end = rest.find(' ').unwrap_or(rest.len());
+            args.push(rest[..end].to_string());
+            rest = rest[end..].trim_start();
+        }
+    }
+    args
+}
+
+/// Every page of `docs/man/` (the compiler's, the runtime's and `tcprelay.conf(5)`)
+/// starts with the same `.TH` layout: its own name and section (those of the file),
+/// then the same date, source and manual fields; and none sends the reader to the
+/// source tree, which an installed system does not have.
+#[test]
+fn pages_share_one_header_and_name_no_source_tree() {
+    let mut headers = BTreeMap::new();
+    for entry in std::fs::read_dir(docs().join("man")).expect("docs/man") {
+        let path = entry.expect("entry").path();
+        let file = path
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let th = text
+            .lines()
+            .find_map(|l| l.strip_prefix(".TH "))
+            .unwrap_or_else(|| panic!("{file}: no .TH line"));
+        let args = request_args(th);
+        let (stem, section) = file.rsplit_once('.').expect("NAME.SECTION");
+        assert_eq!(args.len(), 5, "{file}: .TH {th}");
+        assert_eq!(
+            [args[0].as_str(), args[1].as_str()],
+            [stem, section],
+            "{file}"
+        );
+        assert_eq!(
+            args[3],
+            format!("tcprelay {}", env!("CARGO_PKG_VERSION")),
+            "{file}"
+        );
+        assert_eq!(args[4], MANUAL, "{file}");
+        headers.insert(file.clone(), args[2..].to_vec());
+        for (n, line) in text.lines().enumerate() {
+            let plain = line.replace("\\-", "-");
+            for path in ["docs/", "runtime/", "compiler/", "examples/", "source tree"] {
+                assert!(!plain.contains(path), "{file}:{}: {line}", n + 1);
+            }
+            assert!(!plain.contains("cargo "), "{file}:{}: {line}", n + 1);
+            let md = plain
+                .split(|c: char| c.is_whitespace() || "()[],;".contains(c))
+                .any(|word| word.trim_end_matches('.').ends_with(".md"));
+            assert!(!md, "{file}:{}: {line}", n + 1);
+        }
+    }
+    let first = headers.values().next().expect("pages").clone();
+    for (file, fields) in &headers {
+        assert_eq!(fields, &first, "{file}: .TH fields");
+    }
+    assert!(headers.contains_key("tcprelay.conf.5"), "{headers:?}");
 }

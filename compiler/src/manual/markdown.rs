@@ -138,24 +138,52 @@ pub(super) fn escape(text: &str) -> String {
     out
 }
 
-/// Inline Markdown to HTML: `` `code` ``, `[text](url)` (relative URLs rewritten by
-/// `link`), `*emphasis*`; everything else escaped.
+/// How inline Markdown is written in an output format.
+pub(super) struct Style {
+    /// Plain text, escaped for the format.
+    pub escape: fn(&str) -> String,
+    /// What opens and closes a code span and an emphasis.
+    pub code: [&'static str; 2],
+    pub em: [&'static str; 2],
+}
+
+/// Inline Markdown to HTML: `` `code` ``, `[text](url)` (URLs rewritten by `link`; a
+/// link it rewrites to `""` is left as its text), `*emphasis*`; everything else
+/// escaped.
 pub(super) fn inline(text: &str, link: &dyn Fn(&str) -> String) -> String {
+    let html = Style {
+        escape,
+        code: ["<code>", "</code>"],
+        em: ["<em>", "</em>"],
+    };
+    let anchor = |url: &str, label: &str| {
+        let target = link(url);
+        if target.is_empty() {
+            label.to_string()
+        } else {
+            format!("<a href=\"{}\">{label}</a>", escape(&target))
+        }
+    };
+    styled(text, &html, &anchor)
+}
+
+/// Inline Markdown in `style`, links written by `link` (URL, rendered label).
+pub(super) fn styled(text: &str, style: &Style, link: &dyn Fn(&str, &str) -> String) -> String {
     let mut out = String::new();
     for (i, part) in text.split('`').enumerate() {
         if i % 2 == 1 {
-            out.push_str("<code>");
-            out.push_str(&escape(part));
-            out.push_str("</code>");
+            out.push_str(style.code[0]);
+            out.push_str(&(style.escape)(part));
+            out.push_str(style.code[1]);
         } else {
-            out.push_str(&prose(part, link));
+            out.push_str(&prose(part, style, link));
         }
     }
     out
 }
 
 /// Text outside code spans: links and emphasis.
-fn prose(text: &str, link: &dyn Fn(&str) -> String) -> String {
+fn prose(text: &str, style: &Style, link: &dyn Fn(&str, &str) -> String) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(open) = rest.find('[') {
@@ -169,24 +197,21 @@ fn prose(text: &str, link: &dyn Fn(&str) -> String) -> String {
             ))
         });
         let Some((label, url, len)) = parsed else {
-            out.push_str(&emphasis(&rest[..=open]));
+            out.push_str(&emphasis(&rest[..=open], style));
             rest = after;
             continue;
         };
-        out.push_str(&emphasis(&rest[..open]));
-        out.push_str(&format!(
-            "<a href=\"{}\">{}</a>",
-            escape(&link(url)),
-            emphasis(label)
-        ));
+        out.push_str(&emphasis(&rest[..open], style));
+        out.push_str(&link(url, &emphasis(label, style)));
         rest = &after[len..];
     }
-    out.push_str(&emphasis(rest));
+    out.push_str(&emphasis(rest, style));
     out
 }
 
-/// `*word*` as `<em>`; a lone `*` stays as it is. Escapes the text.
-fn emphasis(text: &str) -> String {
+/// `*word*` emphasised; a lone `*` stays as it is. Escapes the text.
+fn emphasis(text: &str, style: &Style) -> String {
+    let escape = style.escape;
     let parts: Vec<&str> = text.split('*').collect();
     let mut out = escape(parts[0]);
     // `parts[i]` follows a `*`; it is emphasised when another `*` closes it directly.
@@ -198,14 +223,13 @@ fn emphasis(text: &str) -> String {
             && !part.starts_with(' ')
             && !part.ends_with(' ');
         if closed {
-            out.push_str(&format!(
-                "<em>{}</em>{}",
-                escape(part),
-                escape(parts[i + 1])
-            ));
+            out.push_str(style.em[0]);
+            out.push_str(&escape(part));
+            out.push_str(style.em[1]);
+            out.push_str(&escape(parts[i + 1]));
             i += 2;
         } else {
-            out.push('*');
+            out.push_str(&escape("*"));
             out.push_str(&escape(part));
             i += 1;
         }
@@ -230,6 +254,10 @@ mod tests {
         assert_eq!(
             inline("[not a link] `*x*`", &same),
             "[not a link] <code>*x*</code>"
+        );
+        assert_eq!(
+            inline("see [*b*](c.md)", &|_| String::new()),
+            "see <em>b</em>"
         );
     }
 

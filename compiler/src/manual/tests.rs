@@ -202,6 +202,28 @@ fn the_page_has_every_diagram_and_no_external_resource() {
         .collect();
     assert!(!text.contains('`'), "a backtick left");
     assert!(!text.contains("]("), "a link left");
+    // An installed system has this page and the man pages only: no link leaves the
+    // page, no paragraph about the source tree, no developer footer.
+    for href in page.split(" href=\"").skip(1) {
+        assert!(
+            href.starts_with('#'),
+            "a link out of the page: {}",
+            &href[..40.min(href.len())]
+        );
+    }
+    assert!(
+        !page.contains("In the source tree"),
+        "a source-tree paragraph"
+    );
+    for word in [".md", "<footer", "docs/", "cargo ", "grammar/"] {
+        assert!(!page.contains(word), "{word}");
+    }
+    for code in Code::ALL {
+        assert!(
+            page.contains(&format!("<code>{}</code>", code.as_str())),
+            "{code:?}"
+        );
+    }
     for d in directives() {
         let id = markdown::slug(&d.heading);
         assert!(page.contains(&format!("id=\"{id}\"")), "no anchor {id}");
@@ -229,5 +251,81 @@ fn docs_copy_is_current() {
         have == want,
         "docs/manual/index.html is out of date; refresh it with \
          `TCPRELAY_BLESS=1 cargo test -p tcprelay-cc --lib manual`"
+    );
+}
+
+/// The man page `tcprelay.conf(5)`: every directive's spellings, as the HTML page
+/// has them, every diagnostic code, no Markdown left, nothing about the source tree;
+/// and groff renders it without a warning.
+#[test]
+fn man_page_has_every_directive_and_renders_cleanly() {
+    let page = man_page();
+    assert!(page.starts_with(".TH tcprelay.conf 5 "), "{}", &page[..80]);
+    let plain = page
+        .replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fR", "");
+    for d in directives() {
+        for span in code_spans(&d.directive) {
+            let words = key_words(span);
+            assert!(plain.contains(&words), "{}: {words}", d.directive);
+        }
+    }
+    for code in Code::ALL {
+        assert!(
+            page.contains(&format!(".B {}\n", code.as_str())),
+            "{code:?}"
+        );
+    }
+    assert!(!page.contains('`'), "a backtick left");
+    assert!(!page.contains("]("), "a link left");
+    for word in ["In the source tree", ".md", "docs/", "manual/index.html"] {
+        assert!(!page.contains(word), "{word}");
+    }
+    let mut groff = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-P", "-cbou"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("groff runs (apt-get install groff-base)");
+    let mut stdin = groff.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin
+            .write_all(page.as_bytes())
+            .expect("groff reads the page");
+    });
+    let out = groff.wait_with_output().expect("groff finishes");
+    writer.join().expect("the page was written");
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && warnings.trim().is_empty(),
+        "{warnings}"
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    for heading in ["LEXICAL STRUCTURE", "TOP LEVEL", "DIAGNOSTICS", "SEE ALSO"] {
+        assert!(shown.contains(heading), "{heading}:\n{shown}");
+    }
+}
+
+/// `docs/man/tcprelay.conf.5` is what [`man_page`] gives now; the bless variable
+/// rewrites it as it does the HTML page.
+#[test]
+fn man_page_copy_is_current() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/man")
+        .join(man_page_file());
+    let want = man_page();
+    if std::env::var_os("TCPRELAY_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &want).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} is out of date; refresh it with \
+         `TCPRELAY_BLESS=1 cargo test -p tcprelay-cc --lib manual`",
+        path.display()
     );
 }

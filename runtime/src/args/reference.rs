@@ -88,8 +88,8 @@ binary, else the one on the
 .SH FILES
 .TP
 .I /etc/tcprelay/relay.cfg
-A configuration, conventionally; its language is described in the configuration
-reference (docs/manual/index.html in the source tree).
+A configuration, conventionally; its language is described in
+.BR tcprelay.conf (5).
 .TP
 .I plan
 A plan compiled by
@@ -145,10 +145,13 @@ kill \-USR1 "$(cat /run/tcprelay.pid)"
 .SH "SEE ALSO"
 .BR tcprelay\-cc (1),
 .BR tcprelay\-cc\-compile (1),
+.BR tcprelay.conf (5),
 .BR systemd.service (5)
 .PP
-The configuration reference: docs/manual/index.html in the source tree; a systemd
-unit: examples/tcprelay.service.
+The configuration language, every directive with its default:
+.BR tcprelay.conf (5);
+the same reference with railroad diagrams of the language is the HTML manual
+installed beside these pages.
 "#;
 
 /// The man page: NAME, SYNOPSIS, DESCRIPTION and OPTIONS rendered by clap_mangen, a
@@ -157,13 +160,13 @@ fn man_page() -> String {
     let mut cmd = super::command();
     cmd.build();
     let version = cmd.get_version().unwrap_or_default().to_string();
-    let man = Man::new(cmd.clone())
-        .section("1")
-        .source(format!("tcprelay {version}"))
-        .manual("tcprelay manual");
-    let mut out = Vec::new();
+    let man = Man::new(cmd.clone());
+    // The `.TH` line of every page of `docs/man/`, as the compiler's
+    // `cli::reference::title` writes it (its tests check all pages): no date, the
+    // source, the manual.
+    let mut out =
+        format!(".TH tcprelay 1 \"\" \"tcprelay {version}\" \"tcprelay manual\"\n").into_bytes();
     let rendered = (|| {
-        man.render_title(&mut out)?;
         man.render_name_section(&mut out)?;
         man.render_synopsis_section(&mut out)?;
         man.render_description_section(&mut out)?;
