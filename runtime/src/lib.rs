@@ -10,7 +10,7 @@
 //! | [`worker`]| one mio loop per worker: accept, balance, relay                |
 //! | [`control`]| the master ⇄ worker frames                                    |
 //! | [`os`]    | fork, signals, daemon, pidfile, privileges                     |
-//! | [`tls`]   | the TLS server context, from the plan's certificate and key    |
+//! | [`tls_context`] | the TLS server context, from the plan's certificate and key |
 //! | [`log`]   | syslog or stderr                                               |
 //! | [`sys`]   | the only `unsafe` code: what has no safe wrapper, made safe    |
 //!
@@ -31,7 +31,7 @@ pub mod master;
 pub mod os;
 #[allow(unsafe_code)]
 pub mod sys;
-pub mod tls;
+pub mod tls_context;
 pub mod worker;
 
 /// The plan's `setenv` lines, each checked to be one the environment can take (a

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     }
     // Before anything is bound or logged: a bad certificate, key or passphrase is
     // one line on standard error.
-    let tls = match tcprelay::tls::for_plan(&plan) {
+    let tls = match tcprelay::tls_context::for_plan(&plan) {
         Ok(tls) => tls,
         Err(e) => {
             eprintln!("tcprelay: {e}");

@@ -124,7 +124,7 @@ impl std::fmt::Debug for Master {
 
 impl Master {
     /// Binds the plan's listeners and sets up signal handling; forks nothing yet.
-    /// `tls` is the plan's TLS context ([`crate::tls::for_plan`]), built by the
+    /// `tls` is the plan's TLS context ([`crate::tls_context::for_plan`]), built by the
     /// caller before this, so that bad TLS material fails before anything is bound.
     pub fn new(
         plan: Plan,
@@ -784,7 +784,7 @@ impl Master {
                 return;
             }
         };
-        let tls = match crate::tls::for_plan(&plan) {
+        let tls = match crate::tls_context::for_plan(&plan) {
             Ok(tls) => tls,
             Err(e) => {
                 error!("reload failed, keeping the running plan: {e}");

@@ -41,7 +41,7 @@ mod poller;
 mod server;
 mod session;
 mod splice;
-mod tls;
+mod tls_stream;
 mod transport;
 
 #[cfg(test)]
@@ -51,7 +51,7 @@ mod tls_tests;
 
 pub use poller::Mechanism;
 pub use server::CONNECT_TIMEOUT;
-pub use tls::HANDSHAKE_TIMEOUT;
+pub use tls_stream::HANDSHAKE_TIMEOUT;
 
 /// A listening socket handed to a worker (inherited across the fork).
 #[derive(Debug)]
@@ -139,7 +139,7 @@ impl Probe {
         self.pipes_created
             .store(pipes.created as usize, Ordering::Relaxed);
         self.pipes_in_use.store(pipes.in_use(), Ordering::Relaxed);
-        let handshakes = tls::handshakes_under_way();
+        let handshakes = tls_stream::handshakes_under_way();
         self.handshakes.store(handshakes, Ordering::Relaxed);
         self.max_handshakes.fetch_max(handshakes, Ordering::Relaxed);
         self.sessions.store(sessions, Ordering::Relaxed);
@@ -159,7 +159,7 @@ pub(crate) struct Options {
     /// Replaces [`HANDSHAKE_TIMEOUT`] (tests use a short one).
     pub handshake_timeout: Option<std::time::Duration>,
     /// Replaces how many TLS handshakes run at once (`TCPRELAY_MAX_HANDSHAKES`,
-    /// default [`tls::MAX_HANDSHAKES`]).
+    /// default [`tls_stream::MAX_HANDSHAKES`]).
     pub max_handshakes: Option<usize>,
     /// Replaces the idle-release time (`TCPRELAY_IDLE_RELEASE`, default
     /// [`server::IDLE_RELEASE`]) after which a worker with no session says so.

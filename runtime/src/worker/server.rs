@@ -36,7 +36,7 @@ use super::session::{
     is_reset, Close, ConnectOutcome, End, HandshakeOutcome, Outcome, Session, Side, State,
 };
 use super::splice::Pipes;
-use super::tls::{self, TlsStream, HANDSHAKE_TIMEOUT};
+use super::tls_stream::{self, TlsStream, HANDSHAKE_TIMEOUT};
 use super::transport::{Stream, Transport};
 use super::{Config, Exit, ListenSocket, Options, Probe};
 use crate::control::ToMaster;
@@ -308,12 +308,12 @@ impl Worker {
                 tls: listener.tls,
             }));
         }
-        tls::set_handshake_limit(options.max_handshakes.unwrap_or_else(|| {
+        tls_stream::set_handshake_limit(options.max_handshakes.unwrap_or_else(|| {
             std::env::var("TCPRELAY_MAX_HANDSHAKES")
                 .ok()
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .filter(|n| *n > 0)
-                .unwrap_or(tls::MAX_HANDSHAKES)
+                .unwrap_or(tls_stream::MAX_HANDSHAKES)
         }));
         let relay = config.relay;
         let relay_remotes_len = relay.remotes.len();

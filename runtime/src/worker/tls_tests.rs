@@ -9,7 +9,7 @@
 use super::server::SWEEP_INTERVAL;
 use super::tests::{random_bytes, reply_for, wait_until, Backend, Harness, Mode};
 use super::*;
-use crate::tls::test_certs::Certs;
+use crate::tls_context::test_certs::Certs;
 use openssl::ssl::{
     ErrorCode, ShutdownResult, SslConnector, SslMethod, SslSession, SslStream, SslVersion,
 };
@@ -70,10 +70,10 @@ impl TlsWorker {
         max_handshakes: Option<usize>,
     ) -> TlsWorker {
         let certs = Certs::new();
-        let context = crate::tls::server_context(&certs.tls(
+        let context = crate::tls_context::server_context(&certs.tls(
             "cert.pem",
             "enc-key.pem",
-            Some(crate::tls::test_certs::PASSPHRASE),
+            Some(crate::tls_context::test_certs::PASSPHRASE),
         ))
         .expect("server context");
         // A deep backlog: the tests open hundreds of connections at once.

@@ -3,11 +3,11 @@
 //!
 //! The session state machine ([`super::session`]) is written once against
 //! [`Transport`]; plain TCP (and SCTP, which the kernel offers as a stream socket),
-//! Unix-domain streams and TLS over either ([`super::tls`]) are implementations, and
+//! Unix-domain streams and TLS over either ([`super::tls_stream`]) are implementations, and
 //! the unit tests drive the state machine with an in-memory fake. Registration with the poll
 //! comes from the `mio::event::Source` supertrait.
 
-use super::tls::TlsStream;
+use super::tls_stream::TlsStream;
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};

@@ -117,7 +117,7 @@ impl Worker {
     /// Drives on the handshakes that waited for a slot, oldest first, while there
     /// is room (their clients' bytes wait in the kernel: no event would come).
     pub(super) fn admit_handshakes(&mut self) {
-        while tls::handshake_room() {
+        while tls_stream::handshake_room() {
             let Some((key, id)) = self.handshake_queue.pop_front() else {
                 return;
             };

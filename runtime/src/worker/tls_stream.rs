@@ -225,7 +225,7 @@ fn sort(error: ssl::Error) -> Failed {
         ErrorCode::SSL | ErrorCode::SYSCALL => Failed::Error(io::Error::new(
             io::ErrorKind::ConnectionAborted,
             match error.ssl_error() {
-                Some(stack) => format!("TLS error ({})", crate::tls::reasons(stack)),
+                Some(stack) => format!("TLS error ({})", crate::tls_context::reasons(stack)),
                 None => "TLS protocol error".to_string(),
             },
         )),
@@ -444,7 +444,7 @@ impl AsRawFd for TlsStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::test_certs::Certs;
+    use crate::tls_context::test_certs::Certs;
     use openssl::ssl::{SslConnector, SslMethod};
     use std::io::{Read, Write};
 
@@ -456,8 +456,8 @@ mod tests {
         Certs,
     ) {
         let certs = Certs::new();
-        let context =
-            crate::tls::server_context(&certs.tls("cert.pem", "key.pem", None)).expect("context");
+        let context = crate::tls_context::server_context(&certs.tls("cert.pem", "key.pem", None))
+            .expect("context");
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
         ours.set_nonblocking(true).expect("nonblocking");
         let mut server =
@@ -575,8 +575,8 @@ mod tests {
     #[test]
     fn garbage_fails_the_handshake() {
         let certs = Certs::new();
-        let context =
-            crate::tls::server_context(&certs.tls("cert.pem", "key.pem", None)).expect("context");
+        let context = crate::tls_context::server_context(&certs.tls("cert.pem", "key.pem", None))
+            .expect("context");
         let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
         ours.set_nonblocking(true).expect("nonblocking");
         let mut server =
