@@ -20,6 +20,7 @@ use tcprelay_plan::{read_regular, Refused};
 use ureq::http::header::LOCATION;
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, Proxy};
+use url::Url;
 
 /// How many redirects are followed before giving up.
 pub const MAX_REDIRECTS: usize = 5;
@@ -366,13 +367,17 @@ fn text(name: &str, bytes: Vec<u8>) -> Result<Source, SourceError> {
 }
 
 /// The path of a `file:///abs/path`, `file://localhost/abs/path` or `file:/abs/path` URL,
-/// percent-decoded. A query or fragment is ignored.
-fn file_url_path(url: &str) -> Result<PathBuf, SourceError> {
+/// percent-decoded (by the url crate). A query or fragment is ignored. Checked first, on
+/// the URL as written, so that the error says what is wrong: a host other than
+/// `localhost` (named), a relative path (`file:relay.cfg`, which the url crate would
+/// take as `file:///relay.cfg`) and a malformed escape (`%2`, `%zz`, which it would
+/// leave as they are).
+fn file_url_path(spec: &str) -> Result<PathBuf, SourceError> {
     let bad = |reason: String| SourceError::BadUrl {
-        url: url.to_string(),
+        url: spec.to_string(),
         reason,
     };
-    let rest = &url["file:".len()..];
+    let rest = &spec["file:".len()..];
     let rest = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
     let path = match rest.strip_prefix("//") {
         Some(authority_and_path) => {
@@ -392,43 +397,27 @@ fn file_url_path(url: &str) -> Result<PathBuf, SourceError> {
     if !path.starts_with('/') {
         return Err(bad("a file URL needs an absolute path".to_string()));
     }
-    let bytes = percent_decode(path).map_err(bad)?;
-    path_from_bytes(bytes).map_err(bad)
-}
-
-/// Decodes `%XX` escapes.
-fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b != b'%' {
-            out.push(b);
-            continue;
-        }
-        let hex = [bytes.next(), bytes.next()];
-        let digit = |d: Option<u8>| d.and_then(|d| char::from(d).to_digit(16));
-        match (digit(hex[0]), digit(hex[1])) {
-            (Some(hi), Some(lo)) => out.push((hi * 16 + lo) as u8),
-            _ => {
-                let found: String = hex.iter().flatten().map(|&b| char::from(b)).collect();
-                return Err(format!("bad percent-escape `%{found}`"));
-            }
-        }
+    if let Some(escape) = bad_escape(path) {
+        return Err(bad(format!("bad percent-escape `{escape}`")));
     }
-    Ok(out)
+    let url = Url::parse(spec).map_err(|e| bad(e.to_string()))?;
+    url.to_file_path()
+        .map_err(|()| bad("it does not name a local file".to_string()))
 }
 
-#[cfg(unix)]
-fn path_from_bytes(bytes: Vec<u8>) -> Result<PathBuf, String> {
-    use std::os::unix::ffi::OsStringExt;
-    Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
-}
-
-#[cfg(not(unix))]
-fn path_from_bytes(bytes: Vec<u8>) -> Result<PathBuf, String> {
-    String::from_utf8(bytes)
-        .map(PathBuf::from)
-        .map_err(|_| "the decoded path is not UTF-8".to_string())
+/// The first `%` in `s` not followed by two hex digits, with what follows it (at most
+/// two characters).
+fn bad_escape(s: &str) -> Option<&str> {
+    s.match_indices('%').find_map(|(i, _)| {
+        let digits = s.as_bytes()[i + 1..].iter().take(2);
+        let hex = digits.clone().filter(|b| b.is_ascii_hexdigit()).count();
+        if hex == 2 {
+            return None;
+        }
+        // Up to the first character that is not ASCII, or two bytes on.
+        let len = digits.take_while(|b| b.is_ascii()).count();
+        Some(&s[i..i + 1 + len])
+    })
 }
 
 /// The HTTP client: native-tls (OpenSSL) with the platform's root certificates and
@@ -456,10 +445,13 @@ fn agent(proxy: Option<Proxy>, limits: &Limits) -> Agent {
 /// the overall timeout of `limits`, and returns the body (at most `limits.size` bytes).
 fn fetch(agent: &Agent, url: &str, limits: &Limits) -> Result<Vec<u8>, SourceError> {
     let deadline = Instant::now() + limits.overall;
-    let mut current = without_fragment(url).to_string();
-    let scheme = url_scheme(url).unwrap_or_default().to_ascii_lowercase();
-    // The http crate only knows lower-case schemes.
-    current.replace_range(..scheme.len(), &scheme);
+    let mut current = Url::parse(url).map_err(|e| SourceError::BadUrl {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })?;
+    current.set_fragment(None);
+    // The url crate writes the scheme in lower case, as the http crate wants it.
+    let scheme = current.scheme().to_string();
     let mut redirects = 0;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -472,16 +464,16 @@ fn fetch(agent: &Agent, url: &str, limits: &Limits) -> Result<Vec<u8>, SourceErr
             return Err(timed_out(false));
         }
         let mut response = agent
-            .get(&current)
+            .get(current.as_str())
             .config()
             .timeout_global(Some(remaining))
             .build()
             .call()
-            .map_err(|e| fetch_error(e, &current, limits, false))?;
+            .map_err(|e| fetch_error(e, current.as_str(), limits, false))?;
         let status = response.status().as_u16();
         if matches!(status, 301 | 302 | 303 | 307 | 308) {
             let bad = |reason: &str| SourceError::BadRedirect {
-                url: current.clone(),
+                url: current.to_string(),
                 status,
                 reason: reason.to_string(),
             };
@@ -490,29 +482,30 @@ fn fetch(agent: &Agent, url: &str, limits: &Limits) -> Result<Vec<u8>, SourceErr
                 .get(LOCATION)
                 .ok_or_else(|| bad("the answer has no Location"))?
                 .to_str()
-                .map_err(|_| bad("the Location is not ASCII"))?;
-            let next = resolve(&current, location.trim());
-            let next_scheme = url_scheme(&next).unwrap_or_default();
-            if !next_scheme.eq_ignore_ascii_case(&scheme) {
+                .map_err(|_| bad("the Location is not ASCII"))?
+                .trim();
+            let mut next = Url::parse(&resolve(current.as_str(), location))
+                .map_err(|_| bad(&format!("the Location `{location}` is not a valid URL")))?;
+            if next.scheme() != scheme {
                 return Err(SourceError::CrossSchemeRedirect {
-                    from: current,
-                    to: next,
+                    from: current.to_string(),
+                    to: next.to_string(),
                 });
             }
             if redirects == MAX_REDIRECTS {
                 return Err(SourceError::TooManyRedirects {
                     url: url.to_string(),
-                    last: next,
+                    last: next.to_string(),
                 });
             }
-            current = without_fragment(&next).to_string();
-            current.replace_range(..scheme.len(), &scheme);
+            next.set_fragment(None);
+            current = next;
             redirects += 1;
             continue;
         }
         if !(200..300).contains(&status) {
             return Err(SourceError::Status {
-                url: current,
+                url: current.to_string(),
                 status,
             });
         }
@@ -523,10 +516,10 @@ fn fetch(agent: &Agent, url: &str, limits: &Limits) -> Result<Vec<u8>, SourceErr
             .read_to_vec()
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(_) => SourceError::TooLarge {
-                    url: current.clone(),
+                    url: current.to_string(),
                     limit: limits.size,
                 },
-                e => match fetch_error(e, &current, limits, true) {
+                e => match fetch_error(e, current.as_str(), limits, true) {
                     // The deadline is the whole fetch's: name the URL as given.
                     SourceError::TimedOut { .. } => timed_out(true),
                     other => other,
@@ -581,64 +574,13 @@ fn fetch_error(e: ureq::Error, url: &str, limits: &Limits, answered: bool) -> So
     }
 }
 
-fn without_fragment(url: &str) -> &str {
-    &url[..url.find('#').unwrap_or(url.len())]
-}
-
-/// Resolves a `Location` against the URL that answered with it (RFC 3986, section 5.2).
-/// `base` is an absolute `scheme://authority/path?query` URL.
+/// `reference` (a `Location`) resolved against `base`, the URL that answered with it
+/// (RFC 3986, section 5.2, by the url crate); `reference` as given when it cannot be
+/// resolved, for the caller's parse to refuse.
 fn resolve(base: &str, reference: &str) -> String {
-    if url_scheme(reference).is_some() {
-        return reference.to_string();
-    }
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    if reference.starts_with("//") {
-        return format!("{}{reference}", &base[..scheme_end - 2]);
-    }
-    let path_start = base[scheme_end..]
-        .find(['/', '?', '#'])
-        .map_or(base.len(), |i| scheme_end + i);
-    let origin = &base[..path_start];
-    let base_path_and_query = without_fragment(&base[path_start..]);
-    let base_path = &base_path_and_query[..base_path_and_query
-        .find('?')
-        .unwrap_or(base_path_and_query.len())];
-    if reference.is_empty() {
-        return format!("{origin}{base_path_and_query}");
-    }
-    if reference.starts_with('?') {
-        return format!("{origin}{base_path}{reference}");
-    }
-    let (ref_path, ref_query) = reference.split_at(reference.find('?').unwrap_or(reference.len()));
-    let merged = if ref_path.starts_with('/') {
-        ref_path.to_string()
-    } else {
-        // Everything of the base path up to its last `/`, or `/` if it has none.
-        let dir = base_path.rfind('/').map_or("/", |i| &base_path[..=i]);
-        format!("{dir}{ref_path}")
-    };
-    format!("{origin}{}{ref_query}", remove_dot_segments(&merged))
-}
-
-/// Removes `.` and `..` segments from an absolute path (RFC 3986, section 5.2.4).
-fn remove_dot_segments(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        match *segment {
-            "." | ".." => {
-                if *segment == ".." {
-                    out.pop();
-                }
-                if last {
-                    out.push("");
-                }
-            }
-            s => out.push(s),
-        }
-    }
-    format!("/{}", out.join("/"))
+    Url::parse(base)
+        .and_then(|base| base.join(reference))
+        .map_or_else(|_| reference.to_string(), String::from)
 }
 
 /// A readable reason for a failed request; a certificate that fails verification is
@@ -796,6 +738,7 @@ mod tests {
             "/to-file" => redirect("file:///etc/passwd"),
             "/loop" => redirect("/loop"),
             "/no-location" => (302, Vec::new(), Vec::new()),
+            "/bad-location" => redirect("http://[::1/relay.cfg"),
             "/latin1" => (200, Vec::new(), b"# caf\xe9\n".to_vec()),
             "/huge" => (200, Vec::new(), vec![b'#'; TEST_LIMITS.size as usize + 1]),
             _ => (404, Vec::new(), b"not here".to_vec()),
@@ -879,6 +822,33 @@ mod tests {
         assert!(matches!(err, SourceError::BadRedirect { .. }), "{err:?}");
         assert!(err.to_string().contains(&url), "{err}");
         server.join().unwrap();
+    }
+
+    #[test]
+    fn http_redirect_to_an_invalid_url_is_an_error() {
+        let (port, server) = serve(1, routes);
+        let url = format!("http://127.0.0.1:{port}/bad-location");
+        let err = get(&url).unwrap_err();
+        assert!(matches!(err, SourceError::BadRedirect { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot follow the redirect (302) from {url}: \
+                 the Location `http://[::1/relay.cfg` is not a valid URL"
+            )
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn http_url_that_does_not_parse_is_refused() {
+        let url = "http://[::1/relay.cfg";
+        let err = get(url).unwrap_err();
+        assert!(matches!(err, SourceError::BadUrl { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("invalid URL {url}: invalid IPv6 address")
+        );
     }
 
     #[test]
