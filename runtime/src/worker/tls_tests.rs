@@ -462,7 +462,7 @@ fn close_notify_is_a_half_close_and_the_reply_still_arrives() {
 /// copies (a TLS side never splices).
 #[test]
 fn an_answer_followed_by_a_reset_reaches_a_tls_client() {
-    use super::tests::resets::{answer_for, answer_then_reset, request};
+    use super::tests::resets::{answer_for, answer_then_reset, assert_no_trial_failed, request};
     const THREADS: usize = 4;
     const TRIALS: usize = 15;
     let backend = Backend::with(answer_then_reset);
@@ -501,17 +501,7 @@ fn an_answer_followed_by_a_reset_reaches_a_tls_client() {
             })
         })
         .collect();
-    let failures: Vec<String> = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("client thread"))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} trials lost the answer or the reset, e.g. {:?}",
-        failures.len(),
-        THREADS * TRIALS,
-        &failures[..failures.len().min(3)]
-    );
+    assert_no_trial_failed(threads, THREADS * TRIALS);
     assert_eq!(worker.tls_failures(), 0);
     assert_eq!(worker.stop(), Exit::Stopped);
 }

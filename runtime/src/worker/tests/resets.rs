@@ -22,6 +22,24 @@ pub(crate) fn greet_then_echo(mut stream: TcpStream) {
 
 /// The answer [`answer_then_reset`] gives to a request starting with `kind`: from
 /// 16 bytes to 1 MiB (bulk: through splicing pipes where there are some).
+/// Joins client threads that each return the trials they found wrong, and fails the
+/// test with a few of them if any did.
+pub(crate) fn assert_no_trial_failed(
+    threads: Vec<std::thread::JoinHandle<Vec<String>>>,
+    trials: usize,
+) {
+    let failures: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client thread"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {trials} trials lost the answer or the reset, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+}
+
 pub(crate) fn answer_for(kind: u8) -> Vec<u8> {
     const SIZES: [usize; 4] = [16, 10_000, 200 * 1024, 1 << 20];
     random_bytes(
@@ -197,17 +215,7 @@ pub(crate) fn an_answer_followed_by_a_reset_reaches_the_client(m: Mechanism) {
             })
         })
         .collect();
-    let failures: Vec<String> = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("client thread"))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} trials lost the answer or the reset, e.g. {:?}",
-        failures.len(),
-        THREADS * TRIALS,
-        &failures[..failures.len().min(3)]
-    );
+    assert_no_trial_failed(threads, THREADS * TRIALS);
     wait_until("the sessions to close", IO_TIMEOUT, || {
         worker.probe.sessions.load(Ordering::Relaxed) == 0
     });
