@@ -86,6 +86,9 @@ pub struct Master {
     signals: mio::unix::pipe::Receiver,
     /// Where the plan comes from, read again on SIGHUP.
     source: PlanSource,
+    /// The processors this process may run on, read once at start (finding out
+    /// reads the cgroup's files): the automatic `servers min` and `max` follow it.
+    processors: u32,
     /// A reload's compile still running (the master supervises meanwhile), and
     /// whether another SIGHUP came during it (a reload follows this one).
     compiling: Option<load::Compile>,
@@ -157,6 +160,7 @@ impl Master {
             poll,
             signals,
             source,
+            processors: processors(),
             compiling: None,
             reload_again: false,
             stopping: false,
@@ -189,11 +193,11 @@ impl Master {
     /// `servers min` and `servers max` on this machine (see
     /// `tcprelay_plan::Spawnd::workers`).
     fn servers_min(&self) -> u32 {
-        self.plan.spawnd.workers(processors()).0
+        self.plan.spawnd.workers(self.processors).0
     }
 
     fn servers_max(&self) -> u32 {
-        self.plan.spawnd.workers(processors()).1
+        self.plan.spawnd.workers(self.processors).1
     }
 
     fn active(&self) -> impl Iterator<Item = &Worker> {
