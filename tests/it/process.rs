@@ -809,6 +809,28 @@ fn children_named(pid: i32, name: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Kills `worker` (SIGKILL) and waits up to 5 s for the master to have exactly one
+/// other `tcprelay` child, which it returns (a compile child is not counted).
+fn kill_and_await_replacement(relay: &Relay, worker: i32) -> i32 {
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &worker.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let [one] = children_named(relay.pid(), "tcprelay")[..] {
+            if one != worker {
+                return one;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker {worker} not replaced: {}",
+            relay.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A configuration server on loopback: the first request gets `body`, every later
 /// one is accepted and never answered (a server that stops answering). Stops
 /// when the returned flag is set.
@@ -870,24 +892,7 @@ fn a_reload_whose_configuration_server_stops_answering_leaves_the_master_in_char
     relay.await_log(&format!("reload: compiling {url}"), Duration::from_secs(5));
     let compiler = children_named(relay.pid(), "tcprelay-cc");
     assert_eq!(compiler.len(), 1, "the compile runs: {}", relay.log_text());
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &worker.to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let replacement = loop {
-        let workers = children_named(relay.pid(), "tcprelay");
-        if let [one] = workers[..] {
-            if one != worker {
-                break one;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no replacement while compiling: {}",
-            relay.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let replacement = kill_and_await_replacement(&relay, worker);
     assert!(alive(replacement));
     assert_eq!(
         harness::echo_through(port, b"meanwhile").unwrap(),
@@ -1129,20 +1134,6 @@ fn a_plan_that_is_a_device_or_a_fifo_is_refused_at_once() {
         );
     }
     let worker = relay.await_workers(1, Duration::from_secs(5))[0];
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &worker.to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while children_of(relay.pid())
-        .first()
-        .is_none_or(|&w| w == worker)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no replacement: {}",
-            relay.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    kill_and_await_replacement(&relay, worker);
     assert_eq!(harness::echo_through(port, b"still").unwrap(), b"still");
 }
