@@ -28,6 +28,7 @@ pub mod load;
 #[allow(unsafe_code)]
 pub mod log;
 pub mod master;
+pub mod metrics;
 pub mod os;
 #[allow(unsafe_code)]
 pub mod sys;
