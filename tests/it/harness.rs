@@ -272,8 +272,11 @@ impl Relay {
     fn start_command(dir: &Path, mut cmd: Command, port: u16, mechanism: Option<&str>) -> Relay {
         let log = dir.join("tcprelay.log");
         let file = std::fs::File::create(&log).expect("log file");
+        // The control socket's default path is `$RUNTIME_DIRECTORY/ctl`: each relay gets
+        // its own, so tests running at once never share one.
         let child = cmd
             .current_dir(dir)
+            .env("RUNTIME_DIRECTORY", dir)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("dup"))
             .stderr(file)
