@@ -168,3 +168,40 @@ impl<T: Word> Drop for SharedAtomics<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `clear` zeroes exactly its range (the words around it keep their values),
+    /// and the whole pages inside it are no longer resident.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn clear_zeroes_its_range_and_gives_the_pages_inside_back() {
+        let per_page = page_size() / std::mem::size_of::<AtomicU64>();
+        let shared = SharedAtomics::<AtomicU64>::new(4 * per_page).unwrap();
+        let words = shared.get();
+        for (i, word) in words.iter().enumerate() {
+            word.store(i as u64 + 1, Ordering::Relaxed);
+        }
+        let resident = || crate::sys::testing::resident_kib(words.as_ptr() as usize).unwrap();
+        let page_kib = (page_size() / 1024) as u64;
+        assert_eq!(resident(), 4 * page_kib);
+        // From inside page 0 to inside page 2: page 1 is wholly inside.
+        let range = per_page / 2..2 * per_page + 3;
+        shared.clear(range.clone(), range.len());
+        for (i, word) in words.iter().enumerate() {
+            let expected = if range.contains(&i) { 0 } else { i as u64 + 1 };
+            assert_eq!(word.load(Ordering::Relaxed), expected, "word {i}");
+        }
+        // Reading page 1 back (above) made it resident again, as zeroes: clear it
+        // and look before touching it.
+        shared.clear(per_page..2 * per_page, 0);
+        assert_eq!(resident(), 3 * page_kib, "page 1 given back");
+        assert_eq!(words[per_page + 7].load(Ordering::Relaxed), 0);
+        // Out of range or empty: nothing happens.
+        shared.clear(4 * per_page..8 * per_page, 8 * per_page);
+        shared.clear(3..3, 0);
+        assert_eq!(words[3].load(Ordering::Relaxed), 4);
+    }
+}
