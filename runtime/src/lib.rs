@@ -4,6 +4,7 @@
 //! |-----------|----------------------------------------------------------------|
 //! | [`args`]  | the command line: `run PLAN` and the original's drop-in form   |
 //! | [`board`] | the memory the workers share to split new connections evenly   |
+//! | [`stats`] | the counters the workers share with the master (totals, listeners, remotes) |
 //! | [`load`]  | reads, decodes and validates a plan (or compiles a CFG)        |
 //! | [`listen`]| binds the listening sockets                                    |
 //! | [`master`]| forks and supervises workers, signals, reload                  |
@@ -30,6 +31,7 @@ pub mod log;
 pub mod master;
 pub mod metrics;
 pub mod os;
+pub mod stats;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls_context;

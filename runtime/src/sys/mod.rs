@@ -7,7 +7,7 @@
 //! | module      | what                                                           |
 //! |-------------|----------------------------------------------------------------|
 //! | [`process`] | fork, `_exit`, signal handlers writing to a self-pipe, user and group ids, `malloc_trim` |
-//! | [`shared`]  | the shared anonymous mapping of atomics behind the load board  |
+//! | [`shared`]  | the shared anonymous mappings of atomics behind the load board and the counters |
 //! | [`net`]     | socket options and ioctls without a wrapper, OpenSSL's byte source by descriptor |
 //! | [`poll`]    | poll(2) over a `pollfd` array, select(2) and its `fd_set`      |
 //!

@@ -1,6 +1,6 @@
 //! What the unit tests need beyond the runtime's own calls: a child process that
-//! stores to shared memory, a network namespace with its loopback up, and a TLS
-//! session set for resumption.
+//! stores to shared memory, a network namespace with its loopback up, a TLS
+//! session set for resumption, and the resident size of a mapping.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -82,4 +82,29 @@ pub fn set_session(
     // SAFETY: the session was made by a connection of the same context as `ssl`
     // (the one caller, the TLS resumption test, takes both from one connector).
     unsafe { ssl.set_session(session) }
+}
+
+/// The resident size in KiB, in this process, of the mapping that holds `address`
+/// (its `Rss:` line in `/proc/self/smaps`): the pages of it this process touched.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn resident_kib(address: usize) -> io::Result<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((start, end)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) {
+                inside = (start..end).contains(&address);
+                continue;
+            }
+        }
+        if let (true, Some(rss)) = (inside, line.strip_prefix("Rss:")) {
+            let kib = rss.trim().trim_end_matches("kB").trim();
+            return kib.parse().map_err(|_| io::ErrorKind::InvalidData.into());
+        }
+    }
+    Err(io::ErrorKind::NotFound.into())
 }
