@@ -13,9 +13,10 @@ echo "== checking the Debian packages the build and the tests use"
 # netbase has the /etc/services that `port = ssh` is checked against; chromium renders the manual; groff-base,
 # man-db, vim and systemd check the man pages, the editor integration and the
 # systemd unit; iproute2 (ss) shows a listening socket's backlog to the overload
-# test; procps has the kill(1) the integration tests signal the relay with.
+# test; procps has the kill(1) the integration tests signal the relay with;
+# prometheus has promtool, which checks the metrics exposition.
 need_packages pkg-config libssl-dev openssl netbase chromium groff-base man-db vim \
-    systemd iproute2 procps
+    systemd iproute2 procps prometheus
 
 echo "== cargo test --workspace (the worker's own tests run under every event mechanism)"
 cargo test --workspace

@@ -66,38 +66,36 @@ impl Exposition {
         self.out.push('\n');
     }
 
-    /// One histogram: `bounds` are the buckets' upper bounds in increasing order,
-    /// `counts[i]` the observations that fell at or below `bounds[i]` and above the
-    /// previous bound (not cumulative: this function accumulates), `count` all
-    /// observations (those above the last bound included) and `sum` their total.
+    /// One histogram: `buckets` are `(upper bound, observations at most that bound)`,
+    /// bounds increasing and counts cumulative; `count` is all observations (the
+    /// `+Inf` bucket) and `sum` their total.
     pub fn histogram(
         &mut self,
         name: &str,
         labels: &[(&str, &str)],
-        bounds: &[f64],
-        counts: &[u64],
+        buckets: &[(f64, u64)],
         sum: f64,
         count: u64,
     ) {
-        debug_assert_eq!(bounds.len(), counts.len());
-        let mut cumulative = 0u64;
         let mut le = String::new();
-        for (bound, n) in bounds.iter().zip(counts) {
-            cumulative = cumulative.saturating_add(*n);
+        let mut last = 0u64;
+        for (bound, cumulative) in buckets {
+            // Counts read from the workers' words one by one may be caught between two
+            // stores: never let a bucket fall below the previous one.
+            last = last.max(*cumulative);
             le.clear();
             push_number(&mut le, *bound);
-            self.bucket(name, labels, &le, cumulative);
+            self.bucket(name, labels, &le, last);
         }
-        // Observations counted in no bucket (a race between a worker's two stores read
-        // mid-way) must not make +Inf smaller than the last bucket.
-        self.bucket(name, labels, "+Inf", count.max(cumulative));
+        let count = count.max(last);
+        self.bucket(name, labels, "+Inf", count);
         let _ = write!(self.out, "{name}_sum");
         self.labels(labels, None);
         self.out.push(' ');
         self.number(sum);
         let _ = write!(self.out, "\n{name}_count");
         self.labels(labels, None);
-        let _ = writeln!(self.out, " {}", count.max(cumulative));
+        let _ = writeln!(self.out, " {count}");
     }
 
     fn bucket(&mut self, name: &str, labels: &[(&str, &str)], le: &str, n: u64) {
@@ -198,8 +196,7 @@ mod tests {
         e.histogram(
             "t_seconds",
             &[("remote", "r")],
-            &[0.001, 0.5, 10.0],
-            &[1, 0, 2],
+            &[(0.001, 1), (0.5, 1), (10.0, 3)],
             7.25,
             4,
         );
@@ -219,11 +216,12 @@ mod tests {
     }
 
     #[test]
-    fn inf_is_never_below_the_last_bucket() {
+    fn buckets_never_decrease_and_inf_is_never_below_the_last() {
         let mut e = Exposition::new();
         e.family("t", Kind::Histogram, "h");
-        e.histogram("t", &[], &[1.0], &[5], 5.0, 3);
+        e.histogram("t", &[], &[(1.0, 5), (2.0, 4)], 5.0, 3);
         let text = e.finish();
+        assert!(text.contains("t_bucket{le=\"2\"} 5\n"), "{text}");
         assert!(text.contains("t_bucket{le=\"+Inf\"} 5\n"), "{text}");
         assert!(text.contains("t_count 5\n"), "{text}");
     }

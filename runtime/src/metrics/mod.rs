@@ -3,3 +3,7 @@
 
 pub mod exposition;
 pub mod http;
+pub mod render;
+
+#[cfg(test)]
+mod tests;

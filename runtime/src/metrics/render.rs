@@ -1,0 +1,267 @@
+//! The relay's metrics: a counters [`Snapshot`] (and what only the master knows)
+//! rendered as Prometheus families. The names and labels are documented in
+//! `docs/metrics.md`; a test checks that every family written here is listed there.
+
+use super::exposition::{Exposition, Kind};
+use crate::stats::{Histogram, Snapshot};
+
+/// What the master adds to the counters.
+#[derive(Debug, Clone)]
+pub struct Info<'a> {
+    pub version: &'a str,
+    /// The plan's hash as `tcprelay ctl status` shows it.
+    pub plan_hash: &'a str,
+    /// When the master started, in seconds since the epoch.
+    pub start_time: f64,
+    /// The current generation (1 at start, one more for each reload taken).
+    pub generation: u64,
+    /// Workers alive, all generations.
+    pub workers: u64,
+    /// Reloads that were refused (bad plan, an address that cannot be bound).
+    pub reloads_failed: u64,
+}
+
+/// The label a listener or remote beyond the counters' capacity is shown under.
+const OVERFLOW: &str = "other";
+
+/// The exposition of a snapshot.
+pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
+    let mut e = Exposition::new();
+    e.family(
+        "tcprelay_info",
+        Kind::Gauge,
+        "The relay's version and the hash of the plan it runs (always 1).",
+    );
+    e.sample(
+        "tcprelay_info",
+        &[("version", info.version), ("plan_hash", info.plan_hash)],
+        1.0,
+    );
+    gauge(
+        &mut e,
+        "tcprelay_start_time_seconds",
+        "When the master started, in seconds since the epoch.",
+        info.start_time,
+    );
+    gauge(
+        &mut e,
+        "tcprelay_generation",
+        "The current generation: 1 at start, one more for each reload taken.",
+        info.generation as f64,
+    );
+    gauge(
+        &mut e,
+        "tcprelay_workers",
+        "Worker processes alive, old generations draining included.",
+        info.workers as f64,
+    );
+    counter(
+        &mut e,
+        "tcprelay_reloads_failed_total",
+        "Reloads refused; the running plan served on.",
+        info.reloads_failed,
+    );
+
+    let t = &snapshot.totals;
+    counter(
+        &mut e,
+        "tcprelay_shed_total",
+        "Connections closed or reset by the master while every worker was full.",
+        t.shed,
+    );
+    e.family(
+        "tcprelay_tls_handshakes_total",
+        Kind::Counter,
+        "TLS handshakes with clients, by result.",
+    );
+    e.sample(
+        "tcprelay_tls_handshakes_total",
+        &[("result", "ok")],
+        t.tls_handshakes as f64,
+    );
+    e.sample(
+        "tcprelay_tls_handshakes_total",
+        &[("result", "failed")],
+        t.tls_failures as f64,
+    );
+    e.family(
+        "tcprelay_session_duration_seconds",
+        Kind::Histogram,
+        "How long sessions lasted, from accept to close.",
+    );
+    histogram(
+        &mut e,
+        "tcprelay_session_duration_seconds",
+        &[],
+        &t.durations,
+    );
+
+    let listeners: Vec<(String, &crate::stats::ListenerEntry)> = snapshot
+        .listeners
+        .iter()
+        .map(|l| {
+            (
+                l.key
+                    .as_ref()
+                    .map_or_else(|| OVERFLOW.to_string(), |k| k.to_string()),
+                l,
+            )
+        })
+        .collect();
+    type ListenerField = fn(&crate::stats::ListenerEntry) -> u64;
+    let per_listener: [(&str, Kind, &str, ListenerField); 3] = [
+        (
+            "tcprelay_accepted_total",
+            Kind::Counter,
+            "Connections accepted, those the ACL then denied included.",
+            |l| l.accepted,
+        ),
+        (
+            "tcprelay_denied_total",
+            Kind::Counter,
+            "Connections denied by the ACL.",
+            |l| l.denied,
+        ),
+        (
+            "tcprelay_sessions",
+            Kind::Gauge,
+            "Sessions open now.",
+            |l| l.sessions,
+        ),
+    ];
+    for (name, kind, help, field) in per_listener {
+        e.family(name, kind, help);
+        for (key, l) in &listeners {
+            e.sample(name, &[("listener", key)], field(l) as f64);
+        }
+    }
+    e.family(
+        "tcprelay_bytes_total",
+        Kind::Counter,
+        "Bytes relayed, by listener and direction (to_remote: from clients; to_client: from remotes).",
+    );
+    for (key, l) in &listeners {
+        e.sample(
+            "tcprelay_bytes_total",
+            &[("listener", key), ("direction", "to_remote")],
+            l.bytes_to_remote as f64,
+        );
+        e.sample(
+            "tcprelay_bytes_total",
+            &[("listener", key), ("direction", "to_client")],
+            l.bytes_to_client as f64,
+        );
+    }
+
+    let remotes: Vec<(String, String, &crate::stats::RemoteEntry)> = snapshot
+        .remotes
+        .iter()
+        .map(|r| match &r.key {
+            Some(k) => (
+                k.address.to_string(),
+                k.protocol.to_string().to_ascii_lowercase(),
+                r,
+            ),
+            None => (OVERFLOW.to_string(), OVERFLOW.to_string(), r),
+        })
+        .collect();
+    type RemoteField = fn(&crate::stats::RemoteEntry) -> u64;
+    let per_remote: [(&str, Kind, &str, RemoteField); 4] = [
+        (
+            "tcprelay_remote_sessions",
+            Kind::Gauge,
+            "Sessions relayed to the remote now.",
+            |r| r.sessions,
+        ),
+        (
+            "tcprelay_remote_connections_total",
+            Kind::Counter,
+            "Connections established to the remote.",
+            |r| r.connections,
+        ),
+        (
+            "tcprelay_remote_connect_failures_total",
+            Kind::Counter,
+            "Connects to the remote that failed (refused, reset, timed out).",
+            |r| r.connect_failures,
+        ),
+        (
+            "tcprelay_remote_up",
+            Kind::Gauge,
+            "1 unless a worker holds the remote dead.",
+            |r| u64::from(r.dead_marks == 0),
+        ),
+    ];
+    for (name, kind, help, field) in per_remote {
+        e.family(name, kind, help);
+        for (address, protocol, r) in &remotes {
+            e.sample(
+                name,
+                &[("remote", address), ("protocol", protocol)],
+                field(r) as f64,
+            );
+        }
+    }
+    e.family(
+        "tcprelay_remote_bytes_total",
+        Kind::Counter,
+        "Bytes relayed, by remote and direction (to_remote: from clients; to_client: from the remote).",
+    );
+    for (address, protocol, r) in &remotes {
+        for (direction, n) in [
+            ("to_remote", r.bytes_to_remote),
+            ("to_client", r.bytes_to_client),
+        ] {
+            e.sample(
+                "tcprelay_remote_bytes_total",
+                &[
+                    ("remote", address),
+                    ("protocol", protocol),
+                    ("direction", direction),
+                ],
+                n as f64,
+            );
+        }
+    }
+    e.family(
+        "tcprelay_remote_connect_seconds",
+        Kind::Histogram,
+        "How long connects to the remote took, for those that succeeded.",
+    );
+    for (address, protocol, r) in &remotes {
+        histogram(
+            &mut e,
+            "tcprelay_remote_connect_seconds",
+            &[("remote", address), ("protocol", protocol)],
+            &r.connect_times,
+        );
+    }
+    e.finish()
+}
+
+fn gauge(e: &mut Exposition, name: &str, help: &str, value: f64) {
+    e.family(name, Kind::Gauge, help);
+    e.sample(name, &[], value);
+}
+
+fn counter(e: &mut Exposition, name: &str, help: &str, value: u64) {
+    e.family(name, Kind::Counter, help);
+    e.sample(name, &[], value as f64);
+}
+
+fn histogram(e: &mut Exposition, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+    let buckets: Vec<(f64, u64)> = h
+        .buckets
+        .iter()
+        .filter_map(|(le, n)| le.map(|le| (le.as_secs_f64(), *n)))
+        .collect();
+    e.histogram(name, labels, &buckets, h.sum.as_secs_f64(), h.count());
+}
+
+/// Every family [`render`] writes (a test compares them with `docs/metrics.md`).
+pub fn families(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect()
+}

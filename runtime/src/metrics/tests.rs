@@ -1,0 +1,126 @@
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tcprelay_plan::{ListenAddress, Protocol};
+
+use super::render::{families, render, Info};
+use crate::stats::{Registry, RemoteKey};
+
+fn info() -> Info<'static> {
+    Info {
+        version: "0.1.0",
+        plan_hash: "0123abcd",
+        start_time: 1_764_600_000.5,
+        generation: 2,
+        workers: 3,
+        reloads_failed: 1,
+    }
+}
+
+/// A registry with two listeners and two remotes (one IPv6) and some traffic
+/// counted by a worker seat and the master.
+fn busy_snapshot() -> crate::stats::Snapshot {
+    let mut registry = Registry::new().expect("registry");
+    let slots = registry.assign_keys(
+        &[
+            ListenAddress::Inet("127.0.0.1:8080".parse().unwrap()),
+            ListenAddress::Unix("/run/a \"b\".sock".into()),
+        ],
+        &[
+            RemoteKey {
+                address: "10.0.0.1:80".parse().unwrap(),
+                protocol: Protocol::Tcp,
+            },
+            RemoteKey {
+                address: "[2001:db8::1]:443".parse().unwrap(),
+                protocol: Protocol::Sctp,
+            },
+        ],
+    );
+    let worker = registry.seat(0).expect("seat");
+    let (l, r) = (slots.listeners[0], slots.remotes[1]);
+    worker.accepted(l);
+    worker.accepted(l);
+    worker.denied(slots.listeners[1]);
+    worker.connected(r, Duration::from_millis(3));
+    worker.connect_failed(slots.remotes[0]);
+    worker.session_opened(l, r);
+    worker.bytes(l, r, 100, 2_000);
+    worker.session_closed(l, r, Duration::from_millis(1500));
+    worker.session_opened(l, r);
+    worker.tls_handshake(true);
+    worker.tls_handshake(false);
+    registry.master().shed();
+    registry.snapshot()
+}
+
+#[test]
+fn a_snapshot_renders_its_counts_under_their_labels() {
+    let text = render(&busy_snapshot(), &info());
+    for line in [
+        "tcprelay_info{version=\"0.1.0\",plan_hash=\"0123abcd\"} 1",
+        "tcprelay_generation 2",
+        "tcprelay_shed_total 1",
+        "tcprelay_accepted_total{listener=\"127.0.0.1:8080\"} 2",
+        "tcprelay_denied_total{listener=\"unix:/run/a \\\"b\\\".sock\"} 1",
+        "tcprelay_sessions{listener=\"127.0.0.1:8080\"} 1",
+        "tcprelay_bytes_total{listener=\"127.0.0.1:8080\",direction=\"to_client\"} 2000",
+        "tcprelay_tls_handshakes_total{result=\"failed\"} 1",
+        "tcprelay_remote_connections_total{remote=\"[2001:db8::1]:443\",protocol=\"sctp\"} 1",
+        "tcprelay_remote_connect_failures_total{remote=\"10.0.0.1:80\",protocol=\"tcp\"} 1",
+        "tcprelay_remote_bytes_total{remote=\"[2001:db8::1]:443\",protocol=\"sctp\",direction=\"to_remote\"} 100",
+        "tcprelay_remote_connect_seconds_bucket{remote=\"[2001:db8::1]:443\",protocol=\"sctp\",le=\"0.005\"} 1",
+        "tcprelay_session_duration_seconds_bucket{le=\"2.5\"} 1",
+        "tcprelay_session_duration_seconds_count 1",
+        "tcprelay_session_duration_seconds_sum 1.5",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line} in:\n{text}");
+    }
+}
+
+/// `promtool check metrics` (Debian package prometheus, which scripts/test.sh
+/// installs) accepts the exposition: names, types, help, label syntax, histogram
+/// structure and the conventions it lints (counters ending in `_total`, units).
+#[test]
+fn promtool_accepts_the_exposition() {
+    let text = render(&busy_snapshot(), &info());
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (Debian package prometheus; scripts/test.sh installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("written");
+    let out = child.wait_with_output().expect("promtool ends");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every family is documented in docs/metrics.md, and every one documented exists.
+#[test]
+fn every_family_is_documented() {
+    let text = render(&busy_snapshot(), &info());
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"))
+        .expect("docs/metrics.md");
+    let documented: Vec<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `tcprelay_"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let written: Vec<String> = families(&text)
+        .iter()
+        .map(|f| f.trim_start_matches("tcprelay_").to_string())
+        .collect();
+    assert_eq!(documented, written, "docs/metrics.md lists other families");
+}
