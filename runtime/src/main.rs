@@ -64,7 +64,8 @@ fn main() -> ExitCode {
         target,
         &plan.spawnd.syslog,
         args.debug.max(plan.spawnd.debug),
-        "",
+        // The plan's `log format` comes here once the plan carries it (issue 14).
+        log::Format::Text,
     );
     tcprelay::info!("event mechanism: {mechanism}");
     let nofile = os::raise_nofile();

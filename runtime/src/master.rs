@@ -381,7 +381,7 @@ impl Master {
                     None
                 }
             };
-        crate::log::reinit_for_worker(&self.plan.relay.syslog);
+        crate::log::reinit_for_worker(&self.plan.relay.syslog, self.generation);
         let listeners = std::mem::take(&mut self.listeners)
             .into_iter()
             .map(|b| {

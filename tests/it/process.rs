@@ -1137,3 +1137,153 @@ fn a_plan_that_is_a_device_or_a_fifo_is_refused_at_once() {
     kill_and_await_replacement(&relay, worker);
     assert_eq!(harness::echo_through(port, b"still").unwrap(), b"still");
 }
+
+/// The severities as the log lines name them, in syslog's order (their number is
+/// the `<N>` of a journal line).
+const LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// A relay with one worker that has logged a line of its own (its SIGUSR1 status),
+/// and the generation the master says it started that worker in. The log file is
+/// made before the relay starts (to learn its device and inode), with `env` set.
+fn relay_with_a_worker_line(
+    dir: &std::path::Path,
+    env: impl FnOnce(&std::fs::Metadata) -> String,
+) -> (Relay, i32, String) {
+    let echo = Echo::start();
+    let port = free_port();
+    let plan = harness::compile(
+        dir,
+        "relay",
+        &config(
+            port,
+            echo.port,
+            "spawn = { servers min = 1 servers max = 1 }",
+        ),
+    );
+    // The harness opens the same file again (truncating it: the inode stays).
+    let log = std::fs::File::create(dir.join("tcprelay.log")).unwrap();
+    let script = format!(
+        "{} exec {} run -f {}",
+        env(&log.metadata().unwrap()),
+        harness::bin("tcprelay").display(),
+        plan.display()
+    );
+    let relay = Relay::start_shell(dir, &script, port);
+    let worker = relay.await_workers(1, Duration::from_secs(10))[0];
+    relay.signal(10);
+    relay.await_log(
+        &format!("status: worker {worker}: "),
+        Duration::from_secs(10),
+    );
+    let log = relay.log_text();
+    let started = format!("worker {worker} started (generation ");
+    let generation = log
+        .split(&started)
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no {started:?} in the log:\n{log}"))
+        .to_string();
+    drop(echo);
+    (relay, worker, generation)
+}
+
+/// Splits `line` (after its timestamp or `<N>`) into the process it names
+/// (`master` or `worker PID gen N`) and its severity; `None` for a line that names
+/// neither.
+fn origin_and_level(line: &str) -> Option<(String, &'static str)> {
+    let (origin, rest) = if let Some(rest) = line.strip_prefix("master ") {
+        ("master".to_string(), rest)
+    } else {
+        let rest = line.strip_prefix("worker ")?;
+        let mut words = rest.splitn(4, ' ');
+        let (pid, gen, generation, rest) =
+            (words.next()?, words.next()?, words.next()?, words.next()?);
+        pid.parse::<u32>().ok()?;
+        generation.parse::<u64>().ok()?;
+        (gen == "gen").then_some(())?;
+        (format!("worker {pid} gen {generation}"), rest)
+    };
+    let level = LEVELS
+        .into_iter()
+        .find(|l| rest.starts_with(&format!("{l}: ")))?;
+    Some((origin, level))
+}
+
+/// On standard error every line starts with its time, RFC 3339 in UTC with
+/// milliseconds (`2026-12-01T22:15:21.123Z`), and names the process that wrote it:
+/// `master`, or `worker PID gen N` with the generation the master started it in.
+/// `JOURNAL_STREAM` set for another file (standard error is not the journal) changes
+/// nothing.
+#[test]
+fn stderr_lines_start_with_a_utc_timestamp_and_name_their_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = std::fs::File::create(dir.path().join("elsewhere")).unwrap();
+    let elsewhere = {
+        use std::os::unix::fs::MetadataExt;
+        let m = elsewhere.metadata().unwrap();
+        format!("JOURNAL_STREAM={}:{}", m.dev(), m.ino())
+    };
+    let (relay, worker, generation) = relay_with_a_worker_line(dir.path(), |_| elsewhere);
+    let log = relay.log_text();
+    let shape = "dddd-dd-ddTdd:dd:dd.dddZ ";
+    let mut origins = Vec::new();
+    for line in log.lines() {
+        let (stamp, rest) = line.split_at_checked(shape.len()).unwrap_or((line, ""));
+        let like = stamp.chars().zip(shape.chars()).all(|(c, s)| {
+            if s == 'd' {
+                c.is_ascii_digit()
+            } else {
+                c == s
+            }
+        });
+        assert!(like && stamp.len() == shape.len(), "{line:?} in:\n{log}");
+        let month: u32 = stamp[5..7].parse().unwrap();
+        let hour: u32 = stamp[11..13].parse().unwrap();
+        assert!((1..=12).contains(&month) && hour < 24, "{line:?}");
+        let (origin, _) = origin_and_level(rest).unwrap_or_else(|| panic!("{line:?} in:\n{log}"));
+        origins.push((origin, rest.to_string()));
+    }
+    assert!(
+        origins
+            .iter()
+            .any(|(o, rest)| o == "master" && rest.starts_with("master info: event mechanism: ")),
+        "{log}"
+    );
+    let me = format!("worker {worker} gen {generation}");
+    assert!(
+        origins.iter().any(|(o, rest)| *o == me
+            && rest.starts_with(&format!("{me} notice: status: worker {worker}: "))),
+        "no status line of {me} in:\n{log}"
+    );
+}
+
+/// With standard error connected to the journal (`JOURNAL_STREAM` names its device
+/// and inode, as systemd sets it), lines carry no timestamp (the journal stamps
+/// them) but start with the `<N>` syslog priority journald reads: `<6>` for info
+/// lines, `<5>` for notices, the master's and the workers' alike.
+#[test]
+fn journal_lines_start_with_their_syslog_priority_and_no_timestamp() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (relay, worker, generation) = relay_with_a_worker_line(dir.path(), |m| {
+        format!("JOURNAL_STREAM={}:{}", m.dev(), m.ino())
+    });
+    let log = relay.log_text();
+    for line in log.lines() {
+        let (priority, rest) = line
+            .strip_prefix('<')
+            .and_then(|l| l.split_once('>'))
+            .unwrap_or_else(|| panic!("no <N> at the start of {line:?} in:\n{log}"));
+        let (_, level) = origin_and_level(rest).unwrap_or_else(|| panic!("{line:?} in:\n{log}"));
+        let number = LEVELS.iter().position(|l| *l == level).unwrap();
+        assert_eq!(priority, number.to_string(), "{line:?}");
+    }
+    assert!(log.contains("<6>master info: event mechanism: "), "{log}");
+    let me = format!("worker {worker} gen {generation}");
+    assert!(
+        log.contains(&format!("<5>{me} notice: status: worker {worker}: ")),
+        "{log}"
+    );
+}
