@@ -31,6 +31,7 @@ use crate::args::PlanSource;
 use crate::board::Board;
 use crate::listen::{self, Bound};
 use crate::load;
+use crate::notify::Notify;
 use crate::os;
 use crate::{error, info, warn};
 use mio::net::UnixStream;
@@ -124,6 +125,8 @@ pub struct Master {
     /// says it.
     overload_logged: Option<Instant>,
     overload_episode_logged: bool,
+    /// systemd's notification socket (`Type=notify`), if the master runs under it.
+    notify: Notify,
 }
 
 impl std::fmt::Debug for Master {
@@ -143,6 +146,7 @@ impl Master {
         plan: Plan,
         tls: Option<openssl::ssl::SslContext>,
         source: PlanSource,
+        notify: Notify,
     ) -> Result<Master, String> {
         let listeners = listen::bind_all(
             &plan.spawnd.listeners,
@@ -181,6 +185,7 @@ impl Master {
             shed: 0,
             overload_logged: None,
             overload_episode_logged: false,
+            notify,
         })
     }
 
@@ -226,6 +231,14 @@ impl Master {
         for _ in 0..self.servers_min() {
             self.spawn();
         }
+        let status = format!(
+            "generation {}: listening on {}; {} remote(s); {} worker(s)",
+            self.generation,
+            self.bound_addresses().join(", "),
+            self.plan.relay.remotes.len(),
+            self.workers.len()
+        );
+        self.notify.ready(&status);
         let mut events = Events::with_capacity(256);
         loop {
             if self.stopping && self.workers.is_empty() {

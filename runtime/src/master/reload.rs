@@ -20,6 +20,7 @@ impl Master {
             self.reload_again = true;
             return;
         }
+        self.notify.reloading();
         match load::start(&self.source) {
             Ok(load::Started::Ready(loaded)) => self.compiled(Ok(*loaded)),
             Ok(load::Started::Compiling(compile)) => {
@@ -31,68 +32,61 @@ impl Master {
     }
 
     /// A reload's plan is loaded (or failed to): a new generation with it, the old
-    /// one drains. Any failure keeps the running plan.
+    /// one drains. Any failure keeps the running plan. Either way the reload has
+    /// ended, and systemd is told so (with what is served now).
     pub(super) fn compiled(&mut self, loaded: Result<load::Loaded, String>) {
-        self.swap(loaded);
+        match self.swap(loaded) {
+            Ok(draining) => {
+                let summary = format!(
+                    "listening on {}; {} remote(s); {draining} old worker(s) draining",
+                    self.bound_addresses().join(", "),
+                    self.plan.relay.remotes.len(),
+                );
+                info!("reloaded (generation {}): {summary}", self.generation);
+                self.notify.ready(&format!(
+                    "reloaded: generation {}; {summary}",
+                    self.generation
+                ));
+            }
+            Err(e) => {
+                let mut lines = e.lines();
+                let first = lines.next().unwrap_or_default();
+                error!("reload failed, keeping the running plan: {first}");
+                for line in lines {
+                    error!("{line}");
+                }
+                self.notify.ready(&format!(
+                    "reload failed: {first}; still serving generation {}",
+                    self.generation
+                ));
+            }
+        }
         if std::mem::take(&mut self.reload_again) && !self.stopping {
             self.reload();
         }
     }
 
-    fn swap(&mut self, loaded: Result<load::Loaded, String>) {
-        let plan = match loaded {
-            Ok(loaded) => {
-                for line in &loaded.warnings {
-                    warn!("{line}");
-                }
-                loaded.plan
-            }
-            Err(e) => {
-                let mut lines = e.lines();
-                error!(
-                    "reload failed, keeping the running plan: {}",
-                    lines.next().unwrap_or_default()
-                );
-                for line in lines {
-                    error!("{line}");
-                }
-                return;
-            }
-        };
-        let tls = match crate::tls_context::for_plan(&plan) {
-            Ok(tls) => tls,
-            Err(e) => {
-                error!("reload failed, keeping the running plan: {e}");
-                return;
-            }
-        };
-        // The new workers would fail one by one on a mechanism this system lacks.
-        if let Err(e) = worker::Mechanism::after_setenv(&plan.env) {
-            error!("reload failed, keeping the running plan: {e}");
-            return;
+    /// Makes `loaded` the running plan, or changes nothing and says why (the first
+    /// line the reason, then details); the number of old workers told to drain.
+    fn swap(&mut self, loaded: Result<load::Loaded, String>) -> Result<usize, String> {
+        let loaded = loaded?;
+        for line in &loaded.warnings {
+            warn!("{line}");
         }
+        let plan = loaded.plan;
+        let tls = crate::tls_context::for_plan(&plan)?;
+        // The new workers would fail one by one on a mechanism this system lacks.
+        worker::Mechanism::after_setenv(&plan.env)?;
         // Checked before anything changes, applied once the listeners are bound.
-        let setenv = match crate::Setenv::check(&plan.env) {
-            Ok(setenv) => setenv,
-            Err(e) => {
-                error!("reload failed, keeping the running plan: {e}");
-                return;
-            }
-        };
+        let setenv = crate::Setenv::check(&plan.env)?;
         // The sockets leave overload (backlog, watch) before some move to the new
         // set; the state is worked out again after this turn.
         self.set_overload(false);
-        let listeners = match listen::bind_all(
+        let listeners = listen::bind_all(
             &plan.spawnd.listeners,
             &plan.spawnd.keepalive,
             &mut self.listeners,
-        ) {
-            Ok(l) => l,
-            Err(e) => {
-                error!("reload failed, keeping the running plan: {e}");
-                return;
-            }
-        };
+        )?;
         setenv.apply();
         // Sockets no longer in the plan are closed here; old workers keep their own
         // copies until they drain.
@@ -115,12 +109,6 @@ impl Master {
                 Self::send(w, ToWorker::Drain);
             }
         }
-        info!(
-            "reloaded (generation {}): listening on {}; {} remote(s); {} old worker(s) draining",
-            self.generation,
-            self.bound_addresses().join(", "),
-            self.plan.relay.remotes.len(),
-            old.len()
-        );
+        Ok(old.len())
     }
 }

@@ -53,10 +53,14 @@ impl Master {
 
     fn stop(&mut self) {
         let grace = if self.stopping { 0 } else { STOP_GRACE_SECS };
-        info!(
+        let stopping = format!(
             "stopping: {} worker(s) get {grace} s to finish their sessions",
             self.workers.len()
         );
+        info!("{stopping}");
+        if !self.stopping {
+            self.notify.stopping(&stopping);
+        }
         self.set_overload(false);
         self.stopping = true;
         self.spawn_after = None;

@@ -4,6 +4,7 @@
 
 use super::{Master, Worker, SIGNALS};
 use crate::board::SEATS;
+use crate::notify::Notify;
 use crate::os::{self, Fork};
 use crate::worker;
 use crate::{error, info, warn};
@@ -73,6 +74,8 @@ impl Master {
         // Other workers' control sockets must be closed here, or a worker would not see
         // end of file when the master dies.
         self.workers.clear();
+        // Only the master speaks for the service.
+        self.notify = Notify::default();
         let _ = os::default_signals(SIGNALS);
         let signals =
             match os::signal_pipe(&[libc::SIGHUP, libc::SIGTERM, libc::SIGINT, libc::SIGUSR1]) {
