@@ -9,7 +9,8 @@
 //! Lifecycle:
 //! - start: plan loaded and validated → TLS context built (certificate, key,
 //!   passphrase) → listeners bound → daemon/pidfile → privileges dropped →
-//!   `servers min` workers forked;
+//!   `servers min` workers forked → systemd told `READY=1` (`crate::notify`; a reload
+//!   is `RELOADING=1` then `READY=1` whatever its outcome, a stop `STOPPING=1`);
 //! - SIGHUP: the plan is re-read and its TLS context built (a bad plan or TLS
 //!   material is logged and the running one kept), the listeners re-bound
 //!   (sockets of unchanged addresses kept open, so no queued connection is lost),
