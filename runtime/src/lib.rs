@@ -11,6 +11,7 @@
 //! | [`worker`]| one mio loop per worker: accept, balance, relay                |
 //! | [`control`]| the master ⇄ worker frames                                    |
 //! | [`os`]    | fork, signals, daemon, pidfile, privileges                     |
+//! | [`notify`]| tells systemd when it is ready, reloading, stopping (`sd_notify`) |
 //! | [`tls_context`] | the TLS server context, from the plan's certificate and key |
 //! | [`log`]   | syslog or stderr                                               |
 //! | [`sys`]   | the only `unsafe` code: what has no safe wrapper, made safe    |
@@ -30,6 +31,7 @@ pub mod load;
 pub mod log;
 pub mod master;
 pub mod metrics;
+pub mod notify;
 pub mod os;
 pub mod stats;
 #[allow(unsafe_code)]

@@ -15,6 +15,8 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
+    // Before any child (a compiler, a worker) can inherit it.
+    let notify = tcprelay::notify::Notify::from_env();
     let source = match args.mode {
         Mode::ParseOnly(source) => {
             return ExitCode::from(load::check_only(&source).clamp(0, 255) as u8)
@@ -73,7 +75,7 @@ fn main() -> ExitCode {
     let pidfile = plan.spawnd.pidfile.clone();
     let (user, group) = (plan.spawnd.user.clone(), plan.spawnd.group.clone());
     let workdir = plan.spawnd.working_directory.clone();
-    let master = match master::Master::new(plan, tls, source) {
+    let master = match master::Master::new(plan, tls, source, notify) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("tcprelay: {e}");

@@ -7,6 +7,7 @@ mod docs;
 mod editors;
 mod harness;
 mod manual;
+mod notify;
 mod process;
 mod props;
 mod relay;

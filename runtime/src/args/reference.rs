@@ -77,6 +77,27 @@ It may also be set with a
 .B setenv
 line of the configuration.
 .TP
+.B NOTIFY_SOCKET
+Set by systemd for a unit of
+.BR Type=notify :
+the master sends
+.B READY=1
+once its listeners are bound and its workers started (with
+.B MAINPID=
+its own pid, after going to the background),
+.B RELOADING=1
+when a reload starts and
+.B READY=1
+when it ends, well or not (its
+.B STATUS=
+says which generation is served), and
+.B STOPPING=1
+on a graceful stop.
+A path, or an abstract socket when it starts with
+.BR @ .
+The master takes it out of the environment of its workers and compilers.
+A message that cannot be sent is logged once and changes nothing else.
+.TP
 .B TCPRELAY_CC
 The
 .B tcprelay\-cc

@@ -1,0 +1,299 @@
+//! The master process, as spawnd: it owns the listening sockets, forks and supervises
+//! the workers, scales them between `servers min` and `servers max`, and handles the
+//! signals.
+//!
+//! Hand-off: workers accept on the listening sockets they inherit (see
+//! ARCHITECTURE.md for the measurement behind this choice). A worker that is full
+//! stops accepting, so connections wait in the kernel's queue for a worker with room.
+//!
+//! Lifecycle:
+//! - start: plan loaded and validated → TLS context built (certificate, key,
+//!   passphrase) → listeners bound → daemon/pidfile → privileges dropped →
+//!   `servers min` workers forked → systemd told `READY=1` (`crate::notify`; a reload
+//!   is `RELOADING=1` then `READY=1` whatever its outcome, a stop `STOPPING=1`);
+//! - SIGHUP: the plan is re-read and its TLS context built (a bad plan or TLS
+//!   material is logged and the running one kept), the listeners re-bound
+//!   (sockets of unchanged addresses kept open, so no queued connection is lost),
+//!   a new generation of workers forked, and only then the old generation told to
+//!   drain: they stop accepting, finish their sessions, exit;
+//! - SIGCHLD: workers are reaped; an active worker that died is replaced;
+//! - SIGTERM/SIGINT: workers stop gracefully (sessions get a grace period), then the
+//!   master exits;
+//! - a worker whose master dies sees end of file on its control socket and drains.
+//!
+//! This file holds the master's state, its set-up and the loop; the handlers are
+//! `impl Master` blocks by concern: `workers` (forking, becoming a worker in the
+//! child, scaling up, `servers min`, reaping and replacing), `frames` (the control
+//! sockets: frames to a worker, the workers' reports), `overload` (every worker full:
+//! backlogs, shedding), `reload` (SIGHUP: a new generation, the old one drains) and
+//! `signals` (their dispatch, the SIGUSR1 status, the graceful stop).
+
+use crate::args::PlanSource;
+use crate::board::Board;
+use crate::listen::{self, Bound};
+use crate::load;
+use crate::notify::Notify;
+use crate::os;
+use crate::{error, info, warn};
+use mio::net::UnixStream;
+use mio::{Events, Interest, Poll, Token};
+use std::collections::HashMap;
+use std::io;
+use std::time::{Duration, Instant};
+use tcprelay_plan::{ListenAddress, Plan};
+
+mod frames;
+mod overload;
+mod reload;
+mod signals;
+mod workers;
+
+/// Seconds a graceful stop lets sessions finish.
+pub const STOP_GRACE_SECS: u32 = 30;
+
+const SIGNALS: &[libc::c_int] = &[
+    libc::SIGHUP,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGCHLD,
+    libc::SIGUSR1,
+];
+const SIGNAL_TOKEN: Token = Token(usize::MAX);
+/// Listener `i`, watched by the master while it sheds connections (`overload =
+/// close|reset`), has token `LISTENER_TOKENS - i`.
+const LISTENER_TOKENS: usize = usize::MAX - 1;
+/// At most one overload warning in this time.
+const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The master's view of one worker.
+#[derive(Debug)]
+struct Worker {
+    pid: libc::pid_t,
+    generation: u64,
+    control: UnixStream,
+    /// Bytes of a frame read so far.
+    partial: Vec<u8>,
+    sessions: u32,
+    full: bool,
+    /// Told to drain, retiring, or drained: it takes no new sessions and is not
+    /// replaced when it exits.
+    leaving: bool,
+    /// It reported being stopped (SIGTERM/SIGINT or `ToWorker::Stop`).
+    stopped: bool,
+    /// Its seat on the load board, freed when its control socket closes (it has
+    /// ended) or it is reaped.
+    seat: Option<usize>,
+}
+
+/// The master's state.
+pub struct Master {
+    plan: Plan,
+    /// The TLS server context of the current generation (inherited by its workers).
+    tls: Option<openssl::ssl::SslContext>,
+    generation: u64,
+    listeners: Vec<Bound>,
+    workers: HashMap<Token, Worker>,
+    next_token: usize,
+    poll: Poll,
+    signals: mio::unix::pipe::Receiver,
+    /// Where the plan comes from, read again on SIGHUP.
+    source: PlanSource,
+    /// The processors this process may run on, read once at start (finding out
+    /// reads the cgroup's files): the automatic `servers min` and `max` follow it.
+    processors: u32,
+    /// A reload's compile still running (the master supervises meanwhile), and
+    /// whether another SIGHUP came during it (a reload follows this one).
+    compiling: Option<load::Compile>,
+    reload_again: bool,
+    stopping: bool,
+    /// Recent unexpected worker deaths, to slow down a crash loop.
+    deaths: Vec<Instant>,
+    /// Spawning held back until then (crash-loop brake, or a worker stopped by a
+    /// signal not meant for the master alone); then `servers min` is restored.
+    spawn_after: Option<Instant>,
+    /// Where the workers publish their load to share new connections evenly
+    /// (`None` if the shared memory could not be made: they accept as if alone).
+    board: Option<Board>,
+    /// Every worker is full and no other may start: the listeners use their
+    /// `overload backlog`, and with `overload = close|reset` the master accepts and
+    /// sheds what comes in.
+    overloaded: bool,
+    /// Connections shed since the last "room again" notice.
+    shed: u64,
+    /// When the last "every worker is full" warning was logged, and whether the
+    /// current overload is the one it was for: a service at capacity fills and frees
+    /// a worker with every connection, and one warning per [`OVERLOAD_LOG_EVERY`]
+    /// says it.
+    overload_logged: Option<Instant>,
+    overload_episode_logged: bool,
+    /// systemd's notification socket (`Type=notify`), if the master runs under it.
+    notify: Notify,
+}
+
+impl std::fmt::Debug for Master {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Master")
+            .field("generation", &self.generation)
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}
+
+impl Master {
+    /// Binds the plan's listeners and sets up signal handling; forks nothing yet.
+    /// `tls` is the plan's TLS context ([`crate::tls_context::for_plan`]), built by the
+    /// caller before this, so that bad TLS material fails before anything is bound.
+    pub fn new(
+        plan: Plan,
+        tls: Option<openssl::ssl::SslContext>,
+        source: PlanSource,
+        notify: Notify,
+    ) -> Result<Master, String> {
+        let listeners = listen::bind_all(
+            &plan.spawnd.listeners,
+            &plan.spawnd.keepalive,
+            &mut Vec::new(),
+        )?;
+        let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
+        let mut signals =
+            os::signal_pipe(SIGNALS).map_err(|e| format!("cannot set up signals: {e}"))?;
+        poll.registry()
+            .register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)
+            .map_err(|e| format!("cannot watch signals: {e}"))?;
+        let board = Board::new()
+            .inspect_err(|e| {
+                warn!("cannot share memory between workers ({e}): each accepts as if alone")
+            })
+            .ok();
+        Ok(Master {
+            plan,
+            tls,
+            generation: 0,
+            listeners,
+            workers: HashMap::new(),
+            next_token: 0,
+            poll,
+            signals,
+            source,
+            processors: processors(),
+            compiling: None,
+            reload_again: false,
+            stopping: false,
+            deaths: Vec::new(),
+            spawn_after: None,
+            board,
+            overloaded: false,
+            shed: 0,
+            overload_logged: None,
+            overload_episode_logged: false,
+            notify,
+        })
+    }
+
+    /// The addresses actually bound (ports chosen by the OS resolved), for logs.
+    fn bound_addresses(&self) -> Vec<String> {
+        self.listeners
+            .iter()
+            .map(|b| match &b.spec.address {
+                ListenAddress::Inet(_) => b
+                    .socket
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_socket())
+                    .map_or_else(|| b.spec.address.to_string(), |a| a.to_string()),
+                ListenAddress::Unix(p) => format!("unix:{p}"),
+            })
+            .collect()
+    }
+
+    /// `servers min` and `servers max` on this machine (see
+    /// `tcprelay_plan::Spawnd::workers`).
+    fn servers_min(&self) -> u32 {
+        self.plan.spawnd.workers(self.processors).0
+    }
+
+    fn servers_max(&self) -> u32 {
+        self.plan.spawnd.workers(self.processors).1
+    }
+
+    fn active(&self) -> impl Iterator<Item = &Worker> {
+        self.workers.values().filter(|w| !w.leaving)
+    }
+
+    /// Runs until stopped; returns the exit code.
+    pub fn run(mut self) -> i32 {
+        info!(
+            "started: listening on {}; {} remote(s); workers {}..{}",
+            self.bound_addresses().join(", "),
+            self.plan.relay.remotes.len(),
+            self.servers_min(),
+            self.servers_max()
+        );
+        for _ in 0..self.servers_min() {
+            self.spawn();
+        }
+        let status = format!(
+            "generation {}: listening on {}; {} remote(s); {} worker(s)",
+            self.generation,
+            self.bound_addresses().join(", "),
+            self.plan.relay.remotes.len(),
+            self.workers.len()
+        );
+        self.notify.ready(&status);
+        let mut events = Events::with_capacity(256);
+        loop {
+            if self.stopping && self.workers.is_empty() {
+                info!("stopped");
+                return 0;
+            }
+            let wake = [
+                self.spawn_after,
+                self.compiling.as_ref().map(load::Compile::deadline),
+            ];
+            let timeout = wake
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|t| t.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    error!("event loop failed: {e}");
+                    return 1;
+                }
+            }
+            for event in events.iter() {
+                let token = event.token();
+                if token == SIGNAL_TOKEN {
+                    for signal in os::read_signals(&mut self.signals) {
+                        self.on_signal(signal);
+                    }
+                } else if token.0 <= LISTENER_TOKENS
+                    && LISTENER_TOKENS - token.0 < self.listeners.len()
+                {
+                    self.shed_from(LISTENER_TOKENS - token.0);
+                } else {
+                    self.on_control(token);
+                }
+            }
+            if self.spawn_after.is_some_and(|t| t <= Instant::now()) {
+                self.spawn_after = None;
+                self.ensure_minimum();
+            }
+            if let Some(compile) = self
+                .compiling
+                .as_mut()
+                .filter(|c| c.deadline() <= Instant::now())
+            {
+                // Its exit, reaped, reports the timeout.
+                compile.kill();
+            }
+            let due = self.overload_due();
+            self.set_overload(due);
+        }
+    }
+}
+
+/// The processors this process may run on.
+fn processors() -> u32 {
+    std::thread::available_parallelism().map_or(2, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+}
