@@ -1290,7 +1290,8 @@ mod tests {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn a_write_that_finds_a_reset_keeps_the_clients_bytes_on_kernel_sockets() {
-        use super::super::transport::Stream;
+        use super::super::socket::Socket;
+        use super::super::stream::Stream;
         use std::io::{Read, Write};
         use std::net::{TcpListener, TcpStream};
         use std::os::fd::AsRawFd;
@@ -1301,7 +1302,10 @@ mod tests {
             let (theirs, _) = listener.accept().unwrap();
             ours.set_nonblocking(true).unwrap();
             theirs.set_read_timeout(timeout).unwrap();
-            (Stream::Tcp(mio::net::TcpStream::from_std(ours)), theirs)
+            (
+                Stream::Plain(Socket::Tcp(mio::net::TcpStream::from_std(ours))),
+                theirs,
+            )
         };
         let (client, mut client_peer) = pair();
         let (remote, remote_peer) = pair();
@@ -1477,14 +1481,15 @@ mod tests {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn bulk_data_is_spliced_and_pipes_go_back_when_empty() {
-        use super::super::transport::Stream;
+        use super::super::socket::Socket;
+        use super::super::stream::Stream;
         use std::io::{Read, Write};
         let (client_peer, client) = std::os::unix::net::UnixStream::pair().unwrap();
         let (remote, remote_peer) = std::os::unix::net::UnixStream::pair().unwrap();
         for s in [&client, &remote] {
             s.set_nonblocking(true).unwrap();
         }
-        let wrap = |s| Stream::Unix(mio::net::UnixStream::from_std(s));
+        let wrap = |s| Stream::Plain(Socket::Unix(mio::net::UnixStream::from_std(s)));
         let now = Instant::now();
         let mut s = Session::new(8, wrap(client), now);
         s.remote = Some(End::new(wrap(remote)));
