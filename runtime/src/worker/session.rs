@@ -47,6 +47,10 @@
 //! Readiness is tracked here, per side, because mio is edge-triggered: a side is
 //! known readable (writable) from an event until an operation returns
 //! `WouldBlock`, and both interests are registered once for the life of a socket.
+//!
+//! The bytes themselves are moved by the session's two directions
+//! (`direction.rs`: each owns its remainder, its pipe and its byte count); this
+//! module decides which runs when, and what their results do to the state.
 
 use super::balance::Tried;
 use super::splice::Pipes;
