@@ -59,41 +59,16 @@ use direction::{Direction, Fault, Mode, Run};
 use std::io;
 use std::time::{Duration, Instant};
 
+pub use end::{End, Side};
+
 mod direction;
+mod end;
 
 /// How long a failing session's delivery (see [`State::Failing`]) may go without
 /// progress before the session closes anyway: 2 seconds, many round trips on any
 /// path, short enough that a peer that stops reading cannot hold a failed session
 /// (and its buffer or pipe) for long.
 pub const FAILING_LIMIT: Duration = Duration::from_secs(2);
-
-/// Reads of one direction in one run before the session yields to the others
-/// (with a 64 KiB scratch buffer: 1 MiB).
-pub const READS_PER_RUN: u32 = 16;
-
-/// A side of a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Client,
-    Remote,
-}
-
-impl Side {
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Client => "client",
-            Side::Remote => "remote",
-        }
-    }
-
-    /// The side across the session.
-    pub fn other(self) -> Side {
-        match self {
-            Side::Client => Side::Remote,
-            Side::Remote => Side::Client,
-        }
-    }
-}
 
 /// What the session is doing.
 #[derive(Debug)]
@@ -248,67 +223,6 @@ pub enum HandshakeOutcome {
     Queued,
     /// The handshake failed (OpenSSL has sent the client an alert): close.
     Failed(io::Error),
-}
-
-/// One side's socket and what is known of its readiness.
-#[derive(Debug)]
-pub struct End<T> {
-    pub io: T,
-    readable: bool,
-    writable: bool,
-    /// The peer has shut down its sending side: a short read does not prove the
-    /// buffer is empty any more (the end of file must still be read).
-    read_closed: bool,
-    /// An error event was reported; the socket's error is checked on the next run.
-    error: bool,
-    /// The worker's poll round in which the socket was registered: an event fetched
-    /// in that round is another socket's (a closed one whose token was reused).
-    pub round: u64,
-}
-
-impl<T: Transport> End<T> {
-    /// The socket's error, if an error event was reported since the last check.
-    fn reported_error(&mut self) -> Option<io::Error> {
-        if !std::mem::take(&mut self.error) {
-            return None;
-        }
-        match self.io.take_error() {
-            Ok(None) => None,
-            Ok(Some(error)) | Err(error) => Some(error),
-        }
-    }
-
-    /// A side assumed ready both ways: the first operations find out for sure.
-    pub fn new(io: T) -> End<T> {
-        End {
-            io,
-            readable: true,
-            writable: true,
-            read_closed: false,
-            error: false,
-            round: 0,
-        }
-    }
-
-    /// A kernel socket just registered with the poller: nothing is assumed, the
-    /// poller reports what it is ready for (epoll reports a socket that is already
-    /// ready when it is added; poll and select watch it from the start). Spares the
-    /// read that would find nothing yet.
-    pub fn registered(io: T, round: u64) -> End<T> {
-        End {
-            readable: false,
-            writable: false,
-            round,
-            ..End::new(io)
-        }
-    }
-
-    /// Which operations wait for readiness, as (read, write): those that stopped
-    /// for want of it (`WouldBlock`, a short read or write). A level-triggered
-    /// poller watches the socket again for these after every run.
-    pub fn blocked(&self) -> (bool, bool) {
-        (!self.readable, !self.writable)
-    }
 }
 
 /// One relayed connection.

@@ -10,11 +10,15 @@
 //! through the worker's scratch buffer ([`Direction::copy`]). Nothing is allocated
 //! on the way but the remainder a slow destination leaves (see `buffer`).
 
-use super::{End, Side, READS_PER_RUN};
+use super::end::{End, Side};
 use crate::worker::buffer::Pending;
 use crate::worker::splice::{self, Pipe, Pipes};
 use crate::worker::transport::Transport;
 use std::io;
+
+/// Reads of one direction in one run before the session yields to the others
+/// (with a 64 KiB scratch buffer: 1 MiB).
+pub(super) const READS_PER_RUN: u32 = 16;
 
 /// A failure in a direction: the side it happened on, and its error.
 pub(super) type Fault = (Side, io::Error);

@@ -2,6 +2,7 @@
 //! for splicing and resets, real socket pairs.
 
 use super::super::transport::fake::Fake;
+use super::direction::READS_PER_RUN;
 use super::*;
 
 fn relaying(client_room: usize, remote_room: usize) -> (Session<Fake>, Fake, Fake) {
