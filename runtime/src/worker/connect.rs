@@ -8,9 +8,9 @@
 //! port to that address in use or in TIME_WAIT); a kernel without SCTP is a
 //! configuration problem to report once.
 
-use super::transport::Stream;
+use super::socket::Socket;
 use mio::net::TcpStream;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Type};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use tcprelay_plan::{Protocol as PlanProtocol, Remote};
@@ -64,12 +64,12 @@ fn stream_type() -> Type {
 
 /// Starts a non-blocking connect to `remote`. Completion is signalled by the socket
 /// becoming writable and checked with [`super::transport::Transport::connect_status`].
-pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Stream, OpenError> {
+pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Socket, OpenError> {
     let protocol = match remote.protocol {
         PlanProtocol::Tcp => Protocol::TCP,
         PlanProtocol::Sctp => Protocol::from(libc::IPPROTO_SCTP),
     };
-    let socket = Socket::new(
+    let socket = socket2::Socket::new(
         Domain::for_address(remote.address),
         stream_type(),
         Some(protocol),
@@ -122,5 +122,5 @@ pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Stream, OpenError>
         Err(e) => return Err(OpenError::Failed(e)),
     }
     let stream: std::net::TcpStream = socket.into();
-    Ok(Stream::Tcp(TcpStream::from_std(stream)))
+    Ok(Socket::Tcp(TcpStream::from_std(stream)))
 }

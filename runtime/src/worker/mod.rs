@@ -21,7 +21,9 @@
 //! | `acl`         | the clients' access rules, pure logic                          |
 //! | `balance`     | remote selection, pure logic                                   |
 //! | `transport`   | the byte-stream trait the relay is written against             |
-//! | `tls`         | TLS termination: the OpenSSL stream behind that trait          |
+//! | `socket`      | the kernel streams (TCP, SCTP, Unix) behind that trait         |
+//! | `tls_stream`  | TLS termination: an OpenSSL stream over such a socket          |
+//! | `stream`      | a session's side: a plain socket or a TLS stream               |
 //! | `connect`     | opening an outgoing connection (TCP/SCTP, local address)       |
 //! | `buffer`      | the scratch buffer and the per-direction remainder             |
 //! | `link`        | the worker's end of the control socket                         |
@@ -40,7 +42,9 @@ mod link;
 mod poller;
 mod server;
 mod session;
+mod socket;
 mod splice;
+mod stream;
 mod tls_stream;
 mod transport;
 

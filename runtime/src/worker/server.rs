@@ -35,9 +35,11 @@ use super::poller::{self, Event, Interest, Mechanism, Poller, Token};
 use super::session::{
     is_reset, Close, ConnectOutcome, End, HandshakeOutcome, Outcome, Session, Side, State,
 };
+use super::socket::Socket;
 use super::splice::Pipes;
+use super::stream::Stream;
 use super::tls_stream::{self, TlsStream, HANDSHAKE_TIMEOUT};
-use super::transport::{Stream, Transport};
+use super::transport::Transport;
 use super::{Config, Exit, ListenSocket, Options, Probe};
 use crate::control::ToMaster;
 use mio::unix::pipe::Receiver;

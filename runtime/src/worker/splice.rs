@@ -6,7 +6,7 @@
 //! buffer, which cost the same number of system calls and less kernel work for the
 //! small messages of request/response traffic. When one read fills the whole
 //! scratch buffer the direction is carrying bulk data, and it switches to splicing
-//! for the rest of the session (see `session::transfer`).
+//! for the rest of the session (see `session::direction`).
 //!
 //! Pipes come from a per-worker [`Pipes`] pool and go back to it as soon as they are
 //! empty, so an idle session holds no pipe, as it holds no buffer. The pool is

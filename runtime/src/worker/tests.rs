@@ -774,7 +774,7 @@ fn an_idle_session_is_a_few_hundred_bytes() {
     // With no pending remainder a session that has relayed something owns no heap
     // memory: its slab slot is all (until then it keeps its connect's failover
     // bookkeeping, in case the remote resets first).
-    let size = std::mem::size_of::<session::Session<transport::Stream>>();
+    let size = std::mem::size_of::<session::Session<stream::Stream>>();
     assert!(size <= 320, "a session takes {size} bytes");
 }
 

@@ -31,7 +31,8 @@
 //! [`write`]: TlsStream::write
 //! [`shutdown_write`]: TlsStream::shutdown_write
 
-use super::transport::{Stream, Transport};
+use super::socket::Socket;
+use super::transport::Transport;
 use crate::sys::net::SocketIo;
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
@@ -97,7 +98,7 @@ pub fn handshake_room() -> bool {
 /// handshake timeout.
 #[derive(Debug)]
 pub struct TlsStream {
-    socket: Stream,
+    socket: Socket,
     /// OpenSSL's connection, made when the handshake starts.
     stream: Option<SslStream<SocketIo>>,
     context: SslContext,
@@ -115,7 +116,7 @@ impl TlsStream {
     /// Wraps an accepted socket; the handshake starts with the first [`handshake`].
     ///
     /// [`handshake`]: Transport::handshake
-    pub fn accept(context: &SslContextRef, socket: Stream) -> io::Result<TlsStream> {
+    pub fn accept(context: &SslContextRef, socket: Socket) -> io::Result<TlsStream> {
         Ok(TlsStream {
             socket,
             stream: None,
@@ -129,22 +130,17 @@ impl TlsStream {
     }
 
     /// The socket underneath.
-    pub fn socket(&self) -> &Stream {
+    pub fn socket(&self) -> &Socket {
         &self.socket
     }
 
     /// The socket's descriptor.
     fn socket_fd(&self) -> BorrowedFd<'_> {
-        match &self.socket {
-            Stream::Tcp(s) => s.as_fd(),
-            Stream::Unix(s) => s.as_fd(),
-            // Never built: only kernel streams are wrapped.
-            Stream::Tls(s) => s.socket_fd(),
-        }
+        self.socket.as_fd()
     }
 
     /// The socket underneath, for registration and socket options only.
-    pub fn socket_mut(&mut self) -> &mut Stream {
+    pub fn socket_mut(&mut self) -> &mut Socket {
         &mut self.socket
     }
 
@@ -342,6 +338,10 @@ impl Transport for TlsStream {
         self.socket().take_error()
     }
 
+    fn unsent(&self) -> io::Result<usize> {
+        self.socket().unsent()
+    }
+
     fn connect_status(&self) -> io::Result<bool> {
         // Only accepted sockets are wrapped.
         Ok(true)
@@ -432,12 +432,7 @@ impl Source for TlsStream {
 
 impl AsRawFd for TlsStream {
     fn as_raw_fd(&self) -> RawFd {
-        match self.socket() {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-            // Never built: only kernel streams are wrapped.
-            Stream::Tls(s) => s.as_raw_fd(),
-        }
+        self.socket().as_raw_fd()
     }
 }
 
@@ -461,7 +456,7 @@ mod tests {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
         ours.set_nonblocking(true).expect("nonblocking");
         let mut server =
-            TlsStream::accept(&context, Stream::Unix(mio::net::UnixStream::from_std(ours)))
+            TlsStream::accept(&context, Socket::Unix(mio::net::UnixStream::from_std(ours)))
                 .expect("accept");
         let mut connector = SslConnector::builder(SslMethod::tls_client()).expect("connector");
         connector
@@ -580,7 +575,7 @@ mod tests {
         let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
         ours.set_nonblocking(true).expect("nonblocking");
         let mut server =
-            TlsStream::accept(&context, Stream::Unix(mio::net::UnixStream::from_std(ours)))
+            TlsStream::accept(&context, Socket::Unix(mio::net::UnixStream::from_std(ours)))
                 .expect("accept");
         assert_eq!(
             server.handshake().expect_err("nothing sent").kind(),

@@ -2,24 +2,18 @@
 //! trait.
 //!
 //! The session state machine ([`super::session`]) is written once against
-//! [`Transport`]; plain TCP (and SCTP, which the kernel offers as a stream socket),
-//! Unix-domain streams and TLS over either ([`super::tls_stream`]) are implementations, and
-//! the unit tests drive the state machine with an in-memory fake. Registration with the poll
-//! comes from the `mio::event::Source` supertrait.
+//! [`Transport`]; the kernel streams (TCP, SCTP, which the kernel offers as a stream
+//! socket, and Unix-domain streams: [`super::socket`]), TLS over either
+//! ([`super::tls_stream`]) and the [`super::stream::Stream`] that is one or the
+//! other are implementations, and the unit tests drive the state machine with an
+//! in-memory fake. Registration with the poll comes from the `mio::event::Source`
+//! supertrait.
+//!
+//! This module depends on none of them: they depend on it.
 
-use super::tls_stream::TlsStream;
 use mio::event::Source;
-use mio::net::{TcpStream, UnixStream};
-use mio::{Interest, Registry, Token};
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::time::Duration;
-
-/// What a TCP socket's kernel still holds of the bytes written to it, not sent or
-/// not acknowledged (`TIOCOUTQ`). A socket that cannot say (SCTP, another system)
-/// reports an error: the caller does not wait then.
-pub use crate::sys::net::unsent;
+use std::io;
+use std::os::fd::BorrowedFd;
 
 /// A non-blocking byte stream the relay can read, write and half-close.
 pub trait Transport: Source {
@@ -93,184 +87,16 @@ pub trait Transport: Source {
     }
 }
 
-/// The kernel streams a worker relays between.
-#[derive(Debug)]
-pub enum Stream {
-    /// TCP, or SCTP opened as a one-to-one stream socket.
-    Tcp(TcpStream),
-    Unix(UnixStream),
-    /// A client of a `tls = yes` listener (over TCP or a Unix stream).
-    Tls(Box<TlsStream>),
-}
-
-fn tcp_connect_status(stream: &TcpStream) -> io::Result<bool> {
-    if let Some(e) = stream.take_error()? {
-        return Err(e);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-impl Transport for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
-            Stream::Unix(s) => s.shutdown(Shutdown::Write),
-            Stream::Tls(s) => s.shutdown_write(),
-        }
-    }
-
-    fn reset_on_close(&mut self) {
-        match self {
-            // Best effort: if it fails the peer sees a FIN instead of a reset.
-            Stream::Tcp(s) => {
-                let _ = socket2::SockRef::from(&*s).set_linger(Some(Duration::ZERO));
-            }
-            Stream::Unix(_) => {}
-            Stream::Tls(s) => s.reset_on_close(),
-        }
-    }
-
-    fn take_error(&self) -> io::Result<Option<io::Error>> {
-        match self {
-            Stream::Tcp(s) => s.take_error(),
-            Stream::Unix(s) => s.take_error(),
-            Stream::Tls(s) => s.take_error(),
-        }
-    }
-
-    fn connect_status(&self) -> io::Result<bool> {
-        match self {
-            Stream::Tcp(s) => tcp_connect_status(s),
-            Stream::Unix(s) => match s.take_error()? {
-                Some(e) => Err(e),
-                None => Ok(true),
-            },
-            Stream::Tls(s) => s.connect_status(),
-        }
-    }
-
-    fn short_read_drains(&self) -> bool {
-        // With epoll, data arriving after a short read raises a new edge, and poll
-        // and select are re-armed after it (they report data still there); kqueue
-        // is not relied upon. TLS buffers in user space.
-        !matches!(self, Stream::Tls(_)) && cfg!(any(target_os = "linux", target_os = "android"))
-    }
-
-    fn close_sends_eof(&self) -> bool {
-        !matches!(self, Stream::Tls(_))
-    }
-
-    fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
-        match self {
-            Stream::Tcp(s) if cfg!(any(target_os = "linux", target_os = "android")) => {
-                Some(s.as_fd())
-            }
-            Stream::Unix(s) if cfg!(any(target_os = "linux", target_os = "android")) => {
-                Some(s.as_fd())
-            }
-            _ => None,
-        }
-    }
-
-    fn unsent(&self) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => unsent(s),
-            Stream::Unix(_) => Ok(0),
-            Stream::Tls(s) => s.socket().unsent(),
-        }
-    }
-
-    fn handshake(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tls(s) => s.handshake(),
-            Stream::Tcp(_) | Stream::Unix(_) => Ok(()),
-        }
-    }
-
-    fn readiness(&self, readable: bool, writable: bool) -> (bool, bool) {
-        match self {
-            Stream::Tls(s) => s.readiness(readable, writable),
-            Stream::Tcp(_) | Stream::Unix(_) => (readable, writable),
-        }
-    }
-}
-
-impl Source for Stream {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.register(registry, token, interests),
-            Stream::Unix(s) => s.register(registry, token, interests),
-            Stream::Tls(s) => s.register(registry, token, interests),
-        }
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.reregister(registry, token, interests),
-            Stream::Unix(s) => s.reregister(registry, token, interests),
-            Stream::Tls(s) => s.reregister(registry, token, interests),
-        }
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.deregister(registry),
-            Stream::Unix(s) => s.deregister(registry),
-            Stream::Tls(s) => s.deregister(registry),
-        }
-    }
-}
-
-/// The socket's descriptor, for the poller.
-impl AsRawFd for Stream {
-    fn as_raw_fd(&self) -> RawFd {
-        match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-            Stream::Tls(s) => s.socket().as_raw_fd(),
-        }
-    }
-}
-
 /// An in-memory transport for unit tests of the session state machine: the test
 /// keeps a handle on the shared state to feed input, limit how much a write
 /// accepts, inject errors and inspect what was written.
 #[cfg(test)]
 pub mod fake {
     use super::*;
+    use mio::{Interest, Registry, Token};
     use std::cell::RefCell;
     use std::collections::VecDeque;
-    use std::os::fd::OwnedFd;
+    use std::os::fd::{AsFd, OwnedFd};
     use std::rc::Rc;
 
     #[derive(Debug, Default)]

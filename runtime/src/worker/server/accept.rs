@@ -24,21 +24,21 @@ impl Worker {
                     // elsewhere, best effort: without it small writes wait for Nagle.
                     #[cfg(not(any(target_os = "linux", target_os = "android")))]
                     let _ = s.set_nodelay(true);
-                    (Stream::Tcp(s), Some(peer))
+                    (Socket::Tcp(s), Some(peer))
                 }),
-                ListenSocket::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
+                ListenSocket::Unix(l) => l.accept().map(|(s, _)| (Socket::Unix(s), None)),
             };
             match accepted {
-                Ok((stream, peer)) => {
+                Ok((socket, peer)) => {
                     self.accepted_one();
                     if let Some(peer) = peer.filter(|p| !acl::permits(&self.acl, p.ip())) {
                         // Closed before anything is read or connected for it.
                         self.denied += 1;
                         crate::debug!("worker {}: client {peer} denied by the acl", self.id);
-                        drop(stream);
+                        drop(socket);
                         continue;
                     }
-                    self.open_session(stream, peer, tls);
+                    self.open_session(socket, peer, tls);
                     self.publish_load();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -273,13 +273,13 @@ impl Worker {
 
     /// Takes a new client (`peer` is `None` on a Unix-domain listener); a TLS client
     /// starts with the handshake.
-    pub(super) fn open_session(&mut self, stream: Stream, peer: Option<SocketAddr>, tls: bool) {
+    pub(super) fn open_session(&mut self, socket: Socket, peer: Option<SocketAddr>, tls: bool) {
         let id = self.next_id;
         self.next_id += 1;
         let entry = self.sessions.vacant_entry();
         let key = entry.key();
         let session = match (tls, self.tls.as_ref()) {
-            (true, Some(context)) => match TlsStream::accept(context, stream) {
+            (true, Some(context)) => match TlsStream::accept(context, socket) {
                 Ok(tls) => {
                     let mut session =
                         Session::handshaking(id, Stream::Tls(Box::new(tls)), self.now);
@@ -292,7 +292,7 @@ impl Worker {
                     return;
                 }
             },
-            _ => Session::accepted(id, stream, self.now, self.round),
+            _ => Session::accepted(id, Stream::Plain(socket), self.now, self.round),
         };
         let token = Token(self.session_base + 2 * key);
         if let Err(e) = self.poller.register(

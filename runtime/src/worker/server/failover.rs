@@ -61,8 +61,8 @@ impl Worker {
             session.remote_index = Some(index);
             let (id, attempt) = (session.id, connecting.attempt);
             match connect::open(&self.remotes[index], self.local_address) {
-                Ok(stream) => {
-                    let end = End::registered(stream, self.round);
+                Ok(socket) => {
+                    let end = End::registered(Stream::Plain(socket), self.round);
                     let token = Token(self.session_base + 2 * key + 1);
                     if let Err(e) = self.poller.register(
                         end.io.as_raw_fd(),

@@ -215,8 +215,8 @@ impl Worker {
             session.id,
             WhyText(&why),
             session.state.name(),
-            session.bytes.0,
-            session.bytes.1
+            session.bytes().0,
+            session.bytes().1
         );
         session.release_pipes(&mut self.pipes);
         // The poller forgets both sockets, and dropping the session closes them (the

@@ -103,7 +103,7 @@ impl Worker {
                 State::Relaying | State::HalfClosed { .. } | State::Failing(_) => {
                     let quiet = now.saturating_duration_since(session.last_active);
                     // Nothing has passed either way since it started relaying.
-                    let silent = self.silent_timeout.filter(|_| session.bytes == (0, 0));
+                    let silent = self.silent_timeout.filter(|_| session.bytes() == (0, 0));
                     if let Some(idle) = self.idle_timeout {
                         if quiet >= idle {
                             self.expired.push((key, Expired::Idle));

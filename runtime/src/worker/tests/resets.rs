@@ -75,7 +75,7 @@ pub(crate) fn answer_then_reset(mut stream: TcpStream) {
 /// sent and acknowledged, so a reset now loses nothing on the way.
 pub(crate) fn wait_until_sent(stream: &TcpStream) {
     wait_until("the send queue to empty", IO_TIMEOUT, || {
-        transport::unsent(stream).is_ok_and(|n| n == 0)
+        socket::unsent(stream).is_ok_and(|n| n == 0)
     });
 }
 
