@@ -136,6 +136,9 @@ pub(crate) struct Probe {
     /// seen at the end of a turn.
     pub handshakes: AtomicUsize,
     pub max_handshakes: AtomicUsize,
+    /// TLS handshakes started so far (an OpenSSL connection made for each): unlike
+    /// the two above, a handshake that begins and ends within one turn counts.
+    pub handshakes_started: AtomicUsize,
 }
 
 impl Probe {
@@ -146,6 +149,8 @@ impl Probe {
         let handshakes = tls_stream::handshakes_under_way();
         self.handshakes.store(handshakes, Ordering::Relaxed);
         self.max_handshakes.fetch_max(handshakes, Ordering::Relaxed);
+        self.handshakes_started
+            .store(tls_stream::handshakes_started(), Ordering::Relaxed);
         self.sessions.store(sessions, Ordering::Relaxed);
         self.buffered.store(buffered, Ordering::Relaxed);
         self.max_buffered.fetch_max(buffered, Ordering::Relaxed);

@@ -70,6 +70,13 @@ thread_local! {
     /// worker is one thread (the worker tests run several in one process).
     static UNDER_WAY: Cell<usize> = const { Cell::new(0) };
     static LIMIT: Cell<usize> = const { Cell::new(MAX_HANDSHAKES) };
+    /// OpenSSL connections made so far (one per handshake started).
+    static STARTED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many handshakes this worker has started (each made an OpenSSL connection).
+pub fn handshakes_started() -> usize {
+    STARTED.get()
 }
 
 /// Sets how many handshakes this worker runs at once.
@@ -373,6 +380,7 @@ impl Transport for TlsStream {
                 Some(SslStream::new(ssl, SocketIo::new(self.socket_fd())).map_err(setup)?);
             self.started = true;
             UNDER_WAY.set(UNDER_WAY.get() + 1);
+            STARTED.set(STARTED.get() + 1);
         }
         clear_errors();
         let result = match self.ssl()?.accept() {
