@@ -98,7 +98,7 @@ fn notifies_start_reloads_and_stop(socket: &UnixDatagram, address: &str) {
     );
     let status = field(&ready, "STATUS").unwrap_or_default();
     assert!(
-        status.starts_with(&format!("generation 0: listening on 127.0.0.1:{port};")),
+        status.starts_with(&format!("generation 1: listening on 127.0.0.1:{port};")),
         "{ready:?}"
     );
     // Ready means served: the worker was forked before the message was sent.
@@ -126,7 +126,7 @@ fn notifies_start_reloads_and_stop(socket: &UnixDatagram, address: &str) {
         "{reloaded:?}"
     );
     assert!(
-        field(&reloaded, "STATUS").is_some_and(|s| s.starts_with("reloaded: generation 1; ")),
+        field(&reloaded, "STATUS").is_some_and(|s| s.starts_with("reloaded: generation 2; ")),
         "{reloaded:?}"
     );
 
@@ -145,7 +145,7 @@ fn notifies_start_reloads_and_stop(socket: &UnixDatagram, address: &str) {
     assert!(
         status.starts_with("reload failed: ")
             && status.contains("the configuration has errors")
-            && status.ends_with("; still serving generation 1"),
+            && status.ends_with("; still serving generation 2"),
         "{failed:?}"
     );
     assert_eq!(harness::echo_through(port, b"still").unwrap(), b"still");

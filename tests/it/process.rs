@@ -487,7 +487,7 @@ fn sigusr1_logs_the_live_state_of_workers_and_remotes() {
     let wanted = format!("127.0.0.1:{} alive, 1 sessions", echo.port);
     relay.await_log(&wanted, Duration::from_secs(5));
     let log = relay.log_text();
-    assert!(log.contains("status: generation 0; workers: "), "{log}");
+    assert!(log.contains("status: generation 1; workers: "), "{log}");
     assert!(
         log.contains(&format!("127.0.0.1:{dead} dead, 0 sessions")),
         "{log}"
@@ -755,7 +755,7 @@ fn a_reload_applies_a_new_backlog_to_a_listener_it_keeps() {
     // Over the plan `run_config` made (dir/relay.plan), which SIGHUP re-reads.
     harness::compile(dir.path(), "relay", &cfg(32));
     relay.signal(1);
-    relay.await_log("reloaded (generation 1)", Duration::from_secs(10));
+    relay.await_log("reloaded (generation 2)", Duration::from_secs(10));
     assert_eq!(listen_backlog(port), Some(32), "{}", relay.log_text());
     assert_eq!(harness::echo_through(port, b"after").unwrap(), b"after");
 }

@@ -64,7 +64,7 @@ fn a_plan_whose_setenv_holds_a_nul_is_refused_on_sighup_and_the_master_keeps_ser
     // The master is whole: the next good plan loads.
     harness::rewrite_plan(&plan, |p| p.env.retain(|(name, _)| name != "TZ"));
     relay.signal(1);
-    relay.await_log("reloaded (generation 1)", Duration::from_secs(10));
+    relay.await_log("reloaded (generation 2)", Duration::from_secs(10));
     assert_eq!(echo_through(port, b"reloaded").unwrap(), b"reloaded");
 }
 

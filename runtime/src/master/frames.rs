@@ -46,13 +46,13 @@ impl Master {
             }
             if closed {
                 let _ = self.poll.registry().deregister(&mut w.control);
-                // Its process has ended (or is ending): the seat is free again, and it
-                // tells what the worker held when it went, which its frames do not.
-                if let (Some(board), Some(seat)) = (&self.board, w.seat.take()) {
-                    w.sessions = board.vacate(seat);
-                }
                 w.leaving = true;
             }
+        }
+        if closed {
+            // Its process has ended (or is ending): the seat is free again, and it
+            // tells what the worker held when it went, which its frames do not.
+            self.free_seat(token);
         }
         for m in messages {
             self.on_message(token, m);

@@ -34,6 +34,7 @@ use crate::listen::{self, Bound};
 use crate::load;
 use crate::notify::Notify;
 use crate::os;
+use crate::stats;
 use crate::{error, info, warn};
 use mio::net::UnixStream;
 use mio::{Events, Interest, Poll, Token};
@@ -128,6 +129,12 @@ pub struct Master {
     overload_episode_logged: bool,
     /// systemd's notification socket (`Type=notify`), if the master runs under it.
     notify: Notify,
+    /// The relay-wide counters (`None` if the shared memory could not be made: then
+    /// nothing is counted), the slots the current plan counts in, and those of the
+    /// plans of older generations, released when their last worker is reaped.
+    stats: Option<stats::Registry>,
+    slots: stats::Slots,
+    old_slots: Vec<(u64, stats::Slots)>,
 }
 
 impl std::fmt::Debug for Master {
@@ -165,10 +172,19 @@ impl Master {
                 warn!("cannot share memory between workers ({e}): each accepts as if alone")
             })
             .ok();
+        let mut stats = stats::Registry::new()
+            .inspect_err(|e| {
+                warn!("cannot share memory for the counters ({e}): nothing is counted")
+            })
+            .ok();
+        let slots = stats
+            .as_mut()
+            .map(|registry| registry.assign(&plan))
+            .unwrap_or_default();
         Ok(Master {
             plan,
             tls,
-            generation: 0,
+            generation: 1,
             listeners,
             workers: HashMap::new(),
             next_token: 0,
@@ -187,6 +203,9 @@ impl Master {
             overload_logged: None,
             overload_episode_logged: false,
             notify,
+            stats,
+            slots,
+            old_slots: Vec::new(),
         })
     }
 
@@ -296,4 +315,39 @@ impl Master {
 /// The processors this process may run on.
 fn processors() -> u32 {
     std::thread::available_parallelism().map_or(2, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+}
+
+impl Master {
+    /// A worker has ended (its control socket closed, or it was reaped): its board
+    /// seat is free again, and its counters are folded into the relay's totals before
+    /// another worker can take the seat; the worker's session count becomes what the
+    /// board says it held when it went.
+    fn free_seat(&mut self, token: Token) {
+        let Some(w) = self.workers.get_mut(&token) else {
+            return;
+        };
+        let Some(seat) = w.seat.take() else {
+            return;
+        };
+        if let Some(board) = &self.board {
+            w.sessions = board.vacate(seat);
+        }
+        if let Some(registry) = &mut self.stats {
+            registry.fold(seat);
+        }
+    }
+
+    /// Releases the counter slots of old generations none of whose workers is left.
+    fn release_old_slots(&mut self) {
+        let workers = &self.workers;
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.old_slots)
+            .into_iter()
+            .partition(|(generation, _)| !workers.values().any(|w| w.generation == *generation));
+        self.old_slots = kept;
+        if let Some(registry) = &mut self.stats {
+            for (_, slots) in gone {
+                registry.release(&slots);
+            }
+        }
+    }
 }

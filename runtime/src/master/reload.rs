@@ -93,6 +93,13 @@ impl Master {
         self.listeners = listeners;
         self.plan = plan;
         self.tls = tls;
+        // The new plan's counter slots: a listener or remote it shares with the old
+        // one keeps its slot, so its counts go on.
+        if let Some(registry) = &mut self.stats {
+            let slots = registry.assign(&self.plan);
+            let old = std::mem::replace(&mut self.slots, slots);
+            self.old_slots.push((self.generation, old));
+        }
         self.generation += 1;
         let old: Vec<Token> = self
             .workers

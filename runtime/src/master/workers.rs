@@ -31,11 +31,20 @@ impl Master {
             .zip(seat)
             .and_then(|(board, i)| board.occupy(i));
         let seat = place.as_ref().and(seat);
+        let counting = self
+            .stats
+            .as_mut()
+            .zip(seat)
+            .and_then(|(registry, i)| registry.seat(i))
+            .map(|counters| worker::Counting {
+                counters,
+                slots: self.slots.clone(),
+            });
         match os::fork() {
             Err(e) => error!("cannot fork a worker: {e}"),
             Ok(Fork::Child) => {
                 drop(master_end);
-                let code = self.become_worker(worker_end, place);
+                let code = self.become_worker(worker_end, place, counting);
                 std::process::exit(code);
             }
             Ok(Fork::Parent(pid)) => {
@@ -70,7 +79,12 @@ impl Master {
     }
 
     /// In the child after `fork`: drop everything of the master's and run a worker.
-    fn become_worker(&mut self, control: UnixStream, place: Option<crate::board::Place>) -> i32 {
+    fn become_worker(
+        &mut self,
+        control: UnixStream,
+        place: Option<crate::board::Place>,
+        counting: Option<worker::Counting>,
+    ) -> i32 {
         // Other workers' control sockets must be closed here, or a worker would not see
         // end of file when the master dies.
         self.workers.clear();
@@ -113,6 +127,7 @@ impl Master {
             users_max: self.plan.spawnd.users_max,
             users_min: self.plan.spawnd.users_min,
             place,
+            counting,
             acl: self.plan.spawnd.acl.clone(),
             listeners,
             control,
@@ -157,13 +172,12 @@ impl Master {
             else {
                 continue;
             };
+            self.free_seat(token);
             let Some(mut w) = self.workers.remove(&token) else {
                 continue;
             };
             let _ = self.poll.registry().deregister(&mut w.control);
-            if let (Some(board), Some(seat)) = (&self.board, w.seat.take()) {
-                w.sessions = board.vacate(seat);
-            }
+            self.release_old_slots();
             let expected = w.leaving || self.stopping;
             if expected && exit == os::ChildExit::Code(0) {
                 info!("worker {pid} finished");

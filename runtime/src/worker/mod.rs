@@ -86,6 +86,8 @@ pub struct Config {
     /// Its seat on the load board shared with the other workers (`None`: it
     /// accepts as if alone).
     pub place: Option<crate::board::Place>,
+    /// Where it counts for the relay-wide counters (`None`: nothing is counted).
+    pub counting: Option<Counting>,
     /// The spawnd section's client access rules (empty: everyone).
     pub acl: Vec<tcprelay_plan::AclRule>,
     pub listeners: Vec<Listener>,
@@ -97,6 +99,22 @@ pub struct Config {
     /// The TLS server context for listeners with `tls = yes` (built by the master
     /// and inherited across the fork; `None` when no listener needs it).
     pub tls: Option<openssl::ssl::SslContext>,
+}
+
+/// A worker's part of the relay-wide counters: its seat's counters and the slots of
+/// its plan's listeners and remotes (in the plan's order).
+#[derive(Clone)]
+pub struct Counting {
+    pub counters: crate::stats::Counters,
+    pub slots: crate::stats::Slots,
+}
+
+impl std::fmt::Debug for Counting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counting")
+            .field("slots", &self.slots)
+            .finish()
+    }
 }
 
 /// Why a worker's loop ended.
