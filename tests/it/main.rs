@@ -12,4 +12,5 @@ mod props;
 mod relay;
 mod setup;
 mod strings;
+mod timeouts;
 mod ui;
