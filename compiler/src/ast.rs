@@ -116,6 +116,10 @@ pub enum Key {
     Listen,
     Spawn,
     Remote,
+    /// `control = { path mode group }` or `control = no` (spawnd section).
+    Control,
+    /// `metrics = { address port }` (spawnd section).
+    Metrics,
 
     // Inside `listen { }`.
     Address,
@@ -164,6 +168,7 @@ pub enum Key {
     KeepaliveCount,
     KeepaliveIdle,
     KeepaliveInterval,
+    LogFormat,
 
     // Both sections.
     SyslogIdent,
@@ -178,6 +183,12 @@ pub enum Key {
     RetireLimit,
     IdleTimeout,
     SilentTimeout,
+    ConnectTimeout,
+    TlsHandshakeTimeout,
+    HalfCloseTimeout,
+    DrainTimeout,
+    DrainGenerations,
+    ConnectionLog,
     TlsCertFile,
     TlsCertfile,
     TlsKeyFile,
@@ -211,6 +222,8 @@ impl Key {
             Listen => "listen",
             Spawn => "spawn",
             Remote => "remote",
+            Control => "control",
+            Metrics => "metrics",
             Address => "address",
             Port => "port",
             Path => "path",
@@ -244,6 +257,7 @@ impl Key {
             KeepaliveCount => "tcp keepalive count",
             KeepaliveIdle => "tcp keepalive idle",
             KeepaliveInterval => "tcp keepalive interval",
+            LogFormat => "log format",
             SyslogIdent => "syslog ident",
             SyslogFacility => "syslog facility",
             SyslogLevel => "syslog level",
@@ -254,6 +268,12 @@ impl Key {
             RetireLimit => "retire limit",
             IdleTimeout => "idle timeout",
             SilentTimeout => "silent timeout",
+            ConnectTimeout => "connect timeout",
+            TlsHandshakeTimeout => "tls handshake timeout",
+            HalfCloseTimeout => "half close timeout",
+            DrainTimeout => "drain timeout",
+            DrainGenerations => "drain generations",
+            ConnectionLog => "connection log",
             TlsCertFile => "tls cert-file",
             TlsCertfile => "tls certfile",
             TlsKeyFile => "tls key-file",
@@ -303,12 +323,16 @@ impl Key {
             | Debug
             | KeepaliveCount
             | KeepaliveIdle
-            | KeepaliveInterval => Role::Spawnd,
+            | KeepaliveInterval
+            | Control
+            | Metrics
+            | LogFormat => Role::Spawnd,
             SyslogIdent | SyslogFacility | SyslogLevel | SyslogSeverity => Role::Either,
             Remote | LocalAddress | Rebalance | Retire | RetireLimit | IdleTimeout
-            | SilentTimeout | TlsCertFile | TlsCertfile | TlsKeyFile | TlsKeyfile
-            | TlsPassphrase | SslCert | SslCertfile | SslCertFile | SslKey | SslKeyfile
-            | SslKeyFile | SslPassphrase => Role::Tcprelay,
+            | SilentTimeout | ConnectTimeout | TlsHandshakeTimeout | HalfCloseTimeout
+            | DrainTimeout | DrainGenerations | ConnectionLog | TlsCertFile | TlsCertfile
+            | TlsKeyFile | TlsKeyfile | TlsPassphrase | SslCert | SslCertfile | SslCertFile
+            | SslKey | SslKeyfile | SslKeyFile | SslPassphrase => Role::Tcprelay,
             Address | Port | Path | Tls | Protocol | Backlog | OverloadBacklog | Realm | Mode
             | BareAddress | UsersMin | UsersMax | ServersMin | ServersMax | InstancesMin
             | InstancesMax | Exec | Weight => Role::Nested,

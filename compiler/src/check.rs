@@ -10,6 +10,7 @@
 //! `spawnd` and `listen` check the spawnd section, `relay` the tcprelay section and
 //! the TLS material, `model` defines the result.
 
+mod control;
 mod listen;
 mod model;
 mod relay;
@@ -22,8 +23,8 @@ mod values;
 mod tests;
 
 pub use model::{
-    Bind, KeepaliveModel, Keyed, ListenerModel, Model, RelayModel, RemoteModel, SpawnModel,
-    SpawndModel, SyslogModel, TlsModel,
+    Bind, ControlModel, KeepaliveModel, Keyed, ListenerModel, MetricsModel, Model, RelayModel,
+    RemoteModel, SpawnModel, SpawndModel, SyslogModel, TlsModel,
 };
 
 use crate::ast::{self, Item, Key, Role, Section, Sp, Span, Value};

@@ -125,6 +125,30 @@ fn render(plan: &Plan, out: &mut String) {
         s.syslog.facility.name(),
         s.syslog.severity.name()
     );
+    let _ = writeln!(
+        out,
+        "  control socket {}",
+        match &s.control {
+            None => "none".to_string(),
+            Some(c) => format!(
+                "{} mode {:04o}{}",
+                c.path
+                    .as_deref()
+                    .unwrap_or("default (the runtime directory's ctl)"),
+                c.mode,
+                c.group
+                    .as_ref()
+                    .map_or(String::new(), |g| format!(" group {g}"))
+            ),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  metrics {}, log format {}",
+        s.metrics
+            .map_or("none".to_string(), |m| m.socket_addr().to_string()),
+        s.log_format
+    );
     let _ = writeln!(out, "\ntcprelay:");
     for (i, remote) in r.remotes.iter().enumerate() {
         let _ = writeln!(
@@ -149,6 +173,20 @@ fn render(plan: &Plan, out: &mut String) {
         show(r.retire),
         seconds(r.idle_timeout),
         seconds(r.silent_timeout)
+    );
+    let _ = writeln!(
+        out,
+        "  connect timeout {}, tls handshake timeout {}, half close timeout {}",
+        seconds(r.connect_timeout),
+        seconds(r.tls_handshake_timeout),
+        seconds(r.half_close_timeout)
+    );
+    let _ = writeln!(
+        out,
+        "  drain timeout {}, drain generations {}, connection log {}",
+        seconds(r.drain_timeout),
+        r.drain_generations,
+        if r.connection_log { "yes" } else { "no" }
     );
     let _ = writeln!(
         out,

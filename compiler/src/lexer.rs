@@ -131,6 +131,17 @@ tokens! {
     Ssl = "ssl",
     Cert = "cert",
     Key = "key",
+    Control = "control",
+    Metrics = "metrics",
+    Log = "log",
+    Format = "format",
+    Connect = "connect",
+    Handshake = "handshake",
+    Half = "half",
+    Close = "close",
+    Drain = "drain",
+    Generations = "generations",
+    Connection = "connection",
 }
 
 /// An opening quote with no closing one: the rest of the file is the string.

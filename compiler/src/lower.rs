@@ -4,10 +4,13 @@
 //! defaults of `tcprelay_plan::defaults`; it reports nothing, because the check made
 //! every diagnostic and hands out a model only when it found no error.
 
-use crate::check::{KeepaliveModel, ListenerModel, Model, RelayModel, SpawndModel, SyslogModel};
+use crate::check::{
+    ControlModel, KeepaliveModel, ListenerModel, Model, RelayModel, SpawndModel, SyslogModel,
+};
 use std::net::SocketAddr;
 use tcprelay_plan::{
-    defaults, Keepalive, Listener, Overload, Plan, Protocol, Relay, Remote, Spawnd, Syslog, Tls,
+    defaults, Control, Keepalive, Listener, Metrics, Overload, Plan, Protocol, Relay, Remote,
+    Spawnd, Syslog, Tls,
 };
 
 /// The ident syslog uses when none is configured: the program's name.
@@ -67,6 +70,39 @@ fn spawnd(m: &SpawndModel) -> Spawnd {
         single_process: m.single_process.as_ref().is_some_and(|v| v.node),
         syslog: syslog(&m.syslog),
         debug: m.debug.as_ref().map_or(0, |v| v.node),
+        control: control(m.control.as_ref()),
+        metrics: m.metrics.as_ref().map(|metrics| Metrics {
+            address: metrics
+                .address
+                .as_ref()
+                .map_or(defaults::METRICS_ADDRESS, |v| v.node),
+            port: metrics.port.node,
+        }),
+        log_format: m
+            .log_format
+            .as_ref()
+            .map_or(defaults::LOG_FORMAT, |v| v.node),
+    }
+}
+
+/// No `control`: the default socket, whose path the runtime resolves; `control = no`:
+/// none. The mode defaults to the owner's, and the group's too when a group is given.
+fn control(m: Option<&ControlModel>) -> Option<Control> {
+    match m {
+        None => Some(Control::default_socket()),
+        Some(ControlModel::Off) => None,
+        Some(ControlModel::Socket { path, mode, group }) => Some(Control {
+            path: path.as_ref().map(|v| v.node.clone()),
+            mode: mode.as_ref().map_or(
+                if group.is_some() {
+                    defaults::CONTROL_GROUP_MODE
+                } else {
+                    defaults::CONTROL_MODE
+                },
+                |v| v.node,
+            ),
+            group: group.as_ref().map(|v| v.node.clone()),
+        }),
     }
 }
 
@@ -129,6 +165,30 @@ fn relay(m: &RelayModel) -> Relay {
             .silent_timeout
             .as_ref()
             .map_or(defaults::SILENT_TIMEOUT, |v| v.node),
+        connect_timeout: m
+            .connect_timeout
+            .as_ref()
+            .map_or(defaults::CONNECT_TIMEOUT, |v| v.node),
+        tls_handshake_timeout: m
+            .tls_handshake_timeout
+            .as_ref()
+            .map_or(defaults::TLS_HANDSHAKE_TIMEOUT, |v| v.node),
+        half_close_timeout: m
+            .half_close_timeout
+            .as_ref()
+            .map_or(defaults::HALF_CLOSE_TIMEOUT, |v| v.node),
+        drain_timeout: m
+            .drain_timeout
+            .as_ref()
+            .map_or(defaults::DRAIN_TIMEOUT, |v| v.node),
+        drain_generations: m
+            .drain_generations
+            .as_ref()
+            .map_or(defaults::DRAIN_GENERATIONS, |v| v.node),
+        connection_log: m
+            .connection_log
+            .as_ref()
+            .map_or(defaults::CONNECTION_LOG, |v| v.node),
         syslog: syslog(&m.syslog),
         tls: m.tls.cert.as_ref().map(|cert| Tls {
             cert_file: cert.value.node.clone(),

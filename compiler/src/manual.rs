@@ -45,6 +45,8 @@ const GRAMMAR_OF: &[(&str, &[&str])] = &[
             "Syslog",
             "Acl",
             "AclAction",
+            "Control",
+            "ControlKey",
         ],
     ),
     ("listen blocks", &["BlockItem", "ItemKey", "BareAddress"]),

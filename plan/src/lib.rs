@@ -71,6 +71,79 @@ pub struct Spawnd {
     pub single_process: bool,
     pub syslog: Syslog,
     pub debug: u32,
+    /// The master's control socket (`control = { ... }`); `None` with `control = no`.
+    pub control: Option<Control>,
+    /// The metrics endpoint (`metrics = { ... }`); `None` when not configured.
+    pub metrics: Option<Metrics>,
+    /// How log lines are written (`log format`).
+    pub log_format: LogFormat,
+}
+
+/// The master's control socket, a Unix-domain socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Control {
+    /// Where it is bound; `None`: resolved by the runtime on its machine
+    /// (`$RUNTIME_DIRECTORY/ctl`, `/run/tcprelay/ctl` as root, else
+    /// `$XDG_RUNTIME_DIR/tcprelay/ctl`).
+    pub path: Option<String>,
+    /// File mode of the socket, at most `0o777`.
+    pub mode: u32,
+    /// Group owning the socket (a name or a numeric id, resolved by the runtime).
+    pub group: Option<String>,
+}
+
+impl Control {
+    /// The control socket of a configuration that does not mention one.
+    pub fn default_socket() -> Control {
+        Control {
+            path: None,
+            mode: defaults::CONTROL_MODE,
+            group: None,
+        }
+    }
+}
+
+/// The HTTP metrics endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub address: IpAddr,
+    pub port: u16,
+}
+
+impl Metrics {
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogFormat {
+    /// Plain sentences (today's lines).
+    Text,
+    /// `key=value` pairs.
+    Logfmt,
+    /// One JSON object a line.
+    Json,
+}
+
+impl LogFormat {
+    /// Every format with its configuration name.
+    pub const ALL: [(LogFormat, &'static str); 3] = [
+        (LogFormat::Text, "text"),
+        (LogFormat::Logfmt, "logfmt"),
+        (LogFormat::Json, "json"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL[self as usize].1
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One listening socket.
@@ -163,6 +236,22 @@ pub struct Relay {
     /// Seconds after which a session through which no byte has passed either way
     /// (since its TLS handshake, if any) is closed; 0 = never.
     pub silent_timeout: u32,
+    /// Seconds a connect to a remote may take before the next remote is tried; at
+    /// least 1.
+    pub connect_timeout: u32,
+    /// Seconds a TLS client has to complete its handshake; at least 1.
+    pub tls_handshake_timeout: u32,
+    /// Seconds after one direction of a session has ended until the session is
+    /// closed; 0 = never.
+    pub half_close_timeout: u32,
+    /// Seconds an old generation keeps its sessions after a reload; 0 = until they
+    /// end.
+    pub drain_timeout: u32,
+    /// The most old generations draining at once; when a reload would leave more,
+    /// the oldest is stopped. At least 1.
+    pub drain_generations: u32,
+    /// Whether each session is logged when it ends.
+    pub connection_log: bool,
     pub syslog: Syslog,
     pub tls: Option<Tls>,
 }
@@ -412,6 +501,20 @@ pub mod defaults {
     /// A connection that nobody speaks on is closed after a minute: the slots of a
     /// worker are not held forever by connections that send nothing.
     pub const SILENT_TIMEOUT: u32 = 60;
+    pub const CONNECT_TIMEOUT: u32 = 10;
+    pub const TLS_HANDSHAKE_TIMEOUT: u32 = 10;
+    pub const HALF_CLOSE_TIMEOUT: u32 = 0;
+    pub const DRAIN_TIMEOUT: u32 = 0;
+    pub const DRAIN_GENERATIONS: u32 = 8;
+    pub const CONNECTION_LOG: bool = true;
+    /// The control socket's mode without a `group`: the owner only.
+    pub const CONTROL_MODE: u32 = 0o600;
+    /// The control socket's mode with a `group`: the owner and that group.
+    pub const CONTROL_GROUP_MODE: u32 = 0o660;
+    /// The metrics endpoint's address when `metrics` gives none.
+    pub const METRICS_ADDRESS: std::net::IpAddr =
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    pub const LOG_FORMAT: super::LogFormat = super::LogFormat::Text;
 }
 
 #[cfg(test)]

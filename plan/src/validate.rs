@@ -51,6 +51,20 @@ pub enum PlanError {
     BadAcl {
         rule: usize,
     },
+    /// A setting that must be at least 1 (`connect timeout`, `tls handshake
+    /// timeout`, `drain generations`) is 0; `what` is its directive.
+    ZeroSetting {
+        what: &'static str,
+    },
+    /// The control socket's mode has bits above `0o777`.
+    ControlMode {
+        mode: u32,
+    },
+    /// The metrics endpoint is on an address a listener binds.
+    MetricsOnListener {
+        listener: usize,
+        address: SocketAddr,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -92,6 +106,16 @@ impl fmt::Display for PlanError {
             PlanError::NotForTheOs { field, problem } => write!(f, "{field} {problem}"),
             PlanError::RebalanceZero => f.write_str("rebalance is 0"),
             PlanError::RetireZero => f.write_str("retire is 0"),
+            PlanError::ZeroSetting { what } => write!(f, "{what} is 0, and must be at least 1"),
+            PlanError::ControlMode { mode } => write!(
+                f,
+                "the control socket's mode {mode:#o} is not a file mode from 0 to 0777"
+            ),
+            PlanError::MetricsOnListener { listener, address } => write!(
+                f,
+                "the metrics endpoint {address} is an address listener #{} binds",
+                listener + 1
+            ),
             PlanError::BadAcl { rule } => {
                 write!(
                     f,
@@ -240,6 +264,22 @@ fn os_strings(plan: &Plan) -> Vec<OsString<'_>> {
             out.push((field.to_string(), value, OsText::check_name));
         }
     }
+    if let Some(control) = &s.control {
+        if let Some(path) = &control.path {
+            out.push((
+                "the control socket path".to_string(),
+                path,
+                OsText::check_socket_path,
+            ));
+        }
+        if let Some(group) = &control.group {
+            out.push((
+                "the control socket's group".to_string(),
+                group,
+                OsText::check_name,
+            ));
+        }
+    }
     out.push((
         "the spawnd section's syslog ident".to_string(),
         &s.syslog.ident,
@@ -383,6 +423,35 @@ impl Plan {
         }
         if r.retire == Some(0) {
             errors.push(PlanError::RetireZero);
+        }
+        let at_least_one = [
+            ("connect timeout", r.connect_timeout),
+            ("tls handshake timeout", r.tls_handshake_timeout),
+            ("drain generations", r.drain_generations),
+        ];
+        for (what, value) in at_least_one {
+            if value == 0 {
+                errors.push(PlanError::ZeroSetting { what });
+            }
+        }
+        if let Some(control) = &s.control {
+            if control.mode > 0o777 {
+                errors.push(PlanError::ControlMode { mode: control.mode });
+            }
+        }
+        if let Some(metrics) = &s.metrics {
+            let address = metrics.socket_addr();
+            if address.port() == 0 {
+                errors.push(PlanError::ZeroPort {
+                    what: "the metrics endpoint".to_string(),
+                });
+            }
+            if let Some(listener) = s.listeners.iter().position(|l| match &l.address {
+                ListenAddress::Inet(sa) => inet_overlaps(sa, &address),
+                ListenAddress::Unix(_) => false,
+            }) {
+                errors.push(PlanError::MetricsOnListener { listener, address });
+            }
         }
         errors.extend(broken(os_strings(self)));
         for (i, rule) in s.acl.iter().enumerate() {

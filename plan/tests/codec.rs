@@ -37,6 +37,16 @@ pub fn sample() -> Plan {
             single_process: false,
             syslog: Syslog::default_for("tcprelay"),
             debug: 0,
+            control: Some(Control {
+                path: Some("/run/tcprelay/ctl".into()),
+                mode: 0o660,
+                group: Some("wheel".into()),
+            }),
+            metrics: Some(Metrics {
+                address: "127.0.0.1".parse().unwrap(),
+                port: 9100,
+            }),
+            log_format: LogFormat::Logfmt,
         },
         relay: Relay {
             remotes: vec![Remote {
@@ -49,6 +59,12 @@ pub fn sample() -> Plan {
             retire: None,
             idle_timeout: 30,
             silent_timeout: 60,
+            connect_timeout: 10,
+            tls_handshake_timeout: 10,
+            half_close_timeout: 0,
+            drain_timeout: 30,
+            drain_generations: 8,
+            connection_log: true,
             syslog: Syslog::default_for("tcprelay"),
             tls: Some(Tls {
                 cert_file: "/etc/cert.pem".into(),
@@ -162,6 +178,85 @@ fn automatic_counts_validate_and_worker_counts_are_bounded() {
 }
 
 #[test]
+fn issue_14_settings_are_validated() {
+    // Timeouts and counts that must be at least 1.
+    let mut plan = sample();
+    plan.relay.connect_timeout = 0;
+    plan.relay.tls_handshake_timeout = 0;
+    plan.relay.drain_generations = 0;
+    // 0 = never: no problem.
+    plan.relay.half_close_timeout = 0;
+    plan.relay.drain_timeout = 0;
+    assert_eq!(
+        plan.problems(),
+        vec![
+            PlanError::ZeroSetting {
+                what: "connect timeout"
+            },
+            PlanError::ZeroSetting {
+                what: "tls handshake timeout"
+            },
+            PlanError::ZeroSetting {
+                what: "drain generations"
+            },
+        ]
+    );
+    assert_eq!(
+        plan.problems()[0].to_string(),
+        "connect timeout is 0, and must be at least 1"
+    );
+
+    let mut plan = sample();
+    plan.spawnd.control.as_mut().unwrap().mode = 0o1777;
+    assert_eq!(
+        plan.problems(),
+        vec![PlanError::ControlMode { mode: 0o1777 }]
+    );
+    plan.spawnd.control.as_mut().unwrap().mode = 0o777;
+    assert_eq!(plan.problems(), vec![]);
+    plan.spawnd.control = None;
+    assert_eq!(plan.problems(), vec![]);
+
+    // The metrics endpoint may not be where a listener is (127.0.0.1:2222), nor
+    // covered by a wildcard listener of its family, nor on port 0.
+    let mut plan = sample();
+    plan.spawnd.metrics.as_mut().unwrap().port = 2222;
+    let address: SocketAddr = "127.0.0.1:2222".parse().unwrap();
+    assert_eq!(
+        plan.problems(),
+        vec![PlanError::MetricsOnListener {
+            listener: 0,
+            address
+        }]
+    );
+    plan.spawnd.listeners[0].address = ListenAddress::Inet("0.0.0.0:2222".parse().unwrap());
+    assert_eq!(plan.problems().len(), 1);
+    plan.spawnd.listeners[0].address = ListenAddress::Inet("[::]:2222".parse().unwrap());
+    assert_eq!(plan.problems(), vec![]);
+    plan.spawnd.metrics.as_mut().unwrap().port = 0;
+    assert_eq!(
+        plan.problems(),
+        vec![PlanError::ZeroPort {
+            what: "the metrics endpoint".into()
+        }]
+    );
+}
+
+#[test]
+fn the_format_version_is_2_since_the_issue_14_fields() {
+    // The body of version 1 had no control, metrics, log format or relay timeouts:
+    // such a plan is refused with a message saying to recompile, not misread.
+    assert_eq!(FORMAT_VERSION, 2);
+    let mut bytes = encode(&sample(), "0.1.0");
+    bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let err = decode(&bytes).unwrap_err();
+    assert!(matches!(
+        err,
+        DecodeError::UnsupportedVersion { found: 1, .. }
+    ));
+}
+
+#[test]
 fn wildcard_listener_overlaps_a_specific_one() {
     let mut plan = sample();
     let mut second = plan.spawnd.listeners[0].clone();
@@ -236,12 +331,20 @@ fn with_string(field: &str, text: &str) -> (Plan, &'static str) {
             plan.relay.tls.as_mut().unwrap().passphrase = Some(Secret::new(text));
             "the TLS passphrase"
         }
+        "control path" => {
+            s.control.as_mut().unwrap().path = Some(text);
+            "the control socket path"
+        }
+        "control group" => {
+            s.control.as_mut().unwrap().group = Some(text);
+            "the control socket's group"
+        }
         other => panic!("no field {other}"),
     };
     (plan, named)
 }
 
-const OS_FIELDS: [&str; 12] = [
+const OS_FIELDS: [&str; 14] = [
     "env name",
     "env value",
     "unix path",
@@ -254,6 +357,8 @@ const OS_FIELDS: [&str; 12] = [
     "cert file",
     "key file",
     "passphrase",
+    "control path",
+    "control group",
 ];
 
 #[test]
@@ -302,6 +407,8 @@ fn empty_paths_and_names_and_bad_env_names_are_refused() {
         "working directory",
         "cert file",
         "key file",
+        "control path",
+        "control group",
     ] {
         let (plan, named) = with_string(field, "");
         let line = plan.validate().expect_err(field).to_string();

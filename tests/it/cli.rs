@@ -155,6 +155,15 @@ fn compile_writes_a_plan_that_explain_reads() {
         text.contains("remote #1: 127.0.0.1:9000 TCP weight 1"),
         "{text}"
     );
+    // The issue 14 settings, at their defaults.
+    for line in [
+        "control socket default (the runtime directory's ctl) mode 0600",
+        "metrics none, log format text",
+        "connect timeout 10 s, tls handshake timeout 10 s, half close timeout never",
+        "drain timeout never, drain generations 8, connection log yes",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
 }
 
 #[test]

@@ -13,4 +13,5 @@ mod props;
 mod relay;
 mod setup;
 mod strings;
+mod timeouts;
 mod ui;

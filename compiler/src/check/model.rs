@@ -9,7 +9,9 @@
 
 use crate::ast::{Sp, Span};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use tcprelay_plan::{AclRule, Facility, ListenAddress, Overload, Protocol, Secret, Severity};
+use tcprelay_plan::{
+    AclRule, Facility, ListenAddress, LogFormat, Overload, Protocol, Secret, Severity,
+};
 
 /// Both selected sections and the top-level `setenv`s.
 #[derive(Debug, Clone)]
@@ -44,6 +46,33 @@ pub struct SpawndModel {
     /// Section-level keepalive: the default of every listener.
     pub keepalive: KeepaliveModel,
     pub syslog: SyslogModel,
+    /// `control = { ... }` or `control = no`; `None` when not written (the default
+    /// socket).
+    pub control: Option<ControlModel>,
+    pub metrics: Option<MetricsModel>,
+    pub log_format: Option<Sp<LogFormat>>,
+}
+
+/// What `control` says.
+#[derive(Debug, Clone)]
+pub enum ControlModel {
+    /// `control = no`.
+    Off,
+    /// `control = { ... }` (or `control = yes`, all defaults).
+    Socket {
+        path: Option<Sp<String>>,
+        mode: Option<Sp<u32>>,
+        group: Option<Sp<String>>,
+    },
+}
+
+/// `metrics = { address = IP port = PORT }`.
+#[derive(Debug, Clone)]
+pub struct MetricsModel {
+    /// The `metrics` key.
+    pub key: Span,
+    pub address: Option<Sp<IpAddr>>,
+    pub port: Sp<u16>,
 }
 
 /// Everything the `spawn { }` blocks of the section set (several blocks merge).
@@ -128,6 +157,12 @@ pub struct RelayModel {
     pub retire: Option<Sp<u64>>,
     pub idle_timeout: Option<Sp<u32>>,
     pub silent_timeout: Option<Sp<u32>>,
+    pub connect_timeout: Option<Sp<u32>>,
+    pub tls_handshake_timeout: Option<Sp<u32>>,
+    pub half_close_timeout: Option<Sp<u32>>,
+    pub drain_timeout: Option<Sp<u32>>,
+    pub drain_generations: Option<Sp<u32>>,
+    pub connection_log: Option<Sp<bool>>,
     pub syslog: SyslogModel,
     pub tls: TlsModel,
 }

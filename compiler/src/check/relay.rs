@@ -48,6 +48,40 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             ),
             Key::IdleTimeout => scope.scalar(d, values::u32_value, &mut m.idle_timeout, cx),
             Key::SilentTimeout => scope.scalar(d, values::u32_value, &mut m.silent_timeout, cx),
+            Key::ConnectTimeout => scope.scalar(
+                d,
+                |v| seconds_at_least_one(v, "connect timeout"),
+                &mut m.connect_timeout,
+                cx,
+            ),
+            Key::TlsHandshakeTimeout => scope.scalar(
+                d,
+                |v| seconds_at_least_one(v, "tls handshake timeout"),
+                &mut m.tls_handshake_timeout,
+                cx,
+            ),
+            Key::HalfCloseTimeout => {
+                scope.scalar(d, values::u32_value, &mut m.half_close_timeout, cx)
+            }
+            Key::DrainTimeout => scope.scalar(d, values::u32_value, &mut m.drain_timeout, cx),
+            Key::DrainGenerations => scope.scalar(
+                d,
+                |v| {
+                    positive(v, u64::from(u32::MAX), |s| {
+                        Diagnostic::error(
+                            Code::ZeroCount,
+                            s,
+                            "`drain generations` must be at least 1",
+                        )
+                        .with_label("with 0, a reload would stop every session at once")
+                        .with_help("remove the directive for the default, 8")
+                    })
+                    .map(|n| n as u32)
+                },
+                &mut m.drain_generations,
+                cx,
+            ),
+            Key::ConnectionLog => scope.scalar(d, values::boolean, &mut m.connection_log, cx),
             Key::TlsCertFile
             | Key::TlsCertfile
             | Key::SslCert
@@ -145,6 +179,16 @@ fn zero(span: Span, what: &str, to: &str) -> Diagnostic {
     )
     .with_label("0 is not allowed here")
     .with_help(format!("remove the directive {to}"))
+}
+
+/// A timeout in seconds that cannot be "never": E0044 for 0.
+fn seconds_at_least_one(v: &Sp<Value>, what: &str) -> values::Parsed<u32> {
+    positive(v, u64::from(u32::MAX), |s| {
+        Diagnostic::error(Code::ZeroCount, s, format!("`{what}` must be at least 1"))
+            .with_label("0 would give no time at all")
+            .with_help("remove the directive for the default, 10 seconds")
+    })
+    .map(|n| n as u32)
 }
 
 /// A file name: not empty.

@@ -1,6 +1,7 @@
 //! The spawnd section: listeners, the `spawn { }` process settings and the
 //! section-level directives of spawnd.
 
+use super::control;
 use super::listen;
 use super::model::{SpawnModel, SpawndModel};
 use super::scope::{positive, Cx, Scope};
@@ -47,6 +48,16 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                     spawn(body, &mut spawn_scope, &mut m.spawn, cx);
                 }
             }
+            Key::Control => {
+                if let Some(c) = control::control(d, &mut scope, cx) {
+                    m.control = Some(c);
+                }
+            }
+            Key::Metrics => {
+                if let Some(metrics) = control::metrics(d, &mut scope, cx) {
+                    m.metrics = Some(metrics);
+                }
+            }
             Key::Acl { permit, negate } => {
                 if let Some(v) = cx.value(d) {
                     if let Some(net) = cx.take(v, values::network(v)) {
@@ -76,6 +87,9 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
         );
     }
     listen::overlaps(&m.listeners, cx);
+    if let Some(metrics) = &m.metrics {
+        control::metrics_against_listeners(metrics, &m.listeners, cx);
+    }
     spawn_ranges(&m.spawn, cx);
     m
 }
@@ -131,6 +145,7 @@ fn scalar(d: &Directive, scope: &mut Scope, m: &mut SpawndModel, cx: &mut Cx<'_>
             scope.scalar(d, values::overload, &mut m.overload, cx);
         }
         Key::Debug => scope.scalar(d, values::u32_value, &mut m.debug, cx),
+        Key::LogFormat => scope.scalar(d, values::log_format, &mut m.log_format, cx),
         _ if listen::keepalive_directive(d, scope, &mut m.keepalive, cx) => {}
         _ if scope.syslog(d, &mut m.syslog, cx) => {}
         // `SectionRole::admits` let only spawnd and either-role keys through, and

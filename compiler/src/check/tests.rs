@@ -1244,3 +1244,221 @@ fn a_local_address_of_the_other_family_is_warned_about() {
     );
     assert!(same.iter().all(|d| d.code != Code::Ignored), "{same:?}");
 }
+
+#[test]
+fn issue_14_defaults_are_those_of_the_design() {
+    // Written out, not taken from `defaults`: the shared design fixes them.
+    let plan = clean(&with_spawnd("listen = { port = 2222 }"));
+    let s = &plan.spawnd;
+    assert_eq!(
+        s.control,
+        Some(tcprelay_plan::Control {
+            path: None,
+            mode: 0o600,
+            group: None
+        })
+    );
+    assert_eq!(s.metrics, None);
+    assert_eq!(s.log_format, tcprelay_plan::LogFormat::Text);
+    let r = &plan.relay;
+    assert_eq!((r.connect_timeout, r.tls_handshake_timeout), (10, 10));
+    assert_eq!((r.half_close_timeout, r.drain_timeout), (0, 0));
+    assert_eq!(r.drain_generations, 8);
+    assert!(r.connection_log);
+}
+
+#[test]
+fn issue_14_settings_reach_the_plan() {
+    let src = "id = spawnd {
+    listen = { address = 127.0.0.1 port = 2222 }
+    control = { path = /run/x/ctl group = wheel }
+    metrics = { address = ::1 port = 2222 }
+    log format = LogFmt
+}
+id = tcprelay {
+    remote = { address = 10.0.0.1 port = 22 }
+    connect timeout = 3
+    tls handshake timeout = 4
+    half close timeout = 5
+    drain timeout = 6
+    drain generations = 7
+    connection log = no
+}
+";
+    let plan = clean(src);
+    let s = &plan.spawnd;
+    // A group without a mode: the group may use the socket too.
+    assert_eq!(
+        s.control,
+        Some(tcprelay_plan::Control {
+            path: Some("/run/x/ctl".into()),
+            mode: 0o660,
+            group: Some("wheel".into())
+        })
+    );
+    assert_eq!(
+        s.metrics.map(|m| m.socket_addr()),
+        Some("[::1]:2222".parse().unwrap())
+    );
+    assert_eq!(s.log_format, tcprelay_plan::LogFormat::Logfmt);
+    let r = &plan.relay;
+    assert_eq!(
+        (
+            r.connect_timeout,
+            r.tls_handshake_timeout,
+            r.half_close_timeout,
+            r.drain_timeout,
+            r.drain_generations,
+            r.connection_log
+        ),
+        (3, 4, 5, 6, 7, false)
+    );
+
+    let plan = clean(&with_spawnd(
+        "listen = { port = 2222 }\ncontrol = no\nmetrics { port = 9100 }",
+    ));
+    assert_eq!(plan.spawnd.control, None);
+    assert_eq!(
+        plan.spawnd.metrics.map(|m| m.socket_addr()),
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+    let plan = clean(&with_spawnd(
+        "listen = { port = 2222 }\ncontrol = { mode = 0640 group = 0 }",
+    ));
+    assert_eq!(
+        plan.spawnd.control.unwrap().mode,
+        0o640,
+        "a mode given wins"
+    );
+}
+
+#[test]
+fn e0044_timeouts_that_must_be_at_least_one() {
+    for key in [
+        "connect timeout",
+        "tls handshake timeout",
+        "drain generations",
+    ] {
+        let src = with_relay(&format!(
+            " remote = {{ address = 10.0.0.1 port = 22 }}\n {key} = 0"
+        ));
+        let (plan, diags) = compile(&src);
+        assert!(plan.is_none());
+        let d = error(&src, &diags, Code::ZeroCount, "0");
+        assert_eq!(d.message, format!("`{key}` must be at least 1"));
+    }
+    // 0 is "never" for these.
+    for key in ["half close timeout", "drain timeout", "idle timeout"] {
+        clean(&with_relay(&format!(
+            " remote = {{ address = 10.0.0.1 port = 22 }}\n {key} = 0"
+        )));
+    }
+}
+
+#[test]
+fn e0024_control_mode_is_an_octal_permission_mode() {
+    for bad in ["1777", "0680", "rw-rw----"] {
+        let src = with_spawnd(&format!(
+            "listen = {{ port = 1 }}\ncontrol = {{ mode = {bad} }}"
+        ));
+        let (plan, diags) = compile(&src);
+        assert!(plan.is_none(), "{bad}");
+        error(&src, &diags, Code::InvalidNumber, bad);
+    }
+}
+
+#[test]
+fn e0046_control_path_and_group_the_system_cannot_take() {
+    let long = format!("/run/{}/ctl", "d".repeat(120));
+    for (block, value) in [
+        (format!("path = {long}"), long.as_str()),
+        ("path = \"\"".to_string(), "\"\""),
+        ("group = \"\"".to_string(), "\"\""),
+        ("path = \"/run/a\0b\"".to_string(), "\"/run/a\0b\""),
+    ] {
+        let src = with_spawnd(&format!("listen = {{ port = 1 }}\ncontrol = {{ {block} }}"));
+        let (plan, diags) = compile(&src);
+        assert!(plan.is_none(), "{block}");
+        error(&src, &diags, Code::NotForTheOs, value);
+    }
+}
+
+#[test]
+fn control_takes_no_or_a_block_and_its_items_only() {
+    let src = with_spawnd("listen = { port = 1 }\ncontrol = maybe");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::InvalidBool, "maybe");
+    assert!(d.help.as_deref().unwrap().contains("control = no"));
+    let src = with_spawnd("listen = { port = 1 }\ncontrol = { port = 3 }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::UnexpectedToken, "port");
+    let src = with_spawnd("listen = { port = 1 }\nmetrics = { path = /x port = 3 }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::UnexpectedToken, "path");
+    let src = with_spawnd("listen = { port = 1 }\nmetrics = { address = 127.0.0.1 }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::MissingPort, "metrics");
+    let src = with_spawnd("listen = { port = 1 }\nlog format = xml");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidChoice, "xml");
+}
+
+#[test]
+fn e0028_control_or_metrics_twice_later_wins() {
+    let src = with_spawnd(
+        "listen = { port = 1 }\ncontrol = no\ncontrol = { mode = 0600 }\nmetrics = { port = 7 }\nmetrics = { port = 8 }",
+    );
+    let (plan, diags) = compile(&src);
+    let twice: Vec<&Diagnostic> = diags
+        .iter()
+        .filter(|d| d.code == Code::DuplicateDirective)
+        .collect();
+    assert_eq!(twice.len(), 2, "{diags:#?}");
+    assert_eq!(at(&src, twice[0].span), "control");
+    assert_eq!(at(&src, twice[1].span), "metrics");
+    let plan = plan.unwrap();
+    assert!(plan.spawnd.control.is_some());
+    assert_eq!(plan.spawnd.metrics.unwrap().port, 8);
+}
+
+#[test]
+fn e0047_metrics_on_a_listeners_address() {
+    // The same address and port, a wildcard listener covering it, the default
+    // address on a listener's, and a wildcard metrics address over a listener.
+    for (listen, metrics, under) in [
+        (
+            "address = 127.0.0.1 port = 80",
+            "address = 127.0.0.1 port = 80",
+            "127.0.0.1 port = 80",
+        ),
+        (
+            "port = 80",
+            "address = 127.0.0.2 port = 80",
+            "127.0.0.2 port = 80",
+        ),
+        ("address = 127.0.0.1 port = 80", "port = 80", "80"),
+        (
+            "address = 127.0.0.1 port = 80",
+            "address = 0.0.0.0 port = 80",
+            "0.0.0.0 port = 80",
+        ),
+    ] {
+        let src = with_spawnd(&format!(
+            "listen = {{ {listen} }}\nmetrics = {{ {metrics} }}"
+        ));
+        let (plan, diags) = compile(&src);
+        assert!(plan.is_none(), "{metrics}");
+        let d = error(&src, &diags, Code::MetricsOnListener, under);
+        assert_eq!(secondary(&src, d), "listen");
+    }
+    // Another port, another family (IPv6 is bound v6-only), or a Unix listener.
+    for (listen, metrics) in [
+        ("port = 80", "port = 81"),
+        ("address = 127.0.0.1 port = 80", "address = ::1 port = 80"),
+        ("path = /run/x.sock", "port = 80"),
+    ] {
+        clean(&with_spawnd(&format!(
+            "listen = {{ {listen} }}\nmetrics = {{ {metrics} }}"
+        )));
+    }
+}

@@ -11,7 +11,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::suggest;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use tcprelay_plan::{Facility, OsText, Overload, Protocol, Severity};
+use tcprelay_plan::{Facility, LogFormat, OsText, Overload, Protocol, Severity};
 
 /// A value that was parsed, or the diagnostic that says why it was not.
 pub type Parsed<T> = Result<T, Box<Diagnostic>>;
@@ -215,6 +215,11 @@ pub fn overload(v: &Sp<Value>) -> Parsed<Overload> {
     )
 }
 
+/// `text`, `logfmt` or `json`.
+pub fn log_format(v: &Sp<Value>) -> Parsed<LogFormat> {
+    choice(v, "log format", &LogFormat::ALL)
+}
+
 /// A syslog facility (`UUCP`, `LOCAL0`, ...).
 pub fn facility(v: &Sp<Value>) -> Parsed<Facility> {
     Facility::from_name(&v.node.text).map_or_else(
@@ -261,6 +266,35 @@ pub fn mode(v: &Sp<Value>) -> Parsed<u32> {
                 )
                 .with_label("expected an octal mode such as `0660`")
             })
+        },
+        Ok,
+    )
+}
+
+/// The mode of a socket the relay makes for its operators, in octal such as
+/// `0660`: only permission bits, at most `0777` (no set-id or sticky bit).
+pub fn permission_mode(v: &Sp<Value>) -> Parsed<u32> {
+    let text = &v.node.text;
+    let parsed = if !text.is_empty() && text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        u32::from_str_radix(text, 8).ok().filter(|m| *m <= 0o777)
+    } else {
+        None
+    };
+    parsed.map_or_else(
+        || {
+            let d = Diagnostic::error(
+                Code::InvalidNumber,
+                v.span,
+                format!("`{text}` is not an octal permission mode from 000 to 0777"),
+            )
+            .with_label("expected an octal mode such as `0660`");
+            fail(
+                if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
+                    d.with_note("the digits are octal: owner, group, others, each 0 to 7")
+                } else {
+                    d
+                },
+            )
         },
         Ok,
     )
@@ -453,6 +487,11 @@ mod tests {
         assert_eq!(mode(&v("7777")).unwrap(), 0o7777);
         assert_eq!(code(mode(&v("0680"))), Code::InvalidNumber);
         assert_eq!(code(mode(&v("17777"))), Code::InvalidNumber);
+        assert_eq!(permission_mode(&v("0660")).unwrap(), 0o660);
+        assert_eq!(permission_mode(&v("777")).unwrap(), 0o777);
+        for bad in ["1777", "0680", "660x", "", "-1", "99999999999999999999"] {
+            assert_eq!(code(permission_mode(&v(bad))), Code::InvalidNumber, "{bad}");
+        }
     }
 
     #[test]

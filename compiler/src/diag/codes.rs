@@ -68,6 +68,7 @@ codes! {
     ZeroCount = "E0044", "count must be at least 1";
     InvalidAcl = "E0045", "invalid network in an acl";
     NotForTheOs = "E0046", "string the operating system cannot take";
+    MetricsOnListener = "E0047", "metrics endpoint on a listener's address";
 }
 
 impl fmt::Display for Code {

@@ -48,7 +48,13 @@ fn grammar_spellings() -> BTreeSet<String> {
     }
     let alternatives = |name: &str| rule(name).alternatives.clone();
     let mut out = BTreeSet::new();
-    for name in ["BlockKey", "ItemKey", "SpawnKey", "SectionKey"] {
+    for name in [
+        "BlockKey",
+        "ItemKey",
+        "SpawnKey",
+        "SectionKey",
+        "ControlKey",
+    ] {
         spell(&alternatives, name, &mut out);
     }
     // The directives that are rules of their own.

@@ -54,7 +54,6 @@ mod tests;
 mod tls_tests;
 
 pub use poller::Mechanism;
-pub use server::CONNECT_TIMEOUT;
 pub use tls_stream::HANDSHAKE_TIMEOUT;
 
 /// A listening socket handed to a worker (inherited across the fork).
@@ -181,9 +180,9 @@ impl Probe {
 pub(crate) struct Options {
     /// Reported to after every turn of the loop.
     pub probe: Option<Arc<Probe>>,
-    /// Replaces [`CONNECT_TIMEOUT`] (tests use a short one).
+    /// Replaces the plan's `connect timeout` (tests use a shorter one than a second).
     pub connect_timeout: Option<std::time::Duration>,
-    /// Replaces [`HANDSHAKE_TIMEOUT`] (tests use a short one).
+    /// Replaces the plan's `tls handshake timeout` (tests use a short one).
     pub handshake_timeout: Option<std::time::Duration>,
     /// Replaces how many TLS handshakes run at once (`TCPRELAY_MAX_HANDSHAKES`,
     /// default [`tls_stream::MAX_HANDSHAKES`]).

@@ -38,7 +38,7 @@ use super::session::{
 use super::socket::Socket;
 use super::splice::Pipes;
 use super::stream::Stream;
-use super::tls_stream::{self, TlsStream, HANDSHAKE_TIMEOUT};
+use super::tls_stream::{self, TlsStream};
 use super::transport::Transport;
 use super::{Config, Exit, ListenSocket, Options, Probe};
 use crate::control::ToMaster;
@@ -66,10 +66,6 @@ const SIGNALS: Token = Token(1);
 /// Listener `i` has token `FIRST_LISTENER + i`.
 const FIRST_LISTENER: usize = 2;
 
-/// How long a connect to a remote may take before the remote counts as failed and
-/// the session fails over: 10 seconds, as a TCP stack's first SYN retries take
-/// about this long on a lossy path, while a dead host should not hold clients longer.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often sessions waiting for a free local port try again (a port frees when
 /// a connection to the remote closes, or when a TIME_WAIT entry may be reused).
 pub const PORT_RETRY: Duration = Duration::from_millis(50);
@@ -362,10 +358,16 @@ impl Worker {
             again: VecDeque::new(),
             expired: Vec::new(),
             probe: options.probe,
-            connect_timeout: options.connect_timeout.unwrap_or(CONNECT_TIMEOUT),
+            // How long a connect to a remote may take before the remote counts as
+            // failed and the session fails over (`connect timeout`, 10 s by default).
+            connect_timeout: options
+                .connect_timeout
+                .unwrap_or(Duration::from_secs(u64::from(relay.connect_timeout))),
             reported_dead: vec![false; relay_remotes_len],
             tls: config.tls,
-            handshake_timeout: options.handshake_timeout.unwrap_or(HANDSHAKE_TIMEOUT),
+            handshake_timeout: options
+                .handshake_timeout
+                .unwrap_or(Duration::from_secs(u64::from(relay.tls_handshake_timeout))),
             tls_failures: 0,
             handshake_queue: VecDeque::new(),
             peak: 0,

@@ -37,6 +37,12 @@ fn relay_to(backend: SocketAddr) -> Relay {
         retire: None,
         idle_timeout: 0,
         silent_timeout: 0,
+        connect_timeout: tcprelay_plan::defaults::CONNECT_TIMEOUT,
+        tls_handshake_timeout: tcprelay_plan::defaults::TLS_HANDSHAKE_TIMEOUT,
+        half_close_timeout: 0,
+        drain_timeout: 0,
+        drain_generations: tcprelay_plan::defaults::DRAIN_GENERATIONS,
+        connection_log: true,
         syslog: Syslog::default_for("t"),
         tls: None,
     }

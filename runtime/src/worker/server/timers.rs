@@ -74,8 +74,8 @@ impl Worker {
         }
     }
 
-    /// Fails over connects older than [`CONNECT_TIMEOUT`], closes TLS clients whose
-    /// handshake takes longer than [`HANDSHAKE_TIMEOUT`], sessions idle for the idle
+    /// Fails over connects older than the connect timeout, closes TLS clients whose
+    /// handshake takes longer than the TLS handshake timeout, sessions idle for the idle
     /// timeout and sessions through which nothing has passed for the silent timeout;
     /// re-arms itself while any of these can still happen.
     pub(super) fn sweep(&mut self) {
