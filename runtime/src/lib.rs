@@ -9,6 +9,7 @@
 //! | [`master`]| forks and supervises workers, signals, reload                  |
 //! | [`worker`]| one mio loop per worker: accept, balance, relay                |
 //! | [`control`]| the master ⇄ worker frames                                    |
+//! | [`ctl`]   | the control socket and `tcprelay ctl`: see and steer a running relay |
 //! | [`os`]    | fork, signals, daemon, pidfile, privileges                     |
 //! | [`tls_context`] | the TLS server context, from the plan's certificate and key |
 //! | [`log`]   | syslog or stderr                                               |
@@ -22,6 +23,7 @@
 pub mod args;
 pub mod board;
 pub mod control;
+pub mod ctl;
 pub mod listen;
 pub mod load;
 // Its syslog calls (openlog, syslog) are the one exception, until they move to `sys`.
