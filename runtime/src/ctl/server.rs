@@ -366,9 +366,13 @@ fn read_line(c: &mut Client) -> Got {
             Ok(0) => return Got::Line(std::mem::take(&mut c.buf)),
             Ok(n) => {
                 c.buf.extend_from_slice(&chunk[..n]);
-                if let Some(end) = c.buf.iter().position(|&b| b == b'\n') {
-                    c.buf.truncate(end + 1);
-                    return Got::Line(std::mem::take(&mut c.buf));
+                match c.buf.iter().position(|&b| b == b'\n') {
+                    Some(end) if end < MAX_LINE => {
+                        c.buf.truncate(end + 1);
+                        return Got::Line(std::mem::take(&mut c.buf));
+                    }
+                    Some(_) => return Got::TooLong,
+                    None => {}
                 }
                 if c.buf.len() >= MAX_LINE {
                     return Got::TooLong;

@@ -148,6 +148,11 @@ fn garbage_and_unknown_commands_get_an_error_line_and_are_closed() {
             "`sessions`: LIMIT must be a number, got `lots`",
         ),
         (&[b'x'; 5000], "the request line is longer than 4096 bytes"),
+        // A newline that comes too late does not make it shorter.
+        (
+            format!("sessions{}\n", " ".repeat(4090)).as_bytes(),
+            "the request line is longer than 4096 bytes",
+        ),
     ] {
         let mut c = rig.connect();
         c.write_all(sent).unwrap();
