@@ -32,8 +32,12 @@ complete -c tcprelay -n "__fish_tcprelay_needs_command" -s b -d 'Go to the backg
 complete -c tcprelay -n "__fish_tcprelay_needs_command" -s v -l version -d 'Print the version (-V also)'
 complete -c tcprelay -n "__fish_tcprelay_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tcprelay -n "__fish_tcprelay_needs_command" -a "run" -d 'Run a plan compiled by `tcprelay-cc compile`'
+complete -c tcprelay -n "__fish_tcprelay_needs_command" -a "ctl" -d 'Ask a running relay, or tell it what to do, through its control socket'
 complete -c tcprelay -n "__fish_tcprelay_using_subcommand run" -s d -d 'Debug output at LEVEL, to standard error; also keeps the process in the foreground' -r
 complete -c tcprelay -n "__fish_tcprelay_using_subcommand run" -s f -d 'Stay in the foreground and log to standard error (overrides the plan\'s `background`)'
 complete -c tcprelay -n "__fish_tcprelay_using_subcommand run" -s b -d 'Go to the background and log to syslog (overrides the plan\'s `background`)'
 complete -c tcprelay -n "__fish_tcprelay_using_subcommand run" -s v -l version -d 'Print the version (-V also)'
 complete -c tcprelay -n "__fish_tcprelay_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c tcprelay -n "__fish_tcprelay_using_subcommand ctl" -s s -l socket -d 'The relay\'s control socket' -r -F
+complete -c tcprelay -n "__fish_tcprelay_using_subcommand ctl" -l json -d 'Print the answer as it came: one JSON document on one line'
+complete -c tcprelay -n "__fish_tcprelay_using_subcommand ctl" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -2,16 +2,18 @@
 //!
 //! ```text
 //! tcprelay run [-f|-b] [-d LEVEL] PLAN
+//! tcprelay ctl [-s PATH] [--json] COMMAND [ARGS]...
 //! tcprelay [-P] [-f|-b] [-d LEVEL] [-i CHILD_ID] CFG [ID]      (the original's form)
 //! ```
 //!
 //! The definition is clap's ([`command`]), so that the man page `docs/man/tcprelay.1`
 //! and the shell completions in `docs/completions/` are generated from it and cannot
 //! drift from what the program accepts (`args/reference.rs`, whose generators are
-//! development dependencies only). The two forms are one command: `run` is its one
-//! subcommand, and the original's options and positional arguments are the command's
-//! own. A line whose first argument is not `run` is parsed by the original's form
-//! alone, so that `run` elsewhere is a file name, as it always was.
+//! development dependencies only). The forms are one command: `run` and `ctl` are its
+//! subcommands, and the original's options and positional arguments are the command's
+//! own. A line whose first argument is neither `run` nor `ctl` is parsed by the
+//! original's form alone, so that `run` or `ctl` elsewhere is a file name, as it
+//! always was (a configuration named `ctl` is given as `./ctl` or `-- ctl`).
 //!
 //! The original's form compiles CFG with `tcprelay-cc` (found beside this binary, or
 //! through `TCPRELAY_CC`, or on the PATH) so that the runtime never links the parser.
@@ -52,6 +54,8 @@ pub enum Mode {
     Run(PlanSource),
     /// `-P`: check the configuration and exit with `tcprelay-cc check`'s code.
     ParseOnly(PlanSource),
+    /// `tcprelay ctl`: ask a running relay through its control socket.
+    Ctl(crate::ctl::client::Ctl),
 }
 
 /// Validated arguments.
@@ -83,10 +87,19 @@ The second is the original tcprelay's command line: it compiles CONFIGURATION (a
 and compiles it again on every reload. Either way the plan is decoded and validated \
 before any socket is bound, and a bad plan is one error line and exit status 1.";
 
-/// The usage of both forms (the man page's SYNOPSIS too); `usage_names_every_option`
+const CTL_ABOUT: &str = "\
+Sends one request to a running relay's control socket and prints the answer: `status` \
+as `key: value` lines and a table of generations, `remotes` and `sessions` as tables, \
+the other commands' message; with --json, the answer as it came. Exit status 0 when \
+the relay did what was asked, 1 when it answered with an error (printed on standard \
+error) or did not answer, 2 when the socket cannot be reached or the request is \
+wrong.";
+
+/// The usage of the three forms (the man page's SYNOPSIS too); `usage_names_every_option`
 /// checks it against the definition.
 const USAGE: &str = "\
 tcprelay run [-f|-b] [-d LEVEL] <PLAN>
+       tcprelay ctl [-s PATH] [--json] <COMMAND> [ARGS]...
        tcprelay [-P] [-f|-b] [-d LEVEL] [-i CHILD_ID] <CONFIGURATION> [ID]";
 
 /// The options both forms take.
@@ -162,6 +175,25 @@ struct Run {
     plan: PathBuf,
 }
 
+/// `tcprelay ctl`.
+#[derive(Debug, clap::Args)]
+struct CtlArgs {
+    /// The relay's control socket
+    ///
+    /// Default: $RUNTIME_DIRECTORY/ctl when RUNTIME_DIRECTORY is set, else
+    /// /run/tcprelay/ctl as root, else $XDG_RUNTIME_DIR/tcprelay/ctl, as the relay
+    /// resolves it when its plan names no path.
+    #[arg(short = 's', long = "socket", value_name = "PATH", value_hint = ValueHint::FilePath)]
+    socket: Option<PathBuf>,
+    /// Print the answer as it came: one JSON document on one line
+    #[arg(long = "json")]
+    json: bool,
+    /// The request: status, remotes, sessions [LIMIT], drain REMOTE, enable REMOTE,
+    /// weight REMOTE N, reload, stop (REMOTE is ADDRESS:PORT, [::1]:80 for IPv6)
+    #[arg(value_name = "COMMAND", required = true, num_args = 1..)]
+    command: Vec<String>,
+}
+
 /// `-v`, `-V`, `--version`: the original's `-v` and clap's `-V` both.
 fn version_flag() -> Arg {
     Arg::new("version")
@@ -190,8 +222,16 @@ pub fn command() -> clap::Command {
         .version(env!("CARGO_PKG_VERSION"))
         .disable_version_flag(true)
         .arg(version_flag());
+    let ctl = CtlArgs::augment_args(clap::Command::new("ctl"))
+        .about("Ask a running relay, or tell it what to do, through its control socket")
+        .long_about(CTL_ABOUT)
+        .override_usage("tcprelay ctl [-s PATH] [--json] <COMMAND> [ARGS]...")
+        .args_override_self(true)
+        .display_name("tcprelay ctl")
+        .disable_version_flag(true);
     original()
         .subcommand(run)
+        .subcommand(ctl)
         .args_conflicts_with_subcommands(true)
         .subcommand_negates_reqs(true)
         .disable_help_subcommand(true)
@@ -210,6 +250,25 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let argv = std::iter::once(OsString::from("tcprelay")).chain(args.iter().cloned());
+    if args.first().is_some_and(|a| a == "ctl") {
+        let mut cmd = command();
+        let matches = cmd.try_get_matches_from_mut(argv)?;
+        let (_, matches) = matches.subcommand().expect("`ctl` is the first argument");
+        let ctl = CtlArgs::from_arg_matches(matches).map_err(|e| e.format(&mut cmd))?;
+        let request = crate::ctl::Request::from_words(&ctl.command).map_err(|e| {
+            let mut sub = cmd.find_subcommand_mut("ctl").expect("ctl").clone();
+            sub.error(clap::error::ErrorKind::ValueValidation, e)
+        })?;
+        return Ok(Args {
+            mode: Mode::Ctl(crate::ctl::client::Ctl {
+                socket: ctl.socket,
+                request,
+                json: ctl.json,
+            }),
+            debug: 0,
+            foreground: None,
+        });
+    }
     if args.first().is_some_and(|a| a == "run") {
         let mut cmd = command();
         let matches = cmd.try_get_matches_from_mut(argv)?;
@@ -462,15 +521,70 @@ mod tests {
         assert_eq!(run.mode, Mode::Run(PlanSource::Plan(PathBuf::from(bad))));
     }
 
+    fn ctl(args: &[&str]) -> crate::ctl::client::Ctl {
+        match p(args).unwrap_or_else(|e| panic!("{args:?}: {e}")).mode {
+            Mode::Ctl(ctl) => ctl,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ctl_form() {
+        use crate::ctl::Request;
+        let a = ctl(&["ctl", "status"]);
+        assert_eq!(
+            (a.socket, a.request, a.json),
+            (None, Request::Status, false)
+        );
+        let b = ctl(&[
+            "ctl",
+            "-s",
+            "/run/r/ctl",
+            "weight",
+            "[::1]:80",
+            "3",
+            "--json",
+        ]);
+        assert_eq!(b.socket, Some(PathBuf::from("/run/r/ctl")));
+        assert_eq!(b.request, Request::Weight("[::1]:80".into(), 3));
+        assert!(b.json);
+        let c = ctl(&["ctl", "--json", "--socket=x", "sessions", "5"]);
+        assert_eq!(c.request, Request::Sessions { limit: Some(5) });
+        assert_eq!((c.socket, c.json), (Some(PathBuf::from("x")), true));
+        // A wrong request is a usage error, before anything is sent.
+        for (args, says) in [
+            (&["ctl", "statsu"][..], "unknown command `statsu`"),
+            (&["ctl", "drain"], "`drain` needs REMOTE"),
+            (&["ctl", "weight", "10.0.0.7:80", "x"], "N must be a number"),
+            (&["ctl", "status", "now"], "`status` takes no argument"),
+        ] {
+            let (kind, text) = error(args);
+            assert_eq!(kind, ErrorKind::ValueValidation, "{args:?}: {text}");
+            assert!(text.contains(says), "{args:?}: {text}");
+            assert!(text.contains("Usage: tcprelay ctl"), "{args:?}: {text}");
+        }
+        assert_eq!(error(&["ctl"]).0, ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            error(&["ctl", "-P", "status"]).0,
+            ErrorKind::UnknownArgument
+        );
+        // `ctl` elsewhere is still a configuration or a section id.
+        let d = p(&["--", "ctl"]).unwrap();
+        assert_eq!(d.mode, Mode::Run(config("ctl", "spawnd", "tcprelay")));
+        let e = p(&["a.cfg", "ctl"]).unwrap();
+        assert_eq!(e.mode, Mode::Run(config("a.cfg", "ctl", "tcprelay")));
+    }
+
     /// [`USAGE`], written by hand, names every option of each form: the first line
-    /// `run`'s, the second the original's.
+    /// `run`'s, the second `ctl`'s, the third the original's.
     #[test]
     fn usage_names_every_option() {
         let cmd = command();
         let run = cmd.find_subcommand("run").expect("run");
+        let ctl = cmd.find_subcommand("ctl").expect("ctl");
         let lines: Vec<&str> = USAGE.lines().collect();
-        assert_eq!(lines.len(), 2, "{USAGE}");
-        for (line, form) in lines.iter().zip([run, &cmd]) {
+        assert_eq!(lines.len(), 3, "{USAGE}");
+        for (line, form) in lines.iter().zip([run, ctl, &cmd]) {
             for arg in form.get_arguments() {
                 let Some(short) = arg.get_short() else {
                     continue;
@@ -484,6 +598,14 @@ mod tests {
                     spelled = format!("{spelled} {}", names[0]);
                 }
                 assert!(line.contains(&spelled), "{spelled} not in `{line}`");
+            }
+            for long in form.get_arguments().filter(|a| a.get_short().is_none()) {
+                if let Some(long) = long.get_long().filter(|l| !["help", "version"].contains(l)) {
+                    assert!(
+                        line.contains(&format!("--{long}")),
+                        "--{long} not in `{line}`"
+                    );
+                }
             }
             for positional in form.get_positionals() {
                 let name = positional.get_value_names().expect("a value name")[0].as_str();

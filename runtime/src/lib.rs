@@ -10,6 +10,7 @@
 //! | [`master`]| forks and supervises workers, signals, reload                  |
 //! | [`worker`]| one mio loop per worker: accept, balance, relay                |
 //! | [`control`]| the master ⇄ worker frames                                    |
+//! | [`ctl`]   | the control socket and `tcprelay ctl`: see and steer a running relay |
 //! | [`os`]    | fork, signals, daemon, pidfile, privileges                     |
 //! | [`notify`]| tells systemd when it is ready, reloading, stopping (`sd_notify`) |
 //! | [`tls_context`] | the TLS server context, from the plan's certificate and key |
@@ -24,6 +25,7 @@
 pub mod args;
 pub mod board;
 pub mod control;
+pub mod ctl;
 pub mod listen;
 pub mod load;
 // Its syslog calls (openlog, syslog) are the one exception, until they move to `sys`.

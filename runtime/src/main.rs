@@ -18,6 +18,11 @@ fn main() -> ExitCode {
     // Before any child (a compiler, a worker) can inherit it.
     let notify = tcprelay::notify::Notify::from_env();
     let source = match args.mode {
+        Mode::Ctl(ctl) => {
+            let env = tcprelay::ctl::PathEnv::current();
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            return ExitCode::from(tcprelay::ctl::client::run(&ctl, &env, &mut out, &mut err));
+        }
         Mode::ParseOnly(source) => {
             return ExitCode::from(load::check_only(&source).clamp(0, 255) as u8)
         }

@@ -108,6 +108,11 @@ pub fn write_pidfile(path: &str) -> io::Result<()> {
     writeln!(f, "{}", std::process::id())
 }
 
+/// The numeric id of a group given by name or number (the control socket's group).
+pub fn group_id(name: &str) -> io::Result<u32> {
+    resolve(name, true)
+}
+
 /// The numeric id of a user or group given by name or number.
 fn resolve(name: &str, group: bool) -> io::Result<u32> {
     if let Ok(n) = name.parse::<u32>() {

@@ -299,8 +299,18 @@ fn runtime_help_and_version_exit_0_on_stdout() {
     assert_eq!(help.status.code(), Some(0), "{}", stderr(&help));
     let text = stdout(&help);
     assert!(
-        text.contains("Usage: tcprelay run [-f|-b] [-d LEVEL] <PLAN>\n       tcprelay [-P]"),
+        text.contains(
+            "Usage: tcprelay run [-f|-b] [-d LEVEL] <PLAN>\n       \
+             tcprelay ctl [-s PATH] [--json] <COMMAND> [ARGS]...\n       tcprelay [-P]"
+        ),
         "{text}"
+    );
+    let help = relay(d.path(), &words(&["ctl", "--help"]));
+    assert_eq!(help.status.code(), Some(0), "{}", stderr(&help));
+    assert!(
+        stdout(&help).contains("Usage: tcprelay ctl [-s PATH] [--json] <COMMAND> [ARGS]...\n"),
+        "{}",
+        stdout(&help)
     );
     let version = format!("tcprelay {}\n", env!("CARGO_PKG_VERSION"));
     for args in [&["-v"][..], &["-V"], &["--version"], &["run", "-v"]] {

@@ -1,5 +1,5 @@
-//! The generated references of the runtime's command line: the man page
-//! `docs/man/tcprelay.1` and the shell completions `docs/completions/{tcprelay.bash,
+//! The generated references of the runtime's command line: the man pages
+//! `docs/man/tcprelay.1` and `docs/man/tcprelay-ctl.1` and the shell completions `docs/completions/{tcprelay.bash,
 //! _tcprelay,tcprelay.fish}`, made from [`super::command`] with `clap_mangen` and
 //! `clap_complete` (development dependencies only: the runtime does not carry its
 //! generators). The page's sections that are not about arguments (signals,
@@ -164,6 +164,7 @@ kill \-HUP "$(cat /run/tcprelay.pid)"
 kill \-USR1 "$(cat /run/tcprelay.pid)"
 .EE
 .SH "SEE ALSO"
+.BR tcprelay\-ctl (1),
 .BR tcprelay\-cc (1),
 .BR tcprelay\-cc\-compile (1),
 .BR tcprelay.conf (5),
@@ -207,6 +208,14 @@ fn man_page() -> String {
         }
         roff.text(header);
         let about = sub.get_about().expect("every subcommand has an about");
+        if sub.get_name() != "run" {
+            roff.text([
+                roman(format!("{about}; see ")),
+                bold(format!("tcprelay-{}", sub.get_name())),
+                roman("(1)."),
+            ]);
+            continue;
+        }
         let options: Vec<String> = sub
             .get_arguments()
             .filter(|a| !a.is_positional())
@@ -224,10 +233,133 @@ fn man_page() -> String {
     String::from_utf8(out).expect("roff is UTF-8")
 }
 
+/// The sections of `tcprelay-ctl(1)` after its OPTIONS.
+const MORE_CTL: &str = r#".SH REQUESTS
+REMOTE is a remote as the plan prints it,
+.IR ADDRESS : PORT ,
+with brackets for IPv6
+.RB ( [::1]:80 ).
+.TP
+.B status
+The relay's state: its pid, uptime, plan (source and checksum), generations with
+their workers and sessions, whether it is stopping, and its totals since it started
+(connections accepted, refused by the access rules, shed by overload, TLS handshakes
+and failures, bytes each way).
+.TP
+.B remotes
+Every remote of the plan: its state (up, down or drained) and why, its sessions now,
+connections and failed connects in all, bytes each way, weight, and when its state
+last changed.
+.TP
+.BR sessions " [\fILIMIT\fR]"
+The sessions open now (at most LIMIT of them, oldest first): client, listener,
+remote, age, idle time, bytes each way.
+.TP
+.BI "drain " REMOTE
+No new session goes to REMOTE; its sessions go on.
+.TP
+.BI "enable " REMOTE
+REMOTE gets new sessions again.
+.TP
+.BI "weight " "REMOTE N"
+REMOTE's weight is N until the next reload.
+.TP
+.B reload
+Reload the plan, as
+.B SIGHUP
+does.
+.TP
+.B stop
+Stop gracefully, as
+.B SIGTERM
+does.
+.PP
+The relay answers each request with one JSON document on one line, which
+.B \-\-json
+prints as it came: every answer has
+.B ok
+(true or false) and, when false,
+.BR error ,
+a message; the other fields are named as the tables' columns, in lower case with
+underscores, durations in whole seconds
+.RB ( age_s )
+and bytes counted from the client's side
+.RB ( bytes_in
+from clients toward remotes,
+.B bytes_out
+back).
+.SH ENVIRONMENT
+Without
+.BR \-s ,
+the socket is the one the relay uses when its plan names no
+.BR "control = { path = ... }" :
+.TP
+.B RUNTIME_DIRECTORY
+When set (systemd's
+.BR RuntimeDirectory= ),
+the socket is
+.IR $RUNTIME_DIRECTORY/ctl .
+.TP
+.B XDG_RUNTIME_DIR
+Otherwise, for a user other than root, the socket is
+.IR $XDG_RUNTIME_DIR/tcprelay/ctl .
+.SH FILES
+.TP
+.I /run/tcprelay/ctl
+The control socket of a relay run by root without
+.BR RUNTIME_DIRECTORY .
+.SH "EXIT STATUS"
+.TP
+.B 0
+The answer says
+.BR """ok"":true" .
+.TP
+.B 1
+The answer says
+.B """ok"":false"
+(its error is printed on standard error), or no answer came within 75 seconds.
+.TP
+.B 2
+The socket cannot be reached (the message names its path), or a usage error (an
+unknown command, a missing or extra argument, a bad number or remote).
+.SH "SEE ALSO"
+.BR tcprelay (1),
+.BR tcprelay.conf (5)
+"#;
+
+/// `tcprelay-ctl(1)`: NAME, SYNOPSIS, DESCRIPTION and OPTIONS of the `ctl`
+/// subcommand rendered by clap_mangen, then [`MORE_CTL`].
+fn ctl_page() -> String {
+    let mut cmd = super::command();
+    cmd.build();
+    let version = cmd.get_version().unwrap_or_default().to_string();
+    let ctl = cmd
+        .find_subcommand("ctl")
+        .expect("ctl")
+        .clone()
+        .name("tcprelay-ctl")
+        .display_name("tcprelay-ctl")
+        .bin_name("tcprelay ctl");
+    let man = Man::new(ctl);
+    let mut out = format!(".TH tcprelay-ctl 1 \"\" \"tcprelay {version}\" \"tcprelay manual\"\n")
+        .into_bytes();
+    let rendered = (|| {
+        man.render_name_section(&mut out)?;
+        man.render_synopsis_section(&mut out)?;
+        man.render_description_section(&mut out)?;
+        man.render_options_section(&mut out)?;
+        std::io::Result::Ok(())
+    })();
+    rendered.expect("rendering into a Vec does not fail");
+    out.extend_from_slice(MORE_CTL.as_bytes());
+    String::from_utf8(out).expect("roff is UTF-8")
+}
+
 /// Every generated file, by its path under `docs/`.
 fn generated() -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     files.insert("man/tcprelay.1".to_string(), man_page());
+    files.insert("man/tcprelay-ctl.1".to_string(), ctl_page());
     for (shell, file) in [
         (Shell::Bash, "completions/tcprelay.bash"),
         (Shell::Zsh, "completions/_tcprelay"),
@@ -357,4 +489,9 @@ fn bash_completes_run_and_each_forms_options() {
     for option in ["-P", "-i"] {
         assert!(!run.contains(&option.to_string()), "{option}: {run:?}");
     }
+    let ctl = bash_complete(script, &["tcprelay", "ctl", "-"]);
+    for option in ["-s", "--socket", "--json", "-h"] {
+        assert!(ctl.contains(&option.to_string()), "{option}: {ctl:?}");
+    }
+    assert!(!ctl.contains(&"-P".to_string()), "{ctl:?}");
 }

@@ -733,6 +733,7 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         users_max: 10,
         users_min: 0,
         place: None,
+        counting: None,
         acl: Vec::new(),
         listeners: vec![Listener {
             socket: ListenSocket::Unix(mio::net::UnixListener::from_std(listener)),

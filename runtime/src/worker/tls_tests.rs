@@ -99,6 +99,7 @@ impl TlsWorker {
             users_max: 2000,
             users_min: 0,
             place: None,
+            counting: None,
             acl: Vec::new(),
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),

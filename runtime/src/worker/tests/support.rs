@@ -158,6 +158,7 @@ impl Setup {
             users_max: self.users_max,
             users_min: self.users_min,
             place: self.place,
+            counting: None,
             acl: self.acl,
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
