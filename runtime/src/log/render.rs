@@ -205,31 +205,30 @@ pub(super) fn line(
                 }
             }
         }
-        Format::Logfmt => {
-            let mut fields = Vec::with_capacity(8);
+        Format::Logfmt | Format::Json => {
+            // Both list the same fields: `ts` (on standard error), the header, then
+            // the message or the record's own.
             let mut stamp = String::new();
             if let Some(t) = time {
                 rfc3339_utc(t, &mut stamp);
+            }
+            let mut fields = Vec::with_capacity(8);
+            if time.is_some() {
                 fields.push(("ts", Value::Str(&stamp)));
             }
             header(&mut fields, origin, level, &body);
-            for (i, (key, value)) in fields.iter().chain(tail(&body)).enumerate() {
-                if i > 0 {
-                    out.push(' ');
+            let fields = fields.iter().chain(tail(&body));
+            if format == Format::Json {
+                out.push('{');
+            }
+            for (i, (key, value)) in fields.enumerate() {
+                if format == Format::Logfmt {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    logfmt_pair(key, value, &mut out);
+                    continue;
                 }
-                logfmt_pair(key, value, &mut out);
-            }
-        }
-        Format::Json => {
-            let mut fields = Vec::with_capacity(8);
-            let mut stamp = String::new();
-            if let Some(t) = time {
-                rfc3339_utc(t, &mut stamp);
-                fields.push(("ts", Value::Str(&stamp)));
-            }
-            header(&mut fields, origin, level, &body);
-            out.push('{');
-            for (i, (key, value)) in fields.iter().chain(tail(&body)).enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
@@ -240,7 +239,9 @@ pub(super) fn line(
                     None => value.bare(&mut out, true),
                 }
             }
-            out.push('}');
+            if format == Format::Json {
+                out.push('}');
+            }
         }
     }
     out
