@@ -43,6 +43,7 @@ use std::io;
 use std::time::{Duration, Instant};
 use tcprelay_plan::{ListenAddress, Plan};
 
+mod admin;
 mod frames;
 mod overload;
 mod reload;
@@ -135,6 +136,9 @@ pub struct Master {
     stats: Option<stats::Registry>,
     slots: stats::Slots,
     old_slots: Vec<(u64, stats::Slots)>,
+    /// The operators' steering of remotes (`admin`; `None` if the shared memory
+    /// could not be made: then remotes cannot be steered).
+    steering: Option<crate::steering::Table>,
 }
 
 impl std::fmt::Debug for Master {
@@ -206,6 +210,11 @@ impl Master {
             stats,
             slots,
             old_slots: Vec::new(),
+            steering: crate::steering::Table::new()
+                .inspect_err(|e| {
+                    warn!("cannot share memory for steering remotes ({e}): drain, enable and weight are unavailable")
+                })
+                .ok(),
         })
     }
 

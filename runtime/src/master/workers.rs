@@ -128,6 +128,7 @@ impl Master {
             users_min: self.plan.spawnd.users_min,
             place,
             counting,
+            steering: self.worker_steering(),
             acl: self.plan.spawnd.acl.clone(),
             listeners,
             control,

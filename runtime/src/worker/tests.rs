@@ -28,6 +28,7 @@ use tcprelay_plan::{Protocol, Remote, Syslog};
 #[cfg(target_os = "linux")]
 mod ports;
 pub(crate) mod resets;
+mod steering;
 mod support;
 pub(crate) use support::*;
 
@@ -734,6 +735,7 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         users_min: 0,
         place: None,
         counting: None,
+        steering: None,
         acl: Vec::new(),
         listeners: vec![Listener {
             socket: ListenSocket::Unix(mio::net::UnixListener::from_std(listener)),
@@ -985,6 +987,16 @@ mod after_resets {
         a_reset_after_the_request_reached_the_remote_is_not_retried,
         an_answer_followed_by_a_reset_reaches_the_client,
         a_request_followed_by_a_reset_reaches_the_remote,
+    );
+}
+
+/// The operators' steering of remotes (drain, enable, weight).
+mod steered {
+    use super::steering::*;
+    use super::*;
+    under_each_mechanism!(
+        a_drained_remote_gets_no_new_session_while_its_own_go_on,
+        a_weight_override_changes_the_split,
     );
 }
 
