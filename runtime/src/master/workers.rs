@@ -66,7 +66,7 @@ impl Master {
                         pid,
                         generation: self.generation,
                         control,
-                        partial: Vec::new(),
+                        reader: crate::control::Reader::default(),
                         sessions: 0,
                         full: false,
                         leaving: false,

@@ -28,6 +28,7 @@ use tcprelay_plan::{Protocol, Remote, Syslog};
 #[cfg(target_os = "linux")]
 mod ports;
 pub(crate) mod resets;
+mod sessions_report;
 mod steering;
 mod support;
 pub(crate) use support::*;
@@ -998,6 +999,13 @@ mod steered {
         a_drained_remote_gets_no_new_session_while_its_own_go_on,
         a_weight_override_changes_the_split,
     );
+}
+
+/// The `sessions` query answered on the control socket.
+mod report {
+    use super::sessions_report::*;
+    use super::*;
+    under_each_mechanism!(a_sessions_query_is_answered_with_the_sessions_oldest_first,);
 }
 
 /// Out of local ports (in a network namespace of their own: Linux only).
