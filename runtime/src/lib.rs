@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod notify;
 pub mod os;
 pub mod stats;
+pub mod steering;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls_context;

@@ -182,6 +182,11 @@ impl RemoteSlot {
     /// The slot counting for remotes beyond [`REMOTE_SLOTS`].
     pub const OVERFLOW: RemoteSlot = RemoteSlot(0);
 
+    /// The slot's number (0 the overflow), as `crate::steering` indexes it.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
     fn at(self, field: usize) -> usize {
         at::REMOTES + self.0 as usize * at::remote::WORDS + field
     }

@@ -2,7 +2,7 @@
 //! what the workers report (load, retiring, idle, draining).
 
 use super::{Master, Worker};
-use crate::control::{ToMaster, ToWorker, FRAME};
+use crate::control::{Incoming, ToMaster, ToWorker, FRAME};
 use crate::{info, warn};
 use mio::Token;
 use std::io::{self, Read, Write};
@@ -18,24 +18,14 @@ impl Master {
         let mut messages = Vec::new();
         let mut closed = false;
         if let Some(w) = self.workers.get_mut(&token) {
-            let mut buf = [0u8; 4 * FRAME];
+            let mut buf = [0u8; 256 * FRAME];
             loop {
                 match w.control.read(&mut buf) {
                     Ok(0) => {
                         closed = true;
                         break;
                     }
-                    Ok(n) => {
-                        w.partial.extend_from_slice(&buf[..n]);
-                        while w.partial.len() >= FRAME {
-                            let frame: [u8; FRAME] =
-                                w.partial[..FRAME].try_into().unwrap_or([0; FRAME]);
-                            w.partial.drain(..FRAME);
-                            if let Some(m) = ToMaster::decode(&frame) {
-                                messages.push(m);
-                            }
-                        }
-                    }
+                    Ok(n) => w.reader.push(&buf[..n], &mut messages),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {
@@ -55,7 +45,20 @@ impl Master {
             self.free_seat(token);
         }
         for m in messages {
-            self.on_message(token, m);
+            match m {
+                Incoming::Frame(m) => self.on_message(token, m),
+                Incoming::Payload { id, bytes } => self.on_sessions(token, id, &bytes),
+                Incoming::Oversized { id, len } => {
+                    warn!("worker: skipped an answer of {len} bytes to query {id}: too long");
+                }
+                Incoming::Unknown(kind) => {
+                    warn!("worker: ignoring an unknown control frame (kind {kind})");
+                }
+            }
+        }
+        if closed {
+            // No answer will come from it.
+            self.sessions_gone(token);
         }
     }
 

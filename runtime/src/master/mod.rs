@@ -43,9 +43,11 @@ use std::io;
 use std::time::{Duration, Instant};
 use tcprelay_plan::{ListenAddress, Plan};
 
+mod admin;
 mod frames;
 mod overload;
 mod reload;
+mod sessions;
 mod signals;
 mod workers;
 
@@ -72,8 +74,8 @@ struct Worker {
     pid: libc::pid_t,
     generation: u64,
     control: UnixStream,
-    /// Bytes of a frame read so far.
-    partial: Vec<u8>,
+    /// Frames and payloads read so far, reassembled.
+    reader: crate::control::Reader,
     sessions: u32,
     full: bool,
     /// Told to drain, retiring, or drained: it takes no new sessions and is not
@@ -135,6 +137,11 @@ pub struct Master {
     stats: Option<stats::Registry>,
     slots: stats::Slots,
     old_slots: Vec<(u64, stats::Slots)>,
+    /// The operators' steering of remotes (`admin`; `None` if the shared memory
+    /// could not be made: then remotes cannot be steered).
+    steering: Option<crate::steering::Table>,
+    /// `sessions` queries waiting for the workers' answers (`sessions`).
+    gatherings: sessions::Gatherings,
 }
 
 impl std::fmt::Debug for Master {
@@ -206,6 +213,12 @@ impl Master {
             stats,
             slots,
             old_slots: Vec::new(),
+            steering: crate::steering::Table::new()
+                .inspect_err(|e| {
+                    warn!("cannot share memory for steering remotes ({e}): drain, enable and weight are unavailable")
+                })
+                .ok(),
+            gatherings: sessions::Gatherings::default(),
         })
     }
 
@@ -268,6 +281,7 @@ impl Master {
             let wake = [
                 self.spawn_after,
                 self.compiling.as_ref().map(load::Compile::deadline),
+                self.sessions_deadline(),
             ];
             let timeout = wake
                 .into_iter()
@@ -306,6 +320,7 @@ impl Master {
                 // Its exit, reaped, reports the timeout.
                 compile.kill();
             }
+            self.sessions_due();
             let due = self.overload_due();
             self.set_overload(due);
         }

@@ -91,7 +91,7 @@ impl Master {
         // Sockets no longer in the plan are closed here; old workers keep their own
         // copies until they drain.
         self.listeners = listeners;
-        self.plan = plan;
+        let old_plan = std::mem::replace(&mut self.plan, plan);
         self.tls = tls;
         // The new plan's counter slots: a listener or remote it shares with the old
         // one keeps its slot, so its counts go on.
@@ -100,6 +100,7 @@ impl Master {
             let old = std::mem::replace(&mut self.slots, slots);
             self.old_slots.push((self.generation, old));
         }
+        self.steering_reloaded(&old_plan.relay.remotes);
         self.generation += 1;
         let old: Vec<Token> = self
             .workers

@@ -6,12 +6,22 @@
 //! connect failed is marked dead until `rebalance` selections have been made or a
 //! session finds every remote dead and revives them all.
 //!
-//! The state is per worker: workers do not share counts, as in the original.
+//! The state is per worker: workers do not share counts, as in the original. The
+//! operators' steering (`crate::steering`: drained remotes, weight overrides) is
+//! relay-wide: a steered balancer looks at the table's epoch at each selection and
+//! reads its remotes' steering again when it moved. A drained remote is never
+//! selected (its sessions go on); an override replaces the plan's weight, and a
+//! weight of 0 selects the remote only when no other can take the session.
 
 /// What the balancer knows about one remote.
 #[derive(Debug, Clone)]
 struct RemoteState {
+    /// The weight in use: the plan's, or the operator's override (0: a last resort).
     weight: u64,
+    /// The plan's weight.
+    planned: u64,
+    /// Drained by the operator: no new session.
+    drained: bool,
     /// Sessions of this worker connected or connecting to the remote.
     active: u64,
     dead: bool,
@@ -25,6 +35,16 @@ pub struct Balancer {
     rebalance: Option<u64>,
     /// Selections made since the dead marks were last cleared by `rebalance`.
     selections: u64,
+    steer: Option<Steer>,
+}
+
+/// The relay-wide steering a balancer follows: the table, each remote's slot in it
+/// (plan order), and the epoch last read (`None`: not read yet).
+#[derive(Debug, Clone)]
+struct Steer {
+    table: crate::steering::Table,
+    slots: Vec<usize>,
+    seen: Option<u64>,
 }
 
 /// The remotes a session has already tried, so that a failover never picks one of
@@ -57,12 +77,48 @@ impl Balancer {
                 .into_iter()
                 .map(|w| RemoteState {
                     weight: u64::from(w.max(1)),
+                    planned: u64::from(w.max(1)),
+                    drained: false,
                     active: 0,
                     dead: false,
                 })
                 .collect(),
             rebalance: rebalance.filter(|n| *n > 0),
             selections: 0,
+            steer: None,
+        }
+    }
+
+    /// Follows the steering of `table`, where remote `j` (plan order) has slot
+    /// `slots[j]` (a remote without one is not steered).
+    pub fn steer(&mut self, table: crate::steering::Table, slots: Vec<usize>) {
+        self.steer = Some(Steer {
+            table,
+            slots,
+            seen: None,
+        });
+        self.follow();
+    }
+
+    /// Reads the steering again if its epoch moved (one relaxed load otherwise).
+    fn follow(&mut self) {
+        let Some(steer) = self.steer.as_mut() else {
+            return;
+        };
+        let epoch = steer.table.epoch();
+        if steer.seen == Some(epoch) {
+            return;
+        }
+        steer.seen = Some(epoch);
+        steer.table.acquire();
+        for (index, remote) in self.remotes.iter_mut().enumerate() {
+            let admin = steer
+                .slots
+                .get(index)
+                .map(|&slot| steer.table.read(slot))
+                .unwrap_or_default();
+            remote.drained = admin.drained;
+            remote.weight = admin.weight.map_or(remote.planned, u64::from);
         }
     }
 
@@ -71,12 +127,16 @@ impl Balancer {
     /// is dead or excluded. The second value is true when this selection completed
     /// a `rebalance` period and cleared dead marks (for logging).
     pub fn select(&mut self, excluded: &Tried) -> (Option<usize>, bool) {
+        self.follow();
         let mut best: Option<(usize, u64)> = None;
         for (index, remote) in self.remotes.iter().enumerate() {
-            if remote.dead || excluded.contains(index) {
+            if remote.dead || remote.drained || excluded.contains(index) {
                 continue;
             }
-            let score = remote.active.saturating_mul(256) / remote.weight;
+            let score = match remote.weight {
+                0 => u64::MAX,
+                weight => remote.active.saturating_mul(256) / weight,
+            };
             // Strictly lower only: the first remote in plan order wins a tie.
             if best.is_none_or(|(_, s)| score < s) {
                 best = Some((index, score));
@@ -252,5 +312,91 @@ mod tests {
         b.release(0);
         b.release(7);
         assert_eq!(b.active(0), 0);
+    }
+
+    fn drained() -> crate::steering::Admin {
+        crate::steering::Admin {
+            drained: true,
+            ..Default::default()
+        }
+    }
+
+    fn weighted(weight: u32) -> crate::steering::Admin {
+        crate::steering::Admin {
+            weight: Some(weight),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_drained_remote_gets_nothing_until_enabled() {
+        let table = crate::steering::Table::new().unwrap();
+        let mut b = Balancer::new([1, 1], None);
+        b.steer(table.clone(), vec![3, 4]);
+        table.write(3, drained());
+        for _ in 0..4 {
+            assert_eq!(b.select(&none()).0, Some(1));
+        }
+        // Its sessions go on: their counts are released as usual.
+        table.write(3, crate::steering::Admin::default());
+        assert_eq!(b.select(&none()).0, Some(0));
+        assert_eq!((b.active(0), b.active(1)), (1, 4));
+        // Every remote drained: none to select, whatever a revival does.
+        table.write(3, drained());
+        table.write(4, drained());
+        assert!(!b.revive_all());
+        assert_eq!(b.select(&none()).0, None);
+    }
+
+    #[test]
+    fn a_weight_override_replaces_the_plans_until_cleared() {
+        let table = crate::steering::Table::new().unwrap();
+        let mut b = Balancer::new([3, 1], None);
+        b.steer(table.clone(), vec![1, 2]);
+        table.write(1, weighted(1));
+        table.write(2, weighted(3));
+        let mut counts = [0usize; 2];
+        for _ in 0..400 {
+            counts[b.select(&none()).0.unwrap()] += 1;
+        }
+        assert_eq!(counts, [100, 300], "3:1 turned into 1:3");
+        for _ in 0..100 {
+            b.release(0);
+        }
+        for _ in 0..300 {
+            b.release(1);
+        }
+        // Weight 0: a last resort, taken only when the other cannot.
+        table.write(2, weighted(0));
+        for _ in 0..10 {
+            assert_eq!(b.select(&none()).0, Some(0));
+        }
+        b.mark_dead(0);
+        assert_eq!(b.select(&none()).0, Some(1));
+        // Cleared: the plan's 3:1 again.
+        b.revive_all();
+        for _ in 0..10 {
+            b.release(0);
+        }
+        b.release(1);
+        table.write(1, crate::steering::Admin::default());
+        table.write(2, crate::steering::Admin::default());
+        let mut counts = [0usize; 2];
+        for _ in 0..400 {
+            counts[b.select(&none()).0.unwrap()] += 1;
+        }
+        assert_eq!(counts, [300, 100]);
+    }
+
+    #[test]
+    fn an_unsteered_remote_and_the_overflow_slot_keep_the_plans_weight() {
+        let table = crate::steering::Table::new().unwrap();
+        // Remote 1 counts in the overflow slot, remote 2 has no slot at all.
+        let mut b = Balancer::new([1, 1, 1], None);
+        b.steer(table.clone(), vec![7, 0]);
+        table.write(7, drained());
+        assert_eq!(b.select(&none()).0, Some(1));
+        assert_eq!(b.select(&none()).0, Some(2));
+        assert_eq!(b.select(&none()).0, Some(1));
     }
 }

@@ -8,7 +8,7 @@
 //! small outbox flushed when the socket becomes writable; a non-essential one would
 //! be dropped.
 
-use crate::control::{ToMaster, ToWorker, FRAME};
+use crate::control::{payload_header, ToMaster, ToWorker, FRAME, MAX_PAYLOAD};
 use mio::net::UnixStream;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -123,6 +123,31 @@ impl Link {
         }
     }
 
+    /// Sends a payload answering request `id` (its header frame, then `bytes`, at
+    /// most [`MAX_PAYLOAD`]), queued in the outbox as far as the socket cannot take
+    /// it now. Dropped (the master gives up waiting for it) when `bytes` is too long
+    /// or the outbox already holds more than a payload's worth: a master that asks
+    /// without reading does not grow the worker's memory.
+    pub fn send_payload(&mut self, id: u64, bytes: &[u8]) {
+        if self.stream.is_none() {
+            return;
+        }
+        let Ok(len) = u32::try_from(bytes.len()) else {
+            return;
+        };
+        if bytes.len() > MAX_PAYLOAD || self.outbox.len() > MAX_PAYLOAD {
+            crate::debug!(
+                "control: dropping a payload of {} bytes ({} waiting)",
+                bytes.len(),
+                self.outbox.len()
+            );
+            return;
+        }
+        self.outbox.extend_from_slice(&payload_header(id, len));
+        self.outbox.extend_from_slice(bytes);
+        self.flush();
+    }
+
     /// Writes what the outbox holds, on a writable event.
     pub fn flush(&mut self) {
         while !self.outbox.is_empty() {
@@ -208,5 +233,64 @@ mod tests {
             false,
         );
         link.send(ToMaster::Retiring { served: 1 }, true);
+    }
+
+    #[test]
+    fn a_payload_follows_its_header_even_when_the_socket_is_full() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let mut link = Link::new(UnixStream::from_std(ours));
+        let mut master = theirs;
+        // More than the socket buffer takes at once: the rest waits in the outbox.
+        let big: Vec<u8> = (0..MAX_PAYLOAD).map(|i| (i % 251) as u8).collect();
+        link.send_payload(3, &big);
+        assert!(link.wants_write(), "the socket took only part of it");
+        // A second one is queued behind it; with more than a payload's worth
+        // waiting, a third is dropped, not queued.
+        link.send_payload(4, &big);
+        assert!(link.outbox.len() > MAX_PAYLOAD);
+        let waiting = link.outbox.len();
+        link.send_payload(5, b"x");
+        assert_eq!(link.outbox.len(), waiting);
+        link.send(ToMaster::Idle { served: 1 }, true);
+        let reader = std::thread::spawn(move || {
+            let mut reader = crate::control::Reader::default();
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; 8192];
+            while out.len() < 3 {
+                let n = master.read(&mut buf).expect("read");
+                assert!(n > 0, "end of file before the whole payload");
+                reader.push(&buf[..n], &mut out);
+            }
+            out
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while link.wants_write() {
+            assert!(std::time::Instant::now() < deadline, "outbox never drained");
+            link.flush();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let out = reader.join().expect("reader");
+        assert_eq!(
+            out[0],
+            crate::control::Incoming::Payload {
+                id: 3,
+                bytes: big.clone()
+            }
+        );
+        assert_eq!(
+            out[1],
+            crate::control::Incoming::Payload { id: 4, bytes: big }
+        );
+        assert_eq!(
+            out[2],
+            crate::control::Incoming::Frame(ToMaster::Idle { served: 1 })
+        );
+        // Too long to send: nothing goes out.
+        let mut link = Link::new(UnixStream::from_std(
+            std::os::unix::net::UnixStream::pair().expect("pair").0,
+        ));
+        link.send_payload(5, &vec![0u8; MAX_PAYLOAD + 1]);
+        assert!(!link.wants_write());
     }
 }

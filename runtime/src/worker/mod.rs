@@ -87,6 +87,8 @@ pub struct Config {
     pub place: Option<crate::board::Place>,
     /// Where it counts for the relay-wide counters (`None`: nothing is counted).
     pub counting: Option<Counting>,
+    /// The operators' steering of remotes it follows (`None`: none).
+    pub steering: Option<Steering>,
     /// The spawnd section's client access rules (empty: everyone).
     pub acl: Vec<tcprelay_plan::AclRule>,
     pub listeners: Vec<Listener>,
@@ -114,6 +116,14 @@ impl std::fmt::Debug for Counting {
             .field("slots", &self.slots)
             .finish()
     }
+}
+
+/// The relay-wide steering of remotes (`crate::steering`) and the slot of each of
+/// the plan's remotes in it (plan order).
+#[derive(Debug, Clone)]
+pub struct Steering {
+    pub table: crate::steering::Table,
+    pub slots: Vec<usize>,
 }
 
 /// Why a worker's loop ended.

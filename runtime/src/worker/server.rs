@@ -316,6 +316,10 @@ impl Worker {
         let relay = config.relay;
         let relay_remotes_len = relay.remotes.len();
         let session_base = FIRST_LISTENER + listeners.len();
+        let mut balancer = Balancer::new(relay.remotes.iter().map(|r| r.weight), relay.rebalance);
+        if let Some(steering) = config.steering {
+            balancer.steer(steering.table, steering.slots);
+        }
         Ok(Worker {
             id: config.id,
             poller,
@@ -328,7 +332,7 @@ impl Worker {
             next_id: 1,
             round: 0,
             scratch: buffer::scratch(),
-            balancer: Balancer::new(relay.remotes.iter().map(|r| r.weight), relay.rebalance),
+            balancer,
             unsupported_logged: vec![false; relay.remotes.len()],
             remotes: relay.remotes,
             local_address: relay.local_address,

@@ -243,6 +243,8 @@ pub struct Session<T> {
     down: Direction,
     /// When bytes last moved (or the session started relaying).
     pub last_active: Instant,
+    /// When the client was accepted (for the `sessions` report).
+    pub accepted: Instant,
     /// Whether the session is in the worker's run-again queue.
     pub queued: bool,
     /// The failover bookkeeping of the connect, kept while nothing has been relayed
@@ -265,6 +267,7 @@ impl<T: Transport> Session<T> {
             up: Direction::new(Side::Client),
             down: Direction::new(Side::Remote),
             last_active: now,
+            accepted: now,
             queued: false,
             retry: None,
         }

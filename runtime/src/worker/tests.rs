@@ -28,6 +28,8 @@ use tcprelay_plan::{Protocol, Remote, Syslog};
 #[cfg(target_os = "linux")]
 mod ports;
 pub(crate) mod resets;
+mod sessions_report;
+mod steering;
 mod support;
 pub(crate) use support::*;
 
@@ -734,6 +736,7 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         users_min: 0,
         place: None,
         counting: None,
+        steering: None,
         acl: Vec::new(),
         listeners: vec![Listener {
             socket: ListenSocket::Unix(mio::net::UnixListener::from_std(listener)),
@@ -986,6 +989,23 @@ mod after_resets {
         an_answer_followed_by_a_reset_reaches_the_client,
         a_request_followed_by_a_reset_reaches_the_remote,
     );
+}
+
+/// The operators' steering of remotes (drain, enable, weight).
+mod steered {
+    use super::steering::*;
+    use super::*;
+    under_each_mechanism!(
+        a_drained_remote_gets_no_new_session_while_its_own_go_on,
+        a_weight_override_changes_the_split,
+    );
+}
+
+/// The `sessions` query answered on the control socket.
+mod report {
+    use super::sessions_report::*;
+    use super::*;
+    under_each_mechanism!(a_sessions_query_is_answered_with_the_sessions_oldest_first,);
 }
 
 /// Out of local ports (in a network namespace of their own: Linux only).

@@ -100,6 +100,7 @@ impl TlsWorker {
             users_min: 0,
             place: None,
             counting: None,
+            steering: None,
             acl: Vec::new(),
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),

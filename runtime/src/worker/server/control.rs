@@ -21,6 +21,10 @@ impl Worker {
             match frame {
                 crate::control::ToWorker::Drain => self.drain(Exit::Drained),
                 crate::control::ToWorker::Stop { grace_secs } => self.stop(grace_secs),
+                crate::control::ToWorker::Sessions { id, limit } => {
+                    let report = self.sessions_report(limit as usize);
+                    self.link.send_payload(id, &report);
+                }
             }
         }
         if received.eof {
@@ -109,10 +113,111 @@ impl Worker {
         }
     }
 
+    /// The `sessions` report: a line `{"total":N}`, then one JSON object per
+    /// session, the oldest `limit` first, as many as fit in
+    /// [`crate::control::MAX_PAYLOAD`] bytes. Times are milliseconds (`age_ms`,
+    /// `idle_ms`): the master sorts the workers' sessions together by them.
+    pub(super) fn sessions_report(&self, limit: usize) -> Vec<u8> {
+        let mut sessions: Vec<&Session<Stream>> = self.sessions.iter().map(|(_, s)| s).collect();
+        sessions.sort_by_key(|s| (s.accepted, s.id));
+        let mut out = serde_json::json!({ "total": self.sessions.len() }).to_string();
+        out.push('\n');
+        let listeners: Vec<(Option<socket2::SockAddr>, String)> = self
+            .listeners
+            .iter()
+            .flatten()
+            .map(|l| (listen_address(&l.socket), describe(&l.socket)))
+            .collect();
+        for session in sessions.into_iter().take(limit) {
+            let socket = match &session.client.io {
+                Stream::Plain(s) => s,
+                Stream::Tls(t) => t.socket(),
+            };
+            let sock = socket2::SockRef::from(socket);
+            let local = sock.local_addr().ok();
+            let client = sock
+                .peer_addr()
+                .ok()
+                .map_or_else(String::new, |a| address_text(&a));
+            let listener = listeners
+                .iter()
+                .find(|(address, _)| {
+                    address
+                        .as_ref()
+                        .is_some_and(|a| accepted_on(a, local.as_ref()))
+                })
+                .map_or_else(
+                    || local.as_ref().map_or_else(String::new, address_text),
+                    |(_, text)| text.clone(),
+                );
+            let remote = match session.state {
+                State::TlsHandshake { .. } | State::Connecting(_) => None,
+                _ => session
+                    .remote_index
+                    .and_then(|j| self.remotes.get(j))
+                    .map(|r| r.address.to_string()),
+            };
+            let (bytes_in, bytes_out) = session.bytes();
+            let millis = |since: Instant| {
+                u64::try_from(self.now.saturating_duration_since(since).as_millis())
+                    .unwrap_or(u64::MAX)
+            };
+            let line = serde_json::json!({
+                "id": format!("{}.{}", self.id, session.id),
+                "client": client,
+                "listener": listener,
+                "remote": remote,
+                "age_ms": millis(session.accepted),
+                "idle_ms": millis(session.last_active),
+                "bytes_in": bytes_in,
+                "bytes_out": bytes_out,
+            })
+            .to_string();
+            if out.len() + line.len() + 1 > crate::control::MAX_PAYLOAD {
+                break;
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.into_bytes()
+    }
+
     pub(super) fn report_probe(&self) {
         if let Some(probe) = &self.probe {
             let buffered = self.sessions.iter().map(|(_, s)| s.buffered()).sum();
             probe.record(self.sessions.len(), buffered, &self.pipes);
         }
+    }
+}
+
+/// A listener's bound address.
+fn listen_address(socket: &ListenSocket) -> Option<socket2::SockAddr> {
+    match socket {
+        ListenSocket::Tcp(l) => socket2::SockRef::from(l).local_addr().ok(),
+        ListenSocket::Unix(l) => socket2::SockRef::from(l).local_addr().ok(),
+    }
+}
+
+/// Whether a connection whose local address is `local` came through a listener
+/// bound to `listener` (an unspecified address takes every one of its port).
+fn accepted_on(listener: &socket2::SockAddr, local: Option<&socket2::SockAddr>) -> bool {
+    let Some(local) = local else {
+        return false;
+    };
+    match (listener.as_socket(), local.as_socket()) {
+        (Some(l), Some(c)) => l.port() == c.port() && (l.ip() == c.ip() || l.ip().is_unspecified()),
+        (None, None) => {
+            listener.as_pathname().is_some() && listener.as_pathname() == local.as_pathname()
+        }
+        _ => false,
+    }
+}
+
+/// An address as the reports print it: `ADDRESS:PORT`, or a Unix socket's path.
+fn address_text(address: &socket2::SockAddr) -> String {
+    match (address.as_socket(), address.as_pathname()) {
+        (Some(a), _) => a.to_string(),
+        (None, Some(path)) => format!("unix:{}", path.display()),
+        (None, None) => "unix".to_string(),
     }
 }

@@ -122,6 +122,8 @@ pub(crate) struct Setup {
     pub(crate) idle_release: Option<Duration>,
     pub(crate) defer_check: Option<Duration>,
     pub(crate) mechanism: Mechanism,
+    /// The relay-wide steering of remotes the worker follows.
+    pub(crate) steering: Option<crate::worker::Steering>,
 }
 
 impl Setup {
@@ -138,6 +140,7 @@ impl Setup {
             idle_release: None,
             defer_check: None,
             mechanism,
+            steering: None,
         }
     }
 
@@ -159,6 +162,7 @@ impl Setup {
             users_min: self.users_min,
             place: self.place,
             counting: None,
+            steering: self.steering,
             acl: self.acl,
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
