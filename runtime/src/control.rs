@@ -22,6 +22,10 @@ pub enum ToWorker {
     /// Graceful stop (SIGTERM/SIGINT to the master): as `Drain`, but sessions still
     /// open after `grace_secs` seconds are closed.
     Stop { grace_secs: u32 },
+    /// The drain is over (a reload's `drain timeout` has passed, or more old
+    /// generations drain than `drain generations`): close the remaining sessions
+    /// now and exit.
+    DrainOver,
 }
 
 /// What a worker tells the master.
@@ -49,6 +53,7 @@ const LOAD: u8 = b'L';
 const RETIRING: u8 = b'R';
 const DRAINING: u8 = b'd';
 const IDLE: u8 = b'I';
+const DRAIN_OVER: u8 = b'O';
 
 fn frame(kind: u8, a: u32, b: u64) -> [u8; FRAME] {
     let mut f = [0u8; FRAME];
@@ -70,6 +75,7 @@ impl ToWorker {
         match self {
             ToWorker::Drain => frame(DRAIN, 0, 0),
             ToWorker::Stop { grace_secs } => frame(STOP, grace_secs, 0),
+            ToWorker::DrainOver => frame(DRAIN_OVER, 0, 0),
         }
     }
 
@@ -78,6 +84,7 @@ impl ToWorker {
         match fields(f) {
             (DRAIN, _, _) => Some(ToWorker::Drain),
             (STOP, grace_secs, _) => Some(ToWorker::Stop { grace_secs }),
+            (DRAIN_OVER, _, _) => Some(ToWorker::DrainOver),
             _ => None,
         }
     }
@@ -119,7 +126,11 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        for m in [ToWorker::Drain, ToWorker::Stop { grace_secs: 30 }] {
+        for m in [
+            ToWorker::Drain,
+            ToWorker::Stop { grace_secs: 30 },
+            ToWorker::DrainOver,
+        ] {
             assert_eq!(ToWorker::decode(&m.encode()), Some(m));
         }
         for m in [

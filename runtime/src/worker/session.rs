@@ -243,6 +243,9 @@ pub struct Session<T> {
     down: Direction,
     /// When bytes last moved (or the session started relaying).
     pub last_active: Instant,
+    /// When a direction first ended (its end of file forwarded: `HalfClosed`), for
+    /// the half-close timeout.
+    half_closed_at: Option<Instant>,
     /// Whether the session is in the worker's run-again queue.
     pub queued: bool,
     /// The failover bookkeeping of the connect, kept while nothing has been relayed
@@ -265,6 +268,7 @@ impl<T: Transport> Session<T> {
             up: Direction::new(Side::Client),
             down: Direction::new(Side::Remote),
             last_active: now,
+            half_closed_at: None,
             queued: false,
             retry: None,
         }
@@ -359,6 +363,11 @@ impl<T: Transport> Session<T> {
     /// (remote → client): what each destination accepted, not what was read.
     pub fn bytes(&self) -> (u64, u64) {
         (self.up.bytes, self.down.bytes)
+    }
+
+    /// When one direction first ended (its end of file was forwarded), if one has.
+    pub fn half_closed_at(&self) -> Option<Instant> {
+        self.half_closed_at
     }
 
     /// Bytes held in user space for this session (0 when idle).
@@ -554,6 +563,9 @@ impl<T: Transport> Session<T> {
             },
             (false, false) => State::Relaying,
         };
+        if matches!(self.state, State::HalfClosed { .. }) {
+            self.half_closed_at.get_or_insert(now);
+        }
         if matches!(self.state, State::Closed) {
             Outcome::Close(Close::Finished)
         } else if exhausted {

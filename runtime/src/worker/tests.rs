@@ -30,6 +30,7 @@ mod ports;
 pub(crate) mod resets;
 mod support;
 pub(crate) use support::*;
+mod timeouts;
 
 // ---- the tests --------------------------------------------------------------------
 
@@ -985,6 +986,16 @@ mod after_resets {
         a_reset_after_the_request_reached_the_remote_is_not_retried,
         an_answer_followed_by_a_reset_reaches_the_client,
         a_request_followed_by_a_reset_reaches_the_remote,
+    );
+}
+
+/// Issue 14's half-close timeout and the end of a reload's drain.
+mod session_timeouts {
+    use super::timeouts::*;
+    use super::*;
+    under_each_mechanism!(
+        the_half_close_timeout_closes_half_closed_sessions_only,
+        drain_over_closes_the_sessions_left_and_exits,
     );
 }
 

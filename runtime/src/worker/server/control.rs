@@ -21,6 +21,7 @@ impl Worker {
             match frame {
                 crate::control::ToWorker::Drain => self.drain(Exit::Drained),
                 crate::control::ToWorker::Stop { grace_secs } => self.stop(grace_secs),
+                crate::control::ToWorker::DrainOver => self.drain_over(),
             }
         }
         if received.eof {
@@ -60,6 +61,26 @@ impl Worker {
             .checked_add(Duration::from_secs(u64::from(grace_secs)))
         {
             self.grace_at = Some(self.grace_at.map_or(at, |old| old.min(at)));
+        }
+    }
+
+    /// The master's drain deadline has passed (or the master stops the oldest of
+    /// too many draining generations): drained if it was not yet, and the sessions
+    /// left are closed now; the loop then exits.
+    pub(super) fn drain_over(&mut self) {
+        if self.exit.is_none() {
+            self.drain(Exit::Drained);
+        }
+        let keys: Vec<usize> = self.sessions.iter().map(|(key, _)| key).collect();
+        if !keys.is_empty() {
+            crate::notice!(
+                "worker {}: drain over, closing {} sessions",
+                self.id,
+                keys.len()
+            );
+        }
+        for key in keys {
+            self.close(key, Why::DrainOver);
         }
     }
 
