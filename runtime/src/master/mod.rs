@@ -135,6 +135,9 @@ pub struct Master {
     stats: Option<stats::Registry>,
     slots: stats::Slots,
     old_slots: Vec<(u64, stats::Slots)>,
+    /// Old generations draining after reloads, oldest first, with their deadlines
+    /// (`reload.rs`).
+    drains: Vec<reload::Drain>,
 }
 
 impl std::fmt::Debug for Master {
@@ -206,6 +209,7 @@ impl Master {
             stats,
             slots,
             old_slots: Vec::new(),
+            drains: Vec::new(),
         })
     }
 
@@ -268,6 +272,7 @@ impl Master {
             let wake = [
                 self.spawn_after,
                 self.compiling.as_ref().map(load::Compile::deadline),
+                self.next_drain_deadline(),
             ];
             let timeout = wake
                 .into_iter()
@@ -308,6 +313,7 @@ impl Master {
             }
             let due = self.overload_due();
             self.set_overload(due);
+            self.expire_drains();
         }
     }
 }
