@@ -557,7 +557,7 @@ impl fmt::Display for WhyText<'_> {
             Why::Handshake(error) => write!(f, "TLS handshake failed: {error}"),
             Why::HandshakeTimeout => f.write_str("TLS handshake timed out"),
             Why::HalfClose => f.write_str("half-close timeout"),
-            Why::DrainOver => f.write_str("drained by a reload, past its deadline"),
+            Why::DrainOver => f.write_str("drain over after a reload"),
         }
     }
 }
