@@ -794,3 +794,36 @@ fn an_error_event_is_checked() {
         })
     ));
 }
+
+/// The half-close timeout counts from the first direction's end: `half_closed_at`
+/// is the instant of the run that forwarded it, and later runs do not move it.
+#[test]
+fn half_closed_at_is_when_the_first_end_of_file_was_forwarded() {
+    let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
+    let mut scratch = vec![0u8; 64];
+    let started = Instant::now();
+    client.state().input.extend(b"request");
+    s.relay(&mut scratch, &mut Pipes::default(), started);
+    assert_eq!(s.half_closed_at(), None);
+    client.state().input_eof = true;
+    s.ready(Side::Client, true, false, true, false);
+    let ended = started + Duration::from_secs(1);
+    s.relay(&mut scratch, &mut Pipes::default(), ended);
+    assert!(remote.state().shut_write);
+    assert!(matches!(
+        s.state,
+        State::HalfClosed {
+            finished: Side::Client
+        }
+    ));
+    assert_eq!(s.half_closed_at(), Some(ended));
+    remote.state().input.extend(b"reply");
+    s.ready(Side::Remote, true, false, false, false);
+    s.relay(
+        &mut scratch,
+        &mut Pipes::default(),
+        ended + Duration::from_secs(1),
+    );
+    assert_eq!(client.state().output, b"reply");
+    assert_eq!(s.half_closed_at(), Some(ended));
+}
