@@ -645,6 +645,9 @@ impl<T: Transport> Session<T> {
         };
         self.release_pipes(pipes);
         self.up.shut = false;
+        // The client's end of file goes to the next remote again: its half-close
+        // timeout counts from then.
+        self.half_closed_at = None;
         self.down = Direction::new(Side::Remote);
         Outcome::Failover(error)
     }
