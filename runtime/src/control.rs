@@ -32,6 +32,10 @@ pub enum ToWorker {
     /// Report the sessions open now, at most `limit` of them (the oldest), in a
     /// payload answering `id`.
     Sessions { id: u64, limit: u32 },
+    /// The drain is over (a reload's `drain timeout` has passed, or more old
+    /// generations drain than `drain generations`): close the remaining sessions
+    /// now and exit.
+    DrainOver,
 }
 
 /// The most bytes of one payload; a longer one is skipped unread (never stored).
@@ -69,6 +73,7 @@ const PAYLOAD: u8 = b'P';
 pub fn payload_header(id: u64, len: u32) -> [u8; FRAME] {
     frame(PAYLOAD, len, id)
 }
+const DRAIN_OVER: u8 = b'O';
 
 fn frame(kind: u8, a: u32, b: u64) -> [u8; FRAME] {
     let mut f = [0u8; FRAME];
@@ -91,6 +96,7 @@ impl ToWorker {
             ToWorker::Drain => frame(DRAIN, 0, 0),
             ToWorker::Stop { grace_secs } => frame(STOP, grace_secs, 0),
             ToWorker::Sessions { id, limit } => frame(SESSIONS, limit, id),
+            ToWorker::DrainOver => frame(DRAIN_OVER, 0, 0),
         }
     }
 
@@ -100,6 +106,7 @@ impl ToWorker {
             (DRAIN, _, _) => Some(ToWorker::Drain),
             (STOP, grace_secs, _) => Some(ToWorker::Stop { grace_secs }),
             (SESSIONS, limit, id) => Some(ToWorker::Sessions { id, limit }),
+            (DRAIN_OVER, _, _) => Some(ToWorker::DrainOver),
             _ => None,
         }
     }
@@ -243,6 +250,7 @@ mod tests {
                 id: 1 << 40,
                 limit: 100,
             },
+            ToWorker::DrainOver,
         ] {
             assert_eq!(ToWorker::decode(&m.encode()), Some(m));
         }

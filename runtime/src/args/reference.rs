@@ -30,7 +30,12 @@ when the plan names one).
 .TP
 .B SIGHUP
 Reload: re-read the plan file (or compile the configuration again), bind any new
-listener, start a new generation of workers and let the old ones drain.
+listener, start a new generation of workers and let the old ones drain (until the
+new plan's
+.BR "drain timeout" ,
+if it has one, and at most
+.B "drain generations"
+old generations at once: the oldest beyond are stopped).
 No connection is cut or refused: the listening sockets of addresses that stay in the
 plan are never closed.
 A new plan that does not load or validate, or an address that cannot be bound, is
@@ -52,7 +57,8 @@ stops at once.
 .TP
 .B SIGUSR1
 Log the live state: one line from the master with the generation and each worker's
-pid, generation, and whether it is full or draining; then one line from each worker
+pid, generation, and whether it is full or draining (with a drain timeout, in how many
+seconds its sessions are closed); then one line from each worker
 with its sessions, the sessions it has served, and every remote with its state (alive
 or dead) and its sessions.
 .PP

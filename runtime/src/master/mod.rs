@@ -142,6 +142,9 @@ pub struct Master {
     steering: Option<crate::steering::Table>,
     /// `sessions` queries waiting for the workers' answers (`sessions`).
     gatherings: sessions::Gatherings,
+    /// Old generations draining after reloads, oldest first, with their deadlines
+    /// (`reload.rs`).
+    drains: Vec<reload::Drain>,
 }
 
 impl std::fmt::Debug for Master {
@@ -219,6 +222,7 @@ impl Master {
                 })
                 .ok(),
             gatherings: sessions::Gatherings::default(),
+            drains: Vec::new(),
         })
     }
 
@@ -282,6 +286,7 @@ impl Master {
                 self.spawn_after,
                 self.compiling.as_ref().map(load::Compile::deadline),
                 self.sessions_deadline(),
+                self.next_drain_deadline(),
             ];
             let timeout = wake
                 .into_iter()
@@ -323,6 +328,7 @@ impl Master {
             self.sessions_due();
             let due = self.overload_due();
             self.set_overload(due);
+            self.expire_drains();
         }
     }
 }

@@ -1,6 +1,13 @@
 //! SIGHUP's reload by generations: the plan read or compiled again (the master
 //! supervising meanwhile), then checked, the listeners re-bound, a new generation
 //! forked and only then the old one told to drain. Any failure keeps the running plan.
+//!
+//! Old generations drain for as long as their sessions last, unless the plan that
+//! replaced them bounds it: `drain timeout` gives each a deadline (a later reload
+//! may bring it forward), kept here by the master (one instant for all of a
+//! generation's workers), at which its workers are told [`ToWorker::DrainOver`]
+//! (close the sessions left, exit); `drain generations` caps how many drain at
+//! once, the oldest being told so at once when a reload would leave more.
 
 use super::Master;
 use crate::control::ToWorker;
@@ -9,6 +16,17 @@ use crate::load;
 use crate::worker;
 use crate::{error, info, notice, warn};
 use mio::Token;
+use std::time::{Duration, Instant};
+
+/// An old generation draining after a reload.
+#[derive(Debug)]
+pub(super) struct Drain {
+    generation: u64,
+    /// When its remaining sessions are closed (`None`: when they end).
+    deadline: Option<Instant>,
+    /// Its workers were told [`ToWorker::DrainOver`].
+    over: bool,
+}
 
 impl Master {
     /// SIGHUP: reads the plan again, or starts compiling the configuration again
@@ -117,6 +135,100 @@ impl Master {
                 Self::send(w, ToWorker::Drain);
             }
         }
+        self.start_drain(self.generation - 1);
         Ok(old.len())
+    }
+
+    /// Generation `previous` has just been replaced: it drains, until the new plan's
+    /// drain timeout if it has one, which also bounds the older generations still
+    /// draining (a deadline is brought forward, never postponed); then at most
+    /// `drain generations` drain.
+    fn start_drain(&mut self, previous: u64) {
+        let timeout = self.plan.relay.drain_timeout;
+        let deadline = (timeout > 0)
+            .then(|| Instant::now().checked_add(Duration::from_secs(u64::from(timeout))))
+            .flatten();
+        if let Some(at) = deadline {
+            for drain in self.drains.iter_mut().filter(|d| !d.over) {
+                drain.deadline = Some(drain.deadline.map_or(at, |old| old.min(at)));
+            }
+        }
+        if self.workers.values().any(|w| w.generation == previous) {
+            self.drains.push(Drain {
+                generation: previous,
+                deadline,
+                over: false,
+            });
+        }
+        self.cap_drains();
+    }
+
+    /// When the sessions of old generation `generation` will be closed (its drain
+    /// timeout), if it drains with a deadline not yet reached.
+    pub(super) fn drain_deadline(&self, generation: u64) -> Option<Instant> {
+        self.drains
+            .iter()
+            .find(|d| d.generation == generation && !d.over)
+            .and_then(|d| d.deadline)
+    }
+
+    /// The next drain deadline, for the master's poll.
+    pub(super) fn next_drain_deadline(&self) -> Option<Instant> {
+        self.drains
+            .iter()
+            .filter(|d| !d.over)
+            .filter_map(|d| d.deadline)
+            .min()
+    }
+
+    /// Ends the drains whose deadline has passed, and forgets the generations none
+    /// of whose workers is left.
+    pub(super) fn expire_drains(&mut self) {
+        let now = Instant::now();
+        for index in 0..self.drains.len() {
+            let drain = &self.drains[index];
+            if !drain.over && drain.deadline.is_some_and(|at| at <= now) {
+                self.end_drain(index, "its drain timeout has passed");
+            }
+        }
+        let workers = &self.workers;
+        self.drains
+            .retain(|d| workers.values().any(|w| w.generation == d.generation));
+    }
+
+    /// At most `drain generations` old generations drain: the oldest beyond are
+    /// told to close their sessions and exit.
+    fn cap_drains(&mut self) {
+        let cap = self.plan.relay.drain_generations.max(1) as usize;
+        let mut draining = self.drains.iter().filter(|d| !d.over).count();
+        // Oldest first: they are pushed in generation order.
+        for index in 0..self.drains.len() {
+            if draining <= cap {
+                break;
+            }
+            if !self.drains[index].over {
+                self.end_drain(
+                    index,
+                    &format!("more than {cap} old generation(s) would drain"),
+                );
+                draining -= 1;
+            }
+        }
+    }
+
+    /// Tells the workers of the drain at `index` that it is over.
+    fn end_drain(&mut self, index: usize, why: &str) {
+        let drain = &mut self.drains[index];
+        drain.over = true;
+        let generation = drain.generation;
+        let mut told = 0;
+        for w in self.workers.values_mut() {
+            if w.generation == generation {
+                w.leaving = true;
+                Self::send(w, ToWorker::DrainOver);
+                told += 1;
+            }
+        }
+        notice!("generation {generation}: {why}: closing the sessions of its {told} worker(s)");
     }
 }

@@ -23,12 +23,20 @@ impl Master {
         let list: Vec<String> = ws
             .iter()
             .map(|w| {
+                let draining = match (w.leaving, self.drain_deadline(w.generation)) {
+                    (false, _) => String::new(),
+                    (true, None) => ", draining".to_string(),
+                    (true, Some(at)) => format!(
+                        ", draining, sessions closed in {} s",
+                        at.saturating_duration_since(std::time::Instant::now())
+                            .as_secs()
+                    ),
+                };
                 format!(
-                    "{} (generation {}{}{})",
+                    "{} (generation {}{}{draining})",
                     w.pid,
                     w.generation,
                     if w.full { ", full" } else { "" },
-                    if w.leaving { ", draining" } else { "" }
                 )
             })
             .collect();

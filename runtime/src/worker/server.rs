@@ -16,7 +16,8 @@
 //!
 //! Time: there is no timer unless something needs one. A coarse sweep every
 //! [`SWEEP_INTERVAL`] runs while a connect or a TLS handshake is in progress (their
-//! timeouts) or, with an idle timeout, while sessions exist; the stop grace and the accept back-off are
+//! timeouts) or, with an idle timeout, while sessions exist, or, with a half-close
+//! timeout, while a session is half-closed; the stop grace and the accept back-off are
 //! single deadlines. With none of these the poll blocks indefinitely.
 //!
 //! This file holds the worker's state, its set-up and the loop; the handlers are
@@ -146,6 +147,10 @@ enum Why {
     Local(io::Error),
     Handshake(io::Error),
     HandshakeTimeout,
+    /// One direction ended `half close timeout` ago.
+    HalfClose,
+    /// The drain after a reload is over (`drain timeout`, or `drain generations`).
+    DrainOver,
 }
 
 /// What a sweep found expired.
@@ -155,6 +160,7 @@ enum Expired {
     Idle,
     Silent,
     Handshake,
+    HalfClose,
 }
 
 /// Accepting paused because the process ran out of descriptors or memory.
@@ -203,6 +209,9 @@ pub struct Worker {
     idle_timeout: Option<Duration>,
     /// `silent timeout`: sessions through which nothing passed are closed after it.
     silent_timeout: Option<Duration>,
+    /// `half close timeout`: sessions one direction of which has ended are closed
+    /// this long after.
+    half_close_timeout: Option<Duration>,
     served: u64,
     /// At `users max`: listeners deregistered until a session ends.
     full: bool,
@@ -349,6 +358,8 @@ impl Worker {
                 .then(|| Duration::from_secs(u64::from(relay.silent_timeout))),
             idle_timeout: (relay.idle_timeout > 0)
                 .then(|| Duration::from_secs(u64::from(relay.idle_timeout))),
+            half_close_timeout: (relay.half_close_timeout > 0)
+                .then(|| Duration::from_secs(u64::from(relay.half_close_timeout))),
             served: 0,
             full: false,
             starved: None,
@@ -549,6 +560,8 @@ impl fmt::Display for WhyText<'_> {
             Why::Local(error) => write!(f, "local error: {error}"),
             Why::Handshake(error) => write!(f, "TLS handshake failed: {error}"),
             Why::HandshakeTimeout => f.write_str("TLS handshake timed out"),
+            Why::HalfClose => f.write_str("half-close timeout"),
+            Why::DrainOver => f.write_str("drain over after a reload"),
         }
     }
 }

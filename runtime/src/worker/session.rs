@@ -245,6 +245,9 @@ pub struct Session<T> {
     pub last_active: Instant,
     /// When the client was accepted (for the `sessions` report).
     pub accepted: Instant,
+    /// When a direction first ended (its end of file forwarded: `HalfClosed`), for
+    /// the half-close timeout.
+    half_closed_at: Option<Instant>,
     /// Whether the session is in the worker's run-again queue.
     pub queued: bool,
     /// The failover bookkeeping of the connect, kept while nothing has been relayed
@@ -268,6 +271,7 @@ impl<T: Transport> Session<T> {
             down: Direction::new(Side::Remote),
             last_active: now,
             accepted: now,
+            half_closed_at: None,
             queued: false,
             retry: None,
         }
@@ -362,6 +366,11 @@ impl<T: Transport> Session<T> {
     /// (remote → client): what each destination accepted, not what was read.
     pub fn bytes(&self) -> (u64, u64) {
         (self.up.bytes, self.down.bytes)
+    }
+
+    /// When one direction first ended (its end of file was forwarded), if one has.
+    pub fn half_closed_at(&self) -> Option<Instant> {
+        self.half_closed_at
     }
 
     /// Bytes held in user space for this session (0 when idle).
@@ -557,6 +566,9 @@ impl<T: Transport> Session<T> {
             },
             (false, false) => State::Relaying,
         };
+        if matches!(self.state, State::HalfClosed { .. }) {
+            self.half_closed_at.get_or_insert(now);
+        }
         if matches!(self.state, State::Closed) {
             Outcome::Close(Close::Finished)
         } else if exhausted {
@@ -636,6 +648,9 @@ impl<T: Transport> Session<T> {
         };
         self.release_pipes(pipes);
         self.up.shut = false;
+        // The client's end of file goes to the next remote again: its half-close
+        // timeout counts from then.
+        self.half_closed_at = None;
         self.down = Direction::new(Side::Remote);
         Outcome::Failover(error)
     }

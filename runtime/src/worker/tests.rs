@@ -32,6 +32,7 @@ mod sessions_report;
 mod steering;
 mod support;
 pub(crate) use support::*;
+mod timeouts;
 
 // ---- the tests --------------------------------------------------------------------
 
@@ -1006,6 +1007,16 @@ mod report {
     use super::sessions_report::*;
     use super::*;
     under_each_mechanism!(a_sessions_query_is_answered_with_the_sessions_oldest_first,);
+}
+
+/// Issue 14's half-close timeout and the end of a reload's drain.
+mod session_timeouts {
+    use super::timeouts::*;
+    use super::*;
+    under_each_mechanism!(
+        the_half_close_timeout_closes_half_closed_sessions_only,
+        drain_over_closes_the_sessions_left_and_exits,
+    );
 }
 
 /// Out of local ports (in a network namespace of their own: Linux only).

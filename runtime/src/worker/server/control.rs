@@ -25,6 +25,7 @@ impl Worker {
                     let report = self.sessions_report(limit as usize);
                     self.link.send_payload(id, &report);
                 }
+                crate::control::ToWorker::DrainOver => self.drain_over(),
             }
         }
         if received.eof {
@@ -64,6 +65,26 @@ impl Worker {
             .checked_add(Duration::from_secs(u64::from(grace_secs)))
         {
             self.grace_at = Some(self.grace_at.map_or(at, |old| old.min(at)));
+        }
+    }
+
+    /// The master's drain deadline has passed (or the master stops the oldest of
+    /// too many draining generations): drained if it was not yet, and the sessions
+    /// left are closed now; the loop then exits.
+    pub(super) fn drain_over(&mut self) {
+        if self.exit.is_none() {
+            self.drain(Exit::Drained);
+        }
+        let keys: Vec<usize> = self.sessions.iter().map(|(key, _)| key).collect();
+        if !keys.is_empty() {
+            crate::notice!(
+                "worker {}: drain over, closing {} sessions",
+                self.id,
+                keys.len()
+            );
+        }
+        for key in keys {
+            self.close(key, Why::DrainOver);
         }
     }
 

@@ -136,6 +136,7 @@ impl Worker {
             return;
         };
         let outcome = session.relay(&mut self.scratch, &mut self.pipes, self.now);
+        let half_closed = matches!(session.state, State::HalfClosed { .. });
         if !matches!(outcome, Outcome::Close(_)) {
             rearm_session(&mut *self.poller, session);
         }
@@ -180,6 +181,10 @@ impl Worker {
                 self.fail_attempt(key, error);
             }
             Outcome::Close(close) => self.close(key, Why::Relay(close)),
+        }
+        if half_closed && self.half_close_timeout.is_some() {
+            // The sweep closes it at the half-close timeout.
+            self.arm_sweep();
         }
     }
 

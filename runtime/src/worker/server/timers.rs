@@ -1,5 +1,5 @@
-//! Timers: the run-again queue and the sweep for handshake, connect and idle
-//! timeouts.
+//! Timers: the run-again queue and the sweep for handshake, connect, idle and
+//! half-close timeouts.
 
 use super::*;
 
@@ -76,8 +76,9 @@ impl Worker {
 
     /// Fails over connects older than the connect timeout, closes TLS clients whose
     /// handshake takes longer than the TLS handshake timeout, sessions idle for the idle
-    /// timeout and sessions through which nothing has passed for the silent timeout;
-    /// re-arms itself while any of these can still happen.
+    /// timeout, sessions through which nothing has passed for the silent timeout and
+    /// sessions one direction of which ended the half-close timeout ago; re-arms
+    /// itself while any of these can still happen.
     pub(super) fn sweep(&mut self) {
         self.sweep_at = None;
         let now = self.now;
@@ -101,6 +102,19 @@ impl Worker {
                 }
                 State::Connecting(_) | State::Closed => {}
                 State::Relaying | State::HalfClosed { .. } | State::Failing(_) => {
+                    // One direction has ended: the whole session goes that long
+                    // after, whatever the other one does.
+                    if let (State::HalfClosed { .. }, Some(limit), Some(since)) = (
+                        &session.state,
+                        self.half_close_timeout,
+                        session.half_closed_at(),
+                    ) {
+                        if now.saturating_duration_since(since) >= limit {
+                            self.expired.push((key, Expired::HalfClose));
+                            continue;
+                        }
+                        rearm = true;
+                    }
                     let quiet = now.saturating_duration_since(session.last_active);
                     // Nothing has passed either way since it started relaying.
                     let silent = self.silent_timeout.filter(|_| session.bytes() == (0, 0));
@@ -131,6 +145,7 @@ impl Worker {
                 Expired::Idle => self.close(key, Why::Idle),
                 Expired::Silent => self.close(key, Why::Silent),
                 Expired::Handshake => self.close(key, Why::HandshakeTimeout),
+                Expired::HalfClose => self.close(key, Why::HalfClose),
             }
         }
         self.expired = expired;

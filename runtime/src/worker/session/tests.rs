@@ -794,3 +794,69 @@ fn an_error_event_is_checked() {
         })
     ));
 }
+
+/// The half-close timeout counts from the first direction's end: `half_closed_at`
+/// is the instant of the run that forwarded it, and later runs do not move it.
+#[test]
+fn half_closed_at_is_when_the_first_end_of_file_was_forwarded() {
+    let (mut s, client, remote) = relaying(1 << 20, 1 << 20);
+    let mut scratch = vec![0u8; 64];
+    let started = Instant::now();
+    client.state().input.extend(b"request");
+    s.relay(&mut scratch, &mut Pipes::default(), started);
+    assert_eq!(s.half_closed_at(), None);
+    client.state().input_eof = true;
+    s.ready(Side::Client, true, false, true, false);
+    let ended = started + Duration::from_secs(1);
+    s.relay(&mut scratch, &mut Pipes::default(), ended);
+    assert!(remote.state().shut_write);
+    assert!(matches!(
+        s.state,
+        State::HalfClosed {
+            finished: Side::Client
+        }
+    ));
+    assert_eq!(s.half_closed_at(), Some(ended));
+    remote.state().input.extend(b"reply");
+    s.ready(Side::Remote, true, false, false, false);
+    s.relay(
+        &mut scratch,
+        &mut Pipes::default(),
+        ended + Duration::from_secs(1),
+    );
+    assert_eq!(client.state().output, b"reply");
+    assert_eq!(s.half_closed_at(), Some(ended));
+}
+
+/// A client's end of file forwarded to a remote that then fails before anything
+/// was relayed: the session fails over, and its half-close timeout counts from the
+/// end of file forwarded to the next remote, not from the first (a slow connect
+/// must not spend it).
+#[test]
+fn a_failover_restarts_the_half_close_clock() {
+    let mut scratch = vec![0u8; 64];
+    let (mut s, client, remote) = relaying(100, 100);
+    let started = Instant::now();
+    client.state().input_eof = true;
+    s.relay(&mut scratch, &mut Pipes::default(), started);
+    assert!(remote.state().shut_write);
+    assert_eq!(s.half_closed_at(), Some(started));
+    remote.state().read_error = Some(io::ErrorKind::ConnectionReset);
+    s.ready(Side::Remote, true, false, false, false);
+    let failed = started + Duration::from_secs(1);
+    assert!(matches!(
+        s.relay(&mut scratch, &mut Pipes::default(), failed),
+        Outcome::Failover(_)
+    ));
+    assert_eq!(s.half_closed_at(), None);
+    let next = Fake::new(100);
+    s.remote = Some(End::new(next.clone()));
+    let connected = failed + Duration::from_secs(5);
+    assert!(matches!(
+        s.connected(connected, false),
+        ConnectOutcome::Connected
+    ));
+    s.relay(&mut scratch, &mut Pipes::default(), connected);
+    assert!(next.state().shut_write, "the client's end of file again");
+    assert_eq!(s.half_closed_at(), Some(connected));
+}
