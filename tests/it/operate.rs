@@ -589,3 +589,156 @@ fn prometheus_scrapes_the_relay() {
         std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
     );
 }
+
+/// A reload that changes `control` and `metrics` moves them: the new socket and
+/// port answer, the old socket file is gone and the old port refuses. A reload to a
+/// metrics address in use fails, naming it, and both stay where they were.
+#[test]
+fn a_reload_moves_the_control_socket_and_the_metrics_endpoint() {
+    let echo = Echo::start();
+    let port = free_port();
+    let (first_port, first) = metrics_line();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("relay.cfg");
+    std::fs::write(&cfg, config(port, &[(echo.port, 1)], &first, "")).unwrap();
+    let relay = Relay::start(dir.path(), &["-f", cfg.to_str().unwrap()], port);
+    assert_eq!(get(first_port, "/metrics").0, 200);
+
+    let moved = dir.path().join("moved.sock");
+    let (second_port, second) = metrics_line();
+    let control = format!("control = {{ path = {} }}", moved.display());
+    std::fs::write(
+        &cfg,
+        config(port, &[(echo.port, 1)], &format!("{second}\n{control}"), ""),
+    )
+    .unwrap();
+    let answer = ask(dir.path(), &["reload"]);
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert!(
+        !dir.path().join("ctl").exists(),
+        "the old socket is removed"
+    );
+    assert_eq!(ask_at(&moved, "status")["generation"], 2);
+    assert_eq!(get(second_port, "/metrics").0, 200);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", first_port)).is_err());
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    std::fs::write(
+        &cfg,
+        config(
+            port,
+            &[(echo.port, 1)],
+            &format!("metrics = {{ address = 127.0.0.1 port = {busy} }}\n{control}"),
+            "",
+        ),
+    )
+    .unwrap();
+    let answer = ask_at(&moved, "reload");
+    assert_eq!(answer["ok"], false, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!(
+            "cannot bind the metrics endpoint 127.0.0.1:{busy}"
+        )),
+        "{error}"
+    );
+    assert_eq!(ask_at(&moved, "status")["generation"], 2);
+    assert_eq!(get(second_port, "/metrics").0, 200);
+    let (_, body) = get(second_port, "/metrics");
+    assert!(body.contains("tcprelay_reloads_failed_total 1\n"), "{body}");
+    assert_eq!(echo_through(port, b"on").unwrap(), b"on");
+    drop(relay);
+}
+
+/// `tcprelay ctl reload`s that come while one compile runs (a compiler that takes a
+/// second) all get its outcome: one new generation, not one each. One waiting when
+/// the relay is stopped is told the reload was abandoned.
+#[test]
+fn ctl_reloads_during_one_compile_share_its_outcome() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("relay.cfg");
+    std::fs::write(
+        &cfg,
+        config(port, &[(echo.port, 1)], "spawn = { servers min = 1 }", ""),
+    )
+    .unwrap();
+    let slow = dir.path().join("slow-cc");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\nsleep 1\nexec {} \"$@\"\n",
+            harness::bin("tcprelay-cc").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = format!(
+        "TCPRELAY_CC={} exec {} -f {}",
+        slow.display(),
+        harness::bin("tcprelay").display(),
+        cfg.display()
+    );
+    let mut relay = Relay::start_shell(dir.path(), &script, port);
+    relay.await_workers(1, Duration::from_secs(5));
+    let runtime = dir.path().to_path_buf();
+    let asks: Vec<_> = (0..3)
+        .map(|i| {
+            let runtime = runtime.clone();
+            std::thread::sleep(Duration::from_millis(if i == 0 { 0 } else { 100 }));
+            std::thread::spawn(move || ask(&runtime, &["reload"]))
+        })
+        .collect();
+    for answer in asks.into_iter().map(|t| t.join().unwrap()) {
+        assert_eq!(answer["ok"], true, "{answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains("generation 2 runs"), "{message}");
+    }
+    assert_eq!(ask(dir.path(), &["status"])["generation"], 2);
+
+    let waiting = std::thread::spawn(move || ask(&runtime, &["reload"]));
+    relay.await_log("reload: compiling", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    relay.signal(15);
+    let answer = waiting.join().unwrap();
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert_eq!(
+        answer["error"],
+        "the relay is stopping: the reload was abandoned"
+    );
+    assert!(relay.wait_exit(Duration::from_secs(10)).is_some());
+}
+
+/// Connections the master sheds under `overload = close` are counted: `status`
+/// says how many.
+#[test]
+fn connections_shed_by_the_master_are_counted() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        port,
+        &[(echo.port, 1)],
+        "spawn = { servers min = 1 servers max = 1 users min = 1 users max = 1 overload = close }",
+        "",
+    );
+    let relay = Relay::run_config(dir.path(), &cfg, port);
+    relay.await_workers(1, Duration::from_secs(5));
+    let mut held = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    held.write_all(b"x").unwrap();
+    held.read_exact(&mut [0u8; 1]).unwrap();
+    relay.await_log("every worker is full", Duration::from_secs(10));
+    for _ in 0..3 {
+        let mut turned = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        turned
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(turned.read(&mut [0u8; 1]).unwrap(), 0, "turned away");
+    }
+    let status = status_until(dir.path(), |s| s["totals"]["shed_overload"] == 3);
+    assert_eq!(status["totals"]["shed_overload"], 3);
+    drop(held);
+}
