@@ -285,7 +285,7 @@ impl Master {
     /// Times the endpoint's clients out when one is due.
     pub(super) fn sweep_metrics(&mut self) {
         let now = Instant::now();
-        if !self.metrics_deadline().is_some_and(|t| t <= now) {
+        if self.metrics_deadline().is_none_or(|t| t > now) {
             return;
         }
         let Some(mut server) = self.metrics.take() else {
