@@ -75,6 +75,74 @@ fn header_hash(plan: &Path) -> String {
     )
 }
 
+/// The example answer docs/control.md gives under `### \`COMMAND\``.
+fn documented(command: &str) -> Value {
+    let text = std::fs::read_to_string(harness::root().join("docs/control.md")).unwrap();
+    let section = text
+        .split(&format!("### `{command}`"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {command} section"));
+    let json = section
+        .split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("an example");
+    serde_json::from_str(json.trim()).expect("the example is JSON")
+}
+
+/// Every field path of `v` (`generations[].workers[].pid`), with its JSON type.
+fn shape(v: &Value, at: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                shape(v, &format!("{at}.{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                shape(item, &format!("{at}[]"), out);
+            }
+        }
+        // `null` stands for an integer or a string the example may show.
+        Value::Null => {
+            out.insert(at.to_string());
+        }
+        other => {
+            let kind = match other {
+                Value::Bool(_) => "bool",
+                Value::Number(_) => "number",
+                _ => "string",
+            };
+            out.insert(format!("{at}: {kind}"));
+        }
+    }
+}
+
+/// `answer` has the fields and types of docs/control.md's example (a `null` in
+/// either matches any type).
+fn assert_documented(command: &str, answer: &Value) {
+    let strip = |set: std::collections::BTreeSet<String>| -> std::collections::BTreeSet<String> {
+        set.into_iter()
+            .map(|p| p.split(": ").next().unwrap().to_string())
+            .collect()
+    };
+    let (mut ours, mut theirs) = Default::default();
+    shape(answer, "", &mut ours);
+    shape(&documented(command), "", &mut theirs);
+    assert_eq!(
+        strip(ours.clone()),
+        strip(theirs.clone()),
+        "{command}: field paths"
+    );
+    for typed in ours.iter().filter(|p| p.contains(": ")) {
+        let path = typed.split(": ").next().unwrap();
+        assert!(
+            theirs.contains(typed) || theirs.contains(path),
+            "{command}: {typed} differs from the docs: {theirs:?}"
+        );
+    }
+}
+
 /// After five sessions, `status` and `remotes` say exactly what went through: the
 /// sessions, the bytes each way, the connections to the remote; the plan's source
 /// and hash (its file's checksum) and the workers of generation 1. The table form
@@ -113,7 +181,10 @@ fn ctl_status_and_remotes_count_what_went_through() {
     expected.sort_unstable();
     assert_eq!(pids, expected);
 
+    assert_documented("status", &status);
+
     let remotes = ask(dir.path(), &["remotes"]);
+    assert_documented("remotes", &remotes);
     let list = remotes["remotes"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{remotes}");
     let r = &list[0];
