@@ -813,3 +813,42 @@ fn connections_shed_by_the_master_are_counted() {
     assert_eq!(status["totals"]["shed_overload"], 3);
     drop(held);
 }
+
+/// A relay gone to the background (`-b`: forked twice) still owns its control
+/// socket: `ctl stop` stops it and the socket file goes with it.
+#[test]
+fn a_background_relay_removes_its_socket_when_stopped() {
+    let echo = Echo::start();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = harness::compile(
+        dir.path(),
+        "relay",
+        &config(port, &[(echo.port, 1)], "spawn = { servers min = 1 }", ""),
+    );
+    let out = Command::new(harness::bin("tcprelay"))
+        .args(["run", "-b", plan.to_str().unwrap()])
+        .env("RUNTIME_DIRECTORY", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let socket = dir.path().join("ctl");
+    let status = status_until(dir.path(), |s| s["ok"] == true);
+    let pid = status["pid"].as_i64().unwrap();
+    assert_ne!(pid, 0);
+    assert_eq!(ask(dir.path(), &["stop"])["ok"], true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = socket.exists();
+    if left {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    assert!(!left, "the background relay left its socket");
+    while harness::alive(pid as i32) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!harness::alive(pid as i32), "the relay stopped");
+}
