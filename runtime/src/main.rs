@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     let pidfile = plan.spawnd.pidfile.clone();
     let (user, group) = (plan.spawnd.user.clone(), plan.spawnd.group.clone());
     let workdir = plan.spawnd.working_directory.clone();
-    let master = match master::Master::new(plan, tls, source, notify) {
+    let mut master = match master::Master::new(plan, tls, source, notify) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("tcprelay: {e}");
@@ -92,6 +92,7 @@ fn main() -> ExitCode {
             eprintln!("tcprelay: cannot go to the background: {e}");
             return ExitCode::from(1);
         }
+        master.daemonized();
     }
     if let Some(path) = &pidfile {
         if let Err(e) = os::write_pidfile(path) {

@@ -343,6 +343,30 @@ fn extraction_reads_each_form() {
 fn systemd_unit_verifies() {
     let text = std::fs::read_to_string(harness::root().join("examples/tcprelay.service"))
         .expect("examples/tcprelay.service");
+    // The reload goes through the control socket at its default path
+    // ($RUNTIME_DIRECTORY/ctl), so that `systemctl reload` fails on a bad
+    // configuration: one ExecReload, `tcprelay ctl reload`.
+    let reloads: Vec<Mode> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecReload="))
+        .map(|l| {
+            let words: Vec<String> = l.split_whitespace().skip(1).map(str::to_string).collect();
+            tcprelay::args::parse(words)
+                .expect("tcprelay arguments")
+                .mode
+        })
+        .collect();
+    assert!(
+        matches!(
+            reloads.as_slice(),
+            [Mode::Ctl(tcprelay::ctl::client::Ctl {
+                socket: None,
+                request: tcprelay::ctl::Request::Reload,
+                json: false
+            })]
+        ),
+        "the unit reloads with `tcprelay ctl reload`: {reloads:?}"
+    );
     let bin_dir = bin("tcprelay").parent().expect("dir").to_path_buf();
     let dir = tempfile::tempdir().expect("temp dir");
     let unit = dir.path().join("tcprelay.service");

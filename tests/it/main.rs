@@ -9,6 +9,7 @@ mod editors;
 mod harness;
 mod manual;
 mod notify;
+mod operate;
 mod process;
 mod props;
 mod relay;

@@ -144,6 +144,40 @@ impl ControlServer {
         &self.path
     }
 
+    /// This process owns the socket file from now on (after the master has gone to
+    /// the background: a fork): it removes it when dropped.
+    pub fn adopt(&mut self) {
+        self.pid = std::process::id();
+    }
+
+    /// Gives the bound socket another mode and group (a reload that changed only
+    /// those).
+    pub fn set_access(&self, mode: u32, group: Option<&str>) -> Result<(), String> {
+        let shown = self.path.display();
+        let gid = group
+            .map(crate::os::group_id)
+            .transpose()
+            .map_err(|e| format!("control socket {shown}: group: {e}"))?;
+        finish(&self.path, mode, gid).map_err(|e| format!("control socket {shown}: {e}"))
+    }
+
+    /// Stops watching the listener and the clients (before the server is replaced:
+    /// a forked worker may still hold copies of their descriptors).
+    pub fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.listener);
+        for c in self.clients.iter_mut().flatten() {
+            let _ = registry.deregister(&mut c.stream);
+        }
+        self.base = None;
+    }
+
+    /// Whether `client` is one of this server's, waiting for its answer.
+    pub fn waits(&self, client: ClientId) -> bool {
+        self.clients[client.slot]
+            .as_ref()
+            .is_some_and(|c| c.serial == client.serial && c.phase == Phase::Waiting)
+    }
+
     /// Clients connected now.
     pub fn clients(&self) -> usize {
         self.clients.iter().flatten().count()

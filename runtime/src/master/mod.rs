@@ -44,7 +44,9 @@ use std::time::{Duration, Instant};
 use tcprelay_plan::{ListenAddress, Plan};
 
 mod admin;
+mod ctl;
 mod frames;
+mod metrics;
 mod overload;
 mod reload;
 mod sessions;
@@ -65,6 +67,12 @@ const SIGNAL_TOKEN: Token = Token(usize::MAX);
 /// Listener `i`, watched by the master while it sheds connections (`overload =
 /// close|reset`), has token `LISTENER_TOKENS - i`.
 const LISTENER_TOKENS: usize = usize::MAX - 1;
+/// The control socket's tokens: its listener, then one per client
+/// ([`crate::ctl::server::TOKENS`] in all). Workers' tokens count up from 0 and the
+/// listeners' down from [`LISTENER_TOKENS`]: neither comes near the middle.
+const CTL_TOKENS: Token = Token(usize::MAX / 2);
+/// The metrics endpoint's tokens, after the control socket's ([`metrics::TOKENS`]).
+const METRICS_TOKENS: Token = Token(usize::MAX / 2 + crate::ctl::server::TOKENS);
 /// At most one overload warning in this time.
 const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -145,6 +153,23 @@ pub struct Master {
     /// Old generations draining after reloads, oldest first, with their deadlines
     /// (`reload.rs`).
     drains: Vec<reload::Drain>,
+    /// When the master started (uptime, `tcprelay_start_time_seconds`).
+    started: Instant,
+    started_at: std::time::SystemTime,
+    /// The running plan's hash ([`ctl::plan_hash`]).
+    plan_hash: String,
+    /// The control socket (`None`: `control = no`, or none could be had), and the
+    /// one a reload replaced, kept until the reload's waiters are answered.
+    ctl: Option<crate::ctl::ControlServer>,
+    old_ctl: Option<crate::ctl::ControlServer>,
+    /// `tcprelay ctl reload` clients waiting for the reload under way to end.
+    reload_waiters: Vec<crate::ctl::ClientId>,
+    /// The metrics endpoint, when the plan has one.
+    metrics: Option<metrics::MetricsServer>,
+    /// Reloads refused since start.
+    reloads_failed: u64,
+    /// While stopping: when the workers' grace ends.
+    stop_deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Master {
@@ -191,7 +216,10 @@ impl Master {
             .as_mut()
             .map(|registry| registry.assign(&plan))
             .unwrap_or_default();
-        Ok(Master {
+        let metrics = metrics::bind(plan.spawnd.metrics.as_ref())?;
+        let control = ctl::bind(plan.spawnd.control.as_ref())?;
+        let plan_hash = ctl::plan_hash(&plan);
+        let mut master = Master {
             plan,
             tls,
             generation: 1,
@@ -223,7 +251,19 @@ impl Master {
                 .ok(),
             gatherings: sessions::Gatherings::default(),
             drains: Vec::new(),
-        })
+            started: Instant::now(),
+            started_at: std::time::SystemTime::now(),
+            plan_hash,
+            ctl: control,
+            old_ctl: None,
+            reload_waiters: Vec::new(),
+            metrics,
+            reloads_failed: 0,
+            stop_deadline: None,
+        };
+        master.register_ctl()?;
+        master.register_metrics()?;
+        Ok(master)
     }
 
     /// The addresses actually bound (ports chosen by the OS resolved), for logs.
@@ -287,6 +327,8 @@ impl Master {
                 self.compiling.as_ref().map(load::Compile::deadline),
                 self.sessions_deadline(),
                 self.next_drain_deadline(),
+                self.ctl.as_ref().and_then(|c| c.next_deadline()),
+                self.metrics_deadline(),
             ];
             let timeout = wake
                 .into_iter()
@@ -305,6 +347,10 @@ impl Master {
                     for signal in os::read_signals(&mut self.signals) {
                         self.on_signal(signal);
                     }
+                } else if self.ctl.as_ref().is_some_and(|c| c.owns(token)) {
+                    self.on_ctl_event(token);
+                } else if self.owns_metrics(token) {
+                    self.on_metrics_event(token);
                 } else if token.0 <= LISTENER_TOKENS
                     && LISTENER_TOKENS - token.0 < self.listeners.len()
                 {
@@ -313,6 +359,8 @@ impl Master {
                     self.on_control(token);
                 }
             }
+            self.sweep_ctl();
+            self.sweep_metrics();
             if self.spawn_after.is_some_and(|t| t <= Instant::now()) {
                 self.spawn_after = None;
                 self.ensure_minimum();

@@ -138,5 +138,11 @@ impl Master {
             }
         }
         self.shed += shed;
+        if let Some(registry) = &self.stats {
+            let counters = registry.master();
+            for _ in 0..shed {
+                counters.shed();
+            }
+        }
     }
 }

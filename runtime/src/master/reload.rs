@@ -65,6 +65,10 @@ impl Master {
                     "reloaded: generation {}; {summary}",
                     self.generation
                 ));
+                self.answer_reload(Ok(format!(
+                    "reloaded: generation {} runs; {summary}",
+                    self.generation
+                )));
             }
             Err(e) => {
                 let mut lines = e.lines();
@@ -73,6 +77,11 @@ impl Master {
                 for line in lines {
                     error!("{line}");
                 }
+                self.reloads_failed += 1;
+                self.answer_reload(Err(format!(
+                    "reload failed, still serving generation {}: {e}",
+                    self.generation
+                )));
                 self.notify.ready(&format!(
                     "reload failed: {first}; still serving generation {}",
                     self.generation
@@ -97,6 +106,10 @@ impl Master {
         worker::Mechanism::after_setenv(&plan.env)?;
         // Checked before anything changes, applied once the listeners are bound.
         let setenv = crate::Setenv::check(&plan.env)?;
+        // The control socket and the metrics endpoint a changed plan asks for are
+        // bound before anything changes; put in place once the listeners are.
+        let ctl = self.rebind_ctl(&plan)?;
+        let metrics = self.rebind_metrics(plan.spawnd.metrics.as_ref())?;
         // The sockets leave overload (backlog, watch) before some move to the new
         // set; the state is worked out again after this turn.
         self.set_overload(false);
@@ -109,6 +122,9 @@ impl Master {
         // Sockets no longer in the plan are closed here; old workers keep their own
         // copies until they drain.
         self.listeners = listeners;
+        self.install_ctl(ctl);
+        self.install_metrics(metrics);
+        self.plan_hash = super::ctl::plan_hash(&plan);
         let old_plan = std::mem::replace(&mut self.plan, plan);
         self.tls = tls;
         // The new plan's counter slots: a listener or remote it shares with the old

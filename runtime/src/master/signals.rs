@@ -59,7 +59,7 @@ impl Master {
         }
     }
 
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         let grace = if self.stopping { 0 } else { STOP_GRACE_SECS };
         let stopping = format!(
             "stopping: {} worker(s) get {grace} s to finish their sessions",
@@ -71,10 +71,13 @@ impl Master {
         }
         self.set_overload(false);
         self.stopping = true;
+        self.stop_deadline =
+            Some(std::time::Instant::now() + std::time::Duration::from_secs(grace.into()));
         self.spawn_after = None;
         if let Some(mut compile) = self.compiling.take() {
             compile.kill();
         }
+        self.abandon_reload();
         self.listeners.clear();
         for w in self.workers.values_mut() {
             w.leaving = true;

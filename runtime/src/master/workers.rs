@@ -88,6 +88,10 @@ impl Master {
         // Other workers' control sockets must be closed here, or a worker would not see
         // end of file when the master dies.
         self.workers.clear();
+        // The control socket and the metrics endpoint are the master's.
+        self.ctl = None;
+        self.old_ctl = None;
+        self.metrics = None;
         // Only the master speaks for the service.
         self.notify = Notify::default();
         let _ = os::default_signals(SIGNALS);

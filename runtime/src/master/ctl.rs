@@ -1,0 +1,415 @@
+//! The master's control socket (`tcprelay ctl`): bound at start and re-bound by a
+//! reload that changes `control`, driven by the master's loop, and the answers to its
+//! requests (schema in `docs/control.md`).
+//!
+//! A `reload` request is answered when the reload has ended ([`Master::compiled`]):
+//! its client waits in `reload_waiters` meanwhile (the server times it out after
+//! [`crate::ctl::server::ANSWER_WITHIN`], longer than a compile may run). Requests
+//! that come while a compile runs wait for that compile's outcome.
+
+use super::{Master, Worker, CTL_TOKENS};
+use crate::ctl::server::error_line;
+use crate::ctl::{self, ClientId, ControlServer, Incoming, Request};
+use crate::stats::{RemoteKey, Snapshot};
+use crate::{notice, warn};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Instant, SystemTime};
+use tcprelay_plan::{Control, Plan};
+
+/// The plan's hash as `tcprelay ctl status` and the metrics show it: the CRC-32 of
+/// its encoded body, the checksum a plan file's header holds, 8 hexadecimal digits.
+pub(super) fn plan_hash(plan: &Plan) -> String {
+    let bytes = tcprelay_plan::encode(plan, "");
+    let crc = bytes
+        .get(12..16)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_le_bytes);
+    format!("{crc:08x}")
+}
+
+/// Binds the control socket `control` asks for: `Ok(None)` for `control = no`, for
+/// no default path on this machine, or for a default path another running relay
+/// answers on (each with one warning line); an error for a socket that cannot be
+/// bound (an explicit path in use included).
+pub(super) fn bind(control: Option<&Control>) -> Result<Option<ControlServer>, String> {
+    let Some(control) = control else {
+        return Ok(None);
+    };
+    let env = ctl::PathEnv::current();
+    let Some((path, default)) = ctl::resolve(control.path.as_deref(), &env) else {
+        warn!(
+            "no control socket: neither RUNTIME_DIRECTORY nor XDG_RUNTIME_DIR is set; \
+             give one with `control = {{ path = ... }}` in the spawnd section"
+        );
+        return Ok(None);
+    };
+    if default && answers(&path) {
+        warn!(
+            "control socket {} belongs to another running relay: this one runs without a \
+             control socket; give it its own with `control = {{ path = ... }}` in the spawnd section",
+            path.display()
+        );
+        return Ok(None);
+    }
+    ControlServer::bind(&path, control.mode, control.group.as_deref(), default).map(Some)
+}
+
+/// Whether a relay answers on the socket at `path`.
+fn answers(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+        && std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
+/// What a reload does to the control socket: nothing, or the new one in place of the
+/// running one (bound before anything else changes: failing, the reload fails).
+pub(super) enum Rebind {
+    Keep,
+    /// The same path: the running socket gets this mode and group.
+    Access(u32, Option<String>),
+    Replace(Option<ControlServer>),
+}
+
+impl Master {
+    /// Registers the control socket bound at start.
+    pub(super) fn register_ctl(&mut self) -> Result<(), String> {
+        if let Some(server) = &mut self.ctl {
+            server
+                .register(self.poll.registry(), CTL_TOKENS)
+                .map_err(|e| format!("cannot watch the control socket: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// After the process has gone to the background: the socket file is this
+    /// process's to remove at exit.
+    pub fn daemonized(&mut self) {
+        for server in [&mut self.ctl, &mut self.old_ctl].into_iter().flatten() {
+            server.adopt();
+        }
+    }
+
+    /// For a reload to `plan`: the control socket it needs, bound now when its
+    /// settings changed (a new path), or the running socket's mode and group changed
+    /// in place (the same path).
+    pub(super) fn rebind_ctl(&self, plan: &Plan) -> Result<Rebind, String> {
+        let (old, new) = (&self.plan.spawnd.control, &plan.spawnd.control);
+        if old == new {
+            return Ok(Rebind::Keep);
+        }
+        if let (Some(server), Some(control)) = (&self.ctl, new) {
+            let env = ctl::PathEnv::current();
+            let same = ctl::resolve(control.path.as_deref(), &env)
+                .is_some_and(|(path, _)| path == server.path());
+            if same {
+                // The group is checked now, so that a bad one fails the reload.
+                if let Some(group) = &control.group {
+                    crate::os::group_id(group).map_err(|e| {
+                        format!("control socket {}: group: {e}", server.path().display())
+                    })?;
+                }
+                return Ok(Rebind::Access(control.mode, control.group.clone()));
+            }
+        }
+        bind(new.as_ref()).map(Rebind::Replace)
+    }
+
+    /// Puts a reload's new control socket in place; the old one is kept aside until
+    /// the reload's waiters are answered ([`Master::answer_reload`]).
+    pub(super) fn install_ctl(&mut self, rebind: Rebind) {
+        let mut server = match rebind {
+            Rebind::Keep => return,
+            Rebind::Access(mode, group) => {
+                if let Some(s) = &self.ctl {
+                    if let Err(e) = s.set_access(mode, group.as_deref()) {
+                        warn!("{e}");
+                    }
+                }
+                return;
+            }
+            Rebind::Replace(server) => server,
+        };
+        if let Some(mut old) = self.ctl.take() {
+            old.deregister(self.poll.registry());
+            self.old_ctl = Some(old);
+        }
+        if let Some(s) = &mut server {
+            if let Err(e) = s.register(self.poll.registry(), CTL_TOKENS) {
+                warn!(
+                    "cannot watch the control socket {}: {e}",
+                    s.path().display()
+                );
+                server = None;
+            }
+        }
+        if let Some(s) = &server {
+            notice!("control socket now at {}", s.path().display());
+        }
+        self.ctl = server;
+    }
+
+    /// Readiness of one of the control socket's tokens.
+    pub(super) fn on_ctl_event(&mut self, token: mio::Token) {
+        let Some(server) = &mut self.ctl else {
+            return;
+        };
+        let incoming = server.on_event(self.poll.registry(), token, Instant::now());
+        for request in incoming {
+            self.on_request(request);
+        }
+    }
+
+    /// Times the control clients out when one is due.
+    pub(super) fn sweep_ctl(&mut self) {
+        let now = Instant::now();
+        let Some(server) = self
+            .ctl
+            .as_mut()
+            .filter(|s| s.next_deadline().is_some_and(|t| t <= now))
+        else {
+            return;
+        };
+        let incoming = server.sweep(self.poll.registry(), now);
+        for request in incoming {
+            self.on_request(request);
+        }
+    }
+
+    fn answer(&mut self, client: ClientId, line: &str) {
+        if let Some(server) = &mut self.ctl {
+            server.answer(self.poll.registry(), client, line);
+        }
+    }
+
+    fn on_request(&mut self, Incoming { client, request }: Incoming) {
+        match request {
+            Request::Status => {
+                let line = self.status().to_string();
+                self.answer(client, &line);
+            }
+            Request::Remotes => {
+                let line = self.remotes().to_string();
+                self.answer(client, &line);
+            }
+            Request::Reload => {
+                if self.stopping {
+                    self.answer(client, &error_line("the relay is stopping: no reload"));
+                    return;
+                }
+                self.reload_waiters.push(client);
+                // A compile under way: this request gets its outcome.
+                if self.compiling.is_none() {
+                    self.reload();
+                }
+            }
+            Request::Stop => {
+                let message = if self.stopping {
+                    "stopping now: the sessions left are closed"
+                } else {
+                    "stopping: the workers finish their sessions, then the relay exits"
+                };
+                let line = json!({ "ok": true, "message": message }).to_string();
+                self.answer(client, &line);
+                self.stop();
+            }
+            Request::Sessions { limit } => {
+                // Answered once every worker has, or after the gathering's time limit.
+                self.request_sessions(limit, move |master, answer| {
+                    master.answer(client, &answer.to_string());
+                });
+            }
+            Request::Drain(remote) => {
+                let outcome = self.drain_remote(&remote);
+                self.answer_outcome(client, outcome);
+            }
+            Request::Enable(remote) => {
+                let outcome = self.enable_remote(&remote);
+                self.answer_outcome(client, outcome);
+            }
+            Request::Weight(remote, weight) => {
+                let outcome = self.weight_remote(&remote, weight);
+                self.answer_outcome(client, outcome);
+            }
+        }
+    }
+
+    /// The answer to a command that changes something: its message, or its error.
+    fn answer_outcome(&mut self, client: ClientId, outcome: Result<String, String>) {
+        let line = match outcome {
+            Ok(message) => json!({ "ok": true, "message": message }).to_string(),
+            Err(error) => error_line(&error),
+        };
+        self.answer(client, &line);
+    }
+
+    /// A reload has ended: every `tcprelay ctl reload` waiting for it gets its
+    /// outcome (`Ok`: what now runs; `Err`: why the plan was refused, every line),
+    /// then the control socket a reload replaced is closed.
+    pub(super) fn answer_reload(&mut self, outcome: Result<String, String>) {
+        let line = match outcome {
+            Ok(message) => json!({ "ok": true, "message": message }).to_string(),
+            Err(error) => error_line(&error),
+        };
+        let waiters = std::mem::take(&mut self.reload_waiters);
+        for client in waiters {
+            // A waiter of a socket the reload replaced is on the old one.
+            let server = match &mut self.old_ctl {
+                Some(old) if old.waits(client) => old,
+                _ => match &mut self.ctl {
+                    Some(s) => s,
+                    None => continue,
+                },
+            };
+            server.answer(self.poll.registry(), client, &line);
+        }
+        self.old_ctl = None;
+    }
+
+    /// A reload abandoned by a stop: its waiters are told.
+    pub(super) fn abandon_reload(&mut self) {
+        if !self.reload_waiters.is_empty() {
+            self.answer_reload(Err(
+                "the relay is stopping: the reload was abandoned".to_string()
+            ));
+        }
+    }
+
+    /// The answer to `status`.
+    pub(super) fn status(&self) -> Value {
+        let now = Instant::now();
+        let mut generations: Vec<u64> = self.workers.values().map(|w| w.generation).collect();
+        generations.sort_unstable_by(|a, b| b.cmp(a));
+        generations.dedup();
+        let generations: Vec<Value> = generations
+            .into_iter()
+            .map(|generation| {
+                let mut ws: Vec<&Worker> = self
+                    .workers
+                    .values()
+                    .filter(|w| w.generation == generation)
+                    .collect();
+                ws.sort_by_key(|w| w.pid);
+                let active = generation == self.generation && !self.stopping;
+                let workers: Vec<Value> = ws
+                    .iter()
+                    .map(|w| {
+                        json!({
+                            "pid": w.pid,
+                            "state": self.worker_state(w),
+                            "sessions": w.sessions,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "generation": generation,
+                    "state": if active { "active" } else { "draining" },
+                    "sessions": ws.iter().map(|w| u64::from(w.sessions)).sum::<u64>(),
+                    "drain_deadline_s": self
+                        .drain_deadline(generation)
+                        .map(|t| t.saturating_duration_since(now).as_secs()),
+                    "workers": workers,
+                })
+            })
+            .collect();
+        let sessions: u64 = self.workers.values().map(|w| u64::from(w.sessions)).sum();
+        let snapshot = self.stats.as_ref().map(crate::stats::Registry::snapshot);
+        let total = |f: fn(&Snapshot) -> u64| snapshot.as_ref().map_or(0, f);
+        json!({
+            "ok": true,
+            "pid": std::process::id(),
+            "uptime_s": now.duration_since(self.started).as_secs(),
+            "plan": { "source": self.source.to_string(), "hash": self.plan_hash },
+            "generation": self.generation,
+            "generations": generations,
+            "sessions": sessions,
+            "draining": self.stopping,
+            "drain_deadline_s": self
+                .stop_deadline
+                .map(|t| t.saturating_duration_since(now).as_secs()),
+            "totals": {
+                "accepted": total(|s| s.totals.accepted),
+                "refused_acl": total(|s| s.totals.denied),
+                "shed_overload": total(|s| s.totals.shed),
+                "tls_handshakes": total(|s| s.totals.tls_handshakes),
+                "tls_failures": total(|s| s.totals.tls_failures),
+                "bytes_in": total(|s| s.totals.bytes_to_remote),
+                "bytes_out": total(|s| s.totals.bytes_to_client),
+            },
+        })
+    }
+
+    fn worker_state(&self, w: &Worker) -> &'static str {
+        if w.leaving {
+            if w.generation == self.generation && !self.stopping {
+                "retiring"
+            } else {
+                "draining"
+            }
+        } else if w.full {
+            "full"
+        } else {
+            "accepting"
+        }
+    }
+
+    /// The answer to `remotes`: the current plan's remotes, in its order.
+    pub(super) fn remotes(&self) -> Value {
+        let snapshot = self.stats.as_ref().map(crate::stats::Registry::snapshot);
+        let now = SystemTime::now();
+        let remotes: Vec<Value> = self
+            .plan
+            .relay
+            .remotes
+            .iter()
+            .enumerate()
+            .map(|(index, r)| {
+                let (drained, weight, steered) = self.remote_admin(index);
+                let key = RemoteKey {
+                    address: r.address,
+                    protocol: r.protocol,
+                };
+                let entry = snapshot
+                    .as_ref()
+                    .and_then(|s| s.remotes.iter().find(|e| e.key == Some(key)));
+                let dead = entry.filter(|e| e.dead_marks > 0);
+                let seconds_since =
+                    |t: SystemTime| now.duration_since(t).unwrap_or_default().as_secs();
+                let dead_ago = dead.and_then(|e| e.dead_since).map(seconds_since);
+                let steered_ago = steered.map(seconds_since);
+                // The last change known: a dead mark or the operator's steering.
+                let ago = match (dead_ago, steered_ago) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let (state, why) = if drained {
+                    let since = steered_ago.map_or(String::new(), |s| format!(" {s} s ago"));
+                    ("drained", Some(format!("drained by the operator{since}")))
+                } else if let Some(e) = dead {
+                    let why = match dead_ago {
+                        Some(s) => format!("marked dead by {} worker(s) {s} s ago", e.dead_marks),
+                        None => format!("marked dead by {} worker(s)", e.dead_marks),
+                    };
+                    ("down", Some(why))
+                } else {
+                    ("up", None)
+                };
+                let field = |f: fn(&crate::stats::RemoteEntry) -> u64| entry.map_or(0, f);
+                json!({
+                    "remote": r.address.to_string(),
+                    "protocol": r.protocol.to_string().to_ascii_lowercase(),
+                    "state": state,
+                    "why": why,
+                    "sessions": field(|e| e.sessions),
+                    "connections": field(|e| e.connections),
+                    "failures": field(|e| e.connect_failures),
+                    "bytes_in": field(|e| e.bytes_to_remote),
+                    "bytes_out": field(|e| e.bytes_to_client),
+                    "weight": weight,
+                    "changed_ago_s": ago,
+                })
+            })
+            .collect();
+        json!({ "ok": true, "remotes": remotes })
+    }
+}
