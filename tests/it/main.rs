@@ -14,6 +14,7 @@ mod process;
 mod props;
 mod relay;
 mod setup;
+mod steering;
 mod strings;
 mod timeouts;
 mod ui;
