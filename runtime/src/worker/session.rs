@@ -59,8 +59,10 @@ use direction::{Direction, Fault, Mode, Run};
 use std::io;
 use std::time::{Duration, Instant};
 
+pub use cause::Cause;
 pub use end::{End, Side};
 
+mod cause;
 mod direction;
 mod end;
 
@@ -248,6 +250,50 @@ pub struct Session<T> {
     /// The failover bookkeeping of the connect, kept while nothing has been relayed
     /// (the remote may still fail over), then dropped.
     retry: Option<Box<Connecting>>,
+    /// The side whose end of file came first (`None` while neither has ended): who
+    /// closed a session that finished normally.
+    pub first_end: Option<Side>,
+    /// What the worker keeps for the counters and the connection records.
+    pub meta: Meta,
+}
+
+/// What the worker keeps about a session for the relay-wide counters and its
+/// connection records (the state machine does not read it).
+#[derive(Debug)]
+pub struct Meta {
+    /// The listener (plan order) the client came from.
+    pub listener: usize,
+    /// The client's address (`None` on a Unix-domain listener).
+    pub peer: Option<std::net::SocketAddr>,
+    /// When the client was accepted (the duration of the session starts there).
+    pub accepted: Instant,
+    /// The remote whose counters hold this session open (`session_opened`), until
+    /// it closes.
+    pub opened: Option<usize>,
+    /// How long the connect to the remote took.
+    pub connect_time: Option<Duration>,
+    /// The bytes each way already added to the counters (see `Worker::publish`).
+    pub published: (u64, u64),
+    /// The remotes whose attempt failed for this session, in order (allocated only
+    /// when one fails).
+    pub failed: Vec<usize>,
+    /// Whether the last failed attempt timed out (rather than being refused or reset).
+    pub timed_out: bool,
+}
+
+impl Meta {
+    pub fn new(now: Instant) -> Meta {
+        Meta {
+            listener: 0,
+            peer: None,
+            accepted: now,
+            opened: None,
+            connect_time: None,
+            published: (0, 0),
+            failed: Vec::new(),
+            timed_out: false,
+        }
+    }
 }
 
 impl<T: Transport> Session<T> {
@@ -267,6 +313,8 @@ impl<T: Transport> Session<T> {
             last_active: now,
             queued: false,
             retry: None,
+            first_end: None,
+            meta: Meta::new(now),
         }
     }
 
@@ -544,6 +592,14 @@ impl<T: Transport> Session<T> {
         if matches!(self.state, State::Failing(_)) {
             return self.failing(now, moved, exhausted, pipes);
         }
+        if self.first_end.is_none() {
+            // Both in one run: the client's direction ran first.
+            if self.up.shut {
+                self.first_end = Some(Side::Client);
+            } else if self.down.shut {
+                self.first_end = Some(Side::Remote);
+            }
+        }
         self.state = match (self.up.shut, self.down.shut) {
             (true, true) => State::Closed,
             (true, false) => State::HalfClosed {
@@ -633,6 +689,7 @@ impl<T: Transport> Session<T> {
         };
         self.release_pipes(pipes);
         self.up.shut = false;
+        self.first_end = None;
         self.down = Direction::new(Side::Remote);
         Outcome::Failover(error)
     }

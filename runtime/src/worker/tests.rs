@@ -25,6 +25,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tcprelay_plan::{Protocol, Remote, Syslog};
 
+pub(crate) mod counting;
 #[cfg(target_os = "linux")]
 mod ports;
 pub(crate) mod resets;
@@ -985,6 +986,17 @@ mod after_resets {
         a_reset_after_the_request_reached_the_remote_is_not_retried,
         an_answer_followed_by_a_reset_reaches_the_client,
         a_request_followed_by_a_reset_reaches_the_remote,
+    );
+}
+
+/// The relay-wide counters a worker counts in.
+mod counted {
+    use super::counting::*;
+    use super::*;
+    under_each_mechanism!(
+        sessions_bytes_and_connect_failures_are_counted,
+        an_open_sessions_bytes_are_counted_as_they_pass,
+        denied_clients_are_counted,
     );
 }
 

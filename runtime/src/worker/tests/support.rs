@@ -122,6 +122,8 @@ pub(crate) struct Setup {
     pub(crate) idle_release: Option<Duration>,
     pub(crate) defer_check: Option<Duration>,
     pub(crate) mechanism: Mechanism,
+    /// The relay-wide counters the worker counts in (`None`: none).
+    pub(crate) counting: Option<Counting>,
 }
 
 impl Setup {
@@ -138,6 +140,7 @@ impl Setup {
             idle_release: None,
             defer_check: None,
             mechanism,
+            counting: None,
         }
     }
 
@@ -158,7 +161,7 @@ impl Setup {
             users_max: self.users_max,
             users_min: self.users_min,
             place: self.place,
-            counting: None,
+            counting: self.counting,
             acl: self.acl,
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
