@@ -11,6 +11,7 @@ mod manual;
 mod notify;
 mod process;
 mod props;
+mod records;
 mod relay;
 mod setup;
 mod strings;

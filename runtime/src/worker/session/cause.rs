@@ -84,3 +84,23 @@ impl Cause {
         Cause::LocalError,
     ];
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cause;
+
+    /// docs/logging.md's table of causes has a row for each cause, and no other.
+    #[test]
+    fn the_documented_causes_are_the_causes() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/logging.md"));
+        let table = doc.split("## Causes").nth(1).expect("a Causes section");
+        let documented: Vec<&str> = table
+            .lines()
+            .skip_while(|line| !line.starts_with("|---"))
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .collect();
+        let names: Vec<&str> = Cause::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(documented, names);
+    }
+}
