@@ -303,7 +303,7 @@ impl Worker {
             _ => Session::accepted(id, Stream::Plain(socket), self.now, self.round),
         };
         let mut session = session;
-        session.meta.listener = listener;
+        session.meta.set_listener(listener);
         session.meta.peer = peer;
         let token = Token(self.session_base + 2 * key);
         if let Err(e) = self.poller.register(

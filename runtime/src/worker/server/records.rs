@@ -4,8 +4,8 @@
 //!
 //! Bytes: a session's byte counts live in its two directions (plain integers, no
 //! atomics on the read/write path). They are added to the shared counters per run
-//! of a session that moved some ([`Worker::run_session`]) and at its close, as the
-//! difference from what was added before (`Meta::published`): a run moves up to
+//! of a session that moved some ([`Worker::run_session`], the only place bytes
+//! move), as the run's difference ([`count_bytes`]): a run moves up to
 //! `READS_PER_RUN` reads per direction with at least two system calls, next to
 //! which the six relaxed loads and stores are nothing, and a scrape sees the bytes
 //! of a long session as they pass. A once-a-second walk over the sessions would add
@@ -38,25 +38,29 @@ fn remote_slot(counting: &Counting, index: usize) -> RemoteSlot {
         .unwrap_or(RemoteSlot::OVERFLOW)
 }
 
-/// Adds the bytes `session` relayed since the last call to the counters, for its
-/// listener and its current remote.
-pub(super) fn publish_bytes(counting: Option<&Counting>, session: &mut Session<Stream>) {
+/// Adds the bytes `session` relayed in a run to the counters (`before`: its byte
+/// counts before the run), for its listener and its current remote. Bytes move
+/// only in runs.
+pub(super) fn count_bytes(
+    counting: Option<&Counting>,
+    session: &Session<Stream>,
+    before: (u64, u64),
+) {
     let Some(counting) = counting else {
         return;
     };
-    let bytes = session.bytes();
-    if bytes == session.meta.published {
+    let after = session.bytes();
+    if after == before {
         return;
     }
     let Some(remote) = session.remote_index else {
         return;
     };
-    let (up, down) = std::mem::replace(&mut session.meta.published, bytes);
     counting.counters.bytes(
-        listener_slot(counting, session.meta.listener),
+        listener_slot(counting, session.meta.listener()),
         remote_slot(counting, remote),
-        bytes.0.wrapping_sub(up),
-        bytes.1.wrapping_sub(down),
+        after.0.wrapping_sub(before.0),
+        after.1.wrapping_sub(before.1),
     );
 }
 
@@ -103,7 +107,7 @@ fn cause(why: &Why, session: &Session<Stream>) -> Cause {
         Why::NoRemote => {
             // One remote failing (on every attempt) is how it failed; several,
             // that none was left.
-            let failed = &session.meta.failed;
+            let failed = session.meta.failed();
             if failed.iter().all(|i| Some(i) == failed.first()) {
                 if session.meta.timed_out {
                     Cause::ConnectTimeout
@@ -187,8 +191,8 @@ impl Worker {
             return;
         };
         let connect_time = self.now.saturating_duration_since(started);
-        session.meta.connect_time = Some(connect_time);
-        let first = session.meta.opened.is_none();
+        session.meta.set_connect_time(connect_time);
+        let first = session.meta.opened().is_none();
         if let Some(counting) = &self.counting {
             let remote = remote_slot(counting, index);
             counting.counters.connected(remote, connect_time);
@@ -196,28 +200,29 @@ impl Worker {
                 // A session whose remote fails before anything is relayed and that
                 // is moved to another stays counted open on the first: the counters
                 // close it with the slots they opened it with.
-                let listener = listener_slot(counting, session.meta.listener);
+                let listener = listener_slot(counting, session.meta.listener());
                 counting.counters.session_opened(listener, remote);
             }
         }
         if first {
-            session.meta.opened = Some(index);
+            session.meta.set_opened(index);
         }
         if !self.records {
             return;
         }
-        let tried = (!session.meta.failed.is_empty()).then(|| {
+        let tried = (!session.meta.failed().is_empty()).then(|| {
             session
                 .meta
-                .failed
+                .failed()
                 .iter()
-                .map(|&i| self.remotes[i].address.to_string())
+                .filter_map(|&i| self.remotes.get(i as usize))
+                .map(|r| r.address.to_string())
                 .collect::<Vec<_>>()
                 .join(",")
         });
         let listener = self
             .listener_names
-            .get(session.meta.listener)
+            .get(session.meta.listener())
             .map(String::as_str);
         record(
             Severity::Info,
@@ -240,7 +245,7 @@ impl Worker {
                 .connect_failed(remote_slot(counting, index));
         }
         if let Some(session) = self.sessions.get_mut(key) {
-            session.meta.failed.push(index);
+            session.meta.push_failed(index);
             session.meta.timed_out = error.kind() == io::ErrorKind::TimedOut;
         }
     }
@@ -257,8 +262,7 @@ impl Worker {
 
     /// A session removed from the worker for `why`: the rest of its bytes, its
     /// close in the counters, and its close record.
-    pub(super) fn session_ended(&self, session: &mut Session<Stream>, why: &Why) {
-        publish_bytes(self.counting.as_ref(), session);
+    pub(super) fn session_ended(&self, session: &Session<Stream>, why: &Why) {
         let handshake_failed = matches!(why, Why::Handshake(_) | Why::HandshakeTimeout)
             || matches!(session.state, State::TlsHandshake { .. });
         let duration = self.now.saturating_duration_since(session.meta.accepted);
@@ -266,9 +270,9 @@ impl Worker {
             if handshake_failed {
                 counting.counters.tls_handshake(false);
             }
-            if let Some(index) = session.meta.opened {
+            if let Some(index) = session.meta.opened() {
                 counting.counters.session_closed(
-                    listener_slot(counting, session.meta.listener),
+                    listener_slot(counting, session.meta.listener()),
                     remote_slot(counting, index),
                     duration,
                 );
@@ -285,12 +289,12 @@ impl Worker {
         };
         let remote = session
             .remote_index
-            .or(session.meta.opened)
-            .filter(|_| session.meta.opened.is_some())
+            .or(session.meta.opened())
+            .filter(|_| session.meta.opened().is_some())
             .map(|i| self.remotes[i].address);
         let listener = self
             .listener_names
-            .get(session.meta.listener)
+            .get(session.meta.listener())
             .map(String::as_str);
         let (to_remote, to_client) = session.bytes();
         record(
@@ -307,7 +311,7 @@ impl Worker {
                 ("bytes_to_remote", to_remote.into()),
                 ("bytes_to_client", to_client.into()),
                 ("duration", duration.into()),
-                ("connect_time", session.meta.connect_time.into()),
+                ("connect_time", session.meta.connect_time().into()),
                 ("tls_version", version.into()),
                 ("tls_cipher", cipher.into()),
                 ("cause", cause(why, session).name().into()),

@@ -148,8 +148,9 @@ impl Worker {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
+        let before = session.bytes();
         let outcome = session.relay(&mut self.scratch, &mut self.pipes, self.now);
-        records::publish_bytes(self.counting.as_ref(), session);
+        records::count_bytes(self.counting.as_ref(), session, before);
         if !matches!(outcome, Outcome::Close(_)) {
             rearm_session(&mut *self.poller, session);
         }
@@ -201,7 +202,7 @@ impl Worker {
         let Some(mut session) = self.sessions.try_remove(key) else {
             return;
         };
-        self.session_ended(&mut session, &why);
+        self.session_ended(&session, &why);
         if let Some(index) = session.remote_index.take() {
             self.balancer.release(index);
         }
