@@ -5,12 +5,12 @@
 /// The termination cause of a session, in its close record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
-    /// The client's end of file came first (or the client's socket closed before
-    /// a remote was reached) and the session then finished normally.
+    /// The client's end of file came first and the session then finished normally.
     ClientClosed,
     /// The remote's end of file came first and the session then finished normally.
     RemoteClosed,
-    /// The client reset the connection, or its socket failed.
+    /// The client reset the connection, or its socket failed (also while its
+    /// session was connecting).
     ClientReset,
     /// The remote reset the connection, or its socket failed.
     RemoteReset,
