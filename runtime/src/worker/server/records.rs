@@ -106,9 +106,9 @@ fn cause(why: &Why, session: &Session<Stream>) -> Cause {
         Why::Silent => Cause::SilentTimeout,
         Why::NoRemote => {
             // One remote failing (on every attempt) is how it failed; several,
-            // that none was left.
+            // or none tried (every remote unusable), that none was left.
             let failed = session.meta.failed();
-            if failed.iter().all(|i| Some(i) == failed.first()) {
+            if !failed.is_empty() && failed.iter().all(|i| Some(i) == failed.first()) {
                 if session.meta.timed_out {
                     Cause::ConnectTimeout
                 } else {
