@@ -71,8 +71,7 @@ fn main() -> ExitCode {
         target,
         &plan.spawnd.syslog,
         args.debug.max(plan.spawnd.debug),
-        // The plan's `log format` comes here once the plan carries it (issue 14).
-        log::Format::Text,
+        log::Format::from(plan.spawnd.log_format),
     );
     tcprelay::info!("event mechanism: {mechanism}");
     let nofile = os::raise_nofile();

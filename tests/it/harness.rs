@@ -296,10 +296,16 @@ impl Relay {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         if let Some(name) = mechanism {
+            // The line ends there in the text format, the message's string in
+            // logfmt and JSON.
+            let log = relay.log_text();
             assert!(
-                relay
-                    .log_text()
-                    .contains(&format!("event mechanism: {name}\n")),
+                [
+                    format!("event mechanism: {name}\n"),
+                    format!("event mechanism: {name}\"")
+                ]
+                .iter()
+                .any(|line| log.contains(line.as_str())),
                 "tcprelay does not use {name}: {}",
                 relay.log_text()
             );

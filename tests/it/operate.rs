@@ -782,8 +782,8 @@ fn ctl_reloads_during_one_compile_share_its_outcome() {
     assert!(relay.wait_exit(Duration::from_secs(10)).is_some());
 }
 
-/// Connections the master sheds under `overload = close` are counted: `status`
-/// says how many.
+/// Connections the master sheds under `overload = close` are counted (`status` says
+/// how many) and each has a `session_close` record with cause `shed`.
 #[test]
 fn connections_shed_by_the_master_are_counted() {
     let echo = Echo::start();
@@ -811,6 +811,13 @@ fn connections_shed_by_the_master_are_counted() {
     }
     let status = status_until(dir.path(), |s| s["totals"]["shed_overload"] == 3);
     assert_eq!(status["totals"]["shed_overload"], 3);
+    // Each has its one record, written by the master.
+    let log = relay.log_text();
+    let records = log
+        .lines()
+        .filter(|l| l.contains(" master info: session_close ") && l.contains("cause=shed"))
+        .count();
+    assert_eq!(records, 3, "{log}");
     drop(held);
 }
 

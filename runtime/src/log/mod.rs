@@ -87,9 +87,10 @@ fn setup(target: Target, syslog: &Syslog, debug: u32, generation: u64) {
 }
 
 /// Re-initialises logging in a worker of `generation` after the fork, with the
-/// tcprelay section's syslog settings and the same target, format and debug level as
-/// the master.
-pub fn reinit_for_worker(syslog: &Syslog, generation: u64) {
+/// tcprelay section's syslog settings, its plan's `format`, and the same target and
+/// debug level as the master.
+pub fn reinit_for_worker(syslog: &Syslog, generation: u64, format: Format) {
+    FORMAT.store(format as u8, Ordering::Relaxed);
     let target = if TARGET_SYSLOG.load(Ordering::Relaxed) == 1 {
         Target::Syslog
     } else {

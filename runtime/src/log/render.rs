@@ -26,6 +26,17 @@ pub enum Format {
     Json,
 }
 
+impl From<tcprelay_plan::LogFormat> for Format {
+    /// The plan's `log format`.
+    fn from(format: tcprelay_plan::LogFormat) -> Format {
+        match format {
+            tcprelay_plan::LogFormat::Text => Format::Text,
+            tcprelay_plan::LogFormat::Logfmt => Format::Logfmt,
+            tcprelay_plan::LogFormat::Json => Format::Json,
+        }
+    }
+}
+
 /// One field's value in a record. Build one with `.into()` from a string, bytes, an
 /// integer, a bool, a `Duration` or an `Option` of those (`None` is [`Value::Absent`]),
 /// or with [`Value::display`] from anything that implements `Display`.

@@ -3,6 +3,7 @@
 //! accepts and sheds what arrives until a worker has room.
 
 use super::{Master, LISTENER_TOKENS, OVERLOAD_LOG_EVERY};
+use crate::log::Value;
 use crate::{notice, warn};
 use mio::{Interest, Token};
 use std::io;
@@ -116,7 +117,22 @@ impl Master {
         let mut shed = 0;
         loop {
             match b.socket.accept() {
-                Ok((socket, _)) => {
+                Ok((socket, peer)) => {
+                    if self.plan.relay.connection_log {
+                        // The session's only record: it had no worker and no remote.
+                        let client = peer
+                            .as_socket()
+                            .map_or_else(|| "unix".to_string(), |a| a.to_string());
+                        crate::log::record(
+                            tcprelay_plan::Severity::Info,
+                            "session_close",
+                            &[
+                                ("client", client.as_str().into()),
+                                ("listener", Value::display(&b.spec.address)),
+                                ("cause", crate::worker::Cause::Shed.name().into()),
+                            ],
+                        );
+                    }
                     if reset {
                         let _ = socket.set_linger(Some(Duration::ZERO));
                     }

@@ -103,7 +103,11 @@ impl Master {
                     None
                 }
             };
-        crate::log::reinit_for_worker(&self.plan.relay.syslog, self.generation);
+        crate::log::reinit_for_worker(
+            &self.plan.relay.syslog,
+            self.generation,
+            self.plan.spawnd.log_format.into(),
+        );
         let listeners = std::mem::take(&mut self.listeners)
             .into_iter()
             .map(|b| {

@@ -54,6 +54,7 @@ mod tests;
 mod tls_tests;
 
 pub use poller::Mechanism;
+pub use session::Cause;
 pub use tls_stream::HANDSHAKE_TIMEOUT;
 
 /// A listening socket handed to a worker (inherited across the fork).

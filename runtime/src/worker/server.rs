@@ -57,6 +57,7 @@ use tcprelay_plan::Remote;
 mod accept;
 mod control;
 mod failover;
+mod records;
 mod sessions;
 mod timers;
 
@@ -254,6 +255,16 @@ pub struct Worker {
     acl: Vec<tcprelay_plan::AclRule>,
     /// Clients the access rules turned away.
     denied: u64,
+    /// Where this worker counts for the relay-wide counters (`None`: nowhere).
+    counting: Option<super::Counting>,
+    /// Whether sessions get connection records (`connection log`).
+    records: bool,
+    /// This process's id, the first part of the session ids in records.
+    pid: u32,
+    /// Each listener's address as records name it, in plan order.
+    listener_names: Vec<String>,
+    /// The dead mark the counters hold for each remote (see `sync_dead_marks`).
+    dead_counted: Vec<bool>,
 }
 
 impl Worker {
@@ -292,6 +303,11 @@ impl Worker {
             poller.register(pipe.as_raw_fd(), SIGNALS, Interest::READABLE)?;
         }
         let mut listeners = Vec::with_capacity(config.listeners.len());
+        let listener_names: Vec<String> = config
+            .listeners
+            .iter()
+            .map(|l| describe(&l.socket))
+            .collect();
         for listener in config.listeners {
             if listener.tls && config.tls.is_none() {
                 crate::error!(
@@ -389,6 +405,11 @@ impl Worker {
             trim_at: None,
             acl: config.acl,
             denied: 0,
+            counting: config.counting,
+            records: relay.connection_log,
+            pid: std::process::id(),
+            listener_names,
+            dead_counted: vec![false; relay_remotes_len],
             share: config.place.map(|place| Share {
                 place,
                 users_min: config.users_min as usize,

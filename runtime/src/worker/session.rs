@@ -59,8 +59,10 @@ use direction::{Direction, Fault, Mode, Run};
 use std::io;
 use std::time::{Duration, Instant};
 
+pub use cause::Cause;
 pub use end::{End, Side};
 
+mod cause;
 mod direction;
 mod end;
 
@@ -253,6 +255,94 @@ pub struct Session<T> {
     /// The failover bookkeeping of the connect, kept while nothing has been relayed
     /// (the remote may still fail over), then dropped.
     retry: Option<Box<Connecting>>,
+    /// The side whose end of file came first (`None` while neither has ended): who
+    /// closed a session that finished normally.
+    pub first_end: Option<Side>,
+    /// What the worker keeps for the counters and the connection records.
+    pub meta: Meta,
+}
+
+/// What the worker keeps about a session for the relay-wide counters and its
+/// connection records (the state machine does not read it). Compact: it is in
+/// every session's slab slot (see `an_idle_session_is_a_few_hundred_bytes`).
+#[derive(Debug)]
+pub struct Meta {
+    /// The client's address (`None` on a Unix-domain listener).
+    pub peer: Option<std::net::SocketAddr>,
+    /// When the client was accepted (the duration of the session starts there).
+    pub accepted: Instant,
+    /// The remotes whose attempt failed for this session, in order (allocated only
+    /// when one fails). Boxed: a thin pointer (8 bytes) where a `Vec` takes 24 in
+    /// every session, for a list most sessions never have.
+    #[allow(clippy::box_collection)]
+    failed: Option<Box<Vec<u32>>>,
+    /// The remote whose counters hold this session open (`session_opened`), or
+    /// [`Meta::NONE`] (sentinels rather than `Option`s keep the slot small).
+    opened: u32,
+    /// How long the last successful connect took, in microseconds, or [`Meta::NONE`].
+    connect_micros: u32,
+    /// The listener (plan order) the client came from.
+    listener: u32,
+    /// Whether the last failed attempt timed out (rather than being refused or reset).
+    pub timed_out: bool,
+}
+
+impl Meta {
+    /// No remote opened, no connect time.
+    const NONE: u32 = u32::MAX;
+
+    pub fn new(now: Instant) -> Meta {
+        Meta {
+            peer: None,
+            accepted: now,
+            failed: None,
+            opened: Meta::NONE,
+            connect_micros: Meta::NONE,
+            listener: 0,
+            timed_out: false,
+        }
+    }
+
+    pub fn listener(&self) -> usize {
+        self.listener as usize
+    }
+
+    pub fn set_listener(&mut self, index: usize) {
+        self.listener = u32::try_from(index).unwrap_or(u32::MAX);
+    }
+
+    /// The remote (plan index) the session was counted open on, if it was.
+    pub fn opened(&self) -> Option<usize> {
+        (self.opened != Meta::NONE).then_some(self.opened as usize)
+    }
+
+    /// Remote indices are below the plan's limit on remotes, far below `NONE`.
+    pub fn set_opened(&mut self, index: usize) {
+        self.opened = u32::try_from(index).unwrap_or(Meta::NONE);
+    }
+
+    pub fn connect_time(&self) -> Option<Duration> {
+        (self.connect_micros != Meta::NONE)
+            .then(|| Duration::from_micros(u64::from(self.connect_micros)))
+    }
+
+    /// Records a connect's time (up to some 71 minutes; longer ones as that).
+    pub fn set_connect_time(&mut self, time: Duration) {
+        self.connect_micros = u32::try_from(time.as_micros())
+            .unwrap_or(Meta::NONE - 1)
+            .min(Meta::NONE - 1);
+    }
+
+    /// The remotes (plan indices) whose attempt failed, in order.
+    pub fn failed(&self) -> &[u32] {
+        self.failed.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    pub fn push_failed(&mut self, index: usize) {
+        self.failed
+            .get_or_insert_with(Box::default)
+            .push(u32::try_from(index).unwrap_or(u32::MAX));
+    }
 }
 
 impl<T: Transport> Session<T> {
@@ -274,6 +364,8 @@ impl<T: Transport> Session<T> {
             half_closed_at: None,
             queued: false,
             retry: None,
+            first_end: None,
+            meta: Meta::new(now),
         }
     }
 
@@ -556,6 +648,14 @@ impl<T: Transport> Session<T> {
         if matches!(self.state, State::Failing(_)) {
             return self.failing(now, moved, exhausted, pipes);
         }
+        if self.first_end.is_none() {
+            // Both in one run: the client's direction ran first.
+            if self.up.shut {
+                self.first_end = Some(Side::Client);
+            } else if self.down.shut {
+                self.first_end = Some(Side::Remote);
+            }
+        }
         self.state = match (self.up.shut, self.down.shut) {
             (true, true) => State::Closed,
             (true, false) => State::HalfClosed {
@@ -651,6 +751,7 @@ impl<T: Transport> Session<T> {
         // The client's end of file goes to the next remote again: its half-close
         // timeout counts from then.
         self.half_closed_at = None;
+        self.first_end = None;
         self.down = Direction::new(Side::Remote);
         Outcome::Failover(error)
     }

@@ -25,6 +25,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tcprelay_plan::{Protocol, Remote, Syslog};
 
+pub(crate) mod counting;
 #[cfg(target_os = "linux")]
 mod ports;
 pub(crate) mod resets;
@@ -1016,6 +1017,17 @@ mod session_timeouts {
     under_each_mechanism!(
         the_half_close_timeout_closes_half_closed_sessions_only,
         drain_over_closes_the_sessions_left_and_exits,
+    );
+}
+
+/// The relay-wide counters a worker counts in.
+mod counted {
+    use super::counting::*;
+    use super::*;
+    under_each_mechanism!(
+        sessions_bytes_and_connect_failures_are_counted,
+        an_open_sessions_bytes_are_counted_as_they_pass,
+        denied_clients_are_counted,
     );
 }
 

@@ -156,6 +156,15 @@ impl TlsStream {
         self.stream.as_ref().map_or("", |s| s.ssl().version_str())
     }
 
+    /// The cipher the handshake agreed on (OpenSSL's name), for connection records;
+    /// `None` before the handshake.
+    pub fn cipher(&self) -> Option<&'static str> {
+        self.stream
+            .as_ref()
+            .and_then(|s| s.ssl().current_cipher())
+            .map(|c| c.name())
+    }
+
     /// Whether the handshake resumed an earlier session, for logs.
     pub fn resumed(&self) -> bool {
         self.stream

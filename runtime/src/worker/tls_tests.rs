@@ -75,6 +75,17 @@ impl TlsWorker {
         handshake_timeout: Option<Duration>,
         max_handshakes: Option<usize>,
     ) -> TlsWorker {
+        TlsWorker::start_with(relay, handshake_timeout, max_handshakes, None)
+    }
+
+    /// [`TlsWorker::start_limited`], counting in the counters `counting` makes
+    /// for its listener (once bound).
+    fn start_with(
+        relay: Relay,
+        handshake_timeout: Option<Duration>,
+        max_handshakes: Option<usize>,
+        counting: Option<Counting>,
+    ) -> TlsWorker {
         let certs = Certs::new();
         let context = crate::tls_context::server_context(&certs.tls(
             "cert.pem",
@@ -99,7 +110,7 @@ impl TlsWorker {
             users_max: 2000,
             users_min: 0,
             place: None,
-            counting: None,
+            counting,
             steering: None,
             acl: Vec::new(),
             listeners: vec![Listener {
@@ -351,6 +362,43 @@ fn garbage_clients_are_closed_at_once_and_never_reach_a_remote() {
     wait_until("the failures to be counted", IO_TIMEOUT, || {
         worker.tls_failures() == garbage.len()
     });
+}
+
+/// The relay-wide counters count a completed handshake as done, and garbage and a
+/// silent client (the handshake timeout) as failed; the TLS session's bytes too.
+#[test]
+fn handshakes_are_counted_done_or_failed() {
+    const TIMEOUT: Duration = Duration::from_millis(600);
+    let echo = Backend::start(Mode::Echo);
+    // The listener's key only names its slot.
+    let (registry, counting) =
+        super::tests::counting::registry_for("127.0.0.1:0".parse().unwrap(), &[echo.addr]);
+    let worker = TlsWorker::start_with(relay_to(echo.addr), Some(TIMEOUT), None, Some(counting));
+    let mut good = worker.connect();
+    round_trip(&mut good, b"counted");
+    let mut garbage = worker.tcp();
+    garbage
+        .write_all(&random_bytes(5, 512))
+        .expect("send garbage");
+    let mut silent = worker.tcp();
+    for stream in [&mut garbage, &mut silent] {
+        assert!(closed_within(
+            stream,
+            TIMEOUT + 2 * SWEEP_INTERVAL + Duration::from_secs(3)
+        ));
+    }
+    wait_until("two failures counted", IO_TIMEOUT, || {
+        registry.snapshot().totals.tls_failures == 2
+    });
+    let totals = registry.snapshot().totals;
+    assert_eq!(
+        (totals.tls_handshakes, totals.accepted),
+        (1, 3),
+        "{totals:?}"
+    );
+    assert_eq!((totals.bytes_to_remote, totals.bytes_to_client), (7, 7));
+    assert_eq!(totals.sessions, 1);
+    drop(good);
 }
 
 #[test]

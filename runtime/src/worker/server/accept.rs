@@ -31,14 +31,16 @@ impl Worker {
             match accepted {
                 Ok((socket, peer)) => {
                     self.accepted_one();
+                    self.count_accepted(index);
                     if let Some(peer) = peer.filter(|p| !acl::permits(&self.acl, p.ip())) {
                         // Closed before anything is read or connected for it.
                         self.denied += 1;
+                        self.count_denied(index, peer);
                         crate::debug!("worker {}: client {peer} denied by the acl", self.id);
                         drop(socket);
                         continue;
                     }
-                    self.open_session(socket, peer, tls);
+                    self.open_session(index, socket, peer, tls);
                     self.publish_load();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -271,9 +273,15 @@ impl Worker {
         self.again.retain(|work| matches!(work, Work::Session(..)));
     }
 
-    /// Takes a new client (`peer` is `None` on a Unix-domain listener); a TLS client
-    /// starts with the handshake.
-    pub(super) fn open_session(&mut self, socket: Socket, peer: Option<SocketAddr>, tls: bool) {
+    /// Takes a new client of listener `listener` (`peer` is `None` on a Unix-domain
+    /// listener); a TLS client starts with the handshake.
+    pub(super) fn open_session(
+        &mut self,
+        listener: usize,
+        socket: Socket,
+        peer: Option<SocketAddr>,
+        tls: bool,
+    ) {
         let id = self.next_id;
         self.next_id += 1;
         let entry = self.sessions.vacant_entry();
@@ -294,6 +302,9 @@ impl Worker {
             },
             _ => Session::accepted(id, Stream::Plain(socket), self.now, self.round),
         };
+        let mut session = session;
+        session.meta.set_listener(listener);
+        session.meta.peer = peer;
         let token = Token(self.session_base + 2 * key);
         if let Err(e) = self.poller.register(
             session.client.io.as_raw_fd(),

@@ -18,6 +18,11 @@ impl Worker {
             let (choice, revived) = self.balancer.select(&connecting.tried);
             if revived {
                 crate::debug!("worker {}: rebalance: dead remotes revived", self.id);
+                records::sync_dead_marks(
+                    self.counting.as_ref(),
+                    &mut self.dead_counted,
+                    &self.balancer,
+                );
             }
             let Some(index) = choice else {
                 if std::mem::take(&mut connecting.no_port) {
@@ -41,6 +46,11 @@ impl Worker {
                         crate::debug!(
                             "worker {}: every remote failed; reviving them all for a retry",
                             self.id
+                        );
+                        records::sync_dead_marks(
+                            self.counting.as_ref(),
+                            &mut self.dead_counted,
+                            &self.balancer,
                         );
                     }
                     continue;
@@ -109,6 +119,7 @@ impl Worker {
                         );
                     }
                     self.balancer.mark_dead(index);
+                    self.sync_dead_marks();
                 }
                 Err(OpenError::NoLocalPort(e)) => {
                     // The remote is not to blame: the others are tried, and if none
@@ -133,6 +144,7 @@ impl Worker {
                 }
                 Err(OpenError::Failed(e)) => {
                     self.release_remote(key);
+                    self.count_failed_attempt(key, index, &e);
                     self.remote_failed(index, &e);
                 }
             }
@@ -151,6 +163,7 @@ impl Worker {
     pub(super) fn remote_failed(&mut self, index: usize, error: &io::Error) {
         let address = self.remotes[index].address;
         self.balancer.mark_dead(index);
+        self.sync_dead_marks();
         if self.reported_dead[index] {
             crate::debug!("worker {}: remote {address}: {error}", self.id);
         } else {
@@ -172,6 +185,7 @@ impl Worker {
         let index = session.remote_index;
         self.release_remote(key);
         if let Some(index) = index {
+            self.count_failed_attempt(key, index, &error);
             self.remote_failed(index, &error);
         }
         self.start_attempt(key);

@@ -45,7 +45,12 @@ impl Worker {
                 return;
             }
         }
+        let mut connected = None;
         if side == Side::Remote && matches!(session.state, State::Connecting(_)) {
+            let started = match &session.state {
+                State::Connecting(c) => c.started,
+                _ => self.now,
+            };
             let trusted = matches!(self.poller.mechanism(), Mechanism::Epoll | Mechanism::Poll);
             match session.connected(self.now, trusted) {
                 ConnectOutcome::Pending => {
@@ -59,6 +64,7 @@ impl Worker {
                     return;
                 }
                 ConnectOutcome::Connected => {
+                    connected = Some(started);
                     if let Some(index) = session.remote_index {
                         crate::debug!(
                             "worker {}: session {}: connected to {}",
@@ -81,6 +87,9 @@ impl Worker {
                 }
             }
         }
+        if let Some(started) = connected {
+            self.session_connected(key, started);
+        }
         self.run_session(key);
     }
 
@@ -98,6 +107,10 @@ impl Worker {
                 }
             }
             HandshakeOutcome::Done => {
+                self.count_handshake_done();
+                let Some(session) = self.sessions.get(key) else {
+                    return;
+                };
                 if let Stream::Tls(tls) = &session.client.io {
                     crate::debug!(
                         "worker {}: session {}: TLS handshake done ({}{})",
@@ -135,8 +148,10 @@ impl Worker {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
+        let before = session.bytes();
         let outcome = session.relay(&mut self.scratch, &mut self.pipes, self.now);
         let half_closed = matches!(session.state, State::HalfClosed { .. });
+        records::count_bytes(self.counting.as_ref(), session, before);
         if !matches!(outcome, Outcome::Close(_)) {
             rearm_session(&mut *self.poller, session);
         }
@@ -192,6 +207,7 @@ impl Worker {
         let Some(mut session) = self.sessions.try_remove(key) else {
             return;
         };
+        self.session_ended(&session, &why);
         if let Some(index) = session.remote_index.take() {
             self.balancer.release(index);
         }

@@ -124,6 +124,8 @@ pub(crate) struct Setup {
     pub(crate) mechanism: Mechanism,
     /// The relay-wide steering of remotes the worker follows.
     pub(crate) steering: Option<crate::worker::Steering>,
+    /// The relay-wide counters the worker counts in (`None`: none).
+    pub(crate) counting: Option<Counting>,
 }
 
 impl Setup {
@@ -141,6 +143,7 @@ impl Setup {
             defer_check: None,
             mechanism,
             steering: None,
+            counting: None,
         }
     }
 
@@ -161,7 +164,7 @@ impl Setup {
             users_max: self.users_max,
             users_min: self.users_min,
             place: self.place,
-            counting: None,
+            counting: self.counting,
             steering: self.steering,
             acl: self.acl,
             listeners: vec![Listener {
