@@ -203,6 +203,10 @@ fn a_half_close_timeout_closes_a_session_the_client_half_closed() {
         "closed after {took:?}: {}",
         relays[0].1.log_text()
     );
+    // Its close record says why.
+    relays[0]
+        .1
+        .await_log("cause=half_close_timeout", Duration::from_secs(5));
     assert!(
         !closed_within(&mut unbounded, Duration::from_secs(3)),
         "closed without a half close timeout: {}",
@@ -319,6 +323,9 @@ fn a_drain_timeout_closes_the_old_generations_sessions_and_their_workers_exit() 
         );
     }
     assert!(gone(first) && gone(second), "{}", relay.log_text());
+    // Their close records say why.
+    let log = relay.log_text();
+    assert_eq!(log.matches("cause=drained").count(), 2, "{log}");
     assert!(harness::alive(third));
     assert_eq!(harness::echo_through(port, b"new").unwrap(), b"new");
 }

@@ -83,9 +83,10 @@ pub enum State {
     Connecting(Box<Connecting>),
     /// Bytes flow both ways.
     Relaying,
-    /// `finished` has sent end of file and it was forwarded to the other side;
-    /// the other direction still flows.
-    HalfClosed { finished: Side },
+    /// `finished` has sent end of file and it was forwarded to the other side (at
+    /// `since`: the half-close timeout counts from then); the other direction still
+    /// flows. Kept in the state, where it costs no room: `TlsHandshake` is as large.
+    HalfClosed { finished: Side, since: Instant },
     /// One side failed: what it sent before is delivered to the other side, then
     /// the session closes.
     Failing(Box<Failure>),
@@ -102,9 +103,11 @@ impl State {
             State::Relaying => "relaying",
             State::HalfClosed {
                 finished: Side::Client,
+                ..
             } => "half-closed by the client",
             State::HalfClosed {
                 finished: Side::Remote,
+                ..
             } => "half-closed by the remote",
             State::Failing(failure) => match failure.side {
                 Side::Client => "delivering what the client sent before it failed",
@@ -238,18 +241,13 @@ pub struct Session<T> {
     /// The remote side; `None` between a failed attempt and the next one.
     pub remote: Option<End<T>>,
     /// The remote (plan index) whose balancer count this session holds.
-    pub remote_index: Option<usize>,
+    remote_at: Option<u32>,
     /// Client → remote.
     up: Direction,
     /// Remote → client.
     down: Direction,
     /// When bytes last moved (or the session started relaying).
     pub last_active: Instant,
-    /// When the client was accepted (for the `sessions` report).
-    pub accepted: Instant,
-    /// When a direction first ended (its end of file forwarded: `HalfClosed`), for
-    /// the half-close timeout.
-    half_closed_at: Option<Instant>,
     /// Whether the session is in the worker's run-again queue.
     pub queued: bool,
     /// The failover bookkeeping of the connect, kept while nothing has been relayed
@@ -356,12 +354,10 @@ impl<T: Transport> Session<T> {
             state: State::Connecting(Box::new(Connecting::new(now))),
             client,
             remote: None,
-            remote_index: None,
+            remote_at: None,
             up: Direction::new(Side::Client),
             down: Direction::new(Side::Remote),
             last_active: now,
-            accepted: now,
-            half_closed_at: None,
             queued: false,
             retry: None,
             first_end: None,
@@ -460,9 +456,29 @@ impl<T: Transport> Session<T> {
         (self.up.bytes, self.down.bytes)
     }
 
+    /// The index of the remote chosen (in the plan's order), once one is.
+    #[inline]
+    pub fn remote_index(&self) -> Option<usize> {
+        self.remote_at.map(|i| i as usize)
+    }
+
+    /// Chooses the remote at `index` (or none); kept in 4 bytes (a plan's remotes are
+    /// far fewer than 2^32).
+    pub fn set_remote_index(&mut self, index: Option<usize>) {
+        self.remote_at = index.and_then(|i| u32::try_from(i).ok());
+    }
+
+    /// Forgets the remote chosen, returning it.
+    pub fn take_remote_index(&mut self) -> Option<usize> {
+        self.remote_at.take().map(|i| i as usize)
+    }
+
     /// When one direction first ended (its end of file was forwarded), if one has.
     pub fn half_closed_at(&self) -> Option<Instant> {
-        self.half_closed_at
+        match self.state {
+            State::HalfClosed { since, .. } => Some(since),
+            _ => None,
+        }
     }
 
     /// Bytes held in user space for this session (0 when idle).
@@ -656,19 +672,23 @@ impl<T: Transport> Session<T> {
                 self.first_end = Some(Side::Remote);
             }
         }
+        // A session half-closed before stays so since then.
+        let since = match self.state {
+            State::HalfClosed { since, .. } => since,
+            _ => now,
+        };
         self.state = match (self.up.shut, self.down.shut) {
             (true, true) => State::Closed,
             (true, false) => State::HalfClosed {
                 finished: Side::Client,
+                since,
             },
             (false, true) => State::HalfClosed {
                 finished: Side::Remote,
+                since,
             },
             (false, false) => State::Relaying,
         };
-        if matches!(self.state, State::HalfClosed { .. }) {
-            self.half_closed_at.get_or_insert(now);
-        }
         if matches!(self.state, State::Closed) {
             Outcome::Close(Close::Finished)
         } else if exhausted {
@@ -749,8 +769,7 @@ impl<T: Transport> Session<T> {
         self.release_pipes(pipes);
         self.up.shut = false;
         // The client's end of file goes to the next remote again: its half-close
-        // timeout counts from then.
-        self.half_closed_at = None;
+        // timeout counts from then (the state is no longer `HalfClosed`).
         self.first_end = None;
         self.down = Direction::new(Side::Remote);
         Outcome::Failover(error)

@@ -140,7 +140,7 @@ impl Worker {
     /// `idle_ms`): the master sorts the workers' sessions together by them.
     pub(super) fn sessions_report(&self, limit: usize) -> Vec<u8> {
         let mut sessions: Vec<&Session<Stream>> = self.sessions.iter().map(|(_, s)| s).collect();
-        sessions.sort_by_key(|s| (s.accepted, s.id));
+        sessions.sort_by_key(|s| (s.meta.accepted, s.id));
         let mut out = serde_json::json!({ "total": self.sessions.len() }).to_string();
         out.push('\n');
         let listeners: Vec<(Option<socket2::SockAddr>, String)> = self
@@ -174,7 +174,7 @@ impl Worker {
             let remote = match session.state {
                 State::TlsHandshake { .. } | State::Connecting(_) => None,
                 _ => session
-                    .remote_index
+                    .remote_index()
                     .and_then(|j| self.remotes.get(j))
                     .map(|r| r.address.to_string()),
             };
@@ -188,7 +188,7 @@ impl Worker {
                 "client": client,
                 "listener": listener,
                 "remote": remote,
-                "age_ms": millis(session.accepted),
+                "age_ms": millis(session.meta.accepted),
                 "idle_ms": millis(session.last_active),
                 "bytes_in": bytes_in,
                 "bytes_out": bytes_out,

@@ -68,8 +68,8 @@ impl Worker {
             connecting.tried.insert(index);
             connecting.attempt += 1;
             connecting.started = self.now;
-            session.remote_index = Some(index);
             let (id, attempt) = (session.id, connecting.attempt);
+            session.set_remote_index(Some(index));
             match connect::open(&self.remotes[index], self.local_address) {
                 Ok(socket) => {
                     let end = End::registered(Stream::Plain(socket), self.round);
@@ -154,7 +154,7 @@ impl Worker {
     /// Gives back the balancer count of the session's current remote.
     pub(super) fn release_remote(&mut self, key: usize) {
         if let Some(session) = self.sessions.get_mut(key) {
-            if let Some(index) = session.remote_index.take() {
+            if let Some(index) = session.take_remote_index() {
                 self.balancer.release(index);
             }
         }
@@ -182,7 +182,7 @@ impl Worker {
         if let Some(remote) = session.remote.take() {
             self.poller.closing(remote.io.as_raw_fd());
         }
-        let index = session.remote_index;
+        let index = session.remote_index();
         self.release_remote(key);
         if let Some(index) = index {
             self.count_failed_attempt(key, index, &error);

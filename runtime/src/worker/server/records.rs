@@ -53,7 +53,7 @@ pub(super) fn count_bytes(
     if after == before {
         return;
     }
-    let Some(remote) = session.remote_index else {
+    let Some(remote) = session.remote_index() else {
         return;
     };
     counting.counters.bytes(
@@ -189,7 +189,7 @@ impl Worker {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
-        let Some(index) = session.remote_index else {
+        let Some(index) = session.remote_index() else {
             return;
         };
         let connect_time = self.now.saturating_duration_since(started);
@@ -290,7 +290,7 @@ impl Worker {
             _ => (None, None),
         };
         let remote = session
-            .remote_index
+            .remote_index()
             .or(session.meta.opened())
             .filter(|_| session.meta.opened().is_some())
             .map(|i| self.remotes[i].address);

@@ -65,7 +65,7 @@ impl Worker {
                 }
                 ConnectOutcome::Connected => {
                     connected = Some(started);
-                    if let Some(index) = session.remote_index {
+                    if let Some(index) = session.remote_index() {
                         crate::debug!(
                             "worker {}: session {}: connected to {}",
                             self.id,
@@ -155,7 +155,7 @@ impl Worker {
         if !matches!(outcome, Outcome::Close(_)) {
             rearm_session(&mut *self.poller, session);
         }
-        if let Some(index) = session.remote_index {
+        if let Some(index) = session.remote_index() {
             // A remote is back once a session through it relays something (one that
             // accepts and resets at once is not).
             if self.reported_dead[index] && !session.fresh() {
@@ -208,7 +208,7 @@ impl Worker {
             return;
         };
         self.session_ended(&session, &why);
-        if let Some(index) = session.remote_index.take() {
+        if let Some(index) = session.take_remote_index() {
             self.balancer.release(index);
         }
         if matches!(why, Why::Handshake(_) | Why::HandshakeTimeout) {

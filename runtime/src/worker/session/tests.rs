@@ -75,7 +75,8 @@ fn half_close_is_forwarded_after_the_remainder() {
     assert!(matches!(
         s.state,
         State::HalfClosed {
-            finished: Side::Client
+            finished: Side::Client,
+            ..
         }
     ));
     // The other direction still flows, then ends the session.
@@ -270,7 +271,8 @@ fn a_remote_that_closes_cleanly_first_is_a_normal_end() {
     assert!(matches!(
         s.state,
         State::HalfClosed {
-            finished: Side::Remote
+            finished: Side::Remote,
+            ..
         }
     ));
 }
@@ -767,7 +769,8 @@ fn a_close_notify_that_must_wait_is_sent_when_writable() {
     assert!(matches!(
         s.state,
         State::HalfClosed {
-            finished: Side::Remote
+            finished: Side::Remote,
+            ..
         }
     ));
 }
@@ -813,7 +816,8 @@ fn half_closed_at_is_when_the_first_end_of_file_was_forwarded() {
     assert!(matches!(
         s.state,
         State::HalfClosed {
-            finished: Side::Client
+            finished: Side::Client,
+            ..
         }
     ));
     assert_eq!(s.half_closed_at(), Some(ended));
