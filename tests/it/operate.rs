@@ -859,3 +859,42 @@ fn a_background_relay_removes_its_socket_when_stopped() {
     }
     assert!(!harness::alive(pid as i32), "the relay stopped");
 }
+
+/// A dead mark one worker sets is the relay's: `remotes` shows the refusing remote
+/// down, why, and its failures; the working one up.
+#[test]
+fn a_remote_a_worker_marked_dead_is_down_in_remotes() {
+    let echo = Echo::start();
+    let refusing = free_port();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    // The refusing remote's weight makes it the first choice.
+    let cfg = config(
+        port,
+        &[(refusing, 10), (echo.port, 1)],
+        "spawn = { servers min = 2 }",
+        "",
+    );
+    let relay = Relay::run_config(dir.path(), &cfg, port);
+    relay.await_workers(2, Duration::from_secs(5));
+    traffic(port, 4, 100);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let remotes = loop {
+        let answer = ask(dir.path(), &["remotes"]);
+        if answer["remotes"][0]["state"] == "down" || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let list = remotes["remotes"].as_array().unwrap();
+    let (dead, alive) = (&list[0], &list[1]);
+    assert_eq!(dead["remote"], format!("127.0.0.1:{refusing}"), "{remotes}");
+    assert_eq!(dead["state"], "down", "{remotes}");
+    let why = dead["why"].as_str().unwrap_or_default();
+    assert!(why.starts_with("marked dead by "), "{remotes}");
+    assert!(dead["failures"].as_u64().unwrap_or(0) >= 1, "{remotes}");
+    assert_eq!(dead["connections"], 0, "{remotes}");
+    assert_eq!(alive["state"], "up", "{remotes}");
+    assert_eq!(alive["connections"], 4, "{remotes}");
+    assert_documented("remotes", &remotes);
+}

@@ -107,5 +107,14 @@ mod tests {
             .collect();
         let names: Vec<&str> = Cause::ALL.iter().map(|c| c.name()).collect();
         assert_eq!(documented, names);
+        // The manual's `connection log` row lists them too.
+        let language = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/language.md"));
+        let row = language
+            .split("`cause` is one of ")
+            .nth(1)
+            .and_then(|rest| rest.split(". ").next())
+            .expect("the connection log row lists the causes");
+        let listed: Vec<&str> = row.split(", ").map(|c| c.trim_matches('`')).collect();
+        assert_eq!(listed, names);
     }
 }
