@@ -1,5 +1,6 @@
 //! The master and signals: control frames, drain and stop, the signal pipe.
 
+use super::records::SessionId;
 use super::*;
 
 impl Worker {
@@ -143,34 +144,12 @@ impl Worker {
         sessions.sort_by_key(|s| (s.meta.accepted, s.id));
         let mut out = serde_json::json!({ "total": self.sessions.len() }).to_string();
         out.push('\n');
-        let listeners: Vec<(Option<socket2::SockAddr>, String)> = self
-            .listeners
-            .iter()
-            .flatten()
-            .map(|l| (listen_address(&l.socket), describe(&l.socket)))
-            .collect();
         for session in sessions.into_iter().take(limit) {
-            let socket = match &session.client.io {
-                Stream::Plain(s) => s,
-                Stream::Tls(t) => t.socket(),
-            };
-            let sock = socket2::SockRef::from(socket);
-            let local = sock.local_addr().ok();
-            let client = sock
-                .peer_addr()
-                .ok()
-                .map_or_else(String::new, |a| address_text(&a));
-            let listener = listeners
-                .iter()
-                .find(|(address, _)| {
-                    address
-                        .as_ref()
-                        .is_some_and(|a| accepted_on(a, local.as_ref()))
-                })
-                .map_or_else(
-                    || local.as_ref().map_or_else(String::new, address_text),
-                    |(_, text)| text.clone(),
-                );
+            // As the session's records name it: the same id, client and listener.
+            let listener = self
+                .listener_names
+                .get(session.meta.listener())
+                .map_or("", String::as_str);
             let remote = match session.state {
                 State::TlsHandshake { .. } | State::Connecting(_) => None,
                 _ => session
@@ -184,8 +163,8 @@ impl Worker {
                     .unwrap_or(u64::MAX)
             };
             let line = serde_json::json!({
-                "id": format!("{}.{}", self.id, session.id),
-                "client": client,
+                "id": SessionId(self.pid, session.id).to_string(),
+                "client": PeerText(session.meta.peer).to_string(),
                 "listener": listener,
                 "remote": remote,
                 "age_ms": millis(session.meta.accepted),
@@ -208,37 +187,5 @@ impl Worker {
             let buffered = self.sessions.iter().map(|(_, s)| s.buffered()).sum();
             probe.record(self.sessions.len(), buffered, &self.pipes);
         }
-    }
-}
-
-/// A listener's bound address.
-fn listen_address(socket: &ListenSocket) -> Option<socket2::SockAddr> {
-    match socket {
-        ListenSocket::Tcp(l) => socket2::SockRef::from(l).local_addr().ok(),
-        ListenSocket::Unix(l) => socket2::SockRef::from(l).local_addr().ok(),
-    }
-}
-
-/// Whether a connection whose local address is `local` came through a listener
-/// bound to `listener` (an unspecified address takes every one of its port).
-fn accepted_on(listener: &socket2::SockAddr, local: Option<&socket2::SockAddr>) -> bool {
-    let Some(local) = local else {
-        return false;
-    };
-    match (listener.as_socket(), local.as_socket()) {
-        (Some(l), Some(c)) => l.port() == c.port() && (l.ip() == c.ip() || l.ip().is_unspecified()),
-        (None, None) => {
-            listener.as_pathname().is_some() && listener.as_pathname() == local.as_pathname()
-        }
-        _ => false,
-    }
-}
-
-/// An address as the reports print it: `ADDRESS:PORT`, or a Unix socket's path.
-fn address_text(address: &socket2::SockAddr) -> String {
-    match (address.as_socket(), address.as_pathname()) {
-        (Some(a), _) => a.to_string(),
-        (None, Some(path)) => format!("unix:{}", path.display()),
-        (None, None) => "unix".to_string(),
     }
 }

@@ -128,7 +128,7 @@ fn cause(why: &Why, session: &Session<Stream>) -> Cause {
 }
 
 /// A session id in records: the worker's pid and the session's number in it.
-struct SessionId(u32, u64);
+pub(super) struct SessionId(pub u32, pub u64);
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
