@@ -5,6 +5,8 @@
 //! | [`args`]  | the command line: `run PLAN` and the original's drop-in form   |
 //! | [`board`] | the memory the workers share to split new connections evenly   |
 //! | [`stats`] | the counters the workers share with the master (totals, listeners, remotes) |
+//! | [`steering`] | the operators' drain, enable and weight of remotes, shared with the workers |
+//! | [`metrics`] | the Prometheus text format and the endpoint's HTTP                |
 //! | [`load`]  | reads, decodes and validates a plan (or compiles a CFG)        |
 //! | [`listen`]| binds the listening sockets                                    |
 //! | [`master`]| forks and supervises workers, signals, reload                  |
@@ -14,7 +16,7 @@
 //! | [`os`]    | fork, signals, daemon, pidfile, privileges                     |
 //! | [`notify`]| tells systemd when it is ready, reloading, stopping (`sd_notify`) |
 //! | [`tls_context`] | the TLS server context, from the plan's certificate and key |
-//! | [`log`]   | syslog or stderr                                               |
+//! | [`log`]   | syslog, stderr or the journal; text, logfmt or JSON lines; records |
 //! | [`sys`]   | the only `unsafe` code: what has no safe wrapper, made safe    |
 //!
 //! `unsafe_code` is denied everywhere but in [`sys`] (and, for now, the syslog calls
