@@ -369,8 +369,10 @@ impl ControlServer {
     }
 }
 
-impl Drop for ControlServer {
-    fn drop(&mut self) {
+impl ControlServer {
+    /// Removes the socket file, if this process bound it and it is still its own:
+    /// no new client can find this server; those connected are served on.
+    pub fn unlink(&self) {
         if std::process::id() != self.pid {
             return;
         }
@@ -379,6 +381,12 @@ impl Drop for ControlServer {
         if ours {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.unlink();
     }
 }
 

@@ -251,6 +251,11 @@ impl Master {
             Ok(message) => json!({ "ok": true, "message": message }).to_string(),
             Err(error) => error_line(&error),
         };
+        // A socket the reload replaced is gone from its path before anyone hears
+        // of the outcome (its clients are answered on it all the same).
+        if let Some(old) = &self.old_ctl {
+            old.unlink();
+        }
         let waiters = std::mem::take(&mut self.reload_waiters);
         for client in waiters {
             // A waiter of a socket the reload replaced is on the old one.
