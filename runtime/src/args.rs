@@ -189,7 +189,7 @@ struct CtlArgs {
     #[arg(long = "json")]
     json: bool,
     /// The request: status, remotes, sessions [LIMIT], drain REMOTE, enable REMOTE,
-    /// weight REMOTE N, reload, stop (REMOTE is ADDRESS:PORT, [::1]:80 for IPv6)
+    /// weight REMOTE N, reload, stop (REMOTE is ADDRESS:PORT[/tcp|/sctp], [::1]:80 for IPv6)
     #[arg(value_name = "COMMAND", required = true, num_args = 1..)]
     command: Vec<String>,
 }

@@ -151,12 +151,25 @@ fn number(word: &str, what: &str, command: &str) -> Result<u32, String> {
     })
 }
 
-/// A remote as the plan prints it: `ADDRESS:PORT`, `[ADDRESS]:PORT` for IPv6.
+/// A remote as the plan prints it: `ADDRESS:PORT`, `[ADDRESS]:PORT` for IPv6, with
+/// `/tcp` or `/sctp` after it to choose between two remotes on one address and port
+/// (the form the master's answer asks for when the address alone names both).
 fn remote(word: &str) -> Result<String, String> {
-    match word.parse::<std::net::SocketAddr>() {
-        Ok(addr) => Ok(addr.to_string()),
-        Err(_) => Err(format!(
+    let (address, protocol) = match word.rsplit_once('/') {
+        Some((address, protocol)) => (address, Some(protocol)),
+        None => (word, None),
+    };
+    let Ok(addr) = address.parse::<std::net::SocketAddr>() else {
+        return Err(format!(
             "`{}` is not a remote: expected ADDRESS:PORT, such as 10.0.0.7:80 or [::1]:80",
+            shown(word)
+        ));
+    };
+    match protocol.map(str::to_ascii_uppercase).as_deref() {
+        None => Ok(addr.to_string()),
+        Some(p @ ("TCP" | "SCTP")) => Ok(format!("{addr}/{p}")),
+        Some(_) => Err(format!(
+            "`{}` is not a remote: the protocol after `/` is tcp or sctp",
             shown(word)
         )),
     }
@@ -257,7 +270,21 @@ mod tests {
             parse("weight 10.0.0.7:80 +2").unwrap_err(),
             "`weight`: N must be a number, got `+2`"
         );
-        for bad in ["10.0.0.7", "::1:80", "host:80", "10.0.0.7:99999"] {
+        assert_eq!(
+            parse("drain 10.0.0.7:80/udp").unwrap_err(),
+            "`10.0.0.7:80/udp` is not a remote: the protocol after `/` is tcp or sctp"
+        );
+        assert_eq!(
+            parse("drain [::1]:80/sctp").unwrap(),
+            Request::Drain("[::1]:80/SCTP".to_string())
+        );
+        for bad in [
+            "10.0.0.7",
+            "::1:80",
+            "host:80",
+            "10.0.0.7:99999",
+            "10.0.0.7/tcp",
+        ] {
             let e = parse(&format!("drain {bad}")).unwrap_err();
             assert_eq!(
                 e,
