@@ -257,11 +257,3 @@ fn histogram(e: &mut Exposition, name: &str, labels: &[(&str, &str)], h: &Histog
         .collect();
     e.histogram(name, labels, &buckets, h.sum.as_secs_f64(), h.count());
 }
-
-/// Every family [`render`] writes (a test compares them with `docs/metrics.md`).
-pub fn families(text: &str) -> Vec<&str> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split(' ').next())
-        .collect()
-}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tcprelay_plan::{ListenAddress, Protocol};
 
-use super::render::{families, render, Info};
+use super::render::{render, Info};
 use crate::stats::{Registry, RemoteKey};
 
 fn info() -> Info<'static> {
@@ -105,6 +105,14 @@ fn promtool_accepts_the_exposition() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Every family a text has (its `# TYPE` lines), in order.
+fn families(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect()
 }
 
 /// Every family is documented in docs/metrics.md, and every one documented exists.
