@@ -26,8 +26,19 @@ need_packages() {
         fi
         sudo=(sudo)
     fi
+    # Some of the packages are daemons (haproxy, nginx, redis, stunnel) that the tests
+    # start themselves: Debian's policy-rc.d keeps their services from starting
+    # during the install (and from holding ports such as 80).
+    local policy=/usr/sbin/policy-rc.d ours=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# scripts/packages.sh: no service starts during its install\nexit 101\n' |
+            "${sudo[@]}" tee "$policy" >/dev/null && "${sudo[@]}" chmod 755 "$policy" && ours=1
+    fi
+    local status=0
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" || {
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" || status=1
+    [ -n "$ours" ] && "${sudo[@]}" rm -f "$policy"
+    [ "$status" -eq 0 ] || {
         echo "error: installing ${missing[*]} failed (the output above says why); the command:" >&2
         echo "  ${sudo[*]}${sudo:+ }apt-get update && ${sudo[*]}${sudo:+ }apt-get install -y ${missing[*]}" >&2
         return 1

@@ -16,7 +16,7 @@ echo "== checking the Debian packages the build and the tests use"
 # test; procps has the kill(1) the integration tests signal the relay with;
 # prometheus has promtool, which checks the metrics exposition.
 need_packages pkg-config libssl-dev openssl netbase chromium groff-base man-db vim \
-    systemd iproute2 procps prometheus
+    systemd iproute2 procps prometheus haproxy nginx-light libnginx-mod-stream redis-server stunnel4
 
 echo "== cargo test --workspace (the worker's own tests run under every event mechanism)"
 cargo test --workspace

@@ -117,6 +117,7 @@ fn listener(l: &ListenerModel, section: &Keepalive) -> Listener {
         realm: l.realm.as_ref().map(|v| v.node.clone()),
         keepalive: keepalive(&l.keepalive, section),
         mode: l.mode.as_ref().map(|v| v.node),
+        accept_proxy: None,
     }
 }
 
@@ -152,6 +153,9 @@ fn relay(m: &RelayModel) -> Relay {
                 address: SocketAddr::new(r.address.node, r.port.node),
                 protocol: r.protocol.as_ref().map_or(Protocol::Tcp, |v| v.node),
                 weight: r.weight.as_ref().map_or(defaults::WEIGHT, |v| v.node),
+                send_proxy: None,
+                tls: None,
+                check: None,
             })
             .collect(),
         local_address: m.local_address.as_ref().map(|v| v.node),

@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 
 pub use codec::{decode, encode, DecodeError, FORMAT_VERSION, MAGIC};
 pub use read::{read_plan, read_regular, ReadError, Refused, MAX_PLAN_SIZE};
-pub use validate::PlanError;
+pub use validate::{PlanError, MAX_CHECK_BYTES};
 
 /// A whole compiled configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +159,44 @@ pub struct Listener {
     pub keepalive: Keepalive,
     /// File mode of a Unix-domain socket (`mode = 0660`).
     pub mode: Option<u32>,
+    /// `haproxy = yes` / `accept proxy = v1|v2|any`: every connection starts with a
+    /// PROXY protocol header, read before anything else (`None`: not accepted).
+    pub accept_proxy: Option<AcceptProxy>,
+}
+
+/// How a listener accepts the PROXY protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptProxy {
+    /// The versions accepted.
+    pub version: ProxyAccept,
+    /// The peers trusted to send a header (`accept proxy from = CIDR`, any number);
+    /// empty: any peer. A connection from another peer is closed, never relayed.
+    pub from: Vec<Network>,
+    /// Milliseconds a client has to send its whole header (`accept proxy timeout`).
+    pub timeout_ms: u32,
+}
+
+/// The PROXY protocol versions a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProxyAccept {
+    V1,
+    V2,
+    /// Either, told apart by the first bytes (`haproxy = yes` means this).
+    Any,
+}
+
+/// A PROXY protocol version a remote is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProxyVersion {
+    V1,
+    V2,
+}
+
+/// An IP network (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub address: IpAddr,
+    pub prefix: u8,
 }
 
 /// Where a listener binds.
@@ -262,6 +300,63 @@ pub struct Remote {
     pub address: SocketAddr,
     pub protocol: Protocol,
     pub weight: u32,
+    /// `send proxy = v1|v2`: a PROXY protocol header with the client's addresses is
+    /// written to the remote before any byte of the client (and before a TLS
+    /// handshake with it). The section's default is resolved by the compiler.
+    pub send_proxy: Option<ProxyVersion>,
+    /// `tls = yes` on a remote: the relay is a TLS client towards it.
+    pub tls: Option<RemoteTls>,
+    /// `check = { ... }` (or the section's default): active health checks.
+    pub check: Option<Check>,
+}
+
+/// TLS towards a remote (stunnel's client mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteTls {
+    /// The server name sent (SNI) and, with `verify`, checked against the
+    /// certificate; `None`: no SNI, and the certificate is checked against the
+    /// remote's IP address.
+    pub sni: Option<String>,
+    /// Whether the remote's certificate chain and name are verified.
+    pub verify: bool,
+    /// CA certificates to verify against (PEM); `None`: the system's store.
+    pub ca_file: Option<String>,
+    /// A client certificate (PEM) and its key, for remotes that ask for one.
+    pub cert_file: Option<String>,
+    /// Defaults to `cert_file` when a certificate is given without a key.
+    pub key_file: Option<String>,
+    pub passphrase: Option<Secret>,
+}
+
+/// An active health check of a remote, run once per relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Milliseconds between the starts of two checks.
+    pub interval_ms: u32,
+    /// Milliseconds a check may take (connect, handshake, send and expect).
+    pub timeout_ms: u32,
+    /// Consecutive passing checks that bring a down remote up.
+    pub rise: u32,
+    /// Consecutive failing checks that take an up remote down.
+    pub fall: u32,
+    /// Bytes written once connected (and after the handshake, with `tls`).
+    pub send: Option<Vec<u8>>,
+    /// What the first reply must hold; `None`: connecting (and the handshake)
+    /// is the check.
+    pub expect: Option<Expect>,
+    /// Whether the check completes a TLS handshake (with the remote's own TLS
+    /// settings when it has them, else without verification).
+    pub tls: bool,
+}
+
+/// What a check's reply must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expect {
+    /// The reply starts with these bytes.
+    Bytes(Vec<u8>),
+    /// The first reply (what one read returns, at most 16 KiB) matches this regular
+    /// expression (the `regex-lite` syntax, checked by the compiler).
+    Regex(String),
 }
 
 /// TLS termination material for listeners with `tls = yes`.
@@ -449,6 +544,12 @@ impl Plan {
             .tls
             .as_ref()
             .is_some_and(|tls| tls.passphrase.is_some())
+            || self.relay.remotes.iter().any(|remote| {
+                remote
+                    .tls
+                    .as_ref()
+                    .is_some_and(|tls| tls.passphrase.is_some())
+            })
     }
 }
 
@@ -515,6 +616,16 @@ pub mod defaults {
     pub const METRICS_ADDRESS: std::net::IpAddr =
         std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     pub const LOG_FORMAT: super::LogFormat = super::LogFormat::Text;
+    /// Milliseconds a client of a PROXY-accepting listener has to send its header.
+    pub const ACCEPT_PROXY_TIMEOUT_MS: u32 = 5_000;
+    /// Health checks: every 2 s, 1 s each, up after 2 passes, down after 3 failures
+    /// (HAProxy's `inter 2s rise 2 fall 3`).
+    pub const CHECK_INTERVAL_MS: u32 = 2_000;
+    pub const CHECK_TIMEOUT_MS: u32 = 1_000;
+    pub const CHECK_RISE: u32 = 2;
+    pub const CHECK_FALL: u32 = 3;
+    /// TLS towards a remote verifies its certificate unless told not to.
+    pub const REMOTE_TLS_VERIFY: bool = true;
 }
 
 #[cfg(test)]

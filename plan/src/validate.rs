@@ -65,7 +65,28 @@ pub enum PlanError {
         listener: usize,
         address: SocketAddr,
     },
+    /// A network of `accept proxy from` with a prefix longer than its address.
+    BadNetwork {
+        listener: usize,
+    },
+    /// A remote's health check setting that must be at least 1 is 0.
+    ZeroCheckSetting {
+        remote: usize,
+        what: &'static str,
+    },
+    /// A check's `send` or `expect` is longer than a check reads or writes.
+    CheckTooLong {
+        remote: usize,
+        what: &'static str,
+    },
+    /// A check's timeout is longer than its interval.
+    CheckTimeout {
+        remote: usize,
+    },
 }
+
+/// The most bytes a health check sends, and expects in its first reply.
+pub const MAX_CHECK_BYTES: usize = 16 * 1024;
 
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,6 +136,26 @@ impl fmt::Display for PlanError {
                 f,
                 "the metrics endpoint {address} is an address listener #{} binds",
                 listener + 1
+            ),
+            PlanError::BadNetwork { listener } => write!(
+                f,
+                "listener #{} accepts PROXY headers from a network whose prefix is longer than its address",
+                listener + 1
+            ),
+            PlanError::ZeroCheckSetting { remote, what } => write!(
+                f,
+                "remote #{}'s check {what} is 0, and must be at least 1",
+                remote + 1
+            ),
+            PlanError::CheckTooLong { remote, what } => write!(
+                f,
+                "remote #{}'s check {what} is longer than {MAX_CHECK_BYTES} bytes",
+                remote + 1
+            ),
+            PlanError::CheckTimeout { remote } => write!(
+                f,
+                "remote #{}'s check timeout is longer than its interval",
+                remote + 1
             ),
             PlanError::BadAcl { rule } => {
                 write!(
@@ -264,6 +305,24 @@ fn os_strings(plan: &Plan) -> Vec<OsString<'_>> {
             out.push((field.to_string(), value, OsText::check_name));
         }
     }
+    for (i, remote) in plan.relay.remotes.iter().enumerate() {
+        let Some(tls) = &remote.tls else { continue };
+        let fields = [
+            ("TLS server name", &tls.sni),
+            ("CA file", &tls.ca_file),
+            ("certificate file", &tls.cert_file),
+            ("key file", &tls.key_file),
+        ];
+        for (what, value) in fields {
+            if let Some(value) = value {
+                out.push((
+                    format!("remote #{}'s {what}", i + 1),
+                    value,
+                    OsText::check_name,
+                ));
+            }
+        }
+    }
     if let Some(control) = &s.control {
         if let Some(path) = &control.path {
             out.push((
@@ -373,6 +432,36 @@ impl Plan {
                     what: format!("remote #{}", i + 1),
                 });
             }
+            if let Some(check) = &remote.check {
+                let at_least_one = [
+                    ("interval", check.interval_ms),
+                    ("timeout", check.timeout_ms),
+                    ("rise", check.rise),
+                    ("fall", check.fall),
+                ];
+                for (what, value) in at_least_one {
+                    if value == 0 {
+                        errors.push(PlanError::ZeroCheckSetting { remote: i, what });
+                    }
+                }
+                if check.timeout_ms > check.interval_ms {
+                    errors.push(PlanError::CheckTimeout { remote: i });
+                }
+                let expect = match &check.expect {
+                    Some(crate::Expect::Bytes(bytes)) => bytes.len(),
+                    Some(crate::Expect::Regex(regex)) => regex.len(),
+                    None => 0,
+                };
+                let lengths = [
+                    ("send", check.send.as_ref().map_or(0, Vec::len)),
+                    ("expect", expect),
+                ];
+                for (what, len) in lengths {
+                    if len > MAX_CHECK_BYTES {
+                        errors.push(PlanError::CheckTooLong { remote: i, what });
+                    }
+                }
+            }
         }
         // 0 is "chosen by the runtime" for a maximum or `servers min`.
         if s.users_max != 0 && s.users_min > s.users_max {
@@ -416,6 +505,20 @@ impl Plan {
             }
             if l.tls && r.tls.is_none() {
                 errors.push(PlanError::TlsWithoutCertificate { listener: i });
+            }
+            if let Some(proxy) = &l.accept_proxy {
+                if proxy.timeout_ms == 0 {
+                    errors.push(PlanError::ZeroSetting {
+                        what: "accept proxy timeout",
+                    });
+                }
+                if proxy
+                    .from
+                    .iter()
+                    .any(|n| n.prefix > if n.address.is_ipv4() { 32 } else { 128 })
+                {
+                    errors.push(PlanError::BadNetwork { listener: i });
+                }
             }
         }
         if r.rebalance == Some(0) {

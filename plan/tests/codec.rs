@@ -20,6 +20,7 @@ pub fn sample() -> Plan {
                 realm: None,
                 keepalive: Keepalive::default(),
                 mode: None,
+                accept_proxy: None,
             }],
             users_min: 1,
             users_max: 10,
@@ -53,6 +54,9 @@ pub fn sample() -> Plan {
                 address: "127.0.0.1:22".parse().unwrap(),
                 protocol: Protocol::Tcp,
                 weight: 3,
+                send_proxy: None,
+                tls: None,
+                check: None,
             }],
             local_address: None,
             rebalance: Some(10),
@@ -243,16 +247,17 @@ fn issue_14_settings_are_validated() {
 }
 
 #[test]
-fn the_format_version_is_2_since_the_issue_14_fields() {
-    // The body of version 1 had no control, metrics, log format or relay timeouts:
-    // such a plan is refused with a message saying to recompile, not misread.
-    assert_eq!(FORMAT_VERSION, 2);
+fn the_format_version_is_3_since_the_issue_15_fields() {
+    // The body of version 2 had no PROXY protocol, remote TLS or health checks (and
+    // version 1 no control, metrics, log format or relay timeouts): such a plan is
+    // refused with a message saying to recompile, not misread.
+    assert_eq!(FORMAT_VERSION, 3);
     let mut bytes = encode(&sample(), "0.1.0");
-    bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
     let err = decode(&bytes).unwrap_err();
     assert!(matches!(
         err,
-        DecodeError::UnsupportedVersion { found: 1, .. }
+        DecodeError::UnsupportedVersion { found: 2, .. }
     ));
 }
 
@@ -521,4 +526,60 @@ fn a_body_that_passes_the_checksum_but_does_not_decode_is_one_sentence() {
         }
         assert!(!line.contains('\n'), "{name}: {line}");
     }
+}
+
+#[test]
+fn health_checks_and_proxy_settings_are_validated() {
+    let mut plan = sample();
+    plan.relay.remotes[0].check = Some(Check {
+        interval_ms: 1_000,
+        timeout_ms: 2_000,
+        rise: 0,
+        fall: 1,
+        send: Some(vec![b'x'; MAX_CHECK_BYTES + 1]),
+        expect: None,
+        tls: false,
+    });
+    plan.spawnd.listeners[0].accept_proxy = Some(AcceptProxy {
+        version: ProxyAccept::Any,
+        from: vec![Network {
+            address: "10.0.0.0".parse().unwrap(),
+            prefix: 33,
+        }],
+        timeout_ms: 0,
+    });
+    assert_eq!(
+        plan.problems(),
+        vec![
+            PlanError::ZeroCheckSetting {
+                remote: 0,
+                what: "rise"
+            },
+            PlanError::CheckTimeout { remote: 0 },
+            PlanError::CheckTooLong {
+                remote: 0,
+                what: "send"
+            },
+            PlanError::ZeroSetting {
+                what: "accept proxy timeout"
+            },
+            PlanError::BadNetwork { listener: 0 },
+        ]
+    );
+    plan.relay.remotes[0].tls = Some(RemoteTls {
+        sni: Some("a\0b".into()),
+        verify: true,
+        ca_file: None,
+        cert_file: None,
+        key_file: None,
+        passphrase: Some(Secret::new("x")),
+    });
+    assert!(plan.has_secret(), "a remote's passphrase is a secret");
+    let problems: Vec<String> = plan.problems().iter().map(|p| p.to_string()).collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("remote #1's TLS server name ") && p.contains("NUL")),
+        "{problems:?}"
+    );
 }

@@ -202,6 +202,7 @@ mod tests {
             realm: None,
             keepalive: Keepalive::default(),
             mode: None,
+            accept_proxy: None,
         }
     }
 

@@ -238,6 +238,9 @@ mod tests {
             address: address.parse().unwrap(),
             protocol,
             weight,
+            send_proxy: None,
+            tls: None,
+            check: None,
         }
     }
 

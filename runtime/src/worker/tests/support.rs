@@ -17,6 +17,9 @@ pub(crate) fn relay(remotes: &[(SocketAddr, u32)]) -> Relay {
                 address,
                 protocol: Protocol::Tcp,
                 weight,
+                send_proxy: None,
+                tls: None,
+                check: None,
             })
             .collect(),
         local_address: None,
