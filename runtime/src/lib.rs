@@ -26,8 +26,10 @@
 
 pub mod args;
 pub mod board;
+pub mod checker;
 pub mod control;
 pub mod ctl;
+pub mod health;
 pub mod listen;
 pub mod load;
 // Its syslog calls (openlog, syslog) are the one exception, until they move to `sys`.
