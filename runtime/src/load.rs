@@ -50,6 +50,8 @@ pub fn read_plan(path: &Path) -> Result<Plan, String> {
         tcprelay_plan::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     plan.validate()
         .map_err(|e| format!("{}: invalid plan: {e}", path.display()))?;
+    crate::checker::check_plan(&plan)
+        .map_err(|e| format!("{}: invalid plan: {e}", path.display()))?;
     Ok(plan)
 }
 

@@ -63,6 +63,7 @@ impl Master {
         Some(worker::Steering {
             table: self.steering.clone()?,
             slots: self.slots.remotes.iter().map(|s| s.index()).collect(),
+            health: self.checks.table.clone(),
         })
     }
 

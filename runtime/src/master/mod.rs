@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use tcprelay_plan::{ListenAddress, Plan};
 
 mod admin;
+mod checker;
 mod ctl;
 mod frames;
 mod metrics;
@@ -148,6 +149,8 @@ pub struct Master {
     /// The operators' steering of remotes (`admin`; `None` if the shared memory
     /// could not be made: then remotes cannot be steered).
     steering: Option<crate::steering::Table>,
+    /// The remotes' health checks: the shared table and the checker process.
+    checks: checker::Checks,
     /// `sessions` queries waiting for the workers' answers (`sessions`).
     gatherings: sessions::Gatherings,
     /// Old generations draining after reloads, oldest first, with their deadlines
@@ -249,6 +252,7 @@ impl Master {
                     warn!("cannot share memory for steering remotes ({e}): drain, enable and weight are unavailable")
                 })
                 .ok(),
+            checks: checker::Checks::new(),
             gatherings: sessions::Gatherings::default(),
             drains: Vec::new(),
             started: Instant::now(),
@@ -308,6 +312,7 @@ impl Master {
         for _ in 0..self.servers_min() {
             self.spawn();
         }
+        self.start_checker();
         let status = format!(
             "generation {}: listening on {}; {} remote(s); {} worker(s)",
             self.generation,
@@ -329,6 +334,7 @@ impl Master {
                 self.next_drain_deadline(),
                 self.ctl.as_ref().and_then(|c| c.next_deadline()),
                 self.metrics_deadline(),
+                self.checks.restart_at,
             ];
             let timeout = wake
                 .into_iter()
@@ -373,6 +379,7 @@ impl Master {
                 // Its exit, reaped, reports the timeout.
                 compile.kill();
             }
+            self.checker_due();
             self.sessions_due();
             let due = self.overload_due();
             self.set_overload(due);

@@ -106,6 +106,8 @@ impl Master {
         worker::Mechanism::after_setenv(&plan.env)?;
         // Checked before anything changes, applied once the listeners are bound.
         let setenv = crate::Setenv::check(&plan.env)?;
+        // A check's `expect regex` that does not compile refuses the plan.
+        crate::checker::check_plan(&plan)?;
         // The control socket and the metrics endpoint a changed plan asks for are
         // bound before anything changes; put in place once the listeners are.
         let ctl = self.rebind_ctl(&plan)?;
@@ -129,12 +131,14 @@ impl Master {
         self.tls = tls;
         // The new plan's counter slots: a listener or remote it shares with the old
         // one keeps its slot, so its counts go on.
+        let old_remote_slots: Vec<usize> = self.slots.remotes.iter().map(|s| s.index()).collect();
         if let Some(registry) = &mut self.stats {
             let slots = registry.assign(&self.plan);
             let old = std::mem::replace(&mut self.slots, slots);
             self.old_slots.push((self.generation, old));
         }
         self.steering_reloaded(&old_plan.relay.remotes);
+        self.checker_reloaded(&old_plan.relay.remotes, &old_remote_slots);
         self.generation += 1;
         let old: Vec<Token> = self
             .workers

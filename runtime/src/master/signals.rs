@@ -53,6 +53,9 @@ impl Master {
                 String::new()
             }
         );
+        if let Some(line) = self.health_status() {
+            notice!("{line}");
+        }
         // Each worker reports its own sessions and remotes.
         for w in ws {
             let _ = os::kill(w.pid, libc::SIGUSR1);
@@ -78,6 +81,7 @@ impl Master {
             compile.kill();
         }
         self.abandon_reload();
+        self.stop_checker();
         self.listeners.clear();
         for w in self.workers.values_mut() {
             w.leaving = true;

@@ -88,6 +88,8 @@ impl Master {
         // Other workers' control sockets must be closed here, or a worker would not see
         // end of file when the master dies.
         self.workers.clear();
+        // Nor would the checker see end of file if a worker held the master's end.
+        self.stop_checker_handles();
         // The control socket and the metrics endpoint are the master's.
         self.ctl = None;
         self.old_ctl = None;
@@ -171,6 +173,9 @@ impl Master {
                 if let Some(compile) = self.compiling.take() {
                     self.compiled(compile.finish(exit));
                 }
+                continue;
+            }
+            if self.reap_checker(pid, exit) {
                 continue;
             }
             let Some(token) = self

@@ -12,6 +12,14 @@
 //! reads its remotes' steering again when it moved. A drained remote is never
 //! selected (its sessions go on); an override replaces the plan's weight, and a
 //! weight of 0 selects the remote only when no other can take the session.
+//!
+//! The remotes' health (`crate::health`, written by the one checker of the relay)
+//! is relay-wide too, followed the same way: a remote down by its checks gets no
+//! new session; a dead mark of this worker is cleared when the remote's count of
+//! passing checks moves (a check passed since); and when every remote that is not
+//! drained is down by its checks, they are all tried again as if none were checked
+//! (the original's behaviour when every remote is dead), which is logged once per
+//! such episode.
 
 /// What the balancer knows about one remote.
 #[derive(Debug, Clone)]
@@ -25,6 +33,10 @@ struct RemoteState {
     /// Sessions of this worker connected or connecting to the remote.
     active: u64,
     dead: bool,
+    /// Down by its health checks.
+    checked_down: bool,
+    /// The remote's passing checks when last read (`None`: not read yet).
+    passes: Option<u64>,
 }
 
 /// Per-worker balancing state over the plan's remotes, in plan order.
@@ -36,13 +48,18 @@ pub struct Balancer {
     /// Selections made since the dead marks were last cleared by `rebalance`.
     selections: u64,
     steer: Option<Steer>,
+    checks: Option<Steer<crate::health::Table>>,
+    /// Every remote is down by its checks and they are all tried again (logged
+    /// when it starts), and how many such episodes there were.
+    all_down: bool,
+    all_down_episodes: u64,
 }
 
 /// The relay-wide steering a balancer follows: the table, each remote's slot in it
 /// (plan order), and the epoch last read (`None`: not read yet).
 #[derive(Debug, Clone)]
-struct Steer {
-    table: crate::steering::Table,
+struct Steer<T = crate::steering::Table> {
+    table: T,
     slots: Vec<usize>,
     seen: Option<u64>,
 }
@@ -81,12 +98,67 @@ impl Balancer {
                     drained: false,
                     active: 0,
                     dead: false,
+                    checked_down: false,
+                    passes: None,
                 })
                 .collect(),
             rebalance: rebalance.filter(|n| *n > 0),
             selections: 0,
             steer: None,
+            checks: None,
+            all_down: false,
+            all_down_episodes: 0,
         }
+    }
+
+    /// Follows the health checks of `table`, where remote `j` (plan order) has slot
+    /// `slots[j]` (a remote without one is never down by checks).
+    pub fn follow_health(&mut self, table: crate::health::Table, slots: Vec<usize>) {
+        self.checks = Some(Steer {
+            table,
+            slots,
+            seen: None,
+        });
+        self.follow_checks();
+    }
+
+    /// Reads the health table again if its epoch moved (one relaxed load
+    /// otherwise). True when a passing check cleared a dead mark.
+    fn follow_checks(&mut self) -> bool {
+        let Some(checks) = self.checks.as_mut() else {
+            return false;
+        };
+        let epoch = checks.table.epoch();
+        if checks.seen == Some(epoch) {
+            return false;
+        }
+        checks.seen = Some(epoch);
+        checks.table.acquire();
+        let mut cleared = false;
+        for (index, remote) in self.remotes.iter_mut().enumerate() {
+            let health = checks
+                .slots
+                .get(index)
+                .map(|&slot| checks.table.read(slot))
+                .unwrap_or_default();
+            remote.checked_down = health.down;
+            let passes = health.passes();
+            if remote.passes.is_some_and(|p| p != passes) && remote.dead {
+                remote.dead = false;
+                cleared = true;
+            }
+            remote.passes = Some(passes);
+        }
+        if self.all_down && !self.every_remote_checked_down() {
+            self.all_down = false;
+        }
+        cleared
+    }
+
+    /// Whether every remote not drained is down by its checks (and one is).
+    fn every_remote_checked_down(&self) -> bool {
+        let mut open = self.remotes.iter().filter(|r| !r.drained).peekable();
+        open.peek().is_some() && open.all(|r| r.checked_down)
     }
 
     /// Follows the steering of `table`, where remote `j` (plan order) has slot
@@ -124,13 +196,44 @@ impl Balancer {
 
     /// Picks the live, not excluded remote with the lowest load and counts a session
     /// on it. Returns the remote's index in plan order, or `None` when every remote
-    /// is dead or excluded. The second value is true when this selection completed
-    /// a `rebalance` period and cleared dead marks (for logging).
+    /// is dead or excluded. The second value is true when this selection cleared
+    /// dead marks: it completed a `rebalance` period, or a passing health check was
+    /// seen (the caller logs it and updates the counters' marks).
     pub fn select(&mut self, excluded: &Tried) -> (Option<usize>, bool) {
         self.follow();
+        let cleared = self.follow_checks();
+        let mut best = self.best(excluded, true);
+        if best.is_none() && self.every_remote_checked_down() {
+            if !std::mem::replace(&mut self.all_down, true) {
+                self.all_down_episodes += 1;
+                crate::warn!("every remote is down by its health checks: trying them all again");
+            }
+            best = self.best(excluded, false);
+        }
+        if let Some((index, _)) = best {
+            self.remotes[index].active += 1;
+        }
+        let mut revived = cleared;
+        if let Some(period) = self.rebalance {
+            self.selections += 1;
+            if self.selections >= period {
+                self.selections = 0;
+                revived |= self.revive_all();
+            }
+        }
+        (best.map(|(index, _)| index), revived)
+    }
+
+    /// The live, not excluded remote with the lowest load and its score; with
+    /// `checked`, a remote down by its checks is not live.
+    fn best(&self, excluded: &Tried, checked: bool) -> Option<(usize, u64)> {
         let mut best: Option<(usize, u64)> = None;
         for (index, remote) in self.remotes.iter().enumerate() {
-            if remote.dead || remote.drained || excluded.contains(index) {
+            if remote.dead
+                || remote.drained
+                || (checked && remote.checked_down)
+                || excluded.contains(index)
+            {
                 continue;
             }
             let score = match remote.weight {
@@ -142,18 +245,7 @@ impl Balancer {
                 best = Some((index, score));
             }
         }
-        if let Some((index, _)) = best {
-            self.remotes[index].active += 1;
-        }
-        let mut revived = false;
-        if let Some(period) = self.rebalance {
-            self.selections += 1;
-            if self.selections >= period {
-                self.selections = 0;
-                revived = self.revive_all();
-            }
-        }
-        (best.map(|(index, _)| index), revived)
+        best
     }
 
     /// Releases the count taken by [`Balancer::select`] when a session (or a failed
@@ -190,6 +282,17 @@ impl Balancer {
     /// Whether remote `index` is marked dead (for status reports).
     pub fn is_dead(&self, index: usize) -> bool {
         self.remotes.get(index).is_some_and(|r| r.dead)
+    }
+
+    /// Whether remote `index` is down by its health checks (for status reports).
+    pub fn is_checked_down(&self, index: usize) -> bool {
+        self.remotes.get(index).is_some_and(|r| r.checked_down)
+    }
+
+    /// Episodes in which every remote was down by its checks (each logged once).
+    #[cfg(test)]
+    pub fn all_down_episodes(&self) -> u64 {
+        self.all_down_episodes
     }
 
     /// The sessions remote `index` holds (for status reports).
@@ -398,5 +501,120 @@ mod tests {
         assert_eq!(b.select(&none()).0, Some(1));
         assert_eq!(b.select(&none()).0, Some(2));
         assert_eq!(b.select(&none()).0, Some(1));
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+    use crate::health::{Outcome, Table};
+    use std::time::{Duration, SystemTime};
+
+    fn none() -> Tried {
+        Tried::default()
+    }
+
+    fn check(table: &Table, slot: usize, outcome: Outcome) {
+        // rise = fall = 1: one result decides.
+        table.record(slot, outcome, Duration::ZERO, SystemTime::now(), 1, 1);
+    }
+
+    #[test]
+    fn a_remote_down_by_its_checks_gets_no_new_session_until_it_is_up() {
+        let table = Table::new().unwrap();
+        let mut b = Balancer::new([1, 1], None);
+        b.follow_health(table.clone(), vec![3, 4]);
+        check(&table, 3, Outcome::Timeout);
+        for _ in 0..5 {
+            assert_eq!(b.select(&none()).0, Some(1));
+        }
+        assert!(b.is_checked_down(0));
+        check(&table, 3, Outcome::Pass);
+        assert_eq!(b.select(&none()).0, Some(0), "up again: the least loaded");
+        assert!(!b.is_checked_down(0));
+        assert_eq!(b.all_down_episodes(), 0);
+    }
+
+    #[test]
+    fn a_passing_check_clears_a_dead_mark_and_says_so() {
+        let table = Table::new().unwrap();
+        let mut b = Balancer::new([1, 1], None);
+        b.follow_health(table.clone(), vec![3, 4]);
+        check(&table, 3, Outcome::Pass);
+        assert_eq!(b.select(&none()), (Some(0), false));
+        // A failed connect marks it dead in this worker.
+        assert!(b.mark_dead(0));
+        // A failing check of another remote moves the epoch, not remote 0's passes.
+        check(&table, 4, Outcome::Refused);
+        check(&table, 4, Outcome::Pass);
+        assert_eq!(b.select(&none()), (Some(1), false));
+        assert!(b.is_dead(0));
+        check(&table, 3, Outcome::Pass);
+        assert_eq!(
+            b.select(&none()),
+            (Some(0), true),
+            "a check passed since the mark: cleared, reported"
+        );
+        assert!(!b.is_dead(0));
+    }
+
+    #[test]
+    fn with_every_remote_down_by_checks_all_are_tried_and_it_is_counted_once() {
+        let table = Table::new().unwrap();
+        let mut b = Balancer::new([1, 1], None);
+        b.follow_health(table.clone(), vec![3, 4]);
+        check(&table, 3, Outcome::Refused);
+        check(&table, 4, Outcome::Refused);
+        assert_eq!(b.select(&none()).0, Some(0));
+        assert_eq!(b.select(&none()).0, Some(1));
+        let mut tried = Tried::default();
+        tried.insert(0);
+        assert_eq!(b.select(&tried).0, Some(1), "tried ones stay excluded");
+        assert_eq!(b.all_down_episodes(), 1, "logged once for the episode");
+        // One comes back: the episode ends; the other stays skipped.
+        check(&table, 4, Outcome::Pass);
+        for _ in 0..3 {
+            assert_eq!(b.select(&none()).0, Some(1));
+        }
+        // Down again, all of them: a second episode.
+        check(&table, 4, Outcome::Timeout);
+        assert!(b.select(&none()).0.is_some());
+        assert_eq!(b.all_down_episodes(), 2);
+    }
+
+    #[test]
+    fn a_drained_remote_does_not_count_among_those_all_down() {
+        let steering = crate::steering::Table::new().unwrap();
+        let table = Table::new().unwrap();
+        let mut b = Balancer::new([1, 1], None);
+        b.steer(steering.clone(), vec![3, 4]);
+        b.follow_health(table.clone(), vec![3, 4]);
+        steering.write(
+            4,
+            crate::steering::Admin {
+                drained: true,
+                ..Default::default()
+            },
+        );
+        check(&table, 3, Outcome::Refused);
+        // The only remote not drained is down: it is tried, the drained one never.
+        for _ in 0..3 {
+            assert_eq!(b.select(&none()).0, Some(0));
+        }
+        assert_eq!(b.all_down_episodes(), 1);
+    }
+
+    #[test]
+    fn an_unchecked_remote_and_the_overflow_slot_are_always_up() {
+        let table = Table::new().unwrap();
+        let mut b = Balancer::new([1, 1, 1], None);
+        // Remote 1 counts in the overflow slot, remote 2 has no slot at all.
+        b.follow_health(table.clone(), vec![7, 0]);
+        check(&table, 7, Outcome::Refused);
+        check(&table, 0, Outcome::Refused);
+        assert_eq!(b.select(&none()).0, Some(1));
+        assert_eq!(b.select(&none()).0, Some(2));
+        assert_eq!(b.select(&none()).0, Some(1));
+        assert_eq!(b.all_down_episodes(), 0);
     }
 }

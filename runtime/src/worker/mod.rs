@@ -125,6 +125,8 @@ impl std::fmt::Debug for Counting {
 pub struct Steering {
     pub table: crate::steering::Table,
     pub slots: Vec<usize>,
+    /// The remotes' health as the checks find it (same slots; `None`: not shared).
+    pub health: Option<crate::health::Table>,
 }
 
 /// Why a worker's loop ended.

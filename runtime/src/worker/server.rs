@@ -343,6 +343,9 @@ impl Worker {
         let session_base = FIRST_LISTENER + listeners.len();
         let mut balancer = Balancer::new(relay.remotes.iter().map(|r| r.weight), relay.rebalance);
         if let Some(steering) = config.steering {
+            if let Some(health) = steering.health {
+                balancer.follow_health(health, steering.slots.clone());
+            }
             balancer.steer(steering.table, steering.slots);
         }
         Ok(Worker {

@@ -181,6 +181,8 @@ impl Worker {
                     r.address,
                     if self.balancer.is_dead(i) {
                         "dead"
+                    } else if self.balancer.is_checked_down(i) {
+                        "down by its health checks"
                     } else {
                         "alive"
                     },

@@ -25,6 +25,7 @@ fn steered(m: Mechanism, remotes: &[(SocketAddr, u32)], table: &Table) -> Harnes
         table: table.clone(),
         // Slot 0 is the overflow, never steered.
         slots: (1..=remotes.len()).collect(),
+        health: None,
     });
     setup.start()
 }

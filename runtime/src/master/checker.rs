@@ -1,0 +1,376 @@
+//! The checker process as the master sees it (`crate::checker`): forked with the
+//! workers (after the privileges are dropped, like them) when the plan checks any
+//! remote, replaced at every reload (the health table keeps each remote's state by
+//! slot; a remote new to the plan starts up and unchecked), restarted when it dies
+//! (at most 3 deaths in 10 s, then after 5 s), reaped like a worker and stopped
+//! with them.
+
+use super::{Master, SIGNALS};
+use crate::checker::{self, Checker};
+use crate::health::{Health, Table};
+use crate::notify::Notify;
+use crate::os::{self, Fork};
+use crate::{error, info, warn};
+use mio::net::UnixStream;
+use std::time::{Duration, Instant, SystemTime};
+use tcprelay_plan::Remote;
+
+/// Deaths in [`DEATH_WINDOW`] after which a restart waits [`RESTART_AFTER`].
+const DEATHS: usize = 3;
+const DEATH_WINDOW: Duration = Duration::from_secs(10);
+const RESTART_AFTER: Duration = Duration::from_secs(5);
+
+/// The checker process alive.
+#[derive(Debug)]
+pub(super) struct CheckerProcess {
+    pid: libc::pid_t,
+    /// The master's end of a socket pair: the checker sees end of file on its end
+    /// when the master has gone, and exits.
+    _control: UnixStream,
+    /// Told to stop (a reload replaced it, or the relay stops): its exit is expected.
+    leaving: bool,
+}
+
+/// The master's side of the checks.
+#[derive(Debug, Default)]
+pub(super) struct Checks {
+    /// The table (`None` if the shared memory could not be made: no checks run,
+    /// every remote is up).
+    pub table: Option<Table>,
+    /// The current checker, and those told to stop and not reaped yet.
+    current: Option<CheckerProcess>,
+    leaving: Vec<CheckerProcess>,
+    deaths: Vec<Instant>,
+    /// A restart held back until then (deaths in a row).
+    pub restart_at: Option<Instant>,
+}
+
+impl Checks {
+    pub(super) fn new() -> Checks {
+        Checks {
+            table: Table::new()
+                .inspect_err(|e| {
+                    warn!("cannot share memory for health checks ({e}): remotes are not checked")
+                })
+                .ok(),
+            ..Checks::default()
+        }
+    }
+}
+
+impl Master {
+    /// The running plan's remotes' slots in the health table (plan order).
+    fn health_slots(&self) -> Vec<usize> {
+        self.slots.remotes.iter().map(|s| s.index()).collect()
+    }
+
+    /// Forks the checker of the current plan, if it checks any remote.
+    pub(super) fn start_checker(&mut self) {
+        if self.stopping || self.checks.current.is_some() {
+            return;
+        }
+        let Some(table) = self.checks.table.clone() else {
+            return;
+        };
+        if !self.plan.relay.remotes.iter().any(|r| r.check.is_some()) {
+            return;
+        }
+        let targets = match checker::targets(&self.plan, &self.health_slots()) {
+            Ok(t) => t,
+            Err(e) => {
+                // The plan was refused at load for this; nothing to check.
+                error!("health checks not started: {e}");
+                return;
+            }
+        };
+        if targets.is_empty() {
+            warn!("health checks not started: no checked remote has a counter slot");
+            return;
+        }
+        let (master_end, checker_end) = match UnixStream::pair() {
+            Ok(p) => p,
+            Err(e) => {
+                error!("cannot create the checker's control socket: {e}");
+                return;
+            }
+        };
+        let count = targets.len();
+        match os::fork() {
+            Err(e) => error!("cannot fork the health checker: {e}"),
+            Ok(Fork::Child) => {
+                drop(master_end);
+                let code = self.become_checker(targets, table, checker_end);
+                std::process::exit(code);
+            }
+            Ok(Fork::Parent(pid)) => {
+                drop(checker_end);
+                info!("health checker {pid} started: {count} remote(s) checked");
+                self.checks.current = Some(CheckerProcess {
+                    pid,
+                    _control: master_end,
+                    leaving: false,
+                });
+            }
+        }
+    }
+
+    /// In the child after `fork`: drop everything of the master's and check.
+    fn become_checker(
+        &mut self,
+        targets: Vec<checker::Target>,
+        table: Table,
+        control: UnixStream,
+    ) -> i32 {
+        // The workers' control sockets and the listeners are closed here: a worker
+        // must see end of file when the master dies, and a port must be free once
+        // the master has gone.
+        self.workers.clear();
+        self.listeners.clear();
+        self.ctl = None;
+        self.old_ctl = None;
+        self.metrics = None;
+        self.notify = Notify::default();
+        self.checks.current = None;
+        self.checks.leaving.clear();
+        let _ = os::default_signals(SIGNALS);
+        let signals = match os::signal_pipe(&[libc::SIGTERM, libc::SIGINT]) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error!("health checker cannot set up signals: {e}");
+                None
+            }
+        };
+        match Checker::new(targets, table) {
+            Ok(checker) => checker.run(control, signals),
+            Err(e) => {
+                error!("health checker cannot start: {e}");
+                1
+            }
+        }
+    }
+
+    /// Tells the current checker to stop (a reload, or the relay stops).
+    pub(super) fn stop_checker(&mut self) {
+        if let Some(mut process) = self.checks.current.take() {
+            process.leaving = true;
+            let _ = os::kill(process.pid, libc::SIGTERM);
+            self.checks.leaving.push(process);
+        }
+        self.checks.restart_at = None;
+    }
+
+    /// In a forked worker: the checkers' handles are the master's (their
+    /// processes go on).
+    pub(super) fn stop_checker_handles(&mut self) {
+        self.checks.current = None;
+        self.checks.leaving.clear();
+    }
+
+    /// A reload made the new plan current: the health of a remote new to the plan,
+    /// or one no longer checked, starts again (up, not checked); one that stays
+    /// keeps its state. Then a new checker replaces the old one. `old_slots`: the
+    /// previous plan's remotes' slots.
+    pub(super) fn checker_reloaded(&mut self, old: &[Remote], old_slots: &[usize]) {
+        if let Some(table) = &self.checks.table {
+            let slots = self.health_slots();
+            reset_changed(table, old, old_slots, &self.plan.relay.remotes, &slots);
+        }
+        self.stop_checker();
+        self.start_checker();
+    }
+
+    /// Whether `pid` was a checker (then it is reaped here: an unexpected death
+    /// restarts it, with a brake).
+    pub(super) fn reap_checker(&mut self, pid: libc::pid_t, exit: os::ChildExit) -> bool {
+        if let Some(at) = self.checks.leaving.iter().position(|c| c.pid == pid) {
+            self.checks.leaving.swap_remove(at);
+            return true;
+        }
+        if self.checks.current.as_ref().is_none_or(|c| c.pid != pid) {
+            return false;
+        }
+        self.checks.current = None;
+        if self.stopping {
+            return true;
+        }
+        warn!("health checker {pid} died ({exit}): starting another");
+        let now = Instant::now();
+        self.checks
+            .deaths
+            .retain(|t| now.duration_since(*t) < DEATH_WINDOW);
+        self.checks.deaths.push(now);
+        if self.checks.deaths.len() > DEATHS {
+            warn!(
+                "the health checker is dying fast: waiting {} s before starting another",
+                RESTART_AFTER.as_secs()
+            );
+            self.checks.restart_at = Some(now + RESTART_AFTER);
+        } else {
+            self.start_checker();
+        }
+        true
+    }
+
+    /// Starts a checker held back by the brake once its time has come.
+    pub(super) fn checker_due(&mut self) {
+        if self.checks.restart_at.is_some_and(|t| t <= Instant::now()) {
+            self.checks.restart_at = None;
+            self.start_checker();
+        }
+    }
+
+    /// The health of the running plan's remote `index` (plan order), if it is
+    /// checked.
+    pub(super) fn remote_health(&self, index: usize) -> Option<Health> {
+        let remote = self.plan.relay.remotes.get(index)?;
+        remote.check.as_ref()?;
+        let table = self.checks.table.as_ref()?;
+        let slot = self.slots.remotes.get(index)?.index();
+        (slot != 0).then(|| {
+            table.acquire();
+            table.read(slot)
+        })
+    }
+
+    /// The SIGUSR1 status line of the checks (`None`: no remote is checked).
+    pub(super) fn health_status(&self) -> Option<String> {
+        let now = SystemTime::now();
+        let parts: Vec<String> = (0..self.plan.relay.remotes.len())
+            .filter_map(|index| {
+                let health = self.remote_health(index)?;
+                Some(format!(
+                    "{} {}",
+                    self.plan.relay.remotes[index].address,
+                    describe(&health, now)
+                ))
+            })
+            .collect();
+        if parts.is_empty() {
+            return None;
+        }
+        let checker = match (&self.checks.current, self.checks.restart_at) {
+            (Some(c), _) => format!("checker {}", c.pid),
+            (None, Some(_)) => "checker restarting".to_string(),
+            (None, None) => "no checker".to_string(),
+        };
+        Some(format!("status: health ({checker}): {}", parts.join("; ")))
+    }
+}
+
+/// A remote's health in words: `up`/`down`, then the last check's result, its
+/// duration and how long ago it ended (`up, not checked yet` before the first).
+pub fn describe(health: &Health, now: SystemTime) -> String {
+    let state = if health.down { "down" } else { "up" };
+    match (health.last, health.at) {
+        (Some(last), Some(at)) => format!(
+            "{state} (last check: {last} in {:.1} ms, {} s ago, {} in a row)",
+            health.duration.as_secs_f64() * 1000.0,
+            now.duration_since(at).unwrap_or_default().as_secs(),
+            health.streak
+        ),
+        _ => format!("{state}, not checked yet"),
+    }
+}
+
+/// Resets the health slots of `new` remotes (slots `new_slots`) that are new to
+/// the plan (their slot was not the old plan's, or held another remote: a slot is
+/// reused when none is left) or no longer checked.
+fn reset_changed(
+    table: &Table,
+    old: &[Remote],
+    old_slots: &[usize],
+    new: &[Remote],
+    new_slots: &[usize],
+) {
+    for (remote, &slot) in new.iter().zip(new_slots) {
+        let before = old_slots
+            .iter()
+            .position(|&s| s == slot)
+            .and_then(|i| old.get(i));
+        let same = |b: &&Remote| b.address == remote.address && b.protocol == remote.protocol;
+        let keep = remote.check.is_some() && before.filter(same).is_some_and(|b| b.check.is_some());
+        if !keep && table.read(slot) != Health::default() {
+            table.reset(slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Outcome;
+    use tcprelay_plan::{Check, Protocol};
+
+    fn remote(port: u16, checked: bool) -> Remote {
+        Remote {
+            address: ([127, 0, 0, 1], port).into(),
+            protocol: Protocol::Tcp,
+            weight: 1,
+            send_proxy: None,
+            tls: None,
+            check: checked.then_some(Check {
+                interval_ms: 1000,
+                timeout_ms: 500,
+                rise: 1,
+                fall: 1,
+                send: None,
+                expect: None,
+                tls: false,
+            }),
+        }
+    }
+
+    fn down(table: &Table, slot: usize) {
+        table.record(
+            slot,
+            Outcome::Refused,
+            Duration::ZERO,
+            SystemTime::now(),
+            1,
+            1,
+        );
+    }
+
+    #[test]
+    fn a_reload_keeps_the_health_of_a_remote_that_stays_checked_and_resets_the_others() {
+        let table = Table::new().unwrap();
+        for slot in [1, 2, 3] {
+            down(&table, slot);
+        }
+        // Slot 1 stays checked; slot 2 loses its check; slot 3's remote left the
+        // plan and a new remote reuses the slot.
+        let old = [remote(1, true), remote(2, true), remote(3, true)];
+        let new = [remote(1, true), remote(2, false), remote(9, true)];
+        reset_changed(&table, &old, &[1, 2, 3], &new, &[1, 2, 3]);
+        assert!(table.read(1).down, "kept");
+        assert_eq!(table.read(2), Health::default(), "no longer checked: up");
+        assert_eq!(
+            table.read(3),
+            Health::default(),
+            "another remote in the slot: new"
+        );
+        // A remote whose slot the old plan did not have starts up.
+        down(&table, 4);
+        reset_changed(&table, &old, &[1, 2, 3], &[remote(4, true)], &[4]);
+        assert_eq!(table.read(4), Health::default());
+    }
+
+    #[test]
+    fn describe_says_the_state_the_last_result_and_when() {
+        let now = SystemTime::now();
+        assert_eq!(describe(&Health::default(), now), "up, not checked yet");
+        let table = Table::new().unwrap();
+        table.record(
+            1,
+            Outcome::Timeout,
+            Duration::from_micros(1500),
+            now - Duration::from_secs(4),
+            2,
+            1,
+        );
+        assert_eq!(
+            describe(&table.read(1), now),
+            "down (last check: timeout in 1.5 ms, 4 s ago, 1 in a row)"
+        );
+    }
+}
