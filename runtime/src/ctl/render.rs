@@ -106,6 +106,7 @@ fn remotes(a: &Value) -> String {
                 bytes(&r["bytes_out"]),
                 count(&r["weight"]),
                 ago(&r["changed_ago_s"]),
+                check(&r["check"]),
             ]
         })
         .collect();
@@ -121,9 +122,26 @@ fn remotes(a: &Value) -> String {
             "BYTES-OUT",
             "WEIGHT",
             "CHANGED",
+            "CHECK",
         ],
         rows,
     )
+}
+
+/// A remote's last health check: `pass 1.2ms 3s ago`; `not yet` before the first,
+/// `-` when the remote is not checked.
+fn check(c: &Value) -> String {
+    if c.is_null() {
+        return "-".to_string();
+    }
+    if c["last"].is_null() {
+        return "not yet".to_string();
+    }
+    let took = c["duration_us"].as_u64().map_or_else(
+        || "-".to_string(),
+        |us| format!("{:.1}ms", us as f64 / 1000.0),
+    );
+    format!("{} {took} {}", text(&c["last"]), ago(&c["checked_ago_s"]))
 }
 
 fn sessions(a: &Value) -> String {

@@ -387,9 +387,16 @@ impl Master {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
+                let health = self.remote_health(index);
                 let (state, why) = if drained {
                     let since = steered_ago.map_or(String::new(), |s| format!(" {s} s ago"));
                     ("drained", Some(format!("drained by the operator{since}")))
+                } else if let Some(h) = health.filter(|h| h.down) {
+                    let last = h.last.map_or("failed", |l| l.name());
+                    (
+                        "down",
+                        Some(format!("health check: {last} ({} in a row)", h.streak)),
+                    )
                 } else if let Some(e) = dead {
                     let why = match dead_ago {
                         Some(s) => format!("marked dead by {} worker(s) {s} s ago", e.dead_marks),
@@ -412,9 +419,27 @@ impl Master {
                     "bytes_out": field(|e| e.bytes_to_client),
                     "weight": weight,
                     "changed_ago_s": ago,
+                    "check": health.map(|h| check_json(&h, now)),
                 })
             })
             .collect();
         json!({ "ok": true, "remotes": remotes })
     }
+}
+
+/// A checked remote's `check` object in the `remotes` answer (docs/control.md).
+fn check_json(h: &crate::health::Health, now: SystemTime) -> Value {
+    let results: serde_json::Map<String, Value> = crate::health::Outcome::ALL
+        .iter()
+        .zip(h.counts)
+        .map(|(o, n)| (o.name().to_string(), json!(n)))
+        .collect();
+    json!({
+        "state": if h.down { "down" } else { "up" },
+        "last": h.last.map(|l| l.name()),
+        "duration_us": h.last.map(|_| u64::try_from(h.duration.as_micros()).unwrap_or(u64::MAX)),
+        "checked_ago_s": h.at.map(|t| now.duration_since(t).unwrap_or_default().as_secs()),
+        "in_a_row": h.streak,
+        "results": results,
+    })
 }

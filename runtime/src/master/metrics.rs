@@ -301,6 +301,17 @@ impl Master {
             Some(registry) => registry.snapshot(),
             None => return String::new(),
         };
+        let health: Vec<(crate::stats::RemoteKey, crate::health::Health)> =
+            (0..self.plan.relay.remotes.len())
+                .filter_map(|index| {
+                    let remote = &self.plan.relay.remotes[index];
+                    let key = crate::stats::RemoteKey {
+                        address: remote.address,
+                        protocol: remote.protocol,
+                    };
+                    Some((key, self.remote_health(index)?))
+                })
+                .collect();
         let start_time = self
             .started_at
             .duration_since(UNIX_EPOCH)
@@ -315,6 +326,7 @@ impl Master {
                 generation: self.generation,
                 workers: self.workers.len() as u64,
                 reloads_failed: self.reloads_failed,
+                health: &health,
             },
         )
     }

@@ -3,7 +3,8 @@
 //! `docs/metrics.md`; a test checks that every family written here is listed there.
 
 use super::exposition::{Exposition, Kind};
-use crate::stats::{Histogram, Snapshot};
+use crate::health::{Health, Outcome};
+use crate::stats::{Histogram, RemoteKey, Snapshot};
 
 /// What the master adds to the counters.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct Info<'a> {
     pub workers: u64,
     /// Reloads that were refused (bad plan, an address that cannot be bound).
     pub reloads_failed: u64,
+    /// The running plan's checked remotes and their health.
+    pub health: &'a [(RemoteKey, Health)],
 }
 
 /// The label a listener or remote beyond the counters' capacity is shown under.
@@ -153,16 +156,25 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         );
     }
 
-    let remotes: Vec<(String, String, &crate::stats::RemoteEntry)> = snapshot
+    let checked_down =
+        |key: &Option<RemoteKey>| info.health.iter().any(|(k, h)| Some(*k) == *key && h.down);
+    let remotes: Vec<(String, String, crate::stats::RemoteEntry)> = snapshot
         .remotes
         .iter()
-        .map(|r| match &r.key {
-            Some(k) => (
-                k.address.to_string(),
-                k.protocol.to_string().to_ascii_lowercase(),
-                r,
-            ),
-            None => (OVERFLOW.to_string(), OVERFLOW.to_string(), r),
+        .map(|r| {
+            let mut r = r.clone();
+            // Down by its checks: shown as a dead mark would be.
+            if checked_down(&r.key) {
+                r.dead_marks = r.dead_marks.max(1);
+            }
+            match &r.key {
+                Some(k) => (
+                    k.address.to_string(),
+                    k.protocol.to_string().to_ascii_lowercase(),
+                    r,
+                ),
+                None => (OVERFLOW.to_string(), OVERFLOW.to_string(), r),
+            }
         })
         .collect();
     type RemoteField = fn(&crate::stats::RemoteEntry) -> u64;
@@ -188,7 +200,7 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         (
             "tcprelay_remote_up",
             Kind::Gauge,
-            "1 unless a worker holds the remote dead.",
+            "1 unless its health checks hold the remote down or a worker holds it dead.",
             |r| u64::from(r.dead_marks == 0),
         ),
     ];
@@ -235,6 +247,49 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
             &[("remote", address), ("protocol", protocol)],
             &r.connect_times,
         );
+    }
+    let checked: Vec<(String, String, &Health)> = info
+        .health
+        .iter()
+        .map(|(k, h)| {
+            (
+                k.address.to_string(),
+                k.protocol.to_string().to_ascii_lowercase(),
+                h,
+            )
+        })
+        .collect();
+    e.family(
+        "tcprelay_remote_check_duration_seconds",
+        Kind::Gauge,
+        "How long the remote's last health check took.",
+    );
+    for (address, protocol, h) in &checked {
+        if h.last.is_some() {
+            e.sample(
+                "tcprelay_remote_check_duration_seconds",
+                &[("remote", address), ("protocol", protocol)],
+                h.duration.as_secs_f64(),
+            );
+        }
+    }
+    e.family(
+        "tcprelay_remote_checks_total",
+        Kind::Counter,
+        "Health checks of the remote, by result.",
+    );
+    for (address, protocol, h) in &checked {
+        for (outcome, n) in Outcome::ALL.iter().zip(h.counts) {
+            e.sample(
+                "tcprelay_remote_checks_total",
+                &[
+                    ("remote", address),
+                    ("protocol", protocol),
+                    ("result", outcome.name()),
+                ],
+                n as f64,
+            );
+        }
     }
     e.finish()
 }

@@ -15,7 +15,31 @@ fn info() -> Info<'static> {
         generation: 2,
         workers: 3,
         reloads_failed: 1,
+        health: checked(),
     }
+}
+
+/// The remote 10.0.0.1:80/tcp is checked: down after two timeouts and a pass.
+fn checked() -> &'static [(RemoteKey, crate::health::Health)] {
+    use crate::health::{Outcome, Table};
+    static HEALTH: std::sync::OnceLock<Vec<(RemoteKey, crate::health::Health)>> =
+        std::sync::OnceLock::new();
+    HEALTH.get_or_init(|| {
+        let table = Table::new().expect("table");
+        let at = std::time::SystemTime::now();
+        for (outcome, ms) in [
+            (Outcome::Pass, 2),
+            (Outcome::Timeout, 1000),
+            (Outcome::Timeout, 1000),
+        ] {
+            table.record(1, outcome, Duration::from_millis(ms), at, 2, 2);
+        }
+        let key = RemoteKey {
+            address: "10.0.0.1:80".parse().unwrap(),
+            protocol: Protocol::Tcp,
+        };
+        vec![(key, table.read(1))]
+    })
 }
 
 /// A registry with two listeners and two remotes (one IPv6) and some traffic
@@ -74,6 +98,12 @@ fn a_snapshot_renders_its_counts_under_their_labels() {
         "tcprelay_session_duration_seconds_bucket{le=\"2.5\"} 1",
         "tcprelay_session_duration_seconds_count 1",
         "tcprelay_session_duration_seconds_sum 1.5",
+        "tcprelay_remote_up{remote=\"10.0.0.1:80\",protocol=\"tcp\"} 0",
+        "tcprelay_remote_up{remote=\"[2001:db8::1]:443\",protocol=\"sctp\"} 1",
+        "tcprelay_remote_check_duration_seconds{remote=\"10.0.0.1:80\",protocol=\"tcp\"} 1",
+        "tcprelay_remote_checks_total{remote=\"10.0.0.1:80\",protocol=\"tcp\",result=\"timeout\"} 2",
+        "tcprelay_remote_checks_total{remote=\"10.0.0.1:80\",protocol=\"tcp\",result=\"pass\"} 1",
+        "tcprelay_remote_checks_total{remote=\"10.0.0.1:80\",protocol=\"tcp\",result=\"tls\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "no line {line} in:\n{text}");
     }
