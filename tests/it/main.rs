@@ -7,6 +7,7 @@ mod ctl;
 mod docs;
 mod editors;
 mod harness;
+mod health;
 mod manual;
 mod notify;
 mod operate;

@@ -1,0 +1,431 @@
+//! Active health checks end to end: the real relay (its checker process and a
+//! worker), real servers (redis-server for send/expect, a listener that accepts and
+//! never answers, one that flaps every second), `tcprelay ctl remotes` to watch
+//! the state. Checks every second, so each test takes a few seconds, bounded.
+
+use crate::harness::{bin, compile, config, echo_through, free_port, stderr, stdout, Echo, Relay};
+use serde_json::Value;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tcprelay_plan::{Check, Expect};
+
+/// One worker: the balancer under test is that worker's.
+const SPAWND: &str = "spawn = { servers min = 1 servers max = 1 }";
+
+fn check(interval_ms: u32, timeout_ms: u32, rise: u32, fall: u32) -> Check {
+    Check {
+        interval_ms,
+        timeout_ms,
+        rise,
+        fall,
+        send: None,
+        expect: None,
+        tls: false,
+    }
+}
+
+fn ping(mut check: Check) -> Check {
+    check.send = Some(b"PING\r\n".to_vec());
+    check.expect = Some(Expect::Bytes(b"+PONG".to_vec()));
+    check
+}
+
+/// Runs a relay with a listener on `port` and a remote per `(port, check)`.
+fn relay(dir: &Path, port: u16, remotes: &[(u16, Option<Check>)]) -> Relay {
+    let weights: Vec<(u16, u32)> = remotes.iter().map(|(p, _)| (*p, 1)).collect();
+    let plan = compile(dir, "relay", &config(port, &weights, SPAWND, ""));
+    crate::harness::rewrite_plan(&plan, |plan| {
+        for (remote, (_, check)) in plan.relay.remotes.iter_mut().zip(remotes) {
+            remote.check = check.clone();
+        }
+    });
+    Relay::start(dir, &["run", "-f", plan.to_str().unwrap()], port)
+}
+
+/// `tcprelay ctl --json remotes`: the entry of the remote on `port`.
+fn remote(dir: &Path, port: u16) -> Value {
+    let out = Command::new(bin("tcprelay"))
+        .args(["ctl", "--json", "remotes"])
+        .env("RUNTIME_DIRECTORY", dir)
+        .output()
+        .expect("tcprelay ctl runs");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let answer: Value = serde_json::from_str(stdout(&out).trim()).expect("JSON");
+    let name = format!("127.0.0.1:{port}");
+    answer["remotes"]
+        .as_array()
+        .expect("remotes")
+        .iter()
+        .find(|r| r["remote"] == name.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} not in {answer}"))
+}
+
+/// Waits until the check of the remote on `port` says `state` (within `within`);
+/// how long it took.
+fn await_state(relay: &Relay, dir: &Path, port: u16, state: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let entry = remote(dir, port);
+        if entry["check"]["state"] == state {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "127.0.0.1:{port} not {state} within {within:?}: {entry}\n{}",
+            relay.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn await_pass(dir: &Path, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while remote(dir, port)["check"]["last"] != "pass" {
+        assert!(Instant::now() < deadline, "{}", remote(dir, port));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `n` sessions through the relay, each echoed back whole.
+fn sessions(port: u16, n: usize) {
+    for i in 0..n {
+        let data = format!("session {i}");
+        assert_eq!(
+            echo_through(port, data.as_bytes()).expect("relayed"),
+            data.as_bytes(),
+            "session {i}"
+        );
+    }
+}
+
+/// A redis-server on 127.0.0.1:`port`, nothing saved; killed when dropped.
+struct Redis(Child);
+
+impl Redis {
+    fn start(port: u16, dir: &Path) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (Debian package redis-server; scripts/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis(child)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_redis_remote_goes_down_within_fall_intervals_gets_no_session_and_comes_back_after_rise() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start();
+    let redis_port = free_port();
+    let redis = Redis::start(redis_port, dir.path());
+    let port = free_port();
+    let relay = relay(
+        dir.path(),
+        port,
+        &[
+            (redis_port, Some(ping(check(1000, 500, 2, 2)))),
+            (echo.port, None),
+        ],
+    );
+    await_pass(dir.path(), redis_port);
+    assert_eq!(remote(dir.path(), redis_port)["state"], "up");
+    assert_eq!(remote(dir.path(), echo.port)["check"], Value::Null);
+
+    // Stopped: down after `fall` (2) failed checks, 1 s apart (and a check's 0.5 s).
+    drop(redis);
+    let took = await_state(
+        &relay,
+        dir.path(),
+        redis_port,
+        "down",
+        Duration::from_secs(5),
+    );
+    assert!(took <= Duration::from_millis(3500), "down after {took:?}");
+    let entry = remote(dir.path(), redis_port);
+    assert_eq!(entry["state"], "down");
+    assert!(
+        entry["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("health check: refused"),
+        "{entry}"
+    );
+    let before = (entry["connections"].clone(), entry["failures"].clone());
+    let echoed = echo.connections.load(Ordering::Relaxed);
+    sessions(port, 10);
+    let entry = remote(dir.path(), redis_port);
+    assert_eq!(
+        (entry["connections"].clone(), entry["failures"].clone()),
+        before,
+        "no session tried the remote down by its checks"
+    );
+    assert_eq!(echo.connections.load(Ordering::Relaxed), echoed + 10);
+
+    // Back: up after `rise` (2) passing checks.
+    let _redis = Redis::start(redis_port, dir.path());
+    let took = await_state(&relay, dir.path(), redis_port, "up", Duration::from_secs(5));
+    assert!(took <= Duration::from_millis(3500), "up after {took:?}");
+    let log = relay.log_text();
+    let down = format!("health check: remote 127.0.0.1:{redis_port} is down");
+    assert_eq!(log.matches(&down).count(), 1, "logged once:\n{log}");
+    assert!(log.contains(&format!(
+        "health check: remote 127.0.0.1:{redis_port} is up again"
+    )));
+
+    // SIGUSR1: the master's status says it.
+    relay.signal(10);
+    relay.await_log(
+        &format!("127.0.0.1:{redis_port} up (last check: pass"),
+        Duration::from_secs(5),
+    );
+}
+
+/// A listener that accepts and never answers; it keeps what each connection sent.
+struct Silent {
+    port: u16,
+    received: Arc<Mutex<Vec<u8>>>,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Silent {
+    fn start() -> Silent {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, a, s) = (received.clone(), accepted.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        a.fetch_add(1, Ordering::Relaxed);
+                        let r = r.clone();
+                        std::thread::spawn(move || {
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                            let mut buf = [0u8; 256];
+                            while let Ok(n @ 1..) = stream.read(&mut buf) {
+                                r.lock().unwrap().extend_from_slice(&buf[..n]);
+                            }
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Silent {
+            port,
+            received,
+            accepted,
+            stop,
+        }
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_remote_that_accepts_and_never_answers_times_out_gets_no_session_and_keeps_its_state_across_a_reload(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start();
+    let silent = Silent::start();
+    let port = free_port();
+    let relay = relay(
+        dir.path(),
+        port,
+        &[
+            (silent.port, Some(ping(check(1000, 300, 1, 1)))),
+            (echo.port, None),
+        ],
+    );
+    await_state(
+        &relay,
+        dir.path(),
+        silent.port,
+        "down",
+        Duration::from_secs(4),
+    );
+    let entry = remote(dir.path(), silent.port);
+    assert_eq!(entry["check"]["last"], "timeout", "{entry}");
+    // The check cost its timeout, no more.
+    let us = entry["check"]["duration_us"].as_u64().unwrap();
+    assert!((300_000..800_000).contains(&us), "a check took {us} µs");
+    sessions(port, 10);
+    let received = String::from_utf8_lossy(&silent.received.lock().unwrap()).into_owned();
+    assert!(
+        !received.contains("session"),
+        "a session reached it: {received:?}"
+    );
+    assert!(
+        received.contains("PING\r\n"),
+        "the checks did: {received:?}"
+    );
+
+    // A reload with the same remote keeps its health: still down at once, its
+    // counts going on.
+    let timeouts = entry["check"]["results"]["timeout"].as_u64().unwrap();
+    relay.signal(1);
+    relay.await_log("reloaded (generation 2)", Duration::from_secs(5));
+    let entry = remote(dir.path(), silent.port);
+    assert_eq!(entry["check"]["state"], "down", "{entry}");
+    assert!(entry["check"]["results"]["timeout"].as_u64().unwrap() >= timeouts);
+    sessions(port, 3);
+    let received = String::from_utf8_lossy(&silent.received.lock().unwrap()).into_owned();
+    assert!(
+        !received.contains("session"),
+        "a session reached it: {received:?}"
+    );
+    assert!(silent.accepted.load(Ordering::Relaxed) >= 2);
+}
+
+/// An echo server on `address` that listens for a second, then not for a second,
+/// and so on, until dropped; counts the connections it echoed.
+struct Flapping {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flapping {
+    fn start(address: SocketAddr) -> Flapping {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok(listener) = TcpListener::bind(address) else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                listener.set_nonblocking(true).unwrap();
+                let until = Instant::now() + Duration::from_secs(1);
+                let mut closing = false;
+                loop {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            std::thread::spawn(move || {
+                                let _ = stream.set_nonblocking(false);
+                                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                                let _ = std::io::copy(&mut &stream, &mut &stream);
+                                let _ = stream.shutdown(std::net::Shutdown::Write);
+                            });
+                        }
+                        // Every connection queued was taken before closing: one
+                        // left in the queue would be reset (a remote that resets
+                        // after the client's bytes reached it, not a flap).
+                        Err(_) if closing => break,
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                    closing = Instant::now() >= until || s.load(Ordering::Relaxed);
+                }
+                drop(listener);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        Flapping {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Flapping {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_remote_flapping_every_second_loses_no_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start();
+    let flapping_port = free_port();
+    let flapping = Flapping::start(SocketAddr::from(([127, 0, 0, 1], flapping_port)));
+    let port = free_port();
+    let relay = relay(
+        dir.path(),
+        port,
+        &[
+            (flapping_port, Some(check(1000, 500, 2, 2))),
+            (echo.port, None),
+        ],
+    );
+    // Five seconds of sessions, ten a second: each is relayed, by the flapping
+    // remote while it listens or failed over to the other.
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut n = 0;
+    while Instant::now() < until {
+        sessions(port, 1);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(flapping);
+    assert!(n >= 30, "{n} sessions");
+    let results = remote(dir.path(), flapping_port)["check"]["results"].clone();
+    let (passes, refused) = (
+        results["pass"].as_u64().unwrap(),
+        results["refused"].as_u64().unwrap(),
+    );
+    assert!(
+        passes >= 1 && refused >= 1 && passes + refused >= 4,
+        "{results}"
+    );
+    let log = relay.log_text();
+    assert!(!log.contains("every remote is down"), "{log}");
+    assert!(!log.contains("no remote reachable"), "{log}");
+}
+
+#[test]
+fn with_every_remote_down_by_its_checks_the_relay_tries_them_all_and_says_so_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Echo servers answer PING with PING: every check is a mismatch, yet they relay.
+    let (a, b) = (Echo::start(), Echo::start());
+    let port = free_port();
+    let relay = relay(
+        dir.path(),
+        port,
+        &[
+            (a.port, Some(ping(check(1000, 500, 1, 1)))),
+            (b.port, Some(ping(check(1000, 500, 1, 1)))),
+        ],
+    );
+    await_state(&relay, dir.path(), a.port, "down", Duration::from_secs(4));
+    await_state(&relay, dir.path(), b.port, "down", Duration::from_secs(4));
+    assert_eq!(remote(dir.path(), a.port)["check"]["last"], "mismatch");
+    sessions(port, 6);
+    let log = relay.log_text();
+    let said = "every remote is down by its health checks: trying them all again";
+    assert_eq!(log.matches(said).count(), 1, "once for the episode:\n{log}");
+    assert!(!log.contains("no remote reachable"), "{log}");
+}
