@@ -429,3 +429,75 @@ fn with_every_remote_down_by_its_checks_the_relay_tries_them_all_and_says_so_onc
     assert_eq!(log.matches(said).count(), 1, "once for the episode:\n{log}");
     assert!(!log.contains("no remote reachable"), "{log}");
 }
+
+/// The checker's pid, from the `n`th "health checker PID started" line (from 1).
+fn checker_pid(relay: &Relay, n: usize) -> i32 {
+    let log = relay.log_text();
+    let line = log
+        .lines()
+        .filter(|l| l.contains("health checker ") && l.contains(" started: "))
+        .nth(n - 1)
+        .unwrap_or_else(|| panic!("no checker #{n} started:\n{log}"));
+    let after = line.split("health checker ").nth(1).unwrap();
+    after.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_dead_checker_is_replaced_and_one_whose_master_died_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start();
+    let port = free_port();
+    let mut relay = relay(
+        dir.path(),
+        port,
+        &[(echo.port, Some(check(1000, 500, 1, 1)))],
+    );
+    relay.await_log("health checker ", Duration::from_secs(5));
+    let first = checker_pid(&relay, 1);
+    await_pass(dir.path(), echo.port);
+    let passes = remote(dir.path(), echo.port)["check"]["results"]["pass"]
+        .as_u64()
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status();
+    relay.await_log(
+        &format!("health checker {first} died"),
+        Duration::from_secs(5),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while relay
+        .log_text()
+        .matches(" started: 1 remote(s) checked")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "{}", relay.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = checker_pid(&relay, 2);
+    assert_ne!(first, second);
+    // The new checker goes on checking; the remote kept its state.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while remote(dir.path(), echo.port)["check"]["results"]["pass"]
+        .as_u64()
+        .unwrap()
+        <= passes
+    {
+        assert!(Instant::now() < deadline, "{}", relay.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(remote(dir.path(), echo.port)["check"]["state"], "up");
+
+    // The master killed: the checker sees its control socket close and exits.
+    let _ = relay.child.kill();
+    let _ = relay.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while crate::harness::alive(second) {
+        assert!(
+            Instant::now() < deadline,
+            "checker {second} outlived its master"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
