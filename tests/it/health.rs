@@ -1,9 +1,10 @@
 //! Active health checks end to end: the real relay (its checker process and a
 //! worker), real servers (redis-server for send/expect, a listener that accepts and
 //! never answers, one that flaps every second), `tcprelay ctl remotes` to watch
-//! the state. Checks every second, so each test takes a few seconds, bounded.
+//! the state. Configurations compiled by the real `tcprelay-cc`. Checks every
+//! second, so each test takes a few seconds, bounded.
 
-use crate::harness::{bin, compile, config, echo_through, free_port, stderr, stdout, Echo, Relay};
+use crate::harness::{bin, echo_through, free_port, stderr, stdout, Echo, Relay};
 use serde_json::Value;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -12,40 +13,26 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tcprelay_plan::{Check, Expect};
 
 /// One worker: the balancer under test is that worker's.
 const SPAWND: &str = "spawn = { servers min = 1 servers max = 1 }";
 
-fn check(interval_ms: u32, timeout_ms: u32, rise: u32, fall: u32) -> Check {
-    Check {
-        interval_ms,
-        timeout_ms,
-        rise,
-        fall,
-        send: None,
-        expect: None,
-        tls: false,
-    }
+/// Runs a relay with a listener on `port` and a remote per `(port, check)`, where
+/// `check` is what the remote's line adds (`check = { ... }`), and `section` what
+/// the tcprelay section adds (its default check).
+fn relay(dir: &Path, port: u16, remotes: &[(u16, &str)], section: &str) -> Relay {
+    let remotes: String = remotes
+        .iter()
+        .map(|(p, check)| format!("    remote = {{ address = 127.0.0.1 port = {p} {check} }}\n"))
+        .collect();
+    let cfg = format!(
+        "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} }}\n    {SPAWND}\n}}\nid = tcprelay {{\n{remotes}    {section}\n}}\n"
+    );
+    Relay::run_config(dir, &cfg, port)
 }
 
-fn ping(mut check: Check) -> Check {
-    check.send = Some(b"PING\r\n".to_vec());
-    check.expect = Some(Expect::Bytes(b"+PONG".to_vec()));
-    check
-}
-
-/// Runs a relay with a listener on `port` and a remote per `(port, check)`.
-fn relay(dir: &Path, port: u16, remotes: &[(u16, Option<Check>)]) -> Relay {
-    let weights: Vec<(u16, u32)> = remotes.iter().map(|(p, _)| (*p, 1)).collect();
-    let plan = compile(dir, "relay", &config(port, &weights, SPAWND, ""));
-    crate::harness::rewrite_plan(&plan, |plan| {
-        for (remote, (_, check)) in plan.relay.remotes.iter_mut().zip(remotes) {
-            remote.check = check.clone();
-        }
-    });
-    Relay::start(dir, &["run", "-f", plan.to_str().unwrap()], port)
-}
+/// Checks every second, PING answered by +PONG.
+const PING: &str = r#"send = "PING\r\n" expect = "+PONG""#;
 
 /// `tcprelay ctl --json remotes`: the entry of the remote on `port`.
 fn remote(dir: &Path, port: u16) -> Value {
@@ -145,15 +132,19 @@ fn a_redis_remote_goes_down_within_fall_intervals_gets_no_session_and_comes_back
         dir.path(),
         port,
         &[
-            (redis_port, Some(ping(check(1000, 500, 2, 2)))),
-            (echo.port, None),
+            (
+                redis_port,
+                &format!("check = {{ interval = 1 timeout = 1 rise = 2 fall = 2 {PING} }}"),
+            ),
+            (echo.port, ""),
         ],
+        "",
     );
     await_pass(dir.path(), redis_port);
     assert_eq!(remote(dir.path(), redis_port)["state"], "up");
     assert_eq!(remote(dir.path(), echo.port)["check"], Value::Null);
 
-    // Stopped: down after `fall` (2) failed checks, 1 s apart (and a check's 0.5 s).
+    // Stopped: down after `fall` (2) failed checks, 1 s apart.
     drop(redis);
     let took = await_state(
         &relay,
@@ -264,9 +255,13 @@ fn a_remote_that_accepts_and_never_answers_times_out_gets_no_session_and_keeps_i
         dir.path(),
         port,
         &[
-            (silent.port, Some(ping(check(1000, 300, 1, 1)))),
-            (echo.port, None),
+            (
+                silent.port,
+                &format!("check = {{ interval = 2 timeout = 1 rise = 1 fall = 1 {PING} }}"),
+            ),
+            (echo.port, ""),
         ],
+        "",
     );
     await_state(
         &relay,
@@ -279,7 +274,7 @@ fn a_remote_that_accepts_and_never_answers_times_out_gets_no_session_and_keeps_i
     assert_eq!(entry["check"]["last"], "timeout", "{entry}");
     // The check cost its timeout, no more.
     let us = entry["check"]["duration_us"].as_u64().unwrap();
-    assert!((300_000..800_000).contains(&us), "a check took {us} µs");
+    assert!((1_000_000..1_500_000).contains(&us), "a check took {us} µs");
     sessions(port, 10);
     let received = String::from_utf8_lossy(&silent.received.lock().unwrap()).into_owned();
     assert!(
@@ -377,9 +372,13 @@ fn a_remote_flapping_every_second_loses_no_client() {
         dir.path(),
         port,
         &[
-            (flapping_port, Some(check(1000, 500, 2, 2))),
-            (echo.port, None),
+            (
+                flapping_port,
+                "check = { interval = 1 timeout = 1 rise = 2 fall = 2 }",
+            ),
+            (echo.port, ""),
         ],
+        "",
     );
     // Five seconds of sessions, ten a second: each is relayed, by the flapping
     // remote while it listens or failed over to the other.
@@ -415,10 +414,9 @@ fn with_every_remote_down_by_its_checks_the_relay_tries_them_all_and_says_so_onc
     let relay = relay(
         dir.path(),
         port,
-        &[
-            (a.port, Some(ping(check(1000, 500, 1, 1)))),
-            (b.port, Some(ping(check(1000, 500, 1, 1)))),
-        ],
+        &[(a.port, ""), (b.port, "check = { fall = 1 }")],
+        // The section's default: every remote's check, merged under its own.
+        &format!("check = {{ interval = 1 timeout = 1 rise = 1 fall = 1 {PING} }}"),
     );
     await_state(&relay, dir.path(), a.port, "down", Duration::from_secs(4));
     await_state(&relay, dir.path(), b.port, "down", Duration::from_secs(4));
@@ -450,7 +448,11 @@ fn a_dead_checker_is_replaced_and_one_whose_master_died_exits() {
     let mut relay = relay(
         dir.path(),
         port,
-        &[(echo.port, Some(check(1000, 500, 1, 1)))],
+        &[(
+            echo.port,
+            "check = { interval = 1 timeout = 1 rise = 1 fall = 1 }",
+        )],
+        "",
     );
     relay.await_log("health checker ", Duration::from_secs(5));
     let first = checker_pid(&relay, 1);
