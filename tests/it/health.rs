@@ -143,6 +143,27 @@ fn a_redis_remote_goes_down_within_fall_intervals_gets_no_session_and_comes_back
     await_pass(dir.path(), redis_port);
     assert_eq!(remote(dir.path(), redis_port)["state"], "up");
     assert_eq!(remote(dir.path(), echo.port)["check"], Value::Null);
+    // The `check` object as docs/control.md documents it.
+    let check = remote(dir.path(), redis_port)["check"].clone();
+    let keys: Vec<&String> = check.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "checked_ago_s",
+            "duration_us",
+            "in_a_row",
+            "last",
+            "results",
+            "state"
+        ],
+        "{check}"
+    );
+    let results: Vec<&String> = check["results"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        results,
+        ["closed", "error", "mismatch", "pass", "refused", "timeout", "tls"],
+        "{check}"
+    );
 
     // Stopped: down after `fall` (2) failed checks, 1 s apart.
     drop(redis);
