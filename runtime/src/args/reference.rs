@@ -58,9 +58,11 @@ stops at once.
 .B SIGUSR1
 Log the live state: one line from the master with the generation and each worker's
 pid, generation, and whether it is full or draining (with a drain timeout, in how many
-seconds its sessions are closed); then one line from each worker
-with its sessions, the sessions it has served, and every remote with its state (alive
-or dead) and its sessions.
+seconds its sessions are closed); when remotes are checked, one line from the master
+with each checked remote's health (up or down, the last check's result, how long it
+took and when); then one line from each worker
+with its sessions, the sessions it has served, and every remote with its state (alive,
+dead, or down by its health checks) and its sessions.
 .PP
 .B SIGHUP
 sent to a worker instead drains that worker: it stops accepting, finishes its sessions
