@@ -308,52 +308,82 @@ fn a_remote_comes_back_after_rise_passes() {
     drop(listener);
 }
 
+/// A TLS server on a thread (the certificate of `certs`, for `localhost` and
+/// 127.0.0.1), stopped when dropped.
+struct TlsServer {
+    address: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TlsServer {
+    fn spawn(certs: &crate::tls_context::test_certs::Certs) -> TlsServer {
+        let mut builder =
+            openssl::ssl::SslContext::builder(openssl::ssl::SslMethod::tls_server()).unwrap();
+        builder
+            .set_private_key_file(certs.path("key.pem"), openssl::ssl::SslFiletype::PEM)
+            .unwrap();
+        builder.set_certificate(&certs.cert).unwrap();
+        let tls = builder.build();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_millis(500)))
+                            .unwrap();
+                        let ssl = openssl::ssl::Ssl::new(&tls).unwrap();
+                        if let Ok(s) = ssl.accept(stream) {
+                            held.push(s);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        TlsServer {
+            address,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn tls_check() -> Check {
+    let mut c = check(100, 80, 1, 1);
+    c.tls = true;
+    c
+}
+
 #[test]
 fn a_tls_check_completes_a_handshake_and_a_plain_server_fails_it() {
-    let key = crate::tls_context::test_certs::new_key();
-    let mut builder =
-        openssl::ssl::SslContext::builder(openssl::ssl::SslMethod::tls_server()).unwrap();
-    builder.set_private_key(&key).unwrap();
-    builder
-        .set_certificate(&crate::tls_context::test_certs::self_signed(&key))
-        .unwrap();
-    let tls = builder.build();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
-    listener.set_nonblocking(true).unwrap();
-    let server = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        while !stop2.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    stream.set_nonblocking(false).unwrap();
-                    stream
-                        .set_read_timeout(Some(Duration::from_millis(500)))
-                        .unwrap();
-                    let ssl = openssl::ssl::Ssl::new(&tls).unwrap();
-                    if let Ok(s) = ssl.accept(stream) {
-                        held.push(s);
-                    }
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(2)),
-            }
-        }
-    });
+    let certs = crate::tls_context::test_certs::Certs::new();
+    let server = TlsServer::spawn(&certs);
     let plain = Server::spawn(|_, s| {
         let _ = s.write_all(b"HTTP/1.0 400 not TLS\r\n\r\n");
     });
     let table = Table::new().unwrap();
-    let mut with_tls = check(100, 80, 1, 1);
-    with_tls.tls = true;
     let targets = vec![
-        target(1, address, with_tls.clone()),
-        target(2, plain.address, with_tls),
+        target(1, server.address, tls_check()),
+        target(2, plain.address, tls_check()),
     ];
     run(targets, &table, 250);
-    stop.store(true, Ordering::Relaxed);
-    server.join().unwrap();
     assert_eq!(
         table.read(1).last,
         Some(Outcome::Pass),
@@ -362,4 +392,51 @@ fn a_tls_check_completes_a_handshake_and_a_plain_server_fails_it() {
     );
     assert_eq!(table.read(2).last, Some(Outcome::Tls));
     assert!(table.read(2).down);
+}
+
+#[test]
+fn a_tls_check_of_a_remote_with_tls_settings_verifies_its_certificate_and_name() {
+    let certs = crate::tls_context::test_certs::Certs::new();
+    let server = TlsServer::spawn(&certs);
+    let other = crate::tls_context::test_certs::Certs::new();
+    let tls = |sni: Option<&str>, ca: &crate::tls_context::test_certs::Certs| RemoteTls {
+        sni: sni.map(str::to_string),
+        verify: true,
+        ca_file: Some(ca.path("cert.pem")),
+        cert_file: None,
+        key_file: None,
+        passphrase: None,
+    };
+    let with = |slot: usize, settings: RemoteTls| {
+        let mut r = remote(server.address);
+        r.tls = Some(settings);
+        Target::new(slot, &r, &tls_check()).unwrap()
+    };
+    let table = Table::new().unwrap();
+    let targets = vec![
+        with(1, tls(Some("localhost"), &certs)),
+        // No SNI: the certificate is checked against the address, 127.0.0.1.
+        with(2, tls(None, &certs)),
+        with(3, tls(Some("other.example"), &certs)),
+        with(4, tls(Some("localhost"), &other)),
+    ];
+    run(targets, &table, 250);
+    assert_eq!(
+        table.read(1).last,
+        Some(Outcome::Pass),
+        "{:?}",
+        table.read(1)
+    );
+    assert_eq!(
+        table.read(2).last,
+        Some(Outcome::Pass),
+        "{:?}",
+        table.read(2)
+    );
+    assert_eq!(table.read(3).last, Some(Outcome::Tls), "the wrong name");
+    assert_eq!(
+        table.read(4).last,
+        Some(Outcome::Tls),
+        "an untrusted certificate"
+    );
 }
