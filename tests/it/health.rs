@@ -312,6 +312,18 @@ fn a_remote_that_accepts_and_never_answers_times_out_gets_no_session_and_keeps_i
     let timeouts = entry["check"]["results"]["timeout"].as_u64().unwrap();
     relay.signal(1);
     relay.await_log("reloaded (generation 2)", Duration::from_secs(5));
+    // The old checker exits, the new plan's starts (the silent remote still
+    // checked by it: its timeouts go on being counted below).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while relay
+        .log_text()
+        .matches(" started: 1 remote(s) checked")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "{}", relay.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let entry = remote(dir.path(), silent.port);
     assert_eq!(entry["check"]["state"], "down", "{entry}");
     assert!(entry["check"]["results"]["timeout"].as_u64().unwrap() >= timeouts);
@@ -321,6 +333,16 @@ fn a_remote_that_accepts_and_never_answers_times_out_gets_no_session_and_keeps_i
         !received.contains("session"),
         "a session reached it: {received:?}"
     );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while remote(dir.path(), silent.port)["check"]["results"]["timeout"]
+        .as_u64()
+        .unwrap()
+        <= timeouts
+    {
+        assert!(Instant::now() < deadline, "{}", relay.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(remote(dir.path(), silent.port)["check"]["state"], "down");
     assert!(silent.accepted.load(Ordering::Relaxed) >= 2);
 }
 

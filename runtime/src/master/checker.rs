@@ -15,6 +15,9 @@ use mio::net::UnixStream;
 use std::time::{Duration, Instant, SystemTime};
 use tcprelay_plan::Remote;
 
+/// How long a reload waits for the old checker to exit before starting the new
+/// one anyway.
+const REPLACE_WITHIN: Duration = Duration::from_secs(1);
 /// Deaths in [`DEATH_WINDOW`] after which a restart waits [`RESTART_AFTER`].
 const DEATHS: usize = 3;
 const DEATH_WINDOW: Duration = Duration::from_secs(10);
@@ -41,8 +44,13 @@ pub(super) struct Checks {
     current: Option<CheckerProcess>,
     leaving: Vec<CheckerProcess>,
     deaths: Vec<Instant>,
-    /// A restart held back until then (deaths in a row).
+    /// A start held back until then (deaths in a row; a reload whose old checker
+    /// has not exited yet).
     pub restart_at: Option<Instant>,
+    /// Health slots a reload made new, reset once no checker runs (so that the
+    /// table has one writer at a time), and whether a checker is to start then.
+    resets: Vec<usize>,
+    resume: bool,
 }
 
 impl Checks {
@@ -168,14 +176,34 @@ impl Master {
 
     /// A reload made the new plan current: the health of a remote new to the plan,
     /// or one no longer checked, starts again (up, not checked); one that stays
-    /// keeps its state. Then a new checker replaces the old one. `old_slots`: the
-    /// previous plan's remotes' slots.
+    /// keeps its state. The old checker is told to stop; once it has exited (or
+    /// after [`REPLACE_WITHIN`]) those slots are reset and the new checker starts.
+    /// `old_slots`: the previous plan's remotes' slots.
     pub(super) fn checker_reloaded(&mut self, old: &[Remote], old_slots: &[usize]) {
         if let Some(table) = &self.checks.table {
             let slots = self.health_slots();
-            reset_changed(table, old, old_slots, &self.plan.relay.remotes, &slots);
+            let resets = changed(table, old, old_slots, &self.plan.relay.remotes, &slots);
+            self.checks.resets.extend(resets);
         }
         self.stop_checker();
+        self.checks.resume = true;
+        if self.checks.leaving.is_empty() {
+            self.resume_checks();
+        } else {
+            self.checks.restart_at = Some(Instant::now() + REPLACE_WITHIN);
+        }
+    }
+
+    /// No checker runs (or the old one is given up on): the slots a reload made
+    /// new are reset, then the current plan's checker starts.
+    fn resume_checks(&mut self) {
+        if let Some(table) = &self.checks.table {
+            for slot in std::mem::take(&mut self.checks.resets) {
+                table.reset(slot);
+            }
+        }
+        self.checks.resume = false;
+        self.checks.restart_at = None;
         self.start_checker();
     }
 
@@ -184,6 +212,9 @@ impl Master {
     pub(super) fn reap_checker(&mut self, pid: libc::pid_t, exit: os::ChildExit) -> bool {
         if let Some(at) = self.checks.leaving.iter().position(|c| c.pid == pid) {
             self.checks.leaving.swap_remove(at);
+            if self.checks.leaving.is_empty() && self.checks.resume && !self.stopping {
+                self.resume_checks();
+            }
             return true;
         }
         if self.checks.current.as_ref().is_none_or(|c| c.pid != pid) {
@@ -215,7 +246,11 @@ impl Master {
     pub(super) fn checker_due(&mut self) {
         if self.checks.restart_at.is_some_and(|t| t <= Instant::now()) {
             self.checks.restart_at = None;
-            self.start_checker();
+            if self.checks.resume {
+                self.resume_checks();
+            } else {
+                self.start_checker();
+            }
         }
     }
 
@@ -272,16 +307,17 @@ pub fn describe(health: &Health, now: SystemTime) -> String {
     }
 }
 
-/// Resets the health slots of `new` remotes (slots `new_slots`) that are new to
+/// The health slots of `new` remotes (slots `new_slots`) to reset: those new to
 /// the plan (their slot was not the old plan's, or held another remote: a slot is
-/// reused when none is left) or no longer checked.
-fn reset_changed(
+/// reused when none is left) or no longer checked, that are not as new already.
+fn changed(
     table: &Table,
     old: &[Remote],
     old_slots: &[usize],
     new: &[Remote],
     new_slots: &[usize],
-) {
+) -> Vec<usize> {
+    let mut out = Vec::new();
     for (remote, &slot) in new.iter().zip(new_slots) {
         let before = old_slots
             .iter()
@@ -289,10 +325,11 @@ fn reset_changed(
             .and_then(|i| old.get(i));
         let same = |b: &&Remote| b.address == remote.address && b.protocol == remote.protocol;
         let keep = remote.check.is_some() && before.filter(same).is_some_and(|b| b.check.is_some());
-        if !keep && table.read(slot) != Health::default() {
-            table.reset(slot);
+        if !keep && slot != 0 && table.read(slot) != Health::default() {
+            out.push(slot);
         }
     }
+    out
 }
 
 #[cfg(test)]
@@ -341,18 +378,24 @@ mod tests {
         // plan and a new remote reuses the slot.
         let old = [remote(1, true), remote(2, true), remote(3, true)];
         let new = [remote(1, true), remote(2, false), remote(9, true)];
-        reset_changed(&table, &old, &[1, 2, 3], &new, &[1, 2, 3]);
-        assert!(table.read(1).down, "kept");
-        assert_eq!(table.read(2), Health::default(), "no longer checked: up");
         assert_eq!(
-            table.read(3),
-            Health::default(),
-            "another remote in the slot: new"
+            changed(&table, &old, &[1, 2, 3], &new, &[1, 2, 3]),
+            [2, 3],
+            "slot 1 kept; 2 no longer checked; 3 another remote's"
         );
-        // A remote whose slot the old plan did not have starts up.
+        // A remote whose slot the old plan did not have starts up; one whose slot
+        // is new already needs no reset.
         down(&table, 4);
-        reset_changed(&table, &old, &[1, 2, 3], &[remote(4, true)], &[4]);
-        assert_eq!(table.read(4), Health::default());
+        assert_eq!(
+            changed(
+                &table,
+                &old,
+                &[1, 2, 3],
+                &[remote(4, true), remote(5, true)],
+                &[4, 5]
+            ),
+            [4]
+        );
     }
 
     #[test]
