@@ -135,6 +135,20 @@ impl Health {
     pub fn passes(&self) -> u64 {
         self.counts[0]
     }
+
+    /// Whether the workers' dead marks of this remote, the earliest set at
+    /// `dead_since` (to the second), are cleared by its checks: the last check
+    /// passed, after it. A worker clears its mark at its next selection; until
+    /// then its counters still hold it, and the master's answers (`ctl remotes`,
+    /// metrics) would call the remote down although it is up.
+    pub fn clears_marks_since(&self, dead_since: Option<SystemTime>) -> bool {
+        dead_since.is_some_and(|since| {
+            self.last == Some(Outcome::Pass)
+                && self
+                    .at
+                    .is_some_and(|at| at >= since + Duration::from_secs(1))
+        })
+    }
 }
 
 /// A change of state [`Table::record`] made.
@@ -386,6 +400,27 @@ mod tests {
             ),
             Some(Transition::Down),
             "the last slot is in the table"
+        );
+    }
+
+    #[test]
+    fn a_check_passed_after_a_dead_mark_clears_it() {
+        let table = Table::new().unwrap();
+        let mark = Some(at(1_000_000));
+        let record = |outcome, millis| {
+            table.record(1, outcome, Duration::ZERO, at(millis), 1, 1);
+            table.read(1)
+        };
+        assert!(!Health::default().clears_marks_since(mark), "not checked");
+        assert!(
+            !record(Outcome::Pass, 1_000_900).clears_marks_since(mark),
+            "within the mark's second: maybe before it"
+        );
+        assert!(record(Outcome::Pass, 1_001_000).clears_marks_since(mark));
+        assert!(!table.read(1).clears_marks_since(None), "no mark");
+        assert!(
+            !record(Outcome::Refused, 1_002_000).clears_marks_since(mark),
+            "the last check failed"
         );
     }
 

@@ -377,7 +377,10 @@ impl Master {
                 let entry = snapshot
                     .as_ref()
                     .and_then(|s| s.remotes.iter().find(|e| e.key == Some(key)));
-                let dead = entry.filter(|e| e.dead_marks > 0);
+                let health = self.remote_health(index);
+                let dead = entry.filter(|e| {
+                    e.dead_marks > 0 && !health.is_some_and(|h| h.clears_marks_since(e.dead_since))
+                });
                 let seconds_since =
                     |t: SystemTime| now.duration_since(t).unwrap_or_default().as_secs();
                 let dead_ago = dead.and_then(|e| e.dead_since).map(seconds_since);
@@ -387,7 +390,6 @@ impl Master {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                let health = self.remote_health(index);
                 let (state, why) = if drained {
                     let since = steered_ago.map_or(String::new(), |s| format!(" {s} s ago"));
                     ("drained", Some(format!("drained by the operator{since}")))

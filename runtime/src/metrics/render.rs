@@ -156,16 +156,24 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         );
     }
 
-    let checked_down =
-        |key: &Option<RemoteKey>| info.health.iter().any(|(k, h)| Some(*k) == *key && h.down);
+    let health_of = |key: &Option<RemoteKey>| {
+        info.health
+            .iter()
+            .find(|(k, _)| Some(*k) == *key)
+            .map(|(_, h)| h)
+    };
     let remotes: Vec<(String, String, crate::stats::RemoteEntry)> = snapshot
         .remotes
         .iter()
         .map(|r| {
             let mut r = r.clone();
-            // Down by its checks: shown as a dead mark would be.
-            if checked_down(&r.key) {
-                r.dead_marks = r.dead_marks.max(1);
+            // Down by its checks: shown as a dead mark would be; marks a passing
+            // check has cleared (the workers forget them at their next selection)
+            // are not shown.
+            match health_of(&r.key) {
+                Some(h) if h.down => r.dead_marks = r.dead_marks.max(1),
+                Some(h) if h.clears_marks_since(r.dead_since) => r.dead_marks = 0,
+                _ => {}
             }
             match &r.key {
                 Some(k) => (

@@ -162,3 +162,49 @@ fn every_family_is_documented() {
         .collect();
     assert_eq!(documented, written, "docs/metrics.md lists other families");
 }
+
+/// A worker's dead mark shows as `tcprelay_remote_up 0` until a health check of
+/// the remote passes after it (the worker forgets it at its next selection).
+#[test]
+fn a_dead_mark_a_passing_check_cleared_is_not_shown() {
+    use crate::health::{Outcome, Table};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let mut registry = Registry::new().expect("registry");
+    let key = RemoteKey {
+        address: "10.0.0.9:80".parse().unwrap(),
+        protocol: Protocol::Tcp,
+    };
+    let slots = registry.assign_keys(&[], &[key]);
+    let worker = registry.seat(0).expect("seat");
+    let marked = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    worker.mark_dead(slots.remotes[0], marked);
+    let snapshot = registry.snapshot();
+    let up = "tcprelay_remote_up{remote=\"10.0.0.9:80\",protocol=\"tcp\"}";
+    let shown = |health: &[(RemoteKey, crate::health::Health)]| {
+        let info = Info { health, ..info() };
+        let text = render(&snapshot, &info);
+        text.lines()
+            .find_map(|l| l.strip_prefix(up))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {up} in\n{text}"))
+            .to_string()
+    };
+    assert_eq!(shown(&[]), "0", "not checked: the mark counts");
+    let table = Table::new().unwrap();
+    let check = |outcome, at: SystemTime| {
+        table.record(1, outcome, Duration::ZERO, at, 1, 2);
+        [(key, table.read(1))]
+    };
+    assert_eq!(
+        shown(&check(Outcome::Pass, marked)),
+        "0",
+        "passed before it"
+    );
+    let after = marked + Duration::from_secs(2);
+    assert_eq!(shown(&check(Outcome::Pass, after)), "1", "passed after it");
+    assert_eq!(
+        shown(&check(Outcome::Refused, after)),
+        "0",
+        "failed after it"
+    );
+}

@@ -17,7 +17,10 @@ impl Worker {
             };
             let (choice, revived) = self.balancer.select(&connecting.tried);
             if revived {
-                crate::debug!("worker {}: rebalance: dead remotes revived", self.id);
+                crate::debug!(
+                    "worker {}: dead marks cleared (rebalance, or a passing health check)",
+                    self.id
+                );
                 records::sync_dead_marks(
                     self.counting.as_ref(),
                     &mut self.dead_counted,
