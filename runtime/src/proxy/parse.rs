@@ -190,12 +190,10 @@ pub fn parse_accepting(input: &[u8], accept: ProxyAccept) -> Result<Parsed, Fail
     if input[..seen] != signature[..seen] {
         return invalid(Error::BadSignature);
     }
-    let allowed = match (accept, version) {
-        (ProxyAccept::Any, _) | (ProxyAccept::V1, Version::V1) | (ProxyAccept::V2, Version::V2) => {
-            true
-        }
-        _ => false,
-    };
+    let allowed = matches!(
+        (accept, version),
+        (ProxyAccept::Any, _) | (ProxyAccept::V1, Version::V1) | (ProxyAccept::V2, Version::V2)
+    );
     if !allowed {
         return invalid(Error::VersionNotAccepted(version));
     }

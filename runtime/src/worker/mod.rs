@@ -70,6 +70,8 @@ pub struct Listener {
     pub socket: ListenSocket,
     /// `tls = yes`: TLS is terminated here, with [`Config::tls`].
     pub tls: bool,
+    /// `accept proxy`: every client starts with a PROXY protocol header.
+    pub accept_proxy: Option<tcprelay_plan::AcceptProxy>,
 }
 
 /// Everything a worker runs with.

@@ -119,6 +119,7 @@ impl TlsWorker {
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
                 tls: true,
+                accept_proxy: None,
             }],
             control: mio::net::UnixStream::from_std(theirs),
             signals: None,
