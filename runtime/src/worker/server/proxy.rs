@@ -353,3 +353,30 @@ fn local_address(session: &Session<Stream>) -> Option<SocketAddr> {
         crate::worker::socket::Socket::Unix(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each peer is logged once; past [`LOGGED_PEERS`] peers nothing more is kept,
+    /// and one line says so.
+    #[test]
+    fn refusals_are_logged_once_per_peer_in_bounded_memory() {
+        let mut peers = RefusedPeers::default();
+        let ip = |n: u32| Some(IpAddr::from(std::net::Ipv4Addr::from(n)));
+        assert_eq!(peers.first(ip(1)), (true, false));
+        assert_eq!(peers.first(ip(1)), (false, false));
+        assert_eq!(peers.first(None), (true, false));
+        assert_eq!(peers.first(None), (false, false));
+        for n in 2..(LOGGED_PEERS as u32) {
+            assert_eq!(peers.first(ip(n)), (true, false));
+        }
+        assert_eq!(peers.logged.len(), LOGGED_PEERS);
+        // Full: the next new peer's line says further ones are not logged; after
+        // that, none is.
+        assert_eq!(peers.first(ip(1_000_000)), (true, true));
+        assert_eq!(peers.first(ip(1_000_001)), (false, true));
+        assert_eq!(peers.logged.len(), LOGGED_PEERS);
+        assert_eq!(peers.first(ip(5)), (false, false));
+    }
+}
