@@ -37,7 +37,11 @@ impl Server {
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("exited ({status}): {}", server.text());
             }
-            assert!(Instant::now() < deadline, "not listening: {}", server.text());
+            assert!(
+                Instant::now() < deadline,
+                "not listening: {}",
+                server.text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -167,11 +171,16 @@ fn haproxy_in_front_sends_the_client_to_tcprelay() {
         );
         let mut client = connect(front);
         let me = client.local_addr().unwrap();
-        assert_eq!(exchange(&mut client, b"hello through haproxy"), b"hello through haproxy");
+        assert_eq!(
+            exchange(&mut client, b"hello through haproxy"),
+            b"hello through haproxy"
+        );
         let record = close_record(&relay, me);
         assert_eq!(record["cause"], "client_closed", "{send}: {record}");
         assert!(
-            record["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.3:")),
+            record["peer"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("127.0.0.3:")),
             "{send}: {record}"
         );
         assert_eq!(record["bytes_to_remote"], 21, "{send}: {record}");
@@ -208,7 +217,10 @@ fn tcprelay_in_front_of_haproxy_sends_the_client() {
         let answer = exchange(&mut client, b"GET / HTTP/1.0\r\nHost: t\r\n\r\n");
         let answer = String::from_utf8_lossy(&answer);
         assert!(answer.starts_with("HTTP/1.0 200"), "{version}: {answer}");
-        assert!(answer.ends_with(&format!("\r\n\r\n{me}")), "{version}: {answer}");
+        assert!(
+            answer.ends_with(&format!("\r\n\r\n{me}")),
+            "{version}: {answer}"
+        );
     }
 }
 
@@ -231,7 +243,11 @@ fn tcprelay_in_front_of_nginx_sends_the_client() {
         let mut client = connect(port);
         let me = client.local_addr().unwrap();
         let answer = exchange(&mut client, b"");
-        assert_eq!(String::from_utf8_lossy(&answer), me.to_string(), "{version}");
+        assert_eq!(
+            String::from_utf8_lossy(&answer),
+            me.to_string(),
+            "{version}"
+        );
     }
 }
 
@@ -269,7 +285,10 @@ fn bad_headers_and_silence_are_closed_counted_and_logged_once() {
         waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
         "closed after {waited:?}"
     );
-    assert_eq!(echo.connections.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        echo.connections.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     // Counted: the control socket's status.
     let deadline = Instant::now() + WITHIN;
     loop {
@@ -289,6 +308,12 @@ fn bad_headers_and_silence_are_closed_counted_and_logged_once() {
     let log = relay.log_text();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(" closed: ")).collect();
     assert_eq!(lines.len(), 1, "{log}");
-    assert!(lines[0].contains("bad PROXY header: not a PROXY protocol header"), "{log}");
-    assert!(!log.contains("session_close"), "no record for a refusal: {log}");
+    assert!(
+        lines[0].contains("bad PROXY header: not a PROXY protocol header"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("session_close"),
+        "no record for a refusal: {log}"
+    );
 }

@@ -2,6 +2,8 @@
 //! side, and the two directions of bytes between them.
 //!
 //! ```text
+//! ProxyHeader ──read──┐    (PROXY-accepting listeners only; a refusal: Closed)
+//!                     ▼
 //! TlsHandshake ──done──┐   (TLS clients only; failure or timeout: Closed)
 //!                      ▼
 //! Connecting ──connected──► Relaying ──one EOF forwarded──► HalfClosed ──both──► Closed
