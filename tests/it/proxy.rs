@@ -216,7 +216,7 @@ fn tcprelay_in_front_of_haproxy_sends_the_client() {
         let me = client.local_addr().unwrap();
         let answer = exchange(&mut client, b"GET / HTTP/1.0\r\nHost: t\r\n\r\n");
         let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.starts_with("HTTP/1.0 200"), "{version}: {answer}");
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{version}: {answer}");
         assert!(
             answer.ends_with(&format!("\r\n\r\n{me}")),
             "{version}: {answer}"
