@@ -254,7 +254,9 @@ impl Worker {
             PeerText(sender),
             PeerText(session.meta.peer)
         );
-        let (index, client) = (session.meta.listener(), session.meta.peer);
+        // A client without an IP address (a Unix one a header named) is judged
+        // by the proxy's: a header cannot take a client past the ACL.
+        let (index, client) = (session.meta.listener(), session.meta.peer.or(sender));
         let tls = matches!(session.client.io, Stream::Tls(_));
         if let Some(client) = client.filter(|c| !acl::permits(&self.acl, c.ip())) {
             self.denied += 1;

@@ -219,14 +219,15 @@ pub(crate) fn untrusted_peers_and_silent_clients_are_closed(m: Mechanism) {
 
 /// The ACL decides on the client a header names, not on the peer: with only
 /// 192.0.2.0/24 permitted, a header from 127.0.0.1 naming 192.0.2.1 is relayed and
-/// one naming 198.51.100.1 is denied (counted as denied, not as a PROXY refusal).
+/// one naming 198.51.100.1 is denied (counted as denied, not as a PROXY refusal);
+/// a Unix client a v2 header names is judged by the proxy's address, denied.
 pub(crate) fn the_acl_decides_on_the_client_a_header_names(m: Mechanism) {
     let remote = Capture::start();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let mut setup = Setup::under(m, relay(&[(remote.backend.addr, 1)]));
     let registry = counted(&mut setup, &listener, &[remote.backend.addr]);
     setup.listener = Some(listener);
-    setup.accept_proxy = Some(accept(ProxyAccept::V1, &["127.0.0.1/32"], 5000));
+    setup.accept_proxy = Some(accept(ProxyAccept::Any, &["127.0.0.1/32"], 5000));
     setup.acl = vec![AclRule {
         permit: true,
         negate: false,
@@ -245,6 +246,27 @@ pub(crate) fn the_acl_decides_on_the_client_a_header_names(m: Mechanism) {
     assert!(closed(&mut client));
     wait_until("the denial counted", IO_TIMEOUT, || {
         registry.snapshot().totals.denied == 1
+    });
+    // A Unix client (v2 AF_UNIX) has no address to judge: the proxy's is, and
+    // 127.0.0.1 is not permitted.
+    let unix = pp::write(&pp::Header {
+        version: pp::Version::V2,
+        addresses: Addresses::Unix {
+            source: Box::new([b'a'; 108]),
+            destination: Box::new([b'b'; 108]),
+        },
+        tlvs: Vec::new(),
+    })
+    .unwrap();
+    let mut client = worker.connect();
+    client.write_all(&unix).unwrap();
+    client.write_all(b"unix").unwrap();
+    assert!(
+        closed(&mut client),
+        "a Unix client named by a header passed the ACL"
+    );
+    wait_until("the second denial counted", IO_TIMEOUT, || {
+        registry.snapshot().totals.denied == 2
     });
     let snapshot = registry.snapshot();
     assert_eq!(snapshot.totals.proxy_refused, 0);
