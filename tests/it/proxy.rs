@@ -317,3 +317,47 @@ fn bad_headers_and_silence_are_closed_counted_and_logged_once() {
         "no record for a refusal: {log}"
     );
 }
+
+/// A client of a Unix-domain listener has no address to send: a `send proxy`
+/// remote gets `PROXY UNKNOWN` (v1) or the PROXY command with AF_UNSPEC and no
+/// addresses (v2), then the client's bytes.
+#[test]
+fn a_unix_client_is_sent_as_unknown() {
+    let mut unspec = tcprelay::proxy::SIGNATURE_V2.to_vec();
+    unspec.extend_from_slice(&[0x21, 0x00, 0, 0]);
+    for (version, header) in [("v1", b"PROXY UNKNOWN\r\n".to_vec()), ("v2", unspec)] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        server.set_nonblocking(true).unwrap();
+        let back = server.local_addr().unwrap().port();
+        let sock = dir.path().join("relay.sock");
+        let cfg = format!(
+            "id = spawnd {{\n listen = {{ path = {} }}\n spawn = {{ servers min = 1 servers max = 1 }}\n}}\nid = tcprelay {{\n remote = {{ address = 127.0.0.1 port = {back} send proxy = {version} }}\n}}\n",
+            sock.display()
+        );
+        let _relay = Relay::run_config(dir.path(), &cfg, 0);
+        let mut client = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+        client.write_all(b"x").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let deadline = Instant::now() + WITHIN;
+        let mut remote = loop {
+            match server.accept() {
+                Ok((stream, _)) => break stream,
+                Err(_) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{version}: no connection to the remote"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        };
+        remote.set_nonblocking(false).unwrap();
+        remote.set_read_timeout(Some(WITHIN)).unwrap();
+        let mut got = Vec::new();
+        remote.read_to_end(&mut got).expect("read");
+        let mut want = header.clone();
+        want.push(b'x');
+        assert_eq!(got, want, "{version}");
+    }
+}
