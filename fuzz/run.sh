@@ -9,11 +9,14 @@ seconds=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 
-mkdir -p corpus/compile corpus/plan_decode
+mkdir -p corpus/compile corpus/plan_decode corpus/proxy_header
+printf 'PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\nGET /' >corpus/proxy_header/v1
+printf 'PROXY UNKNOWN\r\n' >corpus/proxy_header/unknown
+printf '\r\n\r\n\0\r\nQUIT\n\x21\x11\0\x0c\x0a\0\0\x01\x0a\0\0\x02\x03\xe8\0\x50' >corpus/proxy_header/v2
 cp ../examples/*.cfg ../tests/ui/pass/*.cfg ../tests/ui/fail/*.cfg corpus/compile/ 2>/dev/null || true
 (cd .. && cargo run -q --release -p tcprelay-cc -- compile examples/relay.cfg -o fuzz/corpus/plan_decode/relay.plan)
 
-for target in compile plan_decode; do
+for target in compile plan_decode proxy_header; do
     echo "== $target for ${seconds}s"
     cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 2>&1 \
         | grep -E "^(#[0-9]+.*(DONE|pulse)|Done|==[0-9]+== ERROR|SUMMARY|artifact)" || true

@@ -15,6 +15,7 @@
 //! | [`ctl`]   | the control socket and `tcprelay ctl`: see and steer a running relay |
 //! | [`os`]    | fork, signals, daemon, pidfile, privileges                     |
 //! | [`notify`]| tells systemd when it is ready, reloading, stopping (`sd_notify`) |
+//! | [`proxy`] | the PROXY protocol: a strict header parser and the writer     |
 //! | [`tls_context`] | the TLS server context, from the plan's certificate and key |
 //! | [`log`]   | syslog, stderr or the journal; text, logfmt or JSON lines; records |
 //! | [`sys`]   | the only `unsafe` code: what has no safe wrapper, made safe    |
@@ -39,6 +40,7 @@ pub mod master;
 pub mod metrics;
 pub mod notify;
 pub mod os;
+pub mod proxy;
 pub mod stats;
 pub mod steering;
 #[allow(unsafe_code)]

@@ -108,7 +108,9 @@ mod at {
         pub const SESSIONS: usize = 7;
         pub const DURATION_SUM: usize = 8;
         pub const DURATION_BUCKETS: usize = 9;
-        pub const WORDS: usize = DURATION_BUCKETS + super::super::SESSION_BOUNDS.len() + 1;
+        /// Connections a PROXY-accepting listener closed (see `proxy_refused`).
+        pub const PROXY_REFUSED: usize = DURATION_BUCKETS + super::super::SESSION_BOUNDS.len() + 1;
+        pub const WORDS: usize = PROXY_REFUSED + 1;
     }
 
     /// One listener slot.
@@ -119,7 +121,8 @@ mod at {
         pub const SESSIONS: usize = 2;
         pub const TO_REMOTE: usize = 3;
         pub const TO_CLIENT: usize = 4;
-        pub const WORDS: usize = 5;
+        pub const PROXY_REFUSED: usize = 5;
+        pub const WORDS: usize = 6;
     }
 
     /// One remote slot.
@@ -279,6 +282,14 @@ impl Counters {
         add(&block[listener.at(at::listener::DENIED)], 1);
     }
 
+    /// A connection of a PROXY-accepting listener closed without being relayed: a
+    /// peer not trusted to send headers, a bad or missing header, or its timeout.
+    pub fn proxy_refused(&self, listener: ListenerSlot) {
+        let block = self.block();
+        add(&block[at::totals::PROXY_REFUSED], 1);
+        add(&block[listener.at(at::listener::PROXY_REFUSED)], 1);
+    }
+
     /// A connection the master accepted and closed or reset under overload.
     pub fn shed(&self) {
         add(&self.block()[at::totals::SHED], 1);
@@ -411,6 +422,8 @@ pub struct Totals {
     pub denied: u64,
     /// Closed or reset by the master under overload.
     pub shed: u64,
+    /// Closed by PROXY-accepting listeners (untrusted peer, bad header, timeout).
+    pub proxy_refused: u64,
     pub tls_handshakes: u64,
     pub tls_failures: u64,
     pub bytes_to_remote: u64,
@@ -429,6 +442,8 @@ pub struct ListenerEntry {
     pub in_use: bool,
     pub accepted: u64,
     pub denied: u64,
+    /// Closed for the PROXY protocol (untrusted peer, bad header, timeout).
+    pub proxy_refused: u64,
     pub sessions: u64,
     pub bytes_to_remote: u64,
     pub bytes_to_client: u64,

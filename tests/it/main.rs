@@ -13,6 +13,7 @@ mod notify;
 mod operate;
 mod process;
 mod props;
+mod proxy;
 mod records;
 mod relay;
 mod setup;

@@ -45,6 +45,7 @@ fn status(a: &Value) -> String {
         ("draining", draining),
         ("accepted", count(&totals["accepted"])),
         ("refused by ACL", count(&totals["refused_acl"])),
+        ("refused (PROXY)", count(&totals["refused_proxy"])),
         ("shed by overload", count(&totals["shed_overload"])),
         ("TLS handshakes", tls),
         ("bytes in", bytes(&totals["bytes_in"])),

@@ -335,6 +335,7 @@ impl Master {
             "totals": {
                 "accepted": total(|s| s.totals.accepted),
                 "refused_acl": total(|s| s.totals.denied),
+                "refused_proxy": total(|s| s.totals.proxy_refused),
                 "shed_overload": total(|s| s.totals.shed),
                 "tls_handshakes": total(|s| s.totals.tls_handshakes),
                 "tls_failures": total(|s| s.totals.tls_failures),

@@ -128,7 +128,7 @@ impl Merged {
             let ms = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0);
             let text = |key: &str| v.get(key).cloned().filter(Value::is_string);
             let (age, idle) = (ms("age_ms"), ms("idle_ms"));
-            let session = json!({
+            let mut session = json!({
                 "id": text("id").unwrap_or(Value::Null),
                 "client": text("client").unwrap_or(Value::Null),
                 "listener": text("listener").unwrap_or(Value::Null),
@@ -138,6 +138,10 @@ impl Merged {
                 "bytes_in": ms("bytes_in"),
                 "bytes_out": ms("bytes_out"),
             });
+            if let Some(peer) = text("peer") {
+                // A client named by a PROXY header: the proxy that sent it.
+                session["peer"] = peer;
+            }
             self.sessions.push((age, session));
         }
     }

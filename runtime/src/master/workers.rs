@@ -128,6 +128,7 @@ impl Master {
                 worker::Listener {
                     socket,
                     tls: b.spec.tls,
+                    accept_proxy: b.spec.accept_proxy.clone(),
                 }
             })
             .collect();

@@ -112,7 +112,7 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         })
         .collect();
     type ListenerField = fn(&crate::stats::ListenerEntry) -> u64;
-    let per_listener: [(&str, Kind, &str, ListenerField); 3] = [
+    let per_listener: [(&str, Kind, &str, ListenerField); 4] = [
         (
             "tcprelay_accepted_total",
             Kind::Counter,
@@ -124,6 +124,12 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
             Kind::Counter,
             "Connections denied by the ACL.",
             |l| l.denied,
+        ),
+        (
+            "tcprelay_proxy_refused_total",
+            Kind::Counter,
+            "Connections a PROXY-accepting listener closed: untrusted peer, bad header or timeout.",
+            |l| l.proxy_refused,
         ),
         (
             "tcprelay_sessions",

@@ -331,6 +331,7 @@ impl Registry {
                     in_use: table.users[slot] > 0,
                     accepted: at(at::listener::ACCEPTED),
                     denied: at(at::listener::DENIED),
+                    proxy_refused: at(at::listener::PROXY_REFUSED),
                     sessions: at(at::listener::SESSIONS),
                     bytes_to_remote: at(at::listener::TO_REMOTE),
                     bytes_to_client: at(at::listener::TO_CLIENT),
@@ -374,6 +375,7 @@ fn totals(sum: &[u64]) -> Totals {
     Totals {
         accepted: sum[t::ACCEPTED],
         denied: sum[t::DENIED],
+        proxy_refused: sum[t::PROXY_REFUSED],
         shed: sum[t::SHED],
         tls_handshakes: sum[t::TLS_DONE],
         tls_failures: sum[t::TLS_FAILED],

@@ -19,7 +19,14 @@ pub fn permits(rules: &[AclRule], client: IpAddr) -> bool {
         .is_some_and(|r| r.permit)
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
+/// Whether `peer` may send PROXY protocol headers (`accept proxy from`): it is in
+/// one of the networks, or there are none.
+pub fn trusted(from: &[tcprelay_plan::Network], peer: IpAddr) -> bool {
+    let peer = canonical(peer);
+    from.is_empty() || from.iter().any(|n| contains(n.address, n.prefix, peer))
+}
+
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -7,7 +7,7 @@
 //!
 //! In short: reserved tokens for the control socket, the signal pipe and each
 //! listener, two tokens per session (client, remote) over a slab; sessions are state
-//! enums (`[TlsHandshake →] Connecting → Relaying → HalfClosed [→ Failing] →
+//! enums (`[ProxyHeader →] [TlsHandshake →] Connecting → Relaying → HalfClosed [→ Failing] →
 //! Closed`) driven by
 //! edge-triggered readiness they track themselves; bytes pass through one 64 KiB
 //! scratch buffer per worker, and only what a slow side did not take is kept (so an
@@ -70,6 +70,8 @@ pub struct Listener {
     pub socket: ListenSocket,
     /// `tls = yes`: TLS is terminated here, with [`Config::tls`].
     pub tls: bool,
+    /// `accept proxy`: every client starts with a PROXY protocol header.
+    pub accept_proxy: Option<tcprelay_plan::AcceptProxy>,
 }
 
 /// Everything a worker runs with.

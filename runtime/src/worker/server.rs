@@ -57,6 +57,7 @@ use tcprelay_plan::Remote;
 mod accept;
 mod control;
 mod failover;
+mod proxy;
 mod records;
 mod sessions;
 mod timers;
@@ -152,6 +153,9 @@ enum Why {
     HalfClose,
     /// The drain after a reload is over (`drain timeout`, or `drain generations`).
     DrainOver,
+    /// Refused before anything was relayed, already counted and logged (a PROXY
+    /// protocol refusal, or the ACL on the address a header carried): no record.
+    Refused,
 }
 
 /// What a sweep found expired.
@@ -162,6 +166,7 @@ enum Expired {
     Silent,
     Handshake,
     HalfClose,
+    ProxyHeader,
 }
 
 /// Accepting paused because the process ran out of descriptors or memory.
@@ -265,6 +270,10 @@ pub struct Worker {
     listener_names: Vec<String>,
     /// The dead mark the counters hold for each remote (see `sync_dead_marks`).
     dead_counted: Vec<bool>,
+    /// Each listener's `accept proxy` (plan order).
+    accept_proxy: Vec<Option<tcprelay_plan::AcceptProxy>>,
+    /// The peers whose PROXY refusals were logged (once each).
+    proxy_refused: proxy::RefusedPeers,
 }
 
 impl Worker {
@@ -303,6 +312,11 @@ impl Worker {
             poller.register(pipe.as_raw_fd(), SIGNALS, Interest::READABLE)?;
         }
         let mut listeners = Vec::with_capacity(config.listeners.len());
+        let accept_proxy: Vec<_> = config
+            .listeners
+            .iter()
+            .map(|l| l.accept_proxy.clone())
+            .collect();
         let listener_names: Vec<String> = config
             .listeners
             .iter()
@@ -413,6 +427,8 @@ impl Worker {
             pid: std::process::id(),
             listener_names,
             dead_counted: vec![false; relay_remotes_len],
+            accept_proxy,
+            proxy_refused: proxy::RefusedPeers::default(),
             share: config.place.map(|place| Share {
                 place,
                 users_min: config.users_min as usize,
@@ -586,6 +602,7 @@ impl fmt::Display for WhyText<'_> {
             Why::HandshakeTimeout => f.write_str("TLS handshake timed out"),
             Why::HalfClose => f.write_str("half-close timeout"),
             Why::DrainOver => f.write_str("drain over after a reload"),
+            Why::Refused => f.write_str("refused"),
         }
     }
 }

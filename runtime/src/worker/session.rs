@@ -2,6 +2,8 @@
 //! side, and the two directions of bytes between them.
 //!
 //! ```text
+//! ProxyHeader ──read──┐    (PROXY-accepting listeners only; a refusal: Closed)
+//!                     ▼
 //! TlsHandshake ──done──┐   (TLS clients only; failure or timeout: Closed)
 //!                      ▼
 //! Connecting ──connected──► Relaying ──one EOF forwarded──► HalfClosed ──both──► Closed
@@ -75,6 +77,10 @@ pub const FAILING_LIMIT: Duration = Duration::from_secs(2);
 /// What the session is doing.
 #[derive(Debug)]
 pub enum State {
+    /// A client of a PROXY-accepting listener has not sent its whole header yet
+    /// (since the instant held, for `accept proxy timeout`); nothing is read
+    /// but the header, nothing relayed, no remote opened (see `server::proxy`).
+    ProxyHeader { started: Instant },
     /// A TLS client's handshake runs (started at the instant held, for the
     /// handshake timeout); nothing is relayed and no remote is opened yet.
     TlsHandshake { started: Instant },
@@ -98,6 +104,7 @@ impl State {
     /// A short description for log lines.
     pub fn name(&self) -> &'static str {
         match self {
+            State::ProxyHeader { .. } => "waiting for its PROXY header",
             State::TlsHandshake { .. } => "in the TLS handshake",
             State::Connecting(_) => "connecting",
             State::Relaying => "relaying",
@@ -269,11 +276,10 @@ pub struct Meta {
     pub peer: Option<std::net::SocketAddr>,
     /// When the client was accepted (the duration of the session starts there).
     pub accepted: Instant,
-    /// The remotes whose attempt failed for this session, in order (allocated only
-    /// when one fails). Boxed: a thin pointer (8 bytes) where a `Vec` takes 24 in
-    /// every session, for a list most sessions never have.
-    #[allow(clippy::box_collection)]
-    failed: Option<Box<Vec<u32>>>,
+    /// What few sessions have: the remotes that failed, what a PROXY header said
+    /// (allocated only when one of them is needed). Boxed: a thin pointer (8
+    /// bytes) in every session.
+    extra: Option<Box<Extra>>,
     /// The remote whose counters hold this session open (`session_opened`), or
     /// [`Meta::NONE`] (sentinels rather than `Option`s keep the slot small).
     opened: u32,
@@ -285,6 +291,25 @@ pub struct Meta {
     pub timed_out: bool,
 }
 
+/// The part of [`Meta`] most sessions do not need.
+#[derive(Debug, Default)]
+struct Extra {
+    /// The remotes whose attempt failed for this session, in order.
+    failed: Vec<u32>,
+    /// What a PROXY protocol header said, when it carried addresses (`peer` is
+    /// then the client it named).
+    proxied: Option<Proxied>,
+}
+
+/// The connection behind a PROXY protocol header that carried addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxied {
+    /// The real peer: the proxy that sent the header (`None` on a Unix listener).
+    pub sender: Option<std::net::SocketAddr>,
+    /// The address the client connected to (`None` for a Unix client).
+    pub destination: Option<std::net::SocketAddr>,
+}
+
 impl Meta {
     /// No remote opened, no connect time.
     const NONE: u32 = u32::MAX;
@@ -293,7 +318,7 @@ impl Meta {
         Meta {
             peer: None,
             accepted: now,
-            failed: None,
+            extra: None,
             opened: Meta::NONE,
             connect_micros: Meta::NONE,
             listener: 0,
@@ -333,13 +358,23 @@ impl Meta {
 
     /// The remotes (plan indices) whose attempt failed, in order.
     pub fn failed(&self) -> &[u32] {
-        self.failed.as_deref().map_or(&[], Vec::as_slice)
+        self.extra.as_deref().map_or(&[], |e| e.failed.as_slice())
     }
 
     pub fn push_failed(&mut self, index: usize) {
-        self.failed
+        self.extra
             .get_or_insert_with(Box::default)
+            .failed
             .push(u32::try_from(index).unwrap_or(u32::MAX));
+    }
+
+    /// What the client's PROXY header said, when it carried addresses.
+    pub fn proxied(&self) -> Option<&Proxied> {
+        self.extra.as_deref().and_then(|e| e.proxied.as_ref())
+    }
+
+    pub fn set_proxied(&mut self, proxied: Proxied) {
+        self.extra.get_or_insert_with(Box::default).proxied = Some(proxied);
     }
 }
 
@@ -377,6 +412,23 @@ impl<T: Transport> Session<T> {
             state: State::TlsHandshake { started: now },
             ..Session::new(id, client, now)
         }
+    }
+
+    /// A client of a PROXY-accepting listener: its header comes first.
+    pub fn wait_proxy_header(&mut self, now: Instant) {
+        self.state = State::ProxyHeader { started: now };
+    }
+
+    /// The client's PROXY header was read and consumed: a TLS client starts its
+    /// handshake, a plain one connects. The client is marked readable: bytes it
+    /// sent after the header may already wait, and no new event would say so.
+    pub fn proxy_header_done(&mut self, now: Instant, tls: bool) {
+        self.state = if tls {
+            State::TlsHandshake { started: now }
+        } else {
+            State::Connecting(Box::new(Connecting::new(now)))
+        };
+        self.client.readable = true;
     }
 
     /// Drives the client's handshake on (after a readiness event of the client, or
@@ -602,7 +654,10 @@ impl<T: Transport> Session<T> {
     pub fn relay(&mut self, scratch: &mut [u8], pipes: &mut Pipes, now: Instant) -> Outcome {
         if matches!(
             self.state,
-            State::TlsHandshake { .. } | State::Connecting(_) | State::Closed
+            State::ProxyHeader { .. }
+                | State::TlsHandshake { .. }
+                | State::Connecting(_)
+                | State::Closed
         ) {
             return Outcome::Continue;
         }

@@ -28,6 +28,7 @@ use tcprelay_plan::{Protocol, Remote, Syslog};
 pub(crate) mod counting;
 #[cfg(target_os = "linux")]
 mod ports;
+mod proxy;
 pub(crate) mod resets;
 mod sessions_report;
 mod steering;
@@ -743,6 +744,7 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         listeners: vec![Listener {
             socket: ListenSocket::Unix(mio::net::UnixListener::from_std(listener)),
             tls: false,
+            accept_proxy: None,
         }],
         control: mio::net::UnixStream::from_std(theirs),
         signals: None,
@@ -1028,6 +1030,21 @@ mod counted {
         sessions_bytes_and_connect_failures_are_counted,
         an_open_sessions_bytes_are_counted_as_they_pass,
         denied_clients_are_counted,
+    );
+}
+
+/// The PROXY protocol, accepted and sent.
+mod proxied {
+    use super::proxy::*;
+    use super::*;
+    under_each_mechanism!(
+        a_header_is_consumed_and_its_client_sent_onwards,
+        a_header_in_two_parts_is_read_whole,
+        bad_headers_are_closed_counted_and_never_relayed,
+        untrusted_peers_and_silent_clients_are_closed,
+        the_acl_decides_on_the_client_a_header_names,
+        local_and_unknown_headers_keep_the_real_peer,
+        a_remote_is_sent_the_clients_addresses,
     );
 }
 

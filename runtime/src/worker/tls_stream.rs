@@ -165,6 +165,13 @@ impl TlsStream {
             .map(|c| c.name())
     }
 
+    /// The host name the client asked for (SNI), once the handshake has read it.
+    pub fn server_name(&self) -> Option<&str> {
+        self.stream
+            .as_ref()
+            .and_then(|s| s.ssl().servername(openssl::ssl::NameType::HOST_NAME))
+    }
+
     /// Whether the handshake resumed an earlier session, for logs.
     pub fn resumed(&self) -> bool {
         self.stream

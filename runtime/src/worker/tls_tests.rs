@@ -89,6 +89,17 @@ impl TlsWorker {
         max_handshakes: Option<usize>,
         counting: Option<Counting>,
     ) -> TlsWorker {
+        TlsWorker::start_proxied(relay, handshake_timeout, max_handshakes, counting, None)
+    }
+
+    /// [`TlsWorker::start_with`] on a listener with `accept proxy`.
+    fn start_proxied(
+        relay: Relay,
+        handshake_timeout: Option<Duration>,
+        max_handshakes: Option<usize>,
+        counting: Option<Counting>,
+        accept_proxy: Option<tcprelay_plan::AcceptProxy>,
+    ) -> TlsWorker {
         let certs = Certs::new();
         let context = crate::tls_context::server_context(&certs.tls(
             "cert.pem",
@@ -119,6 +130,7 @@ impl TlsWorker {
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
                 tls: true,
+                accept_proxy,
             }],
             control: mio::net::UnixStream::from_std(theirs),
             signals: None,
@@ -678,4 +690,63 @@ fn handshakes_beyond_the_limit_wait_for_a_slot() {
         done.duration_since(freed)
     );
     assert_eq!(probe.max_handshakes.load(Ordering::Relaxed), 1);
+}
+
+/// A TLS listener that accepts the PROXY protocol: the header comes before the
+/// handshake, raw; the remote (`send proxy = v2`) is sent the client the header
+/// named, with the TLVs of the client's TLS connection (its SNI, version, cipher).
+#[test]
+fn a_proxy_header_comes_before_the_handshake_and_its_tlvs_go_onwards() {
+    use crate::proxy::{self as pp, tlv, Addresses};
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    let backend = Backend::with(move |mut stream| {
+        let (bytes, _) = super::tests::read_to_end(&mut stream);
+        keep.lock().unwrap().extend_from_slice(&bytes);
+        let _ = stream.write_all(b"ok");
+    });
+    let mut relay = relay_to(backend.addr);
+    relay.remotes[0].send_proxy = Some(tcprelay_plan::ProxyVersion::V2);
+    let proxy = tcprelay_plan::AcceptProxy {
+        version: tcprelay_plan::ProxyAccept::Any,
+        from: Vec::new(),
+        timeout_ms: 5000,
+    };
+    let mut worker = TlsWorker::start_proxied(relay, None, None, None, Some(proxy));
+    let mut tcp = worker.tcp();
+    tcp.write_all(b"PROXY TCP6 2001:db8::7 2001:db8::1 4444 443\r\n")
+        .expect("header");
+    let mut stream = worker
+        .connector(None)
+        .connect("localhost", tcp)
+        .expect("the TLS handshake after the header");
+    stream.write_all(b"secret").expect("write");
+    stream.shutdown().expect("close_notify");
+    assert_eq!(
+        read_to_close_notify(&mut stream).expect("the answer"),
+        b"ok"
+    );
+    wait_until("the remote got the session", IO_TIMEOUT, || {
+        !got.lock().unwrap().is_empty()
+    });
+    let bytes = got.lock().unwrap().clone();
+    let parsed = pp::parse(&bytes).expect("a header first");
+    assert_eq!(
+        parsed.header.addresses,
+        Addresses::Inet {
+            source: "[2001:db8::7]:4444".parse().unwrap(),
+            destination: "[2001:db8::1]:443".parse().unwrap(),
+        }
+    );
+    assert_eq!(parsed.header.tlv(tlv::AUTHORITY), Some(&b"localhost"[..]));
+    let ssl = parsed.header.tlv(tlv::SSL).expect("the SSL TLV");
+    assert_eq!(ssl[0], tlv::CLIENT_SSL);
+    let version = stream.ssl().version_str().as_bytes();
+    assert!(
+        ssl.windows(version.len()).any(|w| w == version),
+        "the version {:?} in {ssl:?}",
+        stream.ssl().version_str()
+    );
+    assert_eq!(&bytes[parsed.consumed..], b"secret");
+    assert_eq!(worker.stop(), Exit::Stopped);
 }

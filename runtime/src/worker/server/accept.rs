@@ -32,7 +32,20 @@ impl Worker {
                 Ok((socket, peer)) => {
                     self.accepted_one();
                     self.count_accepted(index);
-                    if let Some(peer) = peer.filter(|p| !acl::permits(&self.acl, p.ip())) {
+                    let proxy = self.accept_proxy.get(index).and_then(Option::as_ref);
+                    if let (Some(proxy), Some(peer)) = (proxy, peer) {
+                        if !acl::trusted(&proxy.from, peer.ip()) {
+                            self.refuse_untrusted(index, peer);
+                            drop(socket);
+                            continue;
+                        }
+                    }
+                    // A PROXY-accepting listener's client is the one its header
+                    // names: the ACL decides once it is read.
+                    if let Some(peer) = peer
+                        .filter(|_| proxy.is_none())
+                        .filter(|p| !acl::permits(&self.acl, p.ip()))
+                    {
                         // Closed before anything is read or connected for it.
                         self.denied += 1;
                         self.count_denied(index, peer);
@@ -351,7 +364,13 @@ impl Worker {
                 true,
             );
         }
-        if tls {
+        if self.accept_proxy.get(listener).is_some_and(Option::is_some) {
+            if let Some(session) = self.sessions.get_mut(key) {
+                session.wait_proxy_header(self.now);
+            }
+            self.arm_sweep();
+            self.proxy_header(key, false);
+        } else if tls {
             self.arm_sweep();
             self.handshake(key);
         } else {

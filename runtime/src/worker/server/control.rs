@@ -151,7 +151,9 @@ impl Worker {
                 .get(session.meta.listener())
                 .map_or("", String::as_str);
             let remote = match session.state {
-                State::TlsHandshake { .. } | State::Connecting(_) => None,
+                State::ProxyHeader { .. } | State::TlsHandshake { .. } | State::Connecting(_) => {
+                    None
+                }
                 _ => session
                     .remote_index()
                     .and_then(|j| self.remotes.get(j))
@@ -162,7 +164,7 @@ impl Worker {
                 u64::try_from(self.now.saturating_duration_since(since).as_millis())
                     .unwrap_or(u64::MAX)
             };
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "id": SessionId(self.pid, session.id).to_string(),
                 "client": PeerText(session.meta.peer).to_string(),
                 "listener": listener,
@@ -171,8 +173,12 @@ impl Worker {
                 "idle_ms": millis(session.last_active),
                 "bytes_in": bytes_in,
                 "bytes_out": bytes_out,
-            })
-            .to_string();
+            });
+            if let Some(proxied) = session.meta.proxied() {
+                // The proxy that sent the client's PROXY header.
+                line["peer"] = PeerText(proxied.sender).to_string().into();
+            }
+            let line = line.to_string();
             if out.len() + line.len() + 1 > crate::control::MAX_PAYLOAD {
                 break;
             }

@@ -123,6 +123,8 @@ fn cause(why: &Why, session: &Session<Stream>) -> Cause {
         Why::NoLocalPort | Why::Local(_) => Cause::LocalError,
         Why::Stopped => Cause::Stopped,
         Why::Handshake(_) => Cause::TlsFailed,
+        // Not written: refusals have their own record or log line.
+        Why::Refused => Cause::Denied,
         Why::HandshakeTimeout => Cause::TlsTimeout,
     }
 }
@@ -226,17 +228,20 @@ impl Worker {
             .listener_names
             .get(session.meta.listener())
             .map(String::as_str);
-        record(
-            Severity::Info,
-            "session_open",
-            &[
-                ("session", Value::display(&SessionId(self.pid, session.id))),
-                ("client", Value::display(&PeerText(session.meta.peer))),
-                ("listener", listener.into()),
-                ("remote", Value::display(&self.remotes[index].address)),
-                ("tried", tried.as_ref().into()),
-            ],
-        );
+        let sender = session.meta.proxied().map(|p| PeerText(p.sender));
+        let (id, client) = (SessionId(self.pid, session.id), PeerText(session.meta.peer));
+        let mut fields = vec![
+            ("session", Value::display(&id)),
+            ("client", Value::display(&client)),
+            ("listener", listener.into()),
+            ("remote", Value::display(&self.remotes[index].address)),
+            ("tried", tried.as_ref().into()),
+        ];
+        if let Some(sender) = &sender {
+            // The proxy whose PROXY header named the client.
+            fields.insert(2, ("peer", Value::display(sender)));
+        }
+        record(Severity::Info, "session_open", &fields);
     }
 
     /// The attempt of session `key` on remote `index` failed with `error`.
@@ -265,6 +270,10 @@ impl Worker {
     /// A session removed from the worker for `why`: the rest of its bytes, its
     /// close in the counters, and its close record.
     pub(super) fn session_ended(&self, session: &Session<Stream>, why: &Why) {
+        if matches!(why, Why::Refused) {
+            // Never relayed, never opened: counted where it was refused.
+            return;
+        }
         let handshake_failed = matches!(why, Why::Handshake(_) | Why::HandshakeTimeout)
             || matches!(session.state, State::TlsHandshake { .. });
         let duration = self.now.saturating_duration_since(session.meta.accepted);
@@ -299,25 +308,27 @@ impl Worker {
             .get(session.meta.listener())
             .map(String::as_str);
         let (to_remote, to_client) = session.bytes();
-        record(
-            Severity::Info,
-            "session_close",
-            &[
-                ("session", Value::display(&SessionId(self.pid, session.id))),
-                ("client", Value::display(&PeerText(session.meta.peer))),
-                ("listener", listener.into()),
-                (
-                    "remote",
-                    remote.as_ref().map_or(Value::Absent, |r| Value::display(r)),
-                ),
-                ("bytes_to_remote", to_remote.into()),
-                ("bytes_to_client", to_client.into()),
-                ("duration", duration.into()),
-                ("connect_time", session.meta.connect_time().into()),
-                ("tls_version", version.into()),
-                ("tls_cipher", cipher.into()),
-                ("cause", cause(why, session).name().into()),
-            ],
-        );
+        let sender = session.meta.proxied().map(|p| PeerText(p.sender));
+        let (id, client) = (SessionId(self.pid, session.id), PeerText(session.meta.peer));
+        let mut fields = vec![
+            ("session", Value::display(&id)),
+            ("client", Value::display(&client)),
+            ("listener", listener.into()),
+            (
+                "remote",
+                remote.as_ref().map_or(Value::Absent, |r| Value::display(r)),
+            ),
+            ("bytes_to_remote", to_remote.into()),
+            ("bytes_to_client", to_client.into()),
+            ("duration", duration.into()),
+            ("connect_time", session.meta.connect_time().into()),
+            ("tls_version", version.into()),
+            ("tls_cipher", cipher.into()),
+            ("cause", cause(why, session).name().into()),
+        ];
+        if let Some(sender) = &sender {
+            fields.insert(2, ("peer", Value::display(sender)));
+        }
+        record(Severity::Info, "session_close", &fields);
     }
 }

@@ -24,6 +24,12 @@ impl Worker {
             event.is_read_closed(),
             event.is_error(),
         );
+        if matches!(session.state, State::ProxyHeader { .. }) {
+            if side == Side::Client {
+                self.proxy_header(key, event.is_read_closed() || event.is_error());
+            }
+            return;
+        }
         if matches!(session.state, State::TlsHandshake { .. }) {
             if side == Side::Client {
                 self.handshake(key);
@@ -64,6 +70,15 @@ impl Worker {
                     return;
                 }
                 ConnectOutcome::Connected => {
+                    if let Some(index) = session.remote_index() {
+                        if let Err(e) = self.send_proxy_header(key, index) {
+                            self.fail_attempt(key, e);
+                            return;
+                        }
+                    }
+                    let Some(session) = self.sessions.get_mut(key) else {
+                        return;
+                    };
                     connected = Some(started);
                     if let Some(index) = session.remote_index() {
                         crate::debug!(

@@ -93,6 +93,18 @@ impl Worker {
                         rearm = true;
                     }
                 }
+                State::ProxyHeader { started } => {
+                    let limit = self.proxy_timeout(session.meta.listener());
+                    if now.saturating_duration_since(*started) >= limit {
+                        self.expired.push((key, Expired::ProxyHeader));
+                    } else {
+                        // A level-triggered poller is not re-armed for a partial
+                        // header (its bytes stay readable): it looks again now.
+                        self.poller
+                            .rearm(session.client.io.as_raw_fd(), Interest::READABLE);
+                        rearm = true;
+                    }
+                }
                 State::TlsHandshake { started } => {
                     if now.saturating_duration_since(*started) >= self.handshake_timeout {
                         self.expired.push((key, Expired::Handshake));
@@ -146,6 +158,7 @@ impl Worker {
                 Expired::Silent => self.close(key, Why::Silent),
                 Expired::Handshake => self.close(key, Why::HandshakeTimeout),
                 Expired::HalfClose => self.close(key, Why::HalfClose),
+                Expired::ProxyHeader => self.refuse_proxy_timeout(key),
             }
         }
         self.expired = expired;

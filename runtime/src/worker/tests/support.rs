@@ -129,6 +129,8 @@ pub(crate) struct Setup {
     pub(crate) steering: Option<crate::worker::Steering>,
     /// The relay-wide counters the worker counts in (`None`: none).
     pub(crate) counting: Option<Counting>,
+    /// The listener's `accept proxy`.
+    pub(crate) accept_proxy: Option<tcprelay_plan::AcceptProxy>,
 }
 
 impl Setup {
@@ -147,6 +149,7 @@ impl Setup {
             mechanism,
             steering: None,
             counting: None,
+            accept_proxy: None,
         }
     }
 
@@ -173,6 +176,7 @@ impl Setup {
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
                 tls: false,
+                accept_proxy: self.accept_proxy,
             }],
             control: mio::net::UnixStream::from_std(theirs),
             signals: self.signals,
