@@ -1536,7 +1536,23 @@ fn proxy_values_are_checked_with_suggestions() {
     error(&src, &diags, Code::InvalidAcl, "10.0.0.0/40");
     let src = with_spawnd("listen = { port = 8080 haproxy = yes accept proxy timeout = 0 }");
     let (_, diags) = compile(&src);
-    error(&src, &diags, Code::ZeroCount, "0");
+    let d = error(&src, &diags, Code::ZeroCount, "0");
+    assert_eq!(
+        d.message,
+        "`accept proxy timeout` must be at least 1 second"
+    );
+    // More seconds than the plan's milliseconds hold.
+    let src = with_spawnd(&format!(
+        "listen = {{ port = 8080 haproxy = yes accept proxy timeout = {} }}",
+        u32::MAX / 1000 + 1
+    ));
+    let (_, diags) = compile(&src);
+    error(
+        &src,
+        &diags,
+        Code::InvalidNumber,
+        &(u32::MAX / 1000 + 1).to_string(),
+    );
 }
 
 #[test]
