@@ -222,12 +222,13 @@ fn remote(r: &RemoteModel, section: &RelayModel) -> Remote {
                 .as_ref()
                 .map_or(defaults::REMOTE_TLS_VERIFY, |v| v.node),
             ca_file: r.tls.ca_file.as_ref().map(|v| v.value.node.clone()),
-            key_file: client
-                .key
-                .as_ref()
-                .map(|k| k.value.node.clone())
-                .or_else(|| cert_file.clone()),
             // A key or passphrase without a certificate was warned about: dropped.
+            key_file: cert_file.as_ref().map(|cert| {
+                client
+                    .key
+                    .as_ref()
+                    .map_or_else(|| cert.clone(), |k| k.value.node.clone())
+            }),
             passphrase: client
                 .passphrase
                 .as_ref()

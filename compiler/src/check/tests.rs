@@ -1629,6 +1629,26 @@ fn remote_tls_directives_without_tls_are_ignored() {
         .collect();
     assert_eq!(ignored, ["db.example.com", "no"]);
     assert_eq!(plan.expect("a plan").relay.remotes[0].tls, None);
+    // A client key and passphrase without a client certificate: warned about, and
+    // left out of the plan.
+    let src = with_relay(
+        "remote = { address = 10.0.0.1 port = 443 tls = yes tls verify = no\n\
+         tls key-file = /k.pem tls passphrase = S3cr3t }",
+    );
+    let (plan, diags) = compile(&src);
+    let unused: Vec<&str> = diags
+        .iter()
+        .filter(|d| d.code == Code::TlsUnused)
+        .map(|d| at(&src, d.span))
+        .collect();
+    assert_eq!(unused, ["tls key-file", "tls passphrase"]);
+    let plan = plan.expect("a plan");
+    let tls = plan.relay.remotes[0].tls.clone().expect("tls");
+    assert_eq!(
+        (tls.cert_file, tls.key_file, tls.passphrase),
+        (None, None, None)
+    );
+    assert!(!plan.has_secret());
 }
 
 #[test]
