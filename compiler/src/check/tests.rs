@@ -657,7 +657,35 @@ fn os_string_places(value: &str) -> Vec<(&'static str, String)> {
                 "tls cert-file = /nonexistent/c.pem\ntls passphrase = {value}"
             )),
         ),
+        // The files and passphrase of a TLS remote (issue 15).
+        (
+            "remote tls ca-file",
+            tls_remote(&format!("tls ca-file = {value}")),
+        ),
+        (
+            "remote tls cert-file",
+            tls_remote(&format!("tls cert-file = {value}")),
+        ),
+        (
+            "remote tls key-file",
+            tls_remote(&format!(
+                "tls cert-file = /nonexistent/c.pem tls key-file = {value}"
+            )),
+        ),
+        (
+            "remote tls passphrase",
+            tls_remote(&format!(
+                "tls cert-file = /nonexistent/c.pem\ntls passphrase = {value}"
+            )),
+        ),
     ]
+}
+
+/// A config whose one remote has TLS (unverified) and `tls` as given.
+fn tls_remote(tls: &str) -> String {
+    with_relay(&format!(
+        "remote = {{ address = 10.0.0.1 port = 2 tls = yes tls verify = no\n{tls} }}"
+    ))
 }
 
 #[test]
@@ -681,7 +709,7 @@ fn e0046_a_nul_byte_in_any_string_the_system_gets_is_an_error_at_the_value() {
                 "{place}"
             );
             let said = format!("{} {} {:?} {:?}", d.message, d.label, d.notes, d.help);
-            if place == "tls passphrase" {
+            if place.ends_with("tls passphrase") {
                 assert!(
                     !said.contains("sec"),
                     "{place}: the passphrase shows: {said}"
@@ -718,7 +746,11 @@ fn e0046_empty_paths_and_account_names() {
         let (plan, diags) = compile(&src);
         match place {
             // Any text will do, the empty one too.
-            "setenv" | "spawnd syslog ident" | "tcprelay syslog ident" | "tls passphrase" => {
+            "setenv"
+            | "spawnd syslog ident"
+            | "tcprelay syslog ident"
+            | "tls passphrase"
+            | "remote tls passphrase" => {
                 assert!(
                     !diags.iter().any(|d| d.code == Code::NotForTheOs),
                     "{place}"
@@ -728,7 +760,11 @@ fn e0046_empty_paths_and_account_names() {
             "socket path" => {
                 error(&src, &diags, Code::InvalidAddress, "\"\"");
             }
-            "tls cert-file" | "tls key-file" => assert!(
+            "tls cert-file"
+            | "tls key-file"
+            | "remote tls ca-file"
+            | "remote tls cert-file"
+            | "remote tls key-file" => assert!(
                 diags.iter().any(|d| d.code == Code::CertificateUnreadable
                     && d.is_error()
                     && at(&src, d.span) == "\"\""),
