@@ -160,9 +160,6 @@ fn nested_at_top(key: &Sp<Key>, cx: &mut Cx<'_>) {
     use Key::*;
     let blocks = match key.node {
         Weight | TlsSni | TlsVerify | TlsCaFile => "a `remote = { ... }` block",
-        Interval | Timeout | Rise | Fall | Send | Expect | ExpectRegex => {
-            "a `check = { ... }` block"
-        }
         Address | Port | Protocol | BareAddress => {
             "a `listen = { ... }` or `remote = { ... }` block"
         }

@@ -2,7 +2,7 @@
 //! their `Display`, which redacts them, so no code path here can leak one.
 
 use std::fmt::Write;
-use tcprelay_plan::{decode, Keepalive, ListenAddress, Plan};
+use tcprelay_plan::{decode, Check, Expect, Keepalive, ListenAddress, Plan, Remote};
 
 /// Decodes and validates `bytes` and renders the plan; the error is one line.
 pub fn explain(bytes: &[u8]) -> Result<String, String> {
@@ -66,6 +66,24 @@ fn render(plan: &Plan, out: &mut String) {
             let _ = write!(out, " mode {mode:04o}");
         }
         let _ = writeln!(out, ", keepalive {}", keepalive(&l.keepalive));
+        if let Some(p) = &l.accept_proxy {
+            let from: Vec<String> = p
+                .from
+                .iter()
+                .map(|n| format!("{}/{}", n.address, n.prefix))
+                .collect();
+            let _ = writeln!(
+                out,
+                "    accept proxy {} from {}, timeout {} ms",
+                format!("{:?}", p.version).to_lowercase(),
+                if from.is_empty() {
+                    "any peer".to_string()
+                } else {
+                    from.join(" ")
+                },
+                p.timeout_ms
+            );
+        }
     }
     let auto = |n: u32, what: &str| {
         if n == 0 {
@@ -159,6 +177,7 @@ fn render(plan: &Plan, out: &mut String) {
             remote.protocol,
             remote.weight
         );
+        remote_extras(remote, out);
     }
     let show = |v: Option<u64>| v.map_or("unset".to_string(), |v| v.to_string());
     let _ = writeln!(
@@ -208,11 +227,88 @@ fn render(plan: &Plan, out: &mut String) {
     }
 }
 
+/// A remote's PROXY header, TLS and health check, a line each when set.
+fn remote_extras(remote: &Remote, out: &mut String) {
+    if let Some(v) = remote.send_proxy {
+        let _ = writeln!(out, "    send proxy {}", format!("{v:?}").to_lowercase());
+    }
+    if let Some(tls) = &remote.tls {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+        let _ = writeln!(
+            out,
+            "    tls sni {}, verify {}, ca-file {}, cert-file {}, key-file {}, passphrase {}",
+            show(&tls.sni),
+            if tls.verify { "yes" } else { "no" },
+            tls.ca_file.as_deref().unwrap_or("- (the system's store)"),
+            show(&tls.cert_file),
+            show(&tls.key_file),
+            tls.passphrase
+                .as_ref()
+                .map_or("-".to_string(), |p| p.to_string())
+        );
+    }
+    if let Some(c) = &remote.check {
+        let _ = writeln!(out, "    check {}", check(c));
+    }
+}
+
+fn check(c: &Check) -> String {
+    let bytes = |b: &[u8]| format!("\"{}\"", b.escape_ascii());
+    let mut s = format!(
+        "interval {} ms, timeout {} ms, rise {}, fall {}, tls {}",
+        c.interval_ms,
+        c.timeout_ms,
+        c.rise,
+        c.fall,
+        if c.tls { "yes" } else { "no" }
+    );
+    if let Some(send) = &c.send {
+        let _ = write!(s, ", send {}", bytes(send));
+    }
+    match &c.expect {
+        Some(Expect::Bytes(b)) => {
+            let _ = write!(s, ", expect {}", bytes(b));
+        }
+        Some(Expect::Regex(r)) => {
+            let _ = write!(s, ", expect regex {r:?}");
+        }
+        None => {}
+    }
+    s
+}
+
 /// A timeout in seconds, 0 = never.
 fn seconds(secs: u32) -> String {
     if secs == 0 {
         "never".to_string()
     } else {
         format!("{secs} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_tls_and_checks_are_shown_and_the_remote_passphrase_redacted() {
+        let src = "id = spawnd { listen = { port = 1 haproxy = yes accept proxy from = 10.0.0.0/8 } }\n\
+                   id = tcprelay { remote = { address = 10.0.0.1 port = 2 send proxy = v2\n\
+                   tls = yes tls verify = no tls cert-file = /nonexistent/c.pem tls passphrase = S3cr3tPa55\n\
+                   check = { send = \"PING\\r\\n\" expect = \"+PONG\" } } }";
+        let (plan, diags) = crate::compile(src, "x.cfg", &crate::Selection::default());
+        let plan = plan.unwrap_or_else(|| panic!("{diags:#?}"));
+        let text = explain(&tcprelay_plan::encode(&plan, crate::VERSION)).expect("explains");
+        for line in [
+            "    accept proxy any from 10.0.0.0/8, timeout 5000 ms",
+            "    send proxy v2",
+            "    tls sni -, verify no, ca-file - (the system's store), cert-file /nonexistent/c.pem, key-file /nonexistent/c.pem, passphrase <redacted>",
+            "    check interval 2000 ms, timeout 1000 ms, rise 2, fall 3, tls yes, send \"PING\\r\\n\", expect \"+PONG\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+        }
+        assert!(!text.contains("S3cr3tPa55"), "{text}");
+        assert!(text.starts_with("plan format 3 written by tcprelay-cc"));
+        assert!(text.lines().next().unwrap().ends_with("(holds a secret)"));
     }
 }

@@ -561,9 +561,16 @@ mod tests {
             "listen = { port = 1 tls = yes }",
             "tls cert-file = /a.pem",
             "# The TLS passphrase:\ntls cert-file = /a.pem\n",
+            // The words after `tls` in a remote are keywords, not unknown secret keys.
+            "remote = { tls = yes tls sni = db.example.com tls verify = no tls ca-file = /a.pem }",
         ] {
             assert!(secrets(src).is_empty(), "{src:?}: {:?}", secrets(src));
         }
+        // A remote's client key passphrase is masked like the section's.
+        assert_eq!(
+            secrets("remote = { tls = yes tls passphrase = \"s3 cret\" tls sni = a.example }\n"),
+            vec!["\"s3 cret\" tls sni = a.example }"]
+        );
     }
 
     #[test]

@@ -222,12 +222,13 @@ fn remote(r: &RemoteModel, section: &RelayModel) -> Remote {
                 .as_ref()
                 .map_or(defaults::REMOTE_TLS_VERIFY, |v| v.node),
             ca_file: r.tls.ca_file.as_ref().map(|v| v.value.node.clone()),
-            key_file: client
-                .key
-                .as_ref()
-                .map(|k| k.value.node.clone())
-                .or_else(|| cert_file.clone()),
             // A key or passphrase without a certificate was warned about: dropped.
+            key_file: cert_file.as_ref().map(|cert| {
+                client
+                    .key
+                    .as_ref()
+                    .map_or_else(|| cert.clone(), |k| k.value.node.clone())
+            }),
             passphrase: client
                 .passphrase
                 .as_ref()
@@ -480,6 +481,27 @@ id = tcprelay {
         prop_oneof![9 => 1..max, 1 => Just(0)]
     }
 
+    /// A random `check` block, now and then out of range or contradictory.
+    fn check_block() -> impl Strategy<Value = String> {
+        (
+            0u32..4,
+            0u32..4,
+            count(3),
+            count(3),
+            prop::sample::select(vec![
+                "",
+                "send = \"PING\\r\\n\" expect = \"+PONG\"",
+                "expect regex = \"^[+]PONG\"",
+                "expect regex = \"(\"",
+                "send = \"\"",
+                "tls = yes",
+            ]),
+        )
+            .prop_map(|(i, t, r, f, extra)| {
+                format!("check = {{ interval = {i} timeout = {t} rise = {r} fall = {f} {extra} }}")
+            })
+    }
+
     /// One random listener, spawn block, remote or setting, with values chosen to hit
     /// the edges (zeros, duplicates, overlaps, prefixes too long) now and then.
     fn directive() -> impl Strategy<Value = (bool, String)> {
@@ -505,6 +527,44 @@ id = tcprelay {
         let remote = (ip, count(3), count(3)).prop_map(|(ip, port, w)| {
             format!("remote = {{ address = {ip} port = {port} weight = {w} }}")
         });
+        // Issue 15: PROXY headers, TLS and checks, now and then out of range.
+        let proxy = prop::sample::select(vec![
+            "listen = { port = 7 haproxy = yes }",
+            "listen = { port = 8 accept proxy = v2 accept proxy from = 10.0.0.0/8 }",
+            "listen = { address = 127.0.0.1 port = 9 accept proxy = any accept proxy from = 127.0.0.1 accept proxy timeout = 1 }",
+            "listen = { port = 10 accept proxy = no accept proxy timeout = 0 }",
+        ])
+        .prop_map(str::to_string);
+        let upstream = (
+            prop::sample::select(vec!["127.0.0.1", "10.0.0.1"]),
+            prop::sample::select(vec![7u16, 9, 11]),
+            prop::sample::select(vec![
+                "",
+                "send proxy = v1",
+                "send proxy = v2",
+                "send proxy = no",
+            ]),
+            prop::sample::select(vec![
+                "",
+                "tls = yes tls sni = a.example",
+                "tls = yes tls verify = no",
+                "tls = yes",
+                "tls = no tls sni = a.example",
+                "tls = yes tls sni = a_b",
+            ]),
+            prop::option::weighted(0.5, check_block()),
+        )
+            .prop_map(|(ip, port, send, tls, check)| {
+                format!(
+                    "remote = {{ address = {ip} port = {port} {send} {tls} {} }}",
+                    check.unwrap_or_default()
+                )
+            });
+        let section_check = prop_oneof![
+            check_block(),
+            Just("check = no".to_string()),
+            Just("send proxy = v2".to_string()),
+        ];
         let relay = prop::sample::select(vec![
             "rebalance = 0",
             "rebalance = 2",
@@ -522,6 +582,9 @@ id = tcprelay {
             1 => acl.prop_map(|s| (true, s)),
             3 => remote.prop_map(|s| (false, s)),
             1 => relay.prop_map(|s| (false, s)),
+            1 => proxy.prop_map(|s| (true, s)),
+            2 => upstream.prop_map(|s| (false, s)),
+            1 => section_check.prop_map(|s| (false, s)),
         ]
     }
 

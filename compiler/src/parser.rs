@@ -62,6 +62,7 @@ pub fn parse(src: &str) -> (Option<File>, Vec<Diagnostic>) {
     }
     if let Some(file) = file.as_mut() {
         prune_bare_addresses(file, &misspelled);
+        lost_regex_backslashes(file, src, &mut diags);
     }
     // A string left open swallows the rest of the file: the end of file that follows
     // is its consequence, not another mistake.
@@ -95,6 +96,70 @@ fn prune_bare_addresses(file: &mut File, spans: &[Span]) {
             prune(&mut section.body, &spans);
         }
     }
+}
+
+/// E0055 for an `expect regex` string with an escape the language resolves to the
+/// plain character (`"\d+"` is the expression `d+`): the expression was most likely
+/// meant to keep its backslash (`"\\d+"`). A warning, once per string, at the
+/// first such escape; read from the source, as the AST holds the resolved text.
+fn lost_regex_backslashes(file: &File, src: &str, diags: &mut Vec<Diagnostic>) {
+    fn walk(items: &[Sp<Directive>], src: &str, diags: &mut Vec<Diagnostic>) {
+        for d in items {
+            match &d.node.body {
+                Body::Block(inner) => walk(inner, src, diags),
+                Body::Value(v) if d.node.key.node == Key::ExpectRegex && v.node.quoted => {
+                    if let Some(diag) = lost_backslash(src, v.span) {
+                        diags.push(diag);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for item in &file.items {
+        if let Item::Section(section) = &item.node {
+            walk(&section.body, src, diags);
+        }
+    }
+}
+
+/// The E0055 warning for the quoted string at `span` of `src`, if it has an escape
+/// other than the language's own (`\"`, `\\`, `\n`, `\t`, `\r`).
+fn lost_backslash(src: &str, span: Span) -> Option<Diagnostic> {
+    let raw = src.get(span.range())?;
+    let mut chars = raw.char_indices();
+    let mut found: Option<(usize, char)> = None;
+    let mut count = 0;
+    while let Some((i, c)) = chars.next() {
+        if c != '\\' {
+            continue;
+        }
+        match chars.next() {
+            Some((_, '"' | '\\' | 'n' | 't' | 'r' | '\n')) | None => {}
+            Some((_, other)) => {
+                count += 1;
+                found.get_or_insert((i, other));
+            }
+        }
+    }
+    let (at, c) = found?;
+    let start = span.start + at;
+    let end = start + 1 + c.len_utf8();
+    let more = match count {
+        1 => String::new(),
+        2 => " (and 1 more escape like it)".to_string(),
+        n => format!(" (and {} more escapes like it)", n - 1),
+    };
+    Some(
+        Diagnostic::warning(
+            Code::LostRegexBackslash,
+            Span::new(start, end),
+            format!("`\\{c}` in a quoted string is a plain `{c}`: the regular expression gets no backslash{more}"),
+        )
+        .with_label(format!("the expression sees `{c}`"))
+        .with_help(format!("write `\\\\{c}` for the expression's `\\{c}`"))
+        .with_note("in a quoted string `\\\\` is one backslash; `\\\"`, `\\n`, `\\t` and `\\r` are the other escapes"),
+    )
 }
 
 /// The `{` tokens that have no matching `}`, innermost last.
@@ -238,6 +303,38 @@ fn unexpected(span: Span, tok: &Tok, expected: &[String]) -> Diagnostic {
 
 #[cfg(test)]
 mod tests {
+    use crate::diag::Severity;
+
+    /// The E0055 warnings of `src`: (the text under each, its message).
+    fn lost(src: &str) -> Vec<(String, String)> {
+        let (_, diags) = super::parse(src);
+        diags
+            .iter()
+            .filter(|d| d.code == Code::LostRegexBackslash)
+            .inspect(|d| assert_eq!(d.severity, Severity::Warning))
+            .map(|d| (src[d.span.range()].to_string(), d.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_regex_escape_the_language_takes_for_a_plain_character_is_warned_about() {
+        let block = |regex: &str| {
+            format!("id = tcprelay {{ remote = {{ address = 10.0.0.1 port = 1 check = {{ expect regex = {regex} }} }} check = {{ expect regex = {regex} }} }}")
+        };
+        // In a remote's check and in the section's, once per string, at the first.
+        let found = lost(&block(r#""^\d+ \w OK""#));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0, r"\d");
+        assert!(
+            found[0].1.ends_with("(and 1 more escape like it)"),
+            "{}",
+            found[0].1
+        );
+        // The language's own escapes, a doubled backslash, and other directives: none.
+        assert!(lost(&block(r#""^\\d+\r\n\t\"x\"""#)).is_empty());
+        assert!(lost(&block("unquoted\\d")).is_empty());
+        assert!(lost(r#"id = tcprelay { check = { expect = "\d" send = "\d" } }"#).is_empty());
+    }
     use super::*;
 
     fn ok(src: &str) -> File {

@@ -159,7 +159,7 @@ fn secret_forms(k: &str, v: &str) -> Vec<String> {
 
 /// Where the directive `d` is put: in its section, in the wrong one, in a block,
 /// outside any section, at the start or end of the file, after a line whose quote is
-/// never closed, all on one line.
+/// never closed, all on one line, in a TLS remote.
 fn secret_contexts(d: &str) -> Vec<String> {
     let relay = "id = tcprelay {\n  remote = { address = 127.0.0.1 port = 22 }\n";
     let spawnd = "id = spawnd {\n  listen = { port = 2222 }\n}\n";
@@ -176,6 +176,10 @@ fn secret_contexts(d: &str) -> Vec<String> {
         format!("{spawnd}{relay}  {d}\n  tls key-file = \"/k.pem\n}}\n"),
         format!("id = spawnd {{ listen = {{ port = 2222 }} }} id = tcprelay {{ {d} }}"),
         format!("{spawnd}{relay}  tls cert-file = /c.pem\n  tls key-file = /k.pem\n  {d}\n}}\n"),
+        // The client key of a TLS remote (issue 15), over several lines.
+        format!(
+            "{spawnd}id = tcprelay {{\n  remote = {{ address = 127.0.0.1 port = 22 tls = yes tls verify = no\n    tls cert-file = /c.pem\n    {d}\n  }}\n}}\n"
+        ),
     ]
 }
 
@@ -221,7 +225,7 @@ fn no_variant_of_a_secret_directive_prints_the_secret() {
             }
         }
     }
-    assert_eq!(cases, 16 * 8 * 10);
+    assert_eq!(cases, 16 * 8 * 11);
     // Nearly every variant is reported on: the test looks at real diagnostics.
     assert!(with_output * 10 >= cases * 9, "{with_output} of {cases}");
 }

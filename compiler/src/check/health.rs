@@ -58,8 +58,18 @@ fn block(key: Span, items: &[Sp<Directive>], cx: &mut Cx<'_>) -> Option<CheckMod
     for d in items {
         let d: &Directive = &d.node;
         match d.key.node {
-            Key::Interval => scope.scalar(d, |v| seconds(v, "interval"), &mut m.interval, cx),
-            Key::Timeout => scope.scalar(d, |v| seconds(v, "timeout"), &mut m.timeout, cx),
+            Key::Interval => scope.scalar(
+                d,
+                |v| seconds(v, "the check's `interval`"),
+                &mut m.interval,
+                cx,
+            ),
+            Key::Timeout => scope.scalar(
+                d,
+                |v| seconds(v, "the check's `timeout`"),
+                &mut m.timeout,
+                cx,
+            ),
             Key::Rise => scope.scalar(d, |v| count(v, "rise"), &mut m.rise, cx),
             Key::Fall => scope.scalar(d, |v| count(v, "fall"), &mut m.fall, cx),
             Key::Send => scope.scalar(d, |v| bytes(v, "send"), &mut m.send, cx),
@@ -84,13 +94,14 @@ fn block(key: Span, items: &[Sp<Directive>], cx: &mut Cx<'_>) -> Option<CheckMod
     Some(m)
 }
 
-/// A number of seconds, at least 1, that fits the plan's milliseconds.
+/// A number of seconds, at least 1, that fits the plan's milliseconds; `what` names
+/// the setting in the message.
 pub(super) fn seconds(v: &Sp<Value>, what: &str) -> Parsed<u32> {
     positive(v, u64::from(u32::MAX / 1000), |s| {
         Diagnostic::error(
             Code::ZeroCount,
             s,
-            format!("the check `{what}` must be at least 1 second"),
+            format!("{what} must be at least 1 second"),
         )
         .with_label("0 is not allowed here")
     })
@@ -103,7 +114,7 @@ fn count(v: &Sp<Value>, what: &str) -> Parsed<u32> {
         Diagnostic::error(
             Code::ZeroCount,
             s,
-            format!("the check `{what}` must be at least 1"),
+            format!("the check's `{what}` must be at least 1"),
         )
         .with_label("a count of consecutive checks")
     })

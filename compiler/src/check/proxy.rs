@@ -44,7 +44,7 @@ pub(super) fn listener_directive(
         }
         Key::AcceptProxyTimeout => scope.scalar(
             d,
-            |v| health::seconds(v, "accept proxy timeout"),
+            |v| health::seconds(v, "`accept proxy timeout`"),
             &mut m.timeout,
             cx,
         ),

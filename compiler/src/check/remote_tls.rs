@@ -193,7 +193,7 @@ pub(super) fn files(r: &RemoteModel, cx: &mut Cx<'_>) {
                 Diagnostic::warning(
                     Code::CertificateUnreadable,
                     ca.value.span,
-                    format!("CA file `{path}` not found on this machine"),
+                    format!("the CA file `{path}` is not on this machine"),
                 )
                 .with_label("not found")
                 .with_note("it is checked again when tcprelay starts"),
@@ -207,7 +207,7 @@ pub(super) fn files(r: &RemoteModel, cx: &mut Cx<'_>) {
                     Diagnostic::error(
                         Code::CertificateUnreadable,
                         ca.value.span,
-                        format!("cannot read CA file `{path}`: {reason}"),
+                        format!("cannot read the CA file `{path}`: {reason}"),
                     )
                     .with_label("unreadable"),
                 );

@@ -657,7 +657,35 @@ fn os_string_places(value: &str) -> Vec<(&'static str, String)> {
                 "tls cert-file = /nonexistent/c.pem\ntls passphrase = {value}"
             )),
         ),
+        // The files and passphrase of a TLS remote (issue 15).
+        (
+            "remote tls ca-file",
+            tls_remote(&format!("tls ca-file = {value}")),
+        ),
+        (
+            "remote tls cert-file",
+            tls_remote(&format!("tls cert-file = {value}")),
+        ),
+        (
+            "remote tls key-file",
+            tls_remote(&format!(
+                "tls cert-file = /nonexistent/c.pem tls key-file = {value}"
+            )),
+        ),
+        (
+            "remote tls passphrase",
+            tls_remote(&format!(
+                "tls cert-file = /nonexistent/c.pem\ntls passphrase = {value}"
+            )),
+        ),
     ]
+}
+
+/// A config whose one remote has TLS (unverified) and `tls` as given.
+fn tls_remote(tls: &str) -> String {
+    with_relay(&format!(
+        "remote = {{ address = 10.0.0.1 port = 2 tls = yes tls verify = no\n{tls} }}"
+    ))
 }
 
 #[test]
@@ -681,7 +709,7 @@ fn e0046_a_nul_byte_in_any_string_the_system_gets_is_an_error_at_the_value() {
                 "{place}"
             );
             let said = format!("{} {} {:?} {:?}", d.message, d.label, d.notes, d.help);
-            if place == "tls passphrase" {
+            if place.ends_with("tls passphrase") {
                 assert!(
                     !said.contains("sec"),
                     "{place}: the passphrase shows: {said}"
@@ -718,7 +746,11 @@ fn e0046_empty_paths_and_account_names() {
         let (plan, diags) = compile(&src);
         match place {
             // Any text will do, the empty one too.
-            "setenv" | "spawnd syslog ident" | "tcprelay syslog ident" | "tls passphrase" => {
+            "setenv"
+            | "spawnd syslog ident"
+            | "tcprelay syslog ident"
+            | "tls passphrase"
+            | "remote tls passphrase" => {
                 assert!(
                     !diags.iter().any(|d| d.code == Code::NotForTheOs),
                     "{place}"
@@ -728,7 +760,11 @@ fn e0046_empty_paths_and_account_names() {
             "socket path" => {
                 error(&src, &diags, Code::InvalidAddress, "\"\"");
             }
-            "tls cert-file" | "tls key-file" => assert!(
+            "tls cert-file"
+            | "tls key-file"
+            | "remote tls ca-file"
+            | "remote tls cert-file"
+            | "remote tls key-file" => assert!(
                 diags.iter().any(|d| d.code == Code::CertificateUnreadable
                     && d.is_error()
                     && at(&src, d.span) == "\"\""),
@@ -1461,4 +1497,398 @@ fn e0047_metrics_on_a_listeners_address() {
             "listen = {{ {listen} }}\nmetrics = {{ {metrics} }}"
         )));
     }
+}
+
+// Issue 15: the PROXY protocol, TLS towards remotes and health checks.
+
+/// A config with `listen` blocks as given and the relay's `tcprelay` section as given.
+fn with_both(spawnd: &str, tcprelay: &str) -> String {
+    format!("id = spawnd {{\n{spawnd}\n}}\nid = tcprelay {{\n{tcprelay}\n}}\n")
+}
+
+#[test]
+fn e0048_a_proxy_listener_without_trusted_peers_is_a_warning() {
+    for (listen, under) in [
+        ("listen = { port = 8080 haproxy = yes }", "haproxy"),
+        (
+            "listen = { address = ::1 port = 8080 accept proxy = v2 }",
+            "accept proxy",
+        ),
+    ] {
+        let src = with_spawnd(listen);
+        let (plan, diags) = compile(&src);
+        warning(&src, &diags, Code::ProxyFromAnyone, under);
+        // A warning: the plan is still made, and accepts any peer.
+        let proxy = plan.expect("a plan").spawnd.listeners[0]
+            .accept_proxy
+            .clone();
+        assert!(proxy.expect("accept proxy").from.is_empty());
+    }
+    // Trusted peers named, PROXY headers off, or a Unix socket (no peer address).
+    clean(&with_spawnd(
+        "listen = { port = 8080 haproxy = yes accept proxy from = 10.0.0.2 }",
+    ));
+    clean(&with_spawnd("listen = { port = 8080 haproxy = no }"));
+    clean(&with_spawnd("listen = { port = 8080 accept proxy = no }"));
+    clean(&with_spawnd(
+        "listen = { path = /run/x.sock accept proxy = v1 }",
+    ));
+}
+
+#[test]
+fn proxy_settings_without_proxy_headers_or_on_a_unix_socket_are_ignored() {
+    let src = with_spawnd("listen = { port = 8080 accept proxy from = 10.0.0.2 }");
+    let (plan, diags) = compile(&src);
+    warning(&src, &diags, Code::Ignored, "10.0.0.2");
+    assert_eq!(plan.expect("a plan").spawnd.listeners[0].accept_proxy, None);
+    let src =
+        with_spawnd("listen = { path = /run/x.sock haproxy = yes accept proxy from = 10.0.0.2 }");
+    let (_, diags) = compile(&src);
+    warning(&src, &diags, Code::Ignored, "10.0.0.2");
+    // `haproxy = no` after `accept proxy = v2` turns it off, with E0028.
+    let src = with_spawnd(
+        "listen = { port = 8080 accept proxy = v2 accept proxy from = 10.0.0.2 haproxy = no }",
+    );
+    let (plan, diags) = compile(&src);
+    warning(&src, &diags, Code::DuplicateDirective, "haproxy");
+    assert_eq!(plan.expect("a plan").spawnd.listeners[0].accept_proxy, None);
+}
+
+#[test]
+fn proxy_values_are_checked_with_suggestions() {
+    let src = with_spawnd("listen = { port = 8080 accept proxy = v3 }");
+    let (plan, diags) = compile(&src);
+    assert!(plan.is_none());
+    let d = error(&src, &diags, Code::InvalidChoice, "v3");
+    assert_eq!(d.help.as_deref(), Some("did you mean `v1`?"));
+    let src = with_relay("remote = { address = 10.0.0.1 port = 1 send proxy = any }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidChoice, "any");
+    let src = with_spawnd("listen = { port = 8080 haproxy = maybe }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidBool, "maybe");
+    let src = with_spawnd("listen = { port = 8080 haproxy = yes accept proxy from = 10.0.0.0/40 }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidAcl, "10.0.0.0/40");
+    let src = with_spawnd("listen = { port = 8080 haproxy = yes accept proxy timeout = 0 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::ZeroCount, "0");
+    assert_eq!(
+        d.message,
+        "`accept proxy timeout` must be at least 1 second"
+    );
+    // More seconds than the plan's milliseconds hold.
+    let src = with_spawnd(&format!(
+        "listen = {{ port = 8080 haproxy = yes accept proxy timeout = {} }}",
+        u32::MAX / 1000 + 1
+    ));
+    let (_, diags) = compile(&src);
+    error(
+        &src,
+        &diags,
+        Code::InvalidNumber,
+        &(u32::MAX / 1000 + 1).to_string(),
+    );
+}
+
+#[test]
+fn e0049_send_proxy_towards_an_own_proxy_listener_is_an_error() {
+    let listen = "listen = { port = 8080 haproxy = yes accept proxy from = 127.0.0.1 }\n\
+                  listen = { address = 10.0.0.5 port = 9000 accept proxy = v1 accept proxy from = 10.0.0.1 }";
+    for (relay, secondaries) in [
+        // Through the section's default, to a wildcard listener's loopback address.
+        (
+            "send proxy = v2\nremote = { address = 127.0.0.1 port = 8080 }",
+            &["listen", "v2"][..],
+        ),
+        // The remote's own, to a specific listener's address.
+        (
+            "remote = { address = 10.0.0.5 port = 9000 send proxy = v1 }",
+            &["listen"][..],
+        ),
+    ] {
+        let src = with_both(listen, relay);
+        let (plan, diags) = compile(&src);
+        assert!(plan.is_none(), "{relay}");
+        let d = error(&src, &diags, Code::ProxyLoop, "remote");
+        let labels: Vec<&str> = d.labels.iter().map(|l| at(&src, l.span)).collect();
+        assert_eq!(labels, secondaries);
+    }
+    for relay in [
+        // No header sent: the section's, turned off in the remote.
+        "send proxy = v2\nremote = { address = 127.0.0.1 port = 8080 send proxy = no }",
+        // Another port, or an address that may be another machine's.
+        "send proxy = v2\nremote = { address = 127.0.0.1 port = 8081 }",
+        "send proxy = v2\nremote = { address = 10.0.0.9 port = 8080 }",
+        // An IPv6 remote and an IPv4 wildcard.
+        "send proxy = v2\nremote = { address = ::1 port = 8080 }",
+    ] {
+        clean(&with_both(listen, relay));
+    }
+    // A listener that does not accept PROXY headers is an ordinary remote.
+    clean(&with_both(
+        "listen = { port = 8080 }",
+        "send proxy = v1\nremote = { address = 127.0.0.1 port = 8080 }",
+    ));
+}
+
+#[test]
+fn e0050_a_verified_tls_remote_needs_a_server_name() {
+    let src = with_relay("remote = { address = 10.0.0.1 port = 443 tls = yes }");
+    let (plan, diags) = compile(&src);
+    assert!(plan.is_none());
+    error(&src, &diags, Code::VerifyWithoutName, "yes");
+    let src = with_relay("remote = { address = 10.0.0.1 port = 443 tls = yes tls verify = on }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::VerifyWithoutName, "yes");
+    assert_eq!(secondary(&src, d), "on");
+    let plan = clean(&with_relay(
+        "remote = { address = 10.0.0.1 port = 443 tls = yes tls verify = no }",
+    ));
+    let tls = plan.relay.remotes[0].tls.clone().expect("tls");
+    assert!(!tls.verify && tls.sni.is_none());
+    clean(&with_relay(
+        "remote = { address = 10.0.0.1 port = 443 tls = yes tls sni = db.example.com }",
+    ));
+}
+
+#[test]
+fn remote_tls_directives_without_tls_are_ignored() {
+    let src = with_relay(
+        "remote = { address = 10.0.0.1 port = 443 tls = no tls sni = db.example.com tls verify = no }",
+    );
+    let (plan, diags) = compile(&src);
+    let ignored: Vec<&str> = diags
+        .iter()
+        .filter(|d| d.code == Code::Ignored)
+        .map(|d| at(&src, d.span))
+        .collect();
+    assert_eq!(ignored, ["db.example.com", "no"]);
+    assert_eq!(plan.expect("a plan").relay.remotes[0].tls, None);
+    // A client key and passphrase without a client certificate: warned about, and
+    // left out of the plan.
+    let src = with_relay(
+        "remote = { address = 10.0.0.1 port = 443 tls = yes tls verify = no\n\
+         tls key-file = /k.pem tls passphrase = S3cr3t }",
+    );
+    let (plan, diags) = compile(&src);
+    let unused: Vec<&str> = diags
+        .iter()
+        .filter(|d| d.code == Code::TlsUnused)
+        .map(|d| at(&src, d.span))
+        .collect();
+    assert_eq!(unused, ["tls key-file", "tls passphrase"]);
+    let plan = plan.expect("a plan");
+    let tls = plan.relay.remotes[0].tls.clone().expect("tls");
+    assert_eq!(
+        (tls.cert_file, tls.key_file, tls.passphrase),
+        (None, None, None)
+    );
+    assert!(!plan.has_secret());
+}
+
+#[test]
+fn e0051_the_server_name_must_be_a_dns_name() {
+    for name in [
+        "db_1.example.com",
+        "192.0.2.1",
+        "::1",
+        "db..example.com",
+        "-db.example.com",
+        "db-.example.com",
+        "bücher.example",
+        "example.com.",
+    ] {
+        let src = with_relay(&format!(
+            "remote = {{ address = 10.0.0.1 port = 443 tls = yes tls sni = \"{name}\" }}"
+        ));
+        let (plan, diags) = compile(&src);
+        assert!(plan.is_none(), "{name}");
+        error(
+            &src,
+            &diags,
+            Code::InvalidServerName,
+            &format!("\"{name}\""),
+        );
+        // The name was written: no E0050 beside it.
+        assert!(
+            diags.iter().all(|d| d.code != Code::VerifyWithoutName),
+            "{name}"
+        );
+    }
+    let long = format!("{}.example", "a".repeat(64));
+    assert!(super::remote_tls::dns_name_problem(&long).is_some());
+    assert!(super::remote_tls::dns_name_problem(&"a.".repeat(127)).is_some());
+    for name in [
+        "localhost",
+        "db-1.example.com",
+        "xn--bcher-kva.example",
+        "A.B",
+    ] {
+        assert_eq!(super::remote_tls::dns_name_problem(name), None, "{name}");
+    }
+}
+
+#[test]
+fn e0052_a_ca_file_without_certificates_and_the_client_certificate_checks() {
+    let f = tls_files();
+    let remote = |extra: &str| {
+        with_relay(&format!(
+            "remote = {{ address = 10.0.0.1 port = 443 tls = yes tls sni = db.example.com {extra} }}"
+        ))
+    };
+    let src = remote(&format!("tls ca-file = {}", f.key));
+    let (plan, diags) = compile(&src);
+    assert!(plan.is_none());
+    let d = error(&src, &diags, Code::CaFileWithoutCertificates, &f.key);
+    assert!(d.notes[0].contains("PRIVATE KEY"), "{d:#?}");
+    // A CA file with a certificate, and a client certificate with its key.
+    let plan = clean(&remote(&format!(
+        "tls ca-file = {} tls cert-file = {} tls key-file = {} tls passphrase = sekrit",
+        f.cert, f.cert, f.encrypted_key
+    )));
+    let tls = plan.relay.remotes[0].tls.clone().expect("tls");
+    assert_eq!(tls.ca_file.as_deref(), Some(f.cert.as_str()));
+    assert_eq!(tls.key_file.as_deref(), Some(f.encrypted_key.as_str()));
+    assert!(plan.has_secret());
+    // An absent CA file is a warning, as certificates are.
+    let src = remote("tls ca-file = /nonexistent/ca.pem");
+    let (plan, diags) = compile(&src);
+    warning(
+        &src,
+        &diags,
+        Code::CertificateUnreadable,
+        "/nonexistent/ca.pem",
+    );
+    assert!(plan.is_some());
+    // The client key must match the certificate, and the passphrase open it.
+    let src = remote(&format!(
+        "tls cert-file = {} tls key-file = {}",
+        f.cert, f.other_key
+    ));
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::KeyMismatch, &f.other_key);
+    let src = remote(&format!(
+        "tls cert-file = {} tls key-file = {} tls passphrase = Wr0ngPa55",
+        f.cert, f.encrypted_key
+    ));
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::BadPassphrase, "Wr0ngPa55");
+    // Rendered, the passphrase is masked, in the source line and in every text.
+    for out in [
+        crate::diag::render::human(&diags, "test.cfg", &src, false),
+        crate::diag::render::short(&diags, "test.cfg", &src),
+        crate::diag::render::json(&diags, "test.cfg", &src),
+    ] {
+        assert!(!out.contains("Wr0ngPa55"), "{out}");
+        assert!(out.contains("E0035"), "{out}");
+    }
+}
+
+#[test]
+fn e0053_checks_that_cannot_work() {
+    // The timeout against the interval, after the section's check is merged in.
+    for (relay, under) in [
+        ("remote = { address = 10.0.0.1 port = 1 check = { timeout = 3 } }", "3"),
+        (
+            "check = { interval = 2 }\nremote = { address = 10.0.0.1 port = 1 check = { timeout = 5 } }",
+            "5",
+        ),
+        (
+            "check = { timeout = 4 }\nremote = { address = 10.0.0.1 port = 1 check = { interval = 3 } }",
+            "4",
+        ),
+    ] {
+        let src = with_relay(relay);
+        let (plan, diags) = compile(&src);
+        assert!(plan.is_none(), "{relay}");
+        error(&src, &diags, Code::InvalidCheck, under);
+    }
+    // A section's check too long for every remote is reported once.
+    let src = with_relay(
+        "check = { timeout = 9 }\nremote = { address = 10.0.0.1 port = 1 }\nremote = { address = 10.0.0.2 port = 1 }",
+    );
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidCheck, "9");
+    // ... and not at all for a remote that turns it off or lengthens the interval.
+    clean(&with_relay(
+        "check = { timeout = 9 }\nremote = { address = 10.0.0.1 port = 1 check = no }\n\
+         remote = { address = 10.0.0.2 port = 1 check = { interval = 9 } }",
+    ));
+    let src = with_relay(
+        "remote = { address = 10.0.0.1 port = 1 check = { expect = \"+OK\" expect regex = \"OK\" } }",
+    );
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::InvalidCheck, "expect regex");
+    assert_eq!(secondary(&src, d), "expect");
+    let src = with_relay("remote = { address = 10.0.0.1 port = 1 check = { send = \"\" } }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidCheck, "\"\"");
+    let long = "x".repeat(tcprelay_plan::MAX_CHECK_BYTES + 1);
+    let src = with_relay(&format!(
+        "remote = {{ address = 10.0.0.1 port = 1 check = {{ expect = \"{long}\" }} }}"
+    ));
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidCheck, &format!("\"{long}\""));
+    // Exactly the limit is fine.
+    let limit = "x".repeat(tcprelay_plan::MAX_CHECK_BYTES);
+    clean(&with_relay(&format!(
+        "remote = {{ address = 10.0.0.1 port = 1 check = {{ send = \"{limit}\" }} }}"
+    )));
+    for (field, text) in [
+        ("rise", "rise = 0"),
+        ("fall", "fall = 0"),
+        ("interval", "interval = 0"),
+        ("timeout", "timeout = 0"),
+    ] {
+        let src = with_relay(&format!(
+            "remote = {{ address = 10.0.0.1 port = 1 check = {{ {text} }} }}"
+        ));
+        let (_, diags) = compile(&src);
+        let d = error(&src, &diags, Code::ZeroCount, "0");
+        assert!(d.message.contains(field), "{}", d.message);
+    }
+    let src = with_relay("remote = { address = 10.0.0.1 port = 1 check = { port = 1 } }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::UnexpectedToken, "port");
+    let src = with_relay("remote = { address = 10.0.0.1 port = 1 check = sometimes }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::InvalidBool, "sometimes");
+}
+
+#[test]
+fn e0054_an_expect_regex_must_compile() {
+    for regex in ["(unclosed", "*PONG", "[z-a]"] {
+        let src = with_relay(&format!(
+            "remote = {{ address = 10.0.0.1 port = 1 check = {{ expect regex = \"{regex}\" }} }}"
+        ));
+        let (plan, diags) = compile(&src);
+        assert!(plan.is_none(), "{regex}");
+        error(&src, &diags, Code::InvalidRegex, &format!("\"{regex}\""));
+    }
+    let plan = clean(&with_relay(
+        "remote = { address = 10.0.0.1 port = 1 check = { expect regex = \"^[+]PONG\\\\r$\" } }",
+    ));
+    assert_eq!(
+        plan.relay.remotes[0].check.clone().expect("check").expect,
+        Some(tcprelay_plan::Expect::Regex("^[+]PONG\\r$".to_string()))
+    );
+}
+
+#[test]
+fn issue_15_directives_in_the_wrong_place_say_where_they_belong() {
+    let src = with_relay("tls sni = db.example.com\nremote = { address = 10.0.0.1 port = 1 }");
+    let (_, diags) = compile(&src);
+    let d = error(&src, &diags, Code::UnexpectedToken, "tls sni");
+    assert_eq!(
+        d.help.as_deref(),
+        Some("move it into a `remote = { ... }` block")
+    );
+    // `send proxy` and `check` belong to the tcprelay section.
+    let src = with_spawnd("listen = { port = 1 }\nsend proxy = v1");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::WrongSection, "send proxy");
+    let src = with_spawnd("listen = { port = 1 send proxy = v1 }");
+    let (_, diags) = compile(&src);
+    error(&src, &diags, Code::UnexpectedToken, "send proxy");
 }

@@ -76,6 +76,7 @@ codes! {
     CaFileWithoutCertificates = "E0052", "CA file without certificates";
     InvalidCheck = "E0053", "invalid health check";
     InvalidRegex = "E0054", "regular expression that does not compile";
+    LostRegexBackslash = "E0055", "backslash of a regular expression taken as an escape";
 }
 
 impl fmt::Display for Code {
