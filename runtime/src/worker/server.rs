@@ -58,6 +58,7 @@ mod accept;
 mod control;
 mod failover;
 mod records;
+mod remote_tls;
 mod sessions;
 mod timers;
 
@@ -161,6 +162,8 @@ enum Expired {
     Idle,
     Silent,
     Handshake,
+    /// A TLS handshake with a remote.
+    RemoteHandshake,
     HalfClose,
 }
 
@@ -238,6 +241,9 @@ pub struct Worker {
     reported_dead: Vec<bool>,
     /// The server context of TLS listeners.
     tls: Option<openssl::ssl::SslContext>,
+    /// The client context of each `tls = yes` remote, in plan order (see
+    /// `remote_tls`); it keeps the remote's last session for resumption.
+    remote_tls: Vec<Option<Result<crate::tls_context::ClientContext, String>>>,
     handshake_timeout: Duration,
     /// TLS handshakes that failed or timed out (logged at debug level only: any
     /// client can cause them).
@@ -342,6 +348,7 @@ impl Worker {
         let relay_remotes_len = relay.remotes.len();
         let session_base = FIRST_LISTENER + listeners.len();
         let mut balancer = Balancer::new(relay.remotes.iter().map(|r| r.weight), relay.rebalance);
+        let remote_tls = remote_tls::client_contexts(config.id, &relay.remotes);
         if let Some(steering) = config.steering {
             balancer.steer(steering.table, steering.slots);
         }
@@ -396,6 +403,7 @@ impl Worker {
                 .unwrap_or(Duration::from_secs(u64::from(relay.connect_timeout))),
             reported_dead: vec![false; relay_remotes_len],
             tls: config.tls,
+            remote_tls,
             handshake_timeout: options
                 .handshake_timeout
                 .unwrap_or(Duration::from_secs(u64::from(relay.tls_handshake_timeout))),

@@ -45,6 +45,10 @@ impl Worker {
                 return;
             }
         }
+        if side == Side::Remote && session.remote_handshaking() {
+            self.remote_handshake(key);
+            return;
+        }
         let mut connected = None;
         if side == Side::Remote && matches!(session.state, State::Connecting(_)) {
             let started = match &session.state {
@@ -88,6 +92,10 @@ impl Worker {
             }
         }
         if let Some(started) = connected {
+            // A TLS remote: connected (and relaying) once its handshake is done.
+            if self.start_remote_handshake(key) {
+                return;
+            }
             self.session_connected(key, started);
         }
         self.run_session(key);
