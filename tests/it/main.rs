@@ -18,4 +18,5 @@ mod setup;
 mod steering;
 mod strings;
 mod timeouts;
+mod tls_remote;
 mod ui;
