@@ -143,8 +143,32 @@ pub enum Key {
     InstancesMax,
     Exec,
 
-    // Inside `remote { }` (also `address`, `port`, `protocol`).
+    // Inside `listen { }`: the PROXY protocol.
+    /// `haproxy = yes|no`: the family's spelling of `accept proxy = any|no`.
+    Haproxy,
+    AcceptProxy,
+    AcceptProxyFrom,
+    AcceptProxyTimeout,
+
+    // Inside `remote { }` (also `address`, `port`, `protocol`, `tls`, `tls cert-file`,
+    // `tls key-file`, `tls passphrase`).
     Weight,
+    /// `send proxy = v1|v2|no` (also in the tcprelay section, for every remote).
+    SendProxy,
+    TlsSni,
+    TlsVerify,
+    TlsCaFile,
+    /// `check = { ... }` or `check = no` (also in the tcprelay section).
+    Check,
+
+    // Inside `check { }` (also `tls`).
+    Interval,
+    Timeout,
+    Rise,
+    Fall,
+    Send,
+    Expect,
+    ExpectRegex,
 
     // spawnd section.
     Background,
@@ -242,6 +266,22 @@ impl Key {
             InstancesMax => "instances max",
             Exec => "exec",
             Weight => "weight",
+            Haproxy => "haproxy",
+            AcceptProxy => "accept proxy",
+            AcceptProxyFrom => "accept proxy from",
+            AcceptProxyTimeout => "accept proxy timeout",
+            SendProxy => "send proxy",
+            TlsSni => "tls sni",
+            TlsVerify => "tls verify",
+            TlsCaFile => "tls ca-file",
+            Check => "check",
+            Interval => "interval",
+            Timeout => "timeout",
+            Rise => "rise",
+            Fall => "fall",
+            Send => "send",
+            Expect => "expect",
+            ExpectRegex => "expect regex",
             Background => "background",
             Pidfile => "pidfile",
             SingleProcess => "single process",
@@ -332,10 +372,14 @@ impl Key {
             | SilentTimeout | ConnectTimeout | TlsHandshakeTimeout | HalfCloseTimeout
             | DrainTimeout | DrainGenerations | ConnectionLog | TlsCertFile | TlsCertfile
             | TlsKeyFile | TlsKeyfile | TlsPassphrase | SslCert | SslCertfile | SslCertFile
-            | SslKey | SslKeyfile | SslKeyFile | SslPassphrase => Role::Tcprelay,
+            | SslKey | SslKeyfile | SslKeyFile | SslPassphrase | SendProxy | Check => {
+                Role::Tcprelay
+            }
             Address | Port | Path | Tls | Protocol | Backlog | OverloadBacklog | Realm | Mode
             | BareAddress | UsersMin | UsersMax | ServersMin | ServersMax | InstancesMin
-            | InstancesMax | Exec | Weight => Role::Nested,
+            | InstancesMax | Exec | Weight | Haproxy | AcceptProxy | AcceptProxyFrom
+            | AcceptProxyTimeout | TlsSni | TlsVerify | TlsCaFile | Interval | Timeout | Rise
+            | Fall | Send | Expect | ExpectRegex => Role::Nested,
         }
     }
 }

@@ -11,9 +11,12 @@
 //! the TLS material, `model` defines the result.
 
 mod control;
+mod health;
 mod listen;
 mod model;
+mod proxy;
 mod relay;
+mod remote_tls;
 mod scope;
 mod services;
 mod spawnd;
@@ -23,8 +26,9 @@ mod values;
 mod tests;
 
 pub use model::{
-    Bind, ControlModel, KeepaliveModel, Keyed, ListenerModel, MetricsModel, Model, RelayModel,
-    RemoteModel, SpawnModel, SpawndModel, SyslogModel, TlsModel,
+    AcceptProxyModel, Bind, CheckModel, CheckSetting, ControlModel, ExpectModel, KeepaliveModel,
+    Keyed, ListenerModel, MetricsModel, Model, RelayModel, RemoteModel, RemoteTlsModel, SpawnModel,
+    SpawndModel, SyslogModel, TlsModel,
 };
 
 use crate::ast::{self, Item, Key, Role, Section, Sp, Span, Value};
@@ -78,6 +82,15 @@ pub fn check(
     if let Some(relay) = &relay {
         let listeners = spawnd.as_ref().map(|s| s.listeners.as_slice());
         relay::tls(listeners, &relay.tls, &selection.tcprelay_id, &mut cx);
+        for r in &relay.remotes {
+            remote_tls::files(r, &mut cx);
+        }
+        if let Some(listeners) = listeners {
+            proxy::loops(listeners, relay, &mut cx);
+        }
+    }
+    if let Some(spawnd) = &spawnd {
+        proxy::spoofing(&spawnd.listeners, &mut cx);
     }
     if diag::has_errors(&cx.diags[start..]) {
         return None;
@@ -146,7 +159,10 @@ impl SectionRole<'_> {
 fn nested_at_top(key: &Sp<Key>, cx: &mut Cx<'_>) {
     use Key::*;
     let blocks = match key.node {
-        Weight => "a `remote = { ... }` block",
+        Weight | TlsSni | TlsVerify | TlsCaFile => "a `remote = { ... }` block",
+        Interval | Timeout | Rise | Fall | Send | Expect | ExpectRegex => {
+            "a `check = { ... }` block"
+        }
         Address | Port | Protocol | BareAddress => {
             "a `listen = { ... }` or `remote = { ... }` block"
         }

@@ -142,6 +142,19 @@ tokens! {
     Drain = "drain",
     Generations = "generations",
     Connection = "connection",
+    Haproxy = "haproxy",
+    Accept = "accept",
+    Proxy = "proxy",
+    From = "from",
+    Send = "send",
+    Sni = "sni",
+    Verify = "verify",
+    CaFile = "ca-file",
+    Check = "check",
+    Rise = "rise",
+    Fall = "fall",
+    Expect = "expect",
+    Regex = "regex",
 }
 
 /// An opening quote with no closing one: the rest of the file is the string.

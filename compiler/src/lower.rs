@@ -5,12 +5,13 @@
 //! every diagnostic and hands out a model only when it found no error.
 
 use crate::check::{
-    ControlModel, KeepaliveModel, ListenerModel, Model, RelayModel, SpawndModel, SyslogModel,
+    AcceptProxyModel, CheckModel, ControlModel, ExpectModel, KeepaliveModel, ListenerModel, Model,
+    RelayModel, RemoteModel, SpawndModel, SyslogModel,
 };
 use std::net::SocketAddr;
 use tcprelay_plan::{
-    defaults, Control, Keepalive, Listener, Metrics, Overload, Plan, Protocol, Relay, Remote,
-    Spawnd, Syslog, Tls,
+    defaults, AcceptProxy, Check, Control, Expect, Keepalive, Listener, Metrics, Overload, Plan,
+    Protocol, Relay, Remote, RemoteTls, Spawnd, Syslog, Tls,
 };
 
 /// The ident syslog uses when none is configured: the program's name.
@@ -117,8 +118,20 @@ fn listener(l: &ListenerModel, section: &Keepalive) -> Listener {
         realm: l.realm.as_ref().map(|v| v.node.clone()),
         keepalive: keepalive(&l.keepalive, section),
         mode: l.mode.as_ref().map(|v| v.node),
-        accept_proxy: None,
+        accept_proxy: accept_proxy(&l.proxy),
     }
+}
+
+/// `haproxy = yes` is `accept proxy = any`; seconds become milliseconds.
+fn accept_proxy(m: &AcceptProxyModel) -> Option<AcceptProxy> {
+    Some(AcceptProxy {
+        version: m.accepted()?,
+        from: m.from.iter().map(|n| n.node).collect(),
+        timeout_ms: m
+            .timeout
+            .as_ref()
+            .map_or(defaults::ACCEPT_PROXY_TIMEOUT_MS, |v| v.node * 1000),
+    })
 }
 
 /// `m` over `base`, field by field.
@@ -146,18 +159,7 @@ fn syslog(m: &SyslogModel) -> Syslog {
 
 fn relay(m: &RelayModel) -> Relay {
     Relay {
-        remotes: m
-            .remotes
-            .iter()
-            .map(|r| Remote {
-                address: SocketAddr::new(r.address.node, r.port.node),
-                protocol: r.protocol.as_ref().map_or(Protocol::Tcp, |v| v.node),
-                weight: r.weight.as_ref().map_or(defaults::WEIGHT, |v| v.node),
-                send_proxy: None,
-                tls: None,
-                check: None,
-            })
-            .collect(),
+        remotes: m.remotes.iter().map(|r| remote(r, m)).collect(),
         local_address: m.local_address.as_ref().map(|v| v.node),
         rebalance: m.rebalance.as_ref().map(|v| v.node),
         retire: m.retire.as_ref().map(|v| v.node),
@@ -203,6 +205,67 @@ fn relay(m: &RelayModel) -> Relay {
                 .map_or_else(|| cert.value.node.clone(), |k| k.value.node.clone()),
             passphrase: m.tls.passphrase.as_ref().map(|p| p.value.node.clone()),
         }),
+    }
+}
+
+/// A remote, with the section's `send proxy` when it has none of its own (its `check`
+/// was merged with the section's by the check stage).
+fn remote(r: &RemoteModel, section: &RelayModel) -> Remote {
+    let tls = r.tls_on().then(|| {
+        let client = &r.tls.client;
+        let cert_file = client.cert.as_ref().map(|c| c.value.node.clone());
+        RemoteTls {
+            sni: r.tls.sni.as_ref().map(|v| v.node.clone()),
+            verify: r
+                .tls
+                .verify
+                .as_ref()
+                .map_or(defaults::REMOTE_TLS_VERIFY, |v| v.node),
+            ca_file: r.tls.ca_file.as_ref().map(|v| v.value.node.clone()),
+            key_file: client
+                .key
+                .as_ref()
+                .map(|k| k.value.node.clone())
+                .or_else(|| cert_file.clone()),
+            // A key or passphrase without a certificate was warned about: dropped.
+            passphrase: client
+                .passphrase
+                .as_ref()
+                .filter(|_| cert_file.is_some())
+                .map(|p| p.value.node.clone()),
+            cert_file,
+        }
+    });
+    Remote {
+        address: SocketAddr::new(r.address.node, r.port.node),
+        protocol: r.protocol.as_ref().map_or(Protocol::Tcp, |v| v.node),
+        weight: r.weight.as_ref().map_or(defaults::WEIGHT, |v| v.node),
+        send_proxy: r
+            .send_proxy
+            .as_ref()
+            .or(section.send_proxy.as_ref())
+            .and_then(|v| v.node),
+        check: r.check.as_ref().map(|c| check(c, tls.is_some())),
+        tls,
+    }
+}
+
+/// Seconds become milliseconds; the check's `tls` defaults to the remote's.
+fn check(c: &CheckModel, remote_tls: bool) -> Check {
+    let ms = |v: &Option<crate::ast::Sp<u32>>, default: u32| {
+        v.as_ref().map_or(default, |v| v.node * 1000)
+    };
+    Check {
+        interval_ms: ms(&c.interval, defaults::CHECK_INTERVAL_MS),
+        timeout_ms: ms(&c.timeout, defaults::CHECK_TIMEOUT_MS),
+        rise: c.rise.as_ref().map_or(defaults::CHECK_RISE, |v| v.node),
+        fall: c.fall.as_ref().map_or(defaults::CHECK_FALL, |v| v.node),
+        send: c.send.as_ref().map(|v| v.node.clone()),
+        expect: c.expect.as_ref().map(|v| match &v.node {
+            ExpectModel::Bytes(b) => Expect::Bytes(b.clone()),
+            ExpectModel::Regex(r) => Expect::Regex(r.clone()),
+        }),
+        tls: c.tls.as_ref().map_or(remote_tls, |v| v.node),
     }
 }
 
@@ -264,6 +327,152 @@ mod tests {
         assert_eq!(plan.spawnd.keepalive.idle, Some(7));
         let k = plan.spawnd.listeners[0].keepalive;
         assert_eq!((k.count, k.idle, k.interval), (Some(4), Some(7), None));
+    }
+
+    /// Every directive of issue 15 at once: PROXY on listeners, `send proxy`, TLS and
+    /// checks on remotes, with the section's defaults merged into each remote.
+    const ISSUE_15: &str = r#"
+id = spawnd {
+    listen = { address = 127.0.0.1 port = 8000 haproxy = yes accept proxy from = 10.0.0.0/8 }
+    listen = { port = 8001 accept proxy = v2 accept proxy from = 192.0.2.7
+               accept proxy from = 2001:db8::/32 accept proxy timeout = 3 }
+    listen = { port = 8002 accept proxy = v1 accept proxy from = 10.0.0.1 }
+    listen = { port = 8003 haproxy = no }
+}
+id = tcprelay {
+    send proxy = v1
+    check = { interval = 5 timeout = 2 rise = 1 fall = 4 }
+    remote = { address = 10.0.0.1 port = 6379 check = { send = "PING\r\n" expect = "+PONG" } }
+    remote = { address = 10.0.0.2 port = 443 send proxy = v2
+               tls = yes tls sni = db.example.com tls verify = no
+               check = { expect regex = "^HTTP/1\\.[01] 200" timeout = 5 } }
+    remote = { address = 10.0.0.3 port = 80 send proxy = no check = no }
+    remote = { address = 10.0.0.4 port = 80 tls = yes tls sni = a.example
+               check = { tls = no } }
+}
+"#;
+
+    #[test]
+    fn the_directives_of_issue_15_lower_to_the_plan() {
+        let plan = lower(&model(ISSUE_15), "x");
+        assert_eq!(plan.validate(), Ok(()));
+        let proxy: Vec<Option<AcceptProxy>> = plan
+            .spawnd
+            .listeners
+            .iter()
+            .map(|l| l.accept_proxy.clone())
+            .collect();
+        let net = |a: &str, prefix| tcprelay_plan::Network {
+            address: a.parse().unwrap(),
+            prefix,
+        };
+        use tcprelay_plan::{ProxyAccept, ProxyVersion};
+        assert_eq!(
+            proxy,
+            vec![
+                Some(AcceptProxy {
+                    version: ProxyAccept::Any,
+                    from: vec![net("10.0.0.0", 8)],
+                    timeout_ms: defaults::ACCEPT_PROXY_TIMEOUT_MS,
+                }),
+                Some(AcceptProxy {
+                    version: ProxyAccept::V2,
+                    from: vec![net("192.0.2.7", 32), net("2001:db8::", 32)],
+                    timeout_ms: 3_000,
+                }),
+                Some(AcceptProxy {
+                    version: ProxyAccept::V1,
+                    from: vec![net("10.0.0.1", 32)],
+                    timeout_ms: defaults::ACCEPT_PROXY_TIMEOUT_MS,
+                }),
+                None,
+            ]
+        );
+        let r = &plan.relay.remotes;
+        let send: Vec<_> = r.iter().map(|r| r.send_proxy).collect();
+        assert_eq!(
+            send,
+            [
+                Some(ProxyVersion::V1),
+                Some(ProxyVersion::V2),
+                None,
+                Some(ProxyVersion::V1)
+            ]
+        );
+        // The section's check under each remote's own, field by field.
+        let section = Check {
+            interval_ms: 5_000,
+            timeout_ms: 2_000,
+            rise: 1,
+            fall: 4,
+            send: None,
+            expect: None,
+            tls: false,
+        };
+        assert_eq!(
+            r[0].check,
+            Some(Check {
+                send: Some(b"PING\r\n".to_vec()),
+                expect: Some(Expect::Bytes(b"+PONG".to_vec())),
+                ..section.clone()
+            })
+        );
+        // The check's `tls` follows the remote's TLS unless given.
+        assert_eq!(
+            r[1].check,
+            Some(Check {
+                timeout_ms: 5_000,
+                expect: Some(Expect::Regex("^HTTP/1\\.[01] 200".to_string())),
+                tls: true,
+                ..section.clone()
+            })
+        );
+        assert_eq!(r[2].check, None);
+        assert_eq!(r[3].check, Some(section));
+        assert_eq!(r[0].tls, None);
+        assert_eq!(
+            r[1].tls,
+            Some(RemoteTls {
+                sni: Some("db.example.com".to_string()),
+                verify: false,
+                ca_file: None,
+                cert_file: None,
+                key_file: None,
+                passphrase: None,
+            })
+        );
+        let tls = r[3].tls.as_ref().expect("tls");
+        assert_eq!(
+            (tls.sni.as_deref(), tls.verify),
+            (Some("a.example"), defaults::REMOTE_TLS_VERIFY)
+        );
+    }
+
+    #[test]
+    fn checks_and_send_proxy_default_to_none_and_the_check_fields_to_the_defaults() {
+        let plan = lower(
+            &model(&format!(
+                "id = spawnd {{ listen = {{ port = 1 }} }}\n{BASE}"
+            )),
+            "x",
+        );
+        let r = &plan.relay.remotes[0];
+        assert_eq!((r.send_proxy, &r.tls, &r.check), (None, &None, &None));
+        assert_eq!(plan.spawnd.listeners[0].accept_proxy, None);
+        let src = "id = spawnd { listen = { port = 1 } }\nid = tcprelay { check = yes remote = { address = 10.0.0.1 port = 22 } }";
+        let check = lower(&model(src), "x").relay.remotes[0].check.clone();
+        assert_eq!(
+            check,
+            Some(Check {
+                interval_ms: defaults::CHECK_INTERVAL_MS,
+                timeout_ms: defaults::CHECK_TIMEOUT_MS,
+                rise: defaults::CHECK_RISE,
+                fall: defaults::CHECK_FALL,
+                send: None,
+                expect: None,
+                tls: false,
+            })
+        );
     }
 
     /// A count that is mostly valid: 0 now and then.

@@ -49,7 +49,10 @@ const GRAMMAR_OF: &[(&str, &[&str])] = &[
             "ControlKey",
         ],
     ),
-    ("listen blocks", &["BlockItem", "ItemKey", "BareAddress"]),
+    (
+        "listen blocks",
+        &["BlockItem", "ItemKey", "BareAddress", "Proxy"],
+    ),
     ("the spawn block", &["BlockItem", "SpawnKey"]),
     (
         "tcprelay section",
@@ -59,9 +62,14 @@ const GRAMMAR_OF: &[(&str, &[&str])] = &[
             "SectionKey",
             "Syslog",
             "TlsKey",
+            "Check",
         ],
     ),
-    ("remote blocks", &["BlockItem", "ItemKey"]),
+    (
+        "remote blocks",
+        &["BlockItem", "ItemKey", "Proxy", "TlsKey", "Check"],
+    ),
+    ("check blocks", &["Check", "CheckKey", "CheckItemKey"]),
 ];
 
 /// The section of a configuration a directive is written in.

@@ -77,6 +77,35 @@ pub fn check(cert_file: &str, key_file: &str, passphrase: Option<&str>) -> Resul
     }
 }
 
+/// Counts the certificates of a CA file (the trust anchors a TLS client verifies a
+/// server against): every PEM certificate block must parse. `Ok(0)` when the file holds
+/// none; the caller reports that.
+pub fn ca_certificates(ca_file: &str) -> Result<usize, TlsProblem> {
+    let pem = read(ca_file)?;
+    let blocks = pem_blocks(&pem);
+    let mut count = 0;
+    for block in blocks.iter().filter(|b| is_certificate_label(b.label)) {
+        X509::from_pem(block.text).map_err(|e| TlsProblem::Unreadable {
+            path: ca_file.to_string(),
+            reason: format!(
+                "malformed PEM certificate number {} ({})",
+                count + 1,
+                reasons(&e)
+            ),
+        })?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// What a file with no certificate holds instead, for the caller's message.
+pub fn no_certificate_reason(path: &str) -> String {
+    match read(path) {
+        Ok(pem) => no_block_reason("certificate", &pem_blocks(&pem)),
+        Err(problem) => problem.to_string(),
+    }
+}
+
 /// The largest certificate or key file read: a chain of certificates is a few KB.
 pub const MAX_PEM_FILE: u64 = 1024 * 1024;
 

@@ -1,7 +1,7 @@
 //! `listen { }` blocks of the spawnd section, and the listeners taken together:
 //! duplicates and overlapping addresses.
 
-use super::model::{Bind, KeepaliveModel, ListenerModel};
+use super::model::{AcceptProxyModel, Bind, KeepaliveModel, ListenerModel};
 use super::scope::{string, Cx, Scope};
 use super::values;
 use crate::ast::{Directive, Key, Sp, Span};
@@ -24,6 +24,10 @@ const VALID: &[Key] = &[
     Key::KeepaliveCount,
     Key::KeepaliveIdle,
     Key::KeepaliveInterval,
+    Key::Haproxy,
+    Key::AcceptProxy,
+    Key::AcceptProxyFrom,
+    Key::AcceptProxyTimeout,
 ];
 
 /// How the listener's address was written, while its block is read.
@@ -55,6 +59,7 @@ pub(super) fn listener(
     let mut realm = None;
     let mut mode = None;
     let mut keepalive = KeepaliveModel::default();
+    let mut proxy = AcceptProxyModel::default();
     for d in body {
         let d: &Directive = &d.node;
         let k = &d.key;
@@ -87,6 +92,7 @@ pub(super) fn listener(
                 scope.scalar(d, values::mode, &mut mode, cx);
             }
             _ if keepalive_directive(d, &mut scope, &mut keepalive, cx) => {}
+            _ if super::proxy::listener_directive(d, &mut scope, &mut proxy, cx) => {}
             _ => cx.misplaced(k, "in a `listen` block", VALID),
         }
     }
@@ -94,7 +100,7 @@ pub(super) fn listener(
     if cx.diags[errors..].iter().any(Diagnostic::is_error) {
         return None;
     }
-    Some(ListenerModel {
+    let listener = ListenerModel {
         key,
         bind: bind?,
         protocol,
@@ -104,7 +110,10 @@ pub(super) fn listener(
         realm,
         mode,
         keepalive,
-    })
+        proxy,
+    };
+    super::proxy::listener_settings(&listener, cx);
+    Some(listener)
 }
 
 /// `address = IP` or a bare address; writing both is E0029.

@@ -10,7 +10,8 @@
 use crate::ast::{Sp, Span};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tcprelay_plan::{
-    AclRule, Facility, ListenAddress, LogFormat, Overload, Protocol, Secret, Severity,
+    AclRule, Facility, ListenAddress, LogFormat, Network, Overload, Protocol, ProxyAccept,
+    ProxyVersion, Secret, Severity,
 };
 
 /// Both selected sections and the top-level `setenv`s.
@@ -101,6 +102,28 @@ pub struct ListenerModel {
     pub mode: Option<Sp<u32>>,
     /// Overrides the section-level keepalive, field by field.
     pub keepalive: KeepaliveModel,
+    pub proxy: AcceptProxyModel,
+}
+
+/// `haproxy = yes|no`, `accept proxy = v1|v2|any|no`, `accept proxy from = NET`,
+/// `accept proxy timeout = SECONDS` of one listener.
+#[derive(Debug, Clone, Default)]
+pub struct AcceptProxyModel {
+    /// The versions accepted (`Some(None)`: `no` was written), at the value of the
+    /// directive (`haproxy` or `accept proxy`) that set them last.
+    pub version: Option<Sp<Option<ProxyAccept>>>,
+    /// The key of that directive.
+    pub key: Option<Span>,
+    pub from: Vec<Sp<Network>>,
+    /// Seconds.
+    pub timeout: Option<Sp<u32>>,
+}
+
+impl AcceptProxyModel {
+    /// The versions accepted, when the listener accepts PROXY headers at all.
+    pub fn accepted(&self) -> Option<ProxyAccept> {
+        self.version.as_ref().and_then(|v| v.node)
+    }
 }
 
 /// Where a listener binds.
@@ -165,6 +188,11 @@ pub struct RelayModel {
     pub connection_log: Option<Sp<bool>>,
     pub syslog: SyslogModel,
     pub tls: TlsModel,
+    /// `send proxy` of the section: the default of every remote.
+    pub send_proxy: Option<Sp<Option<ProxyVersion>>>,
+    /// `check` of the section: the default of every remote (already merged into each
+    /// remote's [`RemoteModel::check`]).
+    pub check: Option<CheckSetting>,
 }
 
 /// One `remote { }` block.
@@ -176,6 +204,93 @@ pub struct RemoteModel {
     pub port: Sp<u16>,
     pub protocol: Option<Sp<Protocol>>,
     pub weight: Option<Sp<u32>>,
+    /// The remote's own `send proxy` (`Some(None)`: `no`); the section's applies when
+    /// `None`.
+    pub send_proxy: Option<Sp<Option<ProxyVersion>>>,
+    pub tls: RemoteTlsModel,
+    /// The check in effect: the remote's own `check` block merged over the section's,
+    /// field by field; `None` for `check = no` or no check anywhere.
+    pub check: Option<CheckModel>,
+}
+
+impl RemoteModel {
+    /// Whether the relay is a TLS client towards this remote.
+    pub fn tls_on(&self) -> bool {
+        self.tls.on.as_ref().is_some_and(|v| v.node)
+    }
+}
+
+/// `tls = yes` and the `tls ...` directives of a `remote` block.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteTlsModel {
+    pub on: Option<Sp<bool>>,
+    pub sni: Option<Sp<String>>,
+    pub verify: Option<Sp<bool>>,
+    pub ca_file: Option<Keyed<String>>,
+    /// The client certificate, its key and passphrase.
+    pub client: TlsModel,
+}
+
+/// `check = { ... }` or `check = no`.
+#[derive(Debug, Clone)]
+pub enum CheckSetting {
+    /// `check = no`, at its key.
+    Off(Span),
+    On(Box<CheckModel>),
+}
+
+/// One `check` block (or the merge of a remote's over the section's). Every field is
+/// `None` when not written; lowering fills in the defaults.
+#[derive(Debug, Clone)]
+pub struct CheckModel {
+    /// The `check` key.
+    pub key: Span,
+    /// Seconds.
+    pub interval: Option<Sp<u32>>,
+    /// Seconds.
+    pub timeout: Option<Sp<u32>>,
+    pub rise: Option<Sp<u32>>,
+    pub fall: Option<Sp<u32>>,
+    pub send: Option<Sp<Vec<u8>>>,
+    pub expect: Option<Sp<ExpectModel>>,
+    pub tls: Option<Sp<bool>>,
+}
+
+impl CheckModel {
+    /// A check with every field at its default.
+    pub fn new(key: Span) -> CheckModel {
+        CheckModel {
+            key,
+            interval: None,
+            timeout: None,
+            rise: None,
+            fall: None,
+            send: None,
+            expect: None,
+            tls: None,
+        }
+    }
+
+    /// `self` over `base`, field by field (`expect` and `expect regex` are one field).
+    pub fn over(&self, base: &CheckModel) -> CheckModel {
+        CheckModel {
+            key: self.key,
+            interval: self.interval.clone().or_else(|| base.interval.clone()),
+            timeout: self.timeout.clone().or_else(|| base.timeout.clone()),
+            rise: self.rise.clone().or_else(|| base.rise.clone()),
+            fall: self.fall.clone().or_else(|| base.fall.clone()),
+            send: self.send.clone().or_else(|| base.send.clone()),
+            expect: self.expect.clone().or_else(|| base.expect.clone()),
+            tls: self.tls.clone().or_else(|| base.tls.clone()),
+        }
+    }
+}
+
+/// `expect = "..."` or `expect regex = "..."`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectModel {
+    Bytes(Vec<u8>),
+    Regex(String),
 }
 
 /// The TLS material of the tcprelay section. Without a certificate there is no TLS

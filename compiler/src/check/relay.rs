@@ -1,16 +1,32 @@
 //! The tcprelay section: remotes, the relay settings and the TLS material.
 
-use super::model::{Keyed, ListenerModel, RelayModel, RemoteModel, TlsModel};
+use super::model::{
+    CheckSetting, Keyed, ListenerModel, RelayModel, RemoteModel, RemoteTlsModel, TlsModel,
+};
 use super::scope::{positive, string, Cx, Scope};
-use super::values;
 use super::SectionRole;
+use super::{health, values};
 use crate::ast::{Directive, Key, Section, Sp, Span, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::tlscheck::{self, TlsProblem};
 use tcprelay_plan::{OsText, Secret};
 
 /// The keys valid inside `remote { }`.
-const REMOTE_VALID: &[Key] = &[Key::Address, Key::Port, Key::Protocol, Key::Weight];
+const REMOTE_VALID: &[Key] = &[
+    Key::Address,
+    Key::Port,
+    Key::Protocol,
+    Key::Weight,
+    Key::SendProxy,
+    Key::Tls,
+    Key::TlsSni,
+    Key::TlsVerify,
+    Key::TlsCaFile,
+    Key::TlsCertFile,
+    Key::TlsKeyFile,
+    Key::TlsPassphrase,
+    Key::Check,
+];
 
 /// Checks the tcprelay section. Spawnd-role directives were reported by
 /// [`SectionRole::admits`] (or checked by the spawnd check, when one section plays both
@@ -19,6 +35,8 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
     let mut m = RelayModel::default();
     let mut scope = Scope::default();
     let mut remote_blocks = 0usize;
+    // What each remote's own `check` said, merged with the section's at the end.
+    let mut own_checks = Vec::new();
     for d in &sec.body {
         let d: &Directive = &d.node;
         if !role.admits(&d.key, cx) {
@@ -30,7 +48,10 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             Key::Remote => {
                 remote_blocks += 1;
                 if let Some(body) = cx.block(d) {
-                    m.remotes.extend(remote(d.key.span, body, cx));
+                    if let Some((r, check)) = remote(d.key.span, body, cx) {
+                        m.remotes.push(r);
+                        own_checks.push(check);
+                    }
                 }
             }
             Key::LocalAddress => scope.scalar(d, values::ip, &mut m.local_address, cx),
@@ -82,6 +103,8 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                 cx,
             ),
             Key::ConnectionLog => scope.scalar(d, values::boolean, &mut m.connection_log, cx),
+            Key::SendProxy => scope.scalar(d, values::proxy_version, &mut m.send_proxy, cx),
+            Key::Check => health::directive(d, &mut scope, &mut m.check, cx),
             Key::TlsCertFile
             | Key::TlsCertfile
             | Key::SslCert
@@ -102,6 +125,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             _ => debug_assert!(false, "unhandled tcprelay key {:?}", d.key.node),
         }
     }
+    health::resolve(&mut m.remotes, own_checks, m.check.as_ref(), cx);
     local_address_family(&m, cx);
     if remote_blocks == 0 {
         cx.push(
@@ -224,12 +248,22 @@ fn keyed<T>(
     }
 }
 
-/// One `remote` block; `None` when it has an error (reported).
-fn remote(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Option<RemoteModel> {
+/// One `remote` block, with what its own `check` says (merged with the section's
+/// later); `None` when it has an error (reported).
+fn remote(
+    key: Span,
+    body: &[Sp<Directive>],
+    cx: &mut Cx<'_>,
+) -> Option<(RemoteModel, Option<CheckSetting>)> {
     let errors = cx.diags.len();
     let mut scope = Scope::default();
     let (mut address, mut port, mut protocol, mut weight) = (None, None, None, None);
     let (mut has_address, mut has_port) = (false, false);
+    let mut send_proxy = None;
+    let mut tls = RemoteTlsModel::default();
+    let mut check = None;
+    // A `tls sni` with a bad value (reported) still says which name was meant.
+    let mut sni_written = false;
     for d in body {
         let d: &Directive = &d.node;
         match d.key.node {
@@ -243,6 +277,37 @@ fn remote(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Option<RemoteMo
             }
             Key::Protocol => scope.scalar(d, values::protocol, &mut protocol, cx),
             Key::Weight => scope.scalar(d, weight_value, &mut weight, cx),
+            Key::SendProxy => scope.scalar(d, values::proxy_version, &mut send_proxy, cx),
+            Key::Check => health::directive(d, &mut scope, &mut check, cx),
+            Key::Tls => scope.scalar(d, values::boolean, &mut tls.on, cx),
+            Key::TlsSni => {
+                sni_written = true;
+                scope.scalar(d, server_name, &mut tls.sni, cx);
+            }
+            Key::TlsVerify => scope.scalar(d, values::boolean, &mut tls.verify, cx),
+            Key::TlsCaFile => keyed(d, &mut scope, file_name, &mut tls.ca_file, cx),
+            Key::TlsCertFile
+            | Key::TlsCertfile
+            | Key::SslCert
+            | Key::SslCertfile
+            | Key::SslCertFile => {
+                cx.deprecated(&d.key);
+                keyed(d, &mut scope, file_name, &mut tls.client.cert, cx);
+            }
+            Key::TlsKeyFile | Key::TlsKeyfile | Key::SslKey | Key::SslKeyfile | Key::SslKeyFile => {
+                cx.deprecated(&d.key);
+                keyed(d, &mut scope, file_name, &mut tls.client.key, cx);
+            }
+            Key::TlsPassphrase | Key::SslPassphrase => {
+                cx.deprecated(&d.key);
+                keyed(
+                    d,
+                    &mut scope,
+                    |v| Ok(Secret::new(v.node.text.clone())),
+                    &mut tls.client.passphrase,
+                    cx,
+                );
+            }
             _ => cx.misplaced(&d.key, "in a `remote` block", REMOTE_VALID),
         }
     }
@@ -260,16 +325,37 @@ fn remote(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Option<RemoteMo
                 .with_help("add `port = N`"),
         );
     }
+    super::remote_tls::settings(&tls, sni_written, cx);
     if cx.diags[errors..].iter().any(Diagnostic::is_error) {
         return None;
     }
-    Some(RemoteModel {
+    let remote = RemoteModel {
         key,
         address: address?,
         port: port?,
         protocol,
         weight,
-    })
+        send_proxy,
+        tls,
+        check: None,
+    };
+    Some((remote, check))
+}
+
+/// A `tls sni`: a DNS host name (E0051), the name the certificate is checked against.
+fn server_name(v: &Sp<Value>) -> values::Parsed<String> {
+    match super::remote_tls::dns_name_problem(&v.node.text) {
+        None => Ok(v.node.text.clone()),
+        Some(why) => values::fail(
+            Diagnostic::error(
+                Code::InvalidServerName,
+                v.span,
+                format!("`{}` is not a DNS name: {why}", v.node.text),
+            )
+            .with_label("expected a host name such as `db.example.com`")
+            .with_note("the server name is sent in the TLS handshake (SNI) and checked against the remote's certificate; IP addresses are not sent as SNI"),
+        ),
+    }
 }
 
 /// A weight: 1 or more.
@@ -378,7 +464,7 @@ pub(super) fn tls(
 }
 
 /// Tries the certificate, key and passphrase with openssl.
-fn files(tls: &TlsModel, cert: &Keyed<String>, cx: &mut Cx<'_>) {
+pub(super) fn files(tls: &TlsModel, cert: &Keyed<String>, cx: &mut Cx<'_>) {
     let key = tls.key.as_ref().unwrap_or(cert);
     let passphrase = tls.passphrase.as_ref().map(|p| p.value.node.expose());
     let Err(problem) = tlscheck::check(&cert.value.node, &key.value.node, passphrase) else {

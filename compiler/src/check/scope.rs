@@ -178,6 +178,7 @@ fn canonical(key: Key) -> Key {
         SyslogLevel => SyslogSeverity,
         TlsCertfile => TlsCertFile,
         TlsKeyfile => TlsKeyFile,
+        Haproxy => AcceptProxy,
         other => other.replacement().unwrap_or(other),
     }
 }

@@ -11,7 +11,9 @@ use crate::diag::{Code, Diagnostic};
 use crate::suggest;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use tcprelay_plan::{Facility, LogFormat, OsText, Overload, Protocol, Severity};
+use tcprelay_plan::{
+    Facility, LogFormat, OsText, Overload, Protocol, ProxyAccept, ProxyVersion, Severity,
+};
 
 /// A value that was parsed, or the diagnostic that says why it was not.
 pub type Parsed<T> = Result<T, Box<Diagnostic>>;
@@ -105,7 +107,7 @@ fn ip_help(text: &str) -> &'static str {
     }
 }
 
-fn parse_ip(text: &str) -> Option<IpAddr> {
+pub(super) fn parse_ip(text: &str) -> Option<IpAddr> {
     if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
         return Ipv6Addr::from_str(inner).ok().map(IpAddr::V6);
     }
@@ -199,6 +201,33 @@ pub fn protocol(v: &Sp<Value>) -> Parsed<Protocol> {
         v,
         "protocol",
         &[(Protocol::Tcp, "TCP"), (Protocol::Sctp, "SCTP")],
+    )
+}
+
+/// `v1`, `v2`, `any` or `no`: the PROXY protocol versions a listener accepts.
+pub fn proxy_accept(v: &Sp<Value>) -> Parsed<Option<ProxyAccept>> {
+    choice(
+        v,
+        "PROXY protocol version",
+        &[
+            (Some(ProxyAccept::V1), "v1"),
+            (Some(ProxyAccept::V2), "v2"),
+            (Some(ProxyAccept::Any), "any"),
+            (None, "no"),
+        ],
+    )
+}
+
+/// `v1`, `v2` or `no`: the PROXY protocol version sent to a remote.
+pub fn proxy_version(v: &Sp<Value>) -> Parsed<Option<ProxyVersion>> {
+    choice(
+        v,
+        "PROXY protocol version",
+        &[
+            (Some(ProxyVersion::V1), "v1"),
+            (Some(ProxyVersion::V2), "v2"),
+            (None, "no"),
+        ],
     )
 }
 

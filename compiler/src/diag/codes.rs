@@ -69,6 +69,13 @@ codes! {
     InvalidAcl = "E0045", "invalid network in an acl";
     NotForTheOs = "E0046", "string the operating system cannot take";
     MetricsOnListener = "E0047", "metrics endpoint on a listener's address";
+    ProxyFromAnyone = "E0048", "PROXY headers accepted from any peer";
+    ProxyLoop = "E0049", "PROXY header sent to the relay's own PROXY listener";
+    VerifyWithoutName = "E0050", "remote TLS verification without a server name";
+    InvalidServerName = "E0051", "TLS server name that is not a DNS name";
+    CaFileWithoutCertificates = "E0052", "CA file without certificates";
+    InvalidCheck = "E0053", "invalid health check";
+    InvalidRegex = "E0054", "regular expression that does not compile";
 }
 
 impl fmt::Display for Code {

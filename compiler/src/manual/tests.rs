@@ -54,6 +54,7 @@ fn grammar_spellings() -> BTreeSet<String> {
         "SpawnKey",
         "SectionKey",
         "ControlKey",
+        "CheckKey",
     ] {
         spell(&alternatives, name, &mut out);
     }
