@@ -1,7 +1,9 @@
 //! TLS towards remotes (stunnel's client mode) through the real binaries, in front
 //! of real TLS servers: `openssl s_server` (`-rev`: each line comes back reversed)
-//! and stunnel4 in server mode in front of a plain echo. Loopback only, ports chosen
-//! by the OS, every process stopped when its test ends.
+//! and stunnel4 in server mode in front of a plain echo. The configurations use the
+//! language's directives (`tls = yes`, `tls sni`, `tls ca-file`, `tls cert-file`,
+//! ...), compiled by the real `tcprelay-cc`. Loopback only, ports chosen by the OS,
+//! every process stopped when its test ends.
 
 use crate::harness::{self, echo_through, free_port, stderr, Echo, Relay};
 use serde_json::Value;
@@ -105,29 +107,51 @@ fn verified(certs: &Path, sni: &str) -> RemoteTls {
 }
 
 /// A relay on `port` with the remotes on `127.0.0.1` at `remotes`, each with its
-/// TLS setting, connection records in JSON and a control socket in `dir`. The
-/// plan is compiled from a plain configuration and given its remotes' TLS
-/// afterwards (see `harness::rewrite_plan`).
+/// TLS setting, one worker, connection records in JSON and a control socket in
+/// `dir`, compiled from its configuration by the real `tcprelay-cc`.
 fn relay(dir: &Path, port: u16, remotes: &[(u16, Option<RemoteTls>)], extra: &str) -> Relay {
     let plan = plan(dir, port, remotes, extra);
     Relay::start(dir, &["run", "-f", plan.to_str().expect("UTF-8")], port)
 }
 
+/// The remote's `tls ...` directives.
+fn directives(tls: &RemoteTls) -> String {
+    let mut out = String::from(" tls = yes");
+    if let Some(sni) = &tls.sni {
+        out += &format!(" tls sni = {sni}");
+    }
+    if !tls.verify {
+        out += " tls verify = no";
+    }
+    for (name, value) in [
+        ("ca-file", &tls.ca_file),
+        ("cert-file", &tls.cert_file),
+        ("key-file", &tls.key_file),
+    ] {
+        if let Some(value) = value {
+            out += &format!(" tls {name} = {value}");
+        }
+    }
+    if let Some(passphrase) = &tls.passphrase {
+        out += &format!(" tls passphrase = \"{}\"", passphrase.expose());
+    }
+    out
+}
+
 fn plan(dir: &Path, port: u16, remotes: &[(u16, Option<RemoteTls>)], extra: &str) -> PathBuf {
-    let weights: Vec<(u16, u32)> = remotes.iter().map(|(p, _)| (*p, 1)).collect();
+    let remotes: String = remotes
+        .iter()
+        .map(|(p, tls)| {
+            let tls = tls.as_ref().map(directives).unwrap_or_default();
+            format!("    remote = {{ address = 127.0.0.1 port = {p}{tls} }}\n")
+        })
+        .collect();
     // One worker: each refused remote fails once (each worker keeps its own marks).
-    let control = format!(
-        "spawn = {{ servers min = 1 servers max = 1 }}\ncontrol = {{ path = {} }}\nlog format = json",
+    let cfg = format!(
+        "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} }}\n    spawn = {{ servers min = 1 servers max = 1 }}\n    control = {{ path = {} }}\n    log format = json\n}}\nid = tcprelay {{\n{remotes}{extra}\n}}\n",
         dir.join("ctl").display()
     );
-    let cfg = harness::config(port, &weights, &control, extra);
-    let plan = harness::compile(dir, "relay", &cfg);
-    harness::rewrite_plan(&plan, |plan| {
-        for (remote, (_, tls)) in plan.relay.remotes.iter_mut().zip(remotes) {
-            remote.tls = tls.clone();
-        }
-    });
-    plan
+    harness::compile(dir, "relay", &cfg)
 }
 
 /// `tcprelay ctl --json remotes` of the relay whose control socket is in `dir`.
@@ -322,7 +346,10 @@ fn a_client_certificate_required_by_the_remote_is_presented() {
         ..verified(&certs, "localhost")
     };
     let _relay = relay(dir.path(), port, &[(server.port, Some(with_cert))], "");
-    assert_eq!(reversed_through(port, &["with a certificate"]), ["etacifitrec a htiw"]);
+    assert_eq!(
+        reversed_through(port, &["with a certificate"]),
+        ["etacifitrec a htiw"]
+    );
 }
 
 /// A plan whose client context cannot be built (its CA file holds no certificate
@@ -356,4 +383,34 @@ fn a_plan_whose_tls_remote_cannot_be_set_up_is_refused_at_start() {
         )
     );
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+/// The same on SIGHUP: the reload is refused, naming the file, and the running
+/// plan serves on (its workers built their contexts when they loaded it).
+#[test]
+fn a_reload_whose_tls_remote_cannot_be_set_up_keeps_the_running_plan() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let certs = dir.path().join("certs");
+    harness::make_certs(&certs);
+    let server = s_server(&certs, &[]);
+    let port = free_port();
+    let relay = relay(
+        dir.path(),
+        port,
+        &[(server.port, Some(verified(&certs, "localhost")))],
+        "",
+    );
+    assert_eq!(reversed_through(port, &["before"]), ["erofeb"]);
+    std::fs::write(certs.join("cert.pem"), "not a certificate\n").expect("overwrite");
+    relay.signal(libc::SIGHUP);
+    relay.await_log("reload failed", WITHIN);
+    let log = relay.log_text();
+    assert!(
+        log.contains(&format!(
+            "remote 127.0.0.1:{}: cannot load TLS CA file",
+            server.port
+        )),
+        "{log}"
+    );
+    assert_eq!(reversed_through(port, &["after"]), ["retfa"]);
 }
