@@ -53,6 +53,18 @@ pub(super) fn remote_stream(
     }
 }
 
+/// Whether a remote that failed before anything was relayed failed with a TLS
+/// alert (rather than a reset): a TLS 1.3 server checks the client's certificate
+/// after the client's side of the handshake is complete, so its refusal comes as an
+/// alert then; it is a failed handshake all the same.
+pub(super) fn refused_after_handshake(session: &Session<Stream>, error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::ConnectionAborted
+        && session
+            .remote
+            .as_ref()
+            .is_some_and(|end| matches!(end.io, Stream::Tls(_)))
+}
+
 impl Worker {
     /// After the TCP connect of session `key` (and after its PROXY header): starts
     /// the TLS handshake if its remote speaks TLS. True when the session waits for

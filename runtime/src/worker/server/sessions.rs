@@ -201,7 +201,11 @@ impl Worker {
                 );
                 let error =
                     io::Error::new(error.kind(), format!("{error} before anything was relayed"));
-                self.fail_attempt(key, error);
+                if remote_tls::refused_after_handshake(session, &error) {
+                    self.fail_remote_tls(key, error);
+                } else {
+                    self.fail_attempt(key, error);
+                }
             }
             Outcome::Close(close) => self.close(key, Why::Relay(close)),
         }

@@ -79,12 +79,22 @@ impl TlsEcho {
                     }
                     let _ = tls.shutdown();
                 }
-                Err(_) => note(Seen {
-                    ok: false,
-                    resumed: false,
-                    sni: None,
-                    client_cert: false,
-                }),
+                Err(e) => {
+                    note(Seen {
+                        ok: false,
+                        resumed: false,
+                        sni: None,
+                        client_cert: false,
+                    });
+                    // Its alert is sent; a FIN after it, and what the client sent
+                    // read to its end, so that no reset overtakes the alert.
+                    if let openssl::ssl::HandshakeError::Failure(mut mid) = e {
+                        let stream = mid.get_mut();
+                        let _ = stream.shutdown(Shutdown::Write);
+                        let mut rest = [0u8; 4096];
+                        while matches!(stream.read(&mut rest), Ok(n) if n > 0) {}
+                    }
+                }
             }
         });
         TlsEcho {
@@ -282,9 +292,10 @@ pub(crate) fn a_silent_tls_remote_times_out_and_gets_no_client_byte(m: Mechanism
 
 /// A remote that requires a client certificate gets the plan's (its key
 /// encrypted, with the passphrase), and serves; without one it refuses the
-/// handshake and the client gets nothing from it. (In TLS 1.3 the client's side of
+/// handshake and the client gets nothing from it. In TLS 1.3 the client's side of
 /// the handshake is complete before the server has checked the certificate: the
-/// refusal is an alert after it, which ends the session like a reset of the remote.)
+/// refusal is an alert after it, counted as a TLS failure (not a connect failure)
+/// when no client byte was written yet.
 pub(crate) fn a_client_certificate_is_presented_when_the_plan_gives_one(m: Mechanism) {
     let identity = Certs::new();
     let server = TlsEcho::start(Some(&identity));
@@ -303,13 +314,15 @@ pub(crate) fn a_client_certificate_is_presented_when_the_plan_gives_one(m: Mecha
     drop(client);
     drop(worker);
 
-    let worker = Setup::under(
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut setup = Setup::under(
         m,
         tls_relay(&[(server.addr(), Some(server.tls("localhost")))]),
-    )
-    .start();
+    );
+    let registry = counted(&mut setup, &listener, &[server.addr()]);
+    setup.listener = Some(listener);
+    let worker = setup.start();
     let mut client = worker.connect();
-    let _ = client.write_all(b"refused");
     let (back, _) = read_to_end(&mut client);
     assert!(back.is_empty(), "{back:?}");
     // One handshake, or two when the alert came before the client's bytes were
@@ -322,6 +335,9 @@ pub(crate) fn a_client_certificate_is_presented_when_the_plan_gives_one(m: Mecha
         seen[1..].iter().all(|s| !s.ok && !s.client_cert),
         "{seen:?}"
     );
+    let e = entry(&registry.snapshot(), server.addr()).clone();
+    assert!(e.tls_failures >= 1 && e.connect_failures == 0, "{e:?}");
+    assert_eq!(e.tls_failures as usize, seen.len() - 1, "{e:?}");
 }
 
 /// A `tls = yes` listener re-encrypting towards a TLS remote: a TLS client's
