@@ -370,6 +370,24 @@ class Bench:
         os.chmod(self.path("key.pem"), 0o600)
         with open(os.open(self.path("combined.pem"), os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write(open(self.path("cert.pem")).read() + open(self.path("key.pem")).read())
+        # The TLS server behind the relays that originate TLS (tcprelay's tls = yes
+        # remotes, stunnel's client mode): the sink behind TLS, with that certificate.
+        tls_sink_out = self.path("tls-sink.out")
+        self.tls_sink = self.procs.start(
+            "tls-sink-server",
+            [TLSLOAD, "tls-sink", "--cert", self.path("cert.pem"), "--key", self.path("key.pem"),
+             f"{HOST}:0"],
+            stdout=open(tls_sink_out, "wb"))
+        deadline = time.time() + 10
+        self.tls_sink_port = None
+        while time.time() < deadline and self.tls_sink_port is None:
+            m = re.search(r"listening on [\d.]+:(\d+)", open(tls_sink_out).read())
+            if m:
+                self.tls_sink_port = int(m.group(1))
+            else:
+                time.sleep(0.05)
+        if self.tls_sink_port is None:
+            raise RuntimeError("the TLS sink server did not start")
 
     # -- relays: each returns (Popen, port) --
 
@@ -399,6 +417,53 @@ class Bench:
         if r.returncode != 0:
             raise RuntimeError(f"tcprelay-cc compile {cfgpath}: {r.stderr.strip()}")
         p = self.procs.start(name, [TCPRELAY, "run", "-f", plan])
+        wait_port(port, p)
+        return p, port
+
+    def tcprelay_originating(self, name, backend_port):
+        """tcprelay as stunnel's client mode: plain clients, TLS to the remote, whose
+        certificate is verified (the CA file, the name localhost)."""
+        port = free_port()
+        cfg = (
+            "id = spawnd {\n"
+            f"    listen = {{ address = {HOST} port = {port} backlog = 4096 }}\n"
+            "    spawn = { servers min = 2 servers max = 2 users max = 20000 }\n"
+            "}\n"
+            "id = tcprelay {\n"
+            f"    remote = {{ address = {HOST} port = {backend_port} tls = yes "
+            f"tls sni = localhost tls ca-file = {self.path('cert.pem')} }}\n"
+            "}\n"
+        )
+        cfgpath = self.write(f"{name}.cfg", cfg, show="tcprelay (TLS client)",
+                             ports=[(port, "PORT"), (backend_port, "BACKEND_PORT")])
+        plan = self.path(f"{name}.plan")
+        r = subprocess.run([TCPRELAY_CC, "compile", cfgpath, "-o", plan],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"tcprelay-cc compile {cfgpath}: {r.stderr.strip()}")
+        p = self.procs.start(name, [TCPRELAY, "run", "-f", plan])
+        wait_port(port, p)
+        return p, port
+
+    def stunnel_client(self, name, backend_port):
+        """stunnel in client mode, verifying the remote as tcprelay does."""
+        port = free_port()
+        cfg = (
+            "foreground = yes\n"
+            "pid =\n"
+            "debug = 4\n"
+            "[bench]\n"
+            "client = yes\n"
+            f"accept = {HOST}:{port}\n"
+            f"connect = {HOST}:{backend_port}\n"
+            "sni = localhost\n"
+            "verifyChain = yes\n"
+            f"CAfile = {self.path('cert.pem')}\n"
+            "checkHost = localhost\n"
+        )
+        cfgpath = self.write(f"{name}.conf", cfg, show="stunnel (client)",
+                             ports=[(port, "PORT"), (backend_port, "BACKEND_PORT")])
+        p = self.procs.start(name, ["stunnel4", cfgpath])
         wait_port(port, p)
         return p, port
 
@@ -471,6 +536,11 @@ class Bench:
             "tcprelay": self.tcprelay("tcprelay-tls", self.sink_port, tls=True),
             "stunnel": self.stunnel("stunnel-tls", self.sink_port),
             "haproxy": self.haproxy("haproxy-tls", self.sink_port, tls=True),
+        }
+        # TLS origination: plain clients, the relay is the TLS client.
+        self.tlso = {
+            "tcprelay": self.tcprelay_originating("tcprelay-tlso", self.tls_sink_port),
+            "stunnel": self.stunnel_client("stunnel-tlso", self.tls_sink_port),
         }
 
     def fresh_relay(self, target, tag):
@@ -674,6 +744,31 @@ class Bench:
         return j["mb_per_s"], ""
 
 
+    def tlso_hs(self, target):
+        """New sessions through a relay that originates TLS: each a TCP connect from
+        the plain client and a handshake of the relay with the TLS sink (resumed as
+        the relay resumes: both offer the last session)."""
+        port = self.tlso[target][1]
+        rc, out, err = run([TLSLOAD, "handshakes", "--plain", "--seconds", str(self.args.tls_seconds),
+                            "--concurrency", str(self.args.tls_concurrency), f"{HOST}:{port}"],
+                           timeout=self.args.tls_seconds + 60)
+        j = parse_json_line(out, rc, err)
+        detail = f"{j['count']} in {j['seconds']} s, {j['errors']} errors"
+        if j["errors"]:
+            detail += f" ({'; '.join(j['first_errors'])})"
+        return j["rate"], detail
+
+    def tlso_bulk(self, target):
+        port = self.tlso[target][1]
+        rc, out, err = run([TLSLOAD, "bulk", "--plain", "--seconds", str(self.args.tls_seconds),
+                            f"{HOST}:{port}"],
+                           timeout=self.args.tls_seconds + 60)
+        j = parse_json_line(out, rc, err)
+        if j["errors"]:
+            raise RuntimeError(f"tlsload bulk: {'; '.join(j['first_errors'])}")
+        return j["mb_per_s"], ""
+
+
 def parse_json_line(out, rc, err):
     for line in out.splitlines():
         if line.startswith("{"):
@@ -781,6 +876,10 @@ FIGURES = [
      "handshakes/s", ["tcprelay", "stunnel", "haproxy"], True),
     ("tls_bulk", "TLS bulk throughput (TLS_AES_128_GCM_SHA256, 1 connection, 64 KiB writes)", "MB/s",
      ["tcprelay", "stunnel", "haproxy"], True),
+    ("tlso_hs", "TLS origination: sessions/s (plain client, relay is the TLS client, "
+     "verifying; 8 clients, 1-byte request each)", "sessions/s", ["tcprelay", "stunnel"], True),
+    ("tlso_bulk", "TLS origination throughput (plain client, 1 connection, 64 KiB writes)",
+     "MB/s", ["tcprelay", "stunnel"], True),
     ("concurrent", "concurrent connections held, then one PING each", "served",
      ["tcprelay", "haproxy", "direct"], True),
 ]
@@ -1216,6 +1315,11 @@ def main():
                     tp = bench.tls.get(target)
                     if tp and tp[0].poll() is not None:
                         bench.anomalies.append(f"{NAMES[target]} TLS exited ({tp[0].returncode})")
+                        raise RuntimeError(f"{target} died")
+                    op = bench.tlso.get(target)
+                    if op and op[0].poll() is not None:
+                        bench.anomalies.append(
+                            f"{NAMES[target]} TLS client exited ({op[0].returncode})")
                         raise RuntimeError(f"{target} died")
         meta["load_end"] = loadavg()
         # tcprelay's own complaints, if any.

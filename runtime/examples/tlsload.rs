@@ -2,9 +2,10 @@
 //! tcprelay.
 //!
 //! ```text
-//! tlsload handshakes [--seconds S] [--concurrency C] [--handshake-only] [--ciphersuites L] ADDR
-//! tlsload bulk [--seconds S] [--connections N] [--chunk BYTES] [--ciphersuites L] ADDR
+//! tlsload handshakes [--seconds S] [--concurrency C] [--handshake-only] [--ciphersuites L] [--plain] ADDR
+//! tlsload bulk [--seconds S] [--connections N] [--chunk BYTES] [--ciphersuites L] [--plain] ADDR
 //! tlsload sink ADDR
+//! tlsload tls-sink --cert PEM --key PEM ADDR
 //! ```
 //!
 //! - `handshakes`: C threads each open connections one after the other for S seconds,
@@ -17,6 +18,13 @@
 //! - `sink`: a plain TCP server that reads and discards everything and closes a
 //!   connection when its client has finished (the backend behind a TLS terminator).
 //!   Prints `listening on ADDR` (the port chosen by the OS for port 0).
+//! - `tls-sink`: the same behind TLS (the server a relay originating TLS connects
+//!   to): TLS 1.2 and 1.3 with OpenSSL's defaults, session tickets on, so that a
+//!   client that offers a session resumes it.
+//! - `--plain`: the load modes connect without TLS, to a relay that originates TLS
+//!   towards a `tls-sink` (stunnel's client mode): the same figures, measured
+//!   through the relay's client side (`handshakes` then counts the relay's
+//!   handshakes, with whatever resumption the relay does).
 //!
 //! `--ciphersuites` restricts the TLS 1.3 suites the client offers (OpenSSL syntax,
 //! e.g. `TLS_AES_128_GCM_SHA256`), so that servers with different preferences can be
@@ -33,9 +41,10 @@ use std::time::{Duration, Instant};
 use openssl::ssl::{Ssl, SslContext, SslMethod, SslSessionCacheMode, SslStream, SslVerifyMode};
 
 const USAGE: &str =
-    "usage: tlsload handshakes [--seconds S] [--concurrency C] [--handshake-only] [--ciphersuites L] ADDR
-       tlsload bulk [--seconds S] [--connections N] [--chunk BYTES] [--ciphersuites L] ADDR
-       tlsload sink ADDR";
+    "usage: tlsload handshakes [--seconds S] [--concurrency C] [--handshake-only] [--ciphersuites L] [--plain] ADDR
+       tlsload bulk [--seconds S] [--connections N] [--chunk BYTES] [--ciphersuites L] [--plain] ADDR
+       tlsload sink ADDR
+       tlsload tls-sink --cert PEM --key PEM ADDR";
 
 struct Opts {
     seconds: f64,
@@ -43,6 +52,9 @@ struct Opts {
     chunk: usize,
     handshake_only: bool,
     ciphersuites: Option<String>,
+    plain: bool,
+    cert: Option<String>,
+    key: Option<String>,
     addr: String,
 }
 
@@ -53,6 +65,9 @@ fn parse(args: &[String], default_threads: usize) -> Opts {
         chunk: 64 * 1024,
         handshake_only: false,
         ciphersuites: None,
+        plain: false,
+        cert: None,
+        key: None,
         addr: String::new(),
     };
     let mut it = args.iter();
@@ -68,6 +83,9 @@ fn parse(args: &[String], default_threads: usize) -> Opts {
             "--chunk" => o.chunk = num::<usize>(&value(a), a).max(1),
             "--handshake-only" => o.handshake_only = true,
             "--ciphersuites" => o.ciphersuites = Some(value(a)),
+            "--plain" => o.plain = true,
+            "--cert" => o.cert = Some(value(a)),
+            "--key" => o.key = Some(value(a)),
             _ if a.starts_with("--") => die(&format!("unknown option {a}")),
             _ if o.addr.is_empty() => o.addr = a.clone(),
             _ => die(&format!("unexpected argument {a}")),
@@ -100,13 +118,61 @@ fn client_context(o: &Opts) -> SslContext {
     b.build()
 }
 
-fn connect(ctx: &SslContext, addr: &str) -> Result<SslStream<TcpStream>, String> {
-    let tcp = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+/// A client connection: TLS, or plain TCP with `--plain`.
+enum Conn {
+    Tls(SslStream<TcpStream>),
+    Plain(TcpStream),
+}
+
+impl Conn {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Tls(s) => s.write_all(buf),
+            Conn::Plain(s) => s.write_all(buf),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Tls(s) => s.read(buf),
+            Conn::Plain(s) => s.read(buf),
+        }
+    }
+
+    /// close_notify, or a FIN.
+    fn finish(&mut self) {
+        match self {
+            Conn::Tls(s) => {
+                let _ = s.shutdown();
+            }
+            Conn::Plain(s) => {
+                let _ = s.shutdown(Shutdown::Write);
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        self.finish();
+        let tcp = match self {
+            Conn::Tls(s) => s.get_ref(),
+            Conn::Plain(s) => &*s,
+        };
+        let _ = tcp.shutdown(Shutdown::Both);
+    }
+}
+
+fn connect(ctx: &SslContext, o: &Opts) -> Result<Conn, String> {
+    let tcp = TcpStream::connect(&o.addr).map_err(|e| format!("connect: {e}"))?;
     tcp.set_nodelay(true).ok();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
     tcp.set_write_timeout(Some(Duration::from_secs(10))).ok();
+    if o.plain {
+        return Ok(Conn::Plain(tcp));
+    }
     let ssl = Ssl::new(ctx).map_err(|e| format!("SSL_new: {e}"))?;
-    ssl.connect(tcp).map_err(|e| format!("handshake: {e}"))
+    ssl.connect(tcp)
+        .map(Conn::Tls)
+        .map_err(|e| format!("handshake: {e}"))
 }
 
 /// What a load run saw: counts, the first errors, and the negotiated protocol.
@@ -126,7 +192,10 @@ impl Tally {
         }
     }
 
-    fn note(&self, s: &SslStream<TcpStream>) {
+    fn note(&self, s: &Conn) {
+        let Conn::Tls(s) = s else {
+            return;
+        };
         let mut n = self.negotiated.lock().unwrap();
         if n.is_none() {
             let cipher = s.ssl().current_cipher().map_or("?", |c| c.name());
@@ -159,14 +228,14 @@ impl Tally {
 /// One connection of the handshake test: handshake, then (unless `handshake_only`)
 /// one byte, close_notify, and wait for the end of file from the terminator.
 fn one_handshake(ctx: &SslContext, o: &Opts, tally: &Tally) -> Result<(), String> {
-    let mut s = connect(ctx, &o.addr)?;
+    let mut s = connect(ctx, o)?;
     tally.note(&s);
     if o.handshake_only {
-        let _ = s.shutdown();
+        s.finish();
         return Ok(());
     }
     s.write_all(b"x").map_err(|e| format!("write: {e}"))?;
-    let _ = s.shutdown();
+    s.finish();
     let mut buf = [0u8; 4096];
     loop {
         match s.read(&mut buf) {
@@ -237,7 +306,7 @@ fn bulk(o: Opts) {
             let (ctx, o, tally, bytes) = (ctx.clone(), o.clone(), tally.clone(), bytes.clone());
             let (ready, stop) = (ready.clone(), stop.clone());
             std::thread::spawn(move || {
-                let conn = connect(&ctx, &o.addr);
+                let conn = connect(&ctx, &o);
                 ready.wait();
                 let mut s = match conn {
                     Ok(s) => s,
@@ -253,8 +322,7 @@ fn bulk(o: Opts) {
                         Err(e) => return tally.error(format!("write: {e}")),
                     }
                 }
-                let _ = s.shutdown();
-                let _ = s.get_ref().shutdown(Shutdown::Both);
+                s.close();
             })
         })
         .collect();
@@ -298,6 +366,46 @@ fn sink(addr: &str) {
     }
 }
 
+/// The `sink` behind TLS: one thread per connection, a full handshake or a
+/// resumption (tickets), then everything read and discarded.
+fn tls_sink(o: Opts) {
+    let (Some(cert), Some(key)) = (&o.cert, &o.key) else {
+        die("tls-sink needs --cert and --key")
+    };
+    let mut b = openssl::ssl::SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+        .expect("SSL_CTX_new");
+    b.set_certificate_chain_file(cert)
+        .unwrap_or_else(|e| die(&format!("--cert {cert}: {e}")));
+    b.set_private_key_file(key, openssl::ssl::SslFiletype::PEM)
+        .unwrap_or_else(|e| die(&format!("--key {key}: {e}")));
+    let acceptor = Arc::new(b.build());
+    let listener =
+        TcpListener::bind(&o.addr).unwrap_or_else(|e| die(&format!("bind {}: {e}", o.addr)));
+    let local = listener.local_addr().expect("local address");
+    println!("listening on {local}");
+    let _ = std::io::stdout().flush();
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        std::thread::spawn(move || {
+            stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
+            let Ok(mut s) = acceptor.accept(stream) else {
+                return;
+            };
+            let mut buf = vec![0u8; 256 * 1024];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = s.shutdown();
+        });
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(mode) = args.first() else {
@@ -310,6 +418,7 @@ fn main() {
             [addr] => sink(addr),
             _ => die("sink takes one address"),
         },
+        "tls-sink" => tls_sink(parse(&args[1..], 1)),
         "-h" | "--help" => println!("{USAGE}"),
         _ => die(&format!("unknown mode {mode}")),
     }

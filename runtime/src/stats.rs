@@ -18,8 +18,8 @@
 //! gauges (sessions now, dead marks) vanish with it. A [`Snapshot`] is that sum plus
 //! the blocks of the seats alive.
 //!
-//! The mapping is large in address space (a block is 704 KiB and there is one per
-//! seat, 1,025 of them: 705 MiB), but a page is resident only once a process has
+//! The mapping is large in address space (a block is 768 KiB and there is one per
+//! seat, 1,025 of them: 769 MiB), but a page is resident only once a process has
 //! touched it: a worker touches the page of the totals and those of the slots it
 //! counts in (two or three pages for a relay with a few listeners and remotes, none
 //! while it is idle), the master the same pages of the seats alive when it takes a
@@ -137,7 +137,9 @@ mod at {
         pub const DEAD_SINCE: usize = 5;
         pub const CONNECT_SUM: usize = 6;
         pub const CONNECT_BUCKETS: usize = 7;
-        pub const WORDS: usize = CONNECT_BUCKETS + super::super::CONNECT_BOUNDS.len() + 1;
+        /// TLS handshakes with the remote that failed (`tls = yes` remotes).
+        pub const TLS_FAILURES: usize = CONNECT_BUCKETS + super::super::CONNECT_BOUNDS.len() + 1;
+        pub const WORDS: usize = TLS_FAILURES + 1;
     }
 
     /// The listener slots, after the totals (padded to 32 words).
@@ -343,6 +345,12 @@ impl Counters {
         add(&self.block()[remote.at(at::remote::FAILURES)], 1);
     }
 
+    /// A TLS handshake with `remote` that failed (an alert, a certificate refused, a
+    /// timeout): an attempt that failed after its TCP connect.
+    pub fn remote_tls_failed(&self, remote: RemoteSlot) {
+        add(&self.block()[remote.at(at::remote::TLS_FAILURES)], 1);
+    }
+
     /// Bytes relayed by a session from `listener` to `remote`: `to_remote` from
     /// the client to the remote, `to_client` back.
     pub fn bytes(
@@ -460,6 +468,8 @@ pub struct RemoteEntry {
     /// Connections established.
     pub connections: u64,
     pub connect_failures: u64,
+    /// TLS handshakes with it that failed (`tls = yes` remotes).
+    pub tls_failures: u64,
     pub bytes_to_remote: u64,
     pub bytes_to_client: u64,
     pub connect_times: Histogram,

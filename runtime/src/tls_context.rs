@@ -11,21 +11,44 @@
 //! ciphers), prefers the server's cipher order, refuses renegotiation, and resumes
 //! sessions by ticket (the ticket keys are made with the context, so every worker of a
 //! generation accepts the tickets of the others) or by session id within a worker.
+//!
+//! The client side ([`client_context`]) is one context per remote with `tls = yes`
+//! (stunnel's client mode): the remote's certificate verified against `tls ca-file` or
+//! the system's store and its name checked (`tls sni`, else the remote's IP address),
+//! the name sent as SNI, a client certificate when the plan gives one, and the last
+//! session kept to be offered by the next connection (resumption). The master builds
+//! them once to refuse a plan whose contexts cannot be built ([`for_plan`]); each
+//! worker (and the health checker) builds its own when it loads the plan.
 
+use crate::sys::net::KeptSession;
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
-    SslAcceptor, SslContext, SslMethod, SslMode, SslOptions, SslSessionCacheMode, SslVersion,
+    Ssl, SslAcceptor, SslContext, SslContextBuilder, SslContextRef, SslMethod, SslMode, SslOptions,
+    SslSessionCacheMode, SslVerifyMode, SslVersion,
 };
+use openssl::x509::verify::X509CheckFlags;
 use openssl::x509::X509;
-use tcprelay_plan::{OsText, Plan, Tls};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use tcprelay_plan::{OsText, Plan, RemoteTls, Tls};
 
 /// The session id context: sessions are only resumed by contexts that set the same.
 const SESSION_ID_CONTEXT: &[u8] = b"tcprelay";
 
 /// The context for the plan's TLS listeners, or `None` when no listener has
 /// `tls = yes`. The error is one line naming the file at fault.
+///
+/// The client contexts of the plan's TLS remotes are built here too, and dropped: a
+/// plan whose contexts cannot be built (a CA file, client certificate or key that
+/// does not load) is refused at start and at a reload, as one line naming the
+/// remote and the file, before any worker would fail on it.
 pub fn for_plan(plan: &Plan) -> Result<Option<SslContext>, String> {
+    for remote in &plan.relay.remotes {
+        if let Some(tls) = &remote.tls {
+            client_context(tls).map_err(|e| format!("remote {}: {e}", remote.address))?;
+        }
+    }
     if !plan.spawnd.listeners.iter().any(|l| l.tls) {
         return Ok(None);
     }
@@ -101,6 +124,183 @@ pub fn server_context(tls: &Tls) -> Result<SslContext, String> {
         .check_private_key()
         .map_err(|_| format!("TLS key {key_file} does not match certificate {cert_file}"))?;
     Ok(builder.build().into_context())
+}
+
+/// The client side of TLS towards one remote: the context, what each connection
+/// sets on top of it (SNI and the name checked), and the last session the remote
+/// gave, offered by the next connection.
+pub struct ClientContext {
+    context: SslContext,
+    sni: Option<String>,
+    verify: bool,
+    /// Written by OpenSSL's new-session callback (a handshake, or a TLS 1.3 ticket
+    /// read after it), read by [`ClientContext::ssl`]. One worker thread uses it; the
+    /// mutex is what the callback's `Sync` bound asks for, never contended.
+    last: Arc<Mutex<Option<KeptSession>>>,
+}
+
+impl std::fmt::Debug for ClientContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientContext")
+            .field("sni", &self.sni)
+            .field("verify", &self.verify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientContext {
+    /// A connection to the remote at `address`, in the connect state: SNI set, the
+    /// name to verify set (`tls sni`, else `address`), and the last session offered.
+    /// The error is one line.
+    pub fn ssl(&self, address: IpAddr) -> Result<Ssl, String> {
+        let setup = |e: ErrorStack| format!("cannot set up TLS: {}", reasons(&e));
+        let mut ssl = Ssl::new(&self.context).map_err(setup)?;
+        ssl.set_connect_state();
+        if let Some(sni) = &self.sni {
+            ssl.set_hostname(sni).map_err(setup)?;
+        }
+        if self.verify {
+            let param = ssl.param_mut();
+            param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
+            match &self.sni {
+                Some(sni) => param.set_host(sni).map_err(setup)?,
+                None => param.set_ip(address).map_err(setup)?,
+            }
+        }
+        let refused = self
+            .last
+            .lock()
+            .is_ok_and(|last| last.as_ref().is_some_and(|kept| !kept.offer(&mut ssl)));
+        if refused {
+            self.forget_session();
+        }
+        Ok(ssl)
+    }
+
+    /// Forgets the session kept (after a failed handshake: the next connection
+    /// starts afresh).
+    pub fn forget_session(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = None;
+        }
+    }
+
+    /// Whether a session is kept, to be offered by the next connection.
+    pub fn has_session(&self) -> bool {
+        self.last.lock().is_ok_and(|last| last.is_some())
+    }
+
+    /// The OpenSSL context.
+    pub fn context(&self) -> &SslContextRef {
+        &self.context
+    }
+}
+
+/// Builds the client context towards a remote with `tls = yes`: the remote's
+/// certificate is verified (with `verify`) against the certificates of `ca_file`, or
+/// the system's store without one; the client certificate and key are loaded when
+/// given (the key decrypted with the passphrase, never prompted for); sessions are
+/// kept for resumption. The health checker uses it too.
+///
+/// Errors are one line naming the file, e.g. "cannot read TLS CA file /x: ..."; they
+/// never contain the passphrase.
+pub fn client_context(tls: &RemoteTls) -> Result<ClientContext, String> {
+    let setup = |e: ErrorStack| format!("cannot set up TLS: {}", reasons(&e));
+    let files = [
+        ("CA", tls.ca_file.as_deref()),
+        ("certificate", tls.cert_file.as_deref()),
+        ("key", tls.key_file.as_deref()),
+    ];
+    for (what, name) in files {
+        if let Some(name) = name {
+            OsText::check_name(name).map_err(|p| format!("the TLS {what} file {p}"))?;
+        }
+    }
+    if let Some(sni) = &tls.sni {
+        if sni.is_empty() || sni.contains('\0') {
+            return Err("the TLS server name (tls sni) is empty or contains a NUL".to_string());
+        }
+    }
+    let mut builder = SslContextBuilder::new(SslMethod::tls_client()).map_err(setup)?;
+    builder
+        .set_min_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(setup)?;
+    builder.set_options(
+        SslOptions::NO_RENEGOTIATION
+            | SslOptions::NO_COMPRESSION
+            // A remote that closes without close_notify ends its direction like a
+            // FIN does on plain TCP.
+            | SslOptions::IGNORE_UNEXPECTED_EOF,
+    );
+    // As the server side: see `server_context`.
+    builder.set_mode(
+        SslMode::ENABLE_PARTIAL_WRITE
+            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+            | SslMode::RELEASE_BUFFERS
+            | SslMode::AUTO_RETRY,
+    );
+    builder.set_read_ahead(true);
+    if tls.verify {
+        builder.set_verify(SslVerifyMode::PEER);
+        match &tls.ca_file {
+            Some(ca_file) => {
+                let fail = |what: String| format!("cannot load TLS CA file {ca_file}: {what}");
+                let pem = read_pem(ca_file)
+                    .map_err(|e| format!("cannot read TLS CA file {ca_file}: {e}"))?;
+                let certs = X509::stack_from_pem(&pem).map_err(|e| fail(reasons(&e)))?;
+                if certs.is_empty() {
+                    return Err(fail("no PEM certificate in the file".to_string()));
+                }
+                for cert in certs {
+                    builder
+                        .cert_store_mut()
+                        .add_cert(cert)
+                        .map_err(|e| fail(reasons(&e)))?;
+                }
+            }
+            None => builder.set_default_verify_paths().map_err(setup)?,
+        }
+    } else {
+        builder.set_verify(SslVerifyMode::NONE);
+    }
+    if let Some(cert_file) = &tls.cert_file {
+        let key_file = tls.key_file.as_deref().unwrap_or(cert_file);
+        let key = load_key(key_file, tls.passphrase.as_ref().map(|p| p.expose()))?;
+        let pem = read_pem(cert_file)
+            .map_err(|e| format!("cannot read TLS certificate {cert_file}: {e}"))?;
+        let chain = X509::stack_from_pem(&pem).unwrap_or_default();
+        let mut chain = chain.into_iter();
+        let leaf = chain.next().ok_or_else(|| {
+            format!("cannot load TLS certificate {cert_file}: no PEM certificate")
+        })?;
+        let mismatch = || format!("TLS key {key_file} does not match certificate {cert_file}");
+        let public = leaf
+            .public_key()
+            .map_err(|e| format!("cannot load TLS certificate {cert_file}: {}", reasons(&e)))?;
+        if !key.public_eq(&public) {
+            return Err(mismatch());
+        }
+        builder.set_certificate(&leaf).map_err(setup)?;
+        for cert in chain {
+            builder.add_extra_chain_cert(cert).map_err(setup)?;
+        }
+        builder.set_private_key(&key).map_err(|_| mismatch())?;
+        builder.check_private_key().map_err(|_| mismatch())?;
+    }
+    builder.set_session_cache_mode(SslSessionCacheMode::CLIENT);
+    let last: Arc<Mutex<Option<KeptSession>>> = Arc::default();
+    let keep = Arc::clone(&last);
+    builder.set_new_session_callback(move |ssl, session| {
+        if let Ok(mut last) = keep.lock() {
+            *last = Some(KeptSession::new(ssl, session));
+        }
+    });
+    Ok(ClientContext {
+        context: builder.build(),
+        sni: tls.sni.clone(),
+        verify: tls.verify,
+        last,
+    })
 }
 
 /// The largest certificate chain or key file read (a chain of a dozen certificates
@@ -417,5 +617,89 @@ mod tests {
             e,
             "cannot read TLS certificate /dev/zero: it is a character device (such as /dev/zero or /dev/urandom), not a regular file"
         );
+    }
+
+    fn remote_tls(c: &Certs) -> RemoteTls {
+        RemoteTls {
+            sni: Some("localhost".to_string()),
+            verify: true,
+            ca_file: Some(c.path("cert.pem")),
+            cert_file: None,
+            key_file: None,
+            passphrase: None,
+        }
+    }
+
+    #[test]
+    fn a_client_context_loads_with_a_ca_file_the_system_store_and_a_client_certificate() {
+        let c = Certs::new();
+        assert!(client_context(&remote_tls(&c)).is_ok());
+        let system = RemoteTls {
+            ca_file: None,
+            ..remote_tls(&c)
+        };
+        assert!(client_context(&system).is_ok());
+        let with_cert = RemoteTls {
+            cert_file: Some(c.path("cert.pem")),
+            key_file: Some(c.path("enc-key.pem")),
+            passphrase: Some(tcprelay_plan::Secret::new(PASSPHRASE)),
+            ..remote_tls(&c)
+        };
+        assert!(client_context(&with_cert).is_ok());
+        // The key defaults to the certificate's file.
+        let combined = RemoteTls {
+            cert_file: Some(c.path("combined.pem")),
+            ..remote_tls(&c)
+        };
+        assert!(client_context(&combined).is_ok());
+    }
+
+    #[test]
+    fn a_client_context_that_cannot_be_built_is_one_line_naming_the_file() {
+        let c = Certs::new();
+        let absent = RemoteTls {
+            ca_file: Some(c.path("absent.pem")),
+            ..remote_tls(&c)
+        };
+        let e = client_context(&absent).unwrap_err();
+        assert!(
+            e.starts_with(&format!("cannot read TLS CA file {}", c.path("absent.pem"))),
+            "{e}"
+        );
+        let no_certificate = RemoteTls {
+            ca_file: Some(c.path("key.pem")),
+            ..remote_tls(&c)
+        };
+        assert_eq!(
+            client_context(&no_certificate).unwrap_err(),
+            format!(
+                "cannot load TLS CA file {}: no PEM certificate in the file",
+                c.path("key.pem")
+            )
+        );
+        let mismatch = RemoteTls {
+            cert_file: Some(c.path("cert.pem")),
+            key_file: Some(c.path("other-key.pem")),
+            ..remote_tls(&c)
+        };
+        assert_eq!(
+            client_context(&mismatch).unwrap_err(),
+            format!(
+                "TLS key {} does not match certificate {}",
+                c.path("other-key.pem"),
+                c.path("cert.pem")
+            )
+        );
+        let secret = "not the passphrase 42";
+        let wrong = RemoteTls {
+            cert_file: Some(c.path("cert.pem")),
+            key_file: Some(c.path("enc-key.pem")),
+            passphrase: Some(tcprelay_plan::Secret::new(secret)),
+            ..remote_tls(&c)
+        };
+        let e = client_context(&wrong).unwrap_err();
+        assert!(!e.contains(secret) && !e.contains(PASSPHRASE), "{e}");
+        assert_eq!(e.lines().count(), 1);
+        assert!(e.contains(&c.path("enc-key.pem")), "{e}");
     }
 }

@@ -20,4 +20,5 @@ mod setup;
 mod steering;
 mod strings;
 mod timeouts;
+mod tls_remote;
 mod ui;

@@ -27,7 +27,6 @@ use tcprelay_plan::{Check, Expect, Plan, Protocol, RemoteTls};
 mod probe;
 #[cfg(test)]
 mod tests;
-pub mod tls;
 
 use probe::Probe;
 
@@ -47,7 +46,7 @@ pub struct Target {
     /// `expect regex`, compiled.
     regex: Option<regex_lite::Regex>,
     /// With `check.tls`: the client context (or why it could not be made).
-    tls_context: Option<Result<openssl::ssl::SslContext, String>>,
+    tls_context: Option<Result<crate::tls_context::ClientContext, String>>,
 }
 
 impl Target {
@@ -86,7 +85,18 @@ impl Target {
         if !self.check.tls {
             return Ok(());
         }
-        let context = tls::context(self.tls.as_ref());
+        // A remote without TLS settings is checked without verification: the check
+        // asks whether it completes a handshake, not whom it is. One with settings is
+        // checked as the workers connect to it (the same context builder).
+        let unverified = RemoteTls {
+            sni: None,
+            verify: false,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            passphrase: None,
+        };
+        let context = crate::tls_context::client_context(self.tls.as_ref().unwrap_or(&unverified));
         let result = context.as_ref().map(|_| ()).map_err(String::clone);
         self.tls_context = Some(context);
         result

@@ -46,10 +46,12 @@ impl Probe {
     pub fn start(target: &Target) -> Result<Probe, Outcome> {
         let ssl = match (&target.check.tls, &target.tls_context) {
             (false, _) => None,
-            (true, Some(Ok(context))) => Some(
-                super::tls::session(context, target.tls.as_ref(), target.address.ip())
-                    .map_err(|_| Outcome::Tls)?,
-            ),
+            (true, Some(Ok(context))) => {
+                // Every check is a full handshake: a resumed one would not show
+                // the certificate again.
+                context.forget_session();
+                Some(context.ssl(target.address.ip()).map_err(|_| Outcome::Tls)?)
+            }
             // The context could not be built (logged once at start).
             (true, _) => return Err(Outcome::Tls),
         };

@@ -42,6 +42,8 @@ static DEBUG_LEVEL: AtomicU32 = AtomicU32::new(0);
 /// The worker's generation, or `MASTER` in the master.
 static GENERATION: AtomicU64 = AtomicU64::new(MASTER);
 const MASTER: u64 = u64::MAX;
+/// Whether this process is the health checker (its lines say `checker`).
+static CHECKER: AtomicBool = AtomicBool::new(false);
 /// The ident string must outlive every `syslog(3)` call: openlog keeps the pointer.
 static IDENT: Mutex<Option<CString>> = Mutex::new(None);
 
@@ -97,6 +99,12 @@ pub fn reinit_for_worker(syslog: &Syslog, generation: u64, format: Format) {
         Target::Stderr
     };
     setup(target, syslog, debug_level(), generation.min(MASTER - 1));
+}
+
+/// Marks this process as the health checker (in the child, after the fork): its
+/// lines say `checker PID` (`proc=checker`), not `master`.
+pub fn become_checker() {
+    CHECKER.store(true, Ordering::Relaxed);
 }
 
 /// Whether `target` is the stream `journal_stream` (the value of `JOURNAL_STREAM`,
@@ -185,6 +193,7 @@ fn emit(severity: Severity, body: Body<'_>) {
     let origin = Origin {
         pid: std::process::id(),
         generation: (generation != MASTER).then_some(generation),
+        checker: CHECKER.load(Ordering::Relaxed),
     };
     if TARGET_SYSLOG.load(Ordering::Relaxed) == 1 {
         let text = render::line(format, Dest::Syslog, origin, severity, body);

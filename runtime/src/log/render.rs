@@ -171,8 +171,21 @@ pub(super) enum Dest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Origin {
     pub pid: u32,
-    /// `None` for the master.
+    /// `None` for the master (and the health checker).
     pub generation: Option<u64>,
+    /// The health checker, the master's child that checks the remotes.
+    pub checker: bool,
+}
+
+impl Origin {
+    /// The process's kind, as `proc=` says it.
+    fn kind(&self) -> &'static str {
+        match (self.checker, self.generation) {
+            (true, _) => "checker",
+            (false, None) => "master",
+            (false, Some(_)) => "worker",
+        }
+    }
 }
 
 /// One line, without its newline.
@@ -198,9 +211,12 @@ pub(super) fn line(
                 rfc3339_utc(t, &mut out);
                 out.push(' ');
             }
-            match origin.generation {
-                None => out.push_str("master"),
-                Some(g) => {
+            match (origin.kind(), origin.generation) {
+                ("checker", _) => {
+                    let _ = write!(out, "checker {}", origin.pid);
+                }
+                (_, None) => out.push_str("master"),
+                (_, Some(g)) => {
                     let _ = write!(out, "worker {} gen {g}", origin.pid);
                 }
             }
@@ -267,10 +283,7 @@ fn header<'a>(
     body: &Body<'a>,
 ) {
     fields.push(("level", Value::Str(level)));
-    match origin.generation {
-        None => fields.push(("proc", Value::Str("master"))),
-        Some(_) => fields.push(("proc", Value::Str("worker"))),
-    }
+    fields.push(("proc", Value::Str(origin.kind())));
     fields.push(("pid", Value::Uint(origin.pid.into())));
     if let Some(g) = origin.generation {
         fields.push(("gen", Value::Uint(g)));

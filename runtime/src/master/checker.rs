@@ -129,6 +129,7 @@ impl Master {
         table: Table,
         control: UnixStream,
     ) -> i32 {
+        crate::log::become_checker();
         // The workers' control sockets and the listeners are closed here: a worker
         // must see end of file when the master dies, and a port must be free once
         // the master has gone.

@@ -418,6 +418,7 @@ impl Master {
                     "sessions": field(|e| e.sessions),
                     "connections": field(|e| e.connections),
                     "failures": field(|e| e.connect_failures),
+                    "tls_failures": field(|e| e.tls_failures),
                     "bytes_in": field(|e| e.bytes_to_remote),
                     "bytes_out": field(|e| e.bytes_to_client),
                     "weight": weight,

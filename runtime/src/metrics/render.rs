@@ -192,7 +192,7 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         })
         .collect();
     type RemoteField = fn(&crate::stats::RemoteEntry) -> u64;
-    let per_remote: [(&str, Kind, &str, RemoteField); 4] = [
+    let per_remote: [(&str, Kind, &str, RemoteField); 5] = [
         (
             "tcprelay_remote_sessions",
             Kind::Gauge,
@@ -210,6 +210,12 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
             Kind::Counter,
             "Connects to the remote that failed (refused, reset, timed out).",
             |r| r.connect_failures,
+        ),
+        (
+            "tcprelay_remote_tls_failures_total",
+            Kind::Counter,
+            "TLS handshakes with the remote that failed (tls = yes remotes: an alert, a certificate refused, a timeout).",
+            |r| r.tls_failures,
         ),
         (
             "tcprelay_remote_up",

@@ -355,6 +355,7 @@ impl Registry {
                     sessions: at(at::remote::SESSIONS),
                     connections: at(at::remote::CONNECTIONS),
                     connect_failures: at(at::remote::FAILURES),
+                    tls_failures: at(at::remote::TLS_FAILURES),
                     bytes_to_remote: at(at::remote::TO_REMOTE),
                     bytes_to_client: at(at::remote::TO_CLIENT),
                     connect_times: Histogram::new(

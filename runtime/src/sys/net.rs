@@ -95,3 +95,42 @@ impl io::Write for SocketIo {
         Ok(())
     }
 }
+
+/// A TLS session kept to be offered again (client-side resumption), with the
+/// context of the connection that made it: OpenSSL may only resume a session with
+/// the context that made it, which [`KeptSession::offer`] checks.
+pub struct KeptSession {
+    session: openssl::ssl::SslSession,
+    context: openssl::ssl::SslContext,
+}
+
+impl std::fmt::Debug for KeptSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptSession").finish_non_exhaustive()
+    }
+}
+
+impl KeptSession {
+    /// The session `session` that the connection `made_by` received.
+    pub fn new(made_by: &openssl::ssl::SslRef, session: openssl::ssl::SslSession) -> KeptSession {
+        KeptSession {
+            session,
+            context: made_by.ssl_context().to_owned(),
+        }
+    }
+
+    /// Offers the session to `ssl`, a new connection of the same context; false
+    /// (nothing offered) for a connection of another context, or when OpenSSL
+    /// refuses it.
+    pub fn offer(&self, ssl: &mut openssl::ssl::SslRef) -> bool {
+        // A reference to an OpenSSL object is its pointer: equal addresses, the same
+        // context.
+        let context: &openssl::ssl::SslContextRef = &self.context;
+        if !std::ptr::eq(ssl.ssl_context(), context) {
+            return false;
+        }
+        // SAFETY: the session was made by a connection of this same context (checked
+        // above), which is what `SSL_set_session` requires.
+        unsafe { ssl.set_session(&self.session) }.is_ok()
+    }
+}

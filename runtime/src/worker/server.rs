@@ -59,6 +59,7 @@ mod control;
 mod failover;
 mod proxy;
 mod records;
+mod remote_tls;
 mod sessions;
 mod timers;
 
@@ -165,6 +166,8 @@ enum Expired {
     Idle,
     Silent,
     Handshake,
+    /// A TLS handshake with a remote.
+    RemoteHandshake,
     HalfClose,
     ProxyHeader,
 }
@@ -243,6 +246,9 @@ pub struct Worker {
     reported_dead: Vec<bool>,
     /// The server context of TLS listeners.
     tls: Option<openssl::ssl::SslContext>,
+    /// The client context of each `tls = yes` remote, in plan order (see
+    /// `remote_tls`); it keeps the remote's last session for resumption.
+    remote_tls: Vec<Option<Result<crate::tls_context::ClientContext, String>>>,
     handshake_timeout: Duration,
     /// TLS handshakes that failed or timed out (logged at debug level only: any
     /// client can cause them).
@@ -356,6 +362,7 @@ impl Worker {
         let relay_remotes_len = relay.remotes.len();
         let session_base = FIRST_LISTENER + listeners.len();
         let mut balancer = Balancer::new(relay.remotes.iter().map(|r| r.weight), relay.rebalance);
+        let remote_tls = remote_tls::client_contexts(config.id, &relay.remotes);
         if let Some(steering) = config.steering {
             if let Some(health) = steering.health {
                 balancer.follow_health(health, steering.slots.clone());
@@ -413,6 +420,7 @@ impl Worker {
                 .unwrap_or(Duration::from_secs(u64::from(relay.connect_timeout))),
             reported_dead: vec![false; relay_remotes_len],
             tls: config.tls,
+            remote_tls,
             handshake_timeout: options
                 .handshake_timeout
                 .unwrap_or(Duration::from_secs(u64::from(relay.tls_handshake_timeout))),

@@ -41,6 +41,12 @@
 //! before the handshake completes, so a client that sends garbage or nothing never
 //! costs a remote a connection.
 //!
+//! A `tls = yes` remote is still `Connecting` after its TCP connect: the TLS
+//! handshake with it runs then ([`Connecting::handshake`] holds when it started, for
+//! the handshake timeout), and nothing of the client is relayed before it is
+//! complete. A failed handshake (or a failed verification of the remote's
+//! certificate) is a failed attempt like a failed connect: the worker fails over.
+//!
 //! The state machine knows nothing about the poll, the balancer or the clock: the
 //! worker loop feeds it readiness ([`Session::ready`]) and runs it
 //! ([`Session::connected`], [`Session::relay`]); it answers with an [`Outcome`].
@@ -141,6 +147,10 @@ pub struct Connecting {
     /// Since when this session waits for a free local port (at most the connect
     /// timeout).
     pub port_wait: Option<Instant>,
+    /// The TCP connect to a TLS remote is complete and the TLS handshake with it
+    /// runs since this instant (bounded by the TLS handshake timeout instead of the
+    /// connect timeout); `None` before, and for plain remotes.
+    pub handshake: Option<Instant>,
 }
 
 /// A side's failure, and the delivery of what it sent before it.
@@ -168,6 +178,7 @@ impl Connecting {
             started: now,
             no_port: false,
             port_wait: None,
+            handshake: None,
         }
     }
 }
@@ -289,6 +300,8 @@ pub struct Meta {
     listener: u32,
     /// Whether the last failed attempt timed out (rather than being refused or reset).
     pub timed_out: bool,
+    /// Whether the last failed attempt was a failed TLS handshake with the remote.
+    pub tls_failed: bool,
 }
 
 /// The part of [`Meta`] most sessions do not need.
@@ -323,6 +336,7 @@ impl Meta {
             connect_micros: Meta::NONE,
             listener: 0,
             timed_out: false,
+            tls_failed: false,
         }
     }
 
@@ -561,6 +575,14 @@ impl<T: Transport> Session<T> {
             Ok(false) => ConnectOutcome::Pending,
             Ok(true) => {
                 remote.error = false;
+                if !remote.io.handshake_done() {
+                    // A TLS remote: the session stays connecting while the worker
+                    // runs the handshake (`remote_handshake`).
+                    if let State::Connecting(connecting) = &mut self.state {
+                        connecting.handshake.get_or_insert(now);
+                    }
+                    return ConnectOutcome::Connected;
+                }
                 if let State::Connecting(connecting) =
                     std::mem::replace(&mut self.state, State::Relaying)
                 {
@@ -570,6 +592,49 @@ impl<T: Transport> Session<T> {
                 ConnectOutcome::Connected
             }
             Err(e) => ConnectOutcome::Failed(e),
+        }
+    }
+
+    /// Whether the TCP connect to the remote is complete and the TLS handshake with
+    /// it runs (see [`Connecting::handshake`]).
+    pub fn remote_handshaking(&self) -> bool {
+        matches!(&self.state, State::Connecting(c) if c.handshake.is_some())
+            && self.remote.is_some()
+    }
+
+    /// Drives the TLS handshake with a connected remote on (after a readiness event
+    /// of the remote, or at once after the connect); once complete, the session
+    /// relays. A failure leaves the session connecting, for the worker to fail over.
+    pub fn remote_handshake(&mut self, now: Instant) -> HandshakeOutcome {
+        if !self.remote_handshaking() {
+            return HandshakeOutcome::Pending;
+        }
+        let Some(remote) = self.remote.as_mut() else {
+            return HandshakeOutcome::Pending;
+        };
+        loop {
+            match remote.io.handshake() {
+                Ok(()) => {
+                    // OpenSSL may hold bytes that came with the last handshake
+                    // message: the first relay run reads, whatever the events said.
+                    remote.readable = true;
+                    remote.writable = true;
+                    remote.error = false;
+                    if let State::Connecting(connecting) =
+                        std::mem::replace(&mut self.state, State::Relaying)
+                    {
+                        self.retry = Some(connecting);
+                    }
+                    self.last_active = now;
+                    return HandshakeOutcome::Done;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    remote.readable = false;
+                    return HandshakeOutcome::Pending;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return HandshakeOutcome::Failed(e),
+            }
         }
     }
 
@@ -817,6 +882,7 @@ impl<T: Transport> Session<T> {
         connecting.started = now;
         connecting.no_port = false;
         connecting.port_wait = None;
+        connecting.handshake = None;
         let error = match std::mem::replace(&mut self.state, State::Connecting(connecting)) {
             State::Failing(failure) => failure.error,
             _ => io::ErrorKind::ConnectionReset.into(),

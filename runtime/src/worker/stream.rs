@@ -15,7 +15,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 pub enum Stream {
     /// A kernel stream (TCP, SCTP, Unix), relayed as it is.
     Plain(Socket),
-    /// A client of a `tls = yes` listener (over TCP or a Unix stream).
+    /// A client of a `tls = yes` listener (over TCP or a Unix stream), or a
+    /// connection to a `tls = yes` remote.
     Tls(Box<TlsStream>),
 }
 
@@ -99,6 +100,13 @@ impl Transport for Stream {
         match self {
             Stream::Plain(s) => s.handshake(),
             Stream::Tls(s) => s.handshake(),
+        }
+    }
+
+    fn handshake_done(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.handshake_done(),
+            Stream::Tls(s) => s.handshake_done(),
         }
     }
 

@@ -29,6 +29,7 @@ pub(crate) mod counting;
 #[cfg(target_os = "linux")]
 mod ports;
 mod proxy;
+mod remote_tls;
 pub(crate) mod resets;
 mod sessions_report;
 mod steering;
@@ -1019,6 +1020,20 @@ mod session_timeouts {
     under_each_mechanism!(
         the_half_close_timeout_closes_half_closed_sessions_only,
         drain_over_closes_the_sessions_left_and_exits,
+    );
+}
+
+/// TLS towards remotes (stunnel's client mode).
+mod tls_remotes {
+    use super::remote_tls::*;
+    use super::*;
+    under_each_mechanism!(
+        a_plain_client_is_relayed_through_tls_to_the_remote,
+        the_next_session_to_a_tls_remote_is_resumed,
+        a_wrong_name_or_an_untrusted_certificate_fails_over_and_is_counted,
+        a_silent_tls_remote_times_out_and_gets_no_client_byte,
+        a_client_certificate_is_presented_when_the_plan_gives_one,
+        a_tls_listener_re_encrypts_towards_a_tls_remote,
     );
 }
 

@@ -1,6 +1,7 @@
-//! The TLS side of a session: an OpenSSL server stream over the accepted socket,
-//! behind the same [`Transport`] operations as a plain socket, so the relay is
-//! written once.
+//! The TLS sides of a session: an OpenSSL server stream over the accepted socket,
+//! or a client stream over the socket connected to a `tls = yes` remote
+//! ([`TlsStream::connect`]), behind the same [`Transport`] operations as a plain
+//! socket, so the relay is written once.
 //!
 //! OpenSSL is non-blocking here, and its rules shape this module:
 //! - `WANT_READ`/`WANT_WRITE` become `WouldBlock`; which readiness the operation waits
@@ -26,6 +27,13 @@
 //! The handshake runs before the session connects to a remote (see
 //! `session::State::TlsHandshake`), so a client that sends garbage or nothing never
 //! reaches a remote; it is bounded by [`HANDSHAKE_TIMEOUT`].
+//!
+//! In client mode the same rules hold with the roles swapped: close_notify from the
+//! remote is end of file, end of file from the client becomes a close_notify to the
+//! remote. The handshake runs once the TCP connect is complete (and after a PROXY
+//! header written raw on the socket), while the session is still connecting (see
+//! `session::Connecting::handshake`); it is not counted against the handshake slots,
+//! which bound what clients can make a worker spend.
 //!
 //! [`read`]: TlsStream::read
 //! [`write`]: TlsStream::write
@@ -117,6 +125,8 @@ pub struct TlsStream {
     read_waits: Wait,
     write_waits: Wait,
     deferred: Option<Deferred>,
+    /// Client mode: the relay connected the socket and speaks first.
+    client: bool,
 }
 
 impl TlsStream {
@@ -133,6 +143,29 @@ impl TlsStream {
             read_waits: Wait::None,
             write_waits: Wait::None,
             deferred: None,
+            client: false,
+        })
+    }
+
+    /// Wraps a socket connecting to a TLS remote, with the connection `ssl` made for
+    /// it (see `crate::tls_context::ClientContext::ssl`); the handshake starts with
+    /// the first [`handshake`], once the connect is complete.
+    ///
+    /// [`handshake`]: Transport::handshake
+    pub fn connect(ssl: Ssl, socket: Socket) -> io::Result<TlsStream> {
+        let context = ssl.ssl_context().to_owned();
+        let stream = SslStream::new(ssl, SocketIo::new(socket.as_fd()))
+            .map_err(|e| io::Error::other(format!("TLS setup: {e}")))?;
+        Ok(TlsStream {
+            socket,
+            stream: Some(stream),
+            context,
+            handshaken: false,
+            started: false,
+            read_waits: Wait::None,
+            write_waits: Wait::None,
+            deferred: None,
+            client: true,
         })
     }
 
@@ -194,6 +227,31 @@ impl TlsStream {
     fn end_handshake(&mut self) {
         if std::mem::take(&mut self.started) {
             UNDER_WAY.set(UNDER_WAY.get().saturating_sub(1));
+        }
+    }
+}
+
+impl TlsStream {
+    /// Drives the client handshake on (the connection was made by `connect`).
+    fn client_handshake(&mut self) -> io::Result<()> {
+        clear_errors();
+        match self.ssl()?.connect() {
+            Ok(()) => {
+                self.handshaken = true;
+                self.read_waits = Wait::None;
+                Ok(())
+            }
+            Err(e) => match sort(e) {
+                Failed::Blocked(wait) => {
+                    self.read_waits = wait;
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Failed::Eof => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the remote closed during the TLS handshake",
+                )),
+                Failed::Error(e) => Err(e),
+            },
         }
     }
 }
@@ -366,8 +424,16 @@ impl Transport for TlsStream {
     }
 
     fn connect_status(&self) -> io::Result<bool> {
-        // Only accepted sockets are wrapped.
-        Ok(true)
+        if self.client {
+            self.socket.connect_status()
+        } else {
+            // An accepted socket.
+            Ok(true)
+        }
+    }
+
+    fn handshake_done(&self) -> bool {
+        self.handshaken
     }
 
     fn short_read_drains(&self) -> bool {
@@ -377,6 +443,9 @@ impl Transport for TlsStream {
     fn handshake(&mut self) -> io::Result<()> {
         if self.handshaken {
             return Ok(());
+        }
+        if self.client {
+            return self.client_handshake();
         }
         if !self.started {
             // Nothing of the handshake is allocated before the client speaks.

@@ -65,6 +65,11 @@ pub trait Transport: Source {
     fn handshake(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// Whether the transport's own handshake is complete (or it has none): a
+    /// connected TLS remote is not relayed to before it is.
+    fn handshake_done(&self) -> bool {
+        true
+    }
     /// What a readiness event of the socket makes possible, as (readable, writable):
     /// the same for a kernel stream; for TLS a read may wait for the socket to be
     /// writable and a write for it to be readable.
@@ -128,6 +133,9 @@ pub mod fake {
         pub handshake_blocks: usize,
         /// An error the next `handshake` returns.
         pub handshake_error: Option<io::ErrorKind>,
+        /// A handshake is due and not complete yet (a TLS remote): what
+        /// `handshake_done` denies until `handshake` returns `Ok`.
+        pub handshake_due: bool,
         /// How many more `shutdown_write` calls return `WouldBlock` (a close_notify
         /// waiting for room).
         pub shutdown_blocks: usize,
@@ -221,7 +229,12 @@ pub mod fake {
                 s.handshake_blocks -= 1;
                 return Err(io::ErrorKind::WouldBlock.into());
             }
+            s.handshake_due = false;
             Ok(())
+        }
+
+        fn handshake_done(&self) -> bool {
+            !self.0.borrow().handshake_due
         }
 
         fn reset_on_close(&mut self) {

@@ -4,11 +4,32 @@ use std::time::UNIX_EPOCH;
 const MASTER: Origin = Origin {
     pid: 100,
     generation: None,
+    checker: false,
 };
 const WORKER: Origin = Origin {
     pid: 812,
     generation: Some(1),
+    checker: false,
 };
+const CHECKER: Origin = Origin {
+    pid: 813,
+    generation: None,
+    checker: true,
+};
+
+#[test]
+fn the_health_checker_names_itself_in_every_format() {
+    let message = || Body::Message("health check: 127.0.0.1:6379 is down");
+    let text = line(Format::Text, now(), CHECKER, Severity::Warning, message());
+    assert_eq!(
+        text,
+        "2026-12-01T22:15:21.123Z checker 813 warning: health check: 127.0.0.1:6379 is down"
+    );
+    let logfmt = line(Format::Logfmt, now(), CHECKER, Severity::Warning, message());
+    assert!(logfmt.contains(" proc=checker pid=813 "), "{logfmt}");
+    let json = line(Format::Json, now(), CHECKER, Severity::Warning, message());
+    assert!(json.contains(r#""proc":"checker","pid":813,"#), "{json}");
+}
 
 /// 2026-12-01T22:15:21.123Z
 fn now() -> Dest {

@@ -71,11 +71,26 @@ impl Worker {
             connecting.tried.insert(index);
             connecting.attempt += 1;
             connecting.started = self.now;
+            connecting.handshake = None;
             let (id, attempt) = (session.id, connecting.attempt);
             session.set_remote_index(Some(index));
             match connect::open(&self.remotes[index], self.local_address) {
                 Ok(socket) => {
-                    let end = End::registered(Stream::Plain(socket), self.round);
+                    let stream = match remote_tls::remote_stream(
+                        &self.remote_tls,
+                        &self.remotes,
+                        index,
+                        socket,
+                    ) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            self.release_remote(key);
+                            self.count_remote_tls_failure(key, index, &e);
+                            self.remote_failed(index, &e);
+                            continue;
+                        }
+                    };
+                    let end = End::registered(stream, self.round);
                     let token = Token(self.session_base + 2 * key + 1);
                     if let Err(e) = self.poller.register(
                         end.io.as_raw_fd(),

@@ -110,6 +110,9 @@ fn cause(why: &Why, session: &Session<Stream>) -> Cause {
             // One remote failing (on every attempt) is how it failed; several,
             // or none tried (every remote unusable), that none was left.
             let failed = session.meta.failed();
+            if session.meta.tls_failed {
+                return Cause::RemoteTls;
+            }
             if !failed.is_empty() && failed.iter().all(|i| Some(i) == failed.first()) {
                 if session.meta.timed_out {
                     Cause::ConnectTimeout
@@ -254,6 +257,21 @@ impl Worker {
         if let Some(session) = self.sessions.get_mut(key) {
             session.meta.push_failed(index);
             session.meta.timed_out = error.kind() == io::ErrorKind::TimedOut;
+            session.meta.tls_failed = false;
+        }
+    }
+
+    /// The TLS handshake of session `key` with remote `index` failed (or timed out).
+    pub(super) fn count_remote_tls_failure(&mut self, key: usize, index: usize, error: &io::Error) {
+        if let Some(counting) = &self.counting {
+            counting
+                .counters
+                .remote_tls_failed(remote_slot(counting, index));
+        }
+        if let Some(session) = self.sessions.get_mut(key) {
+            session.meta.push_failed(index);
+            session.meta.timed_out = error.kind() == io::ErrorKind::TimedOut;
+            session.meta.tls_failed = true;
         }
     }
 

@@ -51,6 +51,10 @@ impl Worker {
                 return;
             }
         }
+        if side == Side::Remote && session.remote_handshaking() {
+            self.remote_handshake(key);
+            return;
+        }
         let mut connected = None;
         if side == Side::Remote && matches!(session.state, State::Connecting(_)) {
             let started = match &session.state {
@@ -103,6 +107,10 @@ impl Worker {
             }
         }
         if let Some(started) = connected {
+            // A TLS remote: connected (and relaying) once its handshake is done.
+            if self.start_remote_handshake(key) {
+                return;
+            }
             self.session_connected(key, started);
         }
         self.run_session(key);
@@ -208,7 +216,11 @@ impl Worker {
                 );
                 let error =
                     io::Error::new(error.kind(), format!("{error} before anything was relayed"));
-                self.fail_attempt(key, error);
+                if remote_tls::refused_after_handshake(session, &error) {
+                    self.fail_remote_tls(key, error);
+                } else {
+                    self.fail_attempt(key, error);
+                }
             }
             Outcome::Close(close) => self.close(key, Why::Relay(close)),
         }

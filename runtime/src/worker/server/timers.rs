@@ -74,7 +74,8 @@ impl Worker {
         }
     }
 
-    /// Fails over connects older than the connect timeout, closes TLS clients whose
+    /// Fails over connects older than the connect timeout (and TLS handshakes with a
+    /// remote older than the TLS handshake timeout), closes TLS clients whose
     /// handshake takes longer than the TLS handshake timeout, sessions idle for the idle
     /// timeout, sessions through which nothing has passed for the silent timeout and
     /// sessions one direction of which ended the half-close timeout ago; re-arms
@@ -87,7 +88,13 @@ impl Worker {
         for (key, session) in self.sessions.iter() {
             match &session.state {
                 State::Connecting(c) if session.remote.is_some() => {
-                    if now.saturating_duration_since(c.started) >= self.connect_timeout {
+                    if let Some(since) = c.handshake {
+                        if now.saturating_duration_since(since) >= self.handshake_timeout {
+                            self.expired.push((key, Expired::RemoteHandshake));
+                        } else {
+                            rearm = true;
+                        }
+                    } else if now.saturating_duration_since(c.started) >= self.connect_timeout {
                         self.expired.push((key, Expired::Connect));
                     } else {
                         rearm = true;
@@ -157,6 +164,13 @@ impl Worker {
                 Expired::Idle => self.close(key, Why::Idle),
                 Expired::Silent => self.close(key, Why::Silent),
                 Expired::Handshake => self.close(key, Why::HandshakeTimeout),
+                Expired::RemoteHandshake => {
+                    let error = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "TLS handshake timed out (tls handshake timeout)",
+                    );
+                    self.fail_remote_tls(key, error);
+                }
                 Expired::HalfClose => self.close(key, Why::HalfClose),
                 Expired::ProxyHeader => self.refuse_proxy_timeout(key),
             }

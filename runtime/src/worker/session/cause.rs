@@ -27,6 +27,10 @@ pub enum Cause {
     ConnectTimeout,
     /// Every remote the session tried failed: there was none to fail over to.
     NoRemoteAlive,
+    /// The last remote the session tried (`tls = yes`) failed the TLS handshake:
+    /// an alert, a certificate that did not verify or had another name, a timeout;
+    /// there was none left to fail over to.
+    RemoteTls,
     /// The client's TLS handshake failed (garbage, an alert, a reset).
     TlsFailed,
     /// The client's TLS handshake took longer than `tls handshake timeout`.
@@ -58,6 +62,7 @@ impl Cause {
             Cause::ConnectRefused => "connect_refused",
             Cause::ConnectTimeout => "connect_timeout",
             Cause::NoRemoteAlive => "no_remote_alive",
+            Cause::RemoteTls => "remote_tls",
             Cause::TlsFailed => "tls_failed",
             Cause::TlsTimeout => "tls_timeout",
             Cause::Drained => "drained",
@@ -69,7 +74,7 @@ impl Cause {
     }
 
     /// Every cause, for the documentation's table and its test.
-    pub const ALL: [Cause; 17] = [
+    pub const ALL: [Cause; 18] = [
         Cause::ClientClosed,
         Cause::RemoteClosed,
         Cause::ClientReset,
@@ -80,6 +85,7 @@ impl Cause {
         Cause::ConnectRefused,
         Cause::ConnectTimeout,
         Cause::NoRemoteAlive,
+        Cause::RemoteTls,
         Cause::TlsFailed,
         Cause::TlsTimeout,
         Cause::Drained,

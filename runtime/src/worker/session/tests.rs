@@ -864,3 +864,56 @@ fn a_failover_restarts_the_half_close_clock() {
     assert!(next.state().shut_write, "the client's end of file again");
     assert_eq!(s.half_closed_at(), Some(connected));
 }
+
+/// A TLS remote: after its TCP connect the session stays connecting while the
+/// handshake runs, relays nothing of the client meanwhile, and relays once the
+/// handshake is complete; a failed handshake leaves it connecting (the worker
+/// fails over), and a failover after it starts the next remote's afresh.
+#[test]
+fn a_tls_remote_gets_no_client_byte_before_its_handshake() {
+    let mut scratch = vec![0u8; 64];
+    let now = Instant::now();
+    let client = Fake::new(1 << 20);
+    let mut s = Session::new(4, client.clone(), now);
+    let remote = Fake::new(100);
+    remote.state().handshake_due = true;
+    remote.state().handshake_blocks = 1;
+    s.remote = Some(End::new(remote.clone()));
+    client.state().input.extend(b"early");
+    let later = now + Duration::from_millis(5);
+    assert!(matches!(
+        s.connected(later, false),
+        ConnectOutcome::Connected
+    ));
+    assert!(s.remote_handshaking());
+    assert!(matches!(&s.state, State::Connecting(c) if c.handshake == Some(later)));
+    assert!(matches!(
+        s.remote_handshake(later),
+        HandshakeOutcome::Pending
+    ));
+    s.relay(&mut scratch, &mut Pipes::default(), later);
+    assert!(
+        remote.state().output.is_empty(),
+        "nothing before the handshake"
+    );
+    assert!(matches!(s.remote_handshake(later), HandshakeOutcome::Done));
+    assert!(matches!(s.state, State::Relaying));
+    s.relay(&mut scratch, &mut Pipes::default(), later);
+    assert_eq!(remote.state().output, b"early");
+
+    // A failed handshake: still connecting, nothing read from the client.
+    let client = Fake::new(1 << 20);
+    let mut s = Session::new(5, client.clone(), now);
+    let remote = Fake::new(100);
+    remote.state().handshake_due = true;
+    remote.state().handshake_error = Some(io::ErrorKind::ConnectionAborted);
+    s.remote = Some(End::new(remote.clone()));
+    client.state().input.extend(b"early");
+    assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
+    assert!(matches!(
+        s.remote_handshake(now),
+        HandshakeOutcome::Failed(e) if e.kind() == io::ErrorKind::ConnectionAborted
+    ));
+    assert!(matches!(s.state, State::Connecting(_)));
+    assert_eq!(client.state().reads, 0);
+}

@@ -122,6 +122,8 @@ pub(crate) struct Setup {
     pub(crate) listener: Option<TcpListener>,
     pub(crate) signals: Option<mio::unix::pipe::Receiver>,
     pub(crate) connect_timeout: Option<Duration>,
+    /// The TLS handshake timeout (with clients and with TLS remotes).
+    pub(crate) handshake_timeout: Option<Duration>,
     pub(crate) idle_release: Option<Duration>,
     pub(crate) defer_check: Option<Duration>,
     pub(crate) mechanism: Mechanism,
@@ -144,6 +146,7 @@ impl Setup {
             listener: None,
             signals: None,
             connect_timeout: None,
+            handshake_timeout: None,
             idle_release: None,
             defer_check: None,
             mechanism,
@@ -186,6 +189,7 @@ impl Setup {
         let options = Options {
             probe: Some(probe.clone()),
             connect_timeout: self.connect_timeout,
+            handshake_timeout: self.handshake_timeout,
             idle_release: self.idle_release,
             defer_check: self.defer_check,
             mechanism: Some(self.mechanism),
