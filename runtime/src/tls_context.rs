@@ -99,17 +99,7 @@ pub fn server_context(tls: &Tls) -> Result<SslContext, String> {
             | SslOptions::IGNORE_UNEXPECTED_EOF,
     );
     builder.clear_options(SslOptions::NO_TICKET);
-    // Writes return after each record (the worker's transport loops), may be retried
-    // from another address (the relay keeps unsent bytes in its own buffer), and idle
-    // connections give their buffers back. Read-ahead saves a system call per record;
-    // the relay reads until `WouldBlock`, so nothing is left behind in OpenSSL.
-    builder.set_mode(
-        SslMode::ENABLE_PARTIAL_WRITE
-            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
-            | SslMode::RELEASE_BUFFERS
-            | SslMode::AUTO_RETRY,
-    );
-    builder.set_read_ahead(true);
+    relay_modes(&mut builder);
     builder.set_session_cache_mode(SslSessionCacheMode::SERVER);
     builder
         .set_session_id_context(SESSION_ID_CONTEXT)
@@ -196,6 +186,21 @@ impl ClientContext {
     }
 }
 
+/// The modes of a relay's TLS streams, both sides: writes return after each record
+/// (the worker's transport loops), may be retried from another address (the relay
+/// keeps unsent bytes in its own buffer), and idle connections give their buffers
+/// back. Read-ahead saves a system call per record; the relay reads until
+/// `WouldBlock`, so nothing is left behind in OpenSSL.
+fn relay_modes(builder: &mut SslContextBuilder) {
+    builder.set_mode(
+        SslMode::ENABLE_PARTIAL_WRITE
+            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+            | SslMode::RELEASE_BUFFERS
+            | SslMode::AUTO_RETRY,
+    );
+    builder.set_read_ahead(true);
+}
+
 /// Builds the client context towards a remote with `tls = yes`: the remote's
 /// certificate is verified (with `verify`) against the certificates of `ca_file`, or
 /// the system's store without one; the client certificate and key are loaded when
@@ -232,14 +237,7 @@ pub fn client_context(tls: &RemoteTls) -> Result<ClientContext, String> {
             // FIN does on plain TCP.
             | SslOptions::IGNORE_UNEXPECTED_EOF,
     );
-    // As the server side: see `server_context`.
-    builder.set_mode(
-        SslMode::ENABLE_PARTIAL_WRITE
-            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
-            | SslMode::RELEASE_BUFFERS
-            | SslMode::AUTO_RETRY,
-    );
-    builder.set_read_ahead(true);
+    relay_modes(&mut builder);
     if tls.verify {
         builder.set_verify(SslVerifyMode::PEER);
         match &tls.ca_file {

@@ -249,29 +249,28 @@ impl Worker {
 
     /// The attempt of session `key` on remote `index` failed with `error`.
     pub(super) fn count_failed_attempt(&mut self, key: usize, index: usize, error: &io::Error) {
-        if let Some(counting) = &self.counting {
-            counting
-                .counters
-                .connect_failed(remote_slot(counting, index));
-        }
-        if let Some(session) = self.sessions.get_mut(key) {
-            session.meta.push_failed(index);
-            session.meta.timed_out = error.kind() == io::ErrorKind::TimedOut;
-            session.meta.tls_failed = false;
-        }
+        self.count_attempt(key, index, error, false);
     }
 
     /// The TLS handshake of session `key` with remote `index` failed (or timed out).
     pub(super) fn count_remote_tls_failure(&mut self, key: usize, index: usize, error: &io::Error) {
+        self.count_attempt(key, index, error, true);
+    }
+
+    /// A failed attempt, counted as a failed connect or (`tls`) a failed handshake.
+    fn count_attempt(&mut self, key: usize, index: usize, error: &io::Error, tls: bool) {
         if let Some(counting) = &self.counting {
-            counting
-                .counters
-                .remote_tls_failed(remote_slot(counting, index));
+            let slot = remote_slot(counting, index);
+            if tls {
+                counting.counters.remote_tls_failed(slot);
+            } else {
+                counting.counters.connect_failed(slot);
+            }
         }
         if let Some(session) = self.sessions.get_mut(key) {
             session.meta.push_failed(index);
             session.meta.timed_out = error.kind() == io::ErrorKind::TimedOut;
-            session.meta.tls_failed = true;
+            session.meta.tls_failed = tls;
         }
     }
 
