@@ -397,6 +397,9 @@ fn bad_headers_and_silence_are_closed_counted_and_logged_once() {
         assert!(Instant::now() < deadline, "{status}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The worker's SIGUSR1 status line counts them where it counts ACL denials.
+    relay.signal(libc::SIGUSR1);
+    relay.await_log(", 4 refused by accept proxy", WITHIN);
     // Logged once for the peer (127.0.0.1), the first refusal.
     let log = relay.log_text();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(" closed: ")).collect();

@@ -105,6 +105,7 @@ impl Worker {
 
     /// Counts and logs (once per peer) a refusal on listener `index`.
     fn proxy_refused(&mut self, index: usize, peer: Option<SocketAddr>, why: Refusal) {
+        self.refused_proxy += 1;
         if let Some(counting) = &self.counting {
             counting.counters.proxy_refused(
                 counting
