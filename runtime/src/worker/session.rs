@@ -325,6 +325,10 @@ pub struct Proxied {
     pub sender: Option<std::net::SocketAddr>,
     /// The address the client connected to (`None` for a Unix client).
     pub destination: Option<std::net::SocketAddr>,
+    /// What the header said of the client's TLS, passed on to `send proxy = v2`
+    /// remotes when the listener does not terminate TLS itself: its
+    /// `PP2_TYPE_AUTHORITY` and `PP2_TYPE_SSL` TLVs, as they came.
+    pub tlvs: Vec<crate::proxy::Tlv>,
 }
 
 impl Meta {

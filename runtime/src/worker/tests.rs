@@ -1061,6 +1061,7 @@ mod proxied {
         the_acl_decides_on_the_client_a_header_names,
         local_and_unknown_headers_keep_the_real_peer,
         a_remote_is_sent_the_clients_addresses,
+        a_v2_headers_tls_tlvs_are_passed_on,
     );
 }
 
