@@ -15,8 +15,10 @@
 //!   +1                   the last check's duration, in microseconds
 //!   +2                   when the last check ended, in milliseconds since the Unix
 //!                        epoch (0: never)
-//!   +3 + code - 1        checks with that result since the remote got its slot
-//!                        (+3: passes, the counter a worker watches)
+//!   +3                   when the state (up/down) last changed, in milliseconds
+//!                        since the Unix epoch (0: never since the slot was new)
+//!   +4 + code - 1        checks with that result since the remote got its slot
+//!                        (+4: passes, the counter a worker watches)
 //! ```
 //!
 //! A remote's slot is its `stats` remote slot ([`crate::stats::Slots::remotes`]): a
@@ -41,7 +43,8 @@ const CHECKED: u64 = 1 << 1;
 const STATE: usize = 0;
 const DURATION: usize = 1;
 const AT: usize = 2;
-const COUNTS: usize = 3;
+const CHANGED: usize = 3;
+const COUNTS: usize = 4;
 /// Words per slot.
 const WORDS: usize = COUNTS + Outcome::ALL.len();
 
@@ -126,6 +129,9 @@ pub struct Health {
     pub duration: Duration,
     /// When the last check ended.
     pub at: Option<SystemTime>,
+    /// When the checks last took it down or brought it up (`None`: never since
+    /// the remote got its slot).
+    pub changed: Option<SystemTime>,
     /// Checks by result, in [`Outcome::ALL`]'s order.
     pub counts: [u64; 7],
 }
@@ -195,6 +201,7 @@ impl Table {
         let load = |offset: usize| words[word(slot, offset)].load(Ordering::Relaxed);
         let state = load(STATE);
         let millis = load(AT);
+        let changed = load(CHANGED);
         let mut counts = [0; 7];
         for (i, count) in counts.iter_mut().enumerate() {
             *count = load(COUNTS + i);
@@ -206,6 +213,7 @@ impl Table {
             streak: (state >> 32) as u32,
             duration: Duration::from_micros(load(DURATION)),
             at: (millis != 0).then(|| UNIX_EPOCH + Duration::from_millis(millis)),
+            changed: (changed != 0).then(|| UNIX_EPOCH + Duration::from_millis(changed)),
             counts,
         }
     }
@@ -251,6 +259,9 @@ impl Table {
         words[word(slot, STATE)].store(state, Ordering::Relaxed);
         words[word(slot, DURATION)].store(micros, Ordering::Relaxed);
         words[word(slot, AT)].store(millis, Ordering::Relaxed);
+        if down != before.down {
+            words[word(slot, CHANGED)].store(millis, Ordering::Relaxed);
+        }
         let count = &words[word(slot, COUNTS + outcome.code() as usize - 1)];
         count.store(
             count.load(Ordering::Relaxed).wrapping_add(1),
@@ -342,6 +353,7 @@ mod tests {
         assert_eq!(health.streak, 3);
         assert_eq!(health.duration, ms);
         assert_eq!(health.at, Some(at(6_000)));
+        assert_eq!(health.changed, Some(at(6_000)), "when it went down");
         assert_eq!(health.counts, [1, 3, 1, 0, 1, 0, 0]);
         assert_eq!(
             table.record(5, Outcome::Closed, ms, at(7_000), rise, fall),
@@ -352,6 +364,7 @@ mod tests {
             None
         );
         assert!(table.read(5).down, "one pass is not `rise`");
+        assert_eq!(table.read(5).changed, Some(at(6_000)), "no change since");
         assert_eq!(
             table.record(5, Outcome::Pass, ms, at(9_000), rise, fall),
             Some(Transition::Up)
@@ -363,6 +376,7 @@ mod tests {
         let health = table.read(5);
         assert!(!health.down);
         assert_eq!((health.passes(), health.streak), (4, 3));
+        assert_eq!(health.changed, Some(at(9_000)), "when it came up");
         assert_eq!(table.read(4), Health::default(), "its neighbours untouched");
         assert_eq!(table.read(6), Health::default());
     }

@@ -293,6 +293,12 @@ fn a_remote_that_accepts_and_never_answers_times_out_gets_no_session_and_keeps_i
     );
     let entry = remote(dir.path(), silent.port);
     assert_eq!(entry["check"]["last"], "timeout", "{entry}");
+    // No client went to it (no dead mark), no one steered it: the change its
+    // checks made is the one `changed_ago_s` (the CHANGED column) shows.
+    assert!(
+        entry["changed_ago_s"].as_u64().is_some_and(|s| s <= 2),
+        "{entry}"
+    );
     // The check cost its timeout, no more.
     let us = entry["check"]["duration_us"].as_u64().unwrap();
     assert!((1_000_000..1_500_000).contains(&us), "a check took {us} µs");

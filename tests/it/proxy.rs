@@ -70,14 +70,43 @@ fn haproxy(dir: &Path, name: &str, cfg: &str, port: u16) -> Server {
 /// nginx with its stream module: a server on `port` that reads a PROXY header and
 /// answers with the client address it carried.
 fn nginx(dir: &Path, port: u16) -> Server {
+    nginx_server(
+        dir,
+        port,
+        "proxy_protocol",
+        "",
+        "$proxy_protocol_addr:$proxy_protocol_port",
+    )
+}
+
+/// nginx's stream module listening with `ssl proxy_protocol` (the certificate of
+/// `harness::make_certs` in `certs`): it reads a PROXY header in the clear, then
+/// runs a TLS handshake, then answers with the client address the header carried
+/// and the TLS version of the handshake, `ADDRESS:PORT TLSv1.x\n`.
+fn nginx_tls(dir: &Path, certs: &Path, port: u16) -> Server {
+    nginx_server(
+        dir,
+        port,
+        "ssl proxy_protocol",
+        &format!(
+            "ssl_certificate {};\n ssl_certificate_key {};\n",
+            certs.join("cert.pem").display(),
+            certs.join("key.pem").display()
+        ),
+        "$proxy_protocol_addr:$proxy_protocol_port $ssl_protocol\\n",
+    )
+}
+
+fn nginx_server(dir: &Path, port: u16, listen: &str, extra: &str, answer: &str) -> Server {
     let cfg = format!(
         "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n\
          pid {dir}/nginx.pid;\n\
          events {{}}\n\
          stream {{\n\
            server {{\n\
-             listen 127.0.0.1:{port} proxy_protocol;\n\
-             return \"$proxy_protocol_addr:$proxy_protocol_port\";\n\
+             listen 127.0.0.1:{port} {listen};\n\
+             {extra}\
+             return \"{answer}\";\n\
            }}\n\
          }}\n",
         dir = dir.display()
@@ -251,6 +280,70 @@ fn tcprelay_in_front_of_nginx_sends_the_client() {
     }
 }
 
+/// tcprelay in front of nginx's stream module listening with `ssl proxy_protocol`,
+/// through a remote with both `send proxy` (v1, v2) and `tls = yes` (verified
+/// against a CA file, `tls sni`): nginx reads the header in the clear, then
+/// completes a TLS handshake, and answers with the address the header carried and
+/// the TLS version: the client reads back its own address and port, so the header
+/// went raw on the socket before the handshake, and the bytes came back through TLS.
+/// Then the same behind a `tls = yes` listener whose client speaks TLS to the relay
+/// (decrypted, a header sent, encrypted again towards nginx).
+#[test]
+fn a_proxy_header_goes_raw_before_the_tls_handshake_with_nginx() {
+    for version in ["v1", "v2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        harness::make_certs(&certs);
+        let back = free_port();
+        let _nginx = nginx_tls(dir.path(), &certs, back);
+        let remote = format!(
+            "remote = {{ address = 127.0.0.1 port = {back} send proxy = {version} \
+             tls = yes tls sni = localhost tls ca-file = {} }}",
+            certs.join("cert.pem").display()
+        );
+
+        // A plain client.
+        let port = free_port();
+        let plain = relay(dir.path(), port, "", "", &remote);
+        let mut client = connect(port);
+        let me = client.local_addr().unwrap();
+        let answer = String::from_utf8_lossy(&exchange(&mut client, b"")).into_owned();
+        assert!(
+            answer.starts_with(&format!("{me} TLSv1.")) && answer.ends_with('\n'),
+            "{version}: {answer:?}: {}",
+            plain.log_text()
+        );
+        drop(plain);
+
+        // A TLS client of a `tls = yes` listener: re-encrypted, with the header.
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let section = format!(
+            "{remote}\n tls cert-file = {}\n tls key-file = {}",
+            certs.join("cert.pem").display(),
+            certs.join("key.pem").display()
+        );
+        let reencrypting = relay(dir.path(), port, "tls = yes", "", &section);
+        let mut connector =
+            openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+        connector.set_ca_file(certs.join("cert.pem")).unwrap();
+        let tcp = connect(port);
+        let me = tcp.local_addr().unwrap();
+        let mut tls = connector
+            .build()
+            .connect("localhost", tcp)
+            .expect("TLS handshake with the relay");
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(
+            answer.starts_with(&format!("{me} TLSv1.")) && answer.ends_with('\n'),
+            "{version} re-encrypted: {answer:?}: {}",
+            reencrypting.log_text()
+        );
+    }
+}
+
 /// Raw clients on a PROXY-accepting listener: bad headers are closed without a
 /// byte and never reach the remote, a client that sends no header is closed after
 /// `accept proxy timeout`; each is counted (ctl status `refused_proxy`, the metric
@@ -304,6 +397,9 @@ fn bad_headers_and_silence_are_closed_counted_and_logged_once() {
         assert!(Instant::now() < deadline, "{status}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The worker's SIGUSR1 status line counts them where it counts ACL denials.
+    relay.signal(libc::SIGUSR1);
+    relay.await_log(", 4 refused by accept proxy", WITHIN);
     // Logged once for the peer (127.0.0.1), the first refusal.
     let log = relay.log_text();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(" closed: ")).collect();

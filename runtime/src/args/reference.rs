@@ -61,8 +61,9 @@ pid, generation, and whether it is full or draining (with a drain timeout, in ho
 seconds its sessions are closed); when remotes are checked, one line from the master
 with each checked remote's health (up or down, the last check's result, how long it
 took and when); then one line from each worker
-with its sessions, the sessions it has served, and every remote with its state (alive,
-dead, or down by its health checks) and its sessions.
+with its sessions, the sessions it has served, the clients the acl denied (when there
+is one) and those its PROXY-accepting listeners refused (when there are any), and
+every remote with its state (alive, dead, or down by its health checks) and its sessions.
 .PP
 .B SIGHUP
 sent to a worker instead drains that worker: it stops accepting, finishes its sessions

@@ -386,11 +386,13 @@ impl Master {
                     |t: SystemTime| now.duration_since(t).unwrap_or_default().as_secs();
                 let dead_ago = dead.and_then(|e| e.dead_since).map(seconds_since);
                 let steered_ago = steered.map(seconds_since);
-                // The last change known: a dead mark or the operator's steering.
-                let ago = match (dead_ago, steered_ago) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                let health_ago = health.and_then(|h| h.changed).map(seconds_since);
+                // The last change known: a dead mark, the operator's steering, or
+                // the checks taking it down or bringing it up.
+                let ago = [dead_ago, steered_ago, health_ago]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 let (state, why) = if drained {
                     let since = steered_ago.map_or(String::new(), |s| format!(" {s} s ago"));
                     ("drained", Some(format!("drained by the operator{since}")))

@@ -266,6 +266,9 @@ pub struct Worker {
     acl: Vec<tcprelay_plan::AclRule>,
     /// Clients the access rules turned away.
     denied: u64,
+    /// Connections a PROXY-accepting listener closed (untrusted peer, bad or late
+    /// header): this worker's part of the `proxy_refused` counters.
+    refused_proxy: u64,
     /// Where this worker counts for the relay-wide counters (`None`: nowhere).
     counting: Option<super::Counting>,
     /// Whether sessions get connection records (`connection log`).
@@ -430,6 +433,7 @@ impl Worker {
             trim_at: None,
             acl: config.acl,
             denied: 0,
+            refused_proxy: 0,
             counting: config.counting,
             records: relay.connection_log,
             pid: std::process::id(),

@@ -232,6 +232,10 @@ pub enum ConnectOutcome {
     Connected,
     /// The connect failed: fail over.
     Failed(io::Error),
+    /// A TLS remote accepted the TCP connection and reset it before its TLS
+    /// handshake was done (the reset was there when the connect was checked): the
+    /// handshake failed, not the connect. Fail over.
+    HandshakeFailed(io::Error),
 }
 
 /// What driving a TLS handshake found.
@@ -321,6 +325,10 @@ pub struct Proxied {
     pub sender: Option<std::net::SocketAddr>,
     /// The address the client connected to (`None` for a Unix client).
     pub destination: Option<std::net::SocketAddr>,
+    /// What the header said of the client's TLS, passed on to `send proxy = v2`
+    /// remotes when the listener does not terminate TLS itself: its
+    /// `PP2_TYPE_AUTHORITY` and `PP2_TYPE_SSL` TLVs, as they came.
+    pub tlvs: Vec<crate::proxy::Tlv>,
 }
 
 impl Meta {
@@ -590,6 +598,21 @@ impl<T: Transport> Session<T> {
                 }
                 self.last_active = now;
                 ConnectOutcome::Connected
+            }
+            // A reset (or an abort) comes from a remote that accepted the connection,
+            // unlike a refusal, an unreachable network or a timeout: for a TLS
+            // remote, what did not complete is the TLS handshake, as when the reset
+            // comes while its ClientHello is unanswered.
+            Err(e)
+                if !remote.io.handshake_done()
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::BrokenPipe
+                    ) =>
+            {
+                ConnectOutcome::HandshakeFailed(e)
             }
             Err(e) => ConnectOutcome::Failed(e),
         }

@@ -1034,6 +1034,7 @@ mod tls_remotes {
         a_silent_tls_remote_times_out_and_gets_no_client_byte,
         a_client_certificate_is_presented_when_the_plan_gives_one,
         a_tls_listener_re_encrypts_towards_a_tls_remote,
+        a_tls_remote_that_resets_during_the_handshake_is_a_tls_failure,
     );
 }
 
@@ -1060,6 +1061,7 @@ mod proxied {
         the_acl_decides_on_the_client_a_header_names,
         local_and_unknown_headers_keep_the_real_peer,
         a_remote_is_sent_the_clients_addresses,
+        a_v2_headers_tls_tlvs_are_passed_on,
     );
 }
 

@@ -204,7 +204,7 @@ impl Worker {
             })
             .collect();
         crate::notice!(
-            "status: worker {}: {} sessions, {} served{}{}{}; remotes: {}",
+            "status: worker {}: {} sessions, {} served{}{}{}{}; remotes: {}",
             self.id,
             self.sessions.len(),
             self.served,
@@ -212,6 +212,11 @@ impl Worker {
                 String::new()
             } else {
                 format!(", {} denied by the acl", self.denied)
+            },
+            if self.accept_proxy.iter().all(Option::is_none) {
+                String::new()
+            } else {
+                format!(", {} refused by accept proxy", self.refused_proxy)
             },
             match self
                 .port_waiting

@@ -105,6 +105,7 @@ impl Worker {
 
     /// Counts and logs (once per peer) a refusal on listener `index`.
     fn proxy_refused(&mut self, index: usize, peer: Option<SocketAddr>, why: Refusal) {
+        self.refused_proxy += 1;
         if let Some(counting) = &self.counting {
             counting.counters.proxy_refused(
                 counting
@@ -227,6 +228,13 @@ impl Worker {
             return;
         };
         let sender = session.meta.peer;
+        // What a proxy in front learned of the client's TLS goes on down the chain.
+        let tlvs: Vec<pp::Tlv> = header
+            .tlvs
+            .iter()
+            .filter(|t| t.kind == pp::tlv::AUTHORITY || t.kind == pp::tlv::SSL)
+            .cloned()
+            .collect();
         match &header.addresses {
             Addresses::Inet {
                 source,
@@ -236,6 +244,7 @@ impl Worker {
                 session.meta.set_proxied(Proxied {
                     sender,
                     destination: Some(canonical(*destination)),
+                    tlvs,
                 });
             }
             Addresses::Unix { .. } => {
@@ -243,6 +252,7 @@ impl Worker {
                 session.meta.set_proxied(Proxied {
                     sender,
                     destination: None,
+                    tlvs,
                 });
             }
             Addresses::Local | Addresses::Unknown => {}
@@ -312,7 +322,9 @@ fn canonical(address: SocketAddr) -> SocketAddr {
 /// The header a `send proxy` remote gets for `session`: the client (the one a
 /// header named, or the peer) and the address it connected to (the one a header
 /// named, or the client socket's local address); version 2 adds the TLS TLVs when
-/// the listener terminated TLS. A Unix client: `UNKNOWN` (v1), AF_UNSPEC (v2).
+/// the listener terminated TLS, else the AUTHORITY and SSL TLVs of the header the
+/// client came with, if any (a chain of proxies keeps what the first one learned).
+/// A Unix client: `UNKNOWN` (v1), AF_UNSPEC (v2).
 fn header_for(session: &Session<Stream>, version: ProxyVersion) -> io::Result<Vec<u8>> {
     let destination = match session.meta.proxied() {
         Some(proxied) => proxied.destination,
@@ -330,7 +342,11 @@ fn header_for(session: &Session<Stream>, version: ProxyVersion) -> io::Result<Ve
         ProxyVersion::V2 => {
             let tlvs = match &session.client.io {
                 Stream::Tls(tls) => pp::ssl_tlv(tls.server_name(), tls.version(), tls.cipher()),
-                Stream::Plain(_) => Vec::new(),
+                Stream::Plain(_) => session
+                    .meta
+                    .proxied()
+                    .map(|p| p.tlvs.clone())
+                    .unwrap_or_default(),
             };
             (pp::Version::V2, tlvs)
         }

@@ -104,6 +104,11 @@ impl Worker {
                     self.fail_attempt(key, e);
                     return;
                 }
+                ConnectOutcome::HandshakeFailed(e) => {
+                    let error = io::Error::new(e.kind(), format!("TLS handshake failed: {e}"));
+                    self.fail_remote_tls(key, error);
+                    return;
+                }
             }
         }
         if let Some(started) = connected {

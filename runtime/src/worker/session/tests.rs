@@ -917,3 +917,36 @@ fn a_tls_remote_gets_no_client_byte_before_its_handshake() {
     assert!(matches!(s.state, State::Connecting(_)));
     assert_eq!(client.state().reads, 0);
 }
+
+/// A TLS remote whose connect is found reset (it accepted the TCP connection, then
+/// reset it before the worker saw the connect complete) failed its TLS handshake,
+/// not its connect; a refused connect stays a failed connect, and a plain remote's
+/// reset too.
+#[test]
+fn a_tls_remote_reset_at_its_connect_failed_its_handshake() {
+    let now = Instant::now();
+    for (tls, error, handshake) in [
+        (true, io::ErrorKind::ConnectionReset, true),
+        (true, io::ErrorKind::BrokenPipe, true),
+        (true, io::ErrorKind::ConnectionRefused, false),
+        (false, io::ErrorKind::ConnectionReset, false),
+    ] {
+        let remote = Fake::new(10);
+        remote.state().handshake_due = tls;
+        remote.state().connect_error = Some(error);
+        let mut s = Session::new(7, Fake::new(10), now);
+        s.remote = Some(End::registered(remote.clone(), 1));
+        s.ready(Side::Remote, true, true, true, true);
+        let outcome = s.connected(now, true);
+        assert_eq!(
+            matches!(&outcome, ConnectOutcome::HandshakeFailed(e) if e.kind() == error),
+            handshake,
+            "{tls} {error:?}: {outcome:?}"
+        );
+        assert_eq!(
+            matches!(&outcome, ConnectOutcome::Failed(e) if e.kind() == error),
+            !handshake,
+            "{tls} {error:?}: {outcome:?}"
+        );
+    }
+}

@@ -330,3 +330,62 @@ pub(crate) fn a_remote_is_sent_the_clients_addresses(m: Mechanism) {
     assert_eq!(&got[parsed.consumed..], b"abc");
     assert_eq!(worker.stop(), Exit::Stopped);
 }
+
+/// A v2 header carrying `PP2_TYPE_AUTHORITY` and `PP2_TYPE_SSL` (a TLS-terminating
+/// proxy in front) on a listener that does not terminate TLS: a `send proxy = v2`
+/// remote gets those two TLVs as they came (a chain of proxies keeps what the
+/// first one learned), and not the others (ALPN, NOOP), behind the client the
+/// header named.
+pub(crate) fn a_v2_headers_tls_tlvs_are_passed_on(m: Mechanism) {
+    let remote = Capture::start();
+    let mut setup = Setup::under(m, sending(remote.backend.addr, ProxyVersion::V2));
+    setup.accept_proxy = Some(accept(ProxyAccept::V2, &["127.0.0.0/8"], 5000));
+    let mut worker = setup.start();
+    let ssl = {
+        let mut v = vec![pp::tlv::CLIENT_SSL, 0, 0, 0, 0, pp::tlv::SSL_VERSION, 0, 7];
+        v.extend_from_slice(b"TLSv1.3");
+        v
+    };
+    let tlv = |kind: u8, value: &[u8]| pp::Tlv {
+        kind,
+        value: value.to_vec(),
+    };
+    let source: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+    let destination: SocketAddr = "198.51.100.7:443".parse().unwrap();
+    let header = pp::write(&pp::Header {
+        version: pp::Version::V2,
+        addresses: Addresses::Inet {
+            source,
+            destination,
+        },
+        tlvs: vec![
+            tlv(pp::tlv::ALPN, b"h2"),
+            tlv(pp::tlv::AUTHORITY, b"api.example.com"),
+            tlv(pp::tlv::NOOP, b"\0\0"),
+            tlv(pp::tlv::SSL, &ssl),
+        ],
+    })
+    .expect("a header");
+    let mut client = worker.connect();
+    let mut bytes = header;
+    bytes.extend_from_slice(b"hello");
+    assert_eq!(exchange(&mut client, &bytes), b"ok");
+    let got = remote.nth(0);
+    let parsed = pp::parse(&got).expect("a header first");
+    assert_eq!(
+        parsed.header.addresses,
+        Addresses::Inet {
+            source,
+            destination
+        }
+    );
+    assert_eq!(
+        parsed.header.tlvs,
+        [
+            tlv(pp::tlv::AUTHORITY, b"api.example.com"),
+            tlv(pp::tlv::SSL, &ssl)
+        ]
+    );
+    assert_eq!(&got[parsed.consumed..], b"hello");
+    assert_eq!(worker.stop(), Exit::Stopped);
+}

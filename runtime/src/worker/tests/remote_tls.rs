@@ -401,3 +401,65 @@ pub(crate) fn a_tls_listener_re_encrypts_towards_a_tls_remote(m: Mechanism) {
     let seen = server.seen();
     assert!(seen.len() == 1 && seen[0].ok, "{seen:?}");
 }
+
+/// A TLS remote that takes the TCP connect and then resets the connection during
+/// the TLS handshake: the TCP connect worked and the handshake did not complete,
+/// so it is a TLS failure of the remote (not a connect failure). After the relay's
+/// ClientHello: the remote is marked dead once and the sessions fail over with
+/// their bytes intact. At once (the worker may then see the reset before it saw
+/// the connect complete: 20 sessions meet both orders), a remote alone: every
+/// session's attempts are TLS failures and its client is closed unanswered.
+pub(crate) fn a_tls_remote_that_resets_during_the_handshake_is_a_tls_failure(m: Mechanism) {
+    let good = TlsEcho::start(None);
+    let after_hello = Backend::with(|mut stream| {
+        let mut hello = [0u8; 5];
+        let _ = stream.read_exact(&mut hello);
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut setup = Setup::under(
+        m,
+        tls_relay(&[
+            (after_hello.addr, Some(good.tls("localhost"))),
+            (good.addr(), Some(good.tls("localhost"))),
+        ]),
+    );
+    let registry = counted(&mut setup, &listener, &[after_hello.addr, good.addr()]);
+    setup.listener = Some(listener);
+    let worker = setup.start();
+    for n in 0..3u64 {
+        let mut client = worker.connect();
+        round_trip(&mut client, &random_bytes(n, 1000));
+    }
+    let snapshot = registry.snapshot();
+    let e = entry(&snapshot, after_hello.addr);
+    assert_eq!(
+        (
+            e.tls_failures,
+            e.connect_failures,
+            e.connections,
+            e.dead_marks
+        ),
+        (1, 0, 0, 1),
+        "{e:?}"
+    );
+    assert_eq!(entry(&snapshot, good.addr()).connections, 3);
+    drop(worker);
+
+    let at_once = Backend::with(super::resets::reset_at_once);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut setup = Setup::under(m, tls_relay(&[(at_once.addr, Some(good.tls("localhost")))]));
+    let registry = counted(&mut setup, &listener, &[at_once.addr]);
+    setup.listener = Some(listener);
+    let worker = setup.start();
+    for _ in 0..20 {
+        let mut client = worker.connect();
+        let _ = client.write_all(b"never relayed");
+        let (back, _) = read_to_end(&mut client);
+        assert!(back.is_empty(), "{back:?}");
+    }
+    let snapshot = registry.snapshot();
+    let e = entry(&snapshot, at_once.addr);
+    assert_eq!((e.connect_failures, e.connections), (0, 0), "{e:?}");
+    assert!(e.tls_failures >= 20, "{e:?}");
+}
