@@ -57,6 +57,11 @@ pub enum Item {
     Setenv { name: Sp<Value>, value: Sp<Value> },
     /// `id = NAME { ... }`
     Section(Section),
+    /// `id = NAME { ... }` of a section not selected (another program's, or the
+    /// other role's when only one is read): skipped to its matching `}` without being
+    /// parsed, so whatever it holds is not tcprelay's concern. The item's span runs
+    /// from `id` to that `}`.
+    Skipped { id: Sp<Value> },
     /// Something that did not parse; its diagnostic was already reported.
     Error,
 }

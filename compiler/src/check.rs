@@ -220,6 +220,8 @@ fn find<'f>(
         .iter()
         .filter_map(|i| match &i.node {
             Item::Section(s) => Some(&s.id),
+            // A section skipped for its id may be the one meant, misspelt.
+            Item::Skipped { id } => Some(id),
             _ => None,
         })
         .collect();

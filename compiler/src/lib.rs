@@ -53,12 +53,20 @@ impl Default for Selection {
     }
 }
 
+impl Selection {
+    /// Whether the section `id` is one of the two selected.
+    pub fn selects(&self, id: &str) -> bool {
+        id == self.spawnd_id || id == self.tcprelay_id
+    }
+}
+
 /// The compiler's version, recorded in every plan header.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Parses `src` into an AST. `None` only when nothing at all could be recovered.
-pub fn parse(src: &str) -> (Option<ast::File>, Vec<Diagnostic>) {
-    parser::parse(src)
+/// Sections whose id `selection` does not name are skipped, not parsed.
+pub fn parse(src: &str, selection: &Selection) -> (Option<ast::File>, Vec<Diagnostic>) {
+    parser::parse(src, Some(selection))
 }
 
 /// Checks a parsed file for the selected sections and gives the values their types.
@@ -79,7 +87,7 @@ pub fn lower(model: &check::Model, source: &str) -> Plan {
 /// Runs every stage up to the plan. The plan is `Some` only when there was no error,
 /// and it has passed [`Plan::validate`].
 pub fn compile(src: &str, source: &str, selection: &Selection) -> (Option<Plan>, Vec<Diagnostic>) {
-    let (file, mut diags) = parse(src);
+    let (file, mut diags) = parse(src, selection);
     // An unterminated string or an unclosed block leaves the file's structure unknown;
     // checking what was recovered would only report the damage again.
     let broken = diags.iter().any(|d| {

@@ -278,7 +278,7 @@ mod tests {
 
     /// The model of `src`, which must check without error.
     fn model(src: &str) -> Model {
-        let (file, mut diags) = crate::parse(src);
+        let (file, mut diags) = crate::parse(src, &Selection::default());
         let model = crate::check(&file.expect("parses"), &Selection::default(), &mut diags);
         model.unwrap_or_else(|| panic!("{diags:#?}"))
     }
@@ -597,7 +597,7 @@ id = tcprelay {
             let (spawnd, relay): (Vec<_>, Vec<_>) = ds.into_iter().partition(|(s, _)| *s);
             let body = |v: Vec<(bool, String)>| v.into_iter().map(|(_, s)| s).collect::<Vec<_>>().join("\n");
             let src = format!("id = spawnd {{\n{}\n}}\nid = tcprelay {{\n{}\n}}\n", body(spawnd), body(relay));
-            let (file, mut diags) = crate::parse(&src);
+            let (file, mut diags) = crate::parse(&src, &Selection::default());
             prop_assert!(diags.is_empty(), "{:?}", diags);
             if let Some(m) = crate::check(&file.unwrap(), &Selection::default(), &mut diags) {
                 prop_assert!(!crate::diag::has_errors(&diags));

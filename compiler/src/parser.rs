@@ -6,10 +6,11 @@
 //! keywords the grammar expected at that point), and returns whatever AST could be
 //! recovered.
 
-use crate::ast::{Body, Directive, File, Item, Key, Sp, Span};
+use crate::ast::{Body, Directive, File, Item, Key, Sp, Span, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::lexer::{self, LexError, Spanned, Tok};
 use crate::suggest;
+use crate::Selection;
 use lalrpop_util::{lalrpop_mod, ErrorRecovery, ParseError};
 
 lalrpop_mod!(
@@ -25,8 +26,49 @@ lalrpop_mod!(
 
 /// Parses `src`. The file is `None` only when the parser could not recover at all;
 /// the diagnostics then still say why.
-pub fn parse(src: &str) -> (Option<File>, Vec<Diagnostic>) {
+///
+/// With a `selection`, a top-level section whose id it does not name is skipped to
+/// its matching `}` (see [`foreign_sections`]) and recorded as [`Item::Skipped`]:
+/// its directives are another program's, so neither the lexer's findings inside it
+/// nor the grammar apply. `None` parses every section.
+pub fn parse(src: &str, selection: Option<&Selection>) -> (Option<File>, Vec<Diagnostic>) {
     let (tokens, mut diags) = lexer::lex(src);
+    let foreign = match selection {
+        Some(selection) => foreign_sections(&tokens, selection),
+        None => Foreign::default(),
+    };
+    let mut skipped = Vec::new();
+    let tokens = if foreign.sections.is_empty() && foreign.unclosed.is_none() {
+        tokens
+    } else {
+        let spans = foreign.spans(&tokens, src.len());
+        // What the lexer found in a skipped section is not an error, except a string
+        // left open in one that never closes: that string is why it never closes.
+        diags.retain(|d| {
+            let at = spans.partition_point(|s| s.end <= d.span.start);
+            let inside = spans.get(at).is_some_and(|s| s.start <= d.span.start);
+            !inside
+                || (d.code == Code::UnterminatedString
+                    && at + 1 == spans.len()
+                    && foreign.unclosed.is_some())
+        });
+        if let Some((id, brace)) = &foreign.unclosed {
+            diags.push(unclosed_foreign(id, *brace, src.len()));
+        }
+        let mut kept = Vec::with_capacity(tokens.len());
+        let mut ranges = foreign.token_ranges().peekable();
+        for (i, token) in tokens.into_iter().enumerate() {
+            while ranges.next_if(|r| r.end <= i).is_some() {}
+            if ranges.peek().is_some_and(|r| r.contains(&i)) {
+                continue;
+            }
+            kept.push(token);
+        }
+        for ((id, _), span) in foreign.sections.iter().zip(&spans) {
+            skipped.push(Sp::new(Item::Skipped { id: id.clone() }, *span));
+        }
+        kept
+    };
     let unclosed = unclosed_braces(&tokens);
     let mut recovered: Vec<ErrorRecovery<usize, Tok, LexError>> = Vec::new();
     let result = grammar::ConfigParser::new().parse(
@@ -63,6 +105,11 @@ pub fn parse(src: &str) -> (Option<File>, Vec<Diagnostic>) {
     if let Some(file) = file.as_mut() {
         prune_bare_addresses(file, &misspelled);
         lost_regex_backslashes(file, src, &mut diags);
+        if !skipped.is_empty() {
+            // In reading order among the parsed items (a stable sort of sorted runs).
+            file.items.extend(skipped);
+            file.items.sort_by_key(|item| item.span.start);
+        }
     }
     // A string left open swallows the rest of the file: the end of file that follows
     // is its consequence, not another mistake.
@@ -74,6 +121,128 @@ pub fn parse(src: &str) -> (Option<File>, Vec<Diagnostic>) {
     // keep the first report of each place.
     diags.dedup_by(|b, a| a.span == b.span && a.code == b.code);
     (file, diags)
+}
+
+/// The top-level sections of `tokens` that the selection does not name.
+#[derive(Debug, Default)]
+struct Foreign {
+    /// Each skipped section's id and the indices of its tokens, `id` to `}`.
+    sections: Vec<(Sp<Value>, std::ops::Range<usize>)>,
+    /// A section that is never closed: its id and its `{`. Its tokens run from its
+    /// `id` (the index after the last of `sections`, or later) to the end.
+    unclosed: Option<(Sp<Value>, Span)>,
+    /// The index of the unclosed section's `id` token.
+    unclosed_from: usize,
+}
+
+impl Foreign {
+    /// The token ranges to leave out, in order: the sections, then the unclosed one.
+    fn token_ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let tail = self
+            .unclosed
+            .as_ref()
+            .map(|_| self.unclosed_from..usize::MAX);
+        self.sections.iter().map(|(_, r)| r.clone()).chain(tail)
+    }
+
+    /// The byte spans of [`Foreign::token_ranges`]; the unclosed one ends at `len`.
+    fn spans(&self, tokens: &[Spanned], len: usize) -> Vec<Span> {
+        self.token_ranges()
+            .map(|r| {
+                let end = tokens.get(r.end.wrapping_sub(1)).map_or(len, |t| t.2);
+                Span::new(tokens[r.start].0, end)
+            })
+            .collect()
+    }
+}
+
+/// Finds the sections to skip: at the top level (outside every brace), `id = NAME {`
+/// or `id NAME {` whose NAME the selection does not name, to the `}` that closes it,
+/// counting the braces between. The tokens already honour quoted strings and
+/// comments, so a `}` in either does not count; a character the lexer refused is
+/// simply not a token.
+fn foreign_sections(tokens: &[Spanned], selection: &Selection) -> Foreign {
+    let mut found = Foreign::default();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < tokens.len() {
+        if depth == 0 {
+            if let Some((id, brace)) = section_start(&tokens[i..]) {
+                if !selection.selects(&id.node.text) {
+                    let open = i + brace;
+                    let mut inner = 0usize;
+                    let close = tokens[open..].iter().position(|(_, tok, _)| {
+                        match tok {
+                            Tok::LBrace => inner += 1,
+                            Tok::RBrace => inner -= 1,
+                            _ => {}
+                        }
+                        inner == 0
+                    });
+                    match close {
+                        Some(n) => {
+                            found.sections.push((id, i..open + n + 1));
+                            i = open + n + 1;
+                            continue;
+                        }
+                        None => {
+                            let (l, _, r) = &tokens[open];
+                            found.unclosed = Some((id, Span::new(*l, *r)));
+                            found.unclosed_from = i;
+                            return found;
+                        }
+                    }
+                }
+            }
+        }
+        match tokens[i].1 {
+            Tok::LBrace => depth += 1,
+            Tok::RBrace => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    found
+}
+
+/// `id = NAME {` or `id NAME {` at the start of `tokens`: the id, and the index of
+/// the `{`.
+fn section_start(tokens: &[Spanned]) -> Option<(Sp<Value>, usize)> {
+    let [(_, Tok::Id, _), rest @ ..] = tokens else {
+        return None;
+    };
+    let (skip, rest) = match rest {
+        [(_, Tok::Equals, _), rest @ ..] => (2, rest),
+        rest => (1, rest),
+    };
+    let [(l, tok, r), (_, Tok::LBrace, _), ..] = rest else {
+        return None;
+    };
+    let value = match tok {
+        Tok::Word(w) => Value::word(w.clone()),
+        Tok::Str(s) => Value {
+            text: s.clone(),
+            quoted: true,
+        },
+        other => Value::word(other.keyword_text()?),
+    };
+    Some((Sp::new(value, Span::new(*l, *r)), skip + 1))
+}
+
+/// E0004 for a skipped section with no matching `}`, at its `{`.
+fn unclosed_foreign(id: &Sp<Value>, brace: Span, len: usize) -> Diagnostic {
+    Diagnostic::error(
+        Code::UnexpectedEof,
+        brace,
+        format!("unclosed `{{`: section `{}` never ends", id.node.text),
+    )
+    .with_label("this `{` has no matching `}`")
+    .with_secondary(Span::new(len, len), "the file ends here")
+    .with_help("add the missing `}`")
+    .with_note(format!(
+        "`{}` is not a selected section, so it is skipped to its matching `}}` unread; the braces in its quoted strings and comments do not count",
+        id.node.text
+    ))
 }
 
 /// Removes the bare-address items whose span is one of `spans`, in every block.
@@ -307,7 +476,7 @@ mod tests {
 
     /// The E0055 warnings of `src`: (the text under each, its message).
     fn lost(src: &str) -> Vec<(String, String)> {
-        let (_, diags) = super::parse(src);
+        let (_, diags) = super::parse(src, None);
         diags
             .iter()
             .filter(|d| d.code == Code::LostRegexBackslash)
@@ -338,7 +507,7 @@ mod tests {
     use super::*;
 
     fn ok(src: &str) -> File {
-        let (file, diags) = parse(src);
+        let (file, diags) = parse(src, None);
         assert!(diags.is_empty(), "{diags:#?}");
         file.expect("a file")
     }
@@ -408,7 +577,7 @@ mod tests {
 
     #[test]
     fn typo_gets_did_you_mean_from_the_keywords_valid_there() {
-        let (_, diags) = parse("id = t { remote = { adress = 1.2.3.4 port = 1 } }");
+        let (_, diags) = parse("id = t { remote = { adress = 1.2.3.4 port = 1 } }", None);
         assert_eq!(diags.len(), 1, "{diags:#?}");
         assert_eq!(diags[0].code, Code::UnexpectedToken);
         assert_eq!(diags[0].help.as_deref(), Some("did you mean `address`?"));
@@ -418,7 +587,7 @@ mod tests {
     #[test]
     fn every_error_in_the_file_is_reported() {
         let src = "id = a { rebalanse = 3 }\nid = b { remote = { port = 1 wieght = 2 } }\n";
-        let (file, diags) = parse(src);
+        let (file, diags) = parse(src, None);
         assert!(file.is_some());
         let texts: Vec<&str> = diags.iter().map(|d| &src[d.span.range()]).collect();
         assert_eq!(texts, vec!["rebalanse", "wieght"], "{diags:#?}");
@@ -427,11 +596,167 @@ mod tests {
     #[test]
     fn unclosed_block_points_at_its_brace() {
         let src = "id = a {\n remote = { port = 1\n";
-        let (_, diags) = parse(src);
+        let (_, diags) = parse(src, None);
         let d = diags
             .iter()
             .find(|d| d.code == Code::UnexpectedEof)
             .expect("E0004");
         assert_eq!(d.labels[0].span, Span::new(19, 20));
+    }
+
+    /// Parses `src` for the default selection (`spawnd` and `tcprelay`).
+    fn selected(src: &str) -> (Option<File>, Vec<Diagnostic>) {
+        parse(src, Some(&Selection::default()))
+    }
+
+    /// The skipped sections of `file`: (id, the text of the item's span).
+    fn skipped<'s>(file: &File, src: &'s str) -> Vec<(String, &'s str)> {
+        file.items
+            .iter()
+            .filter_map(|i| match &i.node {
+                Item::Skipped { id } => Some((id.node.text.clone(), &src[i.span.range()])),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_section_not_selected_is_skipped_to_its_matching_brace_unread() {
+        // Another program's directives, a `}` in a string and in a comment, nested
+        // blocks, characters the lexer refuses, and the `id NAME {` form.
+        let foreign = "id = tac_plus {\n host = world { welcome banner = \"}} bye {\" }\n # a } in a comment\n user = x { password = clear \u{1}\u{7f} }\n}";
+        let src = format!("setenv A = b\n{foreign}\nid tcprelay {{ remote = {{ address = 10.0.0.1 port = 1 }} }}\nid ftpd {{ deny }}\n");
+        let (file, diags) = selected(&src);
+        assert!(diags.is_empty(), "{diags:#?}");
+        let file = file.expect("a file");
+        assert_eq!(
+            skipped(&file, &src),
+            vec![
+                ("tac_plus".to_string(), foreign),
+                ("ftpd".to_string(), "id ftpd { deny }")
+            ]
+        );
+        // In reading order, and the selected section and `setenv` are parsed.
+        assert!(matches!(file.items[0].node, Item::Setenv { .. }));
+        assert!(matches!(file.items[1].node, Item::Skipped { .. }));
+        assert_eq!(section(&file, 2).id.node.text, "tcprelay");
+        assert_eq!(section(&file, 2).body[0].node.key.node, Key::Remote);
+        assert!(matches!(file.items[3].node, Item::Skipped { .. }));
+        // Without a selection the same foreign section is read, and rejected.
+        let (_, all) = parse(&src, None);
+        assert!(all.iter().any(|d| d.code == Code::InvalidToken), "{all:#?}");
+    }
+
+    #[test]
+    fn selected_sections_are_parsed_however_often_they_appear() {
+        // A section named for either role is parsed, even a second time (the check
+        // stage reports the repetition), and in the `id NAME {` form too.
+        let src = "id = tcprelay { rebalanse = 1 }\nid = other { rebalanse = 1 }\nid tcprelay { retire = 1 }\nid spawnd { background = yes }\n";
+        let (file, diags) = selected(src);
+        let texts: Vec<&str> = diags.iter().map(|d| &src[d.span.range()]).collect();
+        assert_eq!(texts, vec!["rebalanse"], "{diags:#?}");
+        assert_eq!(diags[0].span.start, 16);
+        let file = file.expect("a file");
+        let ids: Vec<_> = file
+            .items
+            .iter()
+            .map(|i| match &i.node {
+                Item::Section(s) => format!("parsed {}", s.id.node.text),
+                Item::Skipped { id } => format!("skipped {}", id.node.text),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "parsed tcprelay",
+                "skipped other",
+                "parsed tcprelay",
+                "parsed spawnd"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_skipped_section_that_never_closes_is_reported_at_its_brace() {
+        let src = "id = tcprelay { }\nid = tac_plus { host = x { \u{1}\n key = \"}\"\n";
+        let (_, diags) = selected(src);
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        let d = &diags[0];
+        assert_eq!(d.code, Code::UnexpectedEof);
+        assert_eq!(d.span, Span::new(32, 33));
+        assert_eq!(&src[d.span.range()], "{");
+        assert_eq!(d.labels[0].span, Span::new(src.len(), src.len()));
+        assert!(d.message.contains("`tac_plus`"), "{}", d.message);
+        // A string left open in it is why it never closes: that one is reported.
+        let src = "id = tac_plus { key = \"}\n}\nid = tcprelay { }\n";
+        let (_, diags) = selected(src);
+        let codes: Vec<Code> = diags.iter().map(|d| d.code).collect();
+        assert_eq!(codes, [Code::UnterminatedString], "{diags:#?}");
+        assert_eq!(diags[0].span, Span::new(22, 23));
+    }
+
+    #[test]
+    fn only_a_complete_section_start_at_the_top_level_is_skipped() {
+        // Inside a selected section, `id = x {` is not a section start; nor is an `id`
+        // with no `{` after its name at the top level.
+        let src = "id = tcprelay { remote = { id = x { } } }\nid = y\n";
+        let (file, diags) = selected(src);
+        assert!(!diags.is_empty());
+        assert!(skipped(&file.unwrap_or_default(), src).is_empty());
+        // A stray `}` at the top level does not keep the next section from being
+        // skipped.
+        let src = "}\nid = y { \u{1} }\n";
+        let (file, diags) = selected(src);
+        let texts: Vec<&str> = diags.iter().map(|d| &src[d.span.range()]).collect();
+        assert_eq!(texts, ["}"], "{diags:#?}");
+        assert_eq!(
+            skipped(&file.unwrap(), src),
+            [("y".to_string(), "id = y { \u{1} }")]
+        );
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One piece of another program's section: words, keywords, `=`, strings and
+        /// comments holding braces, characters tcprelay refuses; or a nested block.
+        fn soup() -> impl Strategy<Value = String> {
+            let atom = prop_oneof![
+                "[a-z_./:@$-]{1,8}",
+                Just("listen".to_string()),
+                Just("id".to_string()),
+                Just("setenv".to_string()),
+                Just("=".to_string()),
+                "\"[^\"\\\\]{0,6}\"",
+                "#[^\n]{0,6}\n",
+                Just("\u{1}".to_string()),
+                Just("\u{7f}".to_string()),
+                Just("'x'".to_string()),
+                Just("€".to_string()),
+            ];
+            atom.prop_recursive(3, 24, 6, |inner| {
+                prop::collection::vec(inner, 0..6)
+                    .prop_map(|parts| format!("{{ {} }}", parts.join(" ")))
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_token_soup_in_a_foreign_section_gives_no_diagnostic(
+                parts in prop::collection::vec(soup(), 0..12),
+                spaced in any::<bool>(),
+            ) {
+                let id = if spaced { "id tac_plus" } else { "id = tac_plus" };
+                let src = format!(
+                    "id = spawnd {{ listen = {{ address = 127.0.0.1 port = 1 }} }}\n{id} {{ {} }}\nid = tcprelay {{ remote = {{ address = 10.0.0.1 port = 1 }} }}\n",
+                    parts.join(" ")
+                );
+                let (plan, diags) = crate::compile(&src, "x", &Selection::default());
+                prop_assert!(diags.is_empty(), "{:?}\n{}", diags, src);
+                prop_assert!(plan.is_some());
+            }
+        }
     }
 }

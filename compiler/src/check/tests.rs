@@ -373,6 +373,20 @@ fn e0011_duplicate_section() {
 }
 
 #[test]
+fn e0011_a_selected_section_twice_around_foreign_ones() {
+    // A selected id twice is still E0011, once; another program's sections between,
+    // repeated or holding what tcprelay would refuse, are no concern of it.
+    let src = format!(
+        "{}id = tac_plus {{ key = \"}}\" }}\nid tac_plus {{ = = }}\nid spawnd {{ }}\n",
+        with_spawnd("listen = { port = 1 }")
+    );
+    let (_, diags) = compile(&src);
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    let d = error(&src, &diags, Code::DuplicateSection, "spawnd");
+    assert_eq!(d.span.start, src.rfind("spawnd").unwrap());
+}
+
+#[test]
 fn e0012_directive_in_the_other_section() {
     let src = "id = spawnd {
     listen = { port = 1 }
@@ -1188,7 +1202,7 @@ fn a_large_config_checks_in_linear_time() {
         ));
     }
     src.push_str("}\nid = tcprelay { remote = { address = 10.0.0.1 port = 2 } }\n");
-    let (file, mut diags) = crate::parse(&src);
+    let (file, mut diags) = crate::parse(&src, &Selection::default());
     let started = std::time::Instant::now();
     let model = crate::check(&file.unwrap(), &Selection::default(), &mut diags);
     let elapsed = started.elapsed();

@@ -99,7 +99,7 @@ fn span_macro_is_transparent_and_item_lists_repeat() {
         rule(&rules, "SectionItem").alternatives,
         [vec![
             t("id"),
-            t("="),
+            Symbol::Optional(Box::new(t("="))),
             nt("Value"),
             t("{"),
             Symbol::ZeroOrMore(Box::new(nt("SectionDirective"))),
