@@ -63,6 +63,66 @@ fn json_format_is_one_object_per_diagnostic() {
 }
 
 #[test]
+fn sections_the_command_line_does_not_select_are_skipped_in_every_format() {
+    // `front -i back` selects two sections; `tcprelay` and `tac_plus` are then
+    // another program's and hold what tcprelay's grammar refuses.
+    let d = tempfile::tempdir().unwrap();
+    let selected = "id front { listen = { address = 127.0.0.1 port = 8080 } }\nid = back { remote = { address = 127.0.0.1 port = 9000 } }\n";
+    let foreign = "id = tcprelay { = = }\nid = tac_plus { host = x { banner = \"}\" } # }\n}\n";
+    write(d.path(), "multi.cfg", &format!("{foreign}{selected}"));
+    for format in ["human", "short", "json"] {
+        let out = cc(
+            d.path(),
+            &[
+                "check",
+                "--format",
+                format,
+                "multi.cfg",
+                "front",
+                "-i",
+                "back",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", stdout(&out));
+        assert_eq!(stdout(&out), "", "{format}");
+    }
+    // Selecting `tcprelay` reads it, and its mistake is reported.
+    let out = cc(
+        d.path(),
+        &["check", "--format", "short", "multi.cfg", "front"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("multi.cfg:1:17: error[E0003]"),
+        "{}",
+        stdout(&out)
+    );
+    // One that never closes: one object, at its `{`, the file's end as its label.
+    write(
+        d.path(),
+        "open.cfg",
+        &format!("{selected}id = tac_plus {{\n  x {{ }}\n"),
+    );
+    let out = cc(
+        d.path(),
+        &[
+            "check", "--format", "json", "open.cfg", "front", "-i", "back",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let objs: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(objs.len(), 1, "{}", stdout(&out));
+    assert_eq!(objs[0]["code"], "E0004");
+    assert_eq!(objs[0]["start"]["line"], 3);
+    assert_eq!(objs[0]["start"]["column"], 15);
+    assert_eq!(objs[0]["labels"][0]["message"], "the file ends here");
+    assert_eq!(objs[0]["labels"][0]["start"]["line"], 5);
+}
+
+#[test]
 fn human_output_has_no_colour_when_not_a_terminal() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "bad.cfg", "id = spawnd { listen = { port = x } }");
