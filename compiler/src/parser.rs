@@ -623,8 +623,8 @@ mod tests {
     #[test]
     fn a_section_not_selected_is_skipped_to_its_matching_brace_unread() {
         // Another program's directives, a `}` in a string and in a comment, nested
-        // blocks, characters the lexer refuses, and the `id NAME {` form.
-        let foreign = "id = tac_plus {\n host = world { welcome banner = \"}} bye {\" }\n # a } in a comment\n user = x { password = clear \u{1}\u{7f} }\n}";
+        // blocks, characters the lexer refuses (NUL too), and the `id NAME {` form.
+        let foreign = "id = tac_plus {\n host = world { welcome banner = \"}} bye {\" }\n # a } in a comment\n user = x { password = clear \u{1}\u{7f}\0 \"\0\" }\n}";
         let src = format!("setenv A = b\n{foreign}\nid tcprelay {{ remote = {{ address = 10.0.0.1 port = 1 }} }}\nid ftpd {{ deny }}\n");
         let (file, diags) = selected(&src);
         assert!(diags.is_empty(), "{diags:#?}");
