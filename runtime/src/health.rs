@@ -31,11 +31,11 @@
 //! reader that sees a new epoch fences with acquire ordering before reading them.
 
 use crate::stats::REMOTE_SLOTS;
-use crate::sys::shared::SharedAtomics;
+use crate::sys::shared::{time_word, word_time, SharedAtomics};
 use std::io;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 const EPOCH: usize = 0;
 const DOWN: u64 = 1;
@@ -212,8 +212,8 @@ impl Table {
             last: Outcome::from_code((state >> 8) & 0xff),
             streak: (state >> 32) as u32,
             duration: Duration::from_micros(load(DURATION)),
-            at: (millis != 0).then(|| UNIX_EPOCH + Duration::from_millis(millis)),
-            changed: (changed != 0).then(|| UNIX_EPOCH + Duration::from_millis(changed)),
+            at: word_time(millis),
+            changed: word_time(changed),
             counts,
         }
     }
@@ -253,9 +253,7 @@ impl Table {
             | CHECKED
             | if down { DOWN } else { 0 };
         let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
-        let millis = at.duration_since(UNIX_EPOCH).map_or(1, |d| {
-            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-        });
+        let millis = time_word(at);
         words[word(slot, STATE)].store(state, Ordering::Relaxed);
         words[word(slot, DURATION)].store(micros, Ordering::Relaxed);
         words[word(slot, AT)].store(millis, Ordering::Relaxed);
@@ -299,6 +297,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn at(millis: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(millis)

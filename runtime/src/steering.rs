@@ -25,11 +25,11 @@
 //! acquire ordering before reading them.
 
 use crate::stats::REMOTE_SLOTS;
-use crate::sys::shared::SharedAtomics;
+use crate::sys::shared::{time_word, word_time, SharedAtomics};
 use std::io;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 const EPOCH: usize = 0;
 const WEIGHT_MASK: u64 = 0xffff_ffff;
@@ -88,7 +88,7 @@ impl Table {
         Admin {
             drained: state & DRAINED != 0,
             weight: (state & WEIGHT_SET != 0).then_some((state & WEIGHT_MASK) as u32),
-            changed: (millis != 0).then(|| UNIX_EPOCH + Duration::from_millis(millis)),
+            changed: word_time(millis),
         }
     }
 
@@ -108,11 +108,7 @@ impl Table {
         let words = self.shared.get();
         let state = admin.weight.map_or(0, |w| WEIGHT_SET | u64::from(w))
             | if admin.drained { DRAINED } else { 0 };
-        let millis = admin.changed.map_or(0, |t| {
-            t.duration_since(UNIX_EPOCH).map_or(1, |d| {
-                u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-            })
-        });
+        let millis = admin.changed.map_or(0, time_word);
         words[state_at(slot)].store(state, Ordering::Relaxed);
         words[changed_at(slot)].store(millis, Ordering::Relaxed);
         let epoch = words[EPOCH].load(Ordering::Relaxed);
@@ -124,6 +120,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn a_write_is_read_back_and_moves_the_epoch() {

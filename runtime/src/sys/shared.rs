@@ -5,6 +5,7 @@ use std::io;
 use std::ops::Range;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// An atomic integer that may live in a [`SharedAtomics`] mapping: all-zero bytes
 /// are one of its values (the kernel fills a new mapping with zeroes).
@@ -143,6 +144,19 @@ fn remove_pages<T: Word>(words: &[T]) -> Range<usize> {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn remove_pages<T: Word>(_words: &[T]) -> Range<usize> {
     0..0
+}
+
+/// A time as one word of a shared table: milliseconds since the Unix epoch, at least
+/// 1, so that 0 can stand for "never" ([`word_time`]); a time before the epoch is 1.
+pub fn time_word(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(1, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+/// The time a word written by [`time_word`] holds (`None` for 0: never).
+pub fn word_time(word: u64) -> Option<SystemTime> {
+    (word != 0).then(|| UNIX_EPOCH + Duration::from_millis(word))
 }
 
 /// The system's page size (4 KiB when it cannot say).

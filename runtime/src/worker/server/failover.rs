@@ -85,7 +85,7 @@ impl Worker {
                         Ok(stream) => stream,
                         Err(e) => {
                             self.release_remote(key);
-                            self.count_remote_tls_failure(key, index, &e);
+                            self.count_attempt(key, index, &e, true);
                             self.remote_failed(index, &e);
                             continue;
                         }
@@ -162,7 +162,7 @@ impl Worker {
                 }
                 Err(OpenError::Failed(e)) => {
                     self.release_remote(key);
-                    self.count_failed_attempt(key, index, &e);
+                    self.count_attempt(key, index, &e, false);
                     self.remote_failed(index, &e);
                 }
             }
@@ -193,6 +193,13 @@ impl Worker {
     /// The current attempt failed (refused, unreachable, timed out): mark the remote
     /// dead and fail over, the client none the wiser.
     pub(super) fn fail_attempt(&mut self, key: usize, error: io::Error) {
+        self.abandon_attempt(key, error, false);
+    }
+
+    /// The current attempt of session `key` failed: its remote socket is closed, the
+    /// remote counted (`tls`: as a failed TLS handshake, else as a failed connect)
+    /// and marked dead, and the session fails over.
+    pub(super) fn abandon_attempt(&mut self, key: usize, error: io::Error, tls: bool) {
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
@@ -203,7 +210,7 @@ impl Worker {
         let index = session.remote_index();
         self.release_remote(key);
         if let Some(index) = index {
-            self.count_failed_attempt(key, index, &error);
+            self.count_attempt(key, index, &error, tls);
             self.remote_failed(index, &error);
         }
         self.start_attempt(key);

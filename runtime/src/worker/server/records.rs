@@ -247,18 +247,9 @@ impl Worker {
         record(Severity::Info, "session_open", &fields);
     }
 
-    /// The attempt of session `key` on remote `index` failed with `error`.
-    pub(super) fn count_failed_attempt(&mut self, key: usize, index: usize, error: &io::Error) {
-        self.count_attempt(key, index, error, false);
-    }
-
-    /// The TLS handshake of session `key` with remote `index` failed (or timed out).
-    pub(super) fn count_remote_tls_failure(&mut self, key: usize, index: usize, error: &io::Error) {
-        self.count_attempt(key, index, error, true);
-    }
-
-    /// A failed attempt, counted as a failed connect or (`tls`) a failed handshake.
-    fn count_attempt(&mut self, key: usize, index: usize, error: &io::Error, tls: bool) {
+    /// The attempt of session `key` on remote `index` failed with `error`: counted
+    /// as a failed connect, or (`tls`) as a failed TLS handshake (or its timeout).
+    pub(super) fn count_attempt(&mut self, key: usize, index: usize, error: &io::Error, tls: bool) {
         if let Some(counting) = &self.counting {
             let slot = remote_slot(counting, index);
             if tls {

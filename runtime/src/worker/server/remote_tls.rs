@@ -135,21 +135,10 @@ impl Worker {
     /// failed connect (the remote marked dead, the session fails over), counted as a
     /// TLS failure of the remote, whose kept session is forgotten.
     pub(super) fn fail_remote_tls(&mut self, key: usize, error: io::Error) {
-        let Some(session) = self.sessions.get_mut(key) else {
-            return;
-        };
-        if let Some(remote) = session.remote.take() {
-            self.poller.closing(remote.io.as_raw_fd());
+        let index = self.sessions.get(key).and_then(|s| s.remote_index());
+        if let Some(Some(Ok(context))) = index.and_then(|i| self.remote_tls.get(i)) {
+            context.forget_session();
         }
-        let index = session.remote_index();
-        self.release_remote(key);
-        if let Some(index) = index {
-            if let Some(Some(Ok(context))) = self.remote_tls.get(index) {
-                context.forget_session();
-            }
-            self.count_remote_tls_failure(key, index, &error);
-            self.remote_failed(index, &error);
-        }
-        self.start_attempt(key);
+        self.abandon_attempt(key, error, true);
     }
 }
