@@ -235,22 +235,32 @@ impl TlsStream {
     /// Drives the client handshake on (the connection was made by `connect`).
     fn client_handshake(&mut self) -> io::Result<()> {
         clear_errors();
-        match self.ssl()?.connect() {
+        let step = self.ssl()?.connect();
+        self.handshake_step(step, "the remote closed during the TLS handshake")
+            .unwrap_or_else(|| Err(io::ErrorKind::WouldBlock.into()))
+    }
+
+    /// What a step of either side's handshake came to: `None` while it waits (for
+    /// the readiness remembered), else its end (`closed`: the message when the peer
+    /// closed during it).
+    fn handshake_step(
+        &mut self,
+        step: Result<(), ssl::Error>,
+        closed: &'static str,
+    ) -> Option<io::Result<()>> {
+        match step {
             Ok(()) => {
                 self.handshaken = true;
                 self.read_waits = Wait::None;
-                Ok(())
+                Some(Ok(()))
             }
             Err(e) => match sort(e) {
                 Failed::Blocked(wait) => {
                     self.read_waits = wait;
-                    Err(io::ErrorKind::WouldBlock.into())
+                    None
                 }
-                Failed::Eof => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the remote closed during the TLS handshake",
-                )),
-                Failed::Error(e) => Err(e),
+                Failed::Eof => Some(Err(io::Error::new(io::ErrorKind::UnexpectedEof, closed))),
+                Failed::Error(e) => Some(Err(e)),
             },
         }
     }
@@ -468,23 +478,9 @@ impl Transport for TlsStream {
             STARTED.set(STARTED.get() + 1);
         }
         clear_errors();
-        let result = match self.ssl()?.accept() {
-            Ok(()) => {
-                self.handshaken = true;
-                self.read_waits = Wait::None;
-                Ok(())
-            }
-            Err(e) => match sort(e) {
-                Failed::Blocked(wait) => {
-                    self.read_waits = wait;
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                Failed::Eof => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "closed during the TLS handshake",
-                )),
-                Failed::Error(e) => Err(e),
-            },
+        let step = self.ssl()?.accept();
+        let Some(result) = self.handshake_step(step, "closed during the TLS handshake") else {
+            return Err(io::ErrorKind::WouldBlock.into());
         };
         self.end_handshake();
         result
