@@ -379,36 +379,19 @@ pub(super) fn tls(
     cx: &mut Cx<'_>,
 ) {
     // The files and the passphrase reach the system (and OpenSSL) as C strings.
-    let mut usable = true;
     let paths = [
         tls.cert
             .as_ref()
             .map(|c| (&c.value, "the TLS certificate file")),
         tls.key.as_ref().map(|k| (&k.value, "the TLS key file")),
     ];
-    for (value, what) in paths.into_iter().flatten() {
-        if let Err(problem) = OsText::check_text(&value.node) {
-            cx.push(values::not_for_the_os(
-                value.span,
-                Some(&value.node),
-                what,
-                problem,
-            ));
-            usable = false;
-        }
-    }
-    if let Some(p) = &tls.passphrase {
-        if let Err(problem) = OsText::check_text(p.value.node.expose()) {
-            // The passphrase is never quoted.
-            cx.push(values::not_for_the_os(
-                p.value.span,
-                None,
-                "the TLS passphrase",
-                problem,
-            ));
-            usable = false;
-        }
-    }
+    let passphrase = tls.passphrase.as_ref().map(|p| &p.value);
+    let usable = os_strings(
+        paths.into_iter().flatten(),
+        OsText::check_text,
+        passphrase,
+        cx,
+    );
     let tls_listeners = || {
         listeners
             .unwrap_or_default()
@@ -552,4 +535,39 @@ fn redact(text: &str, passphrase: Option<&str>) -> String {
         Some(p) if !p.is_empty() => text.replace(p, "<redacted>"),
         _ => text.to_string(),
     }
+}
+
+/// Reports each of `paths` (with what it is) that the system cannot take under
+/// `check`, and the passphrase (never quoted) that it cannot take as a C string;
+/// false when one was reported.
+pub(super) fn os_strings<'a>(
+    paths: impl IntoIterator<Item = (&'a Sp<String>, &'static str)>,
+    check: fn(&str) -> Result<(), OsText>,
+    passphrase: Option<&Sp<Secret>>,
+    cx: &mut Cx<'_>,
+) -> bool {
+    let mut usable = true;
+    for (value, what) in paths {
+        if let Err(problem) = check(&value.node) {
+            cx.push(values::not_for_the_os(
+                value.span,
+                Some(&value.node),
+                what,
+                problem,
+            ));
+            usable = false;
+        }
+    }
+    if let Some(p) = passphrase {
+        if let Err(problem) = OsText::check_text(p.node.expose()) {
+            cx.push(values::not_for_the_os(
+                p.span,
+                None,
+                "the TLS passphrase",
+                problem,
+            ));
+            usable = false;
+        }
+    }
+    usable
 }

@@ -137,7 +137,6 @@ pub(super) fn files(r: &RemoteModel, cx: &mut Cx<'_>) {
         return;
     }
     let tls = &r.tls;
-    let mut usable = true;
     let paths = [
         tls.ca_file.as_ref().map(|c| (&c.value, "the TLS CA file")),
         tls.client
@@ -150,28 +149,13 @@ pub(super) fn files(r: &RemoteModel, cx: &mut Cx<'_>) {
             .map(|k| (&k.value, "the TLS client key file")),
         tls.sni.as_ref().map(|s| (s, "the TLS server name")),
     ];
-    for (value, what) in paths.into_iter().flatten() {
-        if let Err(problem) = OsText::check_name(&value.node) {
-            cx.push(values::not_for_the_os(
-                value.span,
-                Some(&value.node),
-                what,
-                problem,
-            ));
-            usable = false;
-        }
-    }
-    if let Some(p) = &tls.client.passphrase {
-        if let Err(problem) = OsText::check_text(p.value.node.expose()) {
-            cx.push(values::not_for_the_os(
-                p.value.span,
-                None,
-                "the TLS passphrase",
-                problem,
-            ));
-            usable = false;
-        }
-    }
+    let passphrase = tls.client.passphrase.as_ref().map(|p| &p.value);
+    let usable = relay::os_strings(
+        paths.into_iter().flatten(),
+        OsText::check_name,
+        passphrase,
+        cx,
+    );
     if !usable {
         return;
     }
