@@ -14,7 +14,9 @@ echo "== checking the Debian packages the build and the tests use"
 # man-db, vim and systemd check the man pages, the editor integration and the
 # systemd unit; iproute2 (ss) shows a listening socket's backlog to the overload
 # test; procps has the kill(1) the integration tests signal the relay with;
-# prometheus has promtool, which checks the metrics exposition.
+# prometheus has promtool, which checks the metrics exposition; haproxy, nginx-light
+# with libnginx-mod-stream, redis-server and stunnel4 are the peers the PROXY protocol,
+# TLS-towards-remotes and health-check tests talk to (their services are not started).
 need_packages pkg-config libssl-dev openssl netbase chromium groff-base man-db vim \
     systemd iproute2 procps prometheus haproxy nginx-light libnginx-mod-stream redis-server stunnel4
 
