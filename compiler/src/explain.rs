@@ -130,9 +130,8 @@ fn render(plan: &Plan, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "  overload {:?}, bind retry delay {} s, debug {}, keepalive {}",
+        "  overload {:?}, debug {}, keepalive {}",
         s.overload,
-        s.bind_retry_delay,
         s.debug,
         keepalive(&s.keepalive)
     );
@@ -308,7 +307,7 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
         }
         assert!(!text.contains("S3cr3tPa55"), "{text}");
-        assert!(text.starts_with("plan format 3 written by tcprelay-cc"));
+        assert!(text.starts_with("plan format 4 written by tcprelay-cc"));
         assert!(text.lines().next().unwrap().ends_with("(holds a secret)"));
     }
 }

@@ -40,7 +40,7 @@ fn spawnd(m: &SpawndModel) -> Spawnd {
         listeners: m
             .listeners
             .iter()
-            .map(|l| listener(l, &keepalive))
+            .map(|l| listener(l, &keepalive, m.bind_retry_delay.as_ref().map(|v| v.node)))
             .collect(),
         users_min: s.users_min.as_ref().map_or(defaults::USERS_MIN, |v| v.node),
         users_max: s.users_max.as_ref().map_or(defaults::USERS_MAX, |v| v.node),
@@ -63,14 +63,13 @@ fn spawnd(m: &SpawndModel) -> Spawnd {
             .as_ref()
             .or(m.overload.as_ref())
             .map_or(Overload::Queue, |v| v.node),
-        bind_retry_delay: m
-            .bind_retry_delay
-            .as_ref()
-            .map_or(defaults::BIND_RETRY_DELAY, |v| v.node),
         keepalive,
         single_process: m.single_process.as_ref().is_some_and(|v| v.node),
         syslog: syslog(&m.syslog),
         debug: m.debug.as_ref().map_or(0, |v| v.node),
+        tcp_bufsize: None,
+        sticky: None,
+        proctitle: None,
         control: control(m.control.as_ref()),
         metrics: m.metrics.as_ref().map(|metrics| Metrics {
             address: metrics
@@ -107,7 +106,7 @@ fn control(m: Option<&ControlModel>) -> Option<Control> {
     }
 }
 
-fn listener(l: &ListenerModel, section: &Keepalive) -> Listener {
+fn listener(l: &ListenerModel, section: &Keepalive, bind_retry_delay: Option<u32>) -> Listener {
     let backlog = l.backlog.as_ref().map_or(defaults::BACKLOG, |v| v.node);
     Listener {
         address: l.bind.resolve(),
@@ -119,6 +118,14 @@ fn listener(l: &ListenerModel, section: &Keepalive) -> Listener {
         keepalive: keepalive(&l.keepalive, section),
         mode: l.mode.as_ref().map(|v| v.node),
         accept_proxy: accept_proxy(&l.proxy),
+        tls_versions: Vec::new(),
+        tls_auto: false,
+        dscp: None,
+        vrf: None,
+        owner: None,
+        group: None,
+        bind_retry_delay,
+        sticky: None,
     }
 }
 

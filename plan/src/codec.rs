@@ -22,7 +22,7 @@ use std::fmt;
 /// The first eight bytes of every plan file.
 pub const MAGIC: [u8; 8] = *b"TCPRPLAN";
 /// Bumped whenever the `Plan` types change incompatibly.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// Plans larger than this are refused before anything is allocated.
 pub const MAX_BODY: u64 = 64 << 20;
 

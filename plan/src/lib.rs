@@ -65,12 +65,21 @@ pub struct Spawnd {
     /// list is not empty and nothing matches, the connection is denied.
     pub acl: Vec<AclRule>,
     pub overload: Overload,
-    /// Seconds between attempts to bind a listener that failed to bind.
-    pub bind_retry_delay: u32,
     pub keepalive: Keepalive,
     pub single_process: bool,
     pub syslog: Syslog,
+    /// The debug mask (`debug = ...` / `trace = ...`, top level or section, and the
+    /// command line's `-d`): any bit set means debug-level logging.
     pub debug: u32,
+    /// `tcp bufsize = N`: `SO_SNDBUF` and `SO_RCVBUF` of both sockets of every
+    /// relayed connection (`None`: the kernel's defaults and auto-tuning).
+    pub tcp_bufsize: Option<u32>,
+    /// `sticky cache period/size` in the section or in `spawn`: the relay-wide
+    /// client affinity, for listeners without their own (`None`: off).
+    pub sticky: Option<Sticky>,
+    /// `proctitle = TEXT`: the prefix of the process titles `ps` shows
+    /// (`None`: the program's name).
+    pub proctitle: Option<String>,
     /// The master's control socket (`control = { ... }`); `None` with `control = no`.
     pub control: Option<Control>,
     /// The metrics endpoint (`metrics = { ... }`); `None` when not configured.
@@ -162,7 +171,88 @@ pub struct Listener {
     /// `haproxy = yes` / `accept proxy = v1|v2|any`: every connection starts with a
     /// PROXY protocol header, read before anything else (`None`: not accepted).
     pub accept_proxy: Option<AcceptProxy>,
+    /// The TLS versions a `tls` listener accepts (`tls = TLSv1.2,TLSv1.3`), in
+    /// order, without repeats; empty: TLS 1.2 and 1.3. Empty when `tls` is false.
+    pub tls_versions: Vec<TlsVersion>,
+    /// `tls = auto`: a client whose first byte is not a TLS handshake record is
+    /// relayed in plain text. Only with `tls`.
+    pub tls_auto: bool,
+    /// `dscp = N` (0..=63): the DSCP of both sockets of its sessions (`IP_TOS` /
+    /// `IPV6_TCLASS`, the value shifted left by two).
+    pub dscp: Option<u8>,
+    /// `vrf = NAME`: the listening socket is bound to that device or VRF
+    /// (`SO_BINDTODEVICE`, Linux). Inet listeners only.
+    pub vrf: Option<String>,
+    /// Owner and group of a Unix-domain socket (`userid`, `groupid`: names or
+    /// numeric ids, resolved by the runtime). Unix listeners only.
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// `bind retry delay = N`: seconds between attempts to bind this listener when
+    /// binding fails, instead of failing the start or the reload (`None`: a
+    /// failed bind fails them). At least 1.
+    pub bind_retry_delay: Option<u32>,
+    /// The listener's own `sticky cache` (`None`: the relay-wide one, if any).
+    pub sticky: Option<Sticky>,
 }
+
+impl Listener {
+    /// A plain TCP listener on `address` with every other setting at its default,
+    /// for tests and tools that build plans by hand.
+    pub fn new(address: ListenAddress) -> Listener {
+        Listener {
+            address,
+            protocol: Protocol::Tcp,
+            tls: false,
+            backlog: defaults::BACKLOG,
+            overload_backlog: defaults::BACKLOG,
+            realm: None,
+            keepalive: Keepalive::default(),
+            mode: None,
+            accept_proxy: None,
+            tls_versions: Vec::new(),
+            tls_auto: false,
+            dscp: None,
+            vrf: None,
+            owner: None,
+            group: None,
+            bind_retry_delay: None,
+            sticky: None,
+        }
+    }
+}
+
+/// A TLS protocol version a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    /// Every version with its configuration name.
+    pub const ALL: [(TlsVersion, &'static str); 2] = [
+        (TlsVersion::Tls12, "TLSv1.2"),
+        (TlsVersion::Tls13, "TLSv1.3"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL[self as usize].1
+    }
+}
+
+/// Client affinity (the family's `sticky cache`): a client address keeps going to
+/// the worker, and through it the remote, it went to last, while that remote is
+/// alive and the entry is younger than `period_s` since its last use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sticky {
+    /// Seconds an entry lives after its last use; at least 1.
+    pub period_s: u32,
+    /// Entries remembered (the least recently used is forgotten first); 1..=MAX_STICKY_SIZE.
+    pub size: u32,
+}
+
+/// The most entries a sticky cache may hold.
+pub const MAX_STICKY_SIZE: u32 = 1 << 20;
 
 /// How a listener accepts the PROXY protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -596,7 +686,8 @@ pub mod defaults {
     pub const SERVERS_MAX: u32 = 0;
     pub const AUTO_SERVERS_MAX: u32 = 8;
     pub const BACKLOG: u32 = 128;
-    pub const BIND_RETRY_DELAY: u32 = 5;
+    /// The sticky cache's size when only its period is given (the original's).
+    pub const STICKY_SIZE: u32 = 1024;
     pub const WEIGHT: u32 = 1;
     pub const IDLE_TIMEOUT: u32 = 0;
     /// A connection that nobody speaks on is closed after a minute: the slots of a

@@ -83,6 +83,52 @@ pub enum PlanError {
     CheckTimeout {
         remote: usize,
     },
+    /// A listener setting that does not fit the listener (`dscp` over 63, TLS
+    /// versions without `tls`, `vrf` on a Unix socket, `userid` on an IP socket, a
+    /// `bind retry delay` or a sticky cache of 0, a sticky cache over
+    /// [`crate::MAX_STICKY_SIZE`]); `what` says which in an operator's words.
+    BadListenerSetting {
+        listener: usize,
+        what: &'static str,
+    },
+    /// `tcp bufsize` of 0 or over `i32::MAX`, or the relay-wide sticky cache's
+    /// period or size out of range; `what` names it.
+    BadSetting {
+        what: &'static str,
+    },
+}
+
+/// Whether a sticky cache's period and size are in range.
+fn sticky_fits(sticky: crate::Sticky) -> bool {
+    sticky.period_s >= 1 && (1..=crate::MAX_STICKY_SIZE).contains(&sticky.size)
+}
+
+/// What is wrong with a listener's own settings, each in an operator's words.
+fn listener_settings(l: &crate::Listener) -> Vec<&'static str> {
+    let unix = matches!(l.address, ListenAddress::Unix(_));
+    let mut out = Vec::new();
+    if l.dscp.is_some_and(|d| d > 63) {
+        out.push("dscp must be from 0 to 63");
+    }
+    if !l.tls && (!l.tls_versions.is_empty() || l.tls_auto) {
+        out.push("TLS versions or tls = auto on a listener without TLS");
+    }
+    if l.tls_versions.windows(2).any(|w| w[0] >= w[1]) {
+        out.push("TLS versions repeated or out of order");
+    }
+    if unix && l.vrf.is_some() {
+        out.push("vrf on a Unix-domain socket");
+    }
+    if !unix && (l.owner.is_some() || l.group.is_some()) {
+        out.push("userid or groupid on an IP socket (they are for Unix-domain sockets)");
+    }
+    if l.bind_retry_delay == Some(0) {
+        out.push("bind retry delay is 0, and must be at least 1");
+    }
+    if l.sticky.is_some_and(|sticky| !sticky_fits(sticky)) {
+        out.push("the sticky cache needs a period of at least 1 s and a size from 1 to 1048576");
+    }
+    out
 }
 
 /// The most bytes a health check sends, and expects in its first reply.
@@ -157,6 +203,10 @@ impl fmt::Display for PlanError {
                 "remote #{}'s check timeout is longer than its interval",
                 remote + 1
             ),
+            PlanError::BadListenerSetting { listener, what } => {
+                write!(f, "listener #{}: {what}", listener + 1)
+            }
+            PlanError::BadSetting { what } => f.write_str(what),
             PlanError::BadAcl { rule } => {
                 write!(
                     f,
@@ -293,12 +343,23 @@ fn os_strings(plan: &Plan) -> Vec<OsString<'_>> {
                 OsText::check_socket_path,
             ));
         }
+        let fields = [("vrf", &l.vrf), ("userid", &l.owner), ("groupid", &l.group)];
+        for (what, value) in fields {
+            if let Some(value) = value {
+                out.push((
+                    format!("listener #{}'s {what}", i + 1),
+                    value,
+                    OsText::check_name,
+                ));
+            }
+        }
     }
     let optional = [
         ("the pidfile path", &s.pidfile),
         ("the user name", &s.user),
         ("the group name", &s.group),
         ("the working directory", &s.working_directory),
+        ("the proctitle", &s.proctitle),
     ];
     for (field, value) in optional {
         if let Some(value) = value {
@@ -506,6 +567,9 @@ impl Plan {
             if l.tls && r.tls.is_none() {
                 errors.push(PlanError::TlsWithoutCertificate { listener: i });
             }
+            for what in listener_settings(l) {
+                errors.push(PlanError::BadListenerSetting { listener: i, what });
+            }
             if let Some(proxy) = &l.accept_proxy {
                 if proxy.timeout_ms == 0 {
                     errors.push(PlanError::ZeroSetting {
@@ -520,6 +584,17 @@ impl Plan {
                     errors.push(PlanError::BadNetwork { listener: i });
                 }
             }
+        }
+        if s.tcp_bufsize.is_some_and(|n| n == 0 || n > i32::MAX as u32) {
+            errors.push(PlanError::BadSetting {
+                what: "tcp bufsize must be from 1 to 2147483647 bytes",
+            });
+        }
+        if s.sticky.is_some_and(|sticky| !sticky_fits(sticky)) {
+            errors.push(PlanError::BadSetting {
+                what:
+                    "the sticky cache needs a period of at least 1 s and a size from 1 to 1048576",
+            });
         }
         if r.rebalance == Some(0) {
             errors.push(PlanError::RebalanceZero);

@@ -21,6 +21,17 @@ pub fn sample() -> Plan {
                 keepalive: Keepalive::default(),
                 mode: None,
                 accept_proxy: None,
+                tls_versions: vec![TlsVersion::Tls13],
+                tls_auto: false,
+                dscp: Some(0x2e),
+                vrf: None,
+                owner: None,
+                group: None,
+                bind_retry_delay: Some(2),
+                sticky: Some(Sticky {
+                    period_s: 60,
+                    size: 1024,
+                }),
             }],
             users_min: 1,
             users_max: 10,
@@ -33,11 +44,13 @@ pub fn sample() -> Plan {
             working_directory: None,
             acl: vec![],
             overload: Overload::Queue,
-            bind_retry_delay: 5,
             keepalive: Keepalive::default(),
             single_process: false,
             syslog: Syslog::default_for("tcprelay"),
             debug: 0,
+            tcp_bufsize: Some(65536),
+            sticky: None,
+            proctitle: Some("edge".into()),
             control: Some(Control {
                 path: Some("/run/tcprelay/ctl".into()),
                 mode: 0o660,
@@ -247,18 +260,66 @@ fn issue_14_settings_are_validated() {
 }
 
 #[test]
-fn the_format_version_is_3_since_the_issue_15_fields() {
-    // The body of version 2 had no PROXY protocol, remote TLS or health checks (and
-    // version 1 no control, metrics, log format or relay timeouts): such a plan is
-    // refused with a message saying to recompile, not misread.
-    assert_eq!(FORMAT_VERSION, 3);
+fn the_format_version_is_4_since_the_issue_16_fields() {
+    // The body of version 3 had no listener DSCP, VRF, owner, TLS versions, bind
+    // retry or sticky cache (version 2 no PROXY protocol, remote TLS or health
+    // checks; version 1 no control, metrics, log format or relay timeouts): such a
+    // plan is refused with a message saying to recompile, not misread.
+    assert_eq!(FORMAT_VERSION, 4);
     let mut bytes = encode(&sample(), "0.1.0");
-    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
     let err = decode(&bytes).unwrap_err();
     assert!(matches!(
         err,
-        DecodeError::UnsupportedVersion { found: 2, .. }
+        DecodeError::UnsupportedVersion { found: 3, .. }
     ));
+}
+
+#[test]
+fn issue_16_listener_and_process_settings_are_validated() {
+    let mut plan = sample();
+    plan.validate().unwrap();
+    let l = &mut plan.spawnd.listeners[0];
+    l.dscp = Some(64);
+    l.tls = false;
+    l.owner = Some("nobody".into());
+    l.bind_retry_delay = Some(0);
+    l.sticky = Some(Sticky {
+        period_s: 0,
+        size: 1,
+    });
+    l.vrf = Some("a-device-name".into());
+    plan.spawnd.tcp_bufsize = Some(0);
+    plan.spawnd.sticky = Some(Sticky {
+        period_s: 1,
+        size: MAX_STICKY_SIZE + 1,
+    });
+    plan.relay.tls = None;
+    let problems: Vec<String> = plan.problems().iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        problems,
+        vec![
+            "listener #1: dscp must be from 0 to 63",
+            "listener #1: TLS versions or tls = auto on a listener without TLS",
+            "listener #1: userid or groupid on an IP socket (they are for Unix-domain sockets)",
+            "listener #1: bind retry delay is 0, and must be at least 1",
+            "listener #1: the sticky cache needs a period of at least 1 s and a size from 1 to 1048576",
+            "tcp bufsize must be from 1 to 2147483647 bytes",
+            "the sticky cache needs a period of at least 1 s and a size from 1 to 1048576",
+        ]
+    );
+    let mut plan = sample();
+    plan.spawnd.listeners[0].address = ListenAddress::Unix("/run/x.sock".into());
+    plan.spawnd.listeners[0].tls_versions = vec![TlsVersion::Tls13, TlsVersion::Tls12];
+    plan.spawnd.listeners[0].vrf = Some("blue".into());
+    let problems: Vec<String> = plan.problems().iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        problems,
+        vec![
+            "listener #1: TLS versions repeated or out of order",
+            "listener #1: vrf on a Unix-domain socket",
+        ]
+    );
 }
 
 #[test]
@@ -298,6 +359,7 @@ fn with_string(field: &str, text: &str) -> (Plan, &'static str) {
         "unix path" => {
             s.listeners[0].address = ListenAddress::Unix(text);
             s.listeners[0].tls = false;
+            s.listeners[0].tls_versions.clear();
             "the path of listener #1"
         }
         "pidfile" => {
@@ -344,12 +406,30 @@ fn with_string(field: &str, text: &str) -> (Plan, &'static str) {
             s.control.as_mut().unwrap().group = Some(text);
             "the control socket's group"
         }
+        "vrf" => {
+            s.listeners[0].vrf = Some(text);
+            "listener #1's vrf"
+        }
+        "listener owner" => {
+            s.listeners[0].address = ListenAddress::Unix("/run/x.sock".into());
+            s.listeners[0].owner = Some(text);
+            "listener #1's userid"
+        }
+        "listener group" => {
+            s.listeners[0].address = ListenAddress::Unix("/run/x.sock".into());
+            s.listeners[0].group = Some(text);
+            "listener #1's groupid"
+        }
+        "proctitle" => {
+            s.proctitle = Some(text);
+            "the proctitle"
+        }
         other => panic!("no field {other}"),
     };
     (plan, named)
 }
 
-const OS_FIELDS: [&str; 14] = [
+const OS_FIELDS: [&str; 18] = [
     "env name",
     "env value",
     "unix path",
@@ -364,6 +444,10 @@ const OS_FIELDS: [&str; 14] = [
     "passphrase",
     "control path",
     "control group",
+    "vrf",
+    "listener owner",
+    "listener group",
+    "proctitle",
 ];
 
 #[test]

@@ -194,15 +194,9 @@ mod tests {
 
     fn spec(addr: &str) -> Listener {
         Listener {
-            address: ListenAddress::Inet(addr.parse::<SocketAddr>().unwrap()),
-            protocol: Protocol::Tcp,
-            tls: false,
             backlog: 16,
             overload_backlog: 16,
-            realm: None,
-            keepalive: Keepalive::default(),
-            mode: None,
-            accept_proxy: None,
+            ..Listener::new(ListenAddress::Inet(addr.parse::<SocketAddr>().unwrap()))
         }
     }
 

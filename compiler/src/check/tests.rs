@@ -169,7 +169,7 @@ fn a_minimal_config_gets_the_defaults() {
     use tcprelay_plan::defaults::*;
     assert_eq!((s.users_min, s.users_max), (USERS_MIN, USERS_MAX));
     assert_eq!((s.servers_min, s.servers_max), (SERVERS_MIN, SERVERS_MAX));
-    assert_eq!(s.bind_retry_delay, BIND_RETRY_DELAY);
+    assert!(s.listeners.iter().all(|l| l.bind_retry_delay.is_none()));
     assert_eq!(s.overload, tcprelay_plan::Overload::Queue);
     assert!(!s.background && !s.single_process);
     assert_eq!(s.syslog, tcprelay_plan::Syslog::default_for("tcprelay"));
@@ -253,7 +253,7 @@ id = tcprelay {
     assert_eq!(s.acl.len(), 2);
     assert!(s.acl[0].permit && !s.acl[0].negate && s.acl[0].prefix == 8);
     assert!(!s.acl[1].permit && s.acl[1].negate && s.acl[1].prefix == 128);
-    assert_eq!((s.bind_retry_delay, s.debug), (3, 2));
+    assert_eq!((s.listeners[0].bind_retry_delay, s.debug), (Some(3), 2));
     // `overload` inside `spawn` takes precedence over the section's.
     assert_eq!(s.overload, tcprelay_plan::Overload::Reset);
     assert_eq!(
