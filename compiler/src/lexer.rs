@@ -41,10 +41,12 @@ macro_rules! tokens {
             #[token("}")]
             RBrace,
             #[regex(r#""([^"\\]|\\(.|\n))*""#, unquote)]
+            #[regex(r#"'([^'\\]|\\(.|\n))*'"#, unquote)]
             Str(String),
             #[regex(r#""([^"\\]|\\(.|\n))*"#, unterminated)]
+            #[regex(r#"'([^'\\]|\\(.|\n))*"#, unterminated)]
             Unterminated,
-            #[regex(r##"[^ \t\r\n\x0c={}"#\x00-\x08\x0e-\x1f\x7f][^ \t\r\n\x0c={}"\x00-\x08\x0e-\x1f\x7f]*"##, |lex| lex.slice().to_string(), priority = 1)]
+            #[regex(r##"[^ \t\r\n\x0c={}"'#\x00-\x08\x0e-\x1f\x7f][^ \t\r\n\x0c={}"\x00-\x08\x0e-\x1f\x7f]*"##, |lex| lex.slice().to_string(), priority = 1)]
             Word(String),
             $(
                 #[token($text, priority = 10)]
@@ -162,24 +164,62 @@ fn unterminated(_: &mut logos::Lexer<Tok>) -> Result<(), LexError> {
     Err(LexError::UnterminatedString)
 }
 
-/// Removes the quotes of a string token and resolves its escapes: `\"`, `\\`, `\n`,
-/// `\t`, `\r`; any other escaped character stands for itself.
+/// Removes the quotes of a string token (`"..."` or `'...'`, the same in every
+/// respect) and resolves its escapes.
 fn unquote(lex: &mut logos::Lexer<Tok>) -> String {
-    let inner = &lex.slice()[1..lex.slice().len() - 1];
+    unescape(lex.slice(), None)
+}
+
+/// The value of the quoted string `raw` (with its quotes), as the original read it:
+/// `\a \b \e \t \n \v \f \r \\ \" \'` and octal `\N`, `\NN`, `\NNN` (up to three
+/// digits 0-7; a value above `\177` is the character U+0080 to U+00FF of its low
+/// byte, as the original's byte in a UTF-8 text); any other escaped character stands
+/// for itself (`\d` is `d`; the original dropped both characters). With `map`, the
+/// byte offset in `raw` of what made each byte of the value is pushed to it, so that a
+/// place in the value (a `${VAR}`) can be shown in the source.
+pub fn unescape(raw: &str, mut map: Option<&mut Vec<usize>>) -> String {
+    let inner = raw
+        .get(1..raw.len().saturating_sub(1).max(1))
+        .unwrap_or_default();
     let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
+    let mut push = |out: &mut String, c: char, at: usize| {
+        out.push(c);
+        if let Some(map) = map.as_deref_mut() {
+            map.extend(std::iter::repeat_n(at + 1, c.len_utf8()));
+        }
+    };
+    let mut chars = inner.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
         if c != '\\' {
-            out.push(c);
+            push(&mut out, c, at);
             continue;
         }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
-        }
+        let Some((_, e)) = chars.next() else { break };
+        let c = match e {
+            'a' => '\x07',
+            'b' => '\x08',
+            'e' => '\x1b',
+            't' => '\t',
+            'n' => '\n',
+            'v' => '\x0b',
+            'f' => '\x0c',
+            'r' => '\r',
+            '0'..='7' => {
+                let mut value = e as u32 - '0' as u32;
+                for _ in 0..2 {
+                    match chars.peek() {
+                        Some(&(_, d @ '0'..='7')) => {
+                            value = value * 8 + (d as u32 - '0' as u32);
+                            chars.next();
+                        }
+                        _ => break,
+                    }
+                }
+                char::from((value & 0xff) as u8)
+            }
+            other => other,
+        };
+        push(&mut out, c, at);
     }
     out
 }
@@ -203,6 +243,26 @@ pub type Spanned = (usize, Tok, usize);
 
 /// Lexes all of `src`. Bad tokens become diagnostics and are left out.
 pub fn lex(src: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
+    lex_at(src, 0)
+}
+
+/// Lexes `src`, a file that starts at offset `base` of the configuration's global
+/// offset space ([`crate::include::SourceMap`]): every span is moved by `base`.
+pub fn lex_at(src: &str, base: usize) -> (Vec<Spanned>, Vec<Diagnostic>) {
+    let (mut tokens, mut diags) = lex_local(src);
+    if base != 0 {
+        for (l, _, r) in &mut tokens {
+            *l += base;
+            *r += base;
+        }
+        for d in &mut diags {
+            d.span = Span::new(d.span.start + base, d.span.end + base);
+        }
+    }
+    (tokens, diags)
+}
+
+fn lex_local(src: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
     let mut tokens = Vec::with_capacity(src.len() / 6);
     let mut diags = Vec::new();
     let mut lexer = Tok::lexer(src);
@@ -217,9 +277,11 @@ pub fn lex(src: &str) -> (Vec<Spanned>, Vec<Diagnostic>) {
                 diags.push(
                     Diagnostic::error(Code::UnterminatedString, quote, "unterminated string")
                         .with_label("this string is never closed")
-                        .with_help(
-                            "add the closing `\"`; write `\\\"` for a quote inside a string",
-                        ),
+                        .with_help(if src[span.clone()].starts_with('\'') {
+                            "add the closing `'`; write `\\'` for a quote inside a string"
+                        } else {
+                            "add the closing `\"`; write `\\\"` for a quote inside a string"
+                        }),
                 );
             }
             Err(LexError::InvalidToken) => {
@@ -326,7 +388,7 @@ fn comment_start(line: &str) -> Option<usize> {
         line[..i]
             .chars()
             .next_back()
-            .is_none_or(|c| c.is_whitespace() || matches!(c, '=' | '{' | '}' | '"'))
+            .is_none_or(|c| c.is_whitespace() || matches!(c, '=' | '{' | '}' | '"' | '\''))
     })
 }
 
@@ -499,6 +561,62 @@ mod tests {
             vec![Tok::Str("a \"b\" \\ c\n".into())]
         );
         assert_eq!(toks(r#""port""#), vec![Tok::Str("port".into())]);
+    }
+
+    #[test]
+    fn single_quoted_strings_are_double_quoted_ones() {
+        assert_eq!(
+            toks(r#"'a b' 'it\'s "x"' "it's""#),
+            vec![
+                Tok::Str("a b".into()),
+                Tok::Str("it's \"x\"".into()),
+                Tok::Str("it's".into())
+            ]
+        );
+        // A quote inside a word is a word character, as in the original.
+        assert_eq!(toks("ab'c'"), vec![Tok::Word("ab'c'".into())]);
+        assert_eq!(toks("'port'"), vec![Tok::Str("port".into())]);
+        let (t, d) = lex("x = 'open\n}");
+        assert_eq!(t.len(), 2);
+        assert_eq!(d[0].code, Code::UnterminatedString);
+        assert_eq!(d[0].span, Span::new(4, 5));
+        assert!(d[0].help.as_deref().unwrap_or("").contains("`'`"), "{d:?}");
+    }
+
+    #[test]
+    fn the_originals_escapes() {
+        assert_eq!(
+            toks(r#""\a\b\e\t\n\v\f\r\\\"\'" '\101\60\0x\1011\9'"#),
+            vec![
+                Tok::Str("\x07\x08\x1b\t\n\x0b\x0c\r\\\"'".into()),
+                // `\1011` is `A` and `1`; `\9` is not octal.
+                Tok::Str("A0\0xA19".into()),
+            ]
+        );
+        // An unknown escape stands for its character; above \177, the low byte.
+        assert_eq!(toks(r#""1\d27""#), vec![Tok::Str("1d27".into())]);
+        assert_eq!(toks(r#""\377\400""#), vec![Tok::Str("\u{ff}\0".into())]);
+    }
+
+    #[test]
+    fn unescape_maps_every_byte_of_the_value_to_the_source() {
+        let raw = r#""a\n${X}é\101""#;
+        let mut map = Vec::new();
+        let value = unescape(raw, Some(&mut map));
+        assert_eq!(value, "a\n${X}éA");
+        assert_eq!(map.len(), value.len());
+        let dollar = value.find('$').expect("$");
+        assert_eq!(&raw[map[dollar]..map[dollar] + 4], "${X}");
+        assert_eq!(&raw[map[value.len() - 1]..], r#"\101""#);
+        assert_eq!(&raw[map[1]..map[1] + 2], r"\n");
+    }
+
+    #[test]
+    fn lex_at_moves_every_span_by_the_files_base() {
+        let (t, d) = lex_at("port \u{1} 'x'", 100);
+        assert_eq!(t[0].0..t[0].2, 100..104);
+        assert_eq!(t[1].0..t[1].2, 107..110);
+        assert_eq!(d[0].span, Span::new(105, 106));
     }
 
     #[test]

@@ -32,7 +32,19 @@ lalrpop_mod!(
 /// its directives are another program's, so neither the lexer's findings inside it
 /// nor the grammar apply. `None` parses every section.
 pub fn parse(src: &str, selection: Option<&Selection>) -> (Option<File>, Vec<Diagnostic>) {
-    let (tokens, mut diags) = lexer::lex(src);
+    let (tokens, diags) = lexer::lex(src);
+    parse_tokens(src, tokens, diags, selection)
+}
+
+/// Parses `tokens`, lexed from `src` with the findings `diags`: the tokens of a
+/// configuration whose includes are spliced in ([`crate::include`]), `src` the text of
+/// its global offset space.
+pub fn parse_tokens(
+    src: &str,
+    tokens: Vec<Spanned>,
+    mut diags: Vec<Diagnostic>,
+    selection: Option<&Selection>,
+) -> (Option<File>, Vec<Diagnostic>) {
     let foreign = match selection {
         Some(selection) => foreign_sections(&tokens, selection),
         None => Foreign::default(),
@@ -304,7 +316,7 @@ fn lost_backslash(src: &str, span: Span) -> Option<Diagnostic> {
             continue;
         }
         match chars.next() {
-            Some((_, '"' | '\\' | 'n' | 't' | 'r' | '\n')) | None => {}
+            Some((_, '"' | '\'' | '\\' | 'n' | 't' | 'r' | '\n')) | None => {}
             Some((_, other)) => {
                 count += 1;
                 found.get_or_insert((i, other));
@@ -312,6 +324,8 @@ fn lost_backslash(src: &str, span: Span) -> Option<Diagnostic> {
         }
     }
     let (at, c) = found?;
+    // The original's escapes of control characters (`\b` is a backspace).
+    let control = matches!(c, 'a' | 'b' | 'e' | 'v' | 'f' | '0'..='7');
     let start = span.start + at;
     let end = start + 1 + c.len_utf8();
     let more = match count {
@@ -323,11 +337,19 @@ fn lost_backslash(src: &str, span: Span) -> Option<Diagnostic> {
         Diagnostic::warning(
             Code::LostRegexBackslash,
             Span::new(start, end),
-            format!("`\\{c}` in a quoted string is a plain `{c}`: the regular expression gets no backslash{more}"),
+            if control {
+                format!("`\\{c}` in a quoted string is a control character: the regular expression gets no backslash{more}")
+            } else {
+                format!("`\\{c}` in a quoted string is a plain `{c}`: the regular expression gets no backslash{more}")
+            },
         )
-        .with_label(format!("the expression sees `{c}`"))
+        .with_label(if control {
+            "the expression sees a control character".to_string()
+        } else {
+            format!("the expression sees `{c}`")
+        })
         .with_help(format!("write `\\\\{c}` for the expression's `\\{c}`"))
-        .with_note("in a quoted string `\\\\` is one backslash; `\\\"`, `\\n`, `\\t` and `\\r` are the other escapes"),
+        .with_note("in a quoted string `\\\\` is one backslash; `\\\"`, `\\'`, `\\n`, `\\t`, `\\r`, `\\a`, `\\b`, `\\e`, `\\v`, `\\f` and octal `\\NNN` are the other escapes"),
     )
 }
 
@@ -500,7 +522,11 @@ mod tests {
             found[0].1
         );
         // The language's own escapes, a doubled backslash, and other directives: none.
-        assert!(lost(&block(r#""^\\d+\r\n\t\"x\"""#)).is_empty());
+        assert!(lost(&block(r#""^\\d+\r\n\t\"x\"\'""#)).is_empty());
+        // `\b` (a word boundary to the expression) is the original's backspace.
+        let found = lost(&block(r#"'\bOK'"#));
+        assert_eq!(found[0].0, r"\b");
+        assert!(found[0].1.contains("control character"), "{}", found[0].1);
         assert!(lost(&block("unquoted\\d")).is_empty());
         assert!(lost(r#"id = tcprelay { check = { expect = "\d" send = "\d" } }"#).is_empty());
     }
