@@ -142,9 +142,11 @@ fn run_check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
         spawnd_id: input.id.clone(),
         tcprelay_id: input.child_id.clone(),
     };
-    let (plan, diags) = crate::compile(&src.text, &src.name, &selection);
-    // The renderers mask secrets and print at most `MAX_SHOWN` diagnostics.
-    let shown = src.text.as_str();
+    // `-` is named `<stdin>`: its includes are relative to the current directory.
+    let compiled = crate::compile_with(&src.text, &src.name, &selection, &crate::process_env);
+    let (plan, diags, map) = (compiled.plan, compiled.diags, compiled.map);
+    // The renderers mask secrets and print at most `MAX_SHOWN` diagnostics, each in
+    // the file it is in.
     let text = match input.format {
         Format::Human => {
             let tty = if output.is_some() {
@@ -157,10 +159,10 @@ fn run_check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
                 Color::Never => false,
                 Color::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
             };
-            diag::render::human(&diags, &src.name, shown, color)
+            diag::render::human_map(&diags, &map, color)
         }
-        Format::Short => diag::render::short(&diags, &src.name, shown),
-        Format::Json => diag::render::json(&diags, &src.name, shown),
+        Format::Short => diag::render::short_map(&diags, &map),
+        Format::Json => diag::render::json_map(&diags, &map),
     };
     // `check` prints its findings as its output; `compile` reports them on stderr.
     let written = if output.is_some() {

@@ -6,6 +6,7 @@
 //! |---------|-------------|--------------------------------------------|
 //! | load    | [`source`]  | the configuration text (path, `-`, URL)    |
 //! | lex     | [`lexer`]   | tokens with byte spans (logos)             |
+//! | include | [`include`] | every file's tokens in one stream, `${}`   |
 //! | parse   | [`parser`]  | [`ast::File`] plus syntax diagnostics      |
 //! | check   | [`check`]   | [`check::Model`]: typed values with spans  |
 //! | lower   | [`lower`]   | [`tcprelay_plan::Plan`]                    |
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod diag;
 pub mod diagram;
 pub mod explain;
+pub mod include;
 pub mod lexer;
 pub mod lower;
 pub mod manual;
@@ -85,9 +87,53 @@ pub fn lower(model: &check::Model, source: &str) -> Plan {
 }
 
 /// Runs every stage up to the plan. The plan is `Some` only when there was no error,
-/// and it has passed [`Plan::validate`].
+/// and it has passed [`Plan::validate`]. `source` names the main file (a path, a URL,
+/// or `-` for standard input), against which its includes are resolved; `${VAR}` reads
+/// the process's environment. The diagnostics' spans are in the offset space of the
+/// files read ([`include::SourceMap`]): [`compile_with`] gives it to render them.
 pub fn compile(src: &str, source: &str, selection: &Selection) -> (Option<Plan>, Vec<Diagnostic>) {
-    let (file, mut diags) = parse(src, selection);
+    let compiled = compile_with(src, source, selection, &process_env);
+    (compiled.plan, compiled.diags)
+}
+
+/// A variable of the process's environment, for `${VAR}` (a value that is not UTF-8
+/// is taken with U+FFFD for its bad bytes).
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+}
+
+/// What [`compile_with`] gives: the plan (only without errors), the diagnostics, and
+/// the files they point into.
+#[derive(Debug)]
+pub struct Compiled {
+    pub plan: Option<Plan>,
+    pub diags: Vec<Diagnostic>,
+    pub map: include::SourceMap,
+}
+
+/// [`compile`] with the files read kept for the renderers, and `env` for the
+/// environment's variables.
+pub fn compile_with(
+    src: &str,
+    source: &str,
+    selection: &Selection,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Compiled {
+    let expanded = include::expand(source, src, include::Origin::of(source), env);
+    let map = expanded.map;
+    let (file, diags) =
+        parser::parse_tokens(map.text(), expanded.tokens, expanded.diags, Some(selection));
+    let (plan, diags) = finish(file, diags, source, selection);
+    Compiled { plan, diags, map }
+}
+
+/// The stages after the parser.
+fn finish(
+    file: Option<ast::File>,
+    mut diags: Vec<Diagnostic>,
+    source: &str,
+    selection: &Selection,
+) -> (Option<Plan>, Vec<Diagnostic>) {
     // An unterminated string or an unclosed block leaves the file's structure unknown;
     // checking what was recovered would only report the damage again.
     let broken = diags.iter().any(|d| {

@@ -247,6 +247,31 @@ pub fn load(spec: &str) -> Result<Source, SourceError> {
     load_with(spec, &LIMITS)
 }
 
+/// Loads an included file by its path, at most `limit` bytes, with the rules of a
+/// configuration file (a regular file, UTF-8); never standard input nor a URL, whatever
+/// the path looks like.
+pub fn load_path(path: &std::path::Path, limit: u64) -> Result<Source, SourceError> {
+    let name = path.display().to_string();
+    let bytes = read_file(&name, path.to_path_buf(), limit.min(MAX_SIZE))?;
+    text(&name, bytes)
+}
+
+/// Loads an included `file:`, `http:` or `https:` URL, at most `limit` bytes, as
+/// [`load`] loads one.
+pub fn load_url(url: &str, limit: u64) -> Result<Source, SourceError> {
+    let limits = Limits {
+        size: limit.min(MAX_SIZE),
+        ..LIMITS
+    };
+    match classify(url) {
+        Spec::FileUrl | Spec::Http => load_with(url, &limits),
+        _ => Err(SourceError::BadUrl {
+            url: url.to_string(),
+            reason: "not a file, http or https URL".to_string(),
+        }),
+    }
+}
+
 fn load_with(spec: &str, limits: &Limits) -> Result<Source, SourceError> {
     let bytes = match classify(spec) {
         Spec::Stdin => {
@@ -615,7 +640,7 @@ fn one_line(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
@@ -672,11 +697,14 @@ mod tests {
     }
 
     /// An answer of the test server: status, extra headers, body.
-    type Reply = (u16, Vec<(&'static str, String)>, Vec<u8>);
+    pub(crate) type Reply = (u16, Vec<(&'static str, String)>, Vec<u8>);
 
     /// Serves `connections` HTTP/1.1 requests (one per connection) with `route`, then
     /// ends; it also ends after [`SERVER_LIFETIME`]. Joining gives the paths requested.
-    fn serve(connections: usize, route: fn(&str) -> Reply) -> (u16, JoinHandle<Vec<String>>) {
+    pub(crate) fn serve(
+        connections: usize,
+        route: fn(&str) -> Reply,
+    ) -> (u16, JoinHandle<Vec<String>>) {
         let (listener, port) = listen();
         let handle = thread::spawn(move || {
             let deadline = Instant::now() + SERVER_LIFETIME;

@@ -77,6 +77,10 @@ codes! {
     InvalidCheck = "E0053", "invalid health check";
     InvalidRegex = "E0054", "regular expression that does not compile";
     LostRegexBackslash = "E0055", "backslash of a regular expression taken as an escape";
+    IncludeNotFound = "E0056", "included file not found or unreadable";
+    IncludeCycle = "E0057", "include cycle or includes nested too deep";
+    UnsetVariable = "E0058", "unset variable in a string";
+    IncludeRefused = "E0059", "include refused: a local file from a URL, or over a limit";
 }
 
 impl fmt::Display for Code {

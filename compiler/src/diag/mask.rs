@@ -43,6 +43,10 @@ pub struct Mask {
     quoted: HashSet<String>,
     /// Runs of letters and digits (of [`MIN_PIECE`] characters or more) to mask.
     pieces: HashSet<String>,
+    /// Texts masked wherever they appear, in a quotation or not: the values that
+    /// `${VAR}` gave a secret (of [`MIN_PIECE`] characters or more), which the source
+    /// does not show and no word of the compiler's contains.
+    anywhere: Vec<String>,
 }
 
 impl Mask {
@@ -61,6 +65,16 @@ impl Mask {
             mask.add(text);
         }
         mask
+    }
+
+    /// Adds `text` as a secret: a value that reached a secret place without being
+    /// written there (the value of a `${VAR}`).
+    pub fn add_secret(&mut self, text: &str) {
+        self.add(text);
+        let text = text.trim();
+        if text.chars().count() >= MIN_PIECE && !self.anywhere.iter().any(|a| a == text) {
+            self.anywhere.push(text.to_string());
+        }
     }
 
     fn add(&mut self, text: &str) {
@@ -102,7 +116,7 @@ impl Mask {
 
     /// Whether there is nothing to mask.
     pub fn is_empty(&self) -> bool {
-        self.quoted.is_empty() && self.pieces.is_empty()
+        self.quoted.is_empty() && self.pieces.is_empty() && self.anywhere.is_empty()
     }
 
     /// `d` as it may be printed: every text masked and kept short.
@@ -129,6 +143,14 @@ impl Mask {
     /// `text` with the secrets masked, long quotations shortened and the whole cut
     /// at [`MAX_TEXT`] characters.
     pub fn text(&self, text: &str) -> String {
+        let mut owned;
+        let mut text = text;
+        for secret in &self.anywhere {
+            if text.contains(secret.as_str()) {
+                owned = text.replace(secret.as_str(), &"*".repeat(secret.chars().count()));
+                text = owned.as_str();
+            }
+        }
         let mut out = String::with_capacity(text.len().min(4 * MAX_TEXT));
         let mut rest = text;
         while let Some(at) = rest.find(['`', '"']) {

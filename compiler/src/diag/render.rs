@@ -27,22 +27,23 @@ use serde_json::{json, Value};
 use super::excerpt::{self, sanitize};
 use super::lines::{ceil_char_boundary, floor_char_boundary, LineIndex, Position};
 use super::mask::Mask;
-use super::{Diagnostic, Severity};
+use super::{Diagnostic, Label, Severity};
 use crate::ast::Span;
+use crate::include::SourceMap;
 
 /// The most diagnostics printed in one run; the others are counted in a last line.
 pub const MAX_SHOWN: usize = 50;
 
-/// What is printed of `diags` over `src`: the diagnostics chosen and masked, the
-/// masked source, and the count of those left out.
+/// What is printed of the diagnostics of one file: the diagnostics chosen, moved into
+/// the file and masked, and the masked source.
 struct View<'a> {
+    /// The file's name.
+    name: &'a str,
     src: &'a str,
     shown: Vec<Diagnostic>,
-    omitted: Omitted,
     /// `src` with its secrets masked, byte for byte.
     display: String,
 }
-
 /// How many diagnostics were left out, by severity.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Omitted {
@@ -71,27 +72,94 @@ impl Omitted {
 }
 
 impl<'a> View<'a> {
-    fn new(diags: &[Diagnostic], src: &'a str) -> View<'a> {
-        let (chosen, omitted) = choose(diags);
-        if chosen.is_empty() {
-            return View {
-                src,
-                shown: Vec::new(),
-                omitted,
-                display: String::new(),
-            };
-        }
+    /// The view of file `k` of `map` for `shown`, diagnostics in that file's offsets.
+    /// The values that `${VAR}` gave the strings in the file's secret places are
+    /// secrets too: messages may quote them, the source only shows `${VAR}`.
+    fn new(map: &'a SourceMap, k: usize, shown: Vec<Diagnostic>) -> View<'a> {
+        let src = map.file_text(k);
+        let file = &map.files()[k];
         let secrets = crate::lexer::secret_spans(src);
-        let mask = Mask::new(src, &secrets);
+        let mut mask = Mask::new(src, &secrets);
+        for (span, value) in map.expanded() {
+            let (at, local) = map.local(*span);
+            if at == k
+                && secrets
+                    .iter()
+                    .any(|s| s.start < local.end && local.start < s.end.max(s.start + 1))
+            {
+                mask.add_secret(value);
+            }
+        }
         let display = crate::check::redact(src, &secrets);
-        let shown = chosen.into_iter().map(|d| mask.diagnostic(d)).collect();
+        let shown = shown.iter().map(|d| mask.diagnostic(d)).collect();
         View {
+            name: &file.name,
             src,
             shown,
-            omitted,
             display,
         }
     }
+}
+
+/// The diagnostics to print, each moved into its file, in runs of one file each, and
+/// how many are left out. A label in another file than its diagnostic's becomes a note
+/// naming the place; a diagnostic in an included file gets a note for each include
+/// that led to it ("included from a.cfg:3:9"), as rustc's "in this macro invocation".
+fn views<'a>(diags: &[Diagnostic], map: &'a SourceMap) -> (Vec<View<'a>>, Omitted) {
+    let (chosen, omitted) = choose(diags);
+    let indexes: Vec<std::cell::OnceCell<LineIndex<'_>>> = map
+        .files()
+        .iter()
+        .map(|_| std::cell::OnceCell::new())
+        .collect();
+    let at = |span: Span| {
+        let (k, local) = map.local(span);
+        let position = indexes[k]
+            .get_or_init(|| LineIndex::new(map.file_text(k)))
+            .position(local.start);
+        format!(
+            "{}:{}:{}",
+            map.files()[k].name,
+            position.line,
+            position.column
+        )
+    };
+    let mut runs: Vec<(usize, Vec<Diagnostic>)> = Vec::new();
+    for d in chosen {
+        let (k, span) = map.local(d.span);
+        let mut local = Diagnostic {
+            span,
+            labels: Vec::new(),
+            ..d.clone()
+        };
+        for label in &d.labels {
+            let (kl, span) = map.local(label.span);
+            if kl == k {
+                local.labels.push(Label {
+                    span,
+                    message: label.message.clone(),
+                });
+            } else {
+                local
+                    .notes
+                    .push(format!("{}: {}", at(label.span), label.message));
+            }
+        }
+        let mut from = map.files()[k].included_at;
+        while let Some(span) = from {
+            local.notes.push(format!("included from {}", at(span)));
+            from = map.files()[map.file_at(span.start)].included_at;
+        }
+        match runs.last_mut() {
+            Some((last, run)) if *last == k => run.push(local),
+            _ => runs.push((k, vec![local])),
+        }
+    }
+    let views = runs
+        .into_iter()
+        .map(|(k, run)| View::new(map, k, run))
+        .collect();
+    (views, omitted)
 }
 
 /// The diagnostics to print, in their order: the first [`MAX_SHOWN`] errors, then as
@@ -125,7 +193,30 @@ fn choose(diags: &[Diagnostic]) -> (Vec<&Diagnostic>, Omitted) {
 /// summary line. Without `color` the output contains no ANSI escapes, so it can be
 /// compared with golden files.
 pub fn human(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -> String {
-    let view = View::new(diags, src);
+    human_map(diags, &SourceMap::single(file_name, src), color)
+}
+
+/// [`human`] for diagnostics over the files of `map`: each shows its own file.
+pub fn human_map(diags: &[Diagnostic], map: &SourceMap, color: bool) -> String {
+    let (views, omitted) = views(diags, map);
+    let mut out = String::new();
+    for view in &views {
+        human_file(view, color, &mut out);
+    }
+    if !omitted.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} (only the first {MAX_SHOWN} are shown)",
+            omitted.sentence()
+        );
+    }
+    out.push_str(&summary(diags, color));
+    out
+}
+
+/// The reports of the diagnostics of one file.
+fn human_file(view: &View<'_>, color: bool, out: &mut String) {
+    let (file_name, src) = (view.name, view.src);
     let display = sanitize(&view.display);
     let display_index = LineIndex::new(&display);
     let src_index = LineIndex::new(view.src);
@@ -135,7 +226,6 @@ pub fn human(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -> S
     let config = Config::default()
         .with_color(color)
         .with_index_type(IndexType::Byte);
-    let mut out = String::new();
     for d in &view.shown {
         let places: Vec<Range<usize>> = std::iter::once(d.span)
             .chain(d.labels.iter().map(|l| l.span))
@@ -171,15 +261,6 @@ pub fn human(diags: &[Diagnostic], file_name: &str, src: &str, color: bool) -> S
             None => out.push_str(&short_line(d, file_name, &src_index)),
         }
     }
-    if !view.omitted.is_empty() {
-        let _ = writeln!(
-            out,
-            "{} (only the first {MAX_SHOWN} are shown)",
-            view.omitted.sentence()
-        );
-    }
-    out.push_str(&summary(diags, color));
-    out
 }
 
 /// Places this many lines apart or more are drawn in separate excerpts: ariadne walks
@@ -354,16 +435,28 @@ fn ariadne_position(text: &str, offset: usize) -> Position {
 /// Lines and columns are 1-based; columns count characters. When diagnostics were
 /// left out, a last line says how many: `file: 9950 more errors not shown`.
 pub fn short(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
-    let view = View::new(diags, src);
-    let index = LineIndex::new(src);
+    short_map(diags, &SourceMap::single(file_name, src))
+}
+
+/// [`short`] for diagnostics over the files of `map`: each line names its own file.
+pub fn short_map(diags: &[Diagnostic], map: &SourceMap) -> String {
+    let (views, omitted) = views(diags, map);
     let mut out = String::new();
-    for d in &view.shown {
-        out.push_str(&short_line(d, file_name, &index));
+    for view in &views {
+        let index = LineIndex::new(view.src);
+        for d in &view.shown {
+            out.push_str(&short_line(d, view.name, &index));
+        }
     }
-    if !view.omitted.is_empty() {
-        let _ = writeln!(out, "{file_name}: {}", view.omitted.sentence());
+    if !omitted.is_empty() {
+        let _ = writeln!(out, "{}: {}", main_name(map), omitted.sentence());
     }
     out
+}
+
+/// The main file's name, for the line that counts what was left out.
+fn main_name(map: &SourceMap) -> &str {
+    map.files().first().map_or("", |f| f.name.as_str())
 }
 
 fn short_line(d: &Diagnostic, file_name: &str, index: &LineIndex<'_>) -> String {
@@ -389,9 +482,32 @@ fn short_line(d: &Diagnostic, file_name: &str, index: &LineIndex<'_>) -> String 
 /// diagnostics were left out, a last object counts them:
 /// `{"file": ..., "omitted": {"errors": 9950, "warnings": 2}, "message": ...}`.
 pub fn json(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
-    let view = View::new(diags, src);
-    let index = LineIndex::new(src);
+    json_map(diags, &SourceMap::single(file_name, src))
+}
+
+/// [`json`] for diagnostics over the files of `map`: each object names its own file,
+/// and its offsets are that file's.
+pub fn json_map(diags: &[Diagnostic], map: &SourceMap) -> String {
+    let (views, omitted) = views(diags, map);
     let mut out = String::new();
+    for view in &views {
+        json_file(view, &mut out);
+    }
+    if !omitted.is_empty() {
+        let value = json!({
+            "file": main_name(map),
+            "omitted": { "errors": omitted.errors, "warnings": omitted.warnings },
+            "message": omitted.sentence(),
+        });
+        let _ = writeln!(out, "{value}");
+    }
+    out
+}
+
+/// The objects of the diagnostics of one file.
+fn json_file(view: &View<'_>, out: &mut String) {
+    let (file_name, src) = (view.name, view.src);
+    let index = LineIndex::new(src);
     for d in &view.shown {
         let primary = clamp(d.span, src);
         let labels: Vec<Value> = d
@@ -425,15 +541,6 @@ pub fn json(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
         // `Value`'s `Display` is compact JSON: no newline inside an object.
         let _ = writeln!(out, "{value}");
     }
-    if !view.omitted.is_empty() {
-        let value = json!({
-            "file": file_name,
-            "omitted": { "errors": view.omitted.errors, "warnings": view.omitted.warnings },
-            "message": view.omitted.sentence(),
-        });
-        let _ = writeln!(out, "{value}");
-    }
-    out
 }
 
 /// The closing line of the human format, e.g. `error: 2 errors and 1 warning emitted`;
@@ -906,6 +1013,106 @@ mod tests {
         assert!(out.contains("tls passphrse = ******************"), "{out}");
         // The masked text is as long as the secret: the column stays.
         assert!(out.contains("a.cfg:2:19"), "{out}");
+    }
+
+    /// A main file that includes `inc.cfg` on its line 2, both in a temporary
+    /// directory, expanded; and the global span of `needle` in the included file.
+    fn two_files(
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> (tempfile::TempDir, crate::include::Expanded) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let main = dir.path().join("main.cfg");
+        std::fs::write(&main, "id = tcprelay {\n  include = inc.cfg\n}\n").expect("main");
+        std::fs::write(
+            dir.path().join("inc.cfg"),
+            "remote = { address = 10.0.0.1\n  port = x }\ntls passphrase = \"${PASS}\"\n",
+        )
+        .expect("inc");
+        let name = main.display().to_string();
+        let text = std::fs::read_to_string(&main).expect("read");
+        let x = crate::include::expand(&name, &text, crate::include::Origin::of(&name), env);
+        (dir, x)
+    }
+
+    fn global(x: &crate::include::Expanded, needle: &str, file: usize) -> Span {
+        let f = &x.map.files()[file];
+        let at = x.map.file_text(file).find(needle).expect("needle") + f.base;
+        Span::new(at, at + needle.len())
+    }
+
+    #[test]
+    fn a_diagnostic_in_an_included_file_names_that_file_line_and_column() {
+        let (dir, x) = two_files(&|_| Some("pw".to_string()));
+        let d = Diagnostic::error(Code::InvalidPort, global(&x, "x", 1), "invalid port `x`")
+            .with_label("not a port")
+            .with_secondary(global(&x, "remote", 1), "in this remote")
+            .with_secondary(global(&x, "tcprelay", 0), "in this section");
+        let main = dir.path().join("main.cfg").display().to_string();
+        let inc = dir.path().join("inc.cfg").display().to_string();
+        let diags = [d];
+        let out = human_map(&diags, &x.map, false);
+        assert!(out.contains(&format!("─[ {inc}:2:10 ]")), "{out}");
+        assert!(
+            out.contains("port = x }") && out.contains("in this remote"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(": {main}:1:6: in this section")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(": included from {main}:2:13")),
+            "{out}"
+        );
+        assert_eq!(
+            short_map(&diags, &x.map),
+            format!("{inc}:2:10: error[E0023]: invalid port `x`\n")
+        );
+        let v: Value = serde_json::from_str(json_map(&diags, &x.map).trim_end()).expect("JSON");
+        assert_eq!(v["file"], inc.as_str());
+        assert_eq!(v["start"], json!({"line": 2, "column": 10}));
+        let local = x.map.file_text(1).find(" x ").expect("x") + 1;
+        assert_eq!(v["byte_start"], local);
+        assert_eq!(v["labels"][0]["start"], json!({"line": 1, "column": 1}));
+        assert_eq!(
+            v["notes"],
+            json!([
+                format!("{main}:1:6: in this section"),
+                format!("included from {main}:2:13")
+            ])
+        );
+        // The main file's diagnostics name the main file, in the same run.
+        let both = [
+            Diagnostic::error(Code::UnexpectedToken, global(&x, "id", 0), "first"),
+            diags[0].clone(),
+        ];
+        let out = short_map(&both, &x.map);
+        assert!(
+            out.starts_with(&format!("{main}:1:1: error[E0003]: first\n{inc}:2:10:")),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_secret_from_a_variable_is_masked_in_every_format() {
+        let (_dir, x) = two_files(&|name| (name == "PASS").then(|| "Op3nS3same".to_string()));
+        assert!(x.diags.is_empty(), "{:?}", x.diags);
+        let at = global(&x, "\"${PASS}\"", 1);
+        let d = Diagnostic::error(
+            Code::BadPassphrase,
+            at,
+            "the key cannot be decrypted with `Op3nS3same`",
+        )
+        .with_help("Op3nS3same is wrong: \"Op3nS3same\"");
+        let diags = [d];
+        for out in [
+            human_map(&diags, &x.map, false),
+            short_map(&diags, &x.map),
+            json_map(&diags, &x.map),
+        ] {
+            assert!(!out.contains("Op3n"), "{out}");
+            assert!(out.contains("`**********`"), "{out}");
+        }
     }
 
     proptest::proptest! {
