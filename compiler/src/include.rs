@@ -915,6 +915,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unset_variable_is_one_error_and_a_set_one_compiles() {
+        let src = "id = spawnd { listen = { port = 2222 } }\nsetenv P = 22\nid = tcprelay { remote = { address = \"${ADDR}\" port = '${P}' } }\n";
+        let c = crate::compile_with(src, "-", &crate::Selection::default(), &no_env);
+        let found: Vec<Code> = c.diags.iter().map(|d| d.code).collect();
+        assert_eq!(found, vec![Code::UnsetVariable], "{:?}", c.diags);
+        let env = |n: &str| (n == "ADDR").then(|| "10.0.0.7".to_string());
+        let c = crate::compile_with(src, "-", &crate::Selection::default(), &env);
+        assert!(c.diags.is_empty(), "{:?}", c.diags);
+        let plan = c.plan.expect("plan");
+        assert_eq!(plan.relay.remotes[0].address.to_string(), "10.0.0.7:22");
+    }
+
+    #[test]
     fn a_remote_file_includes_relative_urls_and_no_local_file() {
         fn route(path: &str) -> crate::source::tests::Reply {
             match path {

@@ -123,7 +123,22 @@ pub fn compile_with(
     let map = expanded.map;
     let (file, diags) =
         parser::parse_tokens(map.text(), expanded.tokens, expanded.diags, Some(selection));
-    let (plan, diags) = finish(file, diags, source, selection);
+    // A string with an unset variable is reported at the variable (E0058), not again
+    // as the bad value it leaves.
+    let unset: Vec<ast::Span> = diags
+        .iter()
+        .filter(|d| d.code == diag::Code::UnsetVariable)
+        .map(|d| d.span)
+        .collect();
+    let (plan, mut diags) = finish(file, diags, source, selection);
+    if !unset.is_empty() {
+        diags.retain(|d| {
+            d.code == diag::Code::UnsetVariable
+                || !unset
+                    .iter()
+                    .any(|u| d.span.start <= u.start && u.end <= d.span.end)
+        });
+    }
     Compiled { plan, diags, map }
 }
 

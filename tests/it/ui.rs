@@ -6,7 +6,8 @@
 //! A file's name starts with the code it shows (`E0030-duplicate-listener.cfg`), and
 //! its output must contain that code. A first line `# args: ...` adds arguments. The
 //! configurations run in a temporary directory that holds fresh test certificates in
-//! `certs/` (see `harness::make_certs`).
+//! `certs/` (see `harness::make_certs`). A case may have a directory beside it, named
+//! as the case with `.d` for `.cfg`, for the files it includes: it is copied beside it.
 
 use crate::harness::{self, cc};
 use std::collections::BTreeSet;
@@ -35,6 +36,12 @@ fn run_case(path: &Path, expect_ok: bool, work: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).expect("read case");
     let name = path.file_name().unwrap().to_str().unwrap();
     std::fs::write(work.join(name), &text).expect("copy case");
+    // A case may have a directory of its own beside it (`E0057-include-cycle.d/`),
+    // copied next to it, for the files it includes.
+    let own = path.with_extension("d");
+    if own.is_dir() {
+        copy_dir(&own, &work.join(own.file_name().expect("name")));
+    }
     let mut args = vec!["check", "--format", "human", "--color", "never", name];
     if let Some(extra) = text.lines().next().and_then(|l| l.strip_prefix("# args:")) {
         args.extend(extra.split_whitespace());
@@ -72,6 +79,19 @@ fn run_case(path: &Path, expect_ok: bool, work: &Path) -> Option<String> {
         }
     }
     (!problems.is_empty()).then(|| format!("{}: {}", path.display(), problems.join("; ")))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read case dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }
 
 fn run_all(kind: &str, expect_ok: bool) {
