@@ -24,6 +24,8 @@ mod spawnd;
 mod values;
 
 #[cfg(test)]
+mod family_tests;
+#[cfg(test)]
 mod tests;
 
 pub use model::{

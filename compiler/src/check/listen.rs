@@ -448,13 +448,13 @@ pub(super) fn keepalive_directive(
     m: &mut KeepaliveModel,
     cx: &mut Cx<'_>,
 ) -> bool {
-    let slot = match d.key.node {
-        Key::KeepaliveCount => &mut m.count,
-        Key::KeepaliveIdle => &mut m.idle,
-        Key::KeepaliveInterval => &mut m.interval,
+    let (slot, parse): (_, fn(&Sp<crate::ast::Value>) -> values::Parsed<u32>) = match d.key.node {
+        Key::KeepaliveCount => (&mut m.count, values::u32_value),
+        Key::KeepaliveIdle => (&mut m.idle, values::seconds_u32),
+        Key::KeepaliveInterval => (&mut m.interval, values::seconds_u32),
         _ => return false,
     };
-    scope.scalar(d, values::u32_value, slot, cx);
+    scope.scalar(d, parse, slot, cx);
     true
 }
 
