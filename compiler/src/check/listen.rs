@@ -440,6 +440,9 @@ fn bind(key: Span, w: &Written, cx: &mut Cx<'_>) -> Vec<Bind> {
     }
 }
 
+/// A parser of one kind of value.
+type ValueParser<T> = fn(&Sp<crate::ast::Value>) -> values::Parsed<T>;
+
 /// `tcp keepalive count|idle|interval`, at section level or in a listener; false
 /// when `d` is not one of them.
 pub(super) fn keepalive_directive(
@@ -448,7 +451,7 @@ pub(super) fn keepalive_directive(
     m: &mut KeepaliveModel,
     cx: &mut Cx<'_>,
 ) -> bool {
-    let (slot, parse): (_, fn(&Sp<crate::ast::Value>) -> values::Parsed<u32>) = match d.key.node {
+    let (slot, parse): (_, ValueParser<u32>) = match d.key.node {
         Key::KeepaliveCount => (&mut m.count, values::u32_value),
         Key::KeepaliveIdle => (&mut m.idle, values::seconds_u32),
         Key::KeepaliveInterval => (&mut m.interval, values::seconds_u32),

@@ -547,7 +547,7 @@ pub fn tls_setting(v: &Sp<Value>) -> Parsed<TlsSetting> {
                 "TLSv1.0" | "TLSv1.1" | "TLSv1" | "SSLv3" => d.with_help(
                     "versions before TLS 1.2 are not offered (Mozilla's intermediate profile): write `TLSv1.2`",
                 ),
-                _ => match suggest::closest(part, ["TLSv1.2", "TLSv1.3", "auto"].into_iter()) {
+                _ => match suggest::closest(part, ["TLSv1.2", "TLSv1.3", "auto"]) {
                     Some(best) => d.with_help(format!("did you mean `{best}`?")),
                     None => d.with_help("write `tls = yes` for TLS 1.2 and 1.3"),
                 },
