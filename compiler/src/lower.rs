@@ -615,7 +615,64 @@ id = tcprelay {
             "idle timeout = 0",
         ])
         .prop_map(str::to_string);
+        // Issue 16: the family's listener and section settings, now and then out of
+        // range or on the wrong kind of listener.
+        let pick = |v: Vec<&'static str>| prop::sample::select(v).prop_map(str::to_string);
+        let family_listener = (
+            prop::sample::select(vec![
+                "port = 12",
+                "address = 127.0.0.2 port = 13",
+                "path = /tmp/f16.sock",
+            ]),
+            prop::option::of(0u32..70)
+                .prop_map(|d| d.map_or(String::new(), |d| format!("dscp = {d}"))),
+            pick(vec![
+                "",
+                "tls = yes",
+                "tls = no",
+                "tls = auto",
+                "tls = TLSv1.3,TLSv1.2",
+                "tls = TLSv1.2,auto",
+                "tls = DTLSv1.2",
+                "ssl = TLSv1.1",
+            ]),
+            pick(vec![
+                "",
+                "bind retry delay = 0",
+                "bind retry delay = 2",
+                "vrf = blue",
+                "userid = nobody groupid = 0",
+            ]),
+            pick(vec![
+                "",
+                "sticky cache period = 0",
+                "sticky cache period = 5 sticky cache size = 0",
+                "sticky cache period = 5 sticky cache size = 1048577",
+                "sticky cache size = 7",
+                "sticky cache period = 1 sticky cache size = 1m",
+            ]),
+        )
+            .prop_map(|(bind, dscp, tls, other, sticky)| {
+                format!("listen = {{ {bind} {dscp} {tls} {other} {sticky} }}")
+            });
+        let family_section = pick(vec![
+            "tcp bufsize = 0",
+            "tcp bufsize 64k",
+            "tcp bufsize = 2g",
+            "tcp bufsize = 2147483647",
+            "sticky cache period = 3",
+            "sticky cache size = 0x10",
+            "spawn = { sticky cache period = 0 sticky cache size = 9 }",
+            "bind retry delay = 0",
+            "bind retry delay = 4",
+            "debug = ALL -NET",
+            "proctitle = \"\"",
+            "proctitle = edge",
+            "permit not 10.0.0.0/8",
+        ]);
         prop_oneof![
+            2 => family_listener.prop_map(|s| (true, s)),
+            1 => family_section.prop_map(|s| (true, s)),
             3 => listener.prop_map(|s| (true, s)),
             1 => spawn.prop_map(|s| (true, s)),
             1 => acl.prop_map(|s| (true, s)),
