@@ -7,8 +7,9 @@
 //! no error, so that lowering (the only way to build a plan) never sees a broken one.
 //!
 //! Submodules: `values` parses values, `scope` holds what every scope does alike,
-//! `spawnd` and `listen` check the spawnd section, `relay` the tcprelay section and
-//! the TLS material, `model` defines the result.
+//! `common` the directives the top level and both sections read alike (as every
+//! program of the family does), `spawnd` and `listen` check the spawnd section,
+//! `relay` the tcprelay section and the TLS material, `model` defines the result.
 
 mod common;
 mod control;

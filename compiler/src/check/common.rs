@@ -22,7 +22,7 @@ pub(super) fn directive(d: &Directive, scope: &mut Scope, c: Common<'_>, cx: &mu
         Key::Debug | Key::Trace => debug(d, c.debug, cx),
         Key::Proctitle => scope.scalar(
             d,
-            |v| values::os_string(v, "the process title", OsText::check_text),
+            |v| values::os_string(v, "the process title", OsText::check_name),
             c.proctitle,
             cx,
         ),

@@ -397,3 +397,53 @@ id = tcprelay { remote = { address = 10.0.0.1 port = 22 } }
 fn plan_of(src: &str) -> (Plan, Vec<Diagnostic>) {
     plan(src)
 }
+
+#[test]
+fn address_and_path_each_take_the_other_kind_with_a_fix_it() {
+    let src = "id = spawnd {
+    listen = { path = inet:127.0.0.1 port = 2222 }
+    listen = { address = unix:/run/relay.sock }
+    listen = { path = ::1 port = 2223 }
+}
+id = tcprelay { remote = { address = 10.0.0.1 port = 22 } }
+";
+    let (plan, diags) = plan(src);
+    let addrs: Vec<ListenAddress> = plan
+        .spawnd
+        .listeners
+        .iter()
+        .map(|l| l.address.clone())
+        .collect();
+    assert_eq!(
+        addrs,
+        [
+            ListenAddress::Inet("127.0.0.1:2222".parse().unwrap()),
+            ListenAddress::Unix("/run/relay.sock".into()),
+            ListenAddress::Inet("[::1]:2223".parse().unwrap()),
+        ]
+    );
+    let helps: Vec<Option<&str>> = diags.iter().map(|d| d.help.as_deref()).collect();
+    assert_eq!(
+        helps,
+        [
+            Some("write `address = inet:127.0.0.1`"),
+            Some("write `path = /run/relay.sock`"),
+            Some("write `address = ::1`"),
+        ]
+    );
+    assert!(diags.iter().all(|d| d.code == Code::Deprecated));
+}
+
+#[test]
+fn an_empty_proctitle_is_e0046_not_a_plan_the_runtime_refuses() {
+    let src = "proctitle = \"\"\nid = spawnd { listen = { port = 2222 } }
+id = tcprelay { remote = { address = 10.0.0.1 port = 22 } }
+";
+    let (plan, diags) = compile(src);
+    assert!(plan.is_none());
+    assert_eq!(
+        with_code(src, &diags, Code::NotForTheOs),
+        [(Severity::Error, "\"\"")]
+    );
+    assert_eq!(diags[0].message, "the process title is empty");
+}

@@ -90,6 +90,7 @@ pub(super) fn listener(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Ve
                 w.port_key = Some(k.span);
                 scope.scalar(d, values::port, &mut w.port, cx);
             }
+            Key::Path if path_is_an_address(d) => address(d, &mut scope, &mut w, cx),
             Key::Path => {
                 w.path_key = Some(k.span);
                 scope.scalar(d, socket_path, &mut w.path, cx);
@@ -263,7 +264,22 @@ fn dscp_value(v: &Sp<crate::ast::Value>) -> values::Parsed<u8> {
     )
 }
 
-/// `address = IP` or a bare address; writing both is E0029.
+/// Whether a `path` names an IP address (an `inet:`/`inet6:` prefix, or an IP
+/// literal), which the family's `path` and `address` both take.
+fn path_is_an_address(d: &Directive) -> bool {
+    let crate::ast::Body::Value(v) = &d.body else {
+        return false;
+    };
+    let text = v.node.text.as_str();
+    let prefixed = ["inet:", "inet6:"].iter().any(|p| {
+        text.get(..p.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(p))
+    });
+    prefixed || values::parse_ip(text).is_some()
+}
+
+/// `address = IP` or a bare address; writing both is E0029. Also a `path` that names
+/// an IP address (warning E0040: `address` is the key for it).
 fn address(d: &Directive, scope: &mut Scope, w: &mut Written, cx: &mut Cx<'_>) {
     let k = &d.key;
     match &w.address_key {
@@ -283,6 +299,17 @@ fn address(d: &Directive, scope: &mut Scope, w: &mut Written, cx: &mut Cx<'_>) {
     let Some(v) = cx.value(d) else {
         return;
     };
+    if k.node == Key::Path {
+        cx.push(
+            Diagnostic::warning(
+                Code::Deprecated,
+                k.span,
+                "an IP address given as the listener's `path`",
+            )
+            .with_label("`path` is for Unix sockets")
+            .with_help(format!("write `address = {}`", v.node.text)),
+        );
+    }
     match values::listen_address(v) {
         Ok(values::Address::Unix(path)) => {
             cx.push(
