@@ -81,6 +81,15 @@ codes! {
     IncludeCycle = "E0057", "include cycle or includes nested too deep";
     UnsetVariable = "E0058", "unset variable in a string";
     IncludeRefused = "E0059", "include refused: a local file from a URL, or over a limit";
+    InvalidSticky = "E0060", "invalid sticky cache";
+    InvalidDscp = "E0061", "DSCP out of range";
+    WrongSocketKind = "E0062", "listener setting for the other kind of socket";
+    NotAStream = "E0063", "datagram or packet socket";
+    InvalidTlsVersions = "E0064", "TLS version not accepted";
+    UnresolvedHost = "E0065", "host name that does not resolve";
+    SeveralAddresses = "E0066", "host name with several addresses";
+    InvalidDebugFlag = "E0067", "unknown debug flag";
+    OtherRelaySection = "E0068", "spawn id other than the selected tcprelay section";
 }
 
 impl fmt::Display for Code {
