@@ -105,6 +105,21 @@ pub fn check(
     })
 }
 
+/// The keys valid inside a block opened by `block` (`listen`, `spawn`, `remote`,
+/// `check`, `control`, `metrics`), as the check of that block takes them; `None`
+/// for a key that opens no block. The parser's "did you mean" suggests only these.
+pub fn block_keys(block: Key) -> Option<&'static [Key]> {
+    match block {
+        Key::Listen => Some(listen::VALID),
+        Key::Spawn => Some(spawnd::SPAWN_VALID),
+        Key::Remote => Some(relay::REMOTE_VALID),
+        Key::Check => Some(health::VALID),
+        Key::Control => Some(control::CONTROL_VALID),
+        Key::Metrics => Some(control::METRICS_VALID),
+        _ => None,
+    }
+}
+
 /// The role a section is checked for, and what that means for each directive.
 pub(super) struct SectionRole<'a> {
     /// `Role::Spawnd` or `Role::Tcprelay`.
