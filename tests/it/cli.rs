@@ -494,6 +494,40 @@ fn runtime_usage_errors_exit_2_with_the_usage() {
     }
 }
 
+/// A file that does not exist is the same exit status for both programs (2), and
+/// tcprelay says so in those words, for a configuration (`-f`, `-P`) and a plan
+/// (`run`, `-P run`); a plan given as a configuration and a configuration given to
+/// `run` are named with the command to use (exit 2), where they were "not UTF-8
+/// text" and "wrong magic bytes" with exit 1.
+#[test]
+fn runtime_file_errors_say_what_to_do_and_exit_as_the_compiler_does() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.cfg", GOOD);
+    let out = cc(d.path(), &["compile", "a.cfg", "-o", "a.plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cc_missing = cc(d.path(), &["check", "missing.cfg"]).status.code();
+    assert_eq!(cc_missing, Some(2));
+    for (args, says) in [
+        (&["-f", "missing.cfg"][..], "tcprelay: missing.cfg does not exist\n"),
+        (&["-P", "missing.cfg"], "tcprelay: missing.cfg does not exist\n"),
+        (&["run", "-f", "missing.plan"], "tcprelay: missing.plan does not exist\n"),
+        (&["-f", "a.plan"], "tcprelay: a.plan is a plan file, not a configuration: run it with `tcprelay run a.plan`\n"),
+        (&["-P", "a.plan"], "tcprelay: a.plan is a plan file, not a configuration: run it with `tcprelay run a.plan`\n"),
+        (&["run", "-f", "a.cfg"], "tcprelay: a.cfg is a configuration, not a plan: run `tcprelay a.cfg` (it compiles it, and again on every reload), or compile it first with `tcprelay-cc compile a.cfg -o PLAN`\n"),
+    ] {
+        let out = relay(d.path(), &words(args));
+        assert_eq!(out.status.code(), cc_missing, "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), says, "{args:?}");
+    }
+    // A plan with a bad body is still a bad plan: 1.
+    let mut bytes = std::fs::read(d.path().join("a.plan")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(d.path().join("bad.plan"), bytes).unwrap();
+    let out = relay(d.path(), &words(&["run", "-f", "bad.plan"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
 /// A configuration path that is not UTF-8 is a usage error naming the problem; the
 /// hand-written parser read `std::env::args`, which panicked (exit 101).
 #[test]
