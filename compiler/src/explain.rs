@@ -84,6 +84,9 @@ fn render(plan: &Plan, out: &mut String) {
                 p.timeout_ms
             );
         }
+        if let Some(line) = listener_extras(l) {
+            let _ = writeln!(out, "    {line}");
+        }
     }
     let auto = |n: u32, what: &str| {
         if n == 0 {
@@ -130,10 +133,18 @@ fn render(plan: &Plan, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "  overload {:?}, debug {}, keepalive {}",
+        "  overload {:?}, debug {:#x}, keepalive {}",
         s.overload,
         s.debug,
         keepalive(&s.keepalive)
+    );
+    let _ = writeln!(
+        out,
+        "  tcp bufsize {}, sticky cache {}, proctitle {}",
+        s.tcp_bufsize
+            .map_or_else(|| "default".to_string(), |n| n.to_string()),
+        sticky(s.sticky),
+        opt(&s.proctitle)
     );
     let _ = writeln!(
         out,
@@ -277,6 +288,48 @@ fn check(c: &Check) -> String {
 }
 
 /// A timeout in seconds, 0 = never.
+/// A sticky cache's settings, or `off`.
+fn sticky(s: Option<tcprelay_plan::Sticky>) -> String {
+    s.map_or_else(
+        || "off".to_string(),
+        |s| format!("period {} s size {}", s.period_s, s.size),
+    )
+}
+
+/// A listener's settings beyond its address, when it has any: TLS versions, DSCP,
+/// VRF, owner, bind retry and sticky cache.
+fn listener_extras(l: &tcprelay_plan::Listener) -> Option<String> {
+    let mut parts = Vec::new();
+    if l.tls && (l.tls_auto || !l.tls_versions.is_empty()) {
+        let mut v: Vec<&str> = l.tls_versions.iter().map(|v| v.name()).collect();
+        if v.is_empty() {
+            v = vec!["TLSv1.2", "TLSv1.3"];
+        }
+        parts.push(format!(
+            "tls {}{}",
+            v.join(","),
+            if l.tls_auto { " or plain (auto)" } else { "" }
+        ));
+    }
+    if let Some(d) = l.dscp {
+        parts.push(format!("dscp {d}"));
+    }
+    if let Some(v) = &l.vrf {
+        parts.push(format!("vrf {v}"));
+    }
+    if l.owner.is_some() || l.group.is_some() {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+        parts.push(format!("owner {} group {}", show(&l.owner), show(&l.group)));
+    }
+    if let Some(d) = l.bind_retry_delay {
+        parts.push(format!("bind retry every {d} s"));
+    }
+    if l.sticky.is_some() {
+        parts.push(format!("sticky cache {}", sticky(l.sticky)));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 fn seconds(secs: u32) -> String {
     if secs == 0 {
         "never".to_string()
@@ -288,6 +341,25 @@ fn seconds(secs: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_familys_listener_and_relay_settings_are_shown() {
+        let src = "debug = NET\nproctitle = edge\nid = spawnd { tcp bufsize = 4k sticky cache period = 60\n\
+                   listen = { port = 1 tls = TLSv1.3,auto dscp = 46 vrf = blue bind retry delay = 5 sticky cache period = 9 sticky cache size = 8 }\n\
+                   listen = { path = /tmp/s userid = nobody } }\n\
+                   id = tcprelay { tls cert-file = /nonexistent/c.pem remote = { address = 10.0.0.1 port = 2 } }";
+        let (plan, diags) = crate::compile(src, "x.cfg", &crate::Selection::default());
+        let plan = plan.unwrap_or_else(|| panic!("{diags:#?}"));
+        let text = explain(&tcprelay_plan::encode(&plan, crate::VERSION)).expect("explains");
+        for line in [
+            "    tls TLSv1.3 or plain (auto), dscp 46, vrf blue, bind retry every 5 s, sticky cache period 9 s size 8",
+            "    owner nobody group -",
+            "  tcp bufsize 4096, sticky cache period 60 s size 1024, proctitle edge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+        }
+        assert!(text.contains(", debug 0x1000, "), "{text}");
+    }
 
     #[test]
     fn proxy_tls_and_checks_are_shown_and_the_remote_passphrase_redacted() {
@@ -307,6 +379,11 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
         }
         assert!(!text.contains("S3cr3tPa55"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l == "  tcp bufsize default, sticky cache off, proctitle -"),
+            "{text}"
+        );
         assert!(text.starts_with("plan format 4 written by tcprelay-cc"));
         assert!(text.lines().next().unwrap().ends_with("(holds a secret)"));
     }

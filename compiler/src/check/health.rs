@@ -45,7 +45,8 @@ pub(super) fn directive(
                 *slot = Some(CheckSetting::On(Box::new(check)));
             }
         }
-        Body::Error => {}
+        // Only `debug`/`trace` are written with several values.
+        Body::Error | Body::List(_) => {}
     }
 }
 
@@ -97,13 +98,15 @@ fn block(key: Span, items: &[Sp<Directive>], cx: &mut Cx<'_>) -> Option<CheckMod
 /// A number of seconds, at least 1, that fits the plan's milliseconds; `what` names
 /// the setting in the message.
 pub(super) fn seconds(v: &Sp<Value>, what: &str) -> Parsed<u32> {
-    positive(v, u64::from(u32::MAX / 1000), |s| {
-        Diagnostic::error(
-            Code::ZeroCount,
-            s,
-            format!("{what} must be at least 1 second"),
-        )
-        .with_label("0 is not allowed here")
+    super::values::seconds(v, |v| {
+        positive(v, u64::from(u32::MAX / 1000), |s| {
+            Diagnostic::error(
+                Code::ZeroCount,
+                s,
+                format!("{what} must be at least 1 second"),
+            )
+            .with_label("0 is not allowed here")
+        })
     })
     .map(|n| n as u32)
 }
