@@ -140,7 +140,8 @@ pub fn compile(src: &str, source: &str, selection: &Selection) -> (Option<Plan>,
 /// warning beside an error at the same place says something the error contradicts
 /// or repeats); several warnings at one place, with no error, all stay. What a block
 /// lacks (its address, its port) is said at its key, each: those stay too, as do
-/// findings with no place in the text (an empty span). `diags` is in reading order.
+/// findings with no place in the text (an empty span). An error whose secondary
+/// place holds an earlier error goes too. `diags` is in reading order.
 fn one_per_place(diags: &mut Vec<Diagnostic>) {
     let lacks =
         |d: &Diagnostic| matches!(d.code, diag::Code::MissingAddress | diag::Code::MissingPort);
@@ -158,6 +159,20 @@ fn one_per_place(diags: &mut Vec<Diagnostic>) {
             }
         }
         i = j;
+    }
+    // An error that relates its place to another (`first address`, `first defined
+    // here`) where an error was already reported is a consequence of that one: the
+    // address given twice when the first was a word that is no address.
+    let mut errors_at: std::collections::HashSet<ast::Span> = std::collections::HashSet::new();
+    for (d, kept) in diags.iter().zip(keep.iter_mut()) {
+        if !*kept || !d.is_error() {
+            continue;
+        }
+        if d.labels.iter().any(|l| errors_at.contains(&l.span)) {
+            *kept = false;
+            continue;
+        }
+        errors_at.insert(d.span);
     }
     let mut k = 0;
     diags.retain(|_| {

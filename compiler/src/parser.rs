@@ -841,6 +841,13 @@ mod tests {
         );
         let words: Vec<&str> = found(&src).iter().map(|(_, w)| *w).collect();
         assert_eq!(words, ["wieght", "prot", "rebalanse", "retier"], "{src}");
+        // Two keys of another place in one section: two errors, and not the
+        // section's `}` after them, where the parser's recovery had unwound to the
+        // top level at the `id`.
+        let src = "id = spawnd2 { exec = /path/to/ftpd id = myftpd }\n";
+        let (_, diags) = parse(src, None);
+        let words: Vec<&str> = diags.iter().map(|d| &src[d.span.range()]).collect();
+        assert_eq!(words, ["exec", "id"], "{src}");
         // A broken top-level item: up to its `setenv`, and nothing else.
         let src = format!("setenv A B C\n{}", file("", ""));
         assert_eq!(found(&src).len(), 1, "{src}");

@@ -18,9 +18,9 @@ use crate::Selection;
 use lalrpop_util::{ErrorRecovery, ParseError};
 
 /// How many times a file is parsed again after cutting out broken directives. Each
-/// pass takes at least the first error of every block; past this, the errors of the
-/// last pass are taken as the generated parser found them.
-const MAX_PASSES: usize = 16;
+/// pass takes the first error of every block; past this, the errors of the last pass
+/// are taken as the generated parser found them.
+const MAX_PASSES: usize = 64;
 
 /// How many unclosed `{` are looked for one by one; the others are closed at the end
 /// of the file without a report of their own.
@@ -394,6 +394,14 @@ pub(super) fn directive_end(tokens: &[Spanned], tree: &Tree, src: &str, i: usize
         {
             break;
         }
+        // A key after a word (`zqfrob port = 1`, `zqfrob id = spawnd {`) starts the
+        // next directive.
+        if j > i
+            && is_keyword(&tokens[j].1)
+            && matches!(tokens[j - 1].1, Tok::Word(_) | Tok::Str(_))
+        {
+            break;
+        }
         match tokens[j].1 {
             Tok::LBrace => return tree.matching[j].map_or(limit, |c| c + 1),
             Tok::RBrace => return if tree.matching[j].is_some() { j } else { j + 1 },
@@ -502,13 +510,14 @@ pub(super) fn parse(
             for c in &mut cut[start..end] {
                 *c = true;
             }
-            // A cut-out `{ ... }` may have thrown the parser's own recovery off the
-            // braces up to the section's end: later errors of that section wait for
-            // the next pass.
+            // The parser's own recovery may have left the block (a keyword of the
+            // top level in it, `id`, makes it unwind to there) or, after a `{ ... }`,
+            // lost count of the braces up to the section's end: later errors of the
+            // block, or of the section, wait for the next pass.
             resume = if braces || start == end {
                 (tree.outermost_close(i) + 1).max(end)
             } else {
-                end
+                (tree.close_of(i) + 1).max(end)
             };
         }
         if last || new == 0 {
