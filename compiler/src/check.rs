@@ -114,6 +114,21 @@ pub fn check(
     })
 }
 
+/// The keys valid inside a block opened by `block` (`listen`, `spawn`, `remote`,
+/// `check`, `control`, `metrics`), as the check of that block takes them; `None`
+/// for a key that opens no block. The parser's "did you mean" suggests only these.
+pub fn block_keys(block: Key) -> Option<&'static [Key]> {
+    match block {
+        Key::Listen => Some(listen::VALID),
+        Key::Spawn => Some(spawnd::SPAWN_VALID),
+        Key::Remote => Some(relay::REMOTE_VALID),
+        Key::Check => Some(health::VALID),
+        Key::Control => Some(control::CONTROL_VALID),
+        Key::Metrics => Some(control::METRICS_VALID),
+        _ => None,
+    }
+}
+
 /// The directives outside any section (`debug`, `syslog`, `proctitle`, and those
 /// kept for compatibility).
 fn top(file: &ast::File, cx: &mut Cx<'_>) -> TopModel {

@@ -25,11 +25,16 @@ const EXIT_USAGE: u8 = 2;
     about = "Compiles tcprelay configurations into validated plans",
     long_about = "Compiles spawnd/tcprelay configurations into validated binary plans \
                   for the tcprelay runtime, checks them with precise diagnostics, and \
-                  draws the configuration language's railroad diagrams."
+                  draws the configuration language's railroad diagrams.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// Prints the explanation of a diagnostic code, with an example
+    /// (`--explain E0023`), and exits.
+    #[arg(long, value_name = "CODE", exclusive = true)]
+    explain: Option<String>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 /// How diagnostics are printed.
@@ -80,9 +85,18 @@ enum Command {
     /// Checks a configuration and prints its diagnostics.
     ///
     /// Every problem of the file is reported in one run, each with a stable code
-    /// (listed in tcprelay.conf(5)). Exit status: 0 no errors (warnings allowed), 1
-    /// errors, 2 usage or I/O error.
-    Check(Input),
+    /// (listed in tcprelay.conf(5); `tcprelay-cc --explain CODE` explains one). A
+    /// configuration without errors gets one summary line on standard error, such as
+    /// `ok: 2 listeners, 3 remotes, 1 TLS certificate` (`ok with 1 warning: ...` when
+    /// there were warnings). Exit status: 0 no errors (warnings allowed), 1 errors, 2
+    /// usage or I/O error.
+    Check {
+        #[command(flatten)]
+        input: Input,
+        /// Prints no summary line; diagnostics are printed still.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Compiles a configuration into a plan file.
     ///
     /// The configuration is checked as by `check`, with the diagnostics on standard
@@ -119,12 +133,105 @@ pub fn command() -> clap::Command {
 /// Runs `tcprelay-cc` with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Check(input) => run_check(&input, None),
-        Command::Compile { input, output } => run_check(&input, Some(&output)),
+    if let Some(code) = cli.explain {
+        return explain_code(&code);
+    }
+    let Some(command) = cli.command else {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a command is required (or --explain CODE)",
+            )
+            .exit()
+    };
+    match command {
+        Command::Check { input, quiet } => run_check(&input, None, quiet),
+        Command::Compile { input, output } => run_check(&input, Some(&output), true),
         Command::Diagram { output } => draw(output.as_deref()),
         Command::Explain { plan } => explain_plan(&plan),
     }
+}
+
+/// `--explain CODE`: the code's section of docs/diagnostics.md, embedded.
+fn explain_code(text: &str) -> ExitCode {
+    match diag::Code::parse(text.trim()) {
+        Some(code) => {
+            print!("{}", render_explanation(code.explanation()));
+            ExitCode::SUCCESS
+        }
+        None => {
+            let first = diag::Code::ALL[0];
+            let last = diag::Code::ALL[diag::Code::ALL.len() - 1];
+            fail(
+                EXIT_USAGE,
+                format!(
+                    "{text:?} is not a diagnostic code; the codes run from {first} to {last} (listed in tcprelay.conf(5))"
+                ),
+            )
+        }
+    }
+}
+
+/// A catalogue section for a terminal: the heading without its `## `, examples
+/// indented by four spaces instead of fenced.
+fn render_explanation(section: &str) -> String {
+    let mut out = String::with_capacity(section.len() + 64);
+    let mut fenced = false;
+    for line in section.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            out.push_str(heading);
+        } else if line.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        } else if fenced {
+            out.push_str("    ");
+            out.push_str(line);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The summary line of a clean `check`: what the plan holds, like `nginx -t`.
+fn summary(plan: &tcprelay_plan::Plan, warnings: usize) -> String {
+    fn count(n: usize, one: &str, many: &str) -> String {
+        format!("{n} {}", if n == 1 { one } else { many })
+    }
+    let mut parts = vec![
+        count(plan.spawnd.listeners.len(), "listener", "listeners"),
+        count(plan.relay.remotes.len(), "remote", "remotes"),
+    ];
+    let mut certificates: Vec<&str> = Vec::new();
+    let remote_certs = plan
+        .relay
+        .remotes
+        .iter()
+        .filter_map(|r| r.tls.as_ref()?.cert_file.as_deref());
+    for file in plan
+        .relay
+        .tls
+        .iter()
+        .map(|t| t.cert_file.as_str())
+        .chain(remote_certs)
+    {
+        if !certificates.contains(&file) {
+            certificates.push(file);
+        }
+    }
+    if !certificates.is_empty() {
+        parts.push(count(
+            certificates.len(),
+            "TLS certificate",
+            "TLS certificates",
+        ));
+    }
+    let head = match warnings {
+        0 => "ok".to_string(),
+        n => format!("ok with {}", count(n, "warning", "warnings")),
+    };
+    format!("{head}: {}", parts.join(", "))
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
@@ -132,8 +239,9 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// `check`, and `compile` when `output` is given.
-fn run_check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
+/// `check`, and `compile` when `output` is given; `quiet` leaves out the summary
+/// line of a clean `check`.
+fn run_check(input: &Input, output: Option<&std::path::Path>, quiet: bool) -> ExitCode {
     let src = match source::load(&input.config) {
         Ok(src) => src,
         Err(e) => return fail(EXIT_USAGE, e),
@@ -181,6 +289,10 @@ fn run_check(input: &Input, output: Option<&std::path::Path>) -> ExitCode {
             return fail(EXIT_USAGE, format!("cannot write {}: {e}", path.display()));
         }
     }
+    if !quiet {
+        let warnings = diags.iter().filter(|d| !d.is_error()).count();
+        eprintln!("{}", summary(&plan, warnings));
+    }
     ExitCode::SUCCESS
 }
 
@@ -217,5 +329,46 @@ fn explain_plan(path: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(EXIT_ERRORS, format!("{}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_explanation_prints_its_heading_and_indents_its_example() {
+        let text = render_explanation(diag::Code::LineContinuation.explanation());
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("E0070: line continuation"));
+        assert!(!text.contains("```"), "{text}");
+        assert!(!text.contains("## "), "{text}");
+        assert!(
+            text.contains("\n    id = spawnd {\n      listen = { address = 127.0.0.1 \\\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_what_the_plan_holds() {
+        let src = "id = spawnd {\n listen = { address = 127.0.0.1 port = 1 }\n listen = { address = 127.0.0.1 port = 2 }\n}\nid = tcprelay {\n remote = { address = 127.0.0.1 port = 3 }\n}\n";
+        let (plan, diags) = crate::compile(src, "x", &Selection::default());
+        assert!(diags.is_empty(), "{diags:?}");
+        let mut plan = plan.expect("a plan");
+        assert_eq!(summary(&plan, 0), "ok: 2 listeners, 1 remote");
+        assert_eq!(
+            summary(&plan, 1),
+            "ok with 1 warning: 2 listeners, 1 remote"
+        );
+        plan.relay.tls = Some(tcprelay_plan::Tls {
+            cert_file: "/c.pem".into(),
+            key_file: "/k.pem".into(),
+            passphrase: None,
+        });
+        plan.spawnd.listeners.truncate(1);
+        assert_eq!(
+            summary(&plan, 3),
+            "ok with 3 warnings: 1 listener, 1 remote, 1 TLS certificate"
+        );
     }
 }

@@ -130,7 +130,7 @@ pub fn compile_with(
         .filter(|d| d.code == diag::Code::UnsetVariable)
         .map(|d| d.span)
         .collect();
-    let (plan, mut diags) = finish(file, diags, source, selection);
+    let (plan, mut diags) = finish(map.text(), file, diags, source, selection);
     if !unset.is_empty() {
         diags.retain(|d| {
             d.code == diag::Code::UnsetVariable
@@ -144,6 +144,7 @@ pub fn compile_with(
 
 /// The stages after the parser.
 fn finish(
+    src: &str,
     file: Option<ast::File>,
     mut diags: Vec<Diagnostic>,
     source: &str,
@@ -159,7 +160,11 @@ fn finish(
     });
     let model = match &file {
         Some(file) if !broken => {
-            let mut syntax_errors: Vec<ast::Span> = diags.iter().map(|d| d.span).collect();
+            let mut syntax_errors: Vec<ast::Span> = diags
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| d.span)
+                .collect();
             syntax_errors.sort_unstable();
             let mut found = Vec::new();
             let model = check(file, selection, &mut found);
@@ -171,6 +176,8 @@ fn finish(
     };
     // Report in reading order, whichever stage found what.
     diags.sort_by_key(|d| (d.span.start, d.span.end));
+    one_per_place(&mut diags);
+    quoting_notes(src, &mut diags);
     if diag::has_errors(&diags) {
         return (None, diags);
     }
@@ -189,14 +196,92 @@ fn finish(
     }
 }
 
+/// One mistake, one report: of the diagnostics at one place of the text (the same
+/// primary span), the first error is kept (the parser's before the checks', then in
+/// the order they were found) and the others go, errors and warnings alike (a
+/// warning beside an error at the same place says something the error contradicts
+/// or repeats); several warnings at one place, with no error, all stay. What a block
+/// lacks (its address, its port) is said at its key, each: those stay too, as do
+/// findings with no place in the text (an empty span). An error whose secondary
+/// place holds an earlier error goes too. `diags` is in reading order.
+fn one_per_place(diags: &mut Vec<Diagnostic>) {
+    let lacks =
+        |d: &Diagnostic| matches!(d.code, diag::Code::MissingAddress | diag::Code::MissingPort);
+    let mut keep = vec![true; diags.len()];
+    let mut i = 0;
+    while i < diags.len() {
+        let mut j = i;
+        while j < diags.len() && diags[j].span == diags[i].span {
+            j += 1;
+        }
+        let first = (i..j).find(|&k| diags[k].is_error() && !lacks(&diags[k]));
+        if let (Some(first), false) = (first, diags[i].span.start == diags[i].span.end) {
+            for (k, kept) in keep.iter_mut().enumerate().take(j).skip(i) {
+                *kept = k == first || lacks(&diags[k]);
+            }
+        }
+        i = j;
+    }
+    // An error that relates its place to another (`first address`, `first defined
+    // here`) where an error was already reported is a consequence of that one: the
+    // address given twice when the first was a word that is no address.
+    let mut errors_at: std::collections::HashSet<ast::Span> = std::collections::HashSet::new();
+    for (d, kept) in diags.iter().zip(keep.iter_mut()) {
+        if !*kept || !d.is_error() {
+            continue;
+        }
+        if d.labels.iter().any(|l| errors_at.contains(&l.span)) {
+            *kept = false;
+            continue;
+        }
+        errors_at.insert(d.span);
+    }
+    let mut k = 0;
+    diags.retain(|_| {
+        k += 1;
+        keep[k - 1]
+    });
+}
+
+/// A note on each error whose place is an unquoted word with a quote character or a
+/// backslash inside: the language reads them as part of the word.
+fn quoting_notes(src: &str, diags: &mut [Diagnostic]) {
+    for d in diags.iter_mut().filter(|d| d.is_error()) {
+        let Some(text) = src.get(d.span.range()) else {
+            continue;
+        };
+        if text.starts_with(['"', '\'']) || text.chars().any(char::is_whitespace) {
+            continue;
+        }
+        if text.contains('\'') {
+            d.notes.push(
+                "a `'` inside a word is part of the word: to quote a value, put quotes around all of it (`\"...\"`)".to_string(),
+            );
+        }
+    }
+}
+
+/// The codes that say something is absent (an address, a listener, a certificate):
+/// after a syntax error in the file, the directive was most likely written but
+/// misspelled, and is reported already.
+const ABSENCES: &[diag::Code] = &[
+    diag::Code::UnknownSection,
+    diag::Code::NoListener,
+    diag::Code::NoRemote,
+    diag::Code::TlsWithoutCertificate,
+    diag::Code::TlsUnused,
+];
+
 /// Drops "missing address/port" findings for blocks that had a syntax error inside:
-/// the directive was most likely there, misspelled, and is reported already.
+/// the directive was most likely there, misspelled, and is reported already. Drops
+/// the findings of [`ABSENCES`] when the file has any syntax error.
 /// `syntax_errors` are in reading order. Linear in the directives and findings, so
 /// that a file of 10,000 broken blocks checks as fast as a clean one.
 fn drop_cascades(file: &ast::File, syntax_errors: &[ast::Span], found: &mut Vec<Diagnostic>) {
     if syntax_errors.is_empty() {
         return;
     }
+    found.retain(|d| !ABSENCES.contains(&d.code));
     // Whether a syntax error lies inside `span`: the errors that start in it are
     // looked at in order, and the first one usually ends in it too.
     let has_error = |span: ast::Span| {

@@ -11,7 +11,9 @@ use crate::diag::{Code, Diagnostic};
 use crate::lexer::{self, LexError, Spanned, Tok};
 use crate::suggest;
 use crate::Selection;
-use lalrpop_util::{lalrpop_mod, ErrorRecovery, ParseError};
+use lalrpop_util::{lalrpop_mod, ParseError};
+
+mod recover;
 
 lalrpop_mod!(
     #[allow(
@@ -81,29 +83,14 @@ pub fn parse_tokens(
         }
         kept
     };
-    let unclosed = unclosed_braces(&tokens);
-    let mut recovered: Vec<ErrorRecovery<usize, Tok, LexError>> = Vec::new();
-    let result = grammar::ConfigParser::new().parse(
-        &mut recovered,
-        tokens.iter().cloned().map(Ok::<Spanned, LexError>),
-    );
-    let mut add =
-        |e: ParseError<usize, Tok, LexError>| diags.push(describe(e, src, &unclosed, &tokens));
-    for r in recovered {
-        add(r.error);
-    }
-    let mut file = match result {
-        Ok(file) => Some(file),
-        Err(e) => {
-            add(e);
-            None
-        }
-    };
-    // A misspelled key in a block (`wieght = 2`) was reported at the word, but the
-    // parser had already taken the word as a bare address: drop that phantom, or the
-    // check stage would report it again as a bad address.
-    // The same goes for its value, which error recovery resumed at and also took as
-    // a bare address.
+    let tokens = recover::continuations(tokens, src, &mut diags);
+    let tokens = recover::close_braces(tokens, src, &mut diags);
+    let (mut file, syntax) = recover::parse(&tokens, src, selection);
+    diags.extend(syntax);
+    // A misspelled key in a block (`wieght = 2`) was reported at the word; were it
+    // left in the tokens, the parser would take the word as a bare address: drop that
+    // phantom (the recovery above cuts such directives out, but its last pass keeps
+    // what the generated parser made of a file with very many errors).
     let mut misspelled = Vec::new();
     for d in diags.iter().filter(|d| d.code == Code::UnexpectedToken) {
         let at = tokens.partition_point(|(l, _, _)| *l < d.span.start);
@@ -123,10 +110,18 @@ pub fn parse_tokens(
             file.items.sort_by_key(|item| item.span.start);
         }
     }
-    // A string left open swallows the rest of the file: the end of file that follows
-    // is its consequence, not another mistake.
-    if diags.iter().any(|d| d.code == Code::UnterminatedString) {
-        diags.retain(|d| d.code != Code::UnexpectedEof);
+    // A string left open swallows the rest of the file: the end of file and the
+    // unclosed blocks that follow are its consequence, not other mistakes.
+    if let Some(open) = diags
+        .iter()
+        .filter(|d| d.code == Code::UnterminatedString)
+        .map(|d| d.span.start)
+        .min()
+    {
+        diags.retain(|d| {
+            d.code != Code::UnexpectedEof
+                && !(d.code == Code::UnexpectedToken && d.span.start >= open)
+        });
     }
     diags.sort_by_key(|d| (d.span.start, d.span.end));
     // A broken token can be reported by both the lexer and the parser at one place:
@@ -353,21 +348,6 @@ fn lost_backslash(src: &str, span: Span) -> Option<Diagnostic> {
     )
 }
 
-/// The `{` tokens that have no matching `}`, innermost last.
-fn unclosed_braces(tokens: &[Spanned]) -> Vec<Span> {
-    let mut stack = Vec::new();
-    for (l, tok, r) in tokens {
-        match tok {
-            Tok::LBrace => stack.push(Span::new(*l, *r)),
-            Tok::RBrace => {
-                stack.pop();
-            }
-            _ => {}
-        }
-    }
-    stack
-}
-
 /// The terminals lalrpop expected, as the user writes them (`"address"` → `address`).
 fn expected_texts(expected: &[String]) -> Vec<String> {
     expected
@@ -402,12 +382,118 @@ fn one_of(expected: &[String]) -> String {
     }
 }
 
+/// The key of the directive spelled `spelling` (`"tls cert-file"`), as the grammar
+/// reads it in a section or in a `remote` block; `None` when it is not a key.
+pub(crate) fn key_of(spelling: &str) -> Option<Key> {
+    let texts = [
+        format!("id = x {{ {spelling} = v }}"),
+        format!("id = x {{ {spelling} = {{ }} }}"),
+        format!("id = x {{ remote = {{ {spelling} = v }} }}"),
+    ];
+    for text in texts {
+        let (tokens, diags) = lexer::lex(&text);
+        if !diags.is_empty() {
+            continue;
+        }
+        let mut errors = Vec::new();
+        let Ok(file) = grammar::ConfigParser::new()
+            .parse(&mut errors, tokens.into_iter().map(Ok::<Spanned, LexError>))
+        else {
+            continue;
+        };
+        if !errors.is_empty() {
+            continue;
+        }
+        let Some(Item::Section(section)) = file.items.first().map(|i| &i.node) else {
+            continue;
+        };
+        let Some(d) = section.body.first() else {
+            continue;
+        };
+        let key = match (&d.node.key.node, &d.node.body) {
+            (Key::Remote, Body::Block(items)) if !items.is_empty() => items[0].node.key.node,
+            (key, _) => *key,
+        };
+        if key != Key::BareAddress {
+            return Some(key);
+        }
+    }
+    None
+}
+
+/// Where token `i` stands: the top level, a section (its roles from the selection)
+/// or a block (its key).
+fn place_of(
+    tokens: &[Spanned],
+    tree: &recover::Tree,
+    i: usize,
+    selection: Option<&Selection>,
+) -> suggest::Place {
+    let Some(open) = tree.open_of(i.min(tokens.len().saturating_sub(1))) else {
+        return suggest::Place::Top;
+    };
+    // For a `{` itself, `open_of` is the block around it: the right place too.
+    let mut j = open;
+    if j > 0 && tokens[j - 1].1 == Tok::Equals {
+        j -= 1;
+    }
+    let Some(k) = j.checked_sub(1) else {
+        return suggest::Place::Top;
+    };
+    let is_id = |b: Option<usize>| b.is_some_and(|b| tokens[b].1 == Tok::Id);
+    if is_id(k.checked_sub(1)) || (k >= 2 && tokens[k - 1].1 == Tok::Equals && is_id(Some(k - 2))) {
+        let name = match &tokens[k].1 {
+            Tok::Word(w) | Tok::Str(w) => w.as_str(),
+            other => other.keyword_text().unwrap_or(""),
+        };
+        return match selection {
+            Some(s) => suggest::Place::Section {
+                spawnd: s.spawnd_id == name,
+                tcprelay: s.tcprelay_id == name,
+            },
+            None => suggest::Place::Section {
+                spawnd: true,
+                tcprelay: true,
+            },
+        };
+    }
+    // The key words before the `{`: `listen`, `remote`, `check`...
+    let mut s = k;
+    while s > 0 && tokens[s - 1].1.keyword_text().is_some() {
+        s -= 1;
+    }
+    let words: Vec<&str> = tokens[s..=k]
+        .iter()
+        .filter_map(|t| t.1.keyword_text())
+        .collect();
+    match key_of(&words.join(" ")) {
+        Some(key) if crate::check::block_keys(key).is_some() => suggest::Place::Block(key),
+        _ => suggest::Place::Top,
+    }
+}
+
+/// The key words before token `i` in its directive (`tls` of `tls certfiel`).
+fn key_prefix<'t>(
+    tokens: &'t [Spanned],
+    tree: &recover::Tree,
+    src: &str,
+    i: usize,
+) -> Vec<&'t str> {
+    let start = recover::directive_start(tokens, tree, src, i);
+    tokens[start.min(i)..i]
+        .iter()
+        .map_while(|t| t.1.keyword_text())
+        .collect()
+}
+
 fn describe(
     e: ParseError<usize, Tok, LexError>,
     src: &str,
-    unclosed: &[Span],
     tokens: &[Spanned],
+    tree: &recover::Tree,
+    selection: Option<&Selection>,
 ) -> Diagnostic {
+    let index = |l: usize| tokens.partition_point(|t| t.0 < l);
     match e {
         ParseError::UnrecognizedToken {
             token: (l, Tok::Equals, r),
@@ -422,26 +508,34 @@ fn describe(
                     .into_iter()
                     .filter(|e| e != "Word" && e != "QuotedString")
                     .collect();
-                unexpected(Span::new(wl, wr), &Tok::Word(word), &keys)
+                let i = index(wl);
+                let place = place_of(tokens, tree, i, selection);
+                let prefix = key_prefix(tokens, tree, src, i);
+                unexpected(Span::new(wl, wr), &Tok::Word(word), &keys, &prefix, place)
             }
-            None => unexpected(Span::new(l, r), &Tok::Equals, &expected),
+            None => {
+                let i = index(l);
+                let place = place_of(tokens, tree, i, selection);
+                unexpected(Span::new(l, r), &Tok::Equals, &expected, &[], place)
+            }
         },
         ParseError::UnrecognizedToken {
             token: (l, tok, r),
             expected,
-        } => unexpected(Span::new(l, r), &tok, &expected),
-        ParseError::ExtraToken { token: (l, tok, r) } => unexpected(Span::new(l, r), &tok, &[]),
+        } => {
+            let i = index(l);
+            let place = place_of(tokens, tree, i, selection);
+            let prefix = key_prefix(tokens, tree, src, i);
+            unexpected(Span::new(l, r), &tok, &expected, &prefix, place)
+        }
+        ParseError::ExtraToken { token: (l, tok, r) } => {
+            unexpected(Span::new(l, r), &tok, &[], &[], suggest::Place::Top)
+        }
         ParseError::UnrecognizedEof { location, expected } => {
             let at = Span::new(location.min(src.len()), location.min(src.len()));
             let expected = expected_texts(&expected);
-            let d = Diagnostic::error(Code::UnexpectedEof, at, "unexpected end of file");
-            match unclosed.last() {
-                Some(open) => d
-                    .with_label("the file ends inside a block")
-                    .with_secondary(*open, "this block is never closed")
-                    .with_help("add the missing `}`"),
-                None => d.with_label(format!("expected {}", one_of(&expected))),
-            }
+            Diagnostic::error(Code::UnexpectedEof, at, "unexpected end of file")
+                .with_label(format!("expected {}", one_of(&expected)))
         }
         ParseError::InvalidToken { location } => Diagnostic::error(
             Code::InvalidToken,
@@ -468,26 +562,59 @@ fn misspelled_key(tokens: &[Spanned], eq: usize) -> Option<(usize, String, usize
     }
 }
 
-fn unexpected(span: Span, tok: &Tok, expected: &[String]) -> Diagnostic {
-    let expected = expected_texts(expected);
+/// E0003 for `tok` where the grammar `expected` other tokens; the key words valid at
+/// `place` (after the key words `prefix`) filter what is listed and suggested.
+fn unexpected(
+    span: Span,
+    tok: &Tok,
+    expected: &[String],
+    prefix: &[&str],
+    place: suggest::Place,
+) -> Diagnostic {
+    let written = match tok {
+        Tok::Word(w) => Some(w.as_str()),
+        other => other.keyword_text(),
+    };
+    let advice = written.map(|w| suggest::advise(w, prefix, place));
+    let mut expected = expected_texts(expected);
+    if let Some(valid) = advice.as_ref().and_then(|a| a.valid_words.as_ref()) {
+        // Keywords the grammar takes here but the place does not admit are not
+        // "expected"; punctuation and values are.
+        expected.retain(|e| {
+            e.starts_with("a ")
+                || matches!(e.as_str(), "=" | "{" | "}")
+                || valid.contains(&e.as_str())
+                || crate::suggest::universe()
+                    .iter()
+                    .all(|k| !k.spelling().split(' ').any(|w| w == e))
+        });
+    }
     let mut d = Diagnostic::error(Code::UnexpectedToken, span, format!("unexpected {tok}"));
     d = if expected.is_empty() {
         d.with_label("nothing may follow here")
     } else {
         d.with_label(format!("expected {}", one_of(&expected)))
     };
-    let written = match tok {
-        Tok::Word(w) => Some(w.as_str()),
-        other => other.keyword_text(),
-    };
-    if let Some(word) = written {
-        let keywords = expected
-            .iter()
-            .map(String::as_str)
-            .filter(|e| !e.starts_with("a "));
-        if let Some(fix) = suggest::closest(word, keywords) {
-            d = d.with_help(format!("did you mean `{fix}`?"));
+    match (written, advice) {
+        (Some(_), Some(advice)) if advice.valid_words.is_some() => {
+            if let Some(help) = advice.help {
+                d = d.with_help(help);
+            }
+            if let Some(note) = advice.note {
+                d = d.with_note(note);
+            }
         }
+        (Some(word), _) => {
+            // At the top level the grammar's own expectations are exact.
+            let keywords = expected
+                .iter()
+                .map(String::as_str)
+                .filter(|e| !e.starts_with("a "));
+            if let Some(fix) = suggest::closest(word, keywords) {
+                d = d.with_help(format!("did you mean `{fix}`?"));
+            }
+        }
+        (None, _) => {}
     }
     d
 }
@@ -619,15 +746,213 @@ mod tests {
         assert_eq!(texts, vec!["rebalanse", "wieght"], "{diags:#?}");
     }
 
+    /// The (code, text at the primary span) of each diagnostic of `src`, parsed for
+    /// the default selection.
+    fn found(src: &str) -> Vec<(Code, &str)> {
+        let (_, diags) = parse(src, Some(&Selection::default()));
+        diags
+            .iter()
+            .map(|d| (d.code, &src[d.span.range()]))
+            .collect()
+    }
+
     #[test]
-    fn unclosed_block_points_at_its_brace() {
+    fn unclosed_blocks_at_the_end_are_one_error_at_the_innermost_brace() {
         let src = "id = a {\n remote = { port = 1\n";
         let (_, diags) = parse(src, None);
-        let d = diags
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        let d = &diags[0];
+        assert_eq!(d.code, Code::UnexpectedEof);
+        assert_eq!(d.span, Span::new(19, 20));
+        assert_eq!(d.label, "unclosed `{` opened here");
+        assert_eq!(d.message, "unclosed `{`: the `remote` block never ends");
+        let labels: Vec<(Span, &str)> = d
+            .labels
             .iter()
-            .find(|d| d.code == Code::UnexpectedEof)
-            .expect("E0004");
-        assert_eq!(d.labels[0].span, Span::new(19, 20));
+            .map(|l| (l.span, l.message.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                (Span::new(7, 8), "this `{` is not closed either"),
+                (Span::new(src.len(), src.len()), "the file ends here")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unclosed_brace_is_found_by_the_indentation_of_the_lines_after_it() {
+        // The listener's `}` is missing: by counting, the section's `}` closes it and
+        // the section never ends; by indentation, the listener is the one.
+        let src = "id = spawnd {\n  listen = { port = 1\n  listen = { port = 2 }\n}\nid = tcprelay {\n  remote = { address = 10.0.0.1 port = 1 }\n}\n";
+        let (file, diags) = parse(src, Some(&Selection::default()));
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        assert_eq!(diags[0].code, Code::UnexpectedEof);
+        assert_eq!(diags[0].span.start, src.find("{ port = 1").unwrap());
+        assert_eq!(
+            diags[0].message,
+            "unclosed `{`: the `listen` block never ends"
+        );
+        // The next line, as indented as the listener's, is inside it.
+        let next = src.find("listen = { port = 2").unwrap();
+        assert_eq!(diags[0].labels[0].span, Span::new(next, next + 6));
+        assert_eq!(
+            diags[0].labels[0].message,
+            "this line is indented as the block around it, but is inside it"
+        );
+        // With the `}` put back there, the rest of the file is read as written.
+        let file = file.expect("a file");
+        assert_eq!(section(&file, 0).body.len(), 2);
+        assert_eq!(section(&file, 1).id.node.text, "tcprelay");
+    }
+
+    #[test]
+    fn a_section_starting_inside_a_block_shows_the_unclosed_one() {
+        let src = "id = spawnd {\n  listen = { port = 1 }\nid = tcprelay { rebalanse = 1 }\n";
+        let d = found(src);
+        // The section's `{`, and the typo in the next section, which is read.
+        assert_eq!(
+            d,
+            [
+                (Code::UnexpectedEof, "{"),
+                (Code::UnexpectedToken, "rebalanse")
+            ]
+        );
+        let (_, diags) = parse(src, Some(&Selection::default()));
+        assert_eq!(diags[0].span.start, 12);
+        assert_eq!(
+            diags[0].message,
+            "unclosed `{`: section `spawnd` never ends"
+        );
+        assert_eq!(
+            diags[0].labels[0].message,
+            "the next section starts inside it"
+        );
+    }
+
+    #[test]
+    fn a_broken_directive_is_one_error_with_its_value_or_block() {
+        let ok = "  listen = { address = 10.0.0.1 port = 1 }\n";
+        let file = |spawnd: &str, relay: &str| {
+            format!("id = spawnd {{\n{ok}{spawnd}}}\nid = tcprelay {{\n  remote = {{ address = 10.0.0.1 port = 2 }}\n{relay}}}\n")
+        };
+        for (spawnd, relay, word) in [
+            // An unknown key with a block: the block goes with it (it was `unexpected
+            // `}`` at the section's end too).
+            ("  lsten = { port = 1 }\n", "", "lsten"),
+            ("  lsten { port = 1 tls = yes }\n", "", "lsten"),
+            // A key of another place with its block.
+            (
+                "  listen = { port = 3 remote = { port = 4 } }\n",
+                "",
+                "remote",
+            ),
+            // A missing `=` (it was also "`address` is not valid in a `remote` block"
+            // at the value).
+            ("", "  remote = { address = 10.0.0.1 port 9001 }\n", "9001"),
+            // A key without its value before the block's end.
+            ("", "  tls certfile =\n", "}"),
+            // An unknown word alone on its line, and one with a value.
+            ("  frobnicate\n  background = no\n", "", "frobnicate"),
+            ("", "  rebalanse = 3 retire = 4\n", "rebalanse"),
+        ] {
+            let src = file(spawnd, relay);
+            assert_eq!(found(&src), [(Code::UnexpectedToken, word)], "{src}");
+        }
+        // Two broken directives in two blocks of one section are two errors, and so
+        // are two in one block when neither has a block.
+        let src = file(
+            "  listen = { port = 3 wieght = 1 }\n  listen = { prot = 5 }\n",
+            "  rebalanse = 3\n  retier = 4\n",
+        );
+        let words: Vec<&str> = found(&src).iter().map(|(_, w)| *w).collect();
+        assert_eq!(words, ["wieght", "prot", "rebalanse", "retier"], "{src}");
+        // Two keys of another place in one section: two errors, and not the
+        // section's `}` after them, where the parser's recovery had unwound to the
+        // top level at the `id`.
+        let src = "id = spawnd2 { exec = /path/to/ftpd id = myftpd }\n";
+        let (_, diags) = parse(src, None);
+        let words: Vec<&str> = diags.iter().map(|d| &src[d.span.range()]).collect();
+        assert_eq!(words, ["exec", "id"], "{src}");
+        // A broken top-level item: up to its `setenv`, and nothing else.
+        let src = format!("setenv A B C\n{}", file("", ""));
+        assert_eq!(found(&src).len(), 1, "{src}");
+    }
+
+    #[test]
+    fn a_line_continuation_is_one_error_and_the_lines_read_as_one() {
+        let src = "id = spawnd {\n  listen = { address = 10.0.0.1 \\\n    port = 1 }\n  listen = { address = 10.0.0.2\\\n port = 1 }\n}\n";
+        let (file, diags) = parse(src, Some(&Selection::default()));
+        let texts: Vec<(Code, &str)> = diags
+            .iter()
+            .map(|d| (d.code, &src[d.span.range()]))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                (Code::LineContinuation, "\\"),
+                (Code::LineContinuation, "\\")
+            ]
+        );
+        assert!(diags[0].notes[0].contains("line breaks are spaces"));
+        // Both listeners have their address and port, the second's without the `\`.
+        let file = file.expect("a file");
+        let spawnd = section(&file, 0);
+        for (n, address) in [(0, "10.0.0.1"), (1, "10.0.0.2")] {
+            let Body::Block(items) = &spawnd.body[n].node.body else {
+                panic!()
+            };
+            let values: Vec<(Key, &str)> = items
+                .iter()
+                .map(|d| match &d.node.body {
+                    Body::Value(v) => (d.node.key.node, v.node.text.as_str()),
+                    _ => panic!(),
+                })
+                .collect();
+            assert_eq!(values, [(Key::Address, address), (Key::Port, "1")]);
+        }
+        // Inside a quoted string, or not at a line's end, a backslash is no
+        // continuation.
+        assert!(found("setenv A = \"x \\\n y\"\nsetenv B = a\\b\n").is_empty());
+    }
+
+    #[test]
+    fn suggestions_are_keys_valid_at_the_place() {
+        let src = "id = spawnd {\n  rebalanse = 1\n  listen = { port = 1 wieght = 2 }\n}\nid = tcprelay {\n  remote = { address = 10.0.0.1 port = 1 }\n  tls certfiel = x\n}\n";
+        let (_, diags) = parse(src, Some(&Selection::default()));
+        let said: Vec<(&str, Option<&str>, Option<&str>)> = diags
+            .iter()
+            .map(|d| {
+                (
+                    &src[d.span.range()],
+                    d.help.as_deref(),
+                    d.notes.first().map(String::as_str),
+                )
+            })
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (
+                    "rebalanse",
+                    None,
+                    Some("the closest key, `rebalance`, is valid only in the tcprelay section, not in the spawnd section")
+                ),
+                (
+                    "wieght",
+                    None,
+                    Some("the closest key, `weight`, is valid only in a `remote` block, not in a `listen` block")
+                ),
+                ("certfiel", Some("did you mean `tls certfile`?"), None),
+            ]
+        );
+        // The listed expectations are the place's: not `rebalance` in spawnd.
+        assert!(
+            !diags[0].label.contains("`rebalance`"),
+            "{}",
+            diags[0].label
+        );
+        assert!(diags[0].label.contains("`listen`"), "{}", diags[0].label);
     }
 
     /// Parses `src` for the default selection (`spawnd` and `tcprelay`).

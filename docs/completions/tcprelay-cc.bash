@@ -53,12 +53,16 @@ _tcprelay__cc() {
 
     case "${cmd}" in
         tcprelay__cc)
-            opts="-h -V --help --version check compile diagram explain help"
+            opts="-h -V --explain --help --version check compile diagram explain help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --explain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -67,7 +71,7 @@ _tcprelay__cc() {
             return 0
             ;;
         tcprelay__cc__subcmd__check)
-            opts="-i -h --child-id --format --color --help"
+            opts="-i -q -h --child-id --format --color --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

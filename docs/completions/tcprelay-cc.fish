@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_tcprelay_cc_global_optspecs
-    string join \n h/help V/version
+    string join \n explain= h/help V/version
 end
 
 function __fish_tcprelay_cc_needs_command
@@ -24,6 +24,7 @@ function __fish_tcprelay_cc_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -l explain -d 'Prints the explanation of a diagnostic code, with an example (`--explain E0023`), and exits' -r
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -s V -l version -d 'Print version'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "check" -d 'Checks a configuration and prints its diagnostics'
@@ -38,6 +39,7 @@ json\t'One JSON object per line'"
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand check" -l color -d 'When to colour human diagnostics' -r -f -a "auto\t'Colour when printing to a terminal and `NO_COLOR` is not set'
 always\t'Always colour'
 never\t'Never colour'"
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand check" -s q -l quiet -d 'Prints no summary line; diagnostics are printed still'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand compile" -s i -l child-id -d 'The id of the tcprelay section (as the original\'s `-i child_id`)' -r
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand compile" -l format -d 'How to print diagnostics' -r -f -a "human\t'Source excerpts with labels (colour only on a terminal)'

@@ -46,8 +46,96 @@ pub fn compiler() -> PathBuf {
 /// [`tcprelay_plan::MAX_PLAN_SIZE`] bytes). The error is one line naming the file.
 pub fn read_plan(path: &Path) -> Result<Plan, String> {
     let bytes = tcprelay_plan::read_plan(path).map_err(|e| e.to_string())?;
-    let (_, plan) =
-        tcprelay_plan::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    plan_from(path, &bytes)
+}
+
+/// Exit status: the plan or configuration is bad, or start-up failed.
+pub const EXIT_BAD: u8 = 1;
+/// Exit status: the file named cannot be read (it does not exist, it is not a regular
+/// file...) or is of the other kind: the same as `tcprelay-cc`'s for a file it
+/// cannot read.
+pub const EXIT_UNREADABLE: u8 = 2;
+
+/// Why the file named on the command line cannot be used as named, before anything
+/// is read from it: it does not exist, or it is a plan given as a configuration or a
+/// configuration given to `run`. The message says which command to use.
+pub fn wrong_file(source: &PlanSource) -> Option<String> {
+    let (path, want_plan) = match source {
+        PlanSource::Plan(path) => (path.as_path(), true),
+        // Standard input and URLs are the compiler's to read.
+        PlanSource::Config { cfg, .. } if cfg == "-" || cfg.contains("://") => return None,
+        PlanSource::Config { cfg, .. } => (Path::new(cfg.as_str()), false),
+    };
+    let shown = path.display();
+    let meta = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(format!("{shown} does not exist"));
+        }
+        Err(_) => return None,
+        Ok(meta) => meta,
+    };
+    if !meta.is_file() {
+        return None;
+    }
+    // A regular file: its first bytes tell a plan from a configuration.
+    let mut head = Vec::with_capacity(4096);
+    let _ = std::fs::File::open(path).and_then(|f| f.take(4096).read_to_end(&mut head));
+    let is_plan = head.starts_with(&tcprelay_plan::MAGIC);
+    // Text with a brace, as every configuration has (`id = NAME {`); other text or
+    // bytes are left to the decoder's "not a plan file".
+    let is_text = head.contains(&b'{') && !head.contains(&0) && {
+        // A cut in the middle of a character is still text.
+        let valid = match std::str::from_utf8(&head) {
+            Ok(_) => head.len(),
+            Err(e) => e.valid_up_to(),
+        };
+        head.len() - valid < 4
+    };
+    match (want_plan, is_plan, is_text) {
+        (false, true, _) => Some(format!(
+            "{shown} is a plan file, not a configuration: run it with `tcprelay run {shown}`"
+        )),
+        (true, false, true) => Some(format!(
+            "{shown} is a configuration, not a plan: run `tcprelay {shown}` (it compiles it, and again on every reload), or compile it first with `tcprelay-cc compile {shown} -o PLAN`"
+        )),
+        _ => None,
+    }
+}
+
+/// Loads the plan at start ([`load`]), with the exit status a failure gives:
+/// [`EXIT_UNREADABLE`] when the file named cannot be read or is of the other kind
+/// ([`wrong_file`]), as `tcprelay-cc` exits for a file it cannot read, else
+/// [`EXIT_BAD`].
+pub fn load_at_start(source: &PlanSource) -> Result<Loaded, (u8, String)> {
+    if let Some(e) = wrong_file(source) {
+        return Err((EXIT_UNREADABLE, e));
+    }
+    match source {
+        PlanSource::Plan(path) => {
+            let bytes =
+                tcprelay_plan::read_plan(path).map_err(|e| (EXIT_UNREADABLE, e.to_string()))?;
+            plan_from(path, &bytes)
+                .map(Loaded::plan)
+                .map_err(|e| (EXIT_BAD, e))
+        }
+        PlanSource::Config { .. } => match start(source).map_err(|e| (EXIT_BAD, e))? {
+            Started::Ready(loaded) => Ok(*loaded),
+            Started::Compiling(mut compile) => {
+                let exit = compile.wait();
+                // The compiler's 2: it could not read the configuration.
+                let code = match exit {
+                    ChildExit::Code(2) => EXIT_UNREADABLE,
+                    _ => EXIT_BAD,
+                };
+                compile.finish(exit).map_err(|e| (code, e))
+            }
+        },
+    }
+}
+
+/// Decodes and validates the plan read from `path`.
+fn plan_from(path: &Path, bytes: &[u8]) -> Result<Plan, String> {
+    let (_, plan) = tcprelay_plan::decode(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     plan.validate()
         .map_err(|e| format!("{}: invalid plan: {e}", path.display()))?;
     crate::checker::check_plan(&plan)
@@ -273,15 +361,20 @@ impl Drop for Compile {
     }
 }
 
-/// `-P`: runs `tcprelay-cc check` and returns its exit code.
+/// `-P`: runs `tcprelay-cc check` and returns its exit code (for a plan, reads and
+/// validates it: 0, [`EXIT_BAD`], or [`EXIT_UNREADABLE`] as at start).
 pub fn check_only(source: &PlanSource) -> i32 {
     let cc = compiler();
+    if let Some(e) = wrong_file(source) {
+        eprintln!("tcprelay: {e}");
+        return EXIT_UNREADABLE.into();
+    }
     let status = match source {
-        PlanSource::Plan(path) => {
-            return read_plan(path).map_or_else(
-                |e| {
+        PlanSource::Plan(_) => {
+            return load_at_start(source).map_or_else(
+                |(code, e)| {
                     eprintln!("tcprelay: {e}");
-                    1
+                    code.into()
                 },
                 |_| 0,
             )
@@ -308,4 +401,87 @@ fn unique() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(cfg: &Path) -> PlanSource {
+        PlanSource::Config {
+            cfg: cfg.to_str().unwrap().to_string(),
+            spawnd_id: "spawnd".into(),
+            child_id: "tcprelay".into(),
+        }
+    }
+
+    #[test]
+    fn a_file_of_the_other_kind_or_none_at_all_is_named_with_the_command_to_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("relay.cfg");
+        let plan = dir.path().join("relay.plan");
+        std::fs::write(&cfg, "id = spawnd { listen = { port = 1 } }\n").unwrap();
+        let mut bytes = tcprelay_plan::MAGIC.to_vec();
+        bytes.extend_from_slice(&[0, 4, 0xc4, 0xff, 0]);
+        std::fs::write(&plan, bytes).unwrap();
+        let said = |source: &PlanSource| wrong_file(source).unwrap_or_default();
+        let plan_shown = plan.display().to_string();
+        let cfg_shown = cfg.display().to_string();
+        assert_eq!(
+            said(&config(&plan)),
+            format!("{plan_shown} is a plan file, not a configuration: run it with `tcprelay run {plan_shown}`")
+        );
+        assert!(
+            said(&PlanSource::Plan(cfg.clone())).starts_with(&format!(
+                "{cfg_shown} is a configuration, not a plan: run `tcprelay {cfg_shown}`"
+            )),
+            "{}",
+            said(&PlanSource::Plan(cfg.clone()))
+        );
+        let missing = dir.path().join("nope.cfg");
+        for source in [config(&missing), PlanSource::Plan(missing.clone())] {
+            assert_eq!(
+                said(&source),
+                format!("{} does not exist", missing.display())
+            );
+        }
+        // Each as it should be, standard input, a URL and a directory: nothing said
+        // here (the loaders say what is wrong with them).
+        for source in [
+            config(&cfg),
+            PlanSource::Plan(plan.clone()),
+            config(Path::new("-")),
+            config(Path::new("http://127.0.0.1:1/x.cfg")),
+            config(dir.path()),
+            PlanSource::Plan(dir.path().to_path_buf()),
+        ] {
+            assert_eq!(wrong_file(&source), None, "{source}");
+        }
+        // A file of binary junk, or text that is no configuration, given to `run` is
+        // left to the decoder.
+        for junk in [&[0u8, 1, b'{', 0xff][..], b"GIF89a...."] {
+            std::fs::write(&cfg, junk).unwrap();
+            assert_eq!(wrong_file(&PlanSource::Plan(cfg.clone())), None);
+        }
+    }
+
+    #[test]
+    fn at_start_an_unreadable_plan_exits_2_and_a_bad_one_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |source: PlanSource| load_at_start(&source).err().map(|(code, _)| code);
+        assert_eq!(
+            err(PlanSource::Plan(dir.path().join("nope.plan"))),
+            Some(EXIT_UNREADABLE)
+        );
+        // A directory cannot be read as a plan file.
+        assert_eq!(
+            err(PlanSource::Plan(dir.path().to_path_buf())),
+            Some(EXIT_UNREADABLE)
+        );
+        let bad = dir.path().join("bad.plan");
+        let mut bytes = tcprelay_plan::MAGIC.to_vec();
+        bytes.extend_from_slice(&[9; 40]);
+        std::fs::write(&bad, bytes).unwrap();
+        assert_eq!(err(PlanSource::Plan(bad)), Some(EXIT_BAD));
+    }
 }

@@ -28,16 +28,16 @@ fn main() -> ExitCode {
         }
         Mode::Run(source) => source,
     };
-    let plan = match load::load(&source) {
+    let plan = match load::load_at_start(&source) {
         Ok(loaded) => {
             for line in &loaded.warnings {
                 eprintln!("{line}");
             }
             loaded.plan
         }
-        Err(e) => {
+        Err((code, e)) => {
             eprintln!("tcprelay: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(code);
         }
     };
     if let Err(e) = tcprelay::apply_env(&plan.env) {

@@ -19,6 +19,102 @@ fn check_clean_config_exits_0_and_prints_nothing() {
     assert_eq!(stdout(&out), "");
 }
 
+/// A clean `check` says so in one line on standard error, like `nginx -t`, counting
+/// what the plan holds; with warnings it says how many; `-q` leaves the line out
+/// (never the diagnostics); a configuration with errors gets no such line.
+#[test]
+fn check_prints_one_summary_line_on_success_unless_quiet() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.cfg", GOOD);
+    let out = cc(d.path(), &["check", "a.cfg"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr(&out), "ok: 1 listener, 1 remote\n");
+    for quiet in ["-q", "--quiet"] {
+        let out = cc(d.path(), &["check", quiet, "a.cfg"]);
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("", ""));
+    }
+    // Two warnings (E0028 twice), three listeners, two remotes and a certificate
+    // shared by the listeners.
+    harness::make_certs(&d.path().join("certs"));
+    write(
+        d.path(),
+        "w.cfg",
+        "id = spawnd {\n  listen = { address = 127.0.0.1 port = 8080 tls = yes }\n  listen = { address = 127.0.0.1 port = 8081 }\n  listen = { address = 127.0.0.1 port = 8082 }\n  background = no\n  background = no\n}\nid = tcprelay {\n  remote = { address = 127.0.0.1 port = 9000 }\n  remote = { address = 127.0.0.1 port = 9001 }\n  tls cert-file = certs/cert.pem\n  tls key-file = certs/key.pem\n  retire = 5\n  retire = 6\n}\n",
+    );
+    let out = cc(d.path(), &["check", "--format", "short", "w.cfg"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "ok with 2 warnings: 3 listeners, 2 remotes, 1 TLS certificate\n"
+    );
+    let out = cc(d.path(), &["check", "-q", "--format", "short", "w.cfg"]);
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
+    assert_eq!(stderr(&out), "");
+    // Errors: no summary. `compile` prints none either (its stderr is diagnostics).
+    write(d.path(), "bad.cfg", "id = spawnd { listen = { port = x } }");
+    let out = cc(d.path(), &["check", "bad.cfg"]);
+    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(1), ""));
+    let out = cc(d.path(), &["compile", "a.cfg", "-o", "a.plan"]);
+    assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(0), ""));
+}
+
+/// `--explain CODE` prints the code's section of docs/diagnostics.md (embedded in
+/// the binary): heading, text and example; the code may be written `e0023`, `0023`
+/// or `23`; an unknown code is a usage error naming the range.
+#[test]
+fn explain_prints_a_codes_explanation_and_example() {
+    let d = tempfile::tempdir().unwrap();
+    let catalogue =
+        std::fs::read_to_string(harness::root().join("docs/diagnostics.md")).expect("catalogue");
+    let section = catalogue
+        .split("\n## ")
+        .find(|s| s.starts_with("E0023: "))
+        .expect("E0023's section");
+    for code in ["E0023", "e0023", "0023", "23"] {
+        let out = cc(d.path(), &["--explain", code]);
+        assert_eq!(out.status.code(), Some(0), "{code}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("E0023: invalid port or unknown service name\n"),
+            "{text}"
+        );
+        // Every line of the section's prose is printed as written; the example's
+        // lines indented by four spaces.
+        let (prose, example) = section.split_once("```text\n").expect("an example");
+        for line in prose.lines().skip(1).filter(|l| !l.is_empty()) {
+            assert!(
+                text.contains(&format!("\n{line}\n")),
+                "{line:?} missing:\n{text}"
+            );
+        }
+        let example = example.split("```").next().unwrap();
+        for line in example.lines() {
+            assert!(
+                text.contains(&format!("\n    {line}\n")),
+                "{line:?} missing:\n{text}"
+            );
+        }
+    }
+    for bad in ["E9999", "port", ""] {
+        let out = cc(d.path(), &["--explain", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(
+            stderr(&out).contains("is not a diagnostic code"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("E0001"), "{}", stderr(&out));
+    }
+    // With a command it is a usage error; no command at all, too.
+    let out = cc(d.path(), &["--explain", "E0023", "check", "a.cfg"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = cc(d.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--explain"), "{}", stderr(&out));
+}
+
 #[test]
 fn check_errors_exit_1_and_short_format_is_one_line_each() {
     let d = tempfile::tempdir().unwrap();
@@ -396,6 +492,40 @@ fn runtime_usage_errors_exit_2_with_the_usage() {
         assert!(text.contains("Usage: tcprelay run"), "{args:?}: {text}");
         assert_eq!(stdout(&out), "", "{args:?}");
     }
+}
+
+/// A file that does not exist is the same exit status for both programs (2), and
+/// tcprelay says so in those words, for a configuration (`-f`, `-P`) and a plan
+/// (`run`, `-P run`); a plan given as a configuration and a configuration given to
+/// `run` are named with the command to use (exit 2), where they were "not UTF-8
+/// text" and "wrong magic bytes" with exit 1.
+#[test]
+fn runtime_file_errors_say_what_to_do_and_exit_as_the_compiler_does() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.cfg", GOOD);
+    let out = cc(d.path(), &["compile", "a.cfg", "-o", "a.plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let cc_missing = cc(d.path(), &["check", "missing.cfg"]).status.code();
+    assert_eq!(cc_missing, Some(2));
+    for (args, says) in [
+        (&["-f", "missing.cfg"][..], "tcprelay: missing.cfg does not exist\n"),
+        (&["-P", "missing.cfg"], "tcprelay: missing.cfg does not exist\n"),
+        (&["run", "-f", "missing.plan"], "tcprelay: missing.plan does not exist\n"),
+        (&["-f", "a.plan"], "tcprelay: a.plan is a plan file, not a configuration: run it with `tcprelay run a.plan`\n"),
+        (&["-P", "a.plan"], "tcprelay: a.plan is a plan file, not a configuration: run it with `tcprelay run a.plan`\n"),
+        (&["run", "-f", "a.cfg"], "tcprelay: a.cfg is a configuration, not a plan: run `tcprelay a.cfg` (it compiles it, and again on every reload), or compile it first with `tcprelay-cc compile a.cfg -o PLAN`\n"),
+    ] {
+        let out = relay(d.path(), &words(args));
+        assert_eq!(out.status.code(), cc_missing, "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), says, "{args:?}");
+    }
+    // A plan with a bad body is still a bad plan: 1.
+    let mut bytes = std::fs::read(d.path().join("a.plan")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(d.path().join("bad.plan"), bytes).unwrap();
+    let out = relay(d.path(), &words(&["run", "-f", "bad.plan"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
 /// A configuration path that is not UTF-8 is a usage error naming the problem; the

@@ -3,6 +3,7 @@
 //! property is easier to state on functions.
 
 mod cli;
+mod corpus;
 mod ctl;
 mod docs;
 mod editors;

@@ -229,3 +229,105 @@ fn no_variant_of_a_secret_directive_prints_the_secret() {
     // Nearly every variant is reported on: the test looks at real diagnostics.
     assert!(with_output * 10 >= cases * 9, "{with_output} of {cases}");
 }
+
+/// The places between directives of a configuration: where each top-level item and
+/// each directive of a selected section (at any depth) starts and ends.
+fn directive_boundaries(src: &str, selection: &Selection) -> Vec<usize> {
+    use tcprelay_cc::ast::{Body, Directive, Item, Sp};
+    fn walk(body: &[Sp<Directive>], out: &mut Vec<usize>) {
+        for d in body {
+            out.push(d.span.start);
+            out.push(d.span.end);
+            if let Body::Block(items) = &d.node.body {
+                walk(items, out);
+            }
+        }
+    }
+    let (file, diags) = tcprelay_cc::parse(src, selection);
+    assert!(diags.is_empty(), "{diags:#?}");
+    let file = file.expect("a file");
+    let mut out = vec![src.len()];
+    for item in &file.items {
+        out.push(item.span.start);
+        out.push(item.span.end);
+        if let Item::Section(section) = &item.node {
+            walk(&section.body, &mut out);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The corpus files whose verdict is `ok`, with their selection and boundaries.
+fn valid_corpus() -> Vec<(String, String, Selection, Vec<usize>)> {
+    crate::corpus::manifest()
+        .into_iter()
+        .filter(|e| e.errors.is_empty() && e.gap.is_none())
+        .map(|e| {
+            let text = e.text();
+            let selection = e.selection();
+            let boundaries = directive_boundaries(&text, &selection);
+            (e.file.clone(), text, selection, boundaries)
+        })
+        .collect()
+}
+
+/// The errors of `src` with `word` put in at byte `at` (with a space each side).
+fn errors_with(src: &str, at: usize, word: &str, selection: &Selection) -> (String, Vec<String>) {
+    let edited = format!("{} {word} {}", &src[..at], &src[at..]);
+    let (_, diags) = tcprelay_cc::compile(&edited, "corpus.cfg", selection);
+    let errors = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{} at {}: {}", d.code, d.span.start, d.message))
+        .collect();
+    (edited, errors)
+}
+
+/// One unknown word at every directive boundary of every valid corpus file is one
+/// error: recovery resumes after it, and nothing is reported as its consequence.
+#[test]
+fn an_unknown_word_at_any_directive_boundary_of_the_corpus_is_one_error() {
+    let corpus = valid_corpus();
+    assert!(corpus.len() >= 8, "{} valid corpus files", corpus.len());
+    let mut tried = 0;
+    for (file, src, selection, boundaries) in &corpus {
+        for &at in boundaries {
+            let (edited, errors) = errors_with(src, at, "zqfrob", selection);
+            assert_eq!(
+                errors.len(),
+                1,
+                "{file} at byte {at}: {errors:#?}\n{edited}"
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried > 150, "{tried} places tried");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The same with other words: misspellings of keys (valid here, or elsewhere),
+    /// and words like none.
+    #[test]
+    fn any_unknown_word_inserted_into_a_valid_corpus_file_is_one_error(
+        pick in any::<prop::sample::Index>(),
+        place in any::<prop::sample::Index>(),
+        word in prop_oneof![
+            Just("lisen".to_string()),
+            Just("wieght".to_string()),
+            Just("tsl".to_string()),
+            Just("rebalanse".to_string()),
+            Just("adress".to_string()),
+            "zq[a-z]{2,8}",
+        ],
+    ) {
+        let corpus = valid_corpus();
+        let (file, src, selection, boundaries) = &corpus[pick.index(corpus.len())];
+        let at = boundaries[place.index(boundaries.len())];
+        let (edited, errors) = errors_with(src, at, &word, selection);
+        prop_assert_eq!(errors.len(), 1, "{} at byte {}: {:#?}\n{}", file, at, errors, edited);
+    }
+}

@@ -11,9 +11,9 @@ use std::net::{IpAddr, SocketAddr};
 use tcprelay_plan::{defaults, OsText};
 
 /// The keys valid inside `control { }`.
-const CONTROL_VALID: &[Key] = &[Key::Path, Key::Mode, Key::Group];
+pub(super) const CONTROL_VALID: &[Key] = &[Key::Path, Key::Mode, Key::Group];
 /// The keys valid inside `metrics { }`.
-const METRICS_VALID: &[Key] = &[Key::Address, Key::Port];
+pub(super) const METRICS_VALID: &[Key] = &[Key::Address, Key::Port];
 
 /// `control = { path = PATH mode = OCTAL group = NAME }`, `control = no` (or
 /// `yes`, the default socket). A second `control` replaces the first (E0028).

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use tcprelay_plan::{defaults, MAX_CHECK_BYTES};
 
 /// The keys valid inside `check { }`.
-const VALID: &[Key] = &[
+pub(super) const VALID: &[Key] = &[
     Key::Interval,
     Key::Timeout,
     Key::Rise,

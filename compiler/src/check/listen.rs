@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use tcprelay_plan::{ListenAddress, OsText};
 
 /// The keys valid inside `listen { }`.
-const VALID: &[Key] = &[
+pub(super) const VALID: &[Key] = &[
     Key::Address,
     Key::Port,
     Key::Path,

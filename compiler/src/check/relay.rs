@@ -13,7 +13,7 @@ use crate::tlscheck::{self, TlsProblem};
 use tcprelay_plan::{OsText, Secret};
 
 /// The keys valid inside `remote { }`.
-const REMOTE_VALID: &[Key] = &[
+pub(super) const REMOTE_VALID: &[Key] = &[
     Key::Address,
     Key::Port,
     Key::Protocol,

@@ -13,7 +13,7 @@ use crate::diag::{Code, Diagnostic};
 use tcprelay_plan::{defaults, AclRule, OsText};
 
 /// The keys valid inside `spawn { }`.
-const SPAWN_VALID: &[Key] = &[
+pub(super) const SPAWN_VALID: &[Key] = &[
     Key::UsersMin,
     Key::UsersMax,
     Key::ServersMin,

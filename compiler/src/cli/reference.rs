@@ -127,7 +127,7 @@ fn exit_status(roff: &mut Roff) {
         ),
         (
             "2",
-            "Usage error, or a file or URL could not be read or written.",
+            "Usage error, or a file or URL could not be read (it does not exist, it is not a regular file) or written; tcprelay(1) exits 2 for a file it cannot read, too.",
         ),
     ] {
         roff.control("TP", []);

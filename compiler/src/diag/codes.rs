@@ -90,6 +90,40 @@ codes! {
     SeveralAddresses = "E0066", "host name with several addresses";
     InvalidDebugFlag = "E0067", "unknown debug flag";
     OtherRelaySection = "E0068", "spawn id other than the selected tcprelay section";
+    LineContinuation = "E0070", "line continuation";
+}
+
+/// The catalogue of the codes, `docs/diagnostics.md`, embedded: `tcprelay-cc
+/// --explain` prints a code's section of it, so the document is the one source of
+/// the explanations.
+pub const CATALOGUE: &str = include_str!("../../../docs/diagnostics.md");
+
+impl Code {
+    /// The code written as `E0023`, `e0023`, `0023` or `23`.
+    pub fn parse(text: &str) -> Option<Code> {
+        let digits = text.strip_prefix(['E', 'e']).unwrap_or(text);
+        if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let wanted = format!("E{digits:0>4}");
+        Code::ALL.iter().copied().find(|c| c.as_str() == wanted)
+    }
+
+    /// The code's section of the catalogue, heading included: what it means, what
+    /// to do, and an example.
+    pub fn explanation(self) -> &'static str {
+        let heading = format!("## {self}: ");
+        let Some(start) = CATALOGUE
+            .match_indices(&heading)
+            .map(|(at, _)| at)
+            .find(|&at| at == 0 || CATALOGUE.as_bytes()[at - 1] == b'\n')
+        else {
+            return self.title();
+        };
+        let rest = &CATALOGUE[start..];
+        let end = rest[1..].find("\n## ").map_or(rest.len(), |n| n + 1);
+        rest[..end].trim_end()
+    }
 }
 
 impl fmt::Display for Code {
@@ -102,8 +136,6 @@ impl fmt::Display for Code {
 mod tests {
     use super::*;
     use std::collections::HashSet;
-
-    const CATALOGUE: &str = include_str!("../../../docs/diagnostics.md");
 
     /// The headings of the catalogue that name a code (`## E0003: ...`), in order.
     /// Other `##` headings, such as "Exit codes", are prose.
@@ -145,6 +177,41 @@ mod tests {
                 seen.insert(heading),
                 "docs/diagnostics.md repeats {heading:?}"
             );
+        }
+    }
+
+    #[test]
+    fn every_code_has_an_explanation_with_an_example() {
+        for code in Code::ALL {
+            let text = code.explanation();
+            assert!(
+                text.starts_with(&format!("## {code}: {}\n", code.title())),
+                "{code}: {text}"
+            );
+            // Its own section only, with prose and an example in a fenced block.
+            assert_eq!(text.matches("\n## ").count(), 0, "{code}: {text}");
+            let fence = text
+                .find("```")
+                .unwrap_or_else(|| panic!("{code} has no example"));
+            let example = &text[fence..];
+            assert!(
+                example.lines().count() >= 3 && example.trim_end().ends_with("```"),
+                "{code}: {example}"
+            );
+            assert!(
+                text[..fence].split_whitespace().count() >= 10,
+                "{code}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn codes_are_read_as_written_on_the_command_line() {
+        for text in ["E0023", "e0023", "0023", "23"] {
+            assert_eq!(Code::parse(text), Some(Code::InvalidPort), "{text}");
+        }
+        for text in ["E9999", "", "E", "E00023", "E00x3", "port"] {
+            assert_eq!(Code::parse(text), None, "{text}");
         }
     }
 

@@ -148,9 +148,14 @@ The plan or configuration is bad, a listener cannot be bound, or start-up failed
 the configuration has errors.
 .TP
 .B 2
-Usage error (unknown option, missing or extra argument); with
-.BR \-P ,
-the configuration could not be read.
+Usage error (unknown option, missing or extra argument), or the plan or configuration
+named cannot be read (it does not exist, it is not a regular file) or is of the other
+kind (a plan given as a configuration, a configuration given to
+.BR run :
+the message says which command to use); the same with
+.BR \-P .
+.BR tcprelay\-cc (1)
+exits 2 for a file it cannot read, too.
 .SH EXAMPLES
 Compile once, then run in the foreground:
 .PP
