@@ -113,6 +113,19 @@ pub fn group_id(name: &str) -> io::Result<u32> {
     resolve(name, true)
 }
 
+/// The uid of a user given by name or number and, when given by name, the
+/// user's primary group (a Unix listener's `userid`).
+pub fn user_ids(name: &str) -> io::Result<(u32, Option<u32>)> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Ok((n, None));
+    }
+    let c = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
+    sys::user_ids(&c)
+        .map(|(uid, gid)| (uid, Some(gid)))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no user named `{name}`")))
+}
+
 /// The numeric id of a user or group given by name or number.
 fn resolve(name: &str, group: bool) -> io::Result<u32> {
     if let Ok(n) = name.parse::<u32>() {
