@@ -165,6 +165,21 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()
     Ok(())
 }
 
+/// Makes the process titles settable ([`set_title`]): call once at start, after
+/// the arguments were read, while the process has one thread. A failure (no
+/// `/proc`) only leaves the titles as they are.
+pub fn init_titles() {
+    if let Err(e) = crate::sys::title::init() {
+        crate::debug!("process titles: cannot find the argument area: {e}");
+    }
+}
+
+/// Sets this process's title as `ps` shows it: `PREFIX: what` (`proctitle`, by
+/// default the program's name).
+pub fn set_title(prefix: Option<&str>, what: &str) {
+    crate::sys::title::set(&format!("{}: {what}", prefix.unwrap_or("tcprelay")));
+}
+
 /// Raises the soft limit of open files to the hard limit (a relay needs two
 /// descriptors per session). Returns the soft limit in force.
 pub fn raise_nofile() -> u64 {

@@ -6,6 +6,7 @@ mod cli;
 mod ctl;
 mod docs;
 mod editors;
+mod effects;
 mod harness;
 mod health;
 mod manual;

@@ -320,6 +320,7 @@ impl Master {
             self.servers_min(),
             self.servers_max()
         );
+        self.set_title();
         for _ in 0..self.servers_min() {
             self.spawn();
         }
@@ -398,6 +399,14 @@ impl Master {
             self.set_overload(due);
             self.expire_drains();
         }
+    }
+}
+
+impl Master {
+    /// The master's process title: `tcprelay: master gen N`.
+    fn set_title(&self) {
+        let prefix = self.plan.spawnd.proctitle.as_deref();
+        os::set_title(prefix, &format!("master gen {}", self.generation));
     }
 }
 

@@ -150,6 +150,7 @@ impl Master {
     /// current one to drain; how many were told.
     pub(super) fn next_generation(&mut self) -> usize {
         self.generation += 1;
+        self.set_title();
         let old: Vec<Token> = self
             .workers
             .iter()

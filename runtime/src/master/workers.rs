@@ -85,6 +85,10 @@ impl Master {
         place: Option<crate::board::Place>,
         counting: Option<worker::Counting>,
     ) -> i32 {
+        os::set_title(
+            self.plan.spawnd.proctitle.as_deref(),
+            &format!("worker gen {}", self.generation),
+        );
         // Other workers' control sockets must be closed here, or a worker would not see
         // end of file when the master dies.
         self.workers.clear();

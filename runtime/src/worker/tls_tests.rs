@@ -847,17 +847,22 @@ fn tls_auto_relays_a_plain_client_and_terminates_a_tls_one() {
     let echo = Backend::start(Mode::Echo);
     let (registry, counting) =
         super::tests::counting::registry_for("127.0.0.1:0".parse().unwrap(), &[echo.addr]);
-    let worker =
-        TlsWorker::start_versions(relay_to(echo.addr), None, &[], true, Some(counting));
+    let worker = TlsWorker::start_versions(relay_to(echo.addr), None, &[], true, Some(counting));
     let mut plain = worker.tcp();
     plain.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
     let mut back = [0u8; 18];
-    plain.read_exact(&mut back).expect("the echo, in plain text");
+    plain
+        .read_exact(&mut back)
+        .expect("the echo, in plain text");
     assert_eq!(&back, b"GET / HTTP/1.0\r\n\r\n");
     let mut tls = worker.connect();
     round_trip(&mut tls, b"through TLS");
     assert_eq!(
-        worker.worker.probe.handshakes_started.load(Ordering::Relaxed),
+        worker
+            .worker
+            .probe
+            .handshakes_started
+            .load(Ordering::Relaxed),
         1,
         "no OpenSSL connection for the plain client"
     );
@@ -874,5 +879,7 @@ fn tls_auto_relays_a_plain_client_and_terminates_a_tls_one() {
     let mut plain = strict.tcp();
     plain.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
     assert!(closed_within(&mut plain, Duration::from_secs(5)));
-    wait_until("a failed handshake", IO_TIMEOUT, || strict.tls_failures() == 1);
+    wait_until("a failed handshake", IO_TIMEOUT, || {
+        strict.tls_failures() == 1
+    });
 }
