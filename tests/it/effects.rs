@@ -5,7 +5,7 @@
 //! plain client. (A Unix socket's owner and group and `vrf` are tested where they
 //! are set, `listen::tests`: they need root and a network namespace.)
 
-use crate::harness::{self, compile, echo_through, free_port, rewrite_plan, Echo, Relay};
+use crate::harness::{self, compile, echo_through, free_port, Echo, Relay};
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -66,10 +66,7 @@ fn process_titles_name_the_master_the_workers_and_their_generation() {
         assert_eq!(ps_args(w), "tcprelay: worker gen 2");
     }
     drop(relay);
-    // `proctitle = edge` (through the plan: the compiler's directive is the
-    // language's part).
-    let plan = compile(dir.path(), "titled", &cfg);
-    rewrite_plan(&plan, |p| p.spawnd.proctitle = Some("edge".into()));
+    let plan = compile(dir.path(), "titled", &format!("proctitle = edge\n{cfg}"));
     let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
     let workers = relay.await_workers(2, Duration::from_secs(10));
     assert_eq!(ps_args(relay.pid()), "edge: master gen 1");
@@ -173,7 +170,7 @@ fn ss(filter: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// `tcp bufsize` and a listener's `dscp`: both sockets of a relayed connection, the
+/// `tcp bufsize = 50000` and a listener's `dscp = 0x0a`: both sockets of a relayed connection, the
 /// client's (accepted) and the remote's, have the buffer sizes (`rb`, `tb`: the
 /// kernel doubles the value) and the TOS byte (DSCP << 2) `ss` reads from the
 /// kernel; a relay without them leaves both at the kernel's.
@@ -182,15 +179,12 @@ fn both_legs_have_the_buffer_sizes_and_the_dscp() {
     let dir = tempfile::tempdir().unwrap();
     let echo = Echo::start();
     let port = free_port();
-    let plan = compile(
-        dir.path(),
-        "marked",
-        &harness::config(port, &[(echo.port, 1)], "", ""),
+    let marked = format!(
+        "id = spawnd {{\n    tcp bufsize = 50000\n    listen = {{ address = 127.0.0.1 port = {port} dscp = 0x0a }}\n}}\n\
+         id = tcprelay {{\n    remote = {{ address = 127.0.0.1 port = {} }}\n}}\n",
+        echo.port
     );
-    rewrite_plan(&plan, |p| {
-        p.spawnd.tcp_bufsize = Some(50_000);
-        p.spawnd.listeners[0].dscp = Some(10);
-    });
+    let plan = compile(dir.path(), "marked", &marked);
     let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
     let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     client
@@ -272,7 +266,6 @@ fn s_client(port: u16, version: &str, certs: &std::path::Path) -> (bool, String)
 /// relays a plain client's bytes and still terminates TLS.
 #[test]
 fn a_listener_speaks_its_tls_versions_and_auto_lets_plain_clients_through() {
-    use tcprelay_plan::TlsVersion;
     let dir = tempfile::tempdir().unwrap();
     harness::make_certs(dir.path());
     let echo = Echo::start();
@@ -292,17 +285,18 @@ fn a_listener_speaks_its_tls_versions_and_auto_lets_plain_clients_through() {
         ),
         format!("    tls passphrase = \"{}\"", harness::PASSPHRASE),
     ];
-    let cfg = format!(
-        "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} tls = yes }}\n}}\n\
-         id = tcprelay {{\n{}\n}}\n",
-        relay.join("\n")
-    );
-    for (only, name, ok, refused) in [
-        (TlsVersion::Tls13, "TLSv1.3", "-tls1_3", "-tls1_2"),
-        (TlsVersion::Tls12, "TLSv1.2", "-tls1_2", "-tls1_3"),
+    let cfg = |tls: &str| {
+        format!(
+            "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} tls = {tls} }}\n}}\n\
+             id = tcprelay {{\n{}\n}}\n",
+            relay.join("\n")
+        )
+    };
+    for (name, ok, refused) in [
+        ("TLSv1.3", "-tls1_3", "-tls1_2"),
+        ("TLSv1.2", "-tls1_2", "-tls1_3"),
     ] {
-        let plan = compile(dir.path(), name, &cfg);
-        rewrite_plan(&plan, |p| p.spawnd.listeners[0].tls_versions = vec![only]);
+        let plan = compile(dir.path(), name, &cfg(name));
         let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
         let (done, text) = s_client(port, ok, dir.path());
         assert!(done, "{name} listener, {ok}: {text}");
@@ -311,8 +305,7 @@ fn a_listener_speaks_its_tls_versions_and_auto_lets_plain_clients_through() {
         assert!(!done, "{name} listener, {refused}: {text}");
         drop(relay);
     }
-    let plan = compile(dir.path(), "auto", &cfg);
-    rewrite_plan(&plan, |p| p.spawnd.listeners[0].tls_auto = true);
+    let plan = compile(dir.path(), "auto", &cfg("auto"));
     let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
     assert_eq!(echo_through(port, b"plain text").unwrap(), b"plain text");
     let (done, text) = s_client(port, "-tls1_3", dir.path());
@@ -320,7 +313,7 @@ fn a_listener_speaks_its_tls_versions_and_auto_lets_plain_clients_through() {
     drop(relay);
 }
 
-/// `debug = N` (the plan's debug mask, any bit set): the master and the workers log
+/// `debug = NET` (the plan's debug mask, any bit set): the master and the workers log
 /// at debug level, as `-d` makes them; without it, no debug line.
 #[test]
 fn a_debug_mask_gives_debug_lines_in_the_master_and_the_workers() {
@@ -336,9 +329,7 @@ fn a_debug_mask_gives_debug_lines_in_the_master_and_the_workers() {
     drop(relay);
     let log = std::fs::read_to_string(dir.path().join("tcprelay.log")).unwrap();
     assert!(!log.contains(" debug: "), "{log}");
-    let loud = compile(dir.path(), "loud", &cfg);
-    // The flag names' NET bit, as `debug = NET` would set it.
-    rewrite_plan(&loud, |p| p.spawnd.debug = 0x400);
+    let loud = compile(dir.path(), "loud", &format!("debug = NET\n{cfg}"));
     let relay = Relay::start(dir.path(), &["run", "-f", loud.to_str().unwrap()], port);
     relay.await_workers(1, Duration::from_secs(10));
     assert_eq!(echo_through(port, b"loud").unwrap(), b"loud");
@@ -349,5 +340,61 @@ fn a_debug_mask_gives_debug_lines_in_the_master_and_the_workers() {
         log.lines()
             .any(|l| l.contains(" gen 1 debug: ") && l.contains("session 1: client")),
         "{log}"
+    );
+}
+
+/// From a configuration: a Unix listener's `userid`/`groupid` own its socket file
+/// (`stat`, as root), and a `vrf` naming no device fails the start saying so.
+#[test]
+fn a_unix_listeners_owner_and_a_missing_vrf_device_from_a_configuration() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start();
+    let port = free_port();
+    let sock = dir.path().join("front.sock");
+    let cfg = harness::config(
+        port,
+        &[(echo.port, 1)],
+        &format!(
+            "    listen = {{ path = {} mode = 0660 userid = nobody groupid = daemon }}",
+            sock.display()
+        ),
+        "",
+    );
+    if std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    {
+        let relay = Relay::run_config(dir.path(), &cfg, port);
+        let meta = std::fs::metadata(&sock).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o777),
+            (65534, 1, 0o660)
+        );
+        drop(relay);
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs the tests as root"
+        );
+    }
+    let cfg = format!(
+        "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} vrf = nosuchdev0 }}\n}}\n\
+         id = tcprelay {{\n    remote = {{ address = 127.0.0.1 port = {} }}\n}}\n",
+        echo.port
+    );
+    let plan = compile(dir.path(), "vrf", &cfg);
+    let out = Command::new(harness::bin("tcprelay"))
+        .args(["run", "-f", plan.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!("tcprelay: cannot listen on 127.0.0.1:{port}: vrf nosuchdev0: there is no network device of that name"),
+        "{err}"
     );
 }
