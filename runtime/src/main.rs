@@ -28,6 +28,8 @@ fn main() -> ExitCode {
         }
         Mode::Run(source) => source,
     };
+    // The arguments are read: their area may hold the process titles from now on.
+    os::init_titles();
     let plan = match load::load_at_start(&source) {
         Ok(loaded) => {
             for line in &loaded.warnings {

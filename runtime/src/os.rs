@@ -113,6 +113,19 @@ pub fn group_id(name: &str) -> io::Result<u32> {
     resolve(name, true)
 }
 
+/// The uid of a user given by name or number and, when given by name, the
+/// user's primary group (a Unix listener's `userid`).
+pub fn user_ids(name: &str) -> io::Result<(u32, Option<u32>)> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Ok((n, None));
+    }
+    let c = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))?;
+    sys::user_ids(&c)
+        .map(|(uid, gid)| (uid, Some(gid)))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no user named `{name}`")))
+}
+
 /// The numeric id of a user or group given by name or number.
 fn resolve(name: &str, group: bool) -> io::Result<u32> {
     if let Ok(n) = name.parse::<u32>() {
@@ -150,6 +163,21 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> io::Result<()
         sys::set_uid(uid)?;
     }
     Ok(())
+}
+
+/// Makes the process titles settable ([`set_title`]): call once at start, after
+/// the arguments were read, while the process has one thread. A failure (no
+/// `/proc`) only leaves the titles as they are.
+pub fn init_titles() {
+    if let Err(e) = crate::sys::title::init() {
+        crate::debug!("process titles: cannot find the argument area: {e}");
+    }
+}
+
+/// Sets this process's title as `ps` shows it: `PREFIX: what` (`proctitle`, by
+/// default the program's name).
+pub fn set_title(prefix: Option<&str>, what: &str) {
+    crate::sys::title::set(&format!("{}: {what}", prefix.unwrap_or("tcprelay")));
 }
 
 /// Raises the soft limit of open files to the hard limit (a relay needs two

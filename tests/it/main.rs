@@ -7,6 +7,7 @@ mod corpus;
 mod ctl;
 mod docs;
 mod editors;
+mod effects;
 mod harness;
 mod health;
 mod manual;

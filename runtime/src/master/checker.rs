@@ -130,6 +130,10 @@ impl Master {
         control: UnixStream,
     ) -> i32 {
         crate::log::become_checker();
+        os::set_title(
+            self.plan.spawnd.proctitle.as_deref(),
+            &format!("checker gen {}", self.generation),
+        );
         // The workers' control sockets and the listeners are closed here: a worker
         // must see end of file when the master dies, and a port must be free once
         // the master has gone.

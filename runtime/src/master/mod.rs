@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use tcprelay_plan::{ListenAddress, Plan};
 
 mod admin;
+mod bind_retry;
 mod checker;
 mod ctl;
 mod frames;
@@ -104,6 +105,9 @@ pub struct Master {
     tls: Option<openssl::ssl::SslContext>,
     generation: u64,
     listeners: Vec<Bound>,
+    /// Listeners whose bind failed, tried again every `bind retry delay`
+    /// (`bind_retry.rs`).
+    pending: Vec<listen::Pending>,
     workers: HashMap<Token, Worker>,
     next_token: usize,
     poll: Poll,
@@ -194,11 +198,17 @@ impl Master {
         source: PlanSource,
         notify: Notify,
     ) -> Result<Master, String> {
-        let listeners = listen::bind_all(
+        let defaults = listen::Defaults::of(&plan.spawnd);
+        let listen::Listeners {
+            bound: listeners,
+            pending,
+        } = listen::bind_all(
             &plan.spawnd.listeners,
-            &plan.spawnd.keepalive,
+            &defaults,
+            &defaults,
             &mut Vec::new(),
         )?;
+        bind_retry::log_pending(&pending);
         let poll = Poll::new().map_err(|e| format!("cannot create the event loop: {e}"))?;
         let mut signals =
             os::signal_pipe(SIGNALS).map_err(|e| format!("cannot set up signals: {e}"))?;
@@ -227,6 +237,7 @@ impl Master {
             tls,
             generation: 1,
             listeners,
+            pending,
             workers: HashMap::new(),
             next_token: 0,
             poll,
@@ -309,6 +320,7 @@ impl Master {
             self.servers_min(),
             self.servers_max()
         );
+        self.set_title();
         for _ in 0..self.servers_min() {
             self.spawn();
         }
@@ -335,6 +347,7 @@ impl Master {
                 self.ctl.as_ref().and_then(|c| c.next_deadline()),
                 self.metrics_deadline(),
                 self.checks.restart_at,
+                self.next_bind_retry(),
             ];
             let timeout = wake
                 .into_iter()
@@ -380,11 +393,20 @@ impl Master {
                 compile.kill();
             }
             self.checker_due();
+            self.retry_binds();
             self.sessions_due();
             let due = self.overload_due();
             self.set_overload(due);
             self.expire_drains();
         }
+    }
+}
+
+impl Master {
+    /// The master's process title: `tcprelay: master gen N`.
+    fn set_title(&self) {
+        let prefix = self.plan.spawnd.proctitle.as_deref();
+        os::set_title(prefix, &format!("master gen {}", self.generation));
     }
 }
 

@@ -117,13 +117,17 @@ impl Master {
         self.set_overload(false);
         let listeners = listen::bind_all(
             &plan.spawnd.listeners,
-            &plan.spawnd.keepalive,
+            &listen::Defaults::of(&plan.spawnd),
+            &listen::Defaults::of(&self.plan.spawnd),
             &mut self.listeners,
         )?;
         setenv.apply();
         // Sockets no longer in the plan are closed here; old workers keep their own
-        // copies until they drain.
-        self.listeners = listeners;
+        // copies until they drain. Those that could not be bound are tried again
+        // (`bind retry delay`), those of the old plan still waiting are forgotten.
+        self.listeners = listeners.bound;
+        super::bind_retry::log_pending(&listeners.pending);
+        self.pending = listeners.pending;
         self.install_ctl(ctl);
         self.install_metrics(metrics);
         self.plan_hash = super::ctl::plan_hash(&plan);
@@ -139,7 +143,14 @@ impl Master {
         }
         self.steering_reloaded(&old_plan.relay.remotes);
         self.checker_reloaded(&old_plan.relay.remotes, &old_remote_slots);
+        Ok(self.next_generation())
+    }
+
+    /// Forks a new generation of the running plan and tells the workers of the
+    /// current one to drain; how many were told.
+    pub(super) fn next_generation(&mut self) -> usize {
         self.generation += 1;
+        self.set_title();
         let old: Vec<Token> = self
             .workers
             .iter()
@@ -156,7 +167,7 @@ impl Master {
             }
         }
         self.start_drain(self.generation - 1);
-        Ok(old.len())
+        old.len()
     }
 
     /// Generation `previous` has just been replaced: it drains, until the new plan's

@@ -85,6 +85,10 @@ impl Master {
         place: Option<crate::board::Place>,
         counting: Option<worker::Counting>,
     ) -> i32 {
+        os::set_title(
+            self.plan.spawnd.proctitle.as_deref(),
+            &format!("worker gen {}", self.generation),
+        );
         // Other workers' control sockets must be closed here, or a worker would not see
         // end of file when the master dies.
         self.workers.clear();
@@ -110,12 +114,22 @@ impl Master {
             self.generation,
             self.plan.spawnd.log_format.into(),
         );
-        let listeners = std::mem::take(&mut self.listeners)
-            .into_iter()
-            .map(|b| {
+        // In plan order, a listener not bound yet (`bind retry delay`) in its place.
+        let mut bound = std::mem::take(&mut self.listeners);
+        self.pending.clear();
+        let listeners = self
+            .plan
+            .spawnd
+            .listeners
+            .iter()
+            .map(|spec| {
+                let b = bound
+                    .iter()
+                    .position(|b| b.serves(spec))
+                    .map(|i| bound.swap_remove(i));
                 // The socket changes owner: the worker's mio listener (TCP and SCTP
                 // streams alike accept through a TcpListener).
-                let socket = match b.spec.address {
+                let socket = b.map(|b| match b.spec.address {
                     ListenAddress::Inet(_) => worker::ListenSocket::Tcp(
                         mio::net::TcpListener::from_std(std::net::TcpListener::from(b.socket)),
                     ),
@@ -124,11 +138,14 @@ impl Master {
                             std::os::unix::net::UnixListener::from(b.socket),
                         ))
                     }
-                };
+                });
                 worker::Listener {
                     socket,
-                    tls: b.spec.tls,
-                    accept_proxy: b.spec.accept_proxy.clone(),
+                    tls: spec.tls,
+                    tls_versions: spec.tls_versions.clone(),
+                    tls_auto: spec.tls_auto,
+                    accept_proxy: spec.accept_proxy.clone(),
+                    dscp: spec.dscp,
                 }
             })
             .collect();
@@ -142,6 +159,7 @@ impl Master {
             steering: self.worker_steering(),
             acl: self.plan.spawnd.acl.clone(),
             listeners,
+            tcp_bufsize: self.plan.spawnd.tcp_bufsize,
             control,
             signals,
             tls: self.tls.clone(),

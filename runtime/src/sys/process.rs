@@ -109,6 +109,15 @@ pub fn user_id(name: &CStr) -> Option<u32> {
     }
 }
 
+/// The uid and primary gid of the user `name`, if there is one.
+pub fn user_ids(name: &CStr) -> Option<(u32, u32)> {
+    // SAFETY: as in `user_id`.
+    unsafe {
+        let p = libc::getpwnam(name.as_ptr());
+        (!p.is_null()).then(|| ((*p).pw_uid, (*p).pw_gid))
+    }
+}
+
 /// The gid of the group `name`, if there is one.
 pub fn group_id(name: &CStr) -> Option<u32> {
     // SAFETY: as in `user_id`, with getgrnam.

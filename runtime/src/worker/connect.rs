@@ -62,9 +62,17 @@ fn stream_type() -> Type {
     }
 }
 
+/// What the plan sets on a remote socket besides its address: `tcp bufsize` and the
+/// `dscp` of the listener the client came through.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Marks {
+    pub bufsize: Option<u32>,
+    pub dscp: Option<u8>,
+}
+
 /// Starts a non-blocking connect to `remote`. Completion is signalled by the socket
 /// becoming writable and checked with [`super::transport::Transport::connect_status`].
-pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Socket, OpenError> {
+pub fn open(remote: &Remote, local: Option<IpAddr>, marks: Marks) -> Result<Socket, OpenError> {
     let protocol = match remote.protocol {
         PlanProtocol::Tcp => Protocol::TCP,
         PlanProtocol::Sctp => Protocol::from(libc::IPPROTO_SCTP),
@@ -110,6 +118,16 @@ pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Socket, OpenError>
         // Best effort: a relay must not add Nagle delays to small writes.
         let _ = socket.set_tcp_nodelay(true);
     }
+    // Before the connect: the window scale of the handshake follows the receive
+    // buffer, and the SYN carries the DSCP. Best effort, as the plan's values were
+    // checked (a kernel that refuses one relays the session unmarked).
+    if let Some(size) = marks.bufsize {
+        let _ = socket.set_send_buffer_size(size as usize);
+        let _ = socket.set_recv_buffer_size(size as usize);
+    }
+    if let Some(dscp) = marks.dscp {
+        let _ = crate::listen::set_dscp(&socket, remote.address.is_ipv6(), dscp);
+    }
     match socket.connect(&SockAddr::from(remote.address)) {
         Ok(()) => {}
         Err(e)
@@ -123,4 +141,59 @@ pub fn open(remote: &Remote, local: Option<IpAddr>) -> Result<Socket, OpenError>
     }
     let stream: std::net::TcpStream = socket.into();
     Ok(Socket::Tcp(TcpStream::from_std(stream)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn remote(address: SocketAddr) -> Remote {
+        Remote {
+            address,
+            protocol: PlanProtocol::Tcp,
+            weight: 1,
+            send_proxy: None,
+            tls: None,
+            check: None,
+        }
+    }
+
+    /// `tcp bufsize` and the listener's `dscp` are set on the remote socket before
+    /// its connect (read back from the socket: Linux doubles a buffer size); without
+    /// them the socket has the kernel's.
+    #[test]
+    fn the_remote_socket_gets_the_bufsize_and_the_dscp() {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let marks = Marks {
+            bufsize: Some(50_000),
+            dscp: Some(10),
+        };
+        let socket = open(&remote(server.local_addr().unwrap()), None, marks).unwrap();
+        let fd = socket.as_fd();
+        let s = socket2::SockRef::from(&fd);
+        assert_eq!(s.recv_buffer_size().unwrap(), 100_000);
+        assert_eq!(s.send_buffer_size().unwrap(), 100_000);
+        assert_eq!(s.tos_v4().unwrap(), 10 << 2);
+        let socket = open(
+            &remote(server.local_addr().unwrap()),
+            None,
+            Marks::default(),
+        )
+        .unwrap();
+        let fd = socket.as_fd();
+        let s = socket2::SockRef::from(&fd);
+        assert_ne!(s.recv_buffer_size().unwrap(), 100_000);
+        assert_eq!(s.tos_v4().unwrap(), 0);
+        if let Ok(server) = std::net::TcpListener::bind("[::1]:0") {
+            let marks = Marks {
+                bufsize: None,
+                dscp: Some(46),
+            };
+            let socket = open(&remote(server.local_addr().unwrap()), None, marks).unwrap();
+            let fd = socket.as_fd();
+            let s = socket2::SockRef::from(&fd);
+            assert_eq!(s.tclass_v6().unwrap(), 46 << 2);
+        }
+    }
 }

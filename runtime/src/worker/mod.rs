@@ -67,11 +67,34 @@ pub enum ListenSocket {
 /// One listener with what the worker needs to know about it.
 #[derive(Debug)]
 pub struct Listener {
-    pub socket: ListenSocket,
+    /// `None`: the master could not bind it yet (`bind retry delay`); the worker
+    /// keeps its place, so that listener `i` is the plan's listener `i`.
+    pub socket: Option<ListenSocket>,
     /// `tls = yes`: TLS is terminated here, with [`Config::tls`].
     pub tls: bool,
+    /// The TLS versions accepted (empty: 1.2 and 1.3) and `tls = auto`.
+    pub tls_versions: Vec<tcprelay_plan::TlsVersion>,
+    pub tls_auto: bool,
     /// `accept proxy`: every client starts with a PROXY protocol header.
     pub accept_proxy: Option<tcprelay_plan::AcceptProxy>,
+    /// `dscp`: set on the remote socket of its sessions too (the client's socket
+    /// inherits it from the listening socket).
+    pub dscp: Option<u8>,
+}
+
+impl Listener {
+    /// A listener of `socket` with nothing but plain TCP (tests).
+    #[cfg(test)]
+    pub(crate) fn plain(socket: ListenSocket) -> Listener {
+        Listener {
+            socket: Some(socket),
+            tls: false,
+            tls_versions: Vec::new(),
+            tls_auto: false,
+            accept_proxy: None,
+            dscp: None,
+        }
+    }
 }
 
 /// Everything a worker runs with.
@@ -95,6 +118,9 @@ pub struct Config {
     /// The spawnd section's client access rules (empty: everyone).
     pub acl: Vec<tcprelay_plan::AclRule>,
     pub listeners: Vec<Listener>,
+    /// `tcp bufsize`: both buffer sizes of every remote socket (the client's
+    /// socket inherits them from the listening socket).
+    pub tcp_bufsize: Option<u32>,
     /// The worker's end of the control socket pair (see [`crate::control`]).
     pub control: mio::net::UnixStream,
     /// Signals delivered to this process, one byte (the signal number) each, when

@@ -136,6 +136,10 @@ struct ListenerSlot {
     registered: bool,
     /// Clients are TLS clients (the handshake comes first).
     tls: bool,
+    /// The TLS versions they may use (empty: those of the context), and whether a
+    /// client that does not start a TLS handshake is relayed in plain text.
+    tls_versions: Vec<tcprelay_plan::TlsVersion>,
+    tls_auto: bool,
 }
 
 /// Why a session is closed by the loop (as opposed to by its own relay).
@@ -281,6 +285,10 @@ pub struct Worker {
     dead_counted: Vec<bool>,
     /// Each listener's `accept proxy` (plan order).
     accept_proxy: Vec<Option<tcprelay_plan::AcceptProxy>>,
+    /// Each listener's `dscp` (plan order), for the remote sockets of its sessions,
+    /// and `tcp bufsize`, for every remote socket.
+    dscp: Vec<Option<u8>>,
+    tcp_bufsize: Option<u32>,
     /// The peers whose PROXY refusals were logged (once each).
     proxy_refused: proxy::RefusedPeers,
 }
@@ -329,19 +337,29 @@ impl Worker {
         let listener_names: Vec<String> = config
             .listeners
             .iter()
-            .map(|l| describe(&l.socket))
+            .map(|l| {
+                l.socket
+                    .as_ref()
+                    .map_or_else(|| "(not bound)".into(), describe)
+            })
             .collect();
+        let dscp = config.listeners.iter().map(|l| l.dscp).collect();
         for listener in config.listeners {
+            // Not bound yet (`bind retry delay`): the master forks new workers when
+            // it is.
+            let Some(socket) = listener.socket else {
+                listeners.push(None);
+                continue;
+            };
             if listener.tls && config.tls.is_none() {
                 crate::error!(
                     "worker {}: no TLS context; listener {} not served",
                     config.id,
-                    describe(&listener.socket)
+                    describe(&socket)
                 );
                 listeners.push(None);
                 continue;
             }
-            let socket = listener.socket;
             match &socket {
                 ListenSocket::Tcp(l) => socket2::SockRef::from(l).set_nonblocking(true)?,
                 ListenSocket::Unix(l) => socket2::SockRef::from(l).set_nonblocking(true)?,
@@ -352,6 +370,8 @@ impl Worker {
                 socket,
                 registered: true,
                 tls: listener.tls,
+                tls_versions: listener.tls_versions,
+                tls_auto: listener.tls_auto,
             }));
         }
         tls_stream::set_handshake_limit(options.max_handshakes.unwrap_or_else(|| {
@@ -440,6 +460,8 @@ impl Worker {
             listener_names,
             dead_counted: vec![false; relay_remotes_len],
             accept_proxy,
+            dscp,
+            tcp_bufsize: config.tcp_bufsize,
             proxy_refused: proxy::RefusedPeers::default(),
             share: config.place.map(|place| Share {
                 place,

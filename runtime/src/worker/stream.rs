@@ -20,6 +20,14 @@ pub enum Stream {
     Tls(Box<TlsStream>),
 }
 
+impl Stream {
+    /// Whether TLS is spoken on this side: false for a plain socket and for a
+    /// client `tls = auto` found not speaking TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(s) if !s.is_plain())
+    }
+}
+
 impl Transport for Stream {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

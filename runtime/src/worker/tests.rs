@@ -742,11 +742,10 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         counting: None,
         steering: None,
         acl: Vec::new(),
-        listeners: vec![Listener {
-            socket: ListenSocket::Unix(mio::net::UnixListener::from_std(listener)),
-            tls: false,
-            accept_proxy: None,
-        }],
+        listeners: vec![Listener::plain(ListenSocket::Unix(
+            mio::net::UnixListener::from_std(listener),
+        ))],
+        tcp_bufsize: None,
         control: mio::net::UnixStream::from_std(theirs),
         signals: None,
         tls: None,

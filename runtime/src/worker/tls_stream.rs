@@ -44,11 +44,12 @@ use super::transport::Transport;
 use crate::sys::net::SocketIo;
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
-use openssl::ssl::{self, ErrorCode, Ssl, SslContext, SslContextRef, SslStream};
+use openssl::ssl::{self, ErrorCode, Ssl, SslContext, SslContextRef, SslStream, SslVersion};
 use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
+use tcprelay_plan::TlsVersion;
 
 /// How long a client may take to complete the TLS handshake before it is closed:
 /// 10 seconds, ample for a round trip or two on a slow mobile path, short enough
@@ -127,6 +128,13 @@ pub struct TlsStream {
     deferred: Option<Deferred>,
     /// Client mode: the relay connected the socket and speaks first.
     client: bool,
+    /// The lowest and highest version a client may use, when the listener
+    /// narrows the context's (`tls = TLSv1.2` or `TLSv1.3`).
+    versions: Option<(SslVersion, SslVersion)>,
+    /// `tls = auto`: a client whose first byte does not start a TLS record is
+    /// relayed as it is, and then `plain` is set: every operation is the socket's.
+    auto: bool,
+    plain: bool,
 }
 
 impl TlsStream {
@@ -144,7 +152,32 @@ impl TlsStream {
             write_waits: Wait::None,
             deferred: None,
             client: false,
+            versions: None,
+            auto: false,
+            plain: false,
         })
+    }
+
+    /// Narrows the versions a client may use to `versions` (empty: the context's),
+    /// and with `auto` relays a client that does not start a TLS handshake in
+    /// plain text.
+    pub fn with_listener(mut self, versions: &[TlsVersion], auto: bool) -> TlsStream {
+        let ssl_version = |v: &TlsVersion| match v {
+            TlsVersion::Tls12 => SslVersion::TLS1_2,
+            TlsVersion::Tls13 => SslVersion::TLS1_3,
+        };
+        // The plan keeps them sorted, without repeats: a range.
+        self.versions = versions
+            .first()
+            .zip(versions.last())
+            .map(|(low, high)| (ssl_version(low), ssl_version(high)));
+        self.auto = auto;
+        self
+    }
+
+    /// `tls = auto` found a client that does not speak TLS: it is relayed as it is.
+    pub fn is_plain(&self) -> bool {
+        self.plain
     }
 
     /// Wraps a socket connecting to a TLS remote, with the connection `ssl` made for
@@ -166,6 +199,9 @@ impl TlsStream {
             write_waits: Wait::None,
             deferred: None,
             client: true,
+            versions: None,
+            auto: false,
+            plain: false,
         })
     }
 
@@ -288,6 +324,24 @@ fn peer_has_spoken(socket: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
+/// Whether a client that has spoken starts with a TLS handshake record (content
+/// type 22): `tls = auto` relays any other in plain text. A client that closed or
+/// failed before a byte is left to the handshake, which reports it.
+fn starts_a_handshake(socket: BorrowedFd<'_>) -> bool {
+    use rustix::net::{recv, RecvFlags};
+    let mut byte = [0u8; 1];
+    loop {
+        match recv(socket, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+            Ok((1, _)) => return byte[0] == TLS_HANDSHAKE_RECORD,
+            Err(rustix::io::Errno::INTR) => {}
+            _ => return true,
+        }
+    }
+}
+
+/// The first byte of a TLS handshake record (and so of every ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
 /// The result of an OpenSSL operation that did not succeed, sorted for the relay.
 enum Failed {
     /// `WANT_READ`/`WANT_WRITE`: retry on that readiness.
@@ -329,6 +383,9 @@ fn clear_errors() {
 
 impl Transport for TlsStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.plain {
+            return self.socket.read(buf);
+        }
         match self.deferred.take() {
             Some(Deferred::Eof) => return Ok(0),
             Some(Deferred::Error(e)) => return Err(e),
@@ -375,6 +432,9 @@ impl Transport for TlsStream {
         // With partial writes on, OpenSSL returns after each record: go on until the
         // socket is full. A record that did not fit stays in OpenSSL and is finished
         // by the next call, which the relay makes with the same bytes.
+        if self.plain {
+            return self.socket.write(buf);
+        }
         clear_errors();
         let mut written = 0;
         while written < buf.len() {
@@ -404,6 +464,9 @@ impl Transport for TlsStream {
     fn shutdown_write(&mut self) -> io::Result<()> {
         // The first call queues and sends close_notify; after `WouldBlock` the next
         // one finishes sending it. It never waits for the client's close_notify.
+        if self.plain {
+            return self.socket.shutdown_write();
+        }
         clear_errors();
         match self.ssl()?.shutdown() {
             Ok(_) => {
@@ -447,7 +510,15 @@ impl Transport for TlsStream {
     }
 
     fn short_read_drains(&self) -> bool {
-        false
+        self.plain && self.socket.short_read_drains()
+    }
+
+    fn close_sends_eof(&self) -> bool {
+        self.plain && self.socket.close_sends_eof()
+    }
+
+    fn splice_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.socket.splice_fd().filter(|_| self.plain)
     }
 
     fn handshake(&mut self) -> io::Result<()> {
@@ -463,6 +534,12 @@ impl Transport for TlsStream {
                 self.read_waits = Wait::Readable;
                 return Err(io::ErrorKind::WouldBlock.into());
             }
+            if self.auto && !starts_a_handshake(self.socket_fd()) {
+                // Not TLS: relayed as it is, with nothing of OpenSSL made.
+                self.plain = true;
+                self.handshaken = true;
+                return Ok(());
+            }
             if !handshake_room() {
                 return Err(io::Error::new(
                     io::ErrorKind::ResourceBusy,
@@ -470,7 +547,11 @@ impl Transport for TlsStream {
                 ));
             }
             let setup = |e: openssl::error::ErrorStack| io::Error::other(format!("TLS setup: {e}"));
-            let ssl = Ssl::new(&self.context).map_err(setup)?;
+            let mut ssl = Ssl::new(&self.context).map_err(setup)?;
+            if let Some((low, high)) = self.versions {
+                ssl.set_min_proto_version(Some(low)).map_err(setup)?;
+                ssl.set_max_proto_version(Some(high)).map_err(setup)?;
+            }
             self.stream =
                 Some(SslStream::new(ssl, SocketIo::new(self.socket_fd())).map_err(setup)?);
             self.started = true;

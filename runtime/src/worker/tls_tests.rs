@@ -92,6 +92,25 @@ impl TlsWorker {
         TlsWorker::start_proxied(relay, handshake_timeout, max_handshakes, counting, None)
     }
 
+    /// [`TlsWorker::start`] on a listener that accepts `versions` only (empty:
+    /// 1.2 and 1.3), with `tls = auto` if `auto`.
+    fn start_versions(
+        relay: Relay,
+        handshake_timeout: Option<Duration>,
+        versions: &[tcprelay_plan::TlsVersion],
+        auto: bool,
+        counting: Option<Counting>,
+    ) -> TlsWorker {
+        TlsWorker::start_listener(
+            relay,
+            handshake_timeout,
+            None,
+            counting,
+            None,
+            (versions.to_vec(), auto),
+        )
+    }
+
     /// [`TlsWorker::start_with`] on a listener with `accept proxy`.
     fn start_proxied(
         relay: Relay,
@@ -99,6 +118,24 @@ impl TlsWorker {
         max_handshakes: Option<usize>,
         counting: Option<Counting>,
         accept_proxy: Option<tcprelay_plan::AcceptProxy>,
+    ) -> TlsWorker {
+        TlsWorker::start_listener(
+            relay,
+            handshake_timeout,
+            max_handshakes,
+            counting,
+            accept_proxy,
+            (Vec::new(), false),
+        )
+    }
+
+    fn start_listener(
+        relay: Relay,
+        handshake_timeout: Option<Duration>,
+        max_handshakes: Option<usize>,
+        counting: Option<Counting>,
+        accept_proxy: Option<tcprelay_plan::AcceptProxy>,
+        (tls_versions, tls_auto): (Vec<tcprelay_plan::TlsVersion>, bool),
     ) -> TlsWorker {
         let certs = Certs::new();
         let context = crate::tls_context::server_context(&certs.tls(
@@ -128,10 +165,13 @@ impl TlsWorker {
             steering: None,
             acl: Vec::new(),
             listeners: vec![Listener {
-                socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
                 tls: true,
                 accept_proxy,
+                tls_versions,
+                tls_auto,
+                ..Listener::plain(ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)))
             }],
+            tcp_bufsize: None,
             control: mio::net::UnixStream::from_std(theirs),
             signals: None,
             tls: Some(context),
@@ -749,4 +789,97 @@ fn a_proxy_header_comes_before_the_handshake_and_its_tlvs_go_onwards() {
     );
     assert_eq!(&bytes[parsed.consumed..], b"secret");
     assert_eq!(worker.stop(), Exit::Stopped);
+}
+
+/// `tls = TLSv1.2` or `TLSv1.3` on a listener: a client that offers only the other
+/// version fails its handshake (counted), one that offers the listener's version
+/// gets it, and a client that offers both gets the listener's.
+#[test]
+fn a_listener_accepts_its_tls_versions_only() {
+    use tcprelay_plan::TlsVersion;
+    let echo = Backend::start(Mode::Echo);
+    for (only, refused) in [
+        (TlsVersion::Tls13, SslVersion::TLS1_2),
+        (TlsVersion::Tls12, SslVersion::TLS1_3),
+    ] {
+        let allowed = match only {
+            TlsVersion::Tls12 => SslVersion::TLS1_2,
+            TlsVersion::Tls13 => SslVersion::TLS1_3,
+        };
+        let worker = TlsWorker::start_versions(relay_to(echo.addr), None, &[only], false, None);
+        let err = worker
+            .connector(Some(refused))
+            .connect("localhost", worker.tcp())
+            .expect_err("a version the listener does not accept");
+        assert!(
+            err.to_string().contains("protocol version") || err.to_string().contains("alert"),
+            "{only:?}: {err}"
+        );
+        wait_until("the refused handshake counted", IO_TIMEOUT, || {
+            worker.tls_failures() == 1
+        });
+        let mut pinned = worker
+            .connector(Some(allowed))
+            .connect("localhost", worker.tcp())
+            .expect("the listener's version");
+        round_trip(&mut pinned, b"pinned");
+        let mut any = worker.connect();
+        assert_eq!(any.ssl().version_str(), only.name(), "{only:?}");
+        round_trip(&mut any, b"either");
+    }
+    // Both (the plan's empty list): either version.
+    let worker = TlsWorker::start_versions(relay_to(echo.addr), None, &[], false, None);
+    for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
+        let mut client = worker
+            .connector(Some(version))
+            .connect("localhost", worker.tcp())
+            .expect("1.2 and 1.3");
+        round_trip(&mut client, b"both");
+    }
+}
+
+/// `tls = auto`: a client whose first byte is not a TLS handshake record is relayed
+/// in plain text (no handshake started or counted, no TLS failure), and a TLS client
+/// of the same listener still gets its handshake. Without `auto` the plain client
+/// is a failed handshake, closed.
+#[test]
+fn tls_auto_relays_a_plain_client_and_terminates_a_tls_one() {
+    let echo = Backend::start(Mode::Echo);
+    let (registry, counting) =
+        super::tests::counting::registry_for("127.0.0.1:0".parse().unwrap(), &[echo.addr]);
+    let worker = TlsWorker::start_versions(relay_to(echo.addr), None, &[], true, Some(counting));
+    let mut plain = worker.tcp();
+    plain.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+    let mut back = [0u8; 18];
+    plain
+        .read_exact(&mut back)
+        .expect("the echo, in plain text");
+    assert_eq!(&back, b"GET / HTTP/1.0\r\n\r\n");
+    let mut tls = worker.connect();
+    round_trip(&mut tls, b"through TLS");
+    assert_eq!(
+        worker
+            .worker
+            .probe
+            .handshakes_started
+            .load(Ordering::Relaxed),
+        1,
+        "no OpenSSL connection for the plain client"
+    );
+    let totals = registry.snapshot().totals;
+    assert_eq!(
+        (totals.tls_handshakes, totals.tls_failures, totals.accepted),
+        (1, 0, 2),
+        "{totals:?}"
+    );
+    assert_eq!(worker.tls_failures(), 0);
+    drop((plain, tls));
+    // The same client on a listener without `auto`.
+    let strict = TlsWorker::start(relay_to(echo.addr), None);
+    let mut plain = strict.tcp();
+    plain.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+    assert!(closed_within(&mut plain, Duration::from_secs(5)));
+    wait_until("a failed handshake", IO_TIMEOUT, || {
+        strict.tls_failures() == 1
+    });
 }

@@ -309,6 +309,10 @@ impl Worker {
         let session = match (tls, self.tls.as_ref()) {
             (true, Some(context)) => match TlsStream::accept(context, socket) {
                 Ok(tls) => {
+                    let tls = match self.listeners.get(listener) {
+                        Some(Some(slot)) => tls.with_listener(&slot.tls_versions, slot.tls_auto),
+                        _ => tls,
+                    };
                     let mut session =
                         Session::handshaking(id, Stream::Tls(Box::new(tls)), self.now);
                     session.client.round = self.round;

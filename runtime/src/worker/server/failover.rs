@@ -74,7 +74,11 @@ impl Worker {
             connecting.handshake = None;
             let (id, attempt) = (session.id, connecting.attempt);
             session.set_remote_index(Some(index));
-            match connect::open(&self.remotes[index], self.local_address) {
+            let marks = connect::Marks {
+                bufsize: self.tcp_bufsize,
+                dscp: self.dscp.get(session.meta.listener()).copied().flatten(),
+            };
+            match connect::open(&self.remotes[index], self.local_address, marks) {
                 Ok(socket) => {
                     let stream = match remote_tls::remote_stream(
                         &self.remote_tls,

@@ -341,8 +341,10 @@ fn header_for(session: &Session<Stream>, version: ProxyVersion) -> io::Result<Ve
         ProxyVersion::V1 => (pp::Version::V1, Vec::new()),
         ProxyVersion::V2 => {
             let tlvs = match &session.client.io {
-                Stream::Tls(tls) => pp::ssl_tlv(tls.server_name(), tls.version(), tls.cipher()),
-                Stream::Plain(_) => session
+                Stream::Tls(tls) if !tls.is_plain() => {
+                    pp::ssl_tlv(tls.server_name(), tls.version(), tls.cipher())
+                }
+                _ => session
                     .meta
                     .proxied()
                     .map(|p| p.tlvs.clone())

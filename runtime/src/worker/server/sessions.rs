@@ -135,10 +135,19 @@ impl Worker {
                 }
             }
             HandshakeOutcome::Done => {
-                self.count_handshake_done();
                 let Some(session) = self.sessions.get(key) else {
                     return;
                 };
+                if !session.client.io.is_tls() {
+                    crate::debug!(
+                        "worker {}: session {}: no TLS handshake from the client: relayed in plain text (tls = auto)",
+                        self.id,
+                        session.id
+                    );
+                    self.start_attempt(key);
+                    return;
+                }
+                self.count_handshake_done();
                 if let Stream::Tls(tls) = &session.client.io {
                     crate::debug!(
                         "worker {}: session {}: TLS handshake done ({}{})",

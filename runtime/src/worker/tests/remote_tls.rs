@@ -362,10 +362,10 @@ pub(crate) fn a_tls_listener_re_encrypts_towards_a_tls_remote(m: Mechanism) {
         steering: None,
         acl: Vec::new(),
         listeners: vec![Listener {
-            socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
             tls: true,
-            accept_proxy: None,
+            ..Listener::plain(ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)))
         }],
+        tcp_bufsize: None,
         control: mio::net::UnixStream::from_std(theirs),
         signals: None,
         tls: Some(context),

@@ -133,6 +133,9 @@ pub(crate) struct Setup {
     pub(crate) counting: Option<Counting>,
     /// The listener's `accept proxy`.
     pub(crate) accept_proxy: Option<tcprelay_plan::AcceptProxy>,
+    /// The listener's `dscp` and the section's `tcp bufsize` (the remote sockets').
+    pub(crate) dscp: Option<u8>,
+    pub(crate) tcp_bufsize: Option<u32>,
 }
 
 impl Setup {
@@ -153,6 +156,8 @@ impl Setup {
             steering: None,
             counting: None,
             accept_proxy: None,
+            dscp: None,
+            tcp_bufsize: None,
         }
     }
 
@@ -177,10 +182,11 @@ impl Setup {
             steering: self.steering,
             acl: self.acl,
             listeners: vec![Listener {
-                socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
-                tls: false,
                 accept_proxy: self.accept_proxy,
+                dscp: self.dscp,
+                ..Listener::plain(ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)))
             }],
+            tcp_bufsize: self.tcp_bufsize,
             control: mio::net::UnixStream::from_std(theirs),
             signals: self.signals,
             tls: None,
