@@ -110,7 +110,11 @@ mod at {
         pub const DURATION_BUCKETS: usize = 9;
         /// Connections a PROXY-accepting listener closed (see `proxy_refused`).
         pub const PROXY_REFUSED: usize = DURATION_BUCKETS + super::super::SESSION_BOUNDS.len() + 1;
-        pub const WORDS: usize = PROXY_REFUSED + 1;
+        /// Clients whose first selection took the remote their sticky entry
+        /// named, and those that found none or could not take it.
+        pub const STICKY_HITS: usize = PROXY_REFUSED + 1;
+        pub const STICKY_MISSES: usize = STICKY_HITS + 1;
+        pub const WORDS: usize = STICKY_MISSES + 1;
     }
 
     /// One listener slot.
@@ -292,6 +296,17 @@ impl Counters {
         add(&block[listener.at(at::listener::PROXY_REFUSED)], 1);
     }
 
+    /// A client's first selection with a sticky cache: `hit` when it took the
+    /// remote the client's entry named.
+    pub fn sticky(&self, hit: bool) {
+        let at = if hit {
+            at::totals::STICKY_HITS
+        } else {
+            at::totals::STICKY_MISSES
+        };
+        add(&self.block()[at], 1);
+    }
+
     /// A connection the master accepted and closed or reset under overload.
     pub fn shed(&self) {
         add(&self.block()[at::totals::SHED], 1);
@@ -432,6 +447,10 @@ pub struct Totals {
     pub shed: u64,
     /// Closed by PROXY-accepting listeners (untrusted peer, bad header, timeout).
     pub proxy_refused: u64,
+    /// First selections of sticky clients that took their entry's remote, and
+    /// those that did not (no entry, expired, or its remote unavailable).
+    pub sticky_hits: u64,
+    pub sticky_misses: u64,
     pub tls_handshakes: u64,
     pub tls_failures: u64,
     pub bytes_to_remote: u64,

@@ -337,6 +337,8 @@ impl Master {
                 "refused_acl": total(|s| s.totals.denied),
                 "refused_proxy": total(|s| s.totals.proxy_refused),
                 "shed_overload": total(|s| s.totals.shed),
+                "sticky_hits": total(|s| s.totals.sticky_hits),
+                "sticky_misses": total(|s| s.totals.sticky_misses),
                 "tls_handshakes": total(|s| s.totals.tls_handshakes),
                 "tls_failures": total(|s| s.totals.tls_failures),
                 "bytes_in": total(|s| s.totals.bytes_to_remote),

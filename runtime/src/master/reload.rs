@@ -138,6 +138,7 @@ impl Master {
             self.old_slots.push((self.generation, old));
         }
         self.steering_reloaded(&old_plan.relay.remotes);
+        self.sticky_layout();
         self.checker_reloaded(&old_plan.relay.remotes, &old_remote_slots);
         self.generation += 1;
         let old: Vec<Token> = self

@@ -88,6 +88,21 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         t.tls_failures as f64,
     );
     e.family(
+        "tcprelay_sticky_total",
+        Kind::Counter,
+        "Sticky clients' first selections, by whether they took the remote their entry named.",
+    );
+    e.sample(
+        "tcprelay_sticky_total",
+        &[("result", "hit")],
+        t.sticky_hits as f64,
+    );
+    e.sample(
+        "tcprelay_sticky_total",
+        &[("result", "miss")],
+        t.sticky_misses as f64,
+    );
+    e.family(
         "tcprelay_session_duration_seconds",
         Kind::Histogram,
         "How long sessions lasted, from accept to close.",

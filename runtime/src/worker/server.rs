@@ -61,6 +61,7 @@ mod proxy;
 mod records;
 mod remote_tls;
 mod sessions;
+mod sticky;
 mod timers;
 
 /// The control socket's token.
@@ -283,6 +284,8 @@ pub struct Worker {
     accept_proxy: Vec<Option<tcprelay_plan::AcceptProxy>>,
     /// The peers whose PROXY refusals were logged (once each).
     proxy_refused: proxy::RefusedPeers,
+    /// Client affinity (`None`: no listener is sticky).
+    sticky: Option<sticky::Affinity>,
 }
 
 impl Worker {
@@ -331,6 +334,7 @@ impl Worker {
             .iter()
             .map(|l| describe(&l.socket))
             .collect();
+        let sticky = sticky::Affinity::new(config.sticky, &config.listeners);
         for listener in config.listeners {
             if listener.tls && config.tls.is_none() {
                 crate::error!(
@@ -441,6 +445,7 @@ impl Worker {
             dead_counted: vec![false; relay_remotes_len],
             accept_proxy,
             proxy_refused: proxy::RefusedPeers::default(),
+            sticky,
             share: config.place.map(|place| Share {
                 place,
                 users_min: config.users_min as usize,

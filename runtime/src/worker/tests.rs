@@ -33,6 +33,7 @@ mod remote_tls;
 pub(crate) mod resets;
 mod sessions_report;
 mod steering;
+mod sticky;
 mod support;
 pub(crate) use support::*;
 mod timeouts;
@@ -741,6 +742,7 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         place: None,
         counting: None,
         steering: None,
+        sticky: None,
         acl: Vec::new(),
         listeners: vec![Listener {
             socket: ListenSocket::Unix(mio::net::UnixListener::from_std(listener)),
@@ -1003,6 +1005,17 @@ mod steered {
     under_each_mechanism!(
         a_drained_remote_gets_no_new_session_while_its_own_go_on,
         a_weight_override_changes_the_split,
+    );
+}
+
+/// Client affinity through the shared sticky table.
+mod sticky_clients {
+    use super::sticky::*;
+    use super::*;
+    under_each_mechanism!(
+        a_client_address_keeps_its_remote_across_workers,
+        a_down_remotes_clients_move_and_keep_their_new_remote,
+        an_entry_expires_after_its_period,
     );
 }
 

@@ -126,6 +126,7 @@ impl TlsWorker {
             place: None,
             counting,
             steering: None,
+            sticky: None,
             acl: Vec::new(),
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),

@@ -204,7 +204,7 @@ impl Worker {
             })
             .collect();
         crate::notice!(
-            "status: worker {}: {} sessions, {} served{}{}{}{}; remotes: {}",
+            "status: worker {}: {} sessions, {} served{}{}{}{}{}; remotes: {}",
             self.id,
             self.sessions.len(),
             self.served,
@@ -218,6 +218,9 @@ impl Worker {
             } else {
                 format!(", {} refused by accept proxy", self.refused_proxy)
             },
+            self.sticky_counts()
+                .map(|(hits, misses)| format!(", sticky {hits} hits {misses} misses"))
+                .unwrap_or_default(),
             match self
                 .port_waiting
                 .iter()

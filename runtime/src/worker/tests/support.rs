@@ -133,6 +133,8 @@ pub(crate) struct Setup {
     pub(crate) counting: Option<Counting>,
     /// The listener's `accept proxy`.
     pub(crate) accept_proxy: Option<tcprelay_plan::AcceptProxy>,
+    /// Client affinity (`sticky cache`).
+    pub(crate) sticky: Option<crate::worker::Sticky>,
 }
 
 impl Setup {
@@ -153,6 +155,7 @@ impl Setup {
             steering: None,
             counting: None,
             accept_proxy: None,
+            sticky: None,
         }
     }
 
@@ -175,6 +178,7 @@ impl Setup {
             place: self.place,
             counting: self.counting,
             steering: self.steering,
+            sticky: self.sticky,
             acl: self.acl,
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
