@@ -216,3 +216,29 @@ fn concurrent_writers_in_forked_processes_never_give_another_keys_entry() {
     assert!(seen > 0, "the children's entries are seen here");
     assert!(seen <= 2 * WAYS, "at most the region's entries: {seen}");
 }
+
+/// What two writers of one entry at once can leave: one's tag over the other's
+/// value (the second writer's tag stored last, the first's value after the
+/// second's). The lookup of the tag's key misses instead of returning the other
+/// key's remote.
+#[test]
+fn a_torn_entry_is_a_miss_not_another_keys_choice() {
+    let table = Table::new().unwrap();
+    let region = one_bucket(3600);
+    let (a, b) = (table.key(ip(1), 80), table.key(ip(2), 80));
+    table.record(&region, a, entry(11), at(0));
+    let words = table.bucket(&region, a);
+    let way = words
+        .chunks_exact(WORDS)
+        .find(|w| w[TAG].load(Ordering::Relaxed) == a.0)
+        .expect("a's entry");
+    way[TAG].store(b.0, Ordering::Release);
+    assert_eq!(table.lookup(&region, b, at(1)), None);
+    assert_eq!(table.lookup(&region, a, at(1)), None, "a's tag is gone too");
+    table.record(&region, b, entry(22), at(2));
+    assert_eq!(
+        table.lookup(&region, b, at(3)),
+        Some(entry(22)),
+        "rewritten whole"
+    );
+}
