@@ -62,6 +62,9 @@ pub enum Item {
     /// parsed, so whatever it holds is not tcprelay's concern. The item's span runs
     /// from `id` to that `}`.
     Skipped { id: Sp<Value> },
+    /// A directive outside any section (`debug`, `syslog ...`, `proctitle`, ...), which
+    /// every program of the family reads.
+    Directive(Directive),
     /// Something that did not parse; its diagnostic was already reported.
     Error,
 }
@@ -110,6 +113,8 @@ pub enum Body {
     Value(Sp<Value>),
     /// `key = { ... }` (or `key { ... }`).
     Block(Vec<Sp<Directive>>),
+    /// `key = value value ...`: `debug = PARSE NET`, several flags or numbers.
+    List(Vec<Sp<Value>>),
     /// A directive that did not parse; its diagnostic was already reported.
     Error,
 }
@@ -230,6 +235,50 @@ pub enum Key {
     SslKeyfile,
     SslKeyFile,
     SslPassphrase,
+
+    // The family's directives added for issue 16.
+    /// `trace = ...`, a synonym of `debug` (top level and both sections).
+    Trace,
+    DebugRedirect,
+    TraceRedirect,
+    SyslogDefault,
+    SyslogFilter,
+    Proctitle,
+    CoredumpDirectory,
+    Gcore,
+    DebugCmd,
+    CleanupInterval,
+    /// `alias NAME = { ... }`: the value is NAME.
+    Alias,
+    RegexMatchCase,
+    /// The spawnd manual's bare `permit [not] NET` / `deny [not] NET`.
+    AclRule {
+        permit: bool,
+        negate: bool,
+    },
+    TcpBufsize,
+    /// `pid-file`, a synonym of `pidfile`.
+    PidFile,
+    StickyCachePeriod,
+    StickyCacheSize,
+    // Inside `listen { }`.
+    /// `ssl = ...`, the family's synonym of a listener's `tls`.
+    Ssl,
+    TlsPsk,
+    Dscp,
+    Vrf,
+    AaaProtocol,
+    Flag,
+    Type,
+    // Inside `spawn { }`.
+    /// `id = NAME`: the tcprelay section the workers read.
+    SpawnId,
+    Config,
+    IpcKey,
+    UsersMinimum,
+    UsersMaximum,
+    InstancesMinimum,
+    InstancesMaximum,
 }
 
 /// Which section role a directive belongs to.
@@ -331,6 +380,38 @@ impl Key {
             SslKeyfile => "ssl keyfile",
             SslKeyFile => "ssl key-file",
             SslPassphrase => "ssl passphrase",
+            Trace => "trace",
+            DebugRedirect => "debug redirect",
+            TraceRedirect => "trace redirect",
+            SyslogDefault => "syslog default",
+            SyslogFilter => "syslog filter",
+            Proctitle => "proctitle",
+            CoredumpDirectory => "coredump directory",
+            Gcore => "gcore",
+            DebugCmd => "debug-cmd",
+            CleanupInterval => "cleanup interval",
+            Alias => "alias",
+            RegexMatchCase => "regex-match-case",
+            AclRule { permit: true, .. } => "permit",
+            AclRule { permit: false, .. } => "deny",
+            TcpBufsize => "tcp bufsize",
+            PidFile => "pid-file",
+            StickyCachePeriod => "sticky cache period",
+            StickyCacheSize => "sticky cache size",
+            Ssl => "ssl",
+            TlsPsk => "tls psk",
+            Dscp => "dscp",
+            Vrf => "vrf",
+            AaaProtocol => "aaa.protocol",
+            Flag => "flag",
+            Type => "type",
+            SpawnId => "id",
+            Config => "config",
+            IpcKey => "ipc key",
+            UsersMinimum => "users minimum",
+            UsersMaximum => "users maximum",
+            InstancesMinimum => "instances minimum",
+            InstancesMaximum => "instances maximum",
         }
     }
 
@@ -344,6 +425,11 @@ impl Key {
             RetireLimit => Some(Retire),
             Userid => Some(User),
             Groupid => Some(Group),
+            Ssl => Some(Tls),
+            UsersMinimum => Some(UsersMin),
+            UsersMaximum => Some(UsersMax),
+            InstancesMinimum => Some(InstancesMin),
+            InstancesMaximum => Some(InstancesMax),
             _ => None,
         }
     }
@@ -365,14 +451,22 @@ impl Key {
             | Acl { .. }
             | BindRetryDelay
             | Overload
-            | Debug
+            | AclRule { .. }
+            | TcpBufsize
+            | PidFile
+            | StickyCachePeriod
+            | StickyCacheSize
             | KeepaliveCount
             | KeepaliveIdle
             | KeepaliveInterval
             | Control
             | Metrics
             | LogFormat => Role::Spawnd,
-            SyslogIdent | SyslogFacility | SyslogLevel | SyslogSeverity => Role::Either,
+            SyslogIdent | SyslogFacility | SyslogLevel | SyslogSeverity | SyslogDefault
+            | SyslogFilter | Debug | Trace | DebugRedirect | TraceRedirect | Proctitle
+            | CoredumpDirectory | Gcore | DebugCmd | CleanupInterval | Alias | RegexMatchCase => {
+                Role::Either
+            }
             Remote | LocalAddress | Rebalance | Retire | RetireLimit | IdleTimeout
             | SilentTimeout | ConnectTimeout | TlsHandshakeTimeout | HalfCloseTimeout
             | DrainTimeout | DrainGenerations | ConnectionLog | TlsCertFile | TlsCertfile
@@ -384,7 +478,9 @@ impl Key {
             | BareAddress | UsersMin | UsersMax | ServersMin | ServersMax | InstancesMin
             | InstancesMax | Exec | Weight | Haproxy | AcceptProxy | AcceptProxyFrom
             | AcceptProxyTimeout | TlsSni | TlsVerify | TlsCaFile | Interval | Timeout | Rise
-            | Fall | Send | Expect | ExpectRegex => Role::Nested,
+            | Fall | Send | Expect | ExpectRegex | Ssl | TlsPsk | Dscp | Vrf | AaaProtocol
+            | Flag | Type | SpawnId | Config | IpcKey | UsersMinimum | UsersMaximum
+            | InstancesMinimum | InstancesMaximum => Role::Nested,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! `spawnd` and `listen` check the spawnd section, `relay` the tcprelay section and
 //! the TLS material, `model` defines the result.
 
+mod common;
 mod control;
 mod health;
 mod listen;
@@ -28,8 +29,9 @@ mod tests;
 pub use model::{
     AcceptProxyModel, Bind, CheckModel, CheckSetting, ControlModel, ExpectModel, KeepaliveModel,
     Keyed, ListenerModel, MetricsModel, Model, RelayModel, RemoteModel, RemoteTlsModel, SpawnModel,
-    SpawndModel, SyslogModel, TlsModel,
+    SpawndModel, StickyModel, SyslogModel, TlsModel, TopModel,
 };
+pub use values::{DebugMask, DEBUG_FLAGS};
 
 use crate::ast::{self, Item, Key, Role, Section, Sp, Span, Value};
 use crate::diag::lines::{ceil_char_boundary, floor_char_boundary};
@@ -49,6 +51,7 @@ pub fn check(
     let start = diags.len();
     let mut cx = Cx { diags };
     let env = setenv(file, &mut cx);
+    let top = top(file, &mut cx);
     let sections = index(file, &mut cx);
     let spawnd_sec = find(&sections, &selection.spawnd_id, file, &mut cx);
     let relay_sec = if selection.tcprelay_id == selection.spawnd_id {
@@ -64,7 +67,7 @@ pub fn check(
             other_id: &selection.tcprelay_id,
             same,
         };
-        spawnd::section(sec, &role, &mut cx)
+        spawnd::section(sec, &role, &selection.tcprelay_id, &mut cx)
     });
     let mut relay = relay_sec.map(|sec| {
         let role = SectionRole {
@@ -78,6 +81,8 @@ pub fn check(
     if let (Some(relay), Some(spawnd), true) = (&mut relay, &spawnd, same) {
         // One section, one `syslog`: it configures both roles.
         relay.syslog = spawnd.syslog.clone();
+        relay.debug = None;
+        relay.proctitle = None;
     }
     if let Some(relay) = &relay {
         let listeners = spawnd.as_ref().map(|s| s.listeners.as_slice());
@@ -102,7 +107,29 @@ pub fn check(
         env,
         spawnd: spawnd?,
         relay: relay?,
+        top,
     })
+}
+
+/// The directives outside any section (`debug`, `syslog`, `proctitle`, and those
+/// kept for compatibility).
+fn top(file: &ast::File, cx: &mut Cx<'_>) -> TopModel {
+    let mut m = TopModel::default();
+    let mut scope = scope::Scope::default();
+    for item in &file.items {
+        let Item::Directive(d) = &item.node else {
+            continue;
+        };
+        let c = common::Common {
+            syslog: &mut m.syslog,
+            debug: &mut m.debug,
+            proctitle: &mut m.proctitle,
+        };
+        // The grammar takes only the common directives at top level.
+        let known = common::directive(d, &mut scope, c, cx);
+        debug_assert!(known, "unhandled top-level key {:?}", d.key.node);
+    }
+    m
 }
 
 /// The role a section is checked for, and what that means for each directive.
@@ -153,6 +180,25 @@ impl SectionRole<'_> {
             }
         }
     }
+}
+
+/// E0066: a host name with several addresses gives a `what` (listener or remote) for
+/// each; the warning names them.
+fn several_addresses(v: &Sp<Value>, ips: &[std::net::IpAddr], what: &str, cx: &mut Cx<'_>) {
+    if ips.len() < 2 {
+        return;
+    }
+    let list: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+    cx.push(
+        Diagnostic::warning(
+            Code::SeveralAddresses,
+            v.span,
+            format!("`{}` has {} addresses: one {what} for each", v.node.text, ips.len()),
+        )
+        .with_label(format!("{what}s on {}", list.join(", ")))
+        .with_note("host names are resolved when the configuration is compiled, as the original resolved them at start")
+        .with_help("write one IP address if one is meant"),
+    );
 }
 
 /// A block-only directive written directly in a section.

@@ -4,14 +4,15 @@
 //! defaults of `tcprelay_plan::defaults`; it reports nothing, because the check made
 //! every diagnostic and hands out a model only when it found no error.
 
+use crate::ast::Sp;
 use crate::check::{
-    AcceptProxyModel, CheckModel, ControlModel, ExpectModel, KeepaliveModel, ListenerModel, Model,
-    RelayModel, RemoteModel, SpawndModel, SyslogModel,
+    AcceptProxyModel, CheckModel, ControlModel, DebugMask, ExpectModel, KeepaliveModel,
+    ListenerModel, Model, RelayModel, RemoteModel, SpawndModel, StickyModel, SyslogModel, TopModel,
 };
 use std::net::SocketAddr;
 use tcprelay_plan::{
     defaults, AcceptProxy, Check, Control, Expect, Keepalive, Listener, Metrics, Overload, Plan,
-    Protocol, Relay, Remote, RemoteTls, Spawnd, Syslog, Tls,
+    Protocol, Relay, Remote, RemoteTls, Spawnd, Sticky, Syslog, Tls,
 };
 
 /// The ident syslog uses when none is configured: the program's name.
@@ -28,12 +29,31 @@ pub fn lower(model: &Model, source: &str) -> Plan {
             .iter()
             .map(|(name, value)| (name.node.clone(), value.node.clone()))
             .collect(),
-        spawnd: spawnd(&model.spawnd),
-        relay: relay(&model.relay),
+        spawnd: spawnd(&model.spawnd, &model.relay, &model.top),
+        relay: relay(&model.relay, &model.top),
     }
 }
 
-fn spawnd(m: &SpawndModel) -> Spawnd {
+/// The debug mask: the top level's `debug`, then the spawnd section's, then the
+/// tcprelay section's, each applied over the one before.
+fn debug(steps: [&Option<Sp<DebugMask>>; 3]) -> u32 {
+    steps
+        .into_iter()
+        .flatten()
+        .fold(0, |mask, step| step.node.apply(mask))
+}
+
+/// A sticky cache: off without a period or with a period of 0; 1024 entries unless
+/// a size is given.
+fn sticky(m: &StickyModel) -> Option<Sticky> {
+    let period_s = m.period.as_ref().map(|v| v.node).filter(|&p| p > 0)?;
+    Some(Sticky {
+        period_s,
+        size: m.size.as_ref().map_or(defaults::STICKY_SIZE, |v| v.node),
+    })
+}
+
+fn spawnd(m: &SpawndModel, relay: &RelayModel, top: &TopModel) -> Spawnd {
     let keepalive = keepalive(&m.keepalive, &Keepalive::default());
     let s = &m.spawn;
     Spawnd {
@@ -65,11 +85,16 @@ fn spawnd(m: &SpawndModel) -> Spawnd {
             .map_or(Overload::Queue, |v| v.node),
         keepalive,
         single_process: m.single_process.as_ref().is_some_and(|v| v.node),
-        syslog: syslog(&m.syslog),
-        debug: m.debug.as_ref().map_or(0, |v| v.node),
-        tcp_bufsize: None,
-        sticky: None,
-        proctitle: None,
+        syslog: syslog(&m.syslog, &top.syslog),
+        debug: debug([&top.debug, &m.debug, &relay.debug]),
+        tcp_bufsize: m.tcp_bufsize.as_ref().map(|v| v.node),
+        sticky: sticky(&m.sticky),
+        proctitle: m
+            .proctitle
+            .as_ref()
+            .or(relay.proctitle.as_ref())
+            .or(top.proctitle.as_ref())
+            .map(|v| v.node.clone()),
         control: control(m.control.as_ref()),
         metrics: m.metrics.as_ref().map(|metrics| Metrics {
             address: metrics
@@ -106,6 +131,7 @@ fn control(m: Option<&ControlModel>) -> Option<Control> {
     }
 }
 
+/// A listener; its own `bind retry delay` or the section's (0: none).
 fn listener(l: &ListenerModel, section: &Keepalive, bind_retry_delay: Option<u32>) -> Listener {
     let backlog = l.backlog.as_ref().map_or(defaults::BACKLOG, |v| v.node);
     Listener {
@@ -118,14 +144,19 @@ fn listener(l: &ListenerModel, section: &Keepalive, bind_retry_delay: Option<u32
         keepalive: keepalive(&l.keepalive, section),
         mode: l.mode.as_ref().map(|v| v.node),
         accept_proxy: accept_proxy(&l.proxy),
-        tls_versions: Vec::new(),
-        tls_auto: false,
-        dscp: None,
-        vrf: None,
-        owner: None,
-        group: None,
-        bind_retry_delay,
-        sticky: None,
+        tls_versions: l.tls_versions.clone(),
+        tls_auto: l.tls_auto,
+        dscp: l.dscp.as_ref().map(|v| v.node),
+        vrf: l.vrf.as_ref().map(|v| v.node.clone()),
+        owner: l.owner.as_ref().map(|v| v.node.clone()),
+        group: l.group.as_ref().map(|v| v.node.clone()),
+        bind_retry_delay: l
+            .bind_retry_delay
+            .as_ref()
+            .map(|v| v.node)
+            .or(bind_retry_delay)
+            .filter(|&d| d > 0),
+        sticky: sticky(&l.sticky),
     }
 }
 
@@ -150,21 +181,22 @@ fn keepalive(m: &KeepaliveModel, base: &Keepalive) -> Keepalive {
     }
 }
 
-fn syslog(m: &SyslogModel) -> Syslog {
+/// A section's syslog over the top level's, field by field.
+fn syslog(m: &SyslogModel, top: &SyslogModel) -> Syslog {
     let mut s = Syslog::default_for(PROGRAM);
-    if let Some(ident) = &m.ident {
+    if let Some(ident) = m.ident.as_ref().or(top.ident.as_ref()) {
         s.ident = ident.node.clone();
     }
-    if let Some(f) = &m.facility {
+    if let Some(f) = m.facility.as_ref().or(top.facility.as_ref()) {
         s.facility = f.node;
     }
-    if let Some(sev) = &m.severity {
+    if let Some(sev) = m.severity.as_ref().or(top.severity.as_ref()) {
         s.severity = sev.node;
     }
     s
 }
 
-fn relay(m: &RelayModel) -> Relay {
+fn relay(m: &RelayModel, top: &TopModel) -> Relay {
     Relay {
         remotes: m.remotes.iter().map(|r| remote(r, m)).collect(),
         local_address: m.local_address.as_ref().map(|v| v.node),
@@ -202,7 +234,7 @@ fn relay(m: &RelayModel) -> Relay {
             .connection_log
             .as_ref()
             .map_or(defaults::CONNECTION_LOG, |v| v.node),
-        syslog: syslog(&m.syslog),
+        syslog: syslog(&m.syslog, &top.syslog),
         tls: m.tls.cert.as_ref().map(|cert| Tls {
             cert_file: cert.value.node.clone(),
             key_file: m

@@ -34,7 +34,20 @@ const TITLE: &str = "tcprelay configuration reference";
 const GRAMMAR_OF: &[(&str, &[&str])] = &[
     ("Lexical structure", &["Value", "BareAddress", "Keyword"]),
     ("Structure", &["Config", "TopItem"]),
-    ("Top level", &["Setenv", "SectionItem"]),
+    (
+        "Top level",
+        &[
+            "Setenv",
+            "SectionItem",
+            "CommonDirective",
+            "DebugKey",
+            "Flag",
+            "CommonKey",
+            "Alias",
+            "AliasKey",
+            "AliasToken",
+        ],
+    ),
     (
         "spawnd section",
         &[
@@ -44,7 +57,10 @@ const GRAMMAR_OF: &[(&str, &[&str])] = &[
             "Keepalive",
             "Syslog",
             "Acl",
+            "AclRule",
             "AclAction",
+            "BufsizeKey",
+            "Sticky",
             "Control",
             "ControlKey",
         ],

@@ -45,7 +45,8 @@ pub(super) fn control(d: &Directive, scope: &mut Scope, cx: &mut Cx<'_>) -> Opti
             };
         }
         Body::Block(items) => items,
-        Body::Error => return None,
+        // Only `debug`/`trace` are written with several values.
+        Body::Error | Body::List(_) => return None,
     };
     let errors = cx.diags.len();
     let mut block = Scope::default();

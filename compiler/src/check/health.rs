@@ -45,7 +45,8 @@ pub(super) fn directive(
                 *slot = Some(CheckSetting::On(Box::new(check)));
             }
         }
-        Body::Error => {}
+        // Only `debug`/`trace` are written with several values.
+        Body::Error | Body::List(_) => {}
     }
 }
 

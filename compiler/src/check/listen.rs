@@ -1,7 +1,8 @@
 //! `listen { }` blocks of the spawnd section, and the listeners taken together:
 //! duplicates and overlapping addresses.
 
-use super::model::{AcceptProxyModel, Bind, KeepaliveModel, ListenerModel};
+use super::common;
+use super::model::{AcceptProxyModel, Bind, KeepaliveModel, ListenerModel, StickyModel};
 use super::scope::{string, Cx, Scope};
 use super::values;
 use crate::ast::{Directive, Key, Sp, Span};
@@ -28,6 +29,17 @@ const VALID: &[Key] = &[
     Key::AcceptProxy,
     Key::AcceptProxyFrom,
     Key::AcceptProxyTimeout,
+    Key::Dscp,
+    Key::Vrf,
+    Key::Userid,
+    Key::Groupid,
+    Key::BindRetryDelay,
+    Key::Type,
+    Key::StickyCachePeriod,
+    Key::StickyCacheSize,
+    Key::TlsPsk,
+    Key::AaaProtocol,
+    Key::Flag,
 ];
 
 /// How the listener's address was written, while its block is read.
@@ -35,20 +47,21 @@ const VALID: &[Key] = &[
 struct Written {
     /// The key of the address (`address` or a bare address), even if its value was bad.
     address_key: Option<Sp<Key>>,
-    address: Option<Sp<IpAddr>>,
+    /// The addresses (several when a host name has several), at the value's span.
+    address: Option<Sp<Vec<IpAddr>>>,
     port_key: Option<Span>,
     port: Option<Sp<u16>>,
     path_key: Option<Span>,
     path: Option<Sp<String>>,
     mode_key: Option<Span>,
+    /// `userid`, `groupid` and `vrf`, which fit one kind of socket only.
+    unix_only: Vec<Span>,
+    inet_only: Vec<Span>,
 }
 
-/// One `listen` block; `None` when it has an error (reported).
-pub(super) fn listener(
-    key: Span,
-    body: &[Sp<Directive>],
-    cx: &mut Cx<'_>,
-) -> Option<ListenerModel> {
+/// One `listen` block: one listener, or one per address of a host name; none when
+/// it has an error (reported).
+pub(super) fn listener(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Vec<ListenerModel> {
     let errors = cx.diags.len();
     let mut scope = Scope::default();
     let mut w = Written::default();
@@ -60,6 +73,14 @@ pub(super) fn listener(
     let mut mode = None;
     let mut keepalive = KeepaliveModel::default();
     let mut proxy = AcceptProxyModel::default();
+    let mut tls_setting = None;
+    let mut dscp = None;
+    let mut vrf = None;
+    let mut owner = None;
+    let mut group = None;
+    let mut bind_retry_delay = None;
+    let mut sticky = StickyModel::default();
+    let mut socket_type = None;
     for d in body {
         let d: &Directive = &d.node;
         let k = &d.key;
@@ -73,7 +94,56 @@ pub(super) fn listener(
                 w.path_key = Some(k.span);
                 scope.scalar(d, socket_path, &mut w.path, cx);
             }
-            Key::Tls => scope.scalar(d, values::boolean, &mut tls, cx),
+            Key::Tls | Key::Ssl => {
+                cx.deprecated(k);
+                scope.scalar(d, values::tls_setting, &mut tls_setting, cx);
+            }
+            Key::Dscp => scope.scalar(d, dscp_value, &mut dscp, cx),
+            Key::Vrf => {
+                w.inet_only.push(k.span);
+                scope.scalar(
+                    d,
+                    |v| values::os_string(v, "the VRF", OsText::check_name),
+                    &mut vrf,
+                    cx,
+                );
+            }
+            Key::Userid => {
+                w.unix_only.push(k.span);
+                scope.scalar(
+                    d,
+                    |v| values::os_string(v, "the user name", OsText::check_name),
+                    &mut owner,
+                    cx,
+                );
+            }
+            Key::Groupid => {
+                w.unix_only.push(k.span);
+                scope.scalar(
+                    d,
+                    |v| values::os_string(v, "the group name", OsText::check_name),
+                    &mut group,
+                    cx,
+                );
+            }
+            Key::BindRetryDelay => scope.scalar(d, values::seconds_u32, &mut bind_retry_delay, cx),
+            Key::Type => scope.scalar(d, values::socket_type, &mut socket_type, cx),
+            Key::TlsPsk | Key::AaaProtocol | Key::Flag => {
+                scope.set(k, cx);
+                common::ignored(k, cx);
+            }
+            Key::TcpBufsize => cx.push(
+                Diagnostic::error(
+                    Code::UnexpectedToken,
+                    k.span,
+                    "`tcp bufsize` is not valid in a `listen` block",
+                )
+                .with_label("not valid here")
+                .with_help(
+                    "write it in the spawnd section: it applies to every relayed connection",
+                ),
+            ),
+            _ if common::sticky(d, &mut scope, &mut sticky, cx) => {}
             Key::Protocol => scope.scalar(d, values::protocol, &mut protocol, cx),
             Key::Backlog => scope.scalar(d, values::u32_value, &mut backlog, cx),
             Key::OverloadBacklog => scope.scalar(d, values::u32_value, &mut overload_backlog, cx),
@@ -96,13 +166,50 @@ pub(super) fn listener(
             _ => cx.misplaced(k, "in a `listen` block", VALID),
         }
     }
-    let bind = bind(key, &w, cx);
-    if cx.diags[errors..].iter().any(Diagnostic::is_error) {
-        return None;
+    let binds = bind(key, &w, cx);
+    if let Some(ips) = &w.address {
+        if let Some(v) = body
+            .iter()
+            .rev()
+            .find_map(|d| match (&d.node.key.node, &d.node.body) {
+                (Key::Address | Key::BareAddress, crate::ast::Body::Value(v)) => Some(v),
+                _ => None,
+            })
+        {
+            super::several_addresses(v, &ips.node, "listener", cx);
+        }
     }
+    common::sticky_done(&sticky, cx);
+    if let Some(t) = &tls_setting {
+        tls = Some(Sp::new(t.node.on, t.span));
+        if !t.node.dtls.is_empty() {
+            cx.push(
+                Diagnostic::warning(
+                    Code::Ignored,
+                    t.span,
+                    format!("`{}` has no effect in tcprelay", t.node.dtls.join(",")),
+                )
+                .with_label("ignored")
+                .with_note("DTLS is TLS over datagrams, which tcprelay does not relay")
+                .with_help(if t.node.versions.is_empty() && !t.node.auto {
+                    "the listener takes TLS 1.2 and 1.3, as the original tcprelay did: write `tls = yes`"
+                } else {
+                    "remove the DTLS versions"
+                }),
+            );
+        }
+    }
+    if cx.diags[errors..].iter().any(Diagnostic::is_error) {
+        return Vec::new();
+    }
+    let (tls_auto, tls_versions) = tls_setting
+        .filter(|t| t.node.on)
+        .map_or((false, Vec::new()), |t| (t.node.auto, t.node.versions));
     let listener = ListenerModel {
         key,
-        bind: bind?,
+        bind: Bind::Unix {
+            path: Sp::new(String::new(), key),
+        },
         protocol,
         tls,
         backlog,
@@ -111,9 +218,49 @@ pub(super) fn listener(
         mode,
         keepalive,
         proxy,
+        tls_auto,
+        tls_versions,
+        dscp,
+        vrf,
+        owner,
+        group,
+        bind_retry_delay,
+        sticky,
     };
-    super::proxy::listener_settings(&listener, cx);
-    Some(listener)
+    let listeners: Vec<ListenerModel> = binds
+        .into_iter()
+        .map(|bind| ListenerModel {
+            bind,
+            ..listener.clone()
+        })
+        .collect();
+    // The settings are the same for every address of a host name: checked once.
+    if let Some(first) = listeners.first() {
+        super::proxy::listener_settings(first, cx);
+    }
+    listeners
+}
+
+/// `dscp = N`: 0 to 63 (hex too, as the manual's `0x38`); E0061 above.
+fn dscp_value(v: &Sp<crate::ast::Value>) -> values::Parsed<u8> {
+    let n = values::number(v, 0, u64::MAX)?;
+    if n <= 63 {
+        return Ok(n as u8);
+    }
+    values::fail(
+        Diagnostic::error(
+            Code::InvalidDscp,
+            v.span,
+            format!("DSCP {n} is out of range"),
+        )
+        .with_label("expected 0 to 63")
+        .with_note("the DSCP is the upper six bits of the IP TOS / traffic class byte")
+        .with_help(if n <= 255 && n % 4 == 0 {
+            format!("for the TOS byte {n:#04x}, write `dscp = {}`", n >> 2)
+        } else {
+            "write a code point from 0 to 63, such as 46 for EF".to_string()
+        }),
+    )
 }
 
 /// `address = IP` or a bare address; writing both is E0029.
@@ -133,10 +280,35 @@ fn address(d: &Directive, scope: &mut Scope, w: &mut Written, cx: &mut Cx<'_>) {
         _ => scope.set(k, cx),
     }
     w.address_key = Some(k.clone());
-    if let Some(v) = cx.value(d) {
-        if let Some(ip) = cx.take(v, values::ip(v)) {
-            w.address = Some(ip);
+    let Some(v) = cx.value(d) else {
+        return;
+    };
+    match values::listen_address(v) {
+        Ok(values::Address::Unix(path)) => {
+            cx.push(
+                Diagnostic::warning(
+                    Code::Deprecated,
+                    v.span,
+                    "a Unix socket given as the listener's address",
+                )
+                .with_label("a socket path")
+                .with_help(format!("write `path = {path}`")),
+            );
+            w.address_key = None;
+            w.path_key = Some(k.span);
+            let path = Sp::new(
+                crate::ast::Value {
+                    text: path,
+                    quoted: v.node.quoted,
+                },
+                v.span,
+            );
+            if let Some(p) = cx.take(&path, socket_path(&path)) {
+                w.path = Some(p);
+            }
         }
+        Ok(values::Address::Ips(ips)) => w.address = Some(Sp::new(ips, v.span)),
+        Err(e) => cx.push(*e),
     }
 }
 
@@ -150,12 +322,44 @@ fn socket_path(v: &Sp<crate::ast::Value>) -> values::Parsed<String> {
                 .with_label("expected the path of a Unix socket"),
         );
     }
+    let (kind, path) = prefix_unix(&v.node.text);
+    if kind {
+        let v = Sp::new(
+            crate::ast::Value {
+                text: path.to_string(),
+                quoted: v.node.quoted,
+            },
+            v.span,
+        );
+        return socket_path(&v);
+    }
     values::os_string(v, "the socket path", OsText::check_socket_path)
 }
 
-/// Where the listener binds, from what was written; reports a missing port and an
-/// address given both as a path and as an IP address.
-fn bind(key: Span, w: &Written, cx: &mut Cx<'_>) -> Option<Bind> {
+/// `unix:PATH` (any case) as the family writes it: whether it was there, and PATH.
+fn prefix_unix(text: &str) -> (bool, &str) {
+    match text.get(..5) {
+        Some(p) if p.eq_ignore_ascii_case("unix:") => (true, &text[5..]),
+        _ => (false, text),
+    }
+}
+
+/// E0062: a setting of one kind of listener on the other.
+fn wrong_kind(span: Span, fits: &str, this: &str) -> Diagnostic {
+    Diagnostic::error(
+        Code::WrongSocketKind,
+        span,
+        format!("this setting is for {fits}, not {this}"),
+    )
+    .with_label(format!("not for {this}"))
+    .with_note("`userid` and `groupid` set a Unix socket's owner and group; `vrf` binds an IP socket to a device")
+    .with_help("remove it, or move it to a listener of the right kind")
+}
+
+/// Where the listener binds (one bind per address of a host name), from what was
+/// written; reports a missing port and an address given both as a path and as an
+/// IP address.
+fn bind(key: Span, w: &Written, cx: &mut Cx<'_>) -> Vec<Bind> {
     if let Some(path_key) = w.path_key {
         let other = [
             w.address_key.as_ref().map(|k| (k.span, "address")),
@@ -179,9 +383,24 @@ fn bind(key: Span, w: &Written, cx: &mut Cx<'_>) -> Option<Bind> {
                     "a listener binds either a Unix socket (`path`) or an IP address and port",
                 ),
             );
-            return None;
+            return Vec::new();
         }
-        return w.path.clone().map(|path| Bind::Unix { path });
+        for &span in &w.inet_only {
+            cx.push(wrong_kind(span, "an IP listener", "a Unix socket"));
+        }
+        return w
+            .path
+            .clone()
+            .map(|path| Bind::Unix { path })
+            .into_iter()
+            .collect();
+    }
+    for &span in &w.unix_only {
+        cx.push(wrong_kind(
+            span,
+            "a Unix-socket listener (`path = ...`)",
+            "an IP listener",
+        ));
     }
     if let Some(mode) = w.mode_key {
         cx.push(
@@ -200,12 +419,25 @@ fn bind(key: Span, w: &Written, cx: &mut Cx<'_>) -> Option<Bind> {
                 .with_label("this listener has no port")
                 .with_help("add `port = N`"),
         );
-        return None;
+        return Vec::new();
     }
-    Some(Bind::Inet {
-        address: w.address.clone(),
-        port: w.port.clone()?,
-    })
+    let Some(port) = w.port.clone() else {
+        return Vec::new();
+    };
+    match &w.address {
+        None => vec![Bind::Inet {
+            address: None,
+            port,
+        }],
+        Some(ips) => ips
+            .node
+            .iter()
+            .map(|&ip| Bind::Inet {
+                address: Some(Sp::new(ip, ips.span)),
+                port: port.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// `tcp keepalive count|idle|interval`, at section level or in a listener; false

@@ -7,11 +7,12 @@
 //! error, so lowering may rely on its invariants (a listener has a port or a path,
 //! every remote has an address and a port, counts are in range).
 
+pub use super::values::DebugMask;
 use crate::ast::{Sp, Span};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tcprelay_plan::{
     AclRule, Facility, ListenAddress, LogFormat, Network, Overload, Protocol, ProxyAccept,
-    ProxyVersion, Secret, Severity,
+    ProxyVersion, Secret, Severity, TlsVersion,
 };
 
 /// Both selected sections and the top-level `setenv`s.
@@ -26,6 +27,24 @@ pub struct Model {
     pub env: Vec<(Sp<String>, Sp<String>)>,
     pub spawnd: SpawndModel,
     pub relay: RelayModel,
+    /// The directives outside any section: the defaults of both sections.
+    pub top: TopModel,
+}
+
+/// What the top level says for both sections (`debug`, `syslog`, `proctitle`).
+#[derive(Debug, Clone, Default)]
+pub struct TopModel {
+    pub syslog: SyslogModel,
+    pub debug: Option<Sp<DebugMask>>,
+    pub proctitle: Option<Sp<String>>,
+}
+
+/// `sticky cache period|size` of one scope.
+#[derive(Debug, Clone, Default)]
+pub struct StickyModel {
+    /// Seconds; 0 turns the cache off.
+    pub period: Option<Sp<u32>>,
+    pub size: Option<Sp<u32>>,
 }
 
 /// The spawnd section.
@@ -43,7 +62,13 @@ pub struct SpawndModel {
     pub bind_retry_delay: Option<Sp<u32>>,
     /// `overload` at section level; one inside `spawn { }` takes precedence.
     pub overload: Option<Sp<Overload>>,
-    pub debug: Option<Sp<u32>>,
+    /// `debug`/`trace`, applied over the top level's.
+    pub debug: Option<Sp<DebugMask>>,
+    pub proctitle: Option<Sp<String>>,
+    /// `tcp bufsize` (bytes).
+    pub tcp_bufsize: Option<Sp<u32>>,
+    /// `sticky cache ...` of the section and its `spawn` blocks (one table).
+    pub sticky: StickyModel,
     /// Section-level keepalive: the default of every listener.
     pub keepalive: KeepaliveModel,
     pub syslog: SyslogModel,
@@ -86,6 +111,8 @@ pub struct SpawnModel {
     /// Also set by `instances max`.
     pub servers_max: Option<Sp<u32>>,
     pub overload: Option<Sp<Overload>>,
+    /// `id = NAME`: the tcprelay section the workers read.
+    pub id: Option<Sp<String>>,
 }
 
 /// One `listen { }` block.
@@ -103,6 +130,18 @@ pub struct ListenerModel {
     /// Overrides the section-level keepalive, field by field.
     pub keepalive: KeepaliveModel,
     pub proxy: AcceptProxyModel,
+    /// `tls = auto`.
+    pub tls_auto: bool,
+    /// `tls = TLSv1.2,TLSv1.3`; empty: both.
+    pub tls_versions: Vec<TlsVersion>,
+    pub dscp: Option<Sp<u8>>,
+    pub vrf: Option<Sp<String>>,
+    /// `userid`/`groupid` of a Unix socket.
+    pub owner: Option<Sp<String>>,
+    pub group: Option<Sp<String>>,
+    /// The listener's own; the section's applies when `None`.
+    pub bind_retry_delay: Option<Sp<u32>>,
+    pub sticky: StickyModel,
 }
 
 /// `haproxy = yes|no`, `accept proxy = v1|v2|any|no`, `accept proxy from = NET`,
@@ -193,6 +232,8 @@ pub struct RelayModel {
     /// `check` of the section: the default of every remote (already merged into each
     /// remote's [`RemoteModel::check`]).
     pub check: Option<CheckSetting>,
+    pub debug: Option<Sp<DebugMask>>,
+    pub proctitle: Option<Sp<String>>,
 }
 
 /// One `remote { }` block.

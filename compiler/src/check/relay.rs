@@ -1,12 +1,13 @@
 //! The tcprelay section: remotes, the relay settings and the TLS material.
 
+use super::common;
 use super::model::{
     CheckSetting, Keyed, ListenerModel, RelayModel, RemoteModel, RemoteTlsModel, TlsModel,
 };
 use super::scope::{positive, string, Cx, Scope};
 use super::SectionRole;
 use super::{health, values};
-use crate::ast::{Directive, Key, Section, Sp, Span, Value};
+use crate::ast::{Body, Directive, Key, Section, Sp, Span, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::tlscheck::{self, TlsProblem};
 use tcprelay_plan::{OsText, Secret};
@@ -48,7 +49,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             Key::Remote => {
                 remote_blocks += 1;
                 if let Some(body) = cx.block(d) {
-                    if let Some((r, check)) = remote(d.key.span, body, cx) {
+                    for (r, check) in remote(d.key.span, body, cx) {
                         m.remotes.push(r);
                         own_checks.push(check);
                     }
@@ -67,8 +68,8 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                 &mut m.retire,
                 cx,
             ),
-            Key::IdleTimeout => scope.scalar(d, values::u32_value, &mut m.idle_timeout, cx),
-            Key::SilentTimeout => scope.scalar(d, values::u32_value, &mut m.silent_timeout, cx),
+            Key::IdleTimeout => scope.scalar(d, values::seconds_u32, &mut m.idle_timeout, cx),
+            Key::SilentTimeout => scope.scalar(d, values::seconds_u32, &mut m.silent_timeout, cx),
             Key::ConnectTimeout => scope.scalar(
                 d,
                 |v| seconds_at_least_one(v, "connect timeout"),
@@ -82,9 +83,9 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                 cx,
             ),
             Key::HalfCloseTimeout => {
-                scope.scalar(d, values::u32_value, &mut m.half_close_timeout, cx)
+                scope.scalar(d, values::seconds_u32, &mut m.half_close_timeout, cx)
             }
-            Key::DrainTimeout => scope.scalar(d, values::u32_value, &mut m.drain_timeout, cx),
+            Key::DrainTimeout => scope.scalar(d, values::seconds_u32, &mut m.drain_timeout, cx),
             Key::DrainGenerations => scope.scalar(
                 d,
                 |v| {
@@ -120,7 +121,16 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                 &mut m.tls.passphrase,
                 cx,
             ),
-            _ if scope.syslog(d, &mut m.syslog, cx) => {}
+            _ if common::directive(
+                d,
+                &mut scope,
+                common::Common {
+                    syslog: &mut m.syslog,
+                    debug: &mut m.debug,
+                    proctitle: &mut m.proctitle,
+                },
+                cx,
+            ) => {}
             // `SectionRole::admits` let only tcprelay and either-role keys through.
             _ => debug_assert!(false, "unhandled tcprelay key {:?}", d.key.node),
         }
@@ -207,10 +217,12 @@ fn zero(span: Span, what: &str, to: &str) -> Diagnostic {
 
 /// A timeout in seconds that cannot be "never": E0044 for 0.
 fn seconds_at_least_one(v: &Sp<Value>, what: &str) -> values::Parsed<u32> {
-    positive(v, u64::from(u32::MAX), |s| {
-        Diagnostic::error(Code::ZeroCount, s, format!("`{what}` must be at least 1"))
-            .with_label("0 would give no time at all")
-            .with_help("remove the directive for the default, 10 seconds")
+    values::seconds(v, |v| {
+        positive(v, u64::from(u32::MAX), |s| {
+            Diagnostic::error(Code::ZeroCount, s, format!("`{what}` must be at least 1"))
+                .with_label("0 would give no time at all")
+                .with_help("remove the directive for the default, 10 seconds")
+        })
     })
     .map(|n| n as u32)
 }
@@ -248,13 +260,14 @@ fn keyed<T>(
     }
 }
 
-/// One `remote` block, with what its own `check` says (merged with the section's
-/// later); `None` when it has an error (reported).
+/// One `remote` block (one remote per address of a host name), with what its own
+/// `check` says (merged with the section's later); none when it has an error
+/// (reported).
 fn remote(
     key: Span,
     body: &[Sp<Directive>],
     cx: &mut Cx<'_>,
-) -> Option<(RemoteModel, Option<CheckSetting>)> {
+) -> Vec<(RemoteModel, Option<CheckSetting>)> {
     let errors = cx.diags.len();
     let mut scope = Scope::default();
     let (mut address, mut port, mut protocol, mut weight) = (None, None, None, None);
@@ -269,14 +282,22 @@ fn remote(
         match d.key.node {
             Key::Address => {
                 has_address = true;
-                scope.scalar(d, values::ip, &mut address, cx);
+                scope.scalar(d, values::remote_address, &mut address, cx);
             }
             Key::Port => {
                 has_port = true;
                 scope.scalar(d, values::port, &mut port, cx);
             }
             Key::Protocol => scope.scalar(d, values::protocol, &mut protocol, cx),
-            Key::Weight => scope.scalar(d, weight_value, &mut weight, cx),
+            Key::Weight => {
+                scope.scalar(d, weight_value, &mut weight, cx);
+                if let (Some(w), Body::Value(v)) = (&weight, &d.body) {
+                    if w.node == 0 {
+                        cx.push(weight_taken_as_one(v));
+                        weight = Some(Sp::new(1, w.span));
+                    }
+                }
+            }
             Key::SendProxy => scope.scalar(d, values::proxy_version, &mut send_proxy, cx),
             Key::Check => health::directive(d, &mut scope, &mut check, cx),
             Key::Tls => scope.scalar(d, values::boolean, &mut tls.on, cx),
@@ -318,7 +339,26 @@ fn remote(
                 .with_help("add `address = IP`"),
         );
     }
-    if !has_port {
+    let address_port = address
+        .as_ref()
+        .and_then(|a: &Sp<(Vec<std::net::IpAddr>, Option<u16>)>| {
+            a.node.1.map(|p| Sp::new(p, a.span))
+        });
+    if let (Some(from_address), true) = (&address_port, has_port) {
+        cx.push(
+            Diagnostic::warning(
+                Code::DuplicateDirective,
+                from_address.span,
+                "the remote's port is given twice, with its address and as `port`",
+            )
+            .with_label(format!("port {} used", from_address.node))
+            .with_note("the port given with the address wins, as in the original")
+            .with_help("remove `port`, or the port from the address"),
+        );
+    }
+    if address_port.is_some() {
+        port = address_port;
+    } else if !has_port {
         cx.push(
             Diagnostic::error(Code::MissingPort, key, "remote without a port")
                 .with_label("this remote has no port")
@@ -327,19 +367,40 @@ fn remote(
     }
     super::remote_tls::settings(&tls, sni_written, cx);
     if cx.diags[errors..].iter().any(Diagnostic::is_error) {
-        return None;
+        return Vec::new();
     }
-    let remote = RemoteModel {
-        key,
-        address: address?,
-        port: port?,
-        protocol,
-        weight,
-        send_proxy,
-        tls,
-        check: None,
+    let (Some(address), Some(port)) = (address, port) else {
+        return Vec::new();
     };
-    Some((remote, check))
+    if let Body::Value(v) = address_value(body) {
+        super::several_addresses(v, &address.node.0, "remote", cx);
+    }
+    address
+        .node
+        .0
+        .iter()
+        .map(|&ip| {
+            let remote = RemoteModel {
+                key,
+                address: Sp::new(ip, address.span),
+                port: port.clone(),
+                protocol: protocol.clone(),
+                weight: weight.clone(),
+                send_proxy: send_proxy.clone(),
+                tls: tls.clone(),
+                check: None,
+            };
+            (remote, check.clone())
+        })
+        .collect()
+}
+
+/// The body of the last `address` of a block.
+fn address_value(body: &[Sp<Directive>]) -> &Body {
+    body.iter()
+        .rev()
+        .find(|d| d.node.key.node == Key::Address)
+        .map_or(&Body::Error, |d| &d.node.body)
 }
 
 /// A `tls sni`: a DNS host name (E0051), the name the certificate is checked against.
@@ -358,14 +419,25 @@ fn server_name(v: &Sp<Value>) -> values::Parsed<String> {
     }
 }
 
-/// A weight: 1 or more.
+/// A weight; 0 and negative weights are read as 0, which the caller warns about and
+/// takes as 1, as the original did.
 fn weight_value(v: &Sp<Value>) -> values::Parsed<u32> {
-    positive(v, u64::from(u32::MAX), |span| {
-        Diagnostic::error(Code::InvalidWeight, span, "weight `0` is less than 1")
-            .with_label("a remote with weight 0 would never be chosen")
-            .with_help("give it `weight = 1` or more, or remove the remote")
-    })
-    .map(|n| n as u32)
+    if let Some(rest) = v.node.text.strip_prefix('-') {
+        let minus = Sp::new(Value::word(rest), v.span);
+        return values::number(&minus, 0, u64::MAX).map(|_| 0);
+    }
+    values::number(v, 0, u64::from(u32::MAX)).map(|n| n as u32)
+}
+
+/// E0025: a weight below 1 is taken as 1.
+fn weight_taken_as_one(v: &Sp<Value>) -> Diagnostic {
+    Diagnostic::warning(
+        Code::InvalidWeight,
+        v.span,
+        format!("weight `{}` is less than 1; it is taken as 1", v.node.text),
+    )
+    .with_label("taken as 1, as the original did")
+    .with_help("write `weight = 1`, or remove the remote if it should not be chosen (`tcprelay ctl drain` takes a remote out for a while)")
 }
 
 /// The TLS checks that need both sections: listeners with `tls = yes` need a

@@ -46,6 +46,8 @@ impl Cx<'_> {
                 );
                 None
             }
+            // Only `debug`/`trace` are written with several values; they read the list.
+            Body::List(values) => values.first(),
             Body::Error => None,
         }
     }
@@ -59,6 +61,17 @@ impl Cx<'_> {
                     Diagnostic::error(
                         Code::UnexpectedToken,
                         v.span,
+                        format!("`{}` takes a block, not a value", d.key.node),
+                    )
+                    .with_label("expected `{ ... }`"),
+                );
+                None
+            }
+            Body::List(values) => {
+                self.push(
+                    Diagnostic::error(
+                        Code::UnexpectedToken,
+                        values[0].span,
                         format!("`{}` takes a block, not a value", d.key.node),
                     )
                     .with_label("expected `{ ... }`"),
@@ -179,6 +192,8 @@ fn canonical(key: Key) -> Key {
         TlsCertfile => TlsCertFile,
         TlsKeyfile => TlsKeyFile,
         Haproxy => AcceptProxy,
+        Trace => Debug,
+        PidFile => Pidfile,
         other => other.replacement().unwrap_or(other),
     }
 }

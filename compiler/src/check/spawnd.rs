@@ -1,6 +1,7 @@
 //! The spawnd section: listeners, the `spawn { }` process settings and the
 //! section-level directives of spawnd.
 
+use super::common;
 use super::control;
 use super::listen;
 use super::model::{SpawnModel, SpawndModel};
@@ -21,11 +22,24 @@ const SPAWN_VALID: &[Key] = &[
     Key::InstancesMax,
     Key::Exec,
     Key::Overload,
+    Key::SpawnId,
+    Key::Config,
+    Key::Userid,
+    Key::Groupid,
+    Key::WorkingDirectory,
+    Key::IpcKey,
+    Key::StickyCachePeriod,
+    Key::StickyCacheSize,
 ];
 
 /// Checks the spawnd section. Directives of the tcprelay role were reported (or, when
 /// one section plays both roles, are left to the tcprelay check).
-pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) -> SpawndModel {
+pub(super) fn section(
+    sec: &Section,
+    role: &SectionRole<'_>,
+    tcprelay_id: &str,
+    cx: &mut Cx<'_>,
+) -> SpawndModel {
     let mut m = SpawndModel::default();
     let mut scope = Scope::default();
     let mut spawn_scope = Scope::default();
@@ -45,7 +59,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             }
             Key::Spawn => {
                 if let Some(body) = cx.block(d) {
-                    spawn(body, &mut spawn_scope, &mut m.spawn, cx);
+                    spawn(body, &mut spawn_scope, &mut m, cx);
                 }
             }
             Key::Control => {
@@ -58,7 +72,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                     m.metrics = Some(metrics);
                 }
             }
-            Key::Acl { permit, negate } => {
+            Key::Acl { permit, negate } | Key::AclRule { permit, negate } => {
                 if let Some(v) = cx.value(d) {
                     if let Some(net) = cx.take(v, values::network(v)) {
                         let (network, prefix) = net.node;
@@ -91,14 +105,50 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
         control::metrics_against_listeners(metrics, &m.listeners, cx);
     }
     spawn_ranges(&m.spawn, cx);
+    common::sticky_done(&m.sticky, cx);
+    if let Some(id) = &m.spawn.id {
+        spawn_id(id, tcprelay_id, cx);
+    }
     m
+}
+
+/// `spawn { id = NAME }`: the section ids are chosen on the command line, which
+/// wins; E0068 when the file names another section than the one selected.
+fn spawn_id(id: &Sp<String>, tcprelay_id: &str, cx: &mut Cx<'_>) {
+    if id.node == tcprelay_id {
+        return;
+    }
+    cx.push(
+        Diagnostic::warning(
+            Code::OtherRelaySection,
+            id.span,
+            format!(
+                "`id = {}` names another tcprelay section than the one selected, `{tcprelay_id}`",
+                id.node
+            ),
+        )
+        .with_label("not the section read")
+        .with_note("the sections are selected on the command line, which wins over `spawn { id }`")
+        .with_help(format!(
+            "select it on the command line (`tcprelay-cc check FILE SPAWND_ID {}`), or remove this line",
+            id.node
+        )),
+    );
 }
 
 /// The section-level scalar directives of spawnd.
 fn scalar(d: &Directive, scope: &mut Scope, m: &mut SpawndModel, cx: &mut Cx<'_>) {
     match d.key.node {
         Key::Background => scope.scalar(d, values::boolean, &mut m.background, cx),
-        Key::Pidfile => scope.scalar(d, |v| os_name(v, "the pidfile path"), &mut m.pidfile, cx),
+        Key::Pidfile | Key::PidFile => {
+            scope.scalar(d, |v| os_name(v, "the pidfile path"), &mut m.pidfile, cx)
+        }
+        Key::TcpBufsize => scope.scalar(
+            d,
+            |v| values::number(v, 1, i32::MAX as u64).map(|n| n as u32),
+            &mut m.tcp_bufsize,
+            cx,
+        ),
         Key::SingleProcess => {
             scope.scalar(d, values::boolean, &mut m.single_process, cx);
             if m.single_process.as_ref().is_some_and(|v| v.node) {
@@ -127,47 +177,70 @@ fn scalar(d: &Directive, scope: &mut Scope, m: &mut SpawndModel, cx: &mut Cx<'_>
             &mut m.working_directory,
             cx,
         ),
-        Key::BindRetryDelay => {
-            scope.scalar(d, values::u32_value, &mut m.bind_retry_delay, cx);
-            cx.push(
-                Diagnostic::warning(
-                    Code::Ignored,
-                    d.key.span,
-                    "`bind retry delay` has no effect in tcprelay",
-                )
-                .with_label("ignored")
-                .with_note(
-                    "a listener that cannot be bound is an error naming the address: at start tcprelay exits, on a reload it keeps the running plan",
-                ),
-            );
-        }
+        Key::BindRetryDelay => scope.scalar(d, values::seconds_u32, &mut m.bind_retry_delay, cx),
         Key::Overload => {
             scope.scalar(d, values::overload, &mut m.overload, cx);
         }
-        Key::Debug => scope.scalar(d, values::u32_value, &mut m.debug, cx),
         Key::LogFormat => scope.scalar(d, values::log_format, &mut m.log_format, cx),
         _ if listen::keepalive_directive(d, scope, &mut m.keepalive, cx) => {}
-        _ if scope.syslog(d, &mut m.syslog, cx) => {}
+        _ if common::sticky(d, scope, &mut m.sticky, cx) => {}
+        _ if common::directive(
+            d,
+            scope,
+            common::Common {
+                syslog: &mut m.syslog,
+                debug: &mut m.debug,
+                proctitle: &mut m.proctitle,
+            },
+            cx,
+        ) => {}
         // `SectionRole::admits` let only spawnd and either-role keys through, and
         // every one of them is handled above.
         _ => debug_assert!(false, "unhandled spawnd key {:?}", d.key.node),
     }
 }
 
-/// One `spawn { }` block; several blocks share one scope.
-fn spawn(body: &[Sp<Directive>], scope: &mut Scope, m: &mut SpawnModel, cx: &mut Cx<'_>) {
+/// One `spawn { }` block; several blocks share one scope. `userid`, `groupid` and
+/// `working directory` there are the section's `user`, `group` and `working
+/// directory` (the workers' settings), and its sticky cache is the section's.
+fn spawn(body: &[Sp<Directive>], scope: &mut Scope, section: &mut SpawndModel, cx: &mut Cx<'_>) {
     for d in body {
         let d: &Directive = &d.node;
         let max = u64::from(u32::MAX);
+        let m = &mut section.spawn;
+        if matches!(
+            d.key.node,
+            Key::UsersMinimum | Key::UsersMaximum | Key::InstancesMinimum | Key::InstancesMaximum
+        ) {
+            cx.deprecated(&d.key);
+        }
         match d.key.node {
-            Key::UsersMin => scope.scalar(d, values::u32_value, &mut m.users_min, cx),
-            Key::ServersMin | Key::InstancesMin => scope.scalar(
+            Key::SpawnId => scope.scalar(d, super::scope::string, &mut m.id, cx),
+            Key::Userid => scope.scalar(d, |v| os_name(v, "the user name"), &mut section.user, cx),
+            Key::Groupid => {
+                scope.scalar(d, |v| os_name(v, "the group name"), &mut section.group, cx)
+            }
+            Key::WorkingDirectory => scope.scalar(
+                d,
+                |v| os_name(v, "the working directory"),
+                &mut section.working_directory,
+                cx,
+            ),
+            Key::Config | Key::IpcKey => {
+                scope.set(&d.key, cx);
+                common::ignored(&d.key, cx);
+            }
+            _ if common::sticky(d, scope, &mut section.sticky, cx) => {}
+            Key::UsersMin | Key::UsersMinimum => {
+                scope.scalar(d, values::u32_value, &mut m.users_min, cx)
+            }
+            Key::ServersMin | Key::InstancesMin | Key::InstancesMinimum => scope.scalar(
                 d,
                 |v| values::number(v, 0, u64::from(tcprelay_plan::MAX_WORKERS)).map(|n| n as u32),
                 &mut m.servers_min,
                 cx,
             ),
-            Key::UsersMax => scope.scalar(
+            Key::UsersMax | Key::UsersMaximum => scope.scalar(
                 d,
                 |v| {
                     positive(v, max, |s| zero_max(s, "users max", "serve no connection"))
@@ -176,11 +249,11 @@ fn spawn(body: &[Sp<Directive>], scope: &mut Scope, m: &mut SpawnModel, cx: &mut
                 &mut m.users_max,
                 cx,
             ),
-            Key::ServersMax | Key::InstancesMax => scope.scalar(
+            Key::ServersMax | Key::InstancesMax | Key::InstancesMaximum => scope.scalar(
                 d,
                 |v| {
                     positive(v, u64::from(tcprelay_plan::MAX_WORKERS), |s| {
-                        zero_max(s, &d.key.node.to_string(), "start no worker")
+                        zero_max(s, &canonical_spelling(d.key.node), "start no worker")
                     })
                     .map(|n| n as u32)
                 },
@@ -204,6 +277,11 @@ fn spawn(body: &[Sp<Directive>], scope: &mut Scope, m: &mut SpawnModel, cx: &mut
             _ => cx.misplaced(&d.key, "in a `spawn` block", SPAWN_VALID),
         }
     }
+}
+
+/// The spelling a deprecated key stands for.
+fn canonical_spelling(key: Key) -> String {
+    key.replacement().unwrap_or(key).to_string()
 }
 
 /// A path or an account name, which the system takes as a C string: E0046 when it

@@ -77,6 +77,15 @@ codes! {
     InvalidCheck = "E0053", "invalid health check";
     InvalidRegex = "E0054", "regular expression that does not compile";
     LostRegexBackslash = "E0055", "backslash of a regular expression taken as an escape";
+    InvalidSticky = "E0060", "invalid sticky cache";
+    InvalidDscp = "E0061", "DSCP out of range";
+    WrongSocketKind = "E0062", "listener setting for the other kind of socket";
+    NotAStream = "E0063", "datagram or packet socket";
+    InvalidTlsVersions = "E0064", "TLS version not accepted";
+    UnresolvedHost = "E0065", "host name that does not resolve";
+    SeveralAddresses = "E0066", "host name with several addresses";
+    InvalidDebugFlag = "E0067", "unknown debug flag";
+    OtherRelaySection = "E0068", "spawn id other than the selected tcprelay section";
 }
 
 impl fmt::Display for Code {

@@ -124,7 +124,11 @@ fn error_only_alternative_is_dropped() {
     let rules = rules();
     assert_eq!(
         rule(&rules, "TopItem").alternatives,
-        [vec![nt("Setenv")], vec![nt("SectionItem")]]
+        [
+            vec![nt("Setenv")],
+            vec![nt("SectionItem")],
+            vec![nt("CommonDirective")]
+        ]
     );
     let rules = parse_grammar(
         r#"A: () = {

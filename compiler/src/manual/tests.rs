@@ -9,7 +9,10 @@ use std::path::PathBuf;
 fn key_words(span: &str) -> String {
     span.split_whitespace()
         .take_while(|w| {
-            !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '-') && *w != "-"
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-' || c == '.')
+                && *w != "-"
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -55,6 +58,10 @@ fn grammar_spellings() -> BTreeSet<String> {
         "SectionKey",
         "ControlKey",
         "CheckKey",
+        "CommonKey",
+        "DebugKey",
+        "AliasKey",
+        "BufsizeKey",
     ] {
         spell(&alternatives, name, &mut out);
     }
@@ -65,6 +72,17 @@ fn grammar_spellings() -> BTreeSet<String> {
             "{name} starts with `{word}`"
         );
         out.insert(word.to_string());
+    }
+    // `permit NET` and `deny NET` start with the rule that tells them apart.
+    assert!(matches!(
+        rule("AclRule").alternatives[0].first(),
+        Some(Symbol::NonTerminal(n)) if n == "AclAction"
+    ));
+    for alternative in rule("AclAction").alternatives.clone() {
+        let [Symbol::Terminal(word)] = alternative.as_slice() else {
+            panic!("AclAction: {alternative:?}");
+        };
+        out.insert(word.clone());
     }
     out
 }
@@ -99,7 +117,10 @@ fn with_example(d: &Directive, example: &str) -> String {
         Role::Tcprelay => relay = example.to_string(),
     }
     // A TLS listener needs a certificate; an absent one is only a warning.
-    if example.contains("tls = yes") {
+    if ["tls = yes", "tls = TLSv", "tls = auto"]
+        .iter()
+        .any(|on| example.contains(on))
+    {
         relay.push_str("\n  tls cert-file = /nonexistent/tcprelay/cert.pem");
     }
     format!(
