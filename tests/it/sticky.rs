@@ -2,11 +2,8 @@
 //! clients from different loopback source addresses (Linux routes all of 127/8 to
 //! lo), the remote each went to counted by the echo servers, the workers that
 //! served them read from the debug log, hits and misses from `tcprelay ctl status`.
-//!
-//! The plan's sticky cache is written into the compiled plan (`rewrite_plan`)
-//! until the compiler produces it from `sticky cache period = N`.
 
-use crate::harness::{compile, config, free_port, rewrite_plan, stderr, stdout, Echo, Relay};
+use crate::harness::{compile, config, free_port, stderr, stdout, Echo, Relay};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
@@ -104,18 +101,12 @@ fn a_client_address_keeps_its_remote_across_two_workers_and_a_reload() {
     let (a, b) = (Echo::start(), Echo::start());
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let spawnd = "spawn = { servers min = 2 servers max = 2 }";
+    let spawnd = "spawn = { servers min = 2 servers max = 2 }\n    sticky cache period = 60";
     let plan = compile(
         dir.path(),
         "relay",
         &config(port, &[(a.port, 1), (b.port, 1)], spawnd, ""),
     );
-    rewrite_plan(&plan, |p| {
-        p.spawnd.sticky = Some(tcprelay_plan::Sticky {
-            period_s: 60,
-            size: 1024,
-        });
-    });
     let relay = Relay::start(
         dir.path(),
         &["run", "-d", "1", "-f", plan.to_str().unwrap()],
