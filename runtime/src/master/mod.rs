@@ -47,6 +47,7 @@ mod admin;
 mod checker;
 mod ctl;
 mod frames;
+mod handoff;
 mod metrics;
 mod overload;
 mod reload;

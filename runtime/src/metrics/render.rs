@@ -103,6 +103,22 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         t.sticky_misses as f64,
     );
     e.family(
+        "tcprelay_sticky_handoffs_total",
+        Kind::Counter,
+        "Sticky clients handed through the master to the worker their entry named: passed to another worker, returned to the one that accepted them, or closed.",
+    );
+    for (result, n) in [
+        ("passed", t.handoffs_passed),
+        ("returned", t.handoffs_returned),
+        ("closed", t.handoffs_closed),
+    ] {
+        e.sample(
+            "tcprelay_sticky_handoffs_total",
+            &[("result", result)],
+            n as f64,
+        );
+    }
+    e.family(
         "tcprelay_session_duration_seconds",
         Kind::Histogram,
         "How long sessions lasted, from accept to close.",

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tcprelay_plan::{Protocol, Remote, Syslog};
 
 pub(crate) mod counting;
+mod handoff;
 #[cfg(target_os = "linux")]
 mod ports;
 mod proxy;
@@ -1016,6 +1017,17 @@ mod sticky_clients {
         a_client_address_keeps_its_remote_across_workers,
         a_down_remotes_clients_move_and_keep_their_new_remote,
         an_entry_expires_after_its_period,
+    );
+}
+
+/// Sticky clients handed to the worker their entry names.
+mod sticky_handoffs {
+    use super::handoff::*;
+    use super::*;
+    under_each_mechanism!(
+        a_client_accepted_by_one_worker_is_served_by_the_one_its_entry_names,
+        a_full_or_gone_workers_client_is_served_where_accepted,
+        a_handoff_given_back_is_served_even_when_full,
     );
 }
 

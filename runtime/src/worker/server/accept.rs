@@ -53,6 +53,10 @@ impl Worker {
                         drop(socket);
                         continue;
                     }
+                    // A sticky client of another worker goes there.
+                    let Some(socket) = self.hand_off(index, socket, peer) else {
+                        continue;
+                    };
                     self.open_session(index, socket, peer, tls);
                     self.publish_load();
                 }
@@ -219,7 +223,9 @@ impl Worker {
                 format!(", {} refused by accept proxy", self.refused_proxy)
             },
             self.sticky_counts()
-                .map(|(hits, misses)| format!(", sticky {hits} hits {misses} misses"))
+                .map(|(hits, misses, handed)| format!(
+                    ", sticky {hits} hits {misses} misses {handed} handed over"
+                ))
                 .unwrap_or_default(),
             match self
                 .port_waiting

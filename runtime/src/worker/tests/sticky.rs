@@ -28,7 +28,7 @@ fn affinity(table: &Table, period_s: u32, slots: Vec<usize>, seat: usize) -> Sti
 }
 
 /// A client of the worker at `to`, connecting from `from`.
-fn connect_from(to: SocketAddr, from: u8) -> TcpStream {
+pub(crate) fn connect_from(to: SocketAddr, from: u8) -> TcpStream {
     let socket =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, from)), 0);
