@@ -158,3 +158,73 @@ fn a_client_address_keeps_its_remote_across_two_workers_and_a_reload() {
     );
     drop(first);
 }
+
+/// The workers (by pid) whose debug log says they opened a session for a client
+/// of 127.0.0.`from`, with how many each.
+fn serving_workers(log: &str, from: u8) -> Vec<(String, usize)> {
+    let client = format!(": client 127.0.0.{from}:");
+    let mut workers: Vec<(String, usize)> = Vec::new();
+    for pid in log
+        .lines()
+        .filter(|l| l.contains(": session ") && l.contains(&client))
+        .filter_map(|l| l.split(": session ").next()?.rsplit("worker ").next())
+    {
+        match workers.iter_mut().find(|(p, _)| p == pid) {
+            Some((_, n)) => *n += 1,
+            None => workers.push((pid.to_string(), 1)),
+        }
+    }
+    workers
+}
+
+/// Worker affinity: eight clients of 127.0.0.2 held at once are all served by
+/// one worker, although from 3 sessions on it leaves new connections to the
+/// other, emptier worker (`users min = 1`): that one accepts them and hands
+/// them over through the master (the debug log and `ctl status` say so).
+#[test]
+fn a_client_address_is_served_by_one_worker_across_connections() {
+    let (a, b) = (Echo::start(), Echo::start());
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let spawnd =
+        "spawn = { servers min = 2 servers max = 2 users min = 1 }\n    sticky cache period = 60";
+    let plan = compile(
+        dir.path(),
+        "relay",
+        &config(port, &[(a.port, 1), (b.port, 1)], spawnd, ""),
+    );
+    let relay = Relay::start(
+        dir.path(),
+        &["run", "-d", "1", "-f", plan.to_str().unwrap()],
+        port,
+    );
+    let pids = relay.await_workers(2, Duration::from_secs(5));
+    let held: Vec<TcpStream> = (0..8).map(|_| client_from(port, 2)).collect();
+    // And a client of another address, which may go to either.
+    let other = client_from(port, 3);
+    let status = status_until(dir.path(), |t| t["sticky_hits"] == 7);
+    let log = relay.log_text();
+    let serving = serving_workers(&log, 2);
+    assert_eq!(
+        serving.len(),
+        1,
+        "one worker serves 127.0.0.2: {serving:?} (workers {pids:?})"
+    );
+    assert_eq!(serving[0].1, 8, "{serving:?}");
+    let handed = status["totals"]["sticky_handoffs"].as_u64().unwrap_or(0);
+    assert!(
+        handed >= 1,
+        "the other worker accepted some and handed them over: {status}"
+    );
+    assert!(
+        log.contains("handed over by another worker: its sticky entry names this one"),
+        "{log}"
+    );
+    assert_eq!(status["totals"]["sticky_handoffs_closed"], 0, "{status}");
+    assert_eq!(
+        status["totals"]["accepted"], 9,
+        "each accept counted once: {status}"
+    );
+    drop(held);
+    drop(other);
+}
