@@ -87,10 +87,14 @@ impl Link {
         self.stream.take()
     }
 
-    /// The hand-offs not sent yet (listener, client), for the worker to serve.
+    /// The hand-offs not sent yet (listener, client), for the worker to serve;
+    /// their frames leave the outbox, the other frames stay.
     pub fn take_waiting(&mut self) -> Vec<(u32, OwnedFd)> {
-        let first = self.waiting.front().map_or(self.outbox.len(), |w| w.at);
-        self.outbox.truncate(first);
+        // None of them is partly sent (a descriptor goes with the first byte):
+        // each is a whole frame at its place.
+        for w in self.waiting.iter().rev() {
+            self.outbox.drain(w.at..w.at + FRAME);
+        }
         self.waiting.drain(..).map(|w| (w.listener, w.fd)).collect()
     }
 
@@ -453,15 +457,23 @@ mod tests {
         let b = OwnedFd::from(tempfile::tempfile().expect("a file"));
         let (ia, ib) = (inode(&a), inode(&b));
         link.send_handoff(0, 1, a).expect("queued");
+        link.send(ToMaster::Idle { served: 3 }, true);
         link.send_handoff(1, 1, b).expect("queued");
-        drop(master);
-        assert!(link.receive().eof);
+        let before = link.outbox.len();
         let back: Vec<(u32, u64)> = link
             .take_waiting()
             .iter()
             .map(|(listener, fd)| (*listener, inode(fd)))
             .collect();
         assert_eq!(back, vec![(0, ia), (1, ib)]);
+        // The frame between them stays, whole, at the end of the outbox.
+        assert_eq!(link.outbox.len(), before - 2 * FRAME);
+        assert_eq!(
+            link.outbox[link.outbox.len() - FRAME..],
+            ToMaster::Idle { served: 3 }.encode()
+        );
+        drop(master);
+        assert!(link.receive().eof);
         link.take();
         let c = OwnedFd::from(tempfile::tempfile().expect("a file"));
         let ic = inode(&c);

@@ -467,6 +467,15 @@ impl Worker {
         self.publish_load();
         loop {
             if let Some(exit) = self.exit {
+                // Hand-offs still waiting for the master are served here, not
+                // closed with the control socket.
+                let waiting = self.link.take_waiting();
+                if !waiting.is_empty() {
+                    for (listener, fd) in waiting {
+                        self.take_handed(listener as usize, true, fd);
+                    }
+                    continue;
+                }
                 if self.sessions.is_empty() {
                     debug_assert_eq!(self.pipes.in_use(), 0, "a pipe was not returned");
                     crate::debug!(

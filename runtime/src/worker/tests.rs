@@ -1028,6 +1028,7 @@ mod sticky_handoffs {
         a_client_accepted_by_one_worker_is_served_by_the_one_its_entry_names,
         a_full_or_gone_workers_client_is_served_where_accepted,
         a_handoff_given_back_is_served_even_when_full,
+        a_draining_worker_serves_the_handoffs_still_waiting,
     );
 }
 

@@ -197,7 +197,8 @@ impl Worker {
     }
 
     /// A client another worker accepted and handed over through the master (or
-    /// this worker's own, `returned` when no other could take it): served here,
+    /// this worker's own, `returned`: no other could take it, or it never left
+    /// because the master is gone or this worker exits): served here,
     /// even when full, without checking its ACL again or counting its accept. Its
     /// TLS handshake, if its listener has TLS, starts here.
     pub(super) fn take_handed(&mut self, listener: usize, returned: bool, fd: OwnedFd) {
@@ -229,7 +230,7 @@ impl Worker {
             "worker {}: client {peer} {}",
             self.id,
             if returned {
-                "came back: no other worker could take it"
+                "served here: no other worker took it"
             } else {
                 "handed over by another worker: its sticky entry names this one"
             }

@@ -278,3 +278,41 @@ pub(crate) fn a_handoff_given_back_is_served_even_when_full(m: Mechanism) {
     });
     assert_eq!(copies(inode), 0, "no copy left");
 }
+
+/// A hand-off still waiting in a worker's outbox (its control socket full: the
+/// master reads nothing) when the worker drains and has no session is served by
+/// that worker, not closed with it.
+pub(crate) fn a_draining_worker_serves_the_handoffs_still_waiting(m: Mechanism) {
+    let backend = Backend::start(Mode::Echo);
+    let table = Table::new().unwrap();
+    let board = crate::board::Board::new().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let to = listener.local_addr().unwrap();
+    let (registry, counting) = registry_for(to, &[backend.addr]);
+    let (mut a, _b) = two_workers(
+        m,
+        backend.addr,
+        listener,
+        &table,
+        &board,
+        Some(counting),
+        |_, _| {},
+    );
+    entry_for_seat(&table, to.port(), 1);
+    // Answers nobody reads fill a's control socket.
+    for id in 0..20_000 {
+        a.send(ToWorker::Sessions { id, limit: 1 });
+    }
+    let mut client = connect_from(to, 2);
+    client.write_all(b"waiting").expect("send");
+    wait_until("a accepted the client", IO_TIMEOUT, || {
+        registry.snapshot().totals.accepted == 1
+    });
+    a.send(ToWorker::Drain);
+    let mut back = [0u8; 7];
+    client.read_exact(&mut back).expect("echoed, not closed");
+    assert_eq!(&back, b"waiting");
+    assert_eq!(a.probe.sessions.load(Ordering::Relaxed), 1, "a serves it");
+    drop(client);
+    assert_eq!(a.join(), Exit::Drained);
+}
