@@ -1029,6 +1029,8 @@ mod sticky_handoffs {
         a_full_or_gone_workers_client_is_served_where_accepted,
         a_handoff_given_back_is_served_even_when_full,
         a_draining_worker_serves_the_handoffs_still_waiting,
+        a_tls_clients_handshake_is_done_by_the_worker_it_is_handed_to,
+        a_proxy_listeners_clients_are_not_handed_over,
     );
 }
 

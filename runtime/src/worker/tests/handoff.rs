@@ -316,3 +316,70 @@ pub(crate) fn a_draining_worker_serves_the_handoffs_still_waiting(m: Mechanism) 
     drop(client);
     assert_eq!(a.join(), Exit::Drained);
 }
+
+/// On a TLS listener the client's handshake is done by the worker it is handed
+/// to (the worker that accepted it read nothing from it).
+pub(crate) fn a_tls_clients_handshake_is_done_by_the_worker_it_is_handed_to(m: Mechanism) {
+    use crate::tls_context::test_certs::{Certs, PASSPHRASE};
+    use openssl::ssl::{SslConnector, SslMethod};
+    let backend = Backend::start(Mode::Echo);
+    let table = Table::new().unwrap();
+    let board = crate::board::Board::new().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let to = listener.local_addr().unwrap();
+    let certs = Certs::new();
+    let context =
+        crate::tls_context::server_context(&certs.tls("cert.pem", "enc-key.pem", Some(PASSPHRASE)))
+            .expect("server context");
+    let (a, b) = two_workers(m, backend.addr, listener, &table, &board, None, |_, s| {
+        s.tls = Some(context.clone());
+    });
+    entry_for_seat(&table, to.port(), 1);
+    let client = connect_from(to, 2);
+    let (listener, seat, fd) = handoff_from(&a);
+    assert_eq!((listener, seat), (0, 1));
+    pass(&b, listener, false, fd);
+    let mut connector = SslConnector::builder(SslMethod::tls_client()).expect("connector");
+    connector
+        .cert_store_mut()
+        .add_cert(certs.cert.clone())
+        .expect("trust the test certificate");
+    let mut tls = connector
+        .build()
+        .connect("localhost", client)
+        .expect("the TLS handshake, with b");
+    tls.write_all(b"over tls").expect("send");
+    let mut back = [0u8; 8];
+    tls.read_exact(&mut back).expect("echoed");
+    assert_eq!(&back, b"over tls");
+    assert_eq!(b.probe.sessions.load(Ordering::Relaxed), 1, "b serves it");
+    assert_eq!(a.probe.sessions.load(Ordering::Relaxed), 0);
+}
+
+/// A client of a PROXY-accepting listener is served by the worker that accepted
+/// it, whatever its entry names: the client is known only from its header.
+pub(crate) fn a_proxy_listeners_clients_are_not_handed_over(m: Mechanism) {
+    let backend = Backend::start(Mode::Echo);
+    let table = Table::new().unwrap();
+    let board = crate::board::Board::new().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let to = listener.local_addr().unwrap();
+    let (a, b) = two_workers(m, backend.addr, listener, &table, &board, None, |_, s| {
+        s.accept_proxy = Some(tcprelay_plan::AcceptProxy {
+            version: tcprelay_plan::ProxyAccept::Any,
+            from: vec![tcprelay_plan::Network {
+                address: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
+                prefix: 8,
+            }],
+            timeout_ms: 5000,
+        });
+    });
+    entry_for_seat(&table, to.port(), 1);
+    let mut client = connect_from(to, 2);
+    let port = client.local_addr().unwrap().port();
+    let header = format!("PROXY TCP4 127.0.0.2 127.0.0.1 {port} {}\r\n", to.port());
+    client.write_all(header.as_bytes()).expect("send");
+    round_trip(&mut client, b"served by a");
+    assert_eq!(a.probe.sessions.load(Ordering::Relaxed), 1);
+    assert_eq!(b.probe.sessions.load(Ordering::Relaxed), 0);
+}

@@ -135,6 +135,8 @@ pub(crate) struct Setup {
     pub(crate) accept_proxy: Option<tcprelay_plan::AcceptProxy>,
     /// Client affinity (`sticky cache`).
     pub(crate) sticky: Option<crate::worker::Sticky>,
+    /// A server context: the listener terminates TLS with it.
+    pub(crate) tls: Option<openssl::ssl::SslContext>,
 }
 
 impl Setup {
@@ -156,6 +158,7 @@ impl Setup {
             counting: None,
             accept_proxy: None,
             sticky: None,
+            tls: None,
         }
     }
 
@@ -182,12 +185,12 @@ impl Setup {
             acl: self.acl,
             listeners: vec![Listener {
                 socket: ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)),
-                tls: false,
+                tls: self.tls.is_some(),
                 accept_proxy: self.accept_proxy,
             }],
             control: mio::net::UnixStream::from_std(theirs),
             signals: self.signals,
-            tls: None,
+            tls: self.tls,
         };
         let probe = Arc::new(Probe::default());
         let options = Options {
