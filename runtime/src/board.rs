@@ -121,6 +121,16 @@ impl Board {
     }
 }
 
+impl Board {
+    /// Whether the worker in seat `index` accepts now (holds it, and is neither
+    /// full, nor draining, nor paused): a sticky client may be handed to it.
+    pub fn accepting(&self, index: usize) -> bool {
+        self.table()
+            .seat(index)
+            .is_some_and(|seat| seat.load().load(Ordering::Relaxed) != AWAY)
+    }
+}
+
 /// A worker's seat on the board.
 #[derive(Debug, Clone)]
 pub struct Place {
@@ -154,6 +164,11 @@ impl Place {
         seat.held().store(held, Ordering::Relaxed);
         seat.load()
             .store(if accepting { held } else { AWAY }, Ordering::Relaxed);
+    }
+
+    /// Whether the worker in another seat accepts now ([`Board::accepting`]).
+    pub fn accepting(&self, index: usize) -> bool {
+        self.board.accepting(index)
     }
 
     /// Counts one accepted connection.

@@ -17,6 +17,26 @@
 //!
 //! A worker whose control socket reaches end of file knows its master is gone: it
 //! stops accepting, finishes its sessions and exits, as the original's children do.
+//!
+//! Hand-offs (sticky clients, docs/sticky.md) carry a descriptor: a worker's
+//! [`ToMaster::Handoff`] and the master's [`ToWorker::Handoff`] are each sent by one
+//! `sendmsg` of exactly the frame's 16 bytes with the accepted socket as
+//! `SCM_RIGHTS` ([`send_with_fd`]). The socket pair is a stream: the kernel gives
+//! the descriptor to the read that takes the first byte of that `sendmsg`, and ends
+//! that read with the `sendmsg`'s last byte at the latest ([`receive`]). So a
+//! descriptor belongs to the hand-off frame that starts in the read that brought it
+//! and ends no earlier than that read ([`Reader::push_with_fds`]); a hand-off frame
+//! without one (the receiver was out of descriptors: the kernel closed it) says
+//! so, and a descriptor no frame claims is closed.
+
+use rustix::net::{
+    recvmsg, sendmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// The size of every frame.
 pub const FRAME: usize = 16;
@@ -36,6 +56,11 @@ pub enum ToWorker {
     /// generations drain than `drain generations`): close the remaining sessions
     /// now and exit.
     DrainOver,
+    /// A client of listener `listener` (plan order) accepted by another worker,
+    /// whose descriptor comes with the frame: serve it (its ACL is checked, its
+    /// accept counted). `returned`: it is the worker's own hand-off, which no other
+    /// could take: it serves it even when full.
+    Handoff { listener: u32, returned: bool },
 }
 
 /// The most bytes of one payload; a longer one is skipped unread (never stored).
@@ -58,6 +83,9 @@ pub enum ToMaster {
     /// after each one while idle): the master may drain it if it has more workers
     /// than `servers min` and none of the others is full.
     Idle { served: u64 },
+    /// A sticky client of listener `listener` whose entry names the worker in board
+    /// seat `seat`: its descriptor comes with the frame, for the master to pass on.
+    Handoff { listener: u32, seat: u16 },
 }
 
 const DRAIN: u8 = b'D';
@@ -74,6 +102,8 @@ pub fn payload_header(id: u64, len: u32) -> [u8; FRAME] {
     frame(PAYLOAD, len, id)
 }
 const DRAIN_OVER: u8 = b'O';
+/// Both directions: a frame with a descriptor.
+const HANDOFF: u8 = b'H';
 
 fn frame(kind: u8, a: u32, b: u64) -> [u8; FRAME] {
     let mut f = [0u8; FRAME];
@@ -97,6 +127,9 @@ impl ToWorker {
             ToWorker::Stop { grace_secs } => frame(STOP, grace_secs, 0),
             ToWorker::Sessions { id, limit } => frame(SESSIONS, limit, id),
             ToWorker::DrainOver => frame(DRAIN_OVER, 0, 0),
+            ToWorker::Handoff { listener, returned } => {
+                frame(HANDOFF, listener, u64::from(returned))
+            }
         }
     }
 
@@ -107,6 +140,10 @@ impl ToWorker {
             (STOP, grace_secs, _) => Some(ToWorker::Stop { grace_secs }),
             (SESSIONS, limit, id) => Some(ToWorker::Sessions { id, limit }),
             (DRAIN_OVER, _, _) => Some(ToWorker::DrainOver),
+            (HANDOFF, listener, returned) => Some(ToWorker::Handoff {
+                listener,
+                returned: returned != 0,
+            }),
             _ => None,
         }
     }
@@ -121,6 +158,7 @@ impl ToMaster {
                 frame(DRAINING, sessions, u64::from(stopping))
             }
             ToMaster::Idle { served } => frame(IDLE, 0, served),
+            ToMaster::Handoff { listener, seat } => frame(HANDOFF, listener, u64::from(seat)),
         }
     }
 
@@ -137,36 +175,61 @@ impl ToMaster {
                 stopping: stopping != 0,
             }),
             (IDLE, _, served) => Some(ToMaster::Idle { served }),
+            (HANDOFF, listener, seat) => Some(ToMaster::Handoff {
+                listener,
+                seat: u16::try_from(seat).ok()?,
+            }),
             _ => None,
         }
     }
 }
 
 /// What the master reads from a worker's control socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
+    /// Any frame but a hand-off.
     Frame(ToMaster),
+    /// A worker's hand-off and the descriptor that came with it (`None`: it did
+    /// not arrive).
+    Handoff {
+        listener: u32,
+        seat: u16,
+        fd: Option<Passed>,
+    },
     /// A whole payload answering request `id`.
-    Payload {
-        id: u64,
-        bytes: Vec<u8>,
-    },
+    Payload { id: u64, bytes: Vec<u8> },
     /// A payload longer than [`MAX_PAYLOAD`], skipped.
-    Oversized {
-        id: u64,
-        len: u32,
-    },
+    Oversized { id: u64, len: u32 },
     /// A frame of an unknown kind, skipped.
     Unknown(u8),
 }
 
+/// A descriptor passed over the control socket (compared by number, for tests).
+#[derive(Debug)]
+pub struct Passed(pub OwnedFd);
+
+impl PartialEq for Passed {
+    fn eq(&self, other: &Passed) -> bool {
+        self.0.as_raw_fd() == other.0.as_raw_fd()
+    }
+}
+
+impl Eq for Passed {}
+
 /// Reassembles frames and payloads from reads of any size: memory held is at most
-/// one frame and one payload of at most [`MAX_PAYLOAD`] bytes, whatever the input.
+/// one frame and one payload of at most [`MAX_PAYLOAD`] bytes, whatever the input,
+/// and the descriptors of one frame's worth of reads.
 #[derive(Debug, Default)]
 pub struct Reader {
     frame: [u8; FRAME],
     filled: usize,
     payload: Option<Pending>,
+    /// Bytes pushed so far, and where the frame being filled started.
+    offset: u64,
+    frame_start: u64,
+    /// Descriptors not claimed yet, with the stream offsets of the read that
+    /// brought each: `[from, to)`.
+    fds: VecDeque<(u64, u64, OwnedFd)>,
 }
 
 #[derive(Debug)]
@@ -180,8 +243,18 @@ struct Pending {
 
 impl Reader {
     /// Takes the bytes of one read; what they complete is added to `out`.
-    pub fn push(&mut self, mut input: &[u8], out: &mut Vec<Incoming>) {
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<Incoming>) {
+        self.push_with_fds(input, Vec::new(), out);
+    }
+
+    /// Takes the bytes of one read and the descriptors it brought; what they
+    /// complete is added to `out`.
+    pub fn push_with_fds(&mut self, mut input: &[u8], fds: Vec<OwnedFd>, out: &mut Vec<Incoming>) {
+        let start = self.offset;
+        let end = start + input.len() as u64;
+        self.fds.extend(fds.into_iter().map(|fd| (start, end, fd)));
         while !input.is_empty() {
+            let at = end - input.len() as u64;
             if let Some(pending) = self.payload.as_mut() {
                 let n = pending.left.min(input.len());
                 if let Some(bytes) = pending.bytes.as_mut() {
@@ -194,6 +267,9 @@ impl Reader {
                 }
                 continue;
             }
+            if self.filled == 0 {
+                self.frame_start = at;
+            }
             let n = (FRAME - self.filled).min(input.len());
             self.frame[self.filled..self.filled + n].copy_from_slice(&input[..n]);
             self.filled += n;
@@ -202,6 +278,7 @@ impl Reader {
                 break;
             }
             self.filled = 0;
+            let fd = self.claim(fields(&self.frame).0 == HANDOFF);
             match fields(&self.frame) {
                 (PAYLOAD, len, id) => {
                     let keep = len as usize <= MAX_PAYLOAD;
@@ -217,11 +294,38 @@ impl Reader {
                     }
                 }
                 (kind, _, _) => out.push(match ToMaster::decode(&self.frame) {
+                    Some(ToMaster::Handoff { listener, seat }) => Incoming::Handoff {
+                        listener,
+                        seat,
+                        fd: fd.map(Passed),
+                    },
                     Some(m) => Incoming::Frame(m),
                     None => Incoming::Unknown(kind),
                 }),
             }
         }
+        self.offset = end;
+    }
+
+    /// For the frame just completed (`handoff`: one that carries a descriptor),
+    /// the descriptor that came with the read of its first byte, if that read
+    /// ended within the frame (the kernel ends a read with a descriptor's
+    /// `sendmsg`: one that went on past this frame brought another frame's).
+    /// Descriptors brought by reads that ended before it started belong to no
+    /// frame any more: closed.
+    fn claim(&mut self, handoff: bool) -> Option<OwnedFd> {
+        let start = self.frame_start;
+        while let Some((_, to, _)) = self.fds.front() {
+            if *to > start {
+                break;
+            }
+            crate::warn!("control: closing a descriptor that came with no hand-off");
+            self.fds.pop_front();
+        }
+        let (from, to, _) = self.fds.front()?;
+        (handoff && *from <= start && *to <= start + FRAME as u64)
+            .then(|| self.fds.pop_front().map(|(_, _, fd)| fd))
+            .flatten()
     }
 
     fn finish_payload(&mut self, out: &mut Vec<Incoming>) {
@@ -237,6 +341,63 @@ impl Reader {
     }
 }
 
+/// Sends `bytes` (a whole frame) with descriptor `fd` in one `sendmsg`; a socket
+/// that cannot take them now says `WouldBlock` (then `fd` was not sent).
+pub fn send_with_fd(socket: impl AsFd, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let fds = [fd];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(io::ErrorKind::OutOfMemory.into());
+    }
+    loop {
+        match sendmsg(
+            &socket,
+            &[IoSlice::new(bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Err(rustix::io::Errno::INTR) => {}
+            other => return other.map_err(io::Error::from),
+        }
+    }
+}
+
+/// Reads what the socket holds into `buf` (at most its length), adding the
+/// descriptors that came with it to `fds`.
+pub fn receive(socket: impl AsFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    // The kernel ends a read after a `sendmsg` with descriptors: one read brings
+    // the descriptor of one hand-off; room for a few more costs nothing (the
+    // kernel closes what does not fit).
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = loop {
+        match recvmsg(
+            &socket,
+            &mut [IoSliceMut::new(buf)],
+            &mut control,
+            RECV_FLAGS,
+        ) {
+            Err(rustix::io::Errno::INTR) => {}
+            other => break other.map_err(io::Error::from)?,
+        }
+    };
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(passed) = message {
+            fds.extend(passed);
+        }
+    }
+    if got.flags.contains(ReturnFlags::CTRUNC) {
+        crate::warn!("control: a descriptor was lost on the way (out of descriptors?)");
+    }
+    Ok(got.bytes)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const RECV_FLAGS: RecvFlags = RecvFlags::CMSG_CLOEXEC;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const RECV_FLAGS: RecvFlags = RecvFlags::empty();
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +412,14 @@ mod tests {
                 limit: 100,
             },
             ToWorker::DrainOver,
+            ToWorker::Handoff {
+                listener: 3,
+                returned: true,
+            },
+            ToWorker::Handoff {
+                listener: 0,
+                returned: false,
+            },
         ] {
             assert_eq!(ToWorker::decode(&m.encode()), Some(m));
         }
@@ -269,6 +438,10 @@ mod tests {
                 stopping: true,
             },
             ToMaster::Idle { served: 12 },
+            ToMaster::Handoff {
+                listener: 2,
+                seat: 511,
+            },
         ] {
             assert_eq!(ToMaster::decode(&m.encode()), Some(m));
         }
@@ -356,5 +529,113 @@ mod tests {
             }
         );
         assert_eq!(out[2..], expected()[..]);
+    }
+
+    /// The inode of descriptor `fd`: which open file it is.
+    fn inode(fd: &OwnedFd) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::File::from(fd.try_clone().expect("dup"));
+        file.metadata().expect("fstat").ino()
+    }
+
+    /// Hand-offs sent among frames and payloads, read back in reads of every
+    /// size: each hand-off gets the descriptor sent with it, and a hand-off
+    /// whose descriptor did not come (its frame written without one) gets none,
+    /// without taking the next one's.
+    #[test]
+    fn each_handoff_gets_the_descriptor_sent_with_it() {
+        for size in [1, 3, 16, 17, 40, 4096] {
+            let (worker, master) = std::os::unix::net::UnixStream::pair().expect("pair");
+            let clients: Vec<OwnedFd> = (0..3)
+                .map(|_| OwnedFd::from(tempfile::tempfile().expect("a file")))
+                .collect();
+            let handoff = |listener, seat| ToMaster::Handoff { listener, seat }.encode();
+            let plain = |bytes: &[u8]| {
+                use std::io::Write;
+                (&worker).write_all(bytes).expect("write");
+            };
+            plain(&ToMaster::Idle { served: 1 }.encode());
+            let sent = send_with_fd(&worker, &handoff(0, 1), clients[0].as_fd()).expect("send");
+            assert_eq!(sent, FRAME);
+            plain(&payload_header(9, 5));
+            plain(b"hello");
+            // Its descriptor lost on the way.
+            plain(&handoff(1, 2));
+            send_with_fd(&worker, &handoff(2, 3), clients[1].as_fd()).expect("send");
+            send_with_fd(&worker, &handoff(3, 4), clients[2].as_fd()).expect("send");
+            plain(&ToMaster::Retiring { served: 2 }.encode());
+            drop(worker);
+
+            let mut reader = Reader::default();
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; size];
+            loop {
+                let mut fds = Vec::new();
+                let n = receive(&master, &mut buf, &mut fds).expect("receive");
+                if n == 0 {
+                    break;
+                }
+                reader.push_with_fds(&buf[..n], fds, &mut out);
+            }
+            let got: Vec<(u32, u16, Option<u64>)> = out
+                .iter()
+                .filter_map(|i| match i {
+                    Incoming::Handoff { listener, seat, fd } => {
+                        Some((*listener, *seat, fd.as_ref().map(|f| inode(&f.0))))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let want = vec![
+                (0, 1, Some(inode(&clients[0]))),
+                (1, 2, None),
+                (2, 3, Some(inode(&clients[1]))),
+                (3, 4, Some(inode(&clients[2]))),
+            ];
+            assert_eq!(got, want, "reads of {size} bytes");
+            assert_eq!(out.len(), 7, "reads of {size} bytes: {out:?}");
+            assert_eq!(
+                out[2],
+                Incoming::Payload {
+                    id: 9,
+                    bytes: b"hello".to_vec()
+                }
+            );
+            assert_eq!(out[6], Incoming::Frame(ToMaster::Retiring { served: 2 }));
+            assert!(reader.fds.is_empty(), "nothing left over");
+        }
+    }
+
+    /// A descriptor that comes with no hand-off frame is closed, not kept.
+    #[test]
+    fn a_descriptor_with_another_frame_is_closed() {
+        let (worker, master) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let (mine, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        send_with_fd(
+            &worker,
+            &ToMaster::Idle { served: 1 }.encode(),
+            theirs.as_fd(),
+        )
+        .expect("send");
+        drop(theirs);
+        let mut reader = Reader::default();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 64];
+        let mut fds = Vec::new();
+        let n = receive(&master, &mut buf, &mut fds).expect("receive");
+        assert_eq!(fds.len(), 1);
+        reader.push_with_fds(&buf[..n], fds, &mut out);
+        assert_eq!(out, vec![Incoming::Frame(ToMaster::Idle { served: 1 })]);
+        // Still held until a later frame shows it belongs to none.
+        drop(worker);
+        reader.push(&ToMaster::Idle { served: 2 }.encode(), &mut out);
+        assert!(reader.fds.is_empty());
+        let mut byte = [0u8; 1];
+        use std::io::Read;
+        assert_eq!(
+            (&mine).read(&mut byte).expect("read"),
+            0,
+            "its last copy closed"
+        );
     }
 }

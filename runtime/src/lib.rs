@@ -6,6 +6,7 @@
 //! | [`board`] | the memory the workers share to split new connections evenly   |
 //! | [`stats`] | the counters the workers share with the master (totals, listeners, remotes) |
 //! | [`steering`] | the operators' drain, enable and weight of remotes, shared with the workers |
+//! | [`sticky`] | client affinity (`sticky cache`): the remote and worker a client went to, shared |
 //! | [`metrics`] | the Prometheus text format and the endpoint's HTTP                |
 //! | [`load`]  | reads, decodes and validates a plan (or compiles a CFG)        |
 //! | [`listen`]| binds the listening sockets                                    |
@@ -43,6 +44,7 @@ pub mod os;
 pub mod proxy;
 pub mod stats;
 pub mod steering;
+pub mod sticky;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod tls_context;

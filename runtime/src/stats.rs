@@ -110,7 +110,17 @@ mod at {
         pub const DURATION_BUCKETS: usize = 9;
         /// Connections a PROXY-accepting listener closed (see `proxy_refused`).
         pub const PROXY_REFUSED: usize = DURATION_BUCKETS + super::super::SESSION_BOUNDS.len() + 1;
-        pub const WORDS: usize = PROXY_REFUSED + 1;
+        /// Clients whose first selection took the remote their sticky entry
+        /// named, and those that found none or could not take it.
+        pub const STICKY_HITS: usize = PROXY_REFUSED + 1;
+        pub const STICKY_MISSES: usize = STICKY_HITS + 1;
+        /// Sticky clients the master passed from the worker that accepted them
+        /// to the one their entry named (or another with room), gave back to
+        /// the worker that accepted them, or closed (no worker could take them).
+        pub const HANDOFFS_PASSED: usize = STICKY_MISSES + 1;
+        pub const HANDOFFS_RETURNED: usize = HANDOFFS_PASSED + 1;
+        pub const HANDOFFS_CLOSED: usize = HANDOFFS_RETURNED + 1;
+        pub const WORDS: usize = HANDOFFS_CLOSED + 1;
     }
 
     /// One listener slot.
@@ -142,8 +152,8 @@ mod at {
         pub const WORDS: usize = TLS_FAILURES + 1;
     }
 
-    /// The listener slots, after the totals (padded to 32 words).
-    pub const LISTENERS: usize = 32;
+    /// The listener slots, after the totals (padded to 40 words).
+    pub const LISTENERS: usize = 40;
     /// The remote slots, after the listener slots.
     pub const REMOTES: usize = LISTENERS + super::LISTENER_SLOTS * listener::WORDS;
     /// A seat's block, rounded up to 64 KiB so that every block starts on a page
@@ -292,6 +302,27 @@ impl Counters {
         add(&block[listener.at(at::listener::PROXY_REFUSED)], 1);
     }
 
+    /// A client's first selection with a sticky cache: `hit` when it took the
+    /// remote the client's entry named.
+    pub fn sticky(&self, hit: bool) {
+        let at = if hit {
+            at::totals::STICKY_HITS
+        } else {
+            at::totals::STICKY_MISSES
+        };
+        add(&self.block()[at], 1);
+    }
+
+    /// A sticky client's hand-off through the master (see [`Handoff`]).
+    pub fn handoff(&self, how: Handoff) {
+        let at = match how {
+            Handoff::Passed => at::totals::HANDOFFS_PASSED,
+            Handoff::Returned => at::totals::HANDOFFS_RETURNED,
+            Handoff::Closed => at::totals::HANDOFFS_CLOSED,
+        };
+        add(&self.block()[at], 1);
+    }
+
     /// A connection the master accepted and closed or reset under overload.
     pub fn shed(&self) {
         add(&self.block()[at::totals::SHED], 1);
@@ -421,6 +452,17 @@ impl Histogram {
     }
 }
 
+/// What became of a sticky client a worker handed to the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handoff {
+    /// Passed to another worker.
+    Passed,
+    /// Given back to the worker that accepted it: no other could take it.
+    Returned,
+    /// Closed: no worker could take it, nor did it arrive whole.
+    Closed,
+}
+
 /// The relay's totals in a [`Snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Totals {
@@ -432,6 +474,14 @@ pub struct Totals {
     pub shed: u64,
     /// Closed by PROXY-accepting listeners (untrusted peer, bad header, timeout).
     pub proxy_refused: u64,
+    /// First selections of sticky clients that took their entry's remote, and
+    /// those that did not (no entry, expired, or its remote unavailable).
+    pub sticky_hits: u64,
+    pub sticky_misses: u64,
+    /// Sticky clients handed over through the master (see [`Handoff`]).
+    pub handoffs_passed: u64,
+    pub handoffs_returned: u64,
+    pub handoffs_closed: u64,
     pub tls_handshakes: u64,
     pub tls_failures: u64,
     pub bytes_to_remote: u64,

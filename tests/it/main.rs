@@ -20,6 +20,7 @@ mod records;
 mod relay;
 mod setup;
 mod steering;
+mod sticky;
 mod strings;
 mod timeouts;
 mod tls_remote;

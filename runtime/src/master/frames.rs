@@ -2,10 +2,11 @@
 //! what the workers report (load, retiring, idle, draining).
 
 use super::{Master, Worker};
-use crate::control::{Incoming, ToMaster, ToWorker, FRAME};
+use crate::control::{self, Incoming, ToMaster, ToWorker, FRAME};
 use crate::{info, warn};
 use mio::Token;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 
 impl Master {
     pub(super) fn send(worker: &mut Worker, message: ToWorker) {
@@ -20,12 +21,13 @@ impl Master {
         if let Some(w) = self.workers.get_mut(&token) {
             let mut buf = [0u8; 256 * FRAME];
             loop {
-                match w.control.read(&mut buf) {
+                let mut fds = Vec::new();
+                match control::receive(w.control.as_fd(), &mut buf, &mut fds) {
                     Ok(0) => {
                         closed = true;
                         break;
                     }
-                    Ok(n) => w.reader.push(&buf[..n], &mut messages),
+                    Ok(n) => w.reader.push_with_fds(&buf[..n], fds, &mut messages),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {
@@ -47,6 +49,9 @@ impl Master {
         for m in messages {
             match m {
                 Incoming::Frame(m) => self.on_message(token, m),
+                Incoming::Handoff { listener, seat, fd } => {
+                    self.hand_over(token, listener, seat, fd.map(|f| f.0));
+                }
                 Incoming::Payload { id, bytes } => self.on_sessions(token, id, &bytes),
                 Incoming::Oversized { id, len } => {
                     warn!("worker: skipped an answer of {len} bytes to query {id}: too long");
@@ -104,6 +109,8 @@ impl Master {
                     Self::send(w, ToWorker::Drain);
                 }
             }
+            // Read as `Incoming::Handoff`, with its descriptor.
+            ToMaster::Handoff { .. } => {}
             ToMaster::Draining { sessions, stopping } => {
                 w.sessions = sessions;
                 w.leaving = true;

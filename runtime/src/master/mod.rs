@@ -48,6 +48,7 @@ mod bind_retry;
 mod checker;
 mod ctl;
 mod frames;
+mod handoff;
 mod metrics;
 mod overload;
 mod reload;
@@ -153,6 +154,9 @@ pub struct Master {
     /// The operators' steering of remotes (`admin`; `None` if the shared memory
     /// could not be made: then remotes cannot be steered).
     steering: Option<crate::steering::Table>,
+    /// Client affinity (`sticky cache`): the shared table (`None` if the shared
+    /// memory could not be made: then no client is sticky).
+    sticky: Option<crate::sticky::Table>,
     /// The remotes' health checks: the shared table and the checker process.
     checks: checker::Checks,
     /// `sessions` queries waiting for the workers' answers (`sessions`).
@@ -263,6 +267,11 @@ impl Master {
                     warn!("cannot share memory for steering remotes ({e}): drain, enable and weight are unavailable")
                 })
                 .ok(),
+            sticky: crate::sticky::Table::new()
+                .inspect_err(|e| {
+                    warn!("cannot share memory for the sticky cache ({e}): clients are not sticky")
+                })
+                .ok(),
             checks: checker::Checks::new(),
             gatherings: sessions::Gatherings::default(),
             drains: Vec::new(),
@@ -276,6 +285,7 @@ impl Master {
             reloads_failed: 0,
             stop_deadline: None,
         };
+        master.sticky_layout();
         master.register_ctl()?;
         master.register_metrics()?;
         Ok(master)
@@ -447,5 +457,46 @@ impl Master {
                 registry.release(&slots);
             }
         }
+    }
+}
+
+impl Master {
+    /// The regions of the plan's sticky caches, and a warning when they had to be
+    /// made smaller to fit the shared table.
+    fn sticky_regions(&self) -> (Vec<Option<crate::sticky::Region>>, bool) {
+        let listeners: Vec<_> = self
+            .plan
+            .spawnd
+            .listeners
+            .iter()
+            .map(|l| l.sticky)
+            .collect();
+        crate::sticky::layout(self.plan.spawnd.sticky, &listeners)
+    }
+
+    /// Logs once per plan (at start and at each reload) when its sticky caches
+    /// hold more entries than the shared table.
+    fn sticky_layout(&self) {
+        if self.sticky.is_some() && self.sticky_regions().1 {
+            warn!(
+                "the sticky caches ask for more than the {} entries the shared table holds: each gets its share",
+                crate::sticky::CAPACITY
+            );
+        }
+    }
+
+    /// A new worker's part of the client affinity, in board seat `seat`.
+    fn worker_sticky(&self, seat: Option<usize>) -> Option<crate::worker::Sticky> {
+        let (regions, _) = self.sticky_regions();
+        if regions.iter().all(Option::is_none) {
+            return None;
+        }
+        Some(crate::worker::Sticky {
+            table: self.sticky.clone()?,
+            regions,
+            slots: self.slots.remotes.iter().map(|s| s.index()).collect(),
+            seat,
+            generation: self.generation,
+        })
     }
 }

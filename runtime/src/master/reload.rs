@@ -142,6 +142,7 @@ impl Master {
             self.old_slots.push((self.generation, old));
         }
         self.steering_reloaded(&old_plan.relay.remotes);
+        self.sticky_layout();
         self.checker_reloaded(&old_plan.relay.remotes, &old_remote_slots);
         Ok(self.next_generation())
     }

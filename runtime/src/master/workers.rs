@@ -44,7 +44,8 @@ impl Master {
             Err(e) => error!("cannot fork a worker: {e}"),
             Ok(Fork::Child) => {
                 drop(master_end);
-                let code = self.become_worker(worker_end, place, counting);
+                let sticky = self.worker_sticky(seat);
+                let code = self.become_worker(worker_end, place, counting, sticky);
                 std::process::exit(code);
             }
             Ok(Fork::Parent(pid)) => {
@@ -84,6 +85,7 @@ impl Master {
         control: UnixStream,
         place: Option<crate::board::Place>,
         counting: Option<worker::Counting>,
+        sticky: Option<worker::Sticky>,
     ) -> i32 {
         os::set_title(
             self.plan.spawnd.proctitle.as_deref(),
@@ -157,6 +159,7 @@ impl Master {
             place,
             counting,
             steering: self.worker_steering(),
+            sticky,
             acl: self.plan.spawnd.acl.clone(),
             listeners,
             tcp_bufsize: self.plan.spawnd.tcp_bufsize,

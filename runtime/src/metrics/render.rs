@@ -88,6 +88,37 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         t.tls_failures as f64,
     );
     e.family(
+        "tcprelay_sticky_total",
+        Kind::Counter,
+        "Sticky clients' first selections, by whether they took the remote their entry named.",
+    );
+    e.sample(
+        "tcprelay_sticky_total",
+        &[("result", "hit")],
+        t.sticky_hits as f64,
+    );
+    e.sample(
+        "tcprelay_sticky_total",
+        &[("result", "miss")],
+        t.sticky_misses as f64,
+    );
+    e.family(
+        "tcprelay_sticky_handoffs_total",
+        Kind::Counter,
+        "Sticky clients handed through the master to the worker their entry named: passed to another worker, returned to the one that accepted them, or closed.",
+    );
+    for (result, n) in [
+        ("passed", t.handoffs_passed),
+        ("returned", t.handoffs_returned),
+        ("closed", t.handoffs_closed),
+    ] {
+        e.sample(
+            "tcprelay_sticky_handoffs_total",
+            &[("result", result)],
+            n as f64,
+        );
+    }
+    e.family(
         "tcprelay_session_duration_seconds",
         Kind::Histogram,
         "How long sessions lasted, from accept to close.",

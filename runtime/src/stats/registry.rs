@@ -377,6 +377,11 @@ fn totals(sum: &[u64]) -> Totals {
         accepted: sum[t::ACCEPTED],
         denied: sum[t::DENIED],
         proxy_refused: sum[t::PROXY_REFUSED],
+        sticky_hits: sum[t::STICKY_HITS],
+        sticky_misses: sum[t::STICKY_MISSES],
+        handoffs_passed: sum[t::HANDOFFS_PASSED],
+        handoffs_returned: sum[t::HANDOFFS_RETURNED],
+        handoffs_closed: sum[t::HANDOFFS_CLOSED],
         shed: sum[t::SHED],
         tls_handshakes: sum[t::TLS_DONE],
         tls_failures: sum[t::TLS_FAILED],
@@ -385,7 +390,7 @@ fn totals(sum: &[u64]) -> Totals {
         sessions: sum[t::SESSIONS],
         durations: Histogram::new(
             &SESSION_BOUNDS,
-            &sum[t::DURATION_BUCKETS..t::WORDS],
+            &sum[t::DURATION_BUCKETS..t::PROXY_REFUSED],
             sum[t::DURATION_SUM],
         ),
     }

@@ -20,6 +20,11 @@
 //! drained is down by its checks, they are all tried again as if none were checked
 //! (the original's behaviour when every remote is dead), which is logged once per
 //! such episode.
+//!
+//! A client's sticky entry (`crate::sticky`) names the remote it went to last:
+//! [`Balancer::select_preferring`] takes that one whatever the loads while it can
+//! take the session (alive, not drained, not down by its checks, weight above 0),
+//! else selects as usual.
 
 /// What the balancer knows about one remote.
 #[derive(Debug, Clone)]
@@ -199,10 +204,30 @@ impl Balancer {
     /// is dead or excluded. The second value is true when this selection cleared
     /// dead marks: it completed a `rebalance` period, or a passing health check was
     /// seen (the caller logs it and updates the counters' marks).
+    #[cfg(test)]
     pub fn select(&mut self, excluded: &Tried) -> (Option<usize>, bool) {
+        self.select_preferring(excluded, None)
+    }
+
+    /// [`Balancer::select`], but `preferred` (the remote a client's sticky entry
+    /// names) is taken whatever its load when it can take the session: not dead,
+    /// drained, down by its checks or excluded, and with a weight above 0.
+    pub fn select_preferring(
+        &mut self,
+        excluded: &Tried,
+        preferred: Option<usize>,
+    ) -> (Option<usize>, bool) {
         self.follow();
         let cleared = self.follow_checks();
-        let mut best = self.best(excluded, true);
+        let preferred = preferred.filter(|&index| {
+            self.remotes
+                .get(index)
+                .is_some_and(|r| !r.dead && !r.drained && !r.checked_down && r.weight > 0)
+                && !excluded.contains(index)
+        });
+        let mut best = preferred
+            .map(|index| (index, 0))
+            .or_else(|| self.best(excluded, true));
         if best.is_none() && self.every_remote_checked_down() {
             if !std::mem::replace(&mut self.all_down, true) {
                 self.all_down_episodes += 1;
@@ -501,6 +526,86 @@ mod tests {
         assert_eq!(b.select(&none()).0, Some(1));
         assert_eq!(b.select(&none()).0, Some(2));
         assert_eq!(b.select(&none()).0, Some(1));
+    }
+}
+
+#[cfg(test)]
+mod sticky_tests {
+    use super::*;
+
+    fn none() -> Tried {
+        Tried::default()
+    }
+
+    #[test]
+    fn the_preferred_remote_is_taken_whatever_its_load_while_it_can_take_sessions() {
+        let mut b = Balancer::new([1, 1], None);
+        for _ in 0..3 {
+            assert_eq!(b.select_preferring(&none(), Some(0)).0, Some(0));
+        }
+        assert_eq!(
+            (b.active(0), b.active(1)),
+            (3, 0),
+            "counted as any selection"
+        );
+        assert_eq!(
+            b.select(&none()).0,
+            Some(1),
+            "without a preference: the least loaded"
+        );
+        // Dead: selected as usual.
+        b.mark_dead(0);
+        assert_eq!(b.select_preferring(&none(), Some(0)).0, Some(1));
+        b.revive_all();
+        // Tried by this session already (failover): not again.
+        let mut tried = Tried::default();
+        tried.insert(0);
+        assert_eq!(b.select_preferring(&tried, Some(0)).0, Some(1));
+        // A remote past the plan's (an entry of another plan) is no preference:
+        // 3 sessions each, the first in plan order.
+        assert_eq!(b.select_preferring(&none(), Some(7)).0, Some(0));
+    }
+
+    #[test]
+    fn a_drained_down_or_zero_weight_remote_is_not_preferred() {
+        let steering = crate::steering::Table::new().unwrap();
+        let health = crate::health::Table::new().unwrap();
+        let mut b = Balancer::new([1, 1], None);
+        b.steer(steering.clone(), vec![3, 4]);
+        b.follow_health(health.clone(), vec![3, 4]);
+        let drained = crate::steering::Admin {
+            drained: true,
+            ..Default::default()
+        };
+        steering.write(3, drained);
+        assert_eq!(b.select_preferring(&none(), Some(0)).0, Some(1));
+        steering.write(3, crate::steering::Admin::default());
+        health.record(
+            3,
+            crate::health::Outcome::Refused,
+            std::time::Duration::ZERO,
+            std::time::SystemTime::now(),
+            1,
+            1,
+        );
+        assert_eq!(b.select_preferring(&none(), Some(0)).0, Some(1));
+        health.record(
+            3,
+            crate::health::Outcome::Pass,
+            std::time::Duration::ZERO,
+            std::time::SystemTime::now(),
+            1,
+            1,
+        );
+        assert_eq!(b.select_preferring(&none(), Some(0)).0, Some(0), "up again");
+        steering.write(
+            3,
+            crate::steering::Admin {
+                weight: Some(0),
+                ..Default::default()
+            },
+        );
+        assert_eq!(b.select_preferring(&none(), Some(0)).0, Some(1));
     }
 }
 

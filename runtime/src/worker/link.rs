@@ -7,18 +7,40 @@
 //! `Retiring`, `Draining`, `Idle`) and the tail of a partly written frame wait in a
 //! small outbox flushed when the socket becomes writable; a non-essential one would
 //! be dropped.
+//!
+//! A hand-off (a sticky client for another worker, `crate::control`) waits in the
+//! outbox like any frame, with its descriptor held: the frame goes out in a
+//! `sendmsg` of its own with the descriptor, and a hand-off still waiting when the
+//! master is gone is given back to the worker ([`Link::take_waiting`]).
 
-use crate::control::{payload_header, ToMaster, ToWorker, FRAME, MAX_PAYLOAD};
+use crate::control::{self, payload_header, Passed, ToMaster, ToWorker, FRAME, MAX_PAYLOAD};
 use mio::net::UnixStream;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+/// Hand-offs that may wait in the outbox; beyond them the worker serves its
+/// clients itself.
+pub const MAX_WAITING_HANDOFFS: usize = 64;
 
 /// What reading the control socket produced.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Received {
     pub frames: Vec<ToWorker>,
+    /// Clients handed over by the master: the listener, whether it is this
+    /// worker's own hand-off coming back, and the descriptor (`None`: it did not
+    /// arrive).
+    pub handed: Vec<(u32, bool, Option<Passed>)>,
     /// The master closed its end (or the socket failed): it is gone.
     pub eof: bool,
+}
+
+/// A hand-off in the outbox: where its frame starts, its listener, the client.
+#[derive(Debug)]
+struct Waiting {
+    at: usize,
+    listener: u32,
+    fd: OwnedFd,
 }
 
 /// The worker's end of the control socket.
@@ -29,6 +51,10 @@ pub struct Link {
     filled: usize,
     /// Bytes to send before anything else (always whole frames, or the tail of one).
     outbox: Vec<u8>,
+    /// The hand-offs among them, in order.
+    waiting: VecDeque<Waiting>,
+    /// The descriptor that came with the read of the current frame's first byte.
+    arrived: Option<OwnedFd>,
 }
 
 impl Link {
@@ -38,6 +64,8 @@ impl Link {
             input: [0; FRAME],
             filled: 0,
             outbox: Vec::new(),
+            waiting: VecDeque::new(),
+            arrived: None,
         }
     }
 
@@ -51,10 +79,23 @@ impl Link {
         self.stream.is_some() && !self.outbox.is_empty()
     }
 
-    /// Forgets the socket after end of file (the caller deregisters it first).
+    /// Forgets the socket after end of file (the caller deregisters it first, and
+    /// takes the hand-offs still waiting with [`Link::take_waiting`]).
     pub fn take(&mut self) -> Option<UnixStream> {
         self.outbox.clear();
+        self.waiting.clear();
         self.stream.take()
+    }
+
+    /// The hand-offs not sent yet (listener, client), for the worker to serve;
+    /// their frames leave the outbox, the other frames stay.
+    pub fn take_waiting(&mut self) -> Vec<(u32, OwnedFd)> {
+        // None of them is partly sent (a descriptor goes with the first byte):
+        // each is a whole frame at its place.
+        for w in self.waiting.iter().rev() {
+            self.outbox.drain(w.at..w.at + FRAME);
+        }
+        self.waiting.drain(..).map(|w| (w.listener, w.fd)).collect()
     }
 
     /// Reads every available frame.
@@ -64,16 +105,30 @@ impl Link {
             return out;
         };
         loop {
-            match stream.read(&mut self.input[self.filled..]) {
+            let mut fds = Vec::new();
+            match control::receive(stream.as_fd(), &mut self.input[self.filled..], &mut fds) {
                 Ok(0) => {
                     out.eof = true;
                     return out;
                 }
                 Ok(n) => {
+                    // A descriptor comes with the read of its frame's first byte
+                    // (reads never go past the current frame); any other is closed.
+                    let mut fds = fds.into_iter();
+                    if self.filled == 0 {
+                        self.arrived = fds.next();
+                    }
+                    if fds.next().is_some() {
+                        crate::warn!("control: closing descriptors that came with no hand-off");
+                    }
                     self.filled += n;
                     if self.filled == FRAME {
                         self.filled = 0;
+                        let fd = self.arrived.take();
                         match ToWorker::decode(&self.input) {
+                            Some(ToWorker::Handoff { listener, returned }) => {
+                                out.handed.push((listener, returned, fd.map(Passed)));
+                            }
                             Some(frame) => out.frames.push(frame),
                             None => crate::warn!(
                                 "control: ignoring an unknown frame (kind {})",
@@ -148,22 +203,69 @@ impl Link {
         self.flush();
     }
 
-    /// Writes what the outbox holds, on a writable event.
+    /// Hands client `fd` of listener `listener` to the master for the worker in
+    /// board seat `seat`: sent now, or queued with its descriptor. Given back when
+    /// there is no master or too many hand-offs wait already.
+    pub fn send_handoff(&mut self, listener: u32, seat: u16, fd: OwnedFd) -> Result<(), OwnedFd> {
+        if self.stream.is_none() || self.waiting.len() >= MAX_WAITING_HANDOFFS {
+            return Err(fd);
+        }
+        self.waiting.push_back(Waiting {
+            at: self.outbox.len(),
+            listener,
+            fd,
+        });
+        self.outbox
+            .extend_from_slice(&ToMaster::Handoff { listener, seat }.encode());
+        self.flush();
+        Ok(())
+    }
+
+    /// Writes what the outbox holds, on a writable event: plain bytes up to the
+    /// next hand-off, then that hand-off's frame with its descriptor.
     pub fn flush(&mut self) {
         while !self.outbox.is_empty() {
-            let pending = std::mem::take(&mut self.outbox);
-            match self.write(&pending) {
-                Ok(n) => self.outbox = pending[n..].to_vec(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.outbox = pending;
-                    return;
+            let next = self.waiting.front().map_or(self.outbox.len(), |w| w.at);
+            let written = if next > 0 {
+                let pending = std::mem::take(&mut self.outbox);
+                let written = self.write(&pending[..next]);
+                self.outbox = pending;
+                written
+            } else {
+                self.send_first_handoff()
+            };
+            match written {
+                Ok(n) => {
+                    self.outbox.drain(..n);
+                    for w in &mut self.waiting {
+                        w.at -= n;
+                    }
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     crate::debug!("control: cannot send: {e}");
                     return;
                 }
             }
         }
+    }
+
+    /// Sends the hand-off at the head of the outbox: its descriptor goes with the
+    /// first byte written (the kernel takes the 16 bytes whole, or none).
+    fn send_first_handoff(&mut self) -> io::Result<usize> {
+        let Some(stream) = self.stream.as_ref() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        let Some(first) = self.waiting.front() else {
+            return Ok(0);
+        };
+        let n = control::send_with_fd(stream.as_fd(), &self.outbox[..FRAME], first.fd.as_fd())?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        // Sent: the master holds its copy, this one is closed.
+        self.waiting.pop_front();
+        Ok(n)
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
@@ -183,6 +285,7 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn split_frames_are_reassembled_and_unknown_ones_skipped() {
@@ -292,5 +395,89 @@ mod tests {
         ));
         link.send_payload(5, &vec![0u8; MAX_PAYLOAD + 1]);
         assert!(!link.wants_write());
+    }
+
+    /// The inode of descriptor `fd`: which open file it is.
+    fn inode(fd: &OwnedFd) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let file = std::fs::File::from(fd.try_clone().expect("dup"));
+        file.metadata().expect("fstat").ino()
+    }
+
+    /// A hand-off the socket cannot take now waits in the outbox with its
+    /// descriptor, behind what waits already, and reaches the master with it
+    /// once the socket drains; one still waiting when the master is gone is
+    /// given back (never closed), and so is one with no master at all.
+    #[test]
+    fn a_handoff_waits_with_its_descriptor_and_is_given_back_if_the_master_goes() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let mut link = Link::new(UnixStream::from_std(ours));
+        let master = theirs;
+        let big: Vec<u8> = vec![7; MAX_PAYLOAD];
+        link.send_payload(1, &big);
+        assert!(link.wants_write(), "the socket is full");
+        let client = OwnedFd::from(tempfile::tempfile().expect("a file"));
+        let want = inode(&client);
+        link.send_handoff(4, 2, client).expect("queued");
+        assert_eq!(link.waiting.len(), 1, "waiting with its descriptor");
+        let reader = std::thread::spawn(move || {
+            let mut reader = crate::control::Reader::default();
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; 8192];
+            while out.len() < 2 {
+                let mut fds = Vec::new();
+                let n = control::receive(&master, &mut buf, &mut fds).expect("read");
+                assert!(n > 0, "end of file before the hand-off");
+                reader.push_with_fds(&buf[..n], fds, &mut out);
+            }
+            (out, master)
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while link.wants_write() {
+            assert!(std::time::Instant::now() < deadline, "outbox never drained");
+            link.flush();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(link.waiting.is_empty());
+        let (out, master) = reader.join().expect("reader");
+        match &out[1] {
+            crate::control::Incoming::Handoff {
+                listener: 4,
+                seat: 2,
+                fd: Some(fd),
+            } => assert_eq!(inode(&fd.0), want, "the client's own descriptor"),
+            other => panic!("not the hand-off: {other:?}"),
+        }
+
+        // The master stops reading: hand-offs queue behind a full socket, and
+        // come back when it is gone.
+        link.send_payload(2, &big);
+        let a = OwnedFd::from(tempfile::tempfile().expect("a file"));
+        let b = OwnedFd::from(tempfile::tempfile().expect("a file"));
+        let (ia, ib) = (inode(&a), inode(&b));
+        link.send_handoff(0, 1, a).expect("queued");
+        link.send(ToMaster::Idle { served: 3 }, true);
+        link.send_handoff(1, 1, b).expect("queued");
+        let before = link.outbox.len();
+        let back: Vec<(u32, u64)> = link
+            .take_waiting()
+            .iter()
+            .map(|(listener, fd)| (*listener, inode(fd)))
+            .collect();
+        assert_eq!(back, vec![(0, ia), (1, ib)]);
+        // The frame between them stays, whole, at the end of the outbox.
+        assert_eq!(link.outbox.len(), before - 2 * FRAME);
+        assert_eq!(
+            link.outbox[link.outbox.len() - FRAME..],
+            ToMaster::Idle { served: 3 }.encode()
+        );
+        drop(master);
+        assert!(link.receive().eof);
+        link.take();
+        let c = OwnedFd::from(tempfile::tempfile().expect("a file"));
+        let ic = inode(&c);
+        let refused = link.send_handoff(0, 1, c).expect_err("no master");
+        assert_eq!(inode(&refused), ic);
     }
 }

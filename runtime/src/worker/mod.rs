@@ -115,6 +115,8 @@ pub struct Config {
     pub counting: Option<Counting>,
     /// The operators' steering of remotes it follows (`None`: none).
     pub steering: Option<Steering>,
+    /// Client affinity (`sticky cache`; `None`: no listener is sticky).
+    pub sticky: Option<Sticky>,
     /// The spawnd section's client access rules (empty: everyone).
     pub acl: Vec<tcprelay_plan::AclRule>,
     pub listeners: Vec<Listener>,
@@ -155,6 +157,20 @@ pub struct Steering {
     pub slots: Vec<usize>,
     /// The remotes' health as the checks find it (same slots; `None`: not shared).
     pub health: Option<crate::health::Table>,
+}
+
+/// Client affinity (`crate::sticky`): the relay-wide table, the region each
+/// listener's clients use (plan order; `None`: that listener is not sticky), the
+/// `stats` slot of each remote (plan order; a remote without one, or in the
+/// overflow slot 0, is never remembered), and the seat and generation this worker
+/// writes in the entries.
+#[derive(Debug, Clone)]
+pub struct Sticky {
+    pub table: crate::sticky::Table,
+    pub regions: Vec<Option<crate::sticky::Region>>,
+    pub slots: Vec<usize>,
+    pub seat: Option<usize>,
+    pub generation: u64,
 }
 
 /// Why a worker's loop ended.

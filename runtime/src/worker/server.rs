@@ -61,6 +61,7 @@ mod proxy;
 mod records;
 mod remote_tls;
 mod sessions;
+mod sticky;
 mod timers;
 
 /// The control socket's token.
@@ -291,6 +292,8 @@ pub struct Worker {
     tcp_bufsize: Option<u32>,
     /// The peers whose PROXY refusals were logged (once each).
     proxy_refused: proxy::RefusedPeers,
+    /// Client affinity (`None`: no listener is sticky).
+    sticky: Option<sticky::Affinity>,
 }
 
 impl Worker {
@@ -344,6 +347,7 @@ impl Worker {
             })
             .collect();
         let dscp = config.listeners.iter().map(|l| l.dscp).collect();
+        let sticky = sticky::Affinity::new(config.sticky, &config.listeners);
         for listener in config.listeners {
             // Not bound yet (`bind retry delay`): the master forks new workers when
             // it is.
@@ -463,6 +467,7 @@ impl Worker {
             dscp,
             tcp_bufsize: config.tcp_bufsize,
             proxy_refused: proxy::RefusedPeers::default(),
+            sticky,
             share: config.place.map(|place| Share {
                 place,
                 users_min: config.users_min as usize,
@@ -484,6 +489,15 @@ impl Worker {
         self.publish_load();
         loop {
             if let Some(exit) = self.exit {
+                // Hand-offs still waiting for the master are served here, not
+                // closed with the control socket.
+                let waiting = self.link.take_waiting();
+                if !waiting.is_empty() {
+                    for (listener, fd) in waiting {
+                        self.take_handed(listener as usize, true, fd);
+                    }
+                    continue;
+                }
                 if self.sessions.is_empty() {
                     debug_assert_eq!(self.pipes.in_use(), 0, "a pipe was not returned");
                     crate::debug!(

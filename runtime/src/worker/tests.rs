@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tcprelay_plan::{Protocol, Remote, Syslog};
 
 pub(crate) mod counting;
+mod handoff;
 #[cfg(target_os = "linux")]
 mod ports;
 mod proxy;
@@ -33,6 +34,7 @@ mod remote_tls;
 pub(crate) mod resets;
 mod sessions_report;
 mod steering;
+mod sticky;
 mod support;
 pub(crate) use support::*;
 mod timeouts;
@@ -741,6 +743,7 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         place: None,
         counting: None,
         steering: None,
+        sticky: None,
         acl: Vec::new(),
         listeners: vec![Listener::plain(ListenSocket::Unix(
             mio::net::UnixListener::from_std(listener),
@@ -1002,6 +1005,31 @@ mod steered {
     under_each_mechanism!(
         a_drained_remote_gets_no_new_session_while_its_own_go_on,
         a_weight_override_changes_the_split,
+    );
+}
+
+/// Client affinity through the shared sticky table.
+mod sticky_clients {
+    use super::sticky::*;
+    use super::*;
+    under_each_mechanism!(
+        a_client_address_keeps_its_remote_across_workers,
+        a_down_remotes_clients_move_and_keep_their_new_remote,
+        an_entry_expires_after_its_period,
+    );
+}
+
+/// Sticky clients handed to the worker their entry names.
+mod sticky_handoffs {
+    use super::handoff::*;
+    use super::*;
+    under_each_mechanism!(
+        a_client_accepted_by_one_worker_is_served_by_the_one_its_entry_names,
+        a_full_or_gone_workers_client_is_served_where_accepted,
+        a_handoff_given_back_is_served_even_when_full,
+        a_draining_worker_serves_the_handoffs_still_waiting,
+        a_tls_clients_handshake_is_done_by_the_worker_it_is_handed_to,
+        a_proxy_listeners_clients_are_not_handed_over,
     );
 }
 

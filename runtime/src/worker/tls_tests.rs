@@ -163,6 +163,7 @@ impl TlsWorker {
             place: None,
             counting,
             steering: None,
+            sticky: None,
             acl: Vec::new(),
             listeners: vec![Listener {
                 tls: true,

@@ -53,6 +53,10 @@ impl Worker {
                         drop(socket);
                         continue;
                     }
+                    // A sticky client of another worker goes there.
+                    let Some(socket) = self.hand_off(index, socket, peer) else {
+                        continue;
+                    };
                     self.open_session(index, socket, peer, tls);
                     self.publish_load();
                 }
@@ -204,7 +208,7 @@ impl Worker {
             })
             .collect();
         crate::notice!(
-            "status: worker {}: {} sessions, {} served{}{}{}{}; remotes: {}",
+            "status: worker {}: {} sessions, {} served{}{}{}{}{}; remotes: {}",
             self.id,
             self.sessions.len(),
             self.served,
@@ -218,6 +222,11 @@ impl Worker {
             } else {
                 format!(", {} refused by accept proxy", self.refused_proxy)
             },
+            self.sticky_counts()
+                .map(|(hits, misses, handed)| format!(
+                    ", sticky {hits} hits {misses} misses {handed} handed over"
+                ))
+                .unwrap_or_default(),
             match self
                 .port_waiting
                 .iter()

@@ -27,11 +27,26 @@ impl Worker {
                     self.link.send_payload(id, &report);
                 }
                 crate::control::ToWorker::DrainOver => self.drain_over(),
+                // Read into `handed`.
+                crate::control::ToWorker::Handoff { .. } => {}
+            }
+        }
+        for (listener, returned, fd) in received.handed {
+            match fd {
+                Some(fd) => self.take_handed(listener as usize, returned, fd.0),
+                None => crate::warn!(
+                    "worker {}: a client handed over by the master did not arrive (out of descriptors?)",
+                    self.id
+                ),
             }
         }
         if received.eof {
             if let Some(fd) = self.link.fd() {
                 let _ = self.poller.deregister(fd);
+            }
+            // Hand-offs the master never got: this worker serves them.
+            for (listener, fd) in self.link.take_waiting() {
+                self.take_handed(listener as usize, true, fd);
             }
             self.link.take();
             if self.exit.is_none() {

@@ -15,7 +15,30 @@ impl Worker {
             let State::Connecting(connecting) = &mut session.state else {
                 return;
             };
-            let (choice, revived) = self.balancer.select(&connecting.tried);
+            // A client's first selection follows its sticky entry, if it has one.
+            let first = connecting.attempt == 0;
+            let preferred = if first {
+                self.sticky_preference(key)
+            } else {
+                None
+            };
+            let Some(State::Connecting(connecting)) =
+                self.sessions.get_mut(key).map(|s| &mut s.state)
+            else {
+                return;
+            };
+            let (choice, revived) = self
+                .balancer
+                .select_preferring(&connecting.tried, preferred);
+            if let Some(index) = choice {
+                self.sticky_record(key, index, first.then_some(preferred));
+            }
+            let Some(session) = self.sessions.get_mut(key) else {
+                return;
+            };
+            let State::Connecting(connecting) = &mut session.state else {
+                return;
+            };
             if revived {
                 crate::debug!(
                     "worker {}: dead marks cleared (rebalance, or a passing health check)",

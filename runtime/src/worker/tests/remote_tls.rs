@@ -360,6 +360,7 @@ pub(crate) fn a_tls_listener_re_encrypts_towards_a_tls_remote(m: Mechanism) {
         place: None,
         counting: None,
         steering: None,
+        sticky: None,
         acl: Vec::new(),
         listeners: vec![Listener {
             tls: true,

@@ -136,6 +136,10 @@ pub(crate) struct Setup {
     /// The listener's `dscp` and the section's `tcp bufsize` (the remote sockets').
     pub(crate) dscp: Option<u8>,
     pub(crate) tcp_bufsize: Option<u32>,
+    /// Client affinity (`sticky cache`).
+    pub(crate) sticky: Option<crate::worker::Sticky>,
+    /// A server context: the listener terminates TLS with it.
+    pub(crate) tls: Option<openssl::ssl::SslContext>,
 }
 
 impl Setup {
@@ -158,6 +162,8 @@ impl Setup {
             accept_proxy: None,
             dscp: None,
             tcp_bufsize: None,
+            sticky: None,
+            tls: None,
         }
     }
 
@@ -180,8 +186,10 @@ impl Setup {
             place: self.place,
             counting: self.counting,
             steering: self.steering,
+            sticky: self.sticky,
             acl: self.acl,
             listeners: vec![Listener {
+                tls: self.tls.is_some(),
                 accept_proxy: self.accept_proxy,
                 dscp: self.dscp,
                 ..Listener::plain(ListenSocket::Tcp(mio::net::TcpListener::from_std(listener)))
@@ -189,7 +197,7 @@ impl Setup {
             tcp_bufsize: self.tcp_bufsize,
             control: mio::net::UnixStream::from_std(theirs),
             signals: self.signals,
-            tls: None,
+            tls: self.tls,
         };
         let probe = Arc::new(Probe::default());
         let options = Options {
