@@ -10,7 +10,7 @@
 //! | [`shared`]  | the shared anonymous mappings of atomics behind the load board and the counters |
 //! | [`net`]     | socket options and ioctls without a wrapper, OpenSSL's byte source by descriptor |
 //! | [`poll`]    | poll(2) over a `pollfd` array, select(2) and its `fd_set`      |
-//! | [`title`]   | process titles: the argument area rewritten, `PR_SET_NAME`      |
+//! | [`title`]   | process titles: the argument area rewritten                      |
 //!
 //! The crate root denies `unsafe_code`; only this module is allowed it, so a new
 //! `unsafe` block anywhere else does not compile.

@@ -4,9 +4,11 @@
 //! the title. Their bounds come from `/proc/self/stat` (`arg_start`, `arg_end`,
 //! `env_start`, `env_end`); the environment's strings are first copied to the heap
 //! and `environ` pointed at the copies, so that `getenv` never reads the title.
-//! The kernel's short name (`ps -o comm`, 15 bytes) is set with `PR_SET_NAME`.
+//! The kernel's short name (`ps -o comm`, `/proc/PID/comm`) is left alone: it stays
+//! the program's name, which `killall tcprelay`, `pgrep -x tcprelay` and monitoring
+//! match on.
 //!
-//! Elsewhere than Linux only the short name is not set either: `set` does nothing.
+//! Elsewhere than Linux `set` does nothing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -81,19 +83,10 @@ fn relocate_environment(start: usize, end: usize) {
     }
 }
 
-/// Sets the process title (cut to the area's length) and the short name.
+/// Sets the process title (cut to the area's length).
 pub fn set(title: &str) {
     #[cfg(target_os = "linux")]
     {
-        let mut name = [0u8; 16];
-        let short = title.as_bytes();
-        let n = short.len().min(15);
-        name[..n].copy_from_slice(&short[..n]);
-        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes
-        // from the pointer, valid for the call.
-        unsafe {
-            libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
-        }
         let (start, len) = (START.load(Ordering::Relaxed), LEN.load(Ordering::Relaxed));
         if start == 0 || len < 2 {
             return;
