@@ -82,6 +82,19 @@ impl Bound {
     pub fn serves(&self, spec: &Listener) -> bool {
         self.spec.address == spec.address && self.spec.protocol == spec.protocol
     }
+
+    /// The address actually bound, for logs: a port the OS chose is resolved.
+    pub fn describe(&self) -> String {
+        match &self.spec.address {
+            ListenAddress::Inet(_) => self
+                .socket
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .map_or_else(|| self.spec.address.to_string(), |a| a.to_string()),
+            ListenAddress::Unix(p) => format!("unix:{p}"),
+        }
+    }
 }
 
 fn keepalive(socket: &Socket, k: &Keepalive) -> io::Result<()> {

@@ -12,7 +12,6 @@ use super::Master;
 use crate::listen::{self, Pending};
 use crate::{info, warn};
 use std::time::Instant;
-use tcprelay_plan::ListenAddress;
 
 /// Says once for each listener that it waits.
 pub(super) fn log_pending(pending: &[Pending]) {
@@ -62,16 +61,10 @@ impl Master {
         // overload first, as a reload does (worked out again after this turn).
         self.set_overload(false);
         for (b, attempts) in bound {
-            let address = match &b.spec.address {
-                ListenAddress::Inet(_) => b
-                    .socket
-                    .local_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .map_or_else(|| b.spec.address.to_string(), |a| a.to_string()),
-                ListenAddress::Unix(p) => format!("unix:{p}"),
-            };
-            info!("listening on {address} after {attempts} attempts (bind retry delay)");
+            info!(
+                "listening on {} after {attempts} attempts (bind retry delay)",
+                b.describe()
+            );
             self.listeners.push(b);
         }
         // Plan order, as the workers and the counters know them.

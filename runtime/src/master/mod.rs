@@ -41,7 +41,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
-use tcprelay_plan::{ListenAddress, Plan};
+use tcprelay_plan::Plan;
 
 mod admin;
 mod bind_retry;
@@ -293,18 +293,7 @@ impl Master {
 
     /// The addresses actually bound (ports chosen by the OS resolved), for logs.
     fn bound_addresses(&self) -> Vec<String> {
-        self.listeners
-            .iter()
-            .map(|b| match &b.spec.address {
-                ListenAddress::Inet(_) => b
-                    .socket
-                    .local_addr()
-                    .ok()
-                    .and_then(|a| a.as_socket())
-                    .map_or_else(|| b.spec.address.to_string(), |a| a.to_string()),
-                ListenAddress::Unix(p) => format!("unix:{p}"),
-            })
-            .collect()
+        self.listeners.iter().map(listen::Bound::describe).collect()
     }
 
     /// `servers min` and `servers max` on this machine (see
