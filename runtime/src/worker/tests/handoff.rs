@@ -46,6 +46,27 @@ fn entry_for_seat(table: &Table, port: u16, seat: u16) {
     table.record(&region, key, entry, std::time::SystemTime::now());
 }
 
+/// What every test here starts from: an echo backend, a sticky table and a load
+/// board for two workers, and the listener A accepts on (`to`).
+struct Scene {
+    backend: Backend,
+    table: Table,
+    board: crate::board::Board,
+    listener: TcpListener,
+    to: SocketAddr,
+}
+
+fn scene() -> Scene {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    Scene {
+        backend: Backend::start(Mode::Echo),
+        table: Table::new().unwrap(),
+        board: crate::board::Board::new().unwrap(),
+        to: listener.local_addr().unwrap(),
+        listener,
+    }
+}
+
 /// Two workers (seats 0 and 1 of one board) sharing a sticky table; A listens on
 /// `listener`. `setup` adjusts each before it starts (seat index given).
 fn two_workers(
@@ -149,11 +170,13 @@ fn copies(inode: u64) -> usize {
 /// B holds the session (A none), the accept is counted once, and the relay's
 /// side of the connection exists once (B's) while served and not at all after.
 pub(crate) fn a_client_accepted_by_one_worker_is_served_by_the_one_its_entry_names(m: Mechanism) {
-    let backend = Backend::start(Mode::Echo);
-    let table = Table::new().unwrap();
-    let board = crate::board::Board::new().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let to = listener.local_addr().unwrap();
+    let Scene {
+        backend,
+        table,
+        board,
+        listener,
+        to,
+    } = scene();
     let (registry, counting) = registry_for(to, &[backend.addr]);
     let (a, b) = two_workers(
         m,
@@ -196,11 +219,13 @@ pub(crate) fn a_client_accepted_by_one_worker_is_served_by_the_one_its_entry_nam
 /// seat any more), the worker that accepted the client serves it without a
 /// hand-off.
 pub(crate) fn a_full_or_gone_workers_client_is_served_where_accepted(m: Mechanism) {
-    let backend = Backend::start(Mode::Echo);
-    let table = Table::new().unwrap();
-    let board = crate::board::Board::new().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let to = listener.local_addr().unwrap();
+    let Scene {
+        backend,
+        table,
+        board,
+        listener,
+        to,
+    } = scene();
     let (a, b) = two_workers(
         m,
         backend.addr,
@@ -234,11 +259,13 @@ pub(crate) fn a_full_or_gone_workers_client_is_served_where_accepted(m: Mechanis
 /// A hand-off the master gives back (no other worker could take it) is served
 /// by the worker that accepted it, even when that one has become full since.
 pub(crate) fn a_handoff_given_back_is_served_even_when_full(m: Mechanism) {
-    let backend = Backend::start(Mode::Echo);
-    let table = Table::new().unwrap();
-    let board = crate::board::Board::new().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let to = listener.local_addr().unwrap();
+    let Scene {
+        backend,
+        table,
+        board,
+        listener,
+        to,
+    } = scene();
     let (a, _b) = two_workers(
         m,
         backend.addr,
@@ -283,11 +310,13 @@ pub(crate) fn a_handoff_given_back_is_served_even_when_full(m: Mechanism) {
 /// master reads nothing) when the worker drains and has no session is served by
 /// that worker, not closed with it.
 pub(crate) fn a_draining_worker_serves_the_handoffs_still_waiting(m: Mechanism) {
-    let backend = Backend::start(Mode::Echo);
-    let table = Table::new().unwrap();
-    let board = crate::board::Board::new().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let to = listener.local_addr().unwrap();
+    let Scene {
+        backend,
+        table,
+        board,
+        listener,
+        to,
+    } = scene();
     let (registry, counting) = registry_for(to, &[backend.addr]);
     let (mut a, _b) = two_workers(
         m,
@@ -322,11 +351,13 @@ pub(crate) fn a_draining_worker_serves_the_handoffs_still_waiting(m: Mechanism) 
 pub(crate) fn a_tls_clients_handshake_is_done_by_the_worker_it_is_handed_to(m: Mechanism) {
     use crate::tls_context::test_certs::{Certs, PASSPHRASE};
     use openssl::ssl::{SslConnector, SslMethod};
-    let backend = Backend::start(Mode::Echo);
-    let table = Table::new().unwrap();
-    let board = crate::board::Board::new().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let to = listener.local_addr().unwrap();
+    let Scene {
+        backend,
+        table,
+        board,
+        listener,
+        to,
+    } = scene();
     let certs = Certs::new();
     let context =
         crate::tls_context::server_context(&certs.tls("cert.pem", "enc-key.pem", Some(PASSPHRASE)))
@@ -359,11 +390,13 @@ pub(crate) fn a_tls_clients_handshake_is_done_by_the_worker_it_is_handed_to(m: M
 /// A client of a PROXY-accepting listener is served by the worker that accepted
 /// it, whatever its entry names: the client is known only from its header.
 pub(crate) fn a_proxy_listeners_clients_are_not_handed_over(m: Mechanism) {
-    let backend = Backend::start(Mode::Echo);
-    let table = Table::new().unwrap();
-    let board = crate::board::Board::new().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let to = listener.local_addr().unwrap();
+    let Scene {
+        backend,
+        table,
+        board,
+        listener,
+        to,
+    } = scene();
     let (a, b) = two_workers(m, backend.addr, listener, &table, &board, None, |_, s| {
         s.accept_proxy = Some(tcprelay_plan::AcceptProxy {
             version: tcprelay_plan::ProxyAccept::Any,
