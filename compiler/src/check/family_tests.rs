@@ -288,12 +288,7 @@ id = tcprelay {
 }
 ";
     let (plan, diags) = plan(src);
-    let addrs: Vec<ListenAddress> = plan
-        .spawnd
-        .listeners
-        .iter()
-        .map(|l| l.address.clone())
-        .collect();
+    let addrs = listen_addresses(&plan);
     let inet = |s: &str| ListenAddress::Inet(s.parse().unwrap());
     assert_eq!(
         addrs,
@@ -408,12 +403,7 @@ fn address_and_path_each_take_the_other_kind_with_a_fix_it() {
 id = tcprelay { remote = { address = 10.0.0.1 port = 22 } }
 ";
     let (plan, diags) = plan(src);
-    let addrs: Vec<ListenAddress> = plan
-        .spawnd
-        .listeners
-        .iter()
-        .map(|l| l.address.clone())
-        .collect();
+    let addrs = listen_addresses(&plan);
     assert_eq!(
         addrs,
         [
@@ -446,4 +436,13 @@ id = tcprelay { remote = { address = 10.0.0.1 port = 22 } }
         [(Severity::Error, "\"\"")]
     );
     assert_eq!(diags[0].message, "the process title is empty");
+}
+
+/// The addresses of the plan's listeners, in order.
+fn listen_addresses(plan: &tcprelay_plan::Plan) -> Vec<ListenAddress> {
+    plan.spawnd
+        .listeners
+        .iter()
+        .map(|l| l.address.clone())
+        .collect()
 }
