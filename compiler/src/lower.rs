@@ -62,7 +62,14 @@ fn spawnd(m: &SpawndModel, relay: &RelayModel, top: &TopModel) -> Spawnd {
             .iter()
             .map(|l| listener(l, &keepalive, m.bind_retry_delay.as_ref().map(|v| v.node)))
             .collect(),
-        users_min: s.users_min.as_ref().map_or(defaults::USERS_MIN, |v| v.node),
+        // The default minimum follows a lower maximum (0 = no maximum).
+        users_min: s.users_min.as_ref().map_or(
+            match s.users_max.as_ref().map_or(defaults::USERS_MAX, |v| v.node) {
+                0 => defaults::USERS_MIN,
+                max => defaults::USERS_MIN.min(max),
+            },
+            |v| v.node,
+        ),
         users_max: s.users_max.as_ref().map_or(defaults::USERS_MAX, |v| v.node),
         servers_min: s
             .servers_min

@@ -299,7 +299,7 @@ fn zero_max(span: Span, what: &str, would: &str) -> Diagnostic {
     .with_label(format!("with 0, tcprelay would {would}"))
 }
 
-/// E0036 and E0037: a minimum above its maximum, either side possibly a default.
+/// E0036 and E0037: a minimum written above its maximum (written or the default).
 fn spawn_ranges(m: &SpawnModel, cx: &mut Cx<'_>) {
     let pairs = [
         (
@@ -327,9 +327,9 @@ fn spawn_ranges(m: &SpawnModel, cx: &mut Cx<'_>) {
                 .with_secondary(max.span, format!("`{what} max` is {hi}")),
             (Some(min), None) => Diagnostic::error(code, min.span, message)
                 .with_note(format!("`{what} max` defaults to {hi}")),
-            (None, Some(max)) => Diagnostic::error(code, max.span, message)
-                .with_note(format!("`{what} min` defaults to {lo}")),
-            (None, None) => continue,
+            // A minimum left to its default follows a lower maximum (lowered by
+            // `lower`): `users max = 3` alone means 3 and 3.
+            (None, _) => continue,
         };
         cx.push(
             d.with_label(format!("`{what} min` must not exceed `{what} max`"))

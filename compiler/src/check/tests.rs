@@ -488,6 +488,23 @@ fn repeatable_directives_are_not_duplicates() {
     assert_eq!((plan.spawnd.users_min, plan.spawnd.users_max), (1, 2));
 }
 
+/// A `users max` below the default `users min` (20) with no `users min` written:
+/// the minimum follows it, no E0036 about a number the operator never wrote.
+#[test]
+fn a_default_users_min_follows_a_lower_users_max() {
+    let plan = clean(&with_spawnd(
+        "listen = { port = 1 }\nspawn = { users max = 3 }",
+    ));
+    assert_eq!((plan.spawnd.users_min, plan.spawnd.users_max), (3, 3));
+    let plan = clean(&with_spawnd(
+        "listen = { port = 1 }\nspawn = { users max = 400 }",
+    ));
+    assert_eq!(
+        (plan.spawnd.users_min, plan.spawnd.users_max),
+        (tcprelay_plan::defaults::USERS_MIN, 400)
+    );
+}
+
 #[test]
 fn e0040_deprecated_spellings_still_take_effect() {
     let src = with_relay("remote = { address = 10.0.0.1 port = 2 }\nretire limit = 5");
