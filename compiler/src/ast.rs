@@ -279,6 +279,11 @@ pub enum Key {
     UsersMaximum,
     InstancesMinimum,
     InstancesMaximum,
+    // The spawnd manual's forms its parser rejected (warning E0040).
+    /// `port N` without `=` in a `listen` block (the spawnd manual's sample).
+    PortWithoutEquals,
+    /// A bare `tls` in a `listen` block, `tls = yes` (the spawnd manual's sample).
+    BareTls,
 }
 
 /// Which section role a directive belongs to.
@@ -412,6 +417,8 @@ impl Key {
             UsersMaximum => "users maximum",
             InstancesMinimum => "instances minimum",
             InstancesMaximum => "instances maximum",
+            PortWithoutEquals => "port",
+            BareTls => "tls",
         }
     }
 
@@ -480,7 +487,7 @@ impl Key {
             | AcceptProxyTimeout | TlsSni | TlsVerify | TlsCaFile | Interval | Timeout | Rise
             | Fall | Send | Expect | ExpectRegex | Ssl | TlsPsk | Dscp | Vrf | AaaProtocol
             | Flag | Type | SpawnId | Config | IpcKey | UsersMinimum | UsersMaximum
-            | InstancesMinimum | InstancesMaximum => Role::Nested,
+            | InstancesMinimum | InstancesMaximum | PortWithoutEquals | BareTls => Role::Nested,
         }
     }
 }

@@ -89,7 +89,8 @@ pub(super) fn metrics(d: &Directive, scope: &mut Scope, cx: &mut Cx<'_>) -> Opti
         let item: &Directive = &item.node;
         match item.key.node {
             Key::Address | Key::BareAddress => block.scalar(item, values::ip, &mut address, cx),
-            Key::Port => {
+            Key::Port | Key::PortWithoutEquals => {
+                cx.short_form(item);
                 has_port = true;
                 block.scalar(item, values::port, &mut port, cx);
             }

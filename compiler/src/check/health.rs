@@ -74,7 +74,10 @@ fn block(key: Span, items: &[Sp<Directive>], cx: &mut Cx<'_>) -> Option<CheckMod
             Key::Rise => scope.scalar(d, |v| count(v, "rise"), &mut m.rise, cx),
             Key::Fall => scope.scalar(d, |v| count(v, "fall"), &mut m.fall, cx),
             Key::Send => scope.scalar(d, |v| bytes(v, "send"), &mut m.send, cx),
-            Key::Tls => scope.scalar(d, values::boolean, &mut m.tls, cx),
+            Key::Tls | Key::BareTls => {
+                cx.short_form(d);
+                scope.scalar(d, values::boolean, &mut m.tls, cx);
+            }
             Key::Expect | Key::ExpectRegex => {
                 if let Some(first) = expect_key.as_ref().filter(|k| k.node != d.key.node) {
                     cx.push(both_expects(&d.key, first));

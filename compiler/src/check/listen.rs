@@ -86,7 +86,8 @@ pub(super) fn listener(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Ve
         let k = &d.key;
         match k.node {
             Key::Address | Key::BareAddress => address(d, &mut scope, &mut w, cx),
-            Key::Port => {
+            Key::Port | Key::PortWithoutEquals => {
+                cx.short_form(d);
                 w.port_key = Some(k.span);
                 scope.scalar(d, values::port, &mut w.port, cx);
             }
@@ -95,8 +96,9 @@ pub(super) fn listener(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Ve
                 w.path_key = Some(k.span);
                 scope.scalar(d, socket_path, &mut w.path, cx);
             }
-            Key::Tls | Key::Ssl => {
+            Key::Tls | Key::Ssl | Key::BareTls => {
                 cx.deprecated(k);
+                cx.short_form(d);
                 scope.scalar(d, values::tls_setting, &mut tls_setting, cx);
             }
             Key::Dscp => scope.scalar(d, dscp_value, &mut dscp, cx),

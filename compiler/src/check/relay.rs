@@ -284,7 +284,8 @@ fn remote(
                 has_address = true;
                 scope.scalar(d, values::remote_address, &mut address, cx);
             }
-            Key::Port => {
+            Key::Port | Key::PortWithoutEquals => {
+                cx.short_form(d);
                 has_port = true;
                 scope.scalar(d, values::port, &mut port, cx);
             }
@@ -300,7 +301,10 @@ fn remote(
             }
             Key::SendProxy => scope.scalar(d, values::proxy_version, &mut send_proxy, cx),
             Key::Check => health::directive(d, &mut scope, &mut check, cx),
-            Key::Tls => scope.scalar(d, values::boolean, &mut tls.on, cx),
+            Key::Tls | Key::BareTls => {
+                cx.short_form(d);
+                scope.scalar(d, values::boolean, &mut tls.on, cx);
+            }
             Key::TlsSni => {
                 sni_written = true;
                 scope.scalar(d, server_name, &mut tls.sni, cx);

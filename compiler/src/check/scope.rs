@@ -97,6 +97,29 @@ impl Cx<'_> {
         }
     }
 
+    /// E0040 for the spawnd manual's short forms, which the original's parser
+    /// rejected: `port 21` without `=`, and a bare `tls` (`tls = yes`). They are taken
+    /// wherever `port` or a `tls = yes|no` is.
+    pub fn short_form(&mut self, d: &Directive) {
+        let key = &d.key;
+        let d = match (key.node, &d.body) {
+            (Key::PortWithoutEquals, Body::Value(v)) => Diagnostic::warning(
+                Code::Deprecated,
+                key.span,
+                "`port` without `=` is deprecated",
+            )
+            .with_label("the spawnd manual's form")
+            .with_help(format!("write `port = {}`", v.node.text)),
+            (Key::BareTls, _) => {
+                Diagnostic::warning(Code::Deprecated, key.span, "a bare `tls` is deprecated")
+                    .with_label("taken as `tls = yes`")
+                    .with_help("write `tls = yes`")
+            }
+            _ => return,
+        };
+        self.push(d);
+    }
+
     /// A key that is valid elsewhere but not in `place`.
     pub fn misplaced(&mut self, key: &Sp<Key>, place: &str, valid: &[Key]) {
         let list = valid
@@ -194,6 +217,8 @@ fn canonical(key: Key) -> Key {
         Haproxy => AcceptProxy,
         Trace => Debug,
         PidFile => Pidfile,
+        PortWithoutEquals => Port,
+        BareTls => Tls,
         other => other.replacement().unwrap_or(other),
     }
 }
