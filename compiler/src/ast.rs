@@ -251,6 +251,12 @@ pub enum Key {
     /// `alias NAME = { ... }`: the value is NAME.
     Alias,
     RegexMatchCase,
+    /// The spawnd manual's `acl accept ::1`: `acl`, a verb (`accept`, `permit`,
+    /// `deny`) and the network, without `=` (deprecated).
+    AclShort {
+        permit: bool,
+        negate: bool,
+    },
     /// The spawnd manual's bare `permit [not] NET` / `deny [not] NET`.
     AclRule {
         permit: bool,
@@ -397,6 +403,7 @@ impl Key {
             CleanupInterval => "cleanup interval",
             Alias => "alias",
             RegexMatchCase => "regex-match-case",
+            AclShort { .. } => "acl",
             AclRule { permit: true, .. } => "permit",
             AclRule { permit: false, .. } => "deny",
             TcpBufsize => "tcp bufsize",
@@ -458,6 +465,7 @@ impl Key {
             | Acl { .. }
             | BindRetryDelay
             | Overload
+            | AclShort { .. }
             | AclRule { .. }
             | TcpBufsize
             | PidFile

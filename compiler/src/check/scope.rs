@@ -110,6 +110,18 @@ impl Cx<'_> {
             )
             .with_label("the spawnd manual's form")
             .with_help(format!("write `port = {}`", v.node.text)),
+            (Key::AclShort { permit, negate }, Body::Value(v)) => Diagnostic::warning(
+                Code::Deprecated,
+                key.span,
+                "`acl` without `=` is deprecated",
+            )
+            .with_label("the spawnd manual's form")
+            .with_help(format!(
+                "write `acl = {}{} {}`",
+                if permit { "permit" } else { "deny" },
+                if negate { " not" } else { "" },
+                v.node.text
+            )),
             (Key::BareTls, _) => {
                 Diagnostic::warning(Code::Deprecated, key.span, "a bare `tls` is deprecated")
                     .with_label("taken as `tls = yes`")

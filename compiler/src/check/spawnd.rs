@@ -72,7 +72,10 @@ pub(super) fn section(
                     m.metrics = Some(metrics);
                 }
             }
-            Key::Acl { permit, negate } | Key::AclRule { permit, negate } => {
+            Key::Acl { permit, negate }
+            | Key::AclShort { permit, negate }
+            | Key::AclRule { permit, negate } => {
+                cx.short_form(d);
                 if let Some(v) = cx.value(d) {
                     if let Some(net) = cx.take(v, values::network(v)) {
                         let (network, prefix) = net.node;
