@@ -446,3 +446,21 @@ fn listen_addresses(plan: &tcprelay_plan::Plan) -> Vec<ListenAddress> {
         .map(|l| l.address.clone())
         .collect()
 }
+
+/// `tcp bufsize` in a `listen` block (the spawnd manual's place, which the original
+/// rejected) is the relay's, with E0040 once per block; the section's own value wins
+/// over none, and an equal one is no conflict.
+#[test]
+fn a_listeners_tcp_bufsize_is_the_relays() {
+    let src = "
+id = spawnd {
+    listen = { port = 2222 tcp bufsize 64k }
+    listen = { port = 2223 tcp bufsize = 65536 }
+}
+id = tcprelay { remote = { address = 10.0.0.1 port = 22 } }
+";
+    let (plan, diags) = plan(src);
+    assert_eq!(plan.spawnd.tcp_bufsize, Some(65536));
+    let codes: Vec<Code> = diags.iter().map(|d| d.code).collect();
+    assert_eq!(codes, [Code::Deprecated, Code::Deprecated], "{diags:#?}");
+}

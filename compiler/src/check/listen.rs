@@ -79,6 +79,7 @@ pub(super) fn listener(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Ve
     let mut owner = None;
     let mut group = None;
     let mut bind_retry_delay = None;
+    let mut tcp_bufsize = None;
     let mut sticky = StickyModel::default();
     let mut socket_type = None;
     for d in body {
@@ -135,17 +136,20 @@ pub(super) fn listener(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Ve
                 scope.set(k, cx);
                 common::ignored(k, cx);
             }
-            Key::TcpBufsize => cx.push(
-                Diagnostic::error(
-                    Code::UnexpectedToken,
-                    k.span,
-                    "`tcp bufsize` is not valid in a `listen` block",
-                )
-                .with_label("not valid here")
-                .with_help(
-                    "write it in the spawnd section: it applies to every relayed connection",
-                ),
-            ),
+            // The spawnd manual lists it among a listener's directives; the
+            // original rejected it there. Lifted to the relay's (spawnd.rs).
+            Key::TcpBufsize => {
+                cx.push(
+                    Diagnostic::warning(
+                        Code::Deprecated,
+                        k.span,
+                        "`tcp bufsize` in a `listen` block is deprecated",
+                    )
+                    .with_label("taken as the relay's: it applies to every relayed connection")
+                    .with_help("write it in the spawnd section"),
+                );
+                scope.scalar(d, super::spawnd::bufsize, &mut tcp_bufsize, cx);
+            }
             _ if common::sticky(d, &mut scope, &mut sticky, cx) => {}
             Key::Protocol => scope.scalar(d, values::protocol, &mut protocol, cx),
             Key::Backlog => scope.scalar(d, values::u32_value, &mut backlog, cx),
@@ -228,6 +232,7 @@ pub(super) fn listener(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Ve
         owner,
         group,
         bind_retry_delay,
+        tcp_bufsize,
         sticky,
     };
     let listeners: Vec<ListenerModel> = binds

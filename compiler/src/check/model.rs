@@ -141,6 +141,8 @@ pub struct ListenerModel {
     pub group: Option<Sp<String>>,
     /// The listener's own; the section's applies when `None`.
     pub bind_retry_delay: Option<Sp<u32>>,
+    /// `tcp bufsize` written in the block (deprecated there): the relay's.
+    pub tcp_bufsize: Option<Sp<u32>>,
     pub sticky: StickyModel,
 }
 

@@ -103,6 +103,7 @@ pub(super) fn section(
             .with_help("add `listen = { port = N }`"),
         );
     }
+    lift_bufsize(&mut m, cx);
     listen::overlaps(&m.listeners, cx);
     if let Some(metrics) = &m.metrics {
         control::metrics_against_listeners(metrics, &m.listeners, cx);
@@ -146,12 +147,7 @@ fn scalar(d: &Directive, scope: &mut Scope, m: &mut SpawndModel, cx: &mut Cx<'_>
         Key::Pidfile | Key::PidFile => {
             scope.scalar(d, |v| os_name(v, "the pidfile path"), &mut m.pidfile, cx)
         }
-        Key::TcpBufsize => scope.scalar(
-            d,
-            |v| values::number(v, 1, i32::MAX as u64).map(|n| n as u32),
-            &mut m.tcp_bufsize,
-            cx,
-        ),
+        Key::TcpBufsize => scope.scalar(d, bufsize, &mut m.tcp_bufsize, cx),
         Key::SingleProcess => {
             scope.scalar(d, values::boolean, &mut m.single_process, cx);
             if m.single_process.as_ref().is_some_and(|v| v.node) {
@@ -300,6 +296,39 @@ fn zero_max(span: Span, what: &str, would: &str) -> Diagnostic {
         format!("`{what}` must be at least 1"),
     )
     .with_label(format!("with 0, tcprelay would {would}"))
+}
+
+/// `tcp bufsize = N`: bytes, 1 to `i32::MAX` (what `setsockopt` takes).
+pub(super) fn bufsize(v: &Sp<crate::ast::Value>) -> values::Parsed<u32> {
+    values::number(v, 1, i32::MAX as u64).map(|n| n as u32)
+}
+
+/// A `tcp bufsize` written in `listen` blocks (the spawnd manual's place) is the
+/// relay's: taken when the section has none; a second, different value is E0028
+/// naming both.
+fn lift_bufsize(m: &mut SpawndModel, cx: &mut Cx<'_>) {
+    for l in &m.listeners {
+        let Some(value) = &l.tcp_bufsize else {
+            continue;
+        };
+        match &m.tcp_bufsize {
+            None => m.tcp_bufsize = Some(value.clone()),
+            Some(first) if first.node == value.node => {}
+            Some(first) => cx.push(
+                Diagnostic::error(
+                    Code::DuplicateDirective,
+                    value.span,
+                    format!(
+                        "`tcp bufsize` is {} here and {} before: the relay has one",
+                        value.node, first.node
+                    ),
+                )
+                .with_label("a second value")
+                .with_secondary(first.span, "the first")
+                .with_help("write one `tcp bufsize` in the spawnd section"),
+            ),
+        }
+    }
 }
 
 /// E0036 and E0037: a minimum written above its maximum (written or the default).
