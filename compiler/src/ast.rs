@@ -251,6 +251,10 @@ pub enum Key {
     /// `alias NAME = { ... }`: the value is NAME.
     Alias,
     RegexMatchCase,
+    /// `exec = PATH` and `id = NAME` written in the spawnd section itself, as the
+    /// spawnd manual's snippet does (deprecated: they belong in `spawn`).
+    SectionExec,
+    SectionId,
     /// The spawnd manual's `acl accept ::1`: `acl`, a verb (`accept`, `permit`,
     /// `deny`) and the network, without `=` (deprecated).
     AclShort {
@@ -404,6 +408,8 @@ impl Key {
             Alias => "alias",
             RegexMatchCase => "regex-match-case",
             AclShort { .. } => "acl",
+            SectionExec => "exec",
+            SectionId => "id",
             AclRule { permit: true, .. } => "permit",
             AclRule { permit: false, .. } => "deny",
             TcpBufsize => "tcp bufsize",
@@ -466,6 +472,8 @@ impl Key {
             | BindRetryDelay
             | Overload
             | AclShort { .. }
+            | SectionExec
+            | SectionId
             | AclRule { .. }
             | TcpBufsize
             | PidFile

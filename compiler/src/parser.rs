@@ -880,10 +880,13 @@ mod tests {
         // Two keys of another place in one section: two errors, and not the
         // section's `}` after them, where the parser's recovery had unwound to the
         // top level at the `id`.
-        let src = "id = spawnd2 { exec = /path/to/ftpd id = myftpd }\n";
+        // (`exec` and `id` there are the spawnd manual's, taken as `spawn`'s.)
+        let src = "id = spawnd2 { weight = 2 backlog = 5 }\n";
         let (_, diags) = parse(src, None);
         let words: Vec<&str> = diags.iter().map(|d| &src[d.span.range()]).collect();
-        assert_eq!(words, ["exec", "id"], "{src}");
+        assert_eq!(words, ["weight", "backlog"], "{src}");
+        let src = "id = spawnd2 { exec = /path/to/ftpd id = myftpd }\n";
+        assert_eq!(parse(src, None).1.len(), 0, "{src}");
         // A broken top-level item: up to its `setenv`, and nothing else.
         let src = format!("setenv A B C\n{}", file("", ""));
         assert_eq!(found(&src).len(), 1, "{src}");

@@ -49,6 +49,10 @@ pub(super) fn section(
         if !role.admits(&d.key, cx) {
             continue;
         }
+        if let Some(in_spawn) = spawn_in_section(d, cx) {
+            spawn(&[in_spawn], &mut spawn_scope, &mut m, cx);
+            continue;
+        }
         cx.deprecated(&d.key);
         match d.key.node {
             Key::Listen => {
@@ -202,6 +206,40 @@ fn scalar(d: &Directive, scope: &mut Scope, m: &mut SpawndModel, cx: &mut Cx<'_>
 /// One `spawn { }` block; several blocks share one scope. `userid`, `groupid` and
 /// `working directory` there are the section's `user`, `group` and `working
 /// directory` (the workers' settings), and its sticky cache is the section's.
+/// `exec` or `id` written in the section itself (the spawnd manual's snippet): the
+/// directive as `spawn` holds it, and E0040 for `id` (`exec` has no effect anyway).
+fn spawn_in_section(d: &Directive, cx: &mut Cx<'_>) -> Option<Sp<Directive>> {
+    let key = match d.key.node {
+        Key::SectionExec => Key::Exec,
+        Key::SectionId => Key::SpawnId,
+        _ => return None,
+    };
+    let text = match &d.body {
+        crate::ast::Body::Value(v) => v.node.text.clone(),
+        _ => String::new(),
+    };
+    // (`exec` has no effect here at all: `spawn`'s handler says so, once.)
+    if key == Key::SpawnId {
+        cx.push(
+            Diagnostic::warning(
+                Code::Deprecated,
+                d.key.span,
+                format!("`{}` belongs in `spawn`", d.key.node),
+            )
+            .with_label("taken as `spawn`'s")
+            .with_help(format!("write `spawn = {{ {} = {text} }}`", d.key.node)),
+        );
+    }
+    let span = d.key.span;
+    Some(Sp::new(
+        Directive {
+            key: Sp::new(key, span),
+            body: d.body.clone(),
+        },
+        span,
+    ))
+}
+
 fn spawn(body: &[Sp<Directive>], scope: &mut Scope, section: &mut SpawndModel, cx: &mut Cx<'_>) {
     for d in body {
         let d: &Directive = &d.node;
