@@ -47,13 +47,15 @@ fn entry_for_seat(table: &Table, port: u16, seat: u16) {
 }
 
 /// What every test here starts from: an echo backend, a sticky table and a load
-/// board for two workers, and the listener A accepts on (`to`).
+/// board shared by two workers, the listener A accepts on (`to`), and, when
+/// counted, the relay-wide counters.
 struct Scene {
     backend: Backend,
     table: Table,
     board: crate::board::Board,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     to: SocketAddr,
+    registry: Option<crate::stats::Registry>,
 }
 
 fn scene() -> Scene {
@@ -63,36 +65,50 @@ fn scene() -> Scene {
         table: Table::new().unwrap(),
         board: crate::board::Board::new().unwrap(),
         to: listener.local_addr().unwrap(),
-        listener,
+        listener: Some(listener),
+        registry: None,
     }
 }
 
-/// Two workers (seats 0 and 1 of one board) sharing a sticky table; A listens on
-/// `listener`. `setup` adjusts each before it starts (seat index given).
-fn two_workers(
-    m: Mechanism,
-    backend: SocketAddr,
-    listener: TcpListener,
-    table: &Table,
-    board: &crate::board::Board,
-    counting: Option<Counting>,
-    setup: impl Fn(usize, &mut Setup),
-) -> (Harness, Harness) {
-    let mut a = Setup::under(m, relay(&[(backend, 1)]));
-    a.listener = Some(listener);
-    a.place = board.occupy(0);
-    a.sticky = Some(sticky(table, 0));
-    a.counting = counting;
-    setup(0, &mut a);
-    let mut b = Setup::under(m, relay(&[(backend, 1)]));
-    b.place = board.occupy(1);
-    b.sticky = Some(sticky(table, 1));
-    setup(1, &mut b);
-    let (a, b) = (a.start(), b.start());
-    wait_until("both workers on the board", IO_TIMEOUT, || {
-        board.accepting(0) && board.accepting(1)
-    });
-    (a, b)
+impl Scene {
+    /// Starts two workers (seats 0 and 1 of the board) sharing the sticky table, A
+    /// on the scene's listener, B on a listener nobody connects to; `counted` gives
+    /// A the relay-wide counters; `setup` adjusts each before it starts (seat index
+    /// given). Then writes the entry that sends 127.0.0.2's clients to B.
+    fn workers(
+        &mut self,
+        m: Mechanism,
+        counted: bool,
+        setup: impl Fn(usize, &mut Setup),
+    ) -> (Harness, Harness) {
+        let backend = self.backend.addr;
+        let mut a = Setup::under(m, relay(&[(backend, 1)]));
+        a.listener = self.listener.take();
+        a.place = self.board.occupy(0);
+        a.sticky = Some(sticky(&self.table, 0));
+        if counted {
+            let (registry, counting) = registry_for(self.to, &[backend]);
+            self.registry = Some(registry);
+            a.counting = Some(counting);
+        }
+        setup(0, &mut a);
+        let mut b = Setup::under(m, relay(&[(backend, 1)]));
+        b.place = self.board.occupy(1);
+        b.sticky = Some(sticky(&self.table, 1));
+        setup(1, &mut b);
+        let (a, b) = (a.start(), b.start());
+        wait_until("both workers on the board", IO_TIMEOUT, || {
+            self.board.accepting(0) && self.board.accepting(1)
+        });
+        entry_for_seat(&self.table, self.to.port(), 1);
+        (a, b)
+    }
+
+    /// The accepts the relay-wide counters saw (`workers` with `counted`).
+    fn accepted(&self) -> u64 {
+        let registry = self.registry.as_ref().expect("counted workers");
+        registry.snapshot().totals.accepted
+    }
 }
 
 /// Reads `worker`'s control socket until a hand-off comes: its listener, seat
@@ -170,26 +186,10 @@ fn copies(inode: u64) -> usize {
 /// B holds the session (A none), the accept is counted once, and the relay's
 /// side of the connection exists once (B's) while served and not at all after.
 pub(crate) fn a_client_accepted_by_one_worker_is_served_by_the_one_its_entry_names(m: Mechanism) {
-    let Scene {
-        backend,
-        table,
-        board,
-        listener,
-        to,
-    } = scene();
-    let (registry, counting) = registry_for(to, &[backend.addr]);
-    let (a, b) = two_workers(
-        m,
-        backend.addr,
-        listener,
-        &table,
-        &board,
-        Some(counting),
-        |_, _| {},
-    );
-    entry_for_seat(&table, to.port(), 1);
+    let mut s = scene();
+    let (a, b) = s.workers(m, true, |_, _| {});
 
-    let mut client = connect_from(to, 2);
+    let mut client = connect_from(s.to, 2);
     client.write_all(b"served by b").expect("send");
     let (listener, seat, fd) = handoff_from(&a);
     assert_eq!((listener, seat), (0, 1));
@@ -200,8 +200,8 @@ pub(crate) fn a_client_accepted_by_one_worker_is_served_by_the_one_its_entry_nam
     round_trip(&mut client, b"and again");
     assert_eq!(b.probe.sessions.load(Ordering::Relaxed), 1, "b serves it");
     assert_eq!(a.probe.sessions.load(Ordering::Relaxed), 0, "a does not");
-    assert_eq!(backend.accepted(), 1);
-    assert_eq!(registry.snapshot().totals.accepted, 1, "one accept, by a");
+    assert_eq!(s.backend.accepted(), 1);
+    assert_eq!(s.accepted(), 1, "one accept, by a");
     let inode = server_inode(&client);
     assert_eq!(
         copies(inode),
@@ -219,38 +219,23 @@ pub(crate) fn a_client_accepted_by_one_worker_is_served_by_the_one_its_entry_nam
 /// seat any more), the worker that accepted the client serves it without a
 /// hand-off.
 pub(crate) fn a_full_or_gone_workers_client_is_served_where_accepted(m: Mechanism) {
-    let Scene {
-        backend,
-        table,
-        board,
-        listener,
-        to,
-    } = scene();
-    let (a, b) = two_workers(
-        m,
-        backend.addr,
-        listener,
-        &table,
-        &board,
-        None,
-        |seat, s| {
-            if seat == 1 {
-                s.users_max = 1;
-            }
-        },
-    );
-    entry_for_seat(&table, to.port(), 1);
+    let mut s = scene();
+    let (a, b) = s.workers(m, false, |seat, w| {
+        if seat == 1 {
+            w.users_max = 1;
+        }
+    });
     // B fills up with a client of its own.
     let mut own = b.connect();
     round_trip(&mut own, b"b's own");
-    wait_until("b full on the board", IO_TIMEOUT, || !board.accepting(1));
-    let mut client = connect_from(to, 2);
+    wait_until("b full on the board", IO_TIMEOUT, || !s.board.accepting(1));
+    let mut client = connect_from(s.to, 2);
     round_trip(&mut client, b"b is full: served by a");
     assert_eq!(a.probe.sessions.load(Ordering::Relaxed), 1);
 
     // A seat nobody holds.
-    entry_for_seat(&table, to.port(), 5);
-    let mut gone = connect_from(to, 2);
+    entry_for_seat(&s.table, s.to.port(), 5);
+    let mut gone = connect_from(s.to, 2);
     round_trip(&mut gone, b"seat 5 is empty: served by a");
     assert_eq!(a.probe.sessions.load(Ordering::Relaxed), 2);
     assert_eq!(b.probe.sessions.load(Ordering::Relaxed), 1, "b's own only");
@@ -259,34 +244,19 @@ pub(crate) fn a_full_or_gone_workers_client_is_served_where_accepted(m: Mechanis
 /// A hand-off the master gives back (no other worker could take it) is served
 /// by the worker that accepted it, even when that one has become full since.
 pub(crate) fn a_handoff_given_back_is_served_even_when_full(m: Mechanism) {
-    let Scene {
-        backend,
-        table,
-        board,
-        listener,
-        to,
-    } = scene();
-    let (a, _b) = two_workers(
-        m,
-        backend.addr,
-        listener,
-        &table,
-        &board,
-        None,
-        |seat, s| {
-            if seat == 0 {
-                s.users_max = 1;
-            }
-        },
-    );
-    entry_for_seat(&table, to.port(), 1);
-    let mut client = connect_from(to, 2);
+    let mut s = scene();
+    let (a, _b) = s.workers(m, false, |seat, w| {
+        if seat == 0 {
+            w.users_max = 1;
+        }
+    });
+    let mut client = connect_from(s.to, 2);
     client.write_all(b"back to a").expect("send");
     let (listener, _, fd) = handoff_from(&a);
     // Meanwhile a fills up with a client of .3 (no entry).
-    let mut other = connect_from(to, 3);
+    let mut other = connect_from(s.to, 3);
     round_trip(&mut other, b"a's own");
-    wait_until("a full on the board", IO_TIMEOUT, || !board.accepting(0));
+    wait_until("a full on the board", IO_TIMEOUT, || !s.board.accepting(0));
     pass(&a, listener, true, fd);
     let mut back = [0u8; 9];
     client.read_exact(&mut back).expect("echoed");
@@ -310,33 +280,15 @@ pub(crate) fn a_handoff_given_back_is_served_even_when_full(m: Mechanism) {
 /// master reads nothing) when the worker drains and has no session is served by
 /// that worker, not closed with it.
 pub(crate) fn a_draining_worker_serves_the_handoffs_still_waiting(m: Mechanism) {
-    let Scene {
-        backend,
-        table,
-        board,
-        listener,
-        to,
-    } = scene();
-    let (registry, counting) = registry_for(to, &[backend.addr]);
-    let (mut a, _b) = two_workers(
-        m,
-        backend.addr,
-        listener,
-        &table,
-        &board,
-        Some(counting),
-        |_, _| {},
-    );
-    entry_for_seat(&table, to.port(), 1);
+    let mut s = scene();
+    let (mut a, _b) = s.workers(m, true, |_, _| {});
     // Answers nobody reads fill a's control socket.
     for id in 0..20_000 {
         a.send(ToWorker::Sessions { id, limit: 1 });
     }
-    let mut client = connect_from(to, 2);
+    let mut client = connect_from(s.to, 2);
     client.write_all(b"waiting").expect("send");
-    wait_until("a accepted the client", IO_TIMEOUT, || {
-        registry.snapshot().totals.accepted == 1
-    });
+    wait_until("a accepted the client", IO_TIMEOUT, || s.accepted() == 1);
     a.send(ToWorker::Drain);
     let mut back = [0u8; 7];
     client.read_exact(&mut back).expect("echoed, not closed");
@@ -351,22 +303,15 @@ pub(crate) fn a_draining_worker_serves_the_handoffs_still_waiting(m: Mechanism) 
 pub(crate) fn a_tls_clients_handshake_is_done_by_the_worker_it_is_handed_to(m: Mechanism) {
     use crate::tls_context::test_certs::{Certs, PASSPHRASE};
     use openssl::ssl::{SslConnector, SslMethod};
-    let Scene {
-        backend,
-        table,
-        board,
-        listener,
-        to,
-    } = scene();
+    let mut s = scene();
     let certs = Certs::new();
     let context =
         crate::tls_context::server_context(&certs.tls("cert.pem", "enc-key.pem", Some(PASSPHRASE)))
             .expect("server context");
-    let (a, b) = two_workers(m, backend.addr, listener, &table, &board, None, |_, s| {
-        s.tls = Some(context.clone());
+    let (a, b) = s.workers(m, false, |_, w| {
+        w.tls = Some(context.clone());
     });
-    entry_for_seat(&table, to.port(), 1);
-    let client = connect_from(to, 2);
+    let client = connect_from(s.to, 2);
     let (listener, seat, fd) = handoff_from(&a);
     assert_eq!((listener, seat), (0, 1));
     pass(&b, listener, false, fd);
@@ -390,15 +335,9 @@ pub(crate) fn a_tls_clients_handshake_is_done_by_the_worker_it_is_handed_to(m: M
 /// A client of a PROXY-accepting listener is served by the worker that accepted
 /// it, whatever its entry names: the client is known only from its header.
 pub(crate) fn a_proxy_listeners_clients_are_not_handed_over(m: Mechanism) {
-    let Scene {
-        backend,
-        table,
-        board,
-        listener,
-        to,
-    } = scene();
-    let (a, b) = two_workers(m, backend.addr, listener, &table, &board, None, |_, s| {
-        s.accept_proxy = Some(tcprelay_plan::AcceptProxy {
+    let mut s = scene();
+    let (a, b) = s.workers(m, false, |_, w| {
+        w.accept_proxy = Some(tcprelay_plan::AcceptProxy {
             version: tcprelay_plan::ProxyAccept::Any,
             from: vec![tcprelay_plan::Network {
                 address: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
@@ -407,10 +346,9 @@ pub(crate) fn a_proxy_listeners_clients_are_not_handed_over(m: Mechanism) {
             timeout_ms: 5000,
         });
     });
-    entry_for_seat(&table, to.port(), 1);
-    let mut client = connect_from(to, 2);
+    let mut client = connect_from(s.to, 2);
     let port = client.local_addr().unwrap().port();
-    let header = format!("PROXY TCP4 127.0.0.2 127.0.0.1 {port} {}\r\n", to.port());
+    let header = format!("PROXY TCP4 127.0.0.2 127.0.0.1 {port} {}\r\n", s.to.port());
     client.write_all(header.as_bytes()).expect("send");
     round_trip(&mut client, b"served by a");
     assert_eq!(a.probe.sessions.load(Ordering::Relaxed), 1);
