@@ -96,22 +96,21 @@ fn sticky_workers(log: &str, what: &str) -> Vec<String> {
     workers
 }
 
+/// A relay on `port` with debug lines (they name the sticky hits and hand-offs),
+/// the spawnd section's `spawnd` settings, and the two remotes at weight 1.
+fn start_relay(dir: &Path, port: u16, remotes: [&Echo; 2], spawnd: &str) -> Relay {
+    let remotes = [(remotes[0].port, 1), (remotes[1].port, 1)];
+    let plan = compile(dir, "relay", &config(port, &remotes, spawnd, ""));
+    Relay::start(dir, &["run", "-d", "1", "-f", plan.to_str().unwrap()], port)
+}
+
 #[test]
 fn a_client_address_keeps_its_remote_across_two_workers_and_a_reload() {
     let (a, b) = (Echo::start(), Echo::start());
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let spawnd = "spawn = { servers min = 2 servers max = 2 }\n    sticky cache period = 60";
-    let plan = compile(
-        dir.path(),
-        "relay",
-        &config(port, &[(a.port, 1), (b.port, 1)], spawnd, ""),
-    );
-    let relay = Relay::start(
-        dir.path(),
-        &["run", "-d", "1", "-f", plan.to_str().unwrap()],
-        port,
-    );
+    let relay = start_relay(dir.path(), port, [&a, &b], spawnd);
     relay.await_workers(2, Duration::from_secs(5));
 
     // Eight clients of .2 held at once: least-connections alone would give each
@@ -188,16 +187,7 @@ fn a_client_address_is_served_by_one_worker_across_connections() {
     let dir = tempfile::tempdir().unwrap();
     let spawnd =
         "spawn = { servers min = 2 servers max = 2 users min = 1 }\n    sticky cache period = 60";
-    let plan = compile(
-        dir.path(),
-        "relay",
-        &config(port, &[(a.port, 1), (b.port, 1)], spawnd, ""),
-    );
-    let relay = Relay::start(
-        dir.path(),
-        &["run", "-d", "1", "-f", plan.to_str().unwrap()],
-        port,
-    );
+    let relay = start_relay(dir.path(), port, [&a, &b], spawnd);
     let pids = relay.await_workers(2, Duration::from_secs(5));
     let held: Vec<TcpStream> = (0..8).map(|_| client_from(port, 2)).collect();
     // And a client of another address, which may go to either.
