@@ -34,6 +34,17 @@ fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Runs `plan` in the foreground, which must fail to start (exit 1): its
+/// standard error.
+fn start_fails(plan: &std::path::Path) -> String {
+    let out = Command::new(harness::bin("tcprelay"))
+        .args(["run", "-f", plan.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// The master's and the workers' titles name their role and generation; a reload
 /// moves both to the next generation; `proctitle` replaces the prefix. The short name
 /// (`/proc/PID/comm`) stays `tcprelay`.
@@ -153,13 +164,7 @@ fn a_listener_whose_port_is_taken_is_bound_once_it_is_free() {
         &format!("    listen = {{ address = 127.0.0.1 port = {held} }}"),
         "",
     );
-    let plan = compile(dir.path(), "strict", &strict);
-    let out = Command::new(harness::bin("tcprelay"))
-        .args(["run", "-f", plan.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = start_fails(&compile(dir.path(), "strict", &strict));
     assert!(
         err.contains(&format!("cannot listen on 127.0.0.1:{held}")),
         "{err}"
@@ -392,13 +397,7 @@ fn a_unix_listeners_owner_and_a_missing_vrf_device_from_a_configuration() {
          id = tcprelay {{\n    remote = {{ address = 127.0.0.1 port = {} }}\n}}\n",
         echo.port
     );
-    let plan = compile(dir.path(), "vrf", &cfg);
-    let out = Command::new(harness::bin("tcprelay"))
-        .args(["run", "-f", plan.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = start_fails(&compile(dir.path(), "vrf", &cfg));
     let last = err.lines().last().unwrap_or_default();
     assert_eq!(
         last,
