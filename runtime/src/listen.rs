@@ -173,7 +173,7 @@ fn refresh(
 
 /// `tcp bufsize`: both buffers (the kernel doubles the value for its bookkeeping
 /// and caps it at `net.core.wmem_max`/`rmem_max`).
-fn set_bufsize(socket: &Socket, size: u32) -> io::Result<()> {
+pub fn set_bufsize(socket: &Socket, size: u32) -> io::Result<()> {
     socket.set_send_buffer_size(size as usize)?;
     socket.set_recv_buffer_size(size as usize)
 }

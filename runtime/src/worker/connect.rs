@@ -122,8 +122,7 @@ pub fn open(remote: &Remote, local: Option<IpAddr>, marks: Marks) -> Result<Sock
     // buffer, and the SYN carries the DSCP. Best effort, as the plan's values were
     // checked (a kernel that refuses one relays the session unmarked).
     if let Some(size) = marks.bufsize {
-        let _ = socket.set_send_buffer_size(size as usize);
-        let _ = socket.set_recv_buffer_size(size as usize);
+        let _ = crate::listen::set_bufsize(&socket, size);
     }
     if let Some(dscp) = marks.dscp {
         let _ = crate::listen::set_dscp(&socket, remote.address.is_ipv6(), dscp);
