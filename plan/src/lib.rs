@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod control_path;
 mod read;
 mod validate;
 
@@ -601,8 +602,18 @@ impl Severity {
 pub struct Secret(String);
 
 impl Secret {
+    /// What a secret is replaced with where a plan leaves the process that holds it
+    /// ([`Plan::redacted`]): the running relay's plan over the control socket.
+    pub const REDACTED: &'static str = "<redacted>";
+
     pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
+    }
+
+    /// Whether this is the stand-in of a secret that was not given out
+    /// ([`Plan::redacted`]): it can be compared with nothing.
+    pub fn is_redacted(&self) -> bool {
+        self.0 == Self::REDACTED
     }
 
     /// The secret itself, for the one place that needs it (loading a key).
@@ -628,6 +639,26 @@ impl fmt::Display for Secret {
 pub use validate::{check_setenv, OsText};
 
 impl Plan {
+    /// The plan with every secret (the passphrases) replaced by [`Secret::REDACTED`]:
+    /// what may be shown or sent to a client of the control socket.
+    pub fn redacted(&self) -> Plan {
+        let mut plan = self.clone();
+        let hide = |secret: &mut Option<Secret>| {
+            if let Some(secret) = secret.as_mut() {
+                *secret = Secret::new(Secret::REDACTED);
+            }
+        };
+        if let Some(tls) = plan.relay.tls.as_mut() {
+            hide(&mut tls.passphrase);
+        }
+        for remote in &mut plan.relay.remotes {
+            if let Some(tls) = remote.tls.as_mut() {
+                hide(&mut tls.passphrase);
+            }
+        }
+        plan
+    }
+
     /// Whether the plan holds a secret, in which case its file must be mode 0600.
     pub fn has_secret(&self) -> bool {
         self.relay
@@ -743,6 +774,92 @@ mod tests {
         }
         assert_eq!(Severity::from_name("error"), Some(Severity::Err));
         assert_eq!(Facility::from_name("nosuch"), None);
+    }
+
+    #[test]
+    fn a_redacted_plan_holds_no_passphrase() {
+        let secret = || Some(Secret::new("hunter2"));
+        let mut remote_tls = RemoteTls {
+            sni: None,
+            verify: true,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            passphrase: secret(),
+        };
+        let remote = |tls: Option<RemoteTls>| Remote {
+            address: "127.0.0.1:1".parse().unwrap(),
+            protocol: Protocol::Tcp,
+            weight: 1,
+            send_proxy: None,
+            tls,
+            check: None,
+        };
+        let relay = Relay {
+            remotes: vec![remote(Some(remote_tls.clone())), remote(None)],
+            local_address: None,
+            rebalance: None,
+            retire: None,
+            idle_timeout: 0,
+            silent_timeout: 0,
+            connect_timeout: 1,
+            tls_handshake_timeout: 1,
+            half_close_timeout: 0,
+            drain_timeout: 0,
+            drain_generations: 1,
+            connection_log: false,
+            syslog: Syslog::default_for("t"),
+            tls: Some(Tls {
+                cert_file: "c".into(),
+                key_file: "k".into(),
+                passphrase: secret(),
+            }),
+        };
+        let redacted = relay_plan(relay).redacted();
+        let tls = redacted.relay.tls.as_ref().unwrap();
+        assert!(tls.passphrase.as_ref().unwrap().is_redacted());
+        let remote = redacted.relay.remotes[0].tls.as_ref().unwrap();
+        assert!(remote.passphrase.as_ref().unwrap().is_redacted());
+        assert!(redacted.relay.remotes[1].tls.is_none(), "nothing added");
+        // Everything else is the plan's.
+        remote_tls.passphrase = remote.passphrase.clone();
+        assert_eq!(remote, &remote_tls);
+    }
+
+    fn relay_plan(relay: Relay) -> Plan {
+        Plan {
+            source: "t.cfg".into(),
+            spawnd_id: "spawnd".into(),
+            tcprelay_id: "tcprelay".into(),
+            env: Vec::new(),
+            spawnd: Spawnd {
+                listeners: vec![Listener::new(ListenAddress::Inet(
+                    "127.0.0.1:1".parse().unwrap(),
+                ))],
+                users_min: 1,
+                users_max: 1,
+                servers_min: 1,
+                servers_max: 1,
+                background: false,
+                pidfile: None,
+                user: None,
+                group: None,
+                working_directory: None,
+                acl: Vec::new(),
+                overload: Overload::Queue,
+                keepalive: Keepalive::default(),
+                single_process: false,
+                syslog: Syslog::default_for("t"),
+                debug: 0,
+                tcp_bufsize: None,
+                sticky: None,
+                proctitle: None,
+                control: None,
+                metrics: None,
+                log_format: LogFormat::Text,
+            },
+            relay,
+        }
     }
 
     #[test]

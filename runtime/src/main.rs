@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     let notify = tcprelay::notify::Notify::from_env();
     let source = match args.mode {
         Mode::Ctl(ctl) => {
-            let env = tcprelay::ctl::PathEnv::current();
+            let env = tcprelay::ctl::current_env();
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             return ExitCode::from(tcprelay::ctl::client::run(&ctl, &env, &mut out, &mut err));
         }

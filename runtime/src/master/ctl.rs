@@ -36,7 +36,7 @@ pub(super) fn bind(control: Option<&Control>) -> Result<Option<ControlServer>, S
     let Some(control) = control else {
         return Ok(None);
     };
-    let env = ctl::PathEnv::current();
+    let env = ctl::current_env();
     let Some((path, default)) = ctl::resolve(control.path.as_deref(), &env) else {
         warn!(
             "no control socket: neither RUNTIME_DIRECTORY nor XDG_RUNTIME_DIR is set; \
@@ -99,7 +99,7 @@ impl Master {
             return Ok(Rebind::Keep);
         }
         if let (Some(server), Some(control)) = (&self.ctl, new) {
-            let env = ctl::PathEnv::current();
+            let env = ctl::current_env();
             let same = ctl::resolve(control.path.as_deref(), &env)
                 .is_some_and(|(path, _)| path == server.path());
             if same {
