@@ -13,6 +13,10 @@
 //! other key goes through a password callback that refuses. And no message ever contains
 //! the passphrase.
 
+mod facts;
+
+pub use facts::{certificate_facts, covers, facts, facts_from_pem, utc_text, CertFacts};
+
 use std::fmt;
 use std::io;
 

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod balance;
 pub mod codec;
 pub mod control_path;
 mod read;

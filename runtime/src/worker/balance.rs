@@ -261,10 +261,7 @@ impl Balancer {
             {
                 continue;
             }
-            let score = match remote.weight {
-                0 => u64::MAX,
-                weight => remote.active.saturating_mul(256) / weight,
-            };
+            let score = tcprelay_plan::balance::score(remote.active, remote.weight);
             // Strictly lower only: the first remote in plan order wins a tie.
             if best.is_none_or(|(_, s)| score < s) {
                 best = Some((index, score));
