@@ -549,12 +549,65 @@ fn setenv_changes_and_a_removed_variable_staying_set() {
 /// fail here.
 #[test]
 fn every_field_of_the_plan_changed_alone_is_a_change() {
-    use tcprelay_plan::*;
+    let base = mutation_base();
+    let old = Side::of("plan", "a", base.clone());
+    assert!(!diff(&old, &Side::of("plan", "b", base.clone())).changed);
+    assert_eq!(edits().len(), EDITS);
+    for (what, edit) in edits() {
+        let mut plan = base.clone();
+        edit(&mut plan);
+        assert_ne!(plan, base, "{what}: the edit changes nothing");
+        let r = diff(&old, &Side::of("plan", "b", plan));
+        assert!(r.changed, "{what} is not reported");
+    }
+    // Only the names of the input are not changes.
+    let mut plan = base.clone();
+    plan.source = "other.cfg".into();
+    plan.spawnd_id = "s2".into();
+    plan.tcprelay_id = "t2".into();
+    assert!(!diff(&old, &Side::of("plan", "b", plan)).changed);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any combination of edits: `diff` says "changed" exactly when the plans
+    /// differ, both ways round, and both renderings hold.
+    #[test]
+    fn changed_is_exactly_whether_the_plans_differ(picks in proptest::collection::vec(proptest::prelude::any::<bool>(), EDITS)) {
+        let base = mutation_base();
+        let mut plan = base.clone();
+        for ((_, edit), pick) in edits().iter().zip(&picks) {
+            if *pick {
+                edit(&mut plan);
+            }
+        }
+        let (a, b) = (Side::of("plan", "a", base.clone()), Side::of("plan", "b", plan.clone()));
+        let r = diff(&a, &b);
+        proptest::prop_assert_eq!(r.changed, plan != base);
+        proptest::prop_assert_eq!(diff(&b, &a).changed, r.changed);
+        let _ = render(&r);
+        let value: serde_json::Value = serde_json::from_str(&json(&r)).expect("JSON");
+        proptest::prop_assert_eq!(value["changed"].as_bool(), Some(r.changed));
+    }
+}
+
+type Edit = Box<dyn Fn(&mut Plan)>;
+
+/// How many [`edits`] there are.
+const EDITS: usize = 88;
+
+/// A plan with something in every optional place, for [`edits`].
+fn mutation_base() -> Plan {
     let src = "id = spawnd {\n listen = { address = 127.0.0.1 port = 8080 tls = yes accept proxy = v2 }\n listen = { path = /tmp/diff-test.sock }\n control = { path = /tmp/ctl }\n}\n\
                id = tcprelay {\n remote = { address = 127.0.0.1 port = 9001 tls = yes tls sni = a.example check = { send = \"x\" } }\n remote = { address = 127.0.0.1 port = 9002 }\n\
                tls cert-file = /nonexistent/c.pem\n}\n";
-    let base = plan_of(src);
-    type Edit = Box<dyn Fn(&mut Plan)>;
+    plan_of(src)
+}
+
+/// One edit of every field of the plan, each named.
+fn edits() -> Vec<(&'static str, Edit)> {
+    use tcprelay_plan::*;
     let l = |f: fn(&mut Listener)| -> Edit {
         Box::new(move |p: &mut Plan| f(&mut p.spawnd.listeners[0]))
     };
@@ -566,15 +619,27 @@ fn every_field_of_the_plan_changed_alone_is_a_change() {
     let m =
         |f: fn(&mut Remote)| -> Edit { Box::new(move |p: &mut Plan| f(&mut p.relay.remotes[0])) };
     let t = |f: fn(&mut RemoteTls)| -> Edit {
-        Box::new(move |p: &mut Plan| f(p.relay.remotes[0].tls.as_mut().unwrap()))
+        Box::new(move |p: &mut Plan| {
+            if let Some(x) = p.relay.remotes[0].tls.as_mut() {
+                f(x)
+            }
+        })
     };
     let c = |f: fn(&mut Check)| -> Edit {
-        Box::new(move |p: &mut Plan| f(p.relay.remotes[0].check.as_mut().unwrap()))
+        Box::new(move |p: &mut Plan| {
+            if let Some(x) = p.relay.remotes[0].check.as_mut() {
+                f(x)
+            }
+        })
     };
     let a = |f: fn(&mut AcceptProxy)| -> Edit {
-        Box::new(move |p: &mut Plan| f(p.spawnd.listeners[0].accept_proxy.as_mut().unwrap()))
+        Box::new(move |p: &mut Plan| {
+            if let Some(x) = p.spawnd.listeners[0].accept_proxy.as_mut() {
+                f(x)
+            }
+        })
     };
-    let edits: Vec<(&str, Edit)> = vec![
+    vec![
         (
             "env",
             Box::new(|p: &mut Plan| p.env.push(("X".into(), "1".into()))),
@@ -680,15 +745,27 @@ fn every_field_of_the_plan_changed_alone_is_a_change() {
         ("control off", s(|s| s.control = None)),
         (
             "control path",
-            s(|s| s.control.as_mut().unwrap().path = Some("/other".into())),
+            s(|s| {
+                if let Some(c) = s.control.as_mut() {
+                    c.path = Some("/other".into())
+                }
+            }),
         ),
         (
             "control mode",
-            s(|s| s.control.as_mut().unwrap().mode = 0o660),
+            s(|s| {
+                if let Some(c) = s.control.as_mut() {
+                    c.mode = 0o660
+                }
+            }),
         ),
         (
             "control group",
-            s(|s| s.control.as_mut().unwrap().group = Some("g".into())),
+            s(|s| {
+                if let Some(c) = s.control.as_mut() {
+                    c.group = Some("g".into())
+                }
+            }),
         ),
         (
             "metrics",
@@ -729,15 +806,27 @@ fn every_field_of_the_plan_changed_alone_is_a_change() {
         ("tls off", r(|r| r.tls = None)),
         (
             "tls cert-file",
-            r(|r| r.tls.as_mut().unwrap().cert_file = "/other.pem".into()),
+            r(|r| {
+                if let Some(t) = r.tls.as_mut() {
+                    t.cert_file = "/other.pem".into()
+                }
+            }),
         ),
         (
             "tls key-file",
-            r(|r| r.tls.as_mut().unwrap().key_file = "/other.pem".into()),
+            r(|r| {
+                if let Some(t) = r.tls.as_mut() {
+                    t.key_file = "/other.pem".into()
+                }
+            }),
         ),
         (
             "tls passphrase",
-            r(|r| r.tls.as_mut().unwrap().passphrase = Some(Secret::new("s"))),
+            r(|r| {
+                if let Some(t) = r.tls.as_mut() {
+                    t.passphrase = Some(Secret::new("s"))
+                }
+            }),
         ),
         (
             "remote address",
@@ -771,20 +860,5 @@ fn every_field_of_the_plan_changed_alone_is_a_change() {
             "remote order",
             Box::new(|p: &mut Plan| p.relay.remotes.swap(0, 1)),
         ),
-    ];
-    let old = Side::of("plan", "a", base.clone());
-    assert!(!diff(&old, &Side::of("plan", "b", base.clone())).changed);
-    for (what, edit) in edits {
-        let mut plan = base.clone();
-        edit(&mut plan);
-        assert_ne!(plan, base, "{what}: the edit changes nothing");
-        let r = diff(&old, &Side::of("plan", "b", plan));
-        assert!(r.changed, "{what} is not reported");
-    }
-    // Only the names of the input are not changes.
-    let mut plan = base.clone();
-    plan.source = "other.cfg".into();
-    plan.spawnd_id = "s2".into();
-    plan.tcprelay_id = "t2".into();
-    assert!(!diff(&old, &Side::of("plan", "b", plan)).changed);
+    ]
 }
