@@ -237,3 +237,74 @@ fn diff_reports_the_errors_of_both_sides() {
         "{err}"
     );
 }
+
+/// `--running` through the binary: a control server in this test answers `plan`
+/// with the JSON of a compiled plan (redacted, as the master sends it); NEW with a
+/// remote more exits 1 and names it, the same configuration exits 0.
+#[test]
+fn diff_running_through_the_binary_against_a_control_server() {
+    use std::io::{BufRead, Write};
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.cfg", GOOD);
+    write(
+        d.path(),
+        "b.cfg",
+        &GOOD.replace(
+            "port = 9000 }\n",
+            "port = 9000 }\n  remote = { address = 127.0.0.1 port = 9001 }\n",
+        ),
+    );
+    let (plan, _) = tcprelay_cc::compile(GOOD, "a.cfg", &tcprelay_cc::Selection::default());
+    let answer = serde_json::json!({
+        "ok": true, "format": tcprelay_plan::FORMAT_VERSION, "generation": 2,
+        "plan_hash": "0badcafe", "plan": plan.expect("compiles").redacted(),
+        "certificates": [], "sessions": {"total": 0, "generations": [], "remotes": []},
+    })
+    .to_string();
+    let socket = d.path().join("ctl");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    // Bounded: a client that never comes ends the server after 30 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let server = std::thread::spawn(move || {
+        let mut requests = Vec::new();
+        while requests.len() < 2 && std::time::Instant::now() < deadline {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+            let _ = (&stream).write_all(format!("{answer}\n").as_bytes());
+            requests.push(line);
+        }
+        requests
+    });
+    let out = cc(
+        d.path(),
+        &["diff", "--running", "--control", "ctl", "b.cfg"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("old: the running relay (control socket ctl, generation 2, plan 0badcafe, from a.cfg)\n"),
+        "{text}"
+    );
+    assert!(text.contains("\n  + 127.0.0.1:9001/TCP\n"), "{text}");
+    let out = cc(
+        d.path(),
+        &["diff", "--running", "--control", "ctl", "a.cfg"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(server.join().unwrap(), ["plan\n", "plan\n"]);
+}
