@@ -128,9 +128,16 @@ fn escaped(bytes: &[u8]) -> String {
     format!("\"{}\"", bytes.escape_ascii())
 }
 
-/// A listener's identity, as the runtime's `Bound::serves` sees it.
+/// A listener's identity, as the runtime's `Bound::serves` sees it (address and
+/// protocol): `127.0.0.1:80/TCP`; a Unix socket's is its path, `unix:/run/x.sock`
+/// (with `/SCTP` after it in the unlikely case it says so).
 pub(super) fn listener_key(l: &Listener) -> String {
-    format!("{}/{}", l.address, l.protocol)
+    match (&l.address, l.protocol) {
+        (tcprelay_plan::ListenAddress::Unix(_), tcprelay_plan::Protocol::Tcp) => {
+            l.address.to_string()
+        }
+        (address, protocol) => format!("{address}/{protocol}"),
+    }
 }
 
 /// A remote's identity, as the stats registry and `ctl remotes` name it.

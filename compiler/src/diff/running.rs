@@ -270,8 +270,16 @@ pub fn parse(path: &Path, line: &str) -> Result<Running, String> {
     }
     let answer: Answer = serde_json::from_value(value)
         .map_err(|e| format!("the answer from {shown} is not a plan answer: {e}"))?;
-    let plan: Plan = serde_json::from_value(answer.plan)
-        .map_err(|e| format!("the running plan from {shown} cannot be read: {e}"))?;
+    // Not the library's message: it may quote a value of the plan.
+    let plan: Plan = serde_json::from_value(answer.plan).map_err(|e| {
+        format!(
+            "the running plan from {shown} cannot be read ({}): not the plan of this tcprelay-cc's version",
+            match e.classify() {
+                serde_json::error::Category::Data => "a field missing or of another type",
+                _ => "malformed",
+            }
+        )
+    })?;
     plan.validate()
         .map_err(|e| format!("the running plan from {shown} fails validation: {e}"))?;
     Ok(Running {

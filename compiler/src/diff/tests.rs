@@ -226,9 +226,9 @@ fn running_failures_say_what_is_wrong() {
         ),
         (
             "bad plan",
-            format!(
-                "{{\"ok\":true,\"format\":{FORMAT_VERSION},\"generation\":1,\"plan_hash\":\"0\",\"plan\":{{\"source\":1}}}}\n"
-            ),
+            // A value of another type, which serde's message would quote.
+            answer(&plan_of(BASE), serde_json::json!(null))
+                .replace("\"users_min\":20", "\"users_min\":\"Hunter2Secret\""),
         ),
     ];
     for (what, line) in cases {
@@ -240,9 +240,10 @@ fn running_failures_say_what_is_wrong() {
             "not json" => "does not answer as a tcprelay control socket: HTTP/1.1 400 Bad Request?",
             "older relay" => "does not know the `plan` request (it is older than this tcprelay-cc)",
             "format" => "this tcprelay-cc reads format",
-            _ => "the running plan from",
+            _ => "cannot be read (a field missing or of another type): not the plan of this tcprelay-cc's version",
         };
         assert!(e.contains(expected), "{what}: {e}");
+        assert!(!e.contains("Hunter2Secret"), "{e}");
     }
     // A server that never answers: the client gives up at its bound.
     let sub = tempfile::tempdir().unwrap();
@@ -861,4 +862,37 @@ fn edits() -> Vec<(&'static str, Edit)> {
             Box::new(|p: &mut Plan| p.relay.remotes.swap(0, 1)),
         ),
     ]
+}
+
+#[test]
+fn a_unix_listener_is_named_by_its_path_and_its_mode_change_noted() {
+    let old = edited(&[(
+        "port = 8080 }",
+        "port = 8080 }\n listen = { path = /tmp/diff-a.sock mode = 0660 }",
+    )]);
+    let new = edited(&[(
+        "port = 8080 }",
+        "port = 8080 }\n listen = { path = /tmp/diff-a.sock }",
+    )]);
+    let r = report(&old, &new);
+    let kept = &r.listeners[0];
+    assert_eq!(
+        (kept.key.as_str(), kept.socket),
+        ("unix:/tmp/diff-a.sock", Some("kept"))
+    );
+    let mode = &kept.fields[0];
+    assert_eq!(
+        (
+            mode.field.as_str(),
+            mode.old.as_deref(),
+            mode.new.as_deref(),
+            mode.note.as_deref()
+        ),
+        (
+            "mode",
+            Some("0660"),
+            None,
+            Some("the kept socket file keeps its mode")
+        )
+    );
 }
