@@ -156,6 +156,11 @@ pub fn diff(old: &Side, new: &Side) -> Report {
                 item.active_sessions = counts.on_remote(&item.key);
             }
         }
+        for item in &mut report.listeners {
+            if item.change != Change::Added {
+                item.active_sessions = counts.on_listener(&item.key);
+            }
+        }
         report.sessions.total = Some(counts.total);
         report.sessions.generations = counts.generations.clone();
     }
@@ -226,6 +231,19 @@ fn live_sessions(report: &Report, new: &Plan, running: Option<&Running>) -> Vec<
         .filter(|i| i.change == Change::Removed)
         .map(|i| i.key.as_str())
         .collect();
+    for item in report
+        .listeners
+        .iter()
+        .filter(|i| i.change == Change::Removed)
+    {
+        if let (Some(n), Some(g)) = (item.active_sessions, generation) {
+            out.push(format!(
+                "{} accepted by listener {}, which NEW removes, stay in generation {g} (and older) until they end.",
+                plural(n as usize, "session", "sessions"),
+                item.key
+            ));
+        }
+    }
     if !closed.is_empty() {
         out.push(format!(
             "The master closes the socket of {} at the reload: connections waiting in its queue, \

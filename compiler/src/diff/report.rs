@@ -121,7 +121,8 @@ pub struct ItemChange {
     pub socket: Option<&'static str>,
     /// What differs, for `changed`; the settings of an added one are not listed.
     pub fields: Vec<FieldChange>,
-    /// With `--running`: the sessions the running relay has on this remote.
+    /// With `--running`: the sessions the running relay has on this remote, or
+    /// accepted by this listener.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_sessions: Option<u64>,
 }

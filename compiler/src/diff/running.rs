@@ -44,6 +44,16 @@ pub struct SessionCounts {
     pub generations: Vec<Generation>,
     #[serde(default)]
     pub remotes: Vec<RemoteSessions>,
+    #[serde(default)]
+    pub listeners: Vec<ListenerSessions>,
+}
+
+/// Sessions accepted by one listener, all generations.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ListenerSessions {
+    /// `ADDRESS:PORT` or `unix:PATH`.
+    pub listener: String,
+    pub active: u64,
 }
 
 /// Sessions on one remote, all generations.
@@ -64,6 +74,21 @@ impl SessionCounts {
             .find(|r| r.remote.eq_ignore_ascii_case(key))
             .or_else(|| self.remotes.iter().find(|r| r.remote == address))
             .map(|r| r.active)
+    }
+}
+
+impl SessionCounts {
+    /// The sessions of the listener keyed `key` (`ADDRESS:PORT/PROTOCOL` or
+    /// `unix:PATH`); the answer names listeners by address alone.
+    pub fn on_listener(&self, key: &str) -> Option<u64> {
+        let address = match key.rsplit_once('/') {
+            Some((address, "TCP" | "SCTP")) => address,
+            _ => key,
+        };
+        self.listeners
+            .iter()
+            .find(|l| l.listener == key || l.listener == address)
+            .map(|l| l.active)
     }
 }
 

@@ -90,8 +90,9 @@ fn running_reads_the_plan_answer_and_names_the_sessions_of_a_removed_remote() {
         "total": 20,
         "generations": [{"generation": 3, "sessions": 17, "draining": false},
                         {"generation": 2, "sessions": 3, "draining": true}],
-        "remotes": [{"remote": "127.0.0.1:9001/TCP", "active": 6},
-                    {"remote": "127.0.0.1:9002/TCP", "active": 14}],
+        "remotes": [{"remote": "127.0.0.1:9001/TCP", "active": 6, "in_plan": true},
+                    {"remote": "127.0.0.1:9002/TCP", "active": 14, "in_plan": true}],
+        "listeners": [{"listener": "127.0.0.1:8080", "active": 20, "in_plan": true}],
     });
     let (path, server) = serve(dir.path(), Some(answer(&running, sessions)));
     let asked = running::ask(&path).expect("the answer is read");
@@ -104,10 +105,10 @@ fn running_reads_the_plan_answer_and_names_the_sessions_of_a_removed_remote() {
         asked.plan, running,
         "the plan decoded from JSON is the one sent"
     );
-    let new = side(&edited(&[(
-        " remote = { address = 127.0.0.1 port = 9002 }\n",
-        "",
-    )]));
+    let new = side(&edited(&[
+        (" remote = { address = 127.0.0.1 port = 9002 }\n", ""),
+        ("port = 8080 }", "port = 8081 }"),
+    ]));
     let r = diff(&Side::running(asked), &new);
     assert!(r.changed);
     assert_eq!(r.old.kind, "running");
@@ -121,7 +122,15 @@ fn running_reads_the_plan_answer_and_names_the_sessions_of_a_removed_remote() {
         ),
         ("127.0.0.1:9002/TCP", Change::Removed, Some(14))
     );
+    assert_eq!(
+        (r.listeners[0].key.as_str(), r.listeners[0].active_sessions),
+        ("127.0.0.1:8080/TCP", Some(20))
+    );
     let text = render(&r);
+    assert!(
+        text.contains("20 sessions accepted by listener 127.0.0.1:8080/TCP, which NEW removes, stay in generation 3 (and older) until they end."),
+        "{text}"
+    );
     assert!(
         text.contains("14 sessions on remote 127.0.0.1:9002/TCP, which NEW removes, stay in generation 3 (and older) until they end."),
         "{text}"
@@ -141,9 +150,15 @@ fn an_answer_naming_remotes_without_protocol_is_matched_by_address() {
             remote: "[::1]:80".into(),
             active: 5,
         }],
+        listeners: vec![running::ListenerSessions {
+            listener: "unix:/run/a.sock".into(),
+            active: 2,
+        }],
     };
     assert_eq!(counts.on_remote("[::1]:80/TCP"), Some(5));
     assert_eq!(counts.on_remote("[::1]:81/TCP"), None);
+    assert_eq!(counts.on_listener("unix:/run/a.sock"), Some(2));
+    assert_eq!(counts.on_listener("unix:/run/b.sock"), None);
 }
 
 #[test]
