@@ -240,10 +240,14 @@ fn plan(a: &Value) -> String {
                 _ => "-".to_string(),
             })
             .collect();
-        out.push_str(&format!(
-            "\ncertificate file {} ({}):\n",
-            text(&file["file"]),
+        let uses = if uses.is_empty() {
+            "-".to_string()
+        } else {
             uses.join(", ")
+        };
+        out.push_str(&format!(
+            "\ncertificate file {} ({uses}):\n",
+            text(&file["file"])
         ));
         out.push_str(&certificates(file["pem"].as_str().unwrap_or_default()));
     }
