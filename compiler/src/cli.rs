@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::{diag, diagram, explain, source, Selection};
+use crate::{diag, diagram, diff, explain, source, Selection};
 
 #[cfg(test)]
 mod reference;
@@ -45,6 +45,16 @@ enum Format {
     /// One line each: `file:line:col: error[E0003]: message`.
     Short,
     /// One JSON object per line.
+    Json,
+}
+
+/// How `diff` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiffFormat {
+    /// Sections of lines, each change with when it takes effect.
+    Human,
+    /// One JSON object with stable field names (`changed`, `listeners`, `remotes`,
+    /// `acl`, `certificates`, `settings`, `sessions`, `notes`).
     Json,
 }
 
@@ -116,6 +126,38 @@ enum Command {
         #[arg(short, long, value_hint = ValueHint::FilePath)]
         output: Option<PathBuf>,
     },
+    /// Shows what a reload from OLD to NEW changes.
+    ///
+    /// OLD and NEW are each a plan file or a configuration (a path, `-` or a URL,
+    /// compiled on the fly: its diagnostics on standard error). With `--running`,
+    /// OLD is the plan the running relay holds, asked of its control socket. Listed:
+    /// listeners (kept, bound or closed), remotes, access rules, certificates
+    /// (subject, validity, SHA-256 fingerprint; never a key or a passphrase), every
+    /// other setting with when it takes effect, and what happens to the sessions
+    /// open at the reload. Exit status: 0 no change, 1 changes, 2 errors (a
+    /// configuration with errors, an unreadable plan, no answer from the relay).
+    Diff {
+        /// OLD and NEW; with `--running`, NEW alone.
+        #[arg(value_name = "INPUT", num_args = 1..=2, required = true, value_hint = ValueHint::FilePath)]
+        inputs: Vec<String>,
+        /// Compares the running relay's plan (OLD) with NEW.
+        #[arg(long)]
+        running: bool,
+        /// The running relay's control socket (default: the path NEW's `control`
+        /// names, else the default path: $RUNTIME_DIRECTORY/ctl, /run/tcprelay/ctl as
+        /// root, $XDG_RUNTIME_DIR/tcprelay/ctl).
+        #[arg(long, value_name = "PATH", requires = "running", value_hint = ValueHint::AnyPath)]
+        control: Option<PathBuf>,
+        /// The id of the spawnd section of a configuration.
+        #[arg(long = "id", value_name = "ID", default_value = "spawnd")]
+        id: String,
+        /// The id of the tcprelay section of a configuration.
+        #[arg(short = 'i', long = "child-id", default_value = "tcprelay")]
+        child_id: String,
+        /// How to print the report.
+        #[arg(long, value_enum, default_value = "human")]
+        format: DiffFormat,
+    },
     /// Prints a plan file in readable form, with secrets redacted.
     Explain {
         /// The plan file.
@@ -149,7 +191,97 @@ pub fn main() -> ExitCode {
         Command::Compile { input, output } => run_check(&input, Some(&output), true),
         Command::Diagram { output } => draw(output.as_deref()),
         Command::Explain { plan } => explain_plan(&plan),
+        Command::Diff {
+            inputs,
+            running,
+            control,
+            id,
+            child_id,
+            format,
+        } => {
+            let selection = Selection {
+                spawnd_id: id,
+                tcprelay_id: child_id,
+            };
+            run_diff(&inputs, running, control.as_deref(), &selection, format)
+        }
     }
+}
+
+/// Exit codes of `diff`, for scripts: no change, changes, errors.
+const DIFF_SAME: u8 = 0;
+const DIFF_CHANGED: u8 = 1;
+const DIFF_ERRORS: u8 = 2;
+
+/// `diff [--running] [OLD] NEW`.
+fn run_diff(
+    inputs: &[String],
+    running: bool,
+    control: Option<&std::path::Path>,
+    selection: &Selection,
+    format: DiffFormat,
+) -> ExitCode {
+    match (running, inputs.len()) {
+        (true, 1) | (false, 2) => {}
+        (true, _) => {
+            return fail(
+                DIFF_ERRORS,
+                "with --running, give NEW alone: OLD is the running relay's plan",
+            )
+        }
+        (false, _) => return fail(DIFF_ERRORS, "give OLD and NEW (or --running NEW)"),
+    }
+    if inputs.iter().filter(|i| *i == "-").count() > 1 {
+        return fail(
+            DIFF_ERRORS,
+            "only one of OLD and NEW can be standard input (-)",
+        );
+    }
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut sides = Vec::with_capacity(2);
+    let mut failed = false;
+    // Both configurations are compiled, so that one run shows the errors of both.
+    for input in inputs {
+        match diff::load(input, selection, color) {
+            Ok((side, warnings)) => {
+                eprint!("{warnings}");
+                sides.push(side);
+            }
+            Err(diff::LoadError(text)) => {
+                eprint!("{text}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return ExitCode::from(DIFF_ERRORS);
+    }
+    let new = sides.pop().expect("NEW was loaded");
+    let old = match sides.pop() {
+        Some(old) => old,
+        None => {
+            let env = diff::running::current_env();
+            let asked = diff::running::socket_path(control, &new.plan, &env)
+                .and_then(|path| diff::running::ask(&path));
+            match asked {
+                Ok(running) => diff::Side::running(running),
+                Err(e) => return fail(DIFF_ERRORS, e),
+            }
+        }
+    };
+    let report = diff::diff(&old, &new);
+    let text = match format {
+        DiffFormat::Human => diff::render(&report),
+        DiffFormat::Json => diff::json(&report) + "\n",
+    };
+    if let Err(e) = std::io::stdout().write_all(text.as_bytes()) {
+        return fail(DIFF_ERRORS, format!("cannot write the report: {e}"));
+    }
+    ExitCode::from(if report.changed {
+        DIFF_CHANGED
+    } else {
+        DIFF_SAME
+    })
 }
 
 /// `--explain CODE`: the code's section of docs/diagnostics.md, embedded.

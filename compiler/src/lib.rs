@@ -26,6 +26,7 @@ pub mod check;
 pub mod cli;
 pub mod diag;
 pub mod diagram;
+pub mod diff;
 pub mod explain;
 pub mod include;
 pub mod lexer;

@@ -25,6 +25,9 @@ _tcprelay__cc() {
             tcprelay__cc,diagram)
                 cmd="tcprelay__cc__subcmd__diagram"
                 ;;
+            tcprelay__cc,diff)
+                cmd="tcprelay__cc__subcmd__diff"
+                ;;
             tcprelay__cc,explain)
                 cmd="tcprelay__cc__subcmd__explain"
                 ;;
@@ -40,6 +43,9 @@ _tcprelay__cc() {
             tcprelay__cc__subcmd__help,diagram)
                 cmd="tcprelay__cc__subcmd__help__subcmd__diagram"
                 ;;
+            tcprelay__cc__subcmd__help,diff)
+                cmd="tcprelay__cc__subcmd__help__subcmd__diff"
+                ;;
             tcprelay__cc__subcmd__help,explain)
                 cmd="tcprelay__cc__subcmd__help__subcmd__explain"
                 ;;
@@ -53,7 +59,7 @@ _tcprelay__cc() {
 
     case "${cmd}" in
         tcprelay__cc)
-            opts="-h -V --explain --help --version check compile diagram explain help"
+            opts="-h -V --explain --help --version check compile diagram diff explain help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -204,6 +210,40 @@ _tcprelay__cc() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        tcprelay__cc__subcmd__diff)
+            opts="-i -h --running --control --id --child-id --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --control)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --child-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         tcprelay__cc__subcmd__explain)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -219,7 +259,7 @@ _tcprelay__cc() {
             return 0
             ;;
         tcprelay__cc__subcmd__help)
-            opts="check compile diagram explain help"
+            opts="check compile diagram diff explain help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -261,6 +301,20 @@ _tcprelay__cc() {
             return 0
             ;;
         tcprelay__cc__subcmd__help__subcmd__diagram)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tcprelay__cc__subcmd__help__subcmd__diff)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

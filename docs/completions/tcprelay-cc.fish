@@ -30,6 +30,7 @@ complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -s V -l version -d
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "check" -d 'Checks a configuration and prints its diagnostics'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "compile" -d 'Compiles a configuration into a plan file'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "diagram" -d 'Draws the railroad diagrams of the configuration language'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "diff" -d 'Shows what a reload from OLD to NEW changes'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "explain" -d 'Prints a plan file in readable form, with secrets redacted'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand check" -s i -l child-id -d 'The id of the tcprelay section (as the original\'s `-i child_id`)' -r
@@ -52,9 +53,17 @@ complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand compile" -s o -l
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand compile" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diagram" -s o -l output -d 'Output file: `.svg` for one SVG document, `.html` for a page; standard output (SVG) when absent' -r -F
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diagram" -s h -l help -d 'Print help'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diff" -l control -d 'The running relay\'s control socket (default: the path NEW\'s `control` names, else the default path: $RUNTIME_DIRECTORY/ctl, /run/tcprelay/ctl as root, $XDG_RUNTIME_DIR/tcprelay/ctl)' -r -F
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diff" -l id -d 'The id of the spawnd section of a configuration' -r
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diff" -s i -l child-id -d 'The id of the tcprelay section of a configuration' -r
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diff" -l format -d 'How to print the report' -r -f -a "human\t'Sections of lines, each change with when it takes effect'
+json\t'One JSON object with stable field names (`changed`, `listeners`, `remotes`, `acl`, `certificates`, `settings`, `sessions`, `notes`)'"
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diff" -l running -d 'Compares the running relay\'s plan (OLD) with NEW'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand explain" -s h -l help -d 'Print help'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram explain help" -f -a "check" -d 'Checks a configuration and prints its diagnostics'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram explain help" -f -a "compile" -d 'Compiles a configuration into a plan file'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram explain help" -f -a "diagram" -d 'Draws the railroad diagrams of the configuration language'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram explain help" -f -a "explain" -d 'Prints a plan file in readable form, with secrets redacted'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "check" -d 'Checks a configuration and prints its diagnostics'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "compile" -d 'Compiles a configuration into a plan file'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "diagram" -d 'Draws the railroad diagrams of the configuration language'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "diff" -d 'Shows what a reload from OLD to NEW changes'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "explain" -d 'Prints a plan file in readable form, with secrets redacted'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

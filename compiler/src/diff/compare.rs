@@ -1,0 +1,907 @@
+//! The field-by-field comparison of two plans. Every struct of the plan is
+//! destructured without `..` on the OLD side, so a field added to the plan does not
+//! compile until it is compared here (and given the moment it takes effect, read
+//! from the runtime: `listen.rs`'s `refresh` for kept sockets, `master/reload.rs` for
+//! what the master applies, `main.rs` for what it reads at start only).
+
+use std::fmt::Display;
+
+use tcprelay_plan::{
+    AcceptProxy, Check, Control, Expect, Keepalive, Listener, Metrics, Plan, Relay, Remote,
+    RemoteTls, Secret, Spawnd, Sticky, Syslog, Tls,
+};
+
+use super::report::{Change, Effect, FieldChange, ItemChange};
+
+/// The changes found, before certificates, ACL and sessions are added.
+#[derive(Debug, Default)]
+pub(super) struct Found {
+    pub listeners: Vec<ItemChange>,
+    pub remotes: Vec<ItemChange>,
+    pub settings: Vec<FieldChange>,
+    pub notes: Vec<String>,
+}
+
+/// Collects the fields that differ.
+struct Fields<'a> {
+    out: &'a mut Vec<FieldChange>,
+    notes: &'a mut Vec<String>,
+    /// Prefixed to the notes' subject: `remote 10.0.0.1:80/TCP: `.
+    whose: String,
+}
+
+impl Fields<'_> {
+    fn push(&mut self, field: &str, old: Option<String>, new: Option<String>, effect: Effect) {
+        self.out.push(FieldChange {
+            field: field.to_string(),
+            old,
+            new,
+            effect,
+            note: None,
+        });
+    }
+
+    /// Compares one value; `show` writes it as a configuration would.
+    fn value<T: PartialEq>(
+        &mut self,
+        field: &str,
+        old: &T,
+        new: &T,
+        effect: Effect,
+        show: impl Fn(&T) -> Option<String>,
+    ) -> bool {
+        if old == new {
+            return false;
+        }
+        self.push(field, show(old), show(new), effect);
+        true
+    }
+
+    /// Adds a note to the last change.
+    fn note(&mut self, note: impl Into<String>) {
+        if let Some(last) = self.out.last_mut() {
+            last.note = Some(note.into());
+        }
+    }
+
+    /// A passphrase: compared, never shown. A redacted one (the running relay's)
+    /// cannot be compared: a note says so and it is not a change.
+    fn secret(&mut self, field: &str, old: Option<&Secret>, new: Option<&Secret>, effect: Effect) {
+        match (old, new) {
+            (None, None) => {}
+            (Some(a), Some(b)) if a.is_redacted() || b.is_redacted() => self.notes.push(format!(
+                "{}{field}: not compared (the running relay does not give out secrets)",
+                self.whose
+            )),
+            (Some(a), Some(b)) => {
+                if a != b {
+                    self.push(field, Some("set".into()), Some("changed".into()), effect);
+                }
+            }
+            (a, b) => {
+                let show = |s: Option<&Secret>| s.map(|_| "set".to_string());
+                self.push(field, show(a), show(b), effect);
+            }
+        }
+    }
+}
+
+fn text(v: &impl Display) -> Option<String> {
+    Some(v.to_string())
+}
+
+fn opt<T: Display>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(ToString::to_string)
+}
+
+fn yes_no(v: &bool) -> Option<String> {
+    Some(if *v { "yes" } else { "no" }.to_string())
+}
+
+/// Seconds, with what 0 means for this field.
+fn seconds(zero: &'static str) -> impl Fn(&u32) -> Option<String> {
+    move |v| {
+        Some(match v {
+            0 => format!("0 ({zero})"),
+            v => format!("{v} s"),
+        })
+    }
+}
+
+fn auto(what: &'static str) -> impl Fn(&u32) -> Option<String> {
+    move |v| {
+        Some(match v {
+            0 => format!("0 (auto: {what})"),
+            v => v.to_string(),
+        })
+    }
+}
+
+fn sticky(s: &Option<Sticky>) -> Option<String> {
+    s.map(|s| {
+        let Sticky { period_s, size } = s;
+        format!("period {period_s} s size {size}")
+    })
+}
+
+fn escaped(bytes: &[u8]) -> String {
+    format!("\"{}\"", bytes.escape_ascii())
+}
+
+/// A listener's identity, as the runtime's `Bound::serves` sees it.
+pub(super) fn listener_key(l: &Listener) -> String {
+    format!("{}/{}", l.address, l.protocol)
+}
+
+/// A remote's identity, as the stats registry and `ctl remotes` name it.
+pub(super) fn remote_key(r: &Remote) -> String {
+    format!("{}/{}", r.address, r.protocol)
+}
+
+/// Pairs the items of `old` and `new` with equal keys, in order (the n-th of a key
+/// with the n-th): `(old index, new index)` for the kept ones.
+fn pair<T>(
+    old: &[T],
+    new: &[T],
+    key: impl Fn(&T) -> String,
+) -> Vec<(Option<usize>, Option<usize>)> {
+    let mut taken = vec![false; new.len()];
+    let mut out = Vec::new();
+    for (i, item) in old.iter().enumerate() {
+        let k = key(item);
+        let j = (0..new.len()).find(|&j| !taken[j] && key(&new[j]) == k);
+        if let Some(j) = j {
+            taken[j] = true;
+        }
+        out.push((Some(i), j));
+    }
+    for (j, _) in taken.iter().enumerate().filter(|(_, t)| !**t) {
+        out.push((None, Some(j)));
+    }
+    out
+}
+
+/// Compares two plans (everything but the ACL and the certificates' contents).
+pub(super) fn compare(old: &Plan, new: &Plan) -> Found {
+    let Plan {
+        // These name the input; the runtime uses none of them. Shown in the heading.
+        source: _,
+        spawnd_id: _,
+        tcprelay_id: _,
+        env,
+        spawnd,
+        relay,
+    } = old;
+    let mut found = Found::default();
+    listeners(&spawnd.listeners, &new.spawnd.listeners, &mut found);
+    remotes(&relay.remotes, &new.relay.remotes, &mut found);
+    let mut fields = Fields {
+        out: &mut found.settings,
+        notes: &mut found.notes,
+        whose: String::new(),
+    };
+    setenv(env, &new.env, &mut fields);
+    spawnd_fields(spawnd, &new.spawnd, &mut fields);
+    relay_fields(relay, &new.relay, &mut fields);
+    found
+}
+
+fn listeners(old: &[Listener], new: &[Listener], found: &mut Found) {
+    let pairs = pair(old, new, listener_key);
+    for &(i, j) in &pairs {
+        let (key, change, socket, fields) = match (i, j) {
+            (Some(i), Some(j)) => {
+                let mut out = Vec::new();
+                let mut fields = Fields {
+                    out: &mut out,
+                    notes: &mut found.notes,
+                    whose: format!("listener {}: ", listener_key(&old[i])),
+                };
+                listener(&old[i], &new[j], &mut fields);
+                if out.is_empty() {
+                    continue;
+                }
+                (listener_key(&old[i]), Change::Changed, "kept", out)
+            }
+            (Some(i), None) => (listener_key(&old[i]), Change::Removed, "closed", Vec::new()),
+            (None, Some(j)) => (listener_key(&new[j]), Change::Added, "bound", Vec::new()),
+            (None, None) => continue,
+        };
+        found.listeners.push(ItemChange {
+            key,
+            change,
+            old_index: i,
+            new_index: j,
+            socket: Some(socket),
+            fields,
+            active_sessions: None,
+        });
+    }
+    order(
+        "listener order",
+        &pairs,
+        old,
+        listener_key,
+        Effect::None,
+        found,
+    );
+}
+
+/// When the kept items come in another order: a change of its own.
+fn order<T>(
+    field: &str,
+    pairs: &[(Option<usize>, Option<usize>)],
+    old: &[T],
+    key: impl Fn(&T) -> String,
+    effect: Effect,
+    found: &mut Found,
+) {
+    let mut kept: Vec<(usize, usize)> = pairs.iter().filter_map(|&(i, j)| Some((i?, j?))).collect();
+    let old_order: Vec<String> = kept.iter().map(|&(i, _)| key(&old[i])).collect();
+    kept.sort_by_key(|&(_, j)| j);
+    let new_order: Vec<String> = kept.iter().map(|&(i, _)| key(&old[i])).collect();
+    if old_order != new_order {
+        found.settings.push(FieldChange {
+            field: field.to_string(),
+            old: Some(old_order.join(", ")),
+            new: Some(new_order.join(", ")),
+            effect,
+            note: None,
+        });
+    }
+}
+
+fn keepalive(prefix: &str, old: &Keepalive, new: &Keepalive, effect: Effect, f: &mut Fields) {
+    let Keepalive {
+        count,
+        idle,
+        interval,
+    } = old;
+    f.value(
+        &format!("{prefix}tcp keepalive count"),
+        count,
+        &new.count,
+        effect,
+        opt,
+    );
+    f.value(
+        &format!("{prefix}tcp keepalive idle"),
+        idle,
+        &new.idle,
+        effect,
+        |v| v.map(|v| format!("{v} s")),
+    );
+    f.value(
+        &format!("{prefix}tcp keepalive interval"),
+        interval,
+        &new.interval,
+        effect,
+        |v| v.map(|v| format!("{v} s")),
+    );
+}
+
+/// A listener kept across the reload (same address and protocol).
+fn listener(old: &Listener, new: &Listener, f: &mut Fields) {
+    let Listener {
+        address: _,
+        protocol: _,
+        tls,
+        backlog,
+        overload_backlog,
+        realm,
+        keepalive: ka,
+        mode,
+        accept_proxy,
+        tls_versions,
+        tls_auto,
+        dscp,
+        vrf,
+        owner,
+        group,
+        bind_retry_delay,
+        sticky: sticky_cache,
+    } = old;
+    f.value("tls", tls, &new.tls, Effect::NewSessions, yes_no);
+    let versions = |v: &Vec<tcprelay_plan::TlsVersion>| {
+        Some(if v.is_empty() {
+            "TLSv1.2,TLSv1.3 (the default)".to_string()
+        } else {
+            v.iter().map(|v| v.name()).collect::<Vec<_>>().join(",")
+        })
+    };
+    f.value(
+        "tls versions",
+        tls_versions,
+        &new.tls_versions,
+        Effect::NewSessions,
+        versions,
+    );
+    f.value(
+        "tls auto",
+        tls_auto,
+        &new.tls_auto,
+        Effect::NewSessions,
+        yes_no,
+    );
+    f.value("backlog", backlog, &new.backlog, Effect::Socket, text);
+    f.value(
+        "overload backlog",
+        overload_backlog,
+        &new.overload_backlog,
+        Effect::Reload,
+        text,
+    );
+    f.value("realm", realm, &new.realm, Effect::None, opt);
+    keepalive("", ka, &new.keepalive, Effect::Socket, f);
+    if f.value("mode", mode, &new.mode, Effect::Socket, |m| {
+        m.map(|m| format!("{m:04o}"))
+    }) && new.mode.is_none()
+    {
+        f.note("the kept socket file keeps its mode");
+    }
+    accept(accept_proxy, &new.accept_proxy, f);
+    if f.value("dscp", dscp, &new.dscp, Effect::Socket, opt) {
+        f.note("and the remote sockets of new sessions");
+    }
+    f.value("vrf", vrf, &new.vrf, Effect::Socket, opt);
+    for (field, old, new) in [
+        ("userid", owner, &new.owner),
+        ("groupid", group, &new.group),
+    ] {
+        if f.value(field, old, new, Effect::Socket, opt) {
+            f.note("a chown of the kept socket, which fails once privileges are dropped (logged; the reload goes on)");
+        }
+    }
+    f.value(
+        "bind retry delay",
+        bind_retry_delay,
+        &new.bind_retry_delay,
+        Effect::Bind,
+        |v| v.map(|v| format!("{v} s")),
+    );
+    f.value(
+        "sticky cache",
+        sticky_cache,
+        &new.sticky,
+        Effect::NewSessions,
+        sticky,
+    );
+}
+
+fn accept(old: &Option<AcceptProxy>, new: &Option<AcceptProxy>, f: &mut Fields) {
+    let version = |a: &Option<AcceptProxy>| {
+        Some(match a {
+            None => "no".to_string(),
+            Some(a) => format!("{:?}", a.version).to_lowercase(),
+        })
+    };
+    let effect = Effect::NewSessions;
+    match (old, new) {
+        (Some(old), Some(new)) => {
+            let AcceptProxy {
+                version: v,
+                from,
+                timeout_ms,
+            } = old;
+            f.value("accept proxy", v, &new.version, effect, |v| {
+                Some(format!("{v:?}").to_lowercase())
+            });
+            let nets = |n: &Vec<tcprelay_plan::Network>| {
+                Some(if n.is_empty() {
+                    "any peer".to_string()
+                } else {
+                    n.iter()
+                        .map(|n| format!("{}/{}", n.address, n.prefix))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+            };
+            f.value("accept proxy from", from, &new.from, effect, nets);
+            f.value(
+                "accept proxy timeout",
+                timeout_ms,
+                &new.timeout_ms,
+                effect,
+                |v| Some(format!("{v} ms")),
+            );
+        }
+        _ => {
+            f.value("accept proxy", old, new, effect, version);
+        }
+    }
+}
+
+fn setenv(old: &[(String, String)], new: &[(String, String)], f: &mut Fields) {
+    // The last value of a name is the one set.
+    let last = |env: &[(String, String)], name: &str| {
+        env.iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for (name, _) in old.iter().chain(new) {
+        if !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    let before = f.out.len();
+    for name in names {
+        let (a, b) = (last(old, name), last(new, name));
+        if f.value(
+            &format!("setenv {name}"),
+            &a,
+            &b,
+            Effect::Reload,
+            Clone::clone,
+        ) && b.is_none()
+        {
+            f.note("stays set in the master, and so in new workers, until restart");
+        }
+    }
+    if f.out.len() == before && old != new {
+        let all = |env: &[(String, String)]| {
+            Some(
+                env.iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        };
+        f.value(
+            "setenv (order or repeats)",
+            &old.to_vec(),
+            &new.to_vec(),
+            Effect::None,
+            |e| all(e),
+        );
+    }
+}
+
+fn syslog(prefix: &str, old: &Syslog, new: &Syslog, effect: Effect, f: &mut Fields) {
+    let Syslog {
+        ident,
+        facility,
+        severity,
+    } = old;
+    f.value(
+        &format!("{prefix}syslog ident"),
+        ident,
+        &new.ident,
+        effect,
+        |v| Some(v.clone()),
+    );
+    f.value(
+        &format!("{prefix}syslog facility"),
+        facility,
+        &new.facility,
+        effect,
+        |v| Some(v.name().to_string()),
+    );
+    f.value(
+        &format!("{prefix}syslog level"),
+        severity,
+        &new.severity,
+        effect,
+        |v| Some(v.name().to_string()),
+    );
+}
+
+fn spawnd_fields(old: &Spawnd, new: &Spawnd, f: &mut Fields) {
+    let Spawnd {
+        listeners: _,
+        users_min,
+        users_max,
+        servers_min,
+        servers_max,
+        background,
+        pidfile,
+        user,
+        group,
+        working_directory,
+        acl: _,
+        overload,
+        keepalive: ka,
+        single_process,
+        syslog: log,
+        debug,
+        tcp_bufsize,
+        sticky: sticky_cache,
+        proctitle,
+        control,
+        metrics,
+        log_format,
+    } = old;
+    f.value(
+        "users min",
+        users_min,
+        &new.users_min,
+        Effect::NewSessions,
+        text,
+    );
+    f.value(
+        "users max",
+        users_max,
+        &new.users_max,
+        Effect::NewSessions,
+        auto("the open-file limit"),
+    );
+    f.value(
+        "servers min",
+        servers_min,
+        &new.servers_min,
+        Effect::Reload,
+        auto("one per processor, at least 2"),
+    );
+    f.value(
+        "servers max",
+        servers_max,
+        &new.servers_max,
+        Effect::Reload,
+        auto("8, or servers min if higher"),
+    );
+    f.value(
+        "background",
+        background,
+        &new.background,
+        Effect::Restart,
+        yes_no,
+    );
+    f.value("pidfile", pidfile, &new.pidfile, Effect::Restart, opt);
+    f.value("user", user, &new.user, Effect::Restart, opt);
+    f.value("group", group, &new.group, Effect::Restart, opt);
+    f.value(
+        "working directory",
+        working_directory,
+        &new.working_directory,
+        Effect::Restart,
+        opt,
+    );
+    f.value("overload", overload, &new.overload, Effect::Reload, |v| {
+        Some(format!("{v:?}").to_lowercase())
+    });
+    keepalive("", ka, &new.keepalive, Effect::Socket, f);
+    f.value(
+        "single process",
+        single_process,
+        &new.single_process,
+        Effect::None,
+        yes_no,
+    );
+    syslog("spawnd section's ", log, &new.syslog, Effect::Restart, f);
+    f.value("debug", debug, &new.debug, Effect::Restart, |v| {
+        Some(format!("{v:#x}"))
+    });
+    if f.value(
+        "tcp bufsize",
+        tcp_bufsize,
+        &new.tcp_bufsize,
+        Effect::Socket,
+        |v| v.map(|v| v.to_string()),
+    ) {
+        f.note(match new.tcp_bufsize {
+            Some(_) => "and the remote sockets of new sessions",
+            None => "kept sockets keep the sizes set (the kernel has no way back to auto-tuning); new sockets get the kernel's",
+        });
+    }
+    f.value(
+        "sticky cache",
+        sticky_cache,
+        &new.sticky,
+        Effect::NewSessions,
+        sticky,
+    );
+    f.value("proctitle", proctitle, &new.proctitle, Effect::Reload, opt);
+    control_fields(control, &new.control, f);
+    f.value("metrics", metrics, &new.metrics, Effect::Reload, |m| {
+        Some(match m {
+            None => "no".to_string(),
+            Some(m) => {
+                let Metrics { address, port } = m;
+                std::net::SocketAddr::new(*address, *port).to_string()
+            }
+        })
+    });
+    if f.value(
+        "log format",
+        log_format,
+        &new.log_format,
+        Effect::NewSessions,
+        text,
+    ) {
+        f.note("the new workers' lines; the master's own at restart");
+    }
+}
+
+fn control_fields(old: &Option<Control>, new: &Option<Control>, f: &mut Fields) {
+    let effect = Effect::Reload;
+    match (old, new) {
+        (Some(old), Some(new)) => {
+            let Control { path, mode, group } = old;
+            f.value("control path", path, &new.path, effect, |p| {
+                Some(p.clone().unwrap_or_else(|| "the default path".to_string()))
+            });
+            f.value("control mode", mode, &new.mode, effect, |m| {
+                Some(format!("{m:04o}"))
+            });
+            f.value("control group", group, &new.group, effect, opt);
+        }
+        _ => {
+            f.value("control", old, new, effect, |c| {
+                Some(match c {
+                    None => "no".to_string(),
+                    Some(c) => c
+                        .path
+                        .clone()
+                        .unwrap_or_else(|| "the default path".to_string()),
+                })
+            });
+        }
+    }
+}
+
+fn relay_fields(old: &Relay, new: &Relay, f: &mut Fields) {
+    let Relay {
+        remotes: _,
+        local_address,
+        rebalance,
+        retire,
+        idle_timeout,
+        silent_timeout,
+        connect_timeout,
+        tls_handshake_timeout,
+        half_close_timeout,
+        drain_timeout,
+        drain_generations,
+        connection_log,
+        syslog: log,
+        tls,
+    } = old;
+    let n = Effect::NewSessions;
+    f.value("local address", local_address, &new.local_address, n, opt);
+    f.value("rebalance", rebalance, &new.rebalance, n, opt);
+    f.value("retire", retire, &new.retire, n, opt);
+    f.value(
+        "idle timeout",
+        idle_timeout,
+        &new.idle_timeout,
+        n,
+        seconds("never"),
+    );
+    f.value(
+        "silent timeout",
+        silent_timeout,
+        &new.silent_timeout,
+        n,
+        seconds("never"),
+    );
+    f.value(
+        "connect timeout",
+        connect_timeout,
+        &new.connect_timeout,
+        n,
+        seconds("never"),
+    );
+    f.value(
+        "tls handshake timeout",
+        tls_handshake_timeout,
+        &new.tls_handshake_timeout,
+        n,
+        seconds("never"),
+    );
+    f.value(
+        "half close timeout",
+        half_close_timeout,
+        &new.half_close_timeout,
+        n,
+        seconds("never"),
+    );
+    if f.value(
+        "drain timeout",
+        drain_timeout,
+        &new.drain_timeout,
+        Effect::Reload,
+        seconds("until they end"),
+    ) {
+        f.note("NEW's value bounds the generation this reload replaces (and brings older drains' deadlines forward)");
+    }
+    if f.value(
+        "drain generations",
+        drain_generations,
+        &new.drain_generations,
+        Effect::Reload,
+        text,
+    ) {
+        f.note("NEW's value caps the old generations left draining by this reload");
+    }
+    f.value(
+        "connection log",
+        connection_log,
+        &new.connection_log,
+        n,
+        yes_no,
+    );
+    syslog("", log, &new.syslog, n, f);
+    listener_tls(tls, &new.tls, f);
+}
+
+/// The listeners' TLS material (the tcprelay section's `tls cert-file`...): the
+/// master builds a new TLS context from the files at the reload.
+fn listener_tls(old: &Option<Tls>, new: &Option<Tls>, f: &mut Fields) {
+    let effect = Effect::Reload;
+    let none = Tls {
+        cert_file: String::new(),
+        key_file: String::new(),
+        passphrase: None,
+    };
+    let Tls {
+        cert_file,
+        key_file,
+        passphrase,
+    } = old.as_ref().unwrap_or(&none);
+    let new_tls = new.as_ref().unwrap_or(&none);
+    let path = |p: &String| (!p.is_empty()).then(|| p.clone());
+    f.value("tls cert-file", cert_file, &new_tls.cert_file, effect, path);
+    f.value("tls key-file", key_file, &new_tls.key_file, effect, path);
+    f.secret(
+        "tls passphrase",
+        passphrase.as_ref(),
+        new_tls.passphrase.as_ref(),
+        effect,
+    );
+}
+
+fn remotes(old: &[Remote], new: &[Remote], found: &mut Found) {
+    let pairs = pair(old, new, remote_key);
+    for &(i, j) in &pairs {
+        let (key, change, fields) = match (i, j) {
+            (Some(i), Some(j)) => {
+                let mut out = Vec::new();
+                let mut fields = Fields {
+                    out: &mut out,
+                    notes: &mut found.notes,
+                    whose: format!("remote {}: ", remote_key(&old[i])),
+                };
+                remote(&old[i], &new[j], &mut fields);
+                if out.is_empty() {
+                    continue;
+                }
+                (remote_key(&old[i]), Change::Changed, out)
+            }
+            (Some(i), None) => (remote_key(&old[i]), Change::Removed, Vec::new()),
+            (None, Some(j)) => (remote_key(&new[j]), Change::Added, Vec::new()),
+            (None, None) => continue,
+        };
+        found.remotes.push(ItemChange {
+            key,
+            change,
+            old_index: i,
+            new_index: j,
+            socket: None,
+            fields,
+            active_sessions: None,
+        });
+    }
+    order(
+        "remote order",
+        &pairs,
+        old,
+        remote_key,
+        Effect::NewSessions,
+        found,
+    );
+    if let Some(last) = found
+        .settings
+        .last_mut()
+        .filter(|c| c.field == "remote order")
+    {
+        last.note = Some("the first in order wins a tie of the balancing".to_string());
+    }
+}
+
+fn remote(old: &Remote, new: &Remote, f: &mut Fields) {
+    let Remote {
+        address: _,
+        protocol: _,
+        weight,
+        send_proxy,
+        tls,
+        check,
+    } = old;
+    if f.value("weight", weight, &new.weight, Effect::NewSessions, text) {
+        f.note("an operator's `ctl drain` or `ctl weight` of this remote ends: it gets its plan's weight, enabled");
+    }
+    f.value(
+        "send proxy",
+        send_proxy,
+        &new.send_proxy,
+        Effect::NewSessions,
+        |v| Some(v.map_or("no".to_string(), |v| format!("{v:?}").to_lowercase())),
+    );
+    remote_tls(tls, &new.tls, f);
+    health(check, &new.check, f);
+}
+
+fn remote_tls(old: &Option<RemoteTls>, new: &Option<RemoteTls>, f: &mut Fields) {
+    let effect = Effect::NewSessions;
+    let (Some(old), Some(new)) = (old, new) else {
+        // TLS turned on or off: the settings of the side that has it.
+        let show = |t: &Option<RemoteTls>| {
+            Some(match t {
+                None => "no".to_string(),
+                Some(t) => format!(
+                    "yes (sni {}, verify {}, ca-file {}, cert-file {})",
+                    t.sni.as_deref().unwrap_or("none"),
+                    if t.verify { "yes" } else { "no" },
+                    t.ca_file.as_deref().unwrap_or("the system's store"),
+                    t.cert_file.as_deref().unwrap_or("none"),
+                ),
+            })
+        };
+        f.value("tls", old, new, effect, show);
+        return;
+    };
+    let RemoteTls {
+        sni,
+        verify,
+        ca_file,
+        cert_file,
+        key_file,
+        passphrase,
+    } = old;
+    f.value("tls sni", sni, &new.sni, effect, opt);
+    f.value("tls verify", verify, &new.verify, effect, yes_no);
+    f.value("tls ca-file", ca_file, &new.ca_file, effect, |v| {
+        Some(
+            v.clone()
+                .unwrap_or_else(|| "the system's store".to_string()),
+        )
+    });
+    f.value("tls cert-file", cert_file, &new.cert_file, effect, opt);
+    f.value("tls key-file", key_file, &new.key_file, effect, opt);
+    f.secret(
+        "tls passphrase",
+        passphrase.as_ref(),
+        new.passphrase.as_ref(),
+        effect,
+    );
+}
+
+fn health(old: &Option<Check>, new: &Option<Check>, f: &mut Fields) {
+    let effect = Effect::Reload;
+    let (Some(old), Some(new)) = (old, new) else {
+        f.value("check", old, new, effect, |c| {
+            Some(c.as_ref().map_or("no".to_string(), |c| {
+                format!(
+                    "interval {} ms timeout {} ms rise {} fall {}",
+                    c.interval_ms, c.timeout_ms, c.rise, c.fall
+                )
+            }))
+        });
+        return;
+    };
+    let Check {
+        interval_ms,
+        timeout_ms,
+        rise,
+        fall,
+        send,
+        expect,
+        tls,
+    } = old;
+    let ms = |v: &u32| Some(format!("{v} ms"));
+    f.value("check interval", interval_ms, &new.interval_ms, effect, ms);
+    f.value("check timeout", timeout_ms, &new.timeout_ms, effect, ms);
+    f.value("check rise", rise, &new.rise, effect, text);
+    f.value("check fall", fall, &new.fall, effect, text);
+    f.value("check send", send, &new.send, effect, |v| {
+        v.as_deref().map(escaped)
+    });
+    f.value("check expect", expect, &new.expect, effect, |v| {
+        v.as_ref().map(|e| match e {
+            Expect::Bytes(b) => escaped(b),
+            Expect::Regex(r) => format!("regex {r:?}"),
+        })
+    });
+    f.value("check tls", tls, &new.tls, effect, yes_no);
+}
