@@ -456,6 +456,16 @@ impl Master {
         )
     }
 
+    /// The sessions worker `w` holds now: what it last published on the load board
+    /// (every turn of its loop), else what it last reported (its `Load` frames, sent
+    /// when it fills up or has room again; at its end, the board's last count).
+    fn held(&self, w: &Worker) -> u64 {
+        match (&self.board, w.seat) {
+            (Some(board), Some(seat)) => u64::from(board.held(seat)),
+            _ => u64::from(w.sessions),
+        }
+    }
+
     /// The `sessions` object of the `plan` answer: the sessions by generation
     /// (newest first), by remote and by listener (the running plan's in its order,
     /// then those only older generations' plans still have).
@@ -471,7 +481,7 @@ impl Master {
                     .workers
                     .values()
                     .filter(|w| w.generation == generation)
-                    .map(|w| u64::from(w.sessions))
+                    .map(|w| self.held(w))
                     .sum();
                 json!({
                     "generation": generation,
@@ -483,7 +493,7 @@ impl Master {
                 })
             })
             .collect();
-        let total: u64 = self.workers.values().map(|w| u64::from(w.sessions)).sum();
+        let total: u64 = self.workers.values().map(|w| self.held(w)).sum();
         let snapshot = self.stats.as_ref().map(crate::stats::Registry::snapshot);
         let mut remotes: Vec<Value> = Vec::new();
         let mut listeners: Vec<Value> = Vec::new();
