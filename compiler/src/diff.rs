@@ -233,19 +233,16 @@ fn live_sessions(report: &Report, new: &Plan, running: Option<&Running>) -> Vec<
             closed.join(", ")
         ));
     }
-    let kept = report
+    let kept: Vec<&str> = report
         .listeners
         .iter()
         .filter(|i| i.change == Change::Changed)
-        .count();
-    if kept > 0 {
+        .map(|i| i.key.as_str())
+        .collect();
+    if !kept.is_empty() {
         out.push(format!(
-            "{} kept with their queues: no waiting connection is lost.",
-            plural(
-                kept,
-                "changed listener's socket is",
-                "changed listeners' sockets are"
-            )
+            "The master keeps the socket of {}, with its queue: no waiting connection is lost.",
+            kept.join(", ")
         ));
     }
     let restart: Vec<&str> = report

@@ -5,6 +5,7 @@
 mod cli;
 mod corpus;
 mod ctl;
+mod diff;
 mod docs;
 mod editors;
 mod effects;

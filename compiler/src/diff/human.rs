@@ -133,7 +133,7 @@ pub fn render(r: &Report) -> String {
         }
     }
     if !r.notes.is_empty() {
-        out.push_str("\nnot compared:\n");
+        out.push_str("\nnotes:\n");
         for note in &r.notes {
             let _ = writeln!(out, "  {note}");
         }

@@ -284,3 +284,581 @@ fn the_socket_is_the_control_option_else_news_path_else_the_default() {
     let e = running::socket_path(None, &plain, &Default::default()).unwrap_err();
     assert!(e.contains("--control PATH"), "{e}");
 }
+
+#[test]
+fn a_listener_with_the_same_address_and_protocol_keeps_its_socket() {
+    let new = edited(&[(
+        "port = 8080 }",
+        "port = 8080 backlog = 1024 dscp = 10 }\n listen = { address = 127.0.0.1 port = 8081 }",
+    )]);
+    let r = report(BASE, &new);
+    let kept = &r.listeners[0];
+    assert_eq!(
+        (kept.key.as_str(), kept.change, kept.socket),
+        ("127.0.0.1:8080/TCP", Change::Changed, Some("kept"))
+    );
+    let fields: Vec<(&str, Option<&str>, Option<&str>, Effect)> = kept
+        .fields
+        .iter()
+        .map(|f| {
+            (
+                f.field.as_str(),
+                f.old.as_deref(),
+                f.new.as_deref(),
+                f.effect,
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("backlog", Some("128"), Some("1024"), Effect::Socket),
+            // It follows the backlog when not given.
+            (
+                "overload backlog",
+                Some("128"),
+                Some("1024"),
+                Effect::Reload
+            ),
+            ("dscp", None, Some("10"), Effect::Socket),
+        ]
+    );
+    let added = &r.listeners[1];
+    assert_eq!(
+        (added.key.as_str(), added.change, added.socket),
+        ("127.0.0.1:8081/TCP", Change::Added, Some("bound"))
+    );
+    // Another protocol on the same address is another socket: closed and bound.
+    let sctp = edited(&[("port = 8080 }", "port = 8080 protocol = SCTP }")]);
+    let r = report(BASE, &sctp);
+    let changes: Vec<(&str, Change)> = r
+        .listeners
+        .iter()
+        .map(|l| (l.key.as_str(), l.change))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("127.0.0.1:8080/TCP", Change::Removed),
+            ("127.0.0.1:8080/SCTP", Change::Added)
+        ]
+    );
+    let text = render(&r);
+    assert!(
+        text.contains("The master closes the socket of 127.0.0.1:8080/TCP at the reload"),
+        "{text}"
+    );
+}
+
+#[test]
+fn remotes_are_added_removed_reweighted_and_reordered() {
+    let new = edited(&[
+        ("port = 9001 weight = 2 }", "port = 9001 weight = 5 }"),
+        (
+            " remote = { address = 127.0.0.1 port = 9002 }\n",
+            " remote = { address = 127.0.0.1 port = 9003 send proxy = v2 }\n",
+        ),
+    ]);
+    let r = report(BASE, &new);
+    let summary: Vec<(&str, Change)> = r
+        .remotes
+        .iter()
+        .map(|i| (i.key.as_str(), i.change))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("127.0.0.1:9001/TCP", Change::Changed),
+            ("127.0.0.1:9002/TCP", Change::Removed),
+            ("127.0.0.1:9003/TCP", Change::Added),
+        ]
+    );
+    let weight = &r.remotes[0].fields[0];
+    assert_eq!(
+        (
+            weight.field.as_str(),
+            weight.old.as_deref(),
+            weight.new.as_deref()
+        ),
+        ("weight", Some("2"), Some("5"))
+    );
+    assert!(weight.note.as_deref().unwrap().contains("ctl drain"));
+    // The same remotes in another order: a change (ties go to the first).
+    let swapped = "id = spawnd {\n listen = { address = 127.0.0.1 port = 8080 }\n}\nid = tcprelay {\n remote = { address = 127.0.0.1 port = 9002 }\n remote = { address = 127.0.0.1 port = 9001 weight = 2 }\n}\n";
+    let r = report(BASE, swapped);
+    assert!(r.changed && r.remotes.is_empty(), "{r:#?}");
+    assert_eq!(
+        (
+            r.settings[0].field.as_str(),
+            r.settings[0].old.as_deref(),
+            r.settings[0].new.as_deref()
+        ),
+        (
+            "remote order",
+            Some("127.0.0.1:9001/TCP, 127.0.0.1:9002/TCP"),
+            Some("127.0.0.1:9002/TCP, 127.0.0.1:9001/TCP")
+        )
+    );
+}
+
+#[test]
+fn acl_changes_are_an_edit_script_with_indexes_and_a_moved_rule_is_a_change() {
+    let acl = |rules: &str| edited(&[("}\nid = tcprelay", &format!("{rules}}}\nid = tcprelay"))]);
+    let old =
+        acl(" acl = permit 10.0.0.0/8\n acl = permit 192.168.0.0/16\n acl = deny 0.0.0.0/0\n");
+    let new = acl(" acl = permit 10.0.0.0/8\n acl = permit 172.16.0.0/12\n acl = deny 0.0.0.0/0\n acl = permit not 192.0.2.0/24\n");
+    let r = report(&old, &new);
+    let lines: Vec<String> = r
+        .acl
+        .iter()
+        .map(|l| format!("{} #{} {}", l.op, l.index, l.rule))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "- #1 permit 192.168.0.0/16",
+            "+ #1 permit 172.16.0.0/12",
+            "+ #3 permit not 192.0.2.0/24"
+        ]
+    );
+    // First match wins: the same rules in another order differ.
+    let moved =
+        acl(" acl = deny 0.0.0.0/0\n acl = permit 10.0.0.0/8\n acl = permit 192.168.0.0/16\n");
+    let r = report(&old, &moved);
+    assert!(r.changed);
+    assert_eq!(r.acl.len(), 2, "{:?}", r.acl);
+}
+
+#[test]
+fn every_setting_says_when_it_takes_effect() {
+    let new = edited(&[
+        (
+            "}\nid = tcprelay",
+            " user = nobody\n overload = close\n log format = json\n}\nid = tcprelay",
+        ),
+        (
+            "weight = 2 }\n",
+            "weight = 2 }\n idle timeout = 30\n drain timeout = 60\n",
+        ),
+    ]);
+    let r = report(BASE, &new);
+    let effects: Vec<(&str, Effect)> = r
+        .settings
+        .iter()
+        .map(|f| (f.field.as_str(), f.effect))
+        .collect();
+    assert_eq!(
+        effects,
+        [
+            ("user", Effect::Restart),
+            ("overload", Effect::Reload),
+            ("log format", Effect::NewSessions),
+            ("idle timeout", Effect::NewSessions),
+            ("drain timeout", Effect::Reload),
+        ]
+    );
+    let text = render(&r);
+    assert!(
+        text.contains("  user: none -> nobody (takes effect at restart only)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("A reload does not apply user: restart the relay for it."),
+        "{text}"
+    );
+    assert!(
+        text.contains("until they end or for at most 60 s (NEW's drain timeout)"),
+        "{text}"
+    );
+}
+
+/// A certificate file with the same path whose content changed since the relay
+/// loaded it: the running side's facts come from the answer's PEM, NEW's from the
+/// file read now, and the fingerprints differ.
+#[test]
+fn a_certificate_replaced_under_the_same_path_shows_a_new_fingerprint() {
+    use crate::tlscheck::test_pki;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = test_pki::ec_key();
+    let loaded = test_pki::self_signed(&key);
+    let replaced = test_pki::self_signed(&test_pki::ec_key());
+    std::fs::write(&cert, replaced.to_pem().unwrap()).unwrap();
+    let src = format!(
+        "id = spawnd {{ listen = {{ address = 127.0.0.1 port = 1 tls = yes }} }}\n\
+         id = tcprelay {{ remote = {{ address = 127.0.0.1 port = 2 }} tls cert-file = {} tls key-file = /nonexistent/k.pem }}",
+        cert.display()
+    );
+    let plan = plan_of(&src);
+    let file = cert.display().to_string();
+    let running = Running {
+        socket: "/run/ctl".into(),
+        generation: 1,
+        plan_hash: "0".into(),
+        plan: plan.redacted(),
+        certificates: vec![Loaded {
+            file: file.clone(),
+            pem: String::from_utf8(loaded.to_pem().unwrap()).unwrap(),
+        }],
+        sessions: None,
+    };
+    let r = diff(&Side::running(running.clone()), &side(&src));
+    assert!(r.changed, "{r:#?}");
+    let change = &r.certificates[0];
+    assert_eq!(
+        (change.role.as_str(), change.change),
+        ("listener certificate", Change::Changed)
+    );
+    let (old, new) = (change.old.as_ref().unwrap(), change.new.as_ref().unwrap());
+    assert_eq!((old.read, new.read), ("running", "now"));
+    let fingerprint = |x: &openssl::x509::X509| crate::tlscheck::facts(x).unwrap().sha256;
+    assert_eq!(old.certificates[0].sha256, fingerprint(&loaded));
+    assert_eq!(new.certificates[0].sha256, fingerprint(&replaced));
+    assert!(render(&r).contains(&fingerprint(&replaced)));
+    // The same certificate on both sides: no change.
+    std::fs::write(&cert, loaded.to_pem().unwrap()).unwrap();
+    let r = diff(&Side::running(running), &side(&src));
+    assert!(!r.changed, "{r:#?}");
+    // Never a key: the JSON holds no PEM block at all.
+    assert!(!json(&r).contains("-----BEGIN"));
+}
+
+#[test]
+fn setenv_changes_and_a_removed_variable_staying_set() {
+    let with = |env: &str| format!("{env}{BASE}");
+    let r = report(
+        &with("setenv A = 1\nsetenv B = 2\n"),
+        &with("setenv A = 3\n"),
+    );
+    let lines: Vec<String> = r
+        .settings
+        .iter()
+        .map(|f| format!("{}: {:?} -> {:?} {:?}", f.field, f.old, f.new, f.note))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "setenv A: Some(\"1\") -> Some(\"3\") None",
+            "setenv B: Some(\"2\") -> None Some(\"stays set in the master, and so in new workers, until restart\")"
+        ]
+    );
+}
+
+/// Every field of the plan, changed alone, is reported: the destructuring makes a
+/// new field fail to compile; this makes a destructured field that is not compared
+/// fail here.
+#[test]
+fn every_field_of_the_plan_changed_alone_is_a_change() {
+    let base = mutation_base();
+    let old = Side::of("plan", "a", base.clone());
+    assert!(!diff(&old, &Side::of("plan", "b", base.clone())).changed);
+    assert_eq!(edits().len(), EDITS);
+    for (what, edit) in edits() {
+        let mut plan = base.clone();
+        edit(&mut plan);
+        assert_ne!(plan, base, "{what}: the edit changes nothing");
+        let r = diff(&old, &Side::of("plan", "b", plan));
+        assert!(r.changed, "{what} is not reported");
+    }
+    // Only the names of the input are not changes.
+    let mut plan = base.clone();
+    plan.source = "other.cfg".into();
+    plan.spawnd_id = "s2".into();
+    plan.tcprelay_id = "t2".into();
+    assert!(!diff(&old, &Side::of("plan", "b", plan)).changed);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any combination of edits: `diff` says "changed" exactly when the plans
+    /// differ, both ways round, and both renderings hold.
+    #[test]
+    fn changed_is_exactly_whether_the_plans_differ(picks in proptest::collection::vec(proptest::prelude::any::<bool>(), EDITS)) {
+        let base = mutation_base();
+        let mut plan = base.clone();
+        for ((_, edit), pick) in edits().iter().zip(&picks) {
+            if *pick {
+                edit(&mut plan);
+            }
+        }
+        let (a, b) = (Side::of("plan", "a", base.clone()), Side::of("plan", "b", plan.clone()));
+        let r = diff(&a, &b);
+        proptest::prop_assert_eq!(r.changed, plan != base);
+        proptest::prop_assert_eq!(diff(&b, &a).changed, r.changed);
+        let _ = render(&r);
+        let value: serde_json::Value = serde_json::from_str(&json(&r)).expect("JSON");
+        proptest::prop_assert_eq!(value["changed"].as_bool(), Some(r.changed));
+    }
+}
+
+type Edit = Box<dyn Fn(&mut Plan)>;
+
+/// How many [`edits`] there are.
+const EDITS: usize = 88;
+
+/// A plan with something in every optional place, for [`edits`].
+fn mutation_base() -> Plan {
+    let src = "id = spawnd {\n listen = { address = 127.0.0.1 port = 8080 tls = yes accept proxy = v2 }\n listen = { path = /tmp/diff-test.sock }\n control = { path = /tmp/ctl }\n}\n\
+               id = tcprelay {\n remote = { address = 127.0.0.1 port = 9001 tls = yes tls sni = a.example check = { send = \"x\" } }\n remote = { address = 127.0.0.1 port = 9002 }\n\
+               tls cert-file = /nonexistent/c.pem\n}\n";
+    plan_of(src)
+}
+
+/// One edit of every field of the plan, each named.
+fn edits() -> Vec<(&'static str, Edit)> {
+    use tcprelay_plan::*;
+    let l = |f: fn(&mut Listener)| -> Edit {
+        Box::new(move |p: &mut Plan| f(&mut p.spawnd.listeners[0]))
+    };
+    let u = |f: fn(&mut Listener)| -> Edit {
+        Box::new(move |p: &mut Plan| f(&mut p.spawnd.listeners[1]))
+    };
+    let s = |f: fn(&mut Spawnd)| -> Edit { Box::new(move |p: &mut Plan| f(&mut p.spawnd)) };
+    let r = |f: fn(&mut Relay)| -> Edit { Box::new(move |p: &mut Plan| f(&mut p.relay)) };
+    let m =
+        |f: fn(&mut Remote)| -> Edit { Box::new(move |p: &mut Plan| f(&mut p.relay.remotes[0])) };
+    let t = |f: fn(&mut RemoteTls)| -> Edit {
+        Box::new(move |p: &mut Plan| {
+            if let Some(x) = p.relay.remotes[0].tls.as_mut() {
+                f(x)
+            }
+        })
+    };
+    let c = |f: fn(&mut Check)| -> Edit {
+        Box::new(move |p: &mut Plan| {
+            if let Some(x) = p.relay.remotes[0].check.as_mut() {
+                f(x)
+            }
+        })
+    };
+    let a = |f: fn(&mut AcceptProxy)| -> Edit {
+        Box::new(move |p: &mut Plan| {
+            if let Some(x) = p.spawnd.listeners[0].accept_proxy.as_mut() {
+                f(x)
+            }
+        })
+    };
+    vec![
+        (
+            "env",
+            Box::new(|p: &mut Plan| p.env.push(("X".into(), "1".into()))),
+        ),
+        (
+            "listener address",
+            l(|l| l.address = ListenAddress::Inet("127.0.0.1:1".parse().unwrap())),
+        ),
+        ("listener protocol", l(|l| l.protocol = Protocol::Sctp)),
+        ("listener tls", l(|l| l.tls = false)),
+        ("backlog", l(|l| l.backlog = 7)),
+        ("overload backlog", l(|l| l.overload_backlog = 7)),
+        ("realm", l(|l| l.realm = Some("r".into()))),
+        ("keepalive count", l(|l| l.keepalive.count = Some(1))),
+        ("keepalive idle", l(|l| l.keepalive.idle = Some(1))),
+        ("keepalive interval", l(|l| l.keepalive.interval = Some(1))),
+        ("mode", u(|l| l.mode = Some(0o600))),
+        ("accept proxy off", l(|l| l.accept_proxy = None)),
+        ("accept proxy version", a(|a| a.version = ProxyAccept::V1)),
+        (
+            "accept proxy from",
+            a(|a| {
+                a.from.push(Network {
+                    address: "10.0.0.1".parse().unwrap(),
+                    prefix: 32,
+                })
+            }),
+        ),
+        ("accept proxy timeout", a(|a| a.timeout_ms += 1)),
+        (
+            "tls versions",
+            l(|l| l.tls_versions = vec![TlsVersion::Tls13]),
+        ),
+        ("tls auto", l(|l| l.tls_auto = true)),
+        ("dscp", l(|l| l.dscp = Some(1))),
+        ("vrf", l(|l| l.vrf = Some("blue".into()))),
+        ("owner", u(|l| l.owner = Some("nobody".into()))),
+        ("group", u(|l| l.group = Some("nogroup".into()))),
+        ("bind retry delay", l(|l| l.bind_retry_delay = Some(3))),
+        (
+            "listener sticky",
+            l(|l| {
+                l.sticky = Some(Sticky {
+                    period_s: 1,
+                    size: 1,
+                })
+            }),
+        ),
+        (
+            "listener order",
+            Box::new(|p: &mut Plan| p.spawnd.listeners.swap(0, 1)),
+        ),
+        ("users min", s(|s| s.users_min += 1)),
+        ("users max", s(|s| s.users_max += 1)),
+        ("servers min", s(|s| s.servers_min += 1)),
+        ("servers max", s(|s| s.servers_max += 1)),
+        ("background", s(|s| s.background = !s.background)),
+        ("pidfile", s(|s| s.pidfile = Some("/p".into()))),
+        ("user", s(|s| s.user = Some("u".into()))),
+        ("spawnd group", s(|s| s.group = Some("g".into()))),
+        (
+            "working directory",
+            s(|s| s.working_directory = Some("/".into())),
+        ),
+        (
+            "acl",
+            s(|s| {
+                s.acl.push(AclRule {
+                    permit: true,
+                    negate: false,
+                    network: "10.0.0.0".parse().unwrap(),
+                    prefix: 8,
+                })
+            }),
+        ),
+        ("overload", s(|s| s.overload = Overload::Reset)),
+        ("spawnd keepalive", s(|s| s.keepalive.idle = Some(9))),
+        (
+            "single process",
+            s(|s| s.single_process = !s.single_process),
+        ),
+        ("spawnd syslog ident", s(|s| s.syslog.ident = "x".into())),
+        (
+            "spawnd syslog facility",
+            s(|s| s.syslog.facility = Facility::Local7),
+        ),
+        (
+            "spawnd syslog severity",
+            s(|s| s.syslog.severity = Severity::Emerg),
+        ),
+        ("debug", s(|s| s.debug = 1)),
+        ("tcp bufsize", s(|s| s.tcp_bufsize = Some(4096))),
+        (
+            "sticky",
+            s(|s| {
+                s.sticky = Some(Sticky {
+                    period_s: 1,
+                    size: 1,
+                })
+            }),
+        ),
+        ("proctitle", s(|s| s.proctitle = Some("x".into()))),
+        ("control off", s(|s| s.control = None)),
+        (
+            "control path",
+            s(|s| {
+                if let Some(c) = s.control.as_mut() {
+                    c.path = Some("/other".into())
+                }
+            }),
+        ),
+        (
+            "control mode",
+            s(|s| {
+                if let Some(c) = s.control.as_mut() {
+                    c.mode = 0o660
+                }
+            }),
+        ),
+        (
+            "control group",
+            s(|s| {
+                if let Some(c) = s.control.as_mut() {
+                    c.group = Some("g".into())
+                }
+            }),
+        ),
+        (
+            "metrics",
+            s(|s| {
+                s.metrics = Some(Metrics {
+                    address: "127.0.0.1".parse().unwrap(),
+                    port: 9,
+                })
+            }),
+        ),
+        ("log format", s(|s| s.log_format = LogFormat::Json)),
+        (
+            "local address",
+            r(|r| r.local_address = Some("127.0.0.2".parse().unwrap())),
+        ),
+        ("rebalance", r(|r| r.rebalance = Some(3))),
+        ("retire", r(|r| r.retire = Some(3))),
+        ("idle timeout", r(|r| r.idle_timeout += 1)),
+        ("silent timeout", r(|r| r.silent_timeout += 1)),
+        ("connect timeout", r(|r| r.connect_timeout += 1)),
+        ("tls handshake timeout", r(|r| r.tls_handshake_timeout += 1)),
+        ("half close timeout", r(|r| r.half_close_timeout += 1)),
+        ("drain timeout", r(|r| r.drain_timeout += 1)),
+        ("drain generations", r(|r| r.drain_generations += 1)),
+        (
+            "connection log",
+            r(|r| r.connection_log = !r.connection_log),
+        ),
+        ("relay syslog ident", r(|r| r.syslog.ident = "x".into())),
+        (
+            "relay syslog facility",
+            r(|r| r.syslog.facility = Facility::Local7),
+        ),
+        (
+            "relay syslog severity",
+            r(|r| r.syslog.severity = Severity::Emerg),
+        ),
+        ("tls off", r(|r| r.tls = None)),
+        (
+            "tls cert-file",
+            r(|r| {
+                if let Some(t) = r.tls.as_mut() {
+                    t.cert_file = "/other.pem".into()
+                }
+            }),
+        ),
+        (
+            "tls key-file",
+            r(|r| {
+                if let Some(t) = r.tls.as_mut() {
+                    t.key_file = "/other.pem".into()
+                }
+            }),
+        ),
+        (
+            "tls passphrase",
+            r(|r| {
+                if let Some(t) = r.tls.as_mut() {
+                    t.passphrase = Some(Secret::new("s"))
+                }
+            }),
+        ),
+        (
+            "remote address",
+            m(|m| m.address = "127.0.0.1:1".parse().unwrap()),
+        ),
+        ("remote protocol", m(|m| m.protocol = Protocol::Sctp)),
+        ("weight", m(|m| m.weight += 1)),
+        ("send proxy", m(|m| m.send_proxy = Some(ProxyVersion::V1))),
+        ("remote tls off", m(|m| m.tls = None)),
+        ("sni", t(|t| t.sni = Some("b.example".into()))),
+        ("verify", t(|t| t.verify = !t.verify)),
+        ("ca-file", t(|t| t.ca_file = Some("/ca.pem".into()))),
+        ("cert-file", t(|t| t.cert_file = Some("/c.pem".into()))),
+        ("key-file", t(|t| t.key_file = Some("/k.pem".into()))),
+        (
+            "remote passphrase",
+            t(|t| t.passphrase = Some(Secret::new("s"))),
+        ),
+        ("check off", m(|m| m.check = None)),
+        ("check interval", c(|c| c.interval_ms += 1)),
+        ("check timeout", c(|c| c.timeout_ms += 1)),
+        ("check rise", c(|c| c.rise += 1)),
+        ("check fall", c(|c| c.fall += 1)),
+        ("check send", c(|c| c.send = None)),
+        (
+            "check expect",
+            c(|c| c.expect = Some(Expect::Regex("x".into()))),
+        ),
+        ("check tls", c(|c| c.tls = !c.tls)),
+        (
+            "remote order",
+            Box::new(|p: &mut Plan| p.relay.remotes.swap(0, 1)),
+        ),
+    ]
+}
