@@ -56,6 +56,9 @@ pub enum Mode {
     ParseOnly(PlanSource),
     /// `tcprelay ctl`: ask a running relay through its control socket.
     Ctl(crate::ctl::client::Ctl),
+    /// `tcprelay ctl diff NEW [ARGS...]`: `tcprelay-cc diff --running` on the
+    /// relay's control socket.
+    CtlDiff(crate::ctl::diff::Diff),
 }
 
 /// Validated arguments.
@@ -90,10 +93,16 @@ before any socket is bound, and a bad plan is one error line and exit status 1."
 const CTL_ABOUT: &str = "\
 Sends one request to a running relay's control socket and prints the answer: `status` \
 as `key: value` lines and a table of generations, `remotes` and `sessions` as tables, \
-the other commands' message; with --json, the answer as it came. Exit status 0 when \
-the relay did what was asked, 1 when it answered with an error (printed on standard \
-error) or did not answer, 2 when the socket cannot be reached or the request is \
-wrong.";
+`plan` as its generation, sessions and certificates, the other commands' message; with \
+--json, the answer as it came. Exit status 0 when the relay did what was asked, 1 when \
+it answered with an error (printed on standard error) or did not answer, 2 when the \
+socket cannot be reached or the request is wrong.
+
+`tcprelay ctl diff NEW [ARGS]...` shows what a reload to NEW (a configuration or a plan \
+file) would change in the running relay: it runs `tcprelay-cc diff --running --control \
+PATH NEW ARGS...` on the socket this command resolves (tcprelay-cc beside this program, \
+else on the PATH), ARGS being tcprelay-cc diff's options, and exits with its status: 0 \
+no change, 1 changes, 2 errors. --json before `diff` is `--format json`.";
 
 /// The usage of the three forms (the man page's SYNOPSIS too); `usage_names_every_option`
 /// checks it against the definition.
@@ -188,8 +197,9 @@ struct CtlArgs {
     /// Print the answer as it came: one JSON document on one line
     #[arg(long = "json")]
     json: bool,
-    /// The request: status, remotes, sessions [LIMIT], drain REMOTE, enable REMOTE,
-    /// weight REMOTE N, reload, stop (REMOTE is ADDRESS:PORT[/tcp|/sctp], [::1]:80 for IPv6)
+    /// The request: status, remotes, plan, sessions [LIMIT], drain REMOTE, enable
+    /// REMOTE, weight REMOTE N, reload, stop (REMOTE is ADDRESS:PORT[/tcp|/sctp],
+    /// [::1]:80 for IPv6); or diff NEW [ARGS]... (run by tcprelay-cc)
     #[arg(value_name = "COMMAND", required = true, num_args = 1..)]
     command: Vec<String>,
 }
@@ -252,12 +262,42 @@ where
     let argv = std::iter::once(OsString::from("tcprelay")).chain(args.iter().cloned());
     if args.first().is_some_and(|a| a == "ctl") {
         let mut cmd = command();
+        let usage = |cmd: &mut clap::Command, e: String| {
+            let mut sub = cmd.find_subcommand_mut("ctl").expect("ctl").clone();
+            sub.error(clap::error::ErrorKind::ValueValidation, e)
+        };
+        // `diff`: ctl's options before it, the compiler's arguments after it.
+        if let Some(at) = crate::ctl::diff::position(&args) {
+            let matches = cmd.try_get_matches_from_mut(argv.take(at + 2))?;
+            let (_, matches) = matches.subcommand().expect("`ctl` is the first argument");
+            let ctl = CtlArgs::from_arg_matches(matches).map_err(|e| e.format(&mut cmd))?;
+            let rest = args[at + 1..].to_vec();
+            if rest.is_empty() {
+                return Err(usage(
+                    &mut cmd,
+                    "`diff` needs NEW: `diff NEW [ARGS]...`".to_string(),
+                ));
+            }
+            return Ok(Args {
+                mode: Mode::CtlDiff(crate::ctl::diff::Diff {
+                    socket: ctl.socket,
+                    json: ctl.json,
+                    args: rest,
+                }),
+                debug: 0,
+                foreground: None,
+            });
+        }
         let matches = cmd.try_get_matches_from_mut(argv)?;
         let (_, matches) = matches.subcommand().expect("`ctl` is the first argument");
         let ctl = CtlArgs::from_arg_matches(matches).map_err(|e| e.format(&mut cmd))?;
         let request = crate::ctl::Request::from_words(&ctl.command).map_err(|e| {
-            let mut sub = cmd.find_subcommand_mut("ctl").expect("ctl").clone();
-            sub.error(clap::error::ErrorKind::ValueValidation, e)
+            let e = if e.starts_with("unknown command") {
+                format!("{e}, or diff NEW [ARGS]...")
+            } else {
+                e
+            };
+            usage(&mut cmd, e)
         })?;
         return Ok(Args {
             mode: Mode::Ctl(crate::ctl::client::Ctl {
@@ -573,6 +613,60 @@ mod tests {
         assert_eq!(d.mode, Mode::Run(config("ctl", "spawnd", "tcprelay")));
         let e = p(&["a.cfg", "ctl"]).unwrap();
         assert_eq!(e.mode, Mode::Run(config("a.cfg", "ctl", "tcprelay")));
+    }
+
+    /// `ctl diff`: ctl's options before `diff`, everything after it the compiler's
+    /// (its own options included, which ctl does not have).
+    #[test]
+    fn ctl_diff_form() {
+        let diff = |args: &[&str]| match p(args).unwrap_or_else(|e| panic!("{args:?}: {e}")).mode {
+            Mode::CtlDiff(diff) => diff,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        let a = diff(&["ctl", "diff", "new.cfg"]);
+        assert_eq!(
+            a,
+            crate::ctl::diff::Diff {
+                socket: None,
+                json: false,
+                args: vec!["new.cfg".into()]
+            }
+        );
+        let b = diff(&[
+            "ctl",
+            "-s",
+            "/run/r/ctl",
+            "--json",
+            "diff",
+            "new.cfg",
+            "--format",
+            "human",
+            "-i",
+            "r2",
+            "--json",
+        ]);
+        assert_eq!(b.socket, Some(PathBuf::from("/run/r/ctl")));
+        assert!(b.json);
+        let rest: Vec<OsString> = ["new.cfg", "--format", "human", "-i", "r2", "--json"]
+            .map(OsString::from)
+            .to_vec();
+        assert_eq!(b.args, rest);
+        // NEW is needed; an unknown option before `diff` is ctl's usage error.
+        let (kind, text) = error(&["ctl", "diff"]);
+        assert_eq!(kind, ErrorKind::ValueValidation, "{text}");
+        assert!(text.contains("`diff` needs NEW"), "{text}");
+        assert_eq!(
+            error(&["ctl", "-x", "diff", "a"]).0,
+            ErrorKind::UnknownArgument
+        );
+        // `plan` is a request; an unknown command names `diff` too.
+        assert_eq!(ctl(&["ctl", "plan"]).request, crate::ctl::Request::Plan);
+        let (_, text) = error(&["ctl", "dif", "new.cfg"]);
+        assert!(
+            text.contains("expected one of status, remotes, plan,")
+                && text.contains(", or diff NEW [ARGS]..."),
+            "{text}"
+        );
     }
 
     /// [`USAGE`], written by hand, names every option of each form: the first line

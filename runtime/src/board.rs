@@ -119,6 +119,14 @@ impl Board {
         seat.load().store(AWAY, Ordering::Relaxed);
         seat.held().swap(0, Ordering::Relaxed)
     }
+
+    /// The master: the sessions the worker in seat `index` holds, as it last
+    /// published (once per turn of its loop, accepting or not).
+    pub fn held(&self, index: usize) -> u32 {
+        self.table()
+            .seat(index)
+            .map_or(0, |seat| seat.held().load(Ordering::Relaxed))
+    }
 }
 
 impl Board {
@@ -242,6 +250,8 @@ mod tests {
         );
         c.publish(3, false);
         assert_eq!(a.others().map(|o| o.least), Some(7), "c stopped accepting");
+        assert_eq!(board.held(2), 3, "what c holds, accepting or not");
+        assert_eq!(board.held(SEATS), 0, "no seat past the table");
         assert_eq!(board.vacate(1), 7, "b held 7 sessions");
         assert_eq!(a.others(), None, "b was reaped");
         assert_eq!(board.vacate(2), 3, "c held 3 while it did not accept");

@@ -23,6 +23,11 @@ fn main() -> ExitCode {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             return ExitCode::from(tcprelay::ctl::client::run(&ctl, &env, &mut out, &mut err));
         }
+        Mode::CtlDiff(diff) => {
+            let env = tcprelay::ctl::current_env();
+            let mut err = std::io::stderr().lock();
+            return ExitCode::from(tcprelay::ctl::diff::run(&diff, &env, &mut err));
+        }
         Mode::ParseOnly(source) => {
             return ExitCode::from(load::check_only(&source).clamp(0, 255) as u8)
         }

@@ -28,7 +28,7 @@ use openssl::ssl::{
     SslSessionCacheMode, SslVerifyMode, SslVersion,
 };
 use openssl::x509::verify::X509CheckFlags;
-use openssl::x509::X509;
+use openssl::x509::{X509Ref, X509};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use tcprelay_plan::{OsText, Plan, RemoteTls, Tls};
@@ -36,27 +36,147 @@ use tcprelay_plan::{OsText, Plan, RemoteTls, Tls};
 /// The session id context: sessions are only resumed by contexts that set the same.
 const SESSION_ID_CONTEXT: &[u8] = b"tcprelay";
 
-/// The context for the plan's TLS listeners, or `None` when no listener has
-/// `tls = yes`. The error is one line naming the file at fault.
+/// What a plan's TLS material gives the master: the server context its workers
+/// inherit, and the certificates the contexts were built with.
+#[derive(Default)]
+pub struct PlanTls {
+    /// The context for the plan's TLS listeners, `None` when no listener has
+    /// `tls = yes`.
+    pub server: Option<SslContext>,
+    /// Every certificate loaded for the plan, by file: what the control socket's
+    /// `plan` answer gives out (public data: never a key).
+    pub certificates: Certificates,
+}
+
+impl std::fmt::Debug for PlanTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlanTls")
+            .field("server", &self.server.is_some())
+            .field("certificates", &self.certificates)
+            .finish()
+    }
+}
+
+/// The certificates a generation's TLS contexts were built with, one entry per file
+/// in the order first loaded: the listeners' chain, then each `tls = yes` remote's
+/// CA file and client certificate chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Certificates(Vec<CertificateFile>);
+
+/// One file's certificates, as the context holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFile {
+    /// The path as the plan names it.
+    pub file: String,
+    /// The certificates the context took from it, re-encoded as PEM, in the file's
+    /// order: never a key, even when the key is in the same file.
+    pub pem: String,
+    /// What the relay uses them for.
+    pub uses: Vec<CertificateUse>,
+}
+
+/// What a certificate file is used for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateUse {
+    /// The chain the TLS listeners present.
+    Listener,
+    /// The CA certificates a remote's certificate is verified against (`tls
+    /// ca-file`); the remote as `ADDRESS:PORT/PROTOCOL`.
+    Ca(String),
+    /// The client certificate chain presented to a remote (`tls cert-file`).
+    Client(String),
+}
+
+impl Certificates {
+    /// The files, in the order first loaded.
+    pub fn files(&self) -> &[CertificateFile] {
+        &self.0
+    }
+
+    /// Records `certs` loaded from `file` for `use_`: a file loaded before gets one
+    /// more use (the first load's certificates are kept).
+    fn add<'a>(
+        &mut self,
+        file: &str,
+        certs: impl IntoIterator<Item = &'a X509Ref>,
+        use_: CertificateUse,
+    ) -> Result<(), String> {
+        if let Some(known) = self.0.iter_mut().find(|f| f.file == file) {
+            known.uses.push(use_);
+            return Ok(());
+        }
+        let mut pem = String::new();
+        for cert in certs {
+            let one = cert
+                .to_pem()
+                .map_err(|e| format!("cannot encode a certificate of {file}: {}", reasons(&e)))?;
+            pem.push_str(&String::from_utf8_lossy(&one));
+        }
+        self.0.push(CertificateFile {
+            file: file.to_string(),
+            pem,
+            uses: vec![use_],
+        });
+        Ok(())
+    }
+}
+
+/// The TLS material of `plan`: the context for its TLS listeners (`None` when no
+/// listener has `tls = yes`) and the certificates loaded. The error is one line
+/// naming the file at fault.
 ///
-/// The client contexts of the plan's TLS remotes are built here too, and dropped: a
-/// plan whose contexts cannot be built (a CA file, client certificate or key that
-/// does not load) is refused at start and at a reload, as one line naming the
-/// remote and the file, before any worker would fail on it.
-pub fn for_plan(plan: &Plan) -> Result<Option<SslContext>, String> {
+/// The client contexts of the plan's TLS remotes are built here too, and dropped
+/// once their certificates are recorded: a plan whose contexts cannot be built (a
+/// CA file, client certificate or key that does not load) is refused at start and at
+/// a reload, as one line naming the remote and the file, before any worker would
+/// fail on it.
+pub fn for_plan(plan: &Plan) -> Result<PlanTls, String> {
+    // The remotes' first, as before the listeners' (which message a plan with both
+    // wrong gets does not change).
+    let mut remotes: Vec<(&str, Vec<X509>, CertificateUse)> = Vec::new();
     for remote in &plan.relay.remotes {
-        if let Some(tls) = &remote.tls {
-            client_context(tls).map_err(|e| format!("remote {}: {e}", remote.address))?;
+        let Some(tls) = &remote.tls else {
+            continue;
+        };
+        let (_, ca, chain) =
+            client_parts(tls).map_err(|e| format!("remote {}: {e}", remote.address))?;
+        let key = format!("{}/{}", remote.address, remote.protocol);
+        if let (Some(ca_file), false) = (&tls.ca_file, ca.is_empty()) {
+            remotes.push((ca_file, ca, CertificateUse::Ca(key.clone())));
+        }
+        if let Some(cert_file) = &tls.cert_file {
+            remotes.push((cert_file, chain, CertificateUse::Client(key)));
         }
     }
-    if !plan.spawnd.listeners.iter().any(|l| l.tls) {
-        return Ok(None);
+    let mut certificates = Certificates::default();
+    let server = if plan.spawnd.listeners.iter().any(|l| l.tls) {
+        match &plan.relay.tls {
+            Some(tls) => {
+                let (context, chain) = server_parts(tls)?;
+                certificates.add(
+                    &tls.cert_file,
+                    chain.iter().map(|c| &**c),
+                    CertificateUse::Listener,
+                )?;
+                Some(context)
+            }
+            // `Plan::validate` refuses this; kept as an error rather than a panic.
+            None => {
+                return Err(
+                    "a listener has tls = yes but the plan has no TLS certificate".to_string(),
+                )
+            }
+        }
+    } else {
+        None
+    };
+    for (file, certs, use_) in remotes {
+        certificates.add(file, certs.iter().map(|c| &**c), use_)?;
     }
-    match &plan.relay.tls {
-        Some(tls) => server_context(tls).map(Some),
-        // `Plan::validate` refuses this; kept as an error rather than a panic.
-        None => Err("a listener has tls = yes but the plan has no TLS certificate".to_string()),
-    }
+    Ok(PlanTls {
+        server,
+        certificates,
+    })
 }
 
 /// Builds the server context from a certificate chain file and a PEM private key,
@@ -66,6 +186,13 @@ pub fn for_plan(plan: &Plan) -> Result<Option<SslContext>, String> {
 /// a key" or "TLS key /x does not match certificate /y"; they never contain the
 /// passphrase.
 pub fn server_context(tls: &Tls) -> Result<SslContext, String> {
+    server_parts(tls).map(|(context, _)| context)
+}
+
+/// [`server_context`], with the certificate chain it was given (the file's
+/// certificates, read once: the leaf the key is checked against and the chain sent
+/// after it come from the same read).
+fn server_parts(tls: &Tls) -> Result<(SslContext, Vec<X509>), String> {
     let cert_file = tls.cert_file.as_str();
     let key_file = tls.key_file.as_str();
     // `Plan::validate` refuses these; checked here too because OpenSSL takes the
@@ -75,7 +202,8 @@ pub fn server_context(tls: &Tls) -> Result<SslContext, String> {
         OsText::check_name(name).map_err(|p| format!("the TLS {what} file {p}"))?;
     }
     let key = load_key(key_file, tls.passphrase.as_ref().map(|p| p.expose()))?;
-    let leaf = load_leaf(cert_file)?;
+    let chain = load_chain(cert_file)?;
+    let leaf = &chain[0];
     let public = leaf
         .public_key()
         .map_err(|e| format!("cannot load TLS certificate {cert_file}: {}", reasons(&e)))?;
@@ -104,16 +232,18 @@ pub fn server_context(tls: &Tls) -> Result<SslContext, String> {
     builder
         .set_session_id_context(SESSION_ID_CONTEXT)
         .map_err(setup)?;
-    builder
-        .set_certificate_chain_file(cert_file)
-        .map_err(|e| format!("cannot load TLS certificate {cert_file}: {}", reasons(&e)))?;
+    let load = |e: ErrorStack| format!("cannot load TLS certificate {cert_file}: {}", reasons(&e));
+    builder.set_certificate(leaf).map_err(load)?;
+    for cert in &chain[1..] {
+        builder.add_extra_chain_cert(cert.clone()).map_err(load)?;
+    }
     builder
         .set_private_key(&key)
         .map_err(|_| format!("TLS key {key_file} does not match certificate {cert_file}"))?;
     builder
         .check_private_key()
         .map_err(|_| format!("TLS key {key_file} does not match certificate {cert_file}"))?;
-    Ok(builder.build().into_context())
+    Ok((builder.build().into_context(), chain))
 }
 
 /// The client side of TLS towards one remote: the context, what each connection
@@ -210,6 +340,15 @@ fn relay_modes(builder: &mut SslContextBuilder) {
 /// Errors are one line naming the file, e.g. "cannot read TLS CA file /x: ..."; they
 /// never contain the passphrase.
 pub fn client_context(tls: &RemoteTls) -> Result<ClientContext, String> {
+    client_parts(tls).map(|(context, _, _)| context)
+}
+
+/// [`client_context`], with the CA certificates loaded from `tls ca-file` (none
+/// for the system's store or without verification) and the client certificate
+/// chain (none without `tls cert-file`).
+type ClientParts = (ClientContext, Vec<X509>, Vec<X509>);
+
+fn client_parts(tls: &RemoteTls) -> Result<ClientParts, String> {
     let setup = |e: ErrorStack| format!("cannot set up TLS: {}", reasons(&e));
     let files = [
         ("CA", tls.ca_file.as_deref()),
@@ -227,6 +366,8 @@ pub fn client_context(tls: &RemoteTls) -> Result<ClientContext, String> {
         }
     }
     let mut builder = SslContextBuilder::new(SslMethod::tls_client()).map_err(setup)?;
+    let mut ca = Vec::new();
+    let mut given = Vec::new();
     builder
         .set_min_proto_version(Some(SslVersion::TLS1_2))
         .map_err(setup)?;
@@ -250,6 +391,7 @@ pub fn client_context(tls: &RemoteTls) -> Result<ClientContext, String> {
                     return Err(fail("no PEM certificate in the file".to_string()));
                 }
                 for cert in certs {
+                    ca.push(cert.clone());
                     builder
                         .cert_store_mut()
                         .add_cert(cert)
@@ -267,6 +409,7 @@ pub fn client_context(tls: &RemoteTls) -> Result<ClientContext, String> {
         let pem = read_pem(cert_file)
             .map_err(|e| format!("cannot read TLS certificate {cert_file}: {e}"))?;
         let chain = X509::stack_from_pem(&pem).unwrap_or_default();
+        given.clone_from(&chain);
         let mut chain = chain.into_iter();
         let leaf = chain.next().ok_or_else(|| {
             format!("cannot load TLS certificate {cert_file}: no PEM certificate")
@@ -293,12 +436,13 @@ pub fn client_context(tls: &RemoteTls) -> Result<ClientContext, String> {
             *last = Some(KeptSession::new(ssl, session));
         }
     });
-    Ok(ClientContext {
+    let context = ClientContext {
         context: builder.build(),
         sni: tls.sni.clone(),
         verify: tls.verify,
         last,
-    })
+    };
+    Ok((context, ca, given))
 }
 
 /// The largest certificate chain or key file read (a chain of a dozen certificates
@@ -319,16 +463,26 @@ fn read_pem(path: &str) -> Result<Vec<u8>, String> {
     })
 }
 
-/// The first certificate of the chain file (the one the key must match).
-fn load_leaf(cert_file: &str) -> Result<X509, String> {
+/// The certificates of the chain file, in its order, at least one: the first is the
+/// one the key must match (a key in the same file is skipped).
+fn load_chain(cert_file: &str) -> Result<Vec<X509>, String> {
     let pem =
         read_pem(cert_file).map_err(|e| format!("cannot read TLS certificate {cert_file}: {e}"))?;
-    X509::from_pem(&pem).map_err(|e| {
+    let no_certificate = |e: ErrorStack| {
         format!(
             "cannot load TLS certificate {cert_file}: no PEM certificate ({})",
             reasons(&e)
         )
-    })
+    };
+    // The leaf first, for the error of a file that starts with none.
+    X509::from_pem(&pem).map_err(no_certificate)?;
+    let chain = X509::stack_from_pem(&pem).map_err(no_certificate)?;
+    if chain.is_empty() {
+        return Err(format!(
+            "cannot load TLS certificate {cert_file}: no PEM certificate"
+        ));
+    }
+    Ok(chain)
 }
 
 /// Loads the private key of `key_file` (which may also hold the certificate).
@@ -471,12 +625,159 @@ pub(crate) mod test_certs {
             }
         }
     }
+
+    /// A plan with one listener on 127.0.0.1:1 (`tls` or not) and `relay`.
+    pub fn plan(tls: bool, relay: tcprelay_plan::Relay) -> tcprelay_plan::Plan {
+        use tcprelay_plan::*;
+        let mut listener = Listener::new(ListenAddress::Inet(([127, 0, 0, 1], 1).into()));
+        listener.tls = tls;
+        Plan {
+            source: "t.cfg".into(),
+            spawnd_id: "spawnd".into(),
+            tcprelay_id: "tcprelay".into(),
+            env: Vec::new(),
+            spawnd: Spawnd {
+                listeners: vec![listener],
+                users_min: 1,
+                users_max: 1,
+                servers_min: 1,
+                servers_max: 1,
+                background: false,
+                pidfile: None,
+                user: None,
+                group: None,
+                working_directory: None,
+                acl: Vec::new(),
+                overload: Overload::Queue,
+                keepalive: Keepalive::default(),
+                single_process: false,
+                syslog: Syslog::default_for("t"),
+                debug: 0,
+                tcp_bufsize: None,
+                sticky: None,
+                proctitle: None,
+                control: None,
+                metrics: None,
+                log_format: LogFormat::Text,
+            },
+            relay,
+        }
+    }
+
+    /// A relay with one remote on 127.0.0.1:`port` per `tls` given.
+    pub fn relay(
+        tls: Option<Tls>,
+        remotes: Vec<Option<tcprelay_plan::RemoteTls>>,
+    ) -> tcprelay_plan::Relay {
+        use tcprelay_plan::*;
+        Relay {
+            remotes: remotes
+                .into_iter()
+                .enumerate()
+                .map(|(i, tls)| Remote {
+                    address: ([127, 0, 0, 1], 1000 + i as u16).into(),
+                    protocol: Protocol::Tcp,
+                    weight: 1,
+                    send_proxy: None,
+                    tls,
+                    check: None,
+                })
+                .collect(),
+            local_address: None,
+            rebalance: None,
+            retire: None,
+            idle_timeout: 0,
+            silent_timeout: 0,
+            connect_timeout: 1,
+            tls_handshake_timeout: 1,
+            half_close_timeout: 0,
+            drain_timeout: 0,
+            drain_generations: 1,
+            connection_log: false,
+            syslog: Syslog::default_for("t"),
+            tls,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::test_certs::{Certs, PASSPHRASE};
     use super::*;
+
+    /// The certificates a plan's contexts were built with, by file and use: a file
+    /// that holds the key too gives its certificates only, re-encoded, and a file
+    /// used twice is one entry with both uses.
+    #[test]
+    fn for_plan_records_the_certificates_loaded_never_a_key() {
+        let c = Certs::new();
+        let remote = RemoteTls {
+            sni: Some("localhost".into()),
+            verify: true,
+            ca_file: Some(c.path("cert.pem")),
+            cert_file: Some(c.path("combined.pem")),
+            key_file: None,
+            passphrase: None,
+        };
+        let unverified = RemoteTls {
+            verify: false,
+            ..remote.clone()
+        };
+        let relay = test_certs::relay(
+            Some(c.tls("combined.pem", "combined.pem", None)),
+            vec![Some(remote), None, Some(unverified)],
+        );
+        let tls = for_plan(&test_certs::plan(true, relay)).expect("the material loads");
+        assert!(tls.server.is_some());
+        let pem = String::from_utf8(c.cert.to_pem().unwrap()).unwrap();
+        let files = tls.certificates.files();
+        let want = vec![
+            CertificateFile {
+                file: c.path("combined.pem"),
+                pem: pem.clone(),
+                uses: vec![
+                    CertificateUse::Listener,
+                    CertificateUse::Client("127.0.0.1:1000/TCP".into()),
+                    CertificateUse::Client("127.0.0.1:1002/TCP".into()),
+                ],
+            },
+            // The third remote does not verify: its CA file is not loaded.
+            CertificateFile {
+                file: c.path("cert.pem"),
+                pem,
+                uses: vec![CertificateUse::Ca("127.0.0.1:1000/TCP".into())],
+            },
+        ];
+        assert_eq!(files, want.as_slice());
+        let key = std::fs::read_to_string(c.path("key.pem")).unwrap();
+        for f in files {
+            assert!(!f.pem.contains("PRIVATE KEY"), "{}", f.pem);
+            assert!(!f.pem.contains(key.lines().nth(1).unwrap()));
+        }
+        // No TLS listener, no TLS remote: nothing loaded, nothing listed.
+        let plain = for_plan(&test_certs::plan(
+            false,
+            test_certs::relay(None, vec![None]),
+        ))
+        .unwrap();
+        assert!(plain.server.is_none() && plain.certificates.files().is_empty());
+    }
+
+    /// A listener chain of two certificates is given as the context holds it: both,
+    /// in the file's order.
+    #[test]
+    fn the_listener_chain_is_given_whole_in_order() {
+        let c = Certs::new();
+        let other = test_certs::self_signed(&test_certs::new_key());
+        let chain = [c.cert.to_pem().unwrap(), other.to_pem().unwrap()].concat();
+        let key = std::fs::read(c.path("key.pem")).unwrap();
+        std::fs::write(c.path("chain.pem"), [chain.as_slice(), &key].concat()).unwrap();
+        let relay = test_certs::relay(Some(c.tls("chain.pem", "key.pem", None)), vec![None]);
+        let tls = for_plan(&test_certs::plan(true, relay)).unwrap();
+        let files = tls.certificates.files();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].pem.as_bytes(), chain.as_slice());
+    }
 
     #[test]
     fn a_good_pair_loads() {

@@ -181,3 +181,232 @@ fn ctl_finds_the_socket_in_runtime_directory_by_default() {
     );
     assert_eq!(server.join().unwrap(), ["status\n"]);
 }
+
+/// The SHA-256 fingerprint of the first certificate of a PEM file, as
+/// `openssl x509 -fingerprint -sha256` and `tcprelay-cc diff` print it.
+fn fingerprint(pem_file: &Path) -> String {
+    let pem = std::fs::read(pem_file).expect("the certificate file");
+    let cert = openssl::x509::X509::from_pem(&pem).expect("a certificate");
+    let digest = cert
+        .digest(openssl::hash::MessageDigest::sha256())
+        .expect("a digest");
+    digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// A relay terminating TLS with an encrypted key (its passphrase in the
+/// configuration) on `port`, relaying to `remotes` (port, weight).
+fn tls_config(certs: &Path, port: u16, remotes: &[(u16, u32)]) -> String {
+    let remotes: String = remotes
+        .iter()
+        .map(|(p, w)| format!("    remote = {{ address = 127.0.0.1 port = {p} weight = {w} }}\n"))
+        .collect();
+    format!(
+        "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} tls = yes }}\n}}\n\
+         id = tcprelay {{\n    tls cert-file = {certs}/cert.pem\n    tls key-file = {certs}/enc-key.pem\n\
+         \x20   tls passphrase = \"{passphrase}\"\n{remotes}}}\n",
+        certs = certs.display(),
+        passphrase = harness::PASSPHRASE,
+    )
+}
+
+/// `tcprelay ctl diff` against a real relay (its own socket, found by
+/// `RUNTIME_DIRECTORY` as the relay's): the configuration it runs is no change (exit
+/// 0); a changed weight is a change (exit 1) that names the remote and the weights; a
+/// certificate file replaced on disk under the same path is reported as a new
+/// fingerprint, the running one being what the relay loaded. No output, the plan
+/// answer's included, holds the passphrase.
+#[test]
+fn ctl_diff_compares_the_running_relay_with_a_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    harness::make_certs(&certs);
+    let (port, remote) = (harness::free_port(), harness::free_port());
+    let cfg = tls_config(&certs, port, &[(remote, 1)]);
+    let _relay = harness::Relay::run_config(dir.path(), &cfg, port);
+    let running_cfg = dir.path().join("relay.cfg");
+    let runtime = [("RUNTIME_DIRECTORY", dir.path())];
+    let mut outputs = Vec::new();
+
+    let same = ctl(&["diff", running_cfg.to_str().unwrap()], &runtime);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&same),
+        stderr(&same)
+    );
+    assert!(stdout(&same).contains("no change"), "{}", stdout(&same));
+    outputs.push(same);
+
+    let changed_cfg = dir.path().join("changed.cfg");
+    std::fs::write(&changed_cfg, tls_config(&certs, port, &[(remote, 3)])).unwrap();
+    let changed = ctl(&["diff", changed_cfg.to_str().unwrap()], &runtime);
+    assert_eq!(
+        changed.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&changed),
+        stderr(&changed)
+    );
+    let text = stdout(&changed);
+    assert!(
+        text.contains(&format!("127.0.0.1:{remote}/TCP")) && text.contains("weight: 1 -> 3"),
+        "{text}"
+    );
+    // The compiler's options after NEW, --json before `diff`: one JSON document.
+    let json = ctl(
+        &[
+            "--json",
+            "diff",
+            changed_cfg.to_str().unwrap(),
+            "-i",
+            "tcprelay",
+        ],
+        &runtime,
+    );
+    assert_eq!(json.status.code(), Some(1), "{}", stderr(&json));
+    let report: serde_json::Value = serde_json::from_str(stdout(&json).trim()).expect("JSON");
+    assert_eq!(report["changed"], true, "{report}");
+    assert_eq!(report["old"]["kind"], "running", "{report}");
+    outputs.push(changed);
+    outputs.push(json);
+
+    // Another certificate and key under the same paths: the relay still has the old.
+    let loaded = fingerprint(&certs.join("cert.pem"));
+    let other = dir.path().join("other");
+    harness::make_certs(&other);
+    for file in ["cert.pem", "enc-key.pem"] {
+        std::fs::copy(other.join(file), certs.join(file)).unwrap();
+    }
+    let on_disk = fingerprint(&certs.join("cert.pem"));
+    assert_ne!(loaded, on_disk);
+    let renewed = ctl(&["diff", running_cfg.to_str().unwrap()], &runtime);
+    assert_eq!(
+        renewed.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&renewed),
+        stderr(&renewed)
+    );
+    let text = stdout(&renewed);
+    let old_at = text
+        .find(&loaded)
+        .unwrap_or_else(|| panic!("{loaded} in {text}"));
+    let new_at = text
+        .find(&on_disk)
+        .unwrap_or_else(|| panic!("{on_disk} in {text}"));
+    assert!(old_at < new_at, "the running one first: {text}");
+    assert!(text.contains("listener certificate"), "{text}");
+    outputs.push(renewed);
+
+    outputs.push(ctl(&["--json", "plan"], &runtime));
+    outputs.push(ctl(&["plan"], &runtime));
+    for out in &outputs {
+        let all = format!("{}{}", stdout(out), stderr(out));
+        assert!(!all.contains(harness::PASSPHRASE), "{all}");
+        assert!(!all.contains("PRIVATE KEY"), "{all}");
+    }
+}
+
+/// The `plan` answer of a real relay: its plan (redacted) and the certificate it
+/// loaded, and the sessions where they are, across a reload that removes the remote
+/// a session is on: generation 1 drains it, the remote is no longer in the plan.
+#[test]
+fn ctl_plan_gives_the_running_plan_its_certificates_and_its_sessions() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    harness::make_certs(&certs);
+    let echo = harness::Echo::start();
+    let port = harness::free_port();
+    let cfg = harness::config(port, &[(echo.port, 1)], "", "");
+    let _relay = harness::Relay::run_config(dir.path(), &cfg, port);
+    let runtime = [("RUNTIME_DIRECTORY", dir.path())];
+    let ask = || -> serde_json::Value {
+        let out = ctl(&["--json", "plan"], &runtime);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_str(stdout(&out).trim()).expect("JSON")
+    };
+    let until = |done: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = ask();
+            if done(&answer) {
+                return answer;
+            }
+            assert!(Instant::now() < deadline, "never: {answer}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // One session, echoed once: it is on the remote.
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client.write_all(b"ping").unwrap();
+    let mut echoed = [0u8; 4];
+    client.read_exact(&mut echoed).unwrap();
+    let key = format!("127.0.0.1:{}/TCP", echo.port);
+    let answer = until(&|a| a["sessions"]["total"] == 1);
+    assert_eq!(answer["ok"], true);
+    assert_eq!(answer["format"], tcprelay_plan::FORMAT_VERSION);
+    assert_eq!(answer["generation"], 1);
+    let plan: tcprelay_plan::Plan =
+        serde_json::from_value(answer["plan"].clone()).expect("the plan");
+    assert_eq!(plan.relay.remotes[0].address.port(), echo.port);
+    assert_eq!(answer["certificates"], serde_json::json!([]), "no TLS");
+    assert_eq!(
+        answer["sessions"]["remotes"],
+        serde_json::json!([{ "remote": key, "active": 1, "in_plan": true }])
+    );
+    assert_eq!(
+        answer["sessions"]["listeners"],
+        serde_json::json!([{ "listener": format!("127.0.0.1:{port}"), "active": 1, "in_plan": true }])
+    );
+
+    // A reload to a plan with TLS and another remote: the session stays in
+    // generation 1, on a remote the running plan no longer has.
+    let other = harness::free_port();
+    harness::compile(
+        dir.path(),
+        "relay",
+        &tls_config(&certs, port, &[(other, 1)]),
+    );
+    let out = ctl(&["reload"], &runtime);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let answer = ask();
+    assert_eq!(answer["generation"], 2, "{answer}");
+    let generations = &answer["sessions"]["generations"];
+    assert_eq!(generations[0]["generation"], 2, "{answer}");
+    assert_eq!(generations[0]["draining"], false, "{answer}");
+    assert_eq!(generations[1]["generation"], 1, "{answer}");
+    assert_eq!(generations[1]["draining"], true, "{answer}");
+    assert_eq!(generations[1]["sessions"], 1, "{answer}");
+    assert_eq!(
+        answer["sessions"]["remotes"],
+        serde_json::json!([
+            { "remote": format!("127.0.0.1:{other}/TCP"), "active": 0, "in_plan": true },
+            { "remote": key, "active": 1, "in_plan": false },
+        ])
+    );
+    // The certificate the new generation loaded, re-encoded: the file's, not its key.
+    let files = answer["certificates"].as_array().expect("certificates");
+    assert_eq!(files.len(), 1, "{answer}");
+    assert_eq!(files[0]["file"], certs.join("cert.pem").to_str().unwrap());
+    assert_eq!(
+        files[0]["pem"],
+        std::fs::read_to_string(certs.join("cert.pem")).unwrap()
+    );
+    assert_eq!(files[0]["uses"], serde_json::json!([{ "as": "listener" }]));
+    let line = answer.to_string();
+    assert!(!line.contains(harness::PASSPHRASE), "{line}");
+    let plan: tcprelay_plan::Plan =
+        serde_json::from_value(answer["plan"].clone()).expect("the plan");
+    let passphrase = plan.relay.tls.and_then(|t| t.passphrase).expect("one");
+    assert!(passphrase.is_redacted());
+    drop(client);
+}

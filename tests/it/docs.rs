@@ -264,8 +264,8 @@ fn run(shown: &Shown, work: &Path, etc: &Path) -> Option<String> {
                 shown.exits,
             ),
             // Parsed, its request too; answering it needs a running relay, which
-            // `ctl.rs` stands in for.
-            Mode::Ctl(_) => None,
+            // `ctl.rs` stands in for (`ctl diff` too, with a real one).
+            Mode::Ctl(_) | Mode::CtlDiff(_) => None,
         },
     }
 }

@@ -287,6 +287,24 @@ does.
 Stop gracefully, as
 .B SIGTERM
 does.
+.TP
+.BI "diff " "NEW \fR[\fIARGS\fR]..."
+What a reload to NEW (a configuration or a plan file) would change in the running
+relay, and what becomes of its sessions. Not a request: it runs
+.B tcprelay\-cc diff \-\-running \-\-control
+.I PATH NEW ARGS...
+on the socket this command found
+.RB ( tcprelay\-cc
+beside
+.BR tcprelay ,
+else on the PATH, or
+.BR TCPRELAY_CC ),
+ARGS being its options, and exits with its status: 0 no change, 1 changes, 2 errors.
+.B \-\-json
+before
+.B diff
+is
+.BR "\-\-format json" .
 .PP
 The relay answers each request with one JSON document on one line, which
 .B \-\-json
@@ -336,8 +354,14 @@ The answer says
 .B 2
 The socket cannot be reached (the message names its path), or a usage error (an
 unknown command, a missing or extra argument, a bad number or remote).
+.PP
+.B diff
+exits with the status of
+.BR "tcprelay\-cc diff" :
+0 when NEW changes nothing, 1 when it changes something, 2 on errors.
 .SH "SEE ALSO"
 .BR tcprelay (1),
+.BR tcprelay\-cc (1),
 .BR tcprelay.conf (5)
 "#;
 

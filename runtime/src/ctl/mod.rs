@@ -2,12 +2,15 @@
 //! (`tcprelay ctl`). The master listens on a Unix stream socket ([`server`]); a
 //! client sends one request line ([`request`]) and reads one JSON answer on one line,
 //! which `tcprelay ctl` ([`client`]) prints as is or as tables ([`render`]). The
-//! protocol and the answers' schema are in `docs/control.md`.
+//! protocol and the answers' schema are in `docs/control.md`. `tcprelay ctl diff`
+//! ([`diff`]) is the client's own: it runs `tcprelay-cc diff --running`, which asks
+//! for the `plan`.
 //!
 //! Where the socket is: the plan's `control = { path = ... }`, else [`default_path`],
 //! which the master and `tcprelay ctl` resolve alike.
 
 pub mod client;
+pub mod diff;
 pub mod render;
 pub mod request;
 pub mod server;

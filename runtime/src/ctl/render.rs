@@ -6,12 +6,13 @@
 use serde_json::Value;
 
 /// The text `tcprelay ctl` prints for a successful answer to `command` (`status`,
-/// `remotes`, `sessions`; any other prints the answer's `message`).
+/// `remotes`, `sessions`, `plan`; any other prints the answer's `message`).
 pub fn render(command: &str, answer: &Value) -> String {
     match command {
         "status" => status(answer),
         "remotes" => remotes(answer),
         "sessions" => sessions(answer),
+        "plan" => plan(answer),
         _ => match answer.get("message").and_then(Value::as_str) {
             Some(message) => format!("{message}\n"),
             None => "done\n".to_string(),
@@ -180,6 +181,112 @@ fn sessions(a: &Value) -> String {
         if total > shown as u64 {
             out.push_str(&format!("({shown} of {total} sessions shown)\n"));
         }
+    }
+    out
+}
+
+/// The `plan` answer in short: the plan's source and hash, the sessions by
+/// generation, listener and remote, and each certificate file's certificates
+/// (subject, end of validity, SHA-256 fingerprint). The plan itself is `--json`'s.
+fn plan(a: &Value) -> String {
+    let sessions = &a["sessions"];
+    let lines = [
+        ("generation", count(&a["generation"])),
+        ("plan", text(&a["plan"]["source"])),
+        ("plan hash", text(&a["plan_hash"])),
+        ("sessions", count(&sessions["total"])),
+    ];
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    let mut out = String::new();
+    for (key, value) in lines {
+        out.push_str(&format!("{:width$} {value}\n", format!("{key}:")));
+    }
+    let yes_no = |v: &Value| match v.as_bool() {
+        Some(true) => "yes".to_string(),
+        Some(false) => "no".to_string(),
+        None => "-".to_string(),
+    };
+    let generations = list(&sessions["generations"])
+        .map(|g| {
+            vec![
+                count(&g["generation"]),
+                match g["draining"].as_bool() {
+                    Some(true) => "draining".to_string(),
+                    Some(false) => "active".to_string(),
+                    None => "-".to_string(),
+                },
+                count(&g["sessions"]),
+                seconds(&g["drain_deadline_s"]),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&table(
+        &["GENERATION", "STATE", "SESSIONS", "DEADLINE"],
+        generations,
+    ));
+    for (what, field) in [("LISTENER", "listener"), ("REMOTE", "remote")] {
+        let rows = list(&sessions[format!("{field}s")])
+            .map(|r| vec![text(&r[field]), count(&r["active"]), yes_no(&r["in_plan"])])
+            .collect();
+        out.push('\n');
+        out.push_str(&table(&[what, "SESSIONS", "IN-PLAN"], rows));
+    }
+    for file in list(&a["certificates"]) {
+        let uses: Vec<String> = list(&file["uses"])
+            .map(|u| match (u["as"].as_str(), u["remote"].as_str()) {
+                (Some(role), Some(remote)) => format!("{role} of {}", text(&Value::from(remote))),
+                (Some(role), None) => role.to_string(),
+                _ => "-".to_string(),
+            })
+            .collect();
+        let uses = if uses.is_empty() {
+            "-".to_string()
+        } else {
+            uses.join(", ")
+        };
+        out.push_str(&format!(
+            "\ncertificate file {} ({uses}):\n",
+            text(&file["file"])
+        ));
+        out.push_str(&certificates(file["pem"].as_str().unwrap_or_default()));
+    }
+    out
+}
+
+/// The certificates of a PEM text, one block each: subject, end of validity and
+/// SHA-256 fingerprint (as `openssl x509 -fingerprint -sha256` prints it).
+fn certificates(pem: &str) -> String {
+    let certs = openssl::x509::X509::stack_from_pem(pem.as_bytes()).unwrap_or_default();
+    if certs.is_empty() {
+        return "  (no certificate could be read)\n".to_string();
+    }
+    let mut out = String::new();
+    for (n, cert) in certs.iter().enumerate() {
+        let subject: Vec<String> = cert
+            .subject_name()
+            .entries()
+            .map(|e| {
+                let key = e.object().nid().short_name().unwrap_or("?");
+                let value = e.data().to_string().unwrap_or_else(|_| "?".to_string());
+                format!("{key}={value}")
+            })
+            .collect();
+        let fingerprint = cert
+            .digest(openssl::hash::MessageDigest::sha256())
+            .map(|d| {
+                d.iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            })
+            .unwrap_or_else(|_| "-".to_string());
+        out.push_str(&format!(
+            "  {}. {}, not after {}\n     SHA-256 {fingerprint}\n",
+            n + 1,
+            text(&Value::from(subject.join(", "))),
+            cert.not_after()
+        ));
     }
     out
 }

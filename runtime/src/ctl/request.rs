@@ -15,6 +15,10 @@ pub enum Request {
     Status,
     /// Every remote with its state and counters.
     Remotes,
+    /// The running plan (its secrets redacted), the certificates the running
+    /// generation loaded, and the sessions by generation, remote and listener: what
+    /// `tcprelay-cc diff --running` compares a new configuration with.
+    Plan,
     /// The sessions now open, at most `limit` of them (all when none).
     Sessions { limit: Option<u32> },
     /// Stop sending new sessions to a remote (`ADDRESS:PORT`); its sessions go on.
@@ -33,6 +37,7 @@ pub enum Request {
 pub const COMMANDS: &[(&str, &str)] = &[
     ("status", ""),
     ("remotes", ""),
+    ("plan", ""),
     ("sessions", "[LIMIT]"),
     ("drain", "REMOTE"),
     ("enable", "REMOTE"),
@@ -87,6 +92,7 @@ impl Request {
         Ok(match name {
             "status" => Request::Status,
             "remotes" => Request::Remotes,
+            "plan" => Request::Plan,
             "sessions" => Request::Sessions {
                 limit: args
                     .first()
@@ -108,6 +114,7 @@ impl fmt::Display for Request {
         match self {
             Request::Status => f.write_str("status"),
             Request::Remotes => f.write_str("remotes"),
+            Request::Plan => f.write_str("plan"),
             Request::Sessions { limit: None } => f.write_str("sessions"),
             Request::Sessions { limit: Some(n) } => write!(f, "sessions {n}"),
             Request::Drain(r) => write!(f, "drain {r}"),
@@ -188,6 +195,7 @@ mod tests {
         for (line, want) in [
             ("status", Request::Status),
             ("remotes\n", Request::Remotes),
+            ("plan", Request::Plan),
             ("sessions\r\n", Request::Sessions { limit: None }),
             ("sessions 20", Request::Sessions { limit: Some(20) }),
             ("drain 10.0.0.7:80", Request::Drain("10.0.0.7:80".into())),
@@ -215,8 +223,8 @@ mod tests {
         let e = parse("statsu").unwrap_err();
         assert_eq!(
             e,
-            "unknown command `statsu`: expected one of status, remotes, sessions, \
-             drain, enable, weight, reload, stop"
+            "unknown command `statsu`: expected one of status, remotes, plan, \
+             sessions, drain, enable, weight, reload, stop"
         );
         // Commands are lower case, as documented.
         assert!(parse("STATUS")
@@ -241,6 +249,10 @@ mod tests {
         assert_eq!(
             parse("status now").unwrap_err(),
             "`status` takes no argument, got `now`"
+        );
+        assert_eq!(
+            parse("plan all").unwrap_err(),
+            "`plan` takes no argument, got `all`"
         );
         assert_eq!(
             parse("sessions 1 2").unwrap_err(),

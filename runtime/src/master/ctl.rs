@@ -11,6 +11,7 @@ use super::{Master, Worker, CTL_TOKENS};
 use crate::ctl::server::error_line;
 use crate::ctl::{self, ClientId, ControlServer, Incoming, Request};
 use crate::stats::{RemoteKey, Snapshot};
+use crate::tls_context::{CertificateUse, Certificates};
 use crate::{notice, warn};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -190,6 +191,10 @@ impl Master {
             }
             Request::Remotes => {
                 let line = self.remotes().to_string();
+                self.answer(client, &line);
+            }
+            Request::Plan => {
+                let line = self.plan_answer().to_string();
                 self.answer(client, &line);
             }
             Request::Reload => {
@@ -438,6 +443,175 @@ impl Master {
     }
 }
 
+impl Master {
+    /// The answer to `plan`: the running plan, redacted, the certificates its
+    /// generation loaded, and the sessions now (schema in docs/control.md).
+    pub(super) fn plan_answer(&self) -> Value {
+        plan_json(
+            &self.plan,
+            self.generation,
+            &self.plan_hash,
+            &self.certificates,
+            self.sessions_now(),
+        )
+    }
+
+    /// The sessions worker `w` holds now: what it last published on the load board
+    /// (every turn of its loop), else what it last reported (its `Load` frames, sent
+    /// when it fills up or has room again; at its end, the board's last count).
+    fn held(&self, w: &Worker) -> u64 {
+        match (&self.board, w.seat) {
+            (Some(board), Some(seat)) => u64::from(board.held(seat)),
+            _ => u64::from(w.sessions),
+        }
+    }
+
+    /// The `sessions` object of the `plan` answer: the sessions by generation
+    /// (newest first), by remote and by listener (the running plan's in its order,
+    /// then those only older generations' plans still have).
+    fn sessions_now(&self) -> Value {
+        let now = Instant::now();
+        let mut generations: Vec<u64> = self.workers.values().map(|w| w.generation).collect();
+        generations.sort_unstable_by(|a, b| b.cmp(a));
+        generations.dedup();
+        let generations: Vec<Value> = generations
+            .into_iter()
+            .map(|generation| {
+                let sessions: u64 = self
+                    .workers
+                    .values()
+                    .filter(|w| w.generation == generation)
+                    .map(|w| self.held(w))
+                    .sum();
+                json!({
+                    "generation": generation,
+                    "sessions": sessions,
+                    "draining": generation != self.generation || self.stopping,
+                    "drain_deadline_s": self
+                        .drain_deadline(generation)
+                        .map(|t| t.saturating_duration_since(now).as_secs()),
+                })
+            })
+            .collect();
+        let total: u64 = self.workers.values().map(|w| self.held(w)).sum();
+        let snapshot = self.stats.as_ref().map(crate::stats::Registry::snapshot);
+        let mut remotes: Vec<Value> = Vec::new();
+        let mut listeners: Vec<Value> = Vec::new();
+        let plan_remotes: Vec<RemoteKey> = self
+            .plan
+            .relay
+            .remotes
+            .iter()
+            .map(|r| RemoteKey {
+                address: r.address,
+                protocol: r.protocol,
+            })
+            .collect();
+        let plan_listeners: Vec<&tcprelay_plan::ListenAddress> = self
+            .plan
+            .spawnd
+            .listeners
+            .iter()
+            .map(|l| &l.address)
+            .collect();
+        let entries = snapshot
+            .as_ref()
+            .map(|s| s.remotes.as_slice())
+            .unwrap_or(&[]);
+        for key in &plan_remotes {
+            let active = entries
+                .iter()
+                .find(|e| e.key.as_ref() == Some(key))
+                .map_or(0, |e| e.sessions);
+            remotes.push(json!({ "remote": key.to_string(), "active": active, "in_plan": true }));
+        }
+        for entry in entries.iter().filter(|e| e.in_use) {
+            if let Some(key) = entry.key.as_ref().filter(|k| !plan_remotes.contains(k)) {
+                remotes.push(
+                    json!({ "remote": key.to_string(), "active": entry.sessions, "in_plan": false }),
+                );
+            }
+        }
+        let entries = snapshot
+            .as_ref()
+            .map(|s| s.listeners.as_slice())
+            .unwrap_or(&[]);
+        for address in &plan_listeners {
+            if listeners
+                .iter()
+                .any(|l| l["listener"] == address.to_string())
+            {
+                continue;
+            }
+            let active = entries
+                .iter()
+                .find(|e| e.key.as_ref() == Some(*address))
+                .map_or(0, |e| e.sessions);
+            listeners.push(
+                json!({ "listener": address.to_string(), "active": active, "in_plan": true }),
+            );
+        }
+        for entry in entries.iter().filter(|e| e.in_use) {
+            if let Some(key) = entry.key.as_ref().filter(|k| !plan_listeners.contains(k)) {
+                listeners.push(
+                    json!({ "listener": key.to_string(), "active": entry.sessions, "in_plan": false }),
+                );
+            }
+        }
+        json!({
+            "total": total,
+            "generations": generations,
+            "remotes": remotes,
+            "listeners": listeners,
+        })
+    }
+}
+
+/// The `plan` answer for `plan`, the running generation's number, the plan's hash,
+/// the certificates loaded and the `sessions` object: the plan with every secret
+/// replaced by `<redacted>` ([`Plan::redacted`]), the certificates as PEM (no key
+/// ever reaches [`Certificates`]).
+fn plan_json(
+    plan: &Plan,
+    generation: u64,
+    plan_hash: &str,
+    certificates: &Certificates,
+    sessions: Value,
+) -> Value {
+    let plan = match serde_json::to_value(plan.redacted()) {
+        Ok(plan) => plan,
+        // The plan's types all map to JSON; kept as an answer rather than a panic.
+        Err(e) => {
+            return json!({ "ok": false, "error": format!("cannot write the plan as JSON: {e}") })
+        }
+    };
+    let certificates: Vec<Value> = certificates
+        .files()
+        .iter()
+        .map(|f| {
+            let uses: Vec<Value> = f
+                .uses
+                .iter()
+                .map(|u| match u {
+                    CertificateUse::Listener => json!({ "as": "listener" }),
+                    CertificateUse::Ca(remote) => json!({ "as": "ca", "remote": remote }),
+                    CertificateUse::Client(remote) => json!({ "as": "client", "remote": remote }),
+                })
+                .collect();
+            json!({ "file": f.file, "pem": f.pem, "uses": uses })
+        })
+        .collect();
+    json!({
+        "ok": true,
+        "format": tcprelay_plan::FORMAT_VERSION,
+        "generation": generation,
+        "plan_hash": plan_hash,
+        "plan": plan,
+        "certificates": certificates,
+        "sessions": sessions,
+    })
+}
+
 /// A checked remote's `check` object in the `remotes` answer (docs/control.md).
 fn check_json(h: &crate::health::Health, now: SystemTime) -> Value {
     let results: serde_json::Map<String, Value> = crate::health::Outcome::ALL
@@ -453,4 +627,60 @@ fn check_json(h: &crate::health::Health, now: SystemTime) -> Value {
         "in_a_row": h.streak,
         "results": results,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls_context::test_certs::{self, Certs, PASSPHRASE};
+    use tcprelay_plan::{RemoteTls, Secret};
+
+    /// A plan with passphrases everywhere a plan holds one: the answer names none,
+    /// says `<redacted>` in their place, and its `plan` reads back (serde) as the
+    /// redacted plan, field for field: what `tcprelay-cc diff --running` compares.
+    #[test]
+    fn the_plan_answer_holds_no_passphrase_and_reads_back_as_the_redacted_plan() {
+        let c = Certs::new();
+        let remote = RemoteTls {
+            sni: Some("localhost".into()),
+            verify: true,
+            ca_file: Some(c.path("cert.pem")),
+            cert_file: Some(c.path("cert.pem")),
+            key_file: Some(c.path("enc-key.pem")),
+            passphrase: Some(Secret::new(PASSPHRASE)),
+        };
+        let relay = test_certs::relay(
+            Some(c.tls("cert.pem", "enc-key.pem", Some(PASSPHRASE))),
+            vec![Some(remote), None],
+        );
+        let plan = test_certs::plan(true, relay);
+        let tls = crate::tls_context::for_plan(&plan).expect("the material loads");
+        let answer = plan_json(&plan, 7, "0badc0de", &tls.certificates, json!({}));
+        let line = answer.to_string();
+        assert!(!line.contains(PASSPHRASE), "{line}");
+        assert!(!line.contains("PRIVATE KEY"), "{line}");
+        assert_eq!(line.matches("\"<redacted>\"").count(), 2, "{line}");
+        assert_eq!(answer["ok"], true);
+        assert_eq!(answer["format"], tcprelay_plan::FORMAT_VERSION);
+        assert_eq!(answer["generation"], 7);
+        assert_eq!(answer["plan_hash"], "0badc0de");
+        let back: Plan = serde_json::from_value(answer["plan"].clone()).expect("a plan");
+        assert_eq!(back, plan.redacted());
+        // One file, with its three uses; the certificate as PEM.
+        let files = answer["certificates"].as_array().expect("an array");
+        assert_eq!(files.len(), 1, "{line}");
+        assert_eq!(files[0]["file"], c.path("cert.pem"));
+        assert_eq!(
+            files[0]["pem"].as_str().unwrap().as_bytes(),
+            c.cert.to_pem().unwrap().as_slice()
+        );
+        assert_eq!(
+            files[0]["uses"],
+            json!([
+                { "as": "listener" },
+                { "as": "ca", "remote": "127.0.0.1:1000/TCP" },
+                { "as": "client", "remote": "127.0.0.1:1000/TCP" },
+            ])
+        );
+    }
 }

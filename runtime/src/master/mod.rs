@@ -104,6 +104,9 @@ pub struct Master {
     plan: Plan,
     /// The TLS server context of the current generation (inherited by its workers).
     tls: Option<openssl::ssl::SslContext>,
+    /// The certificates the current generation's TLS contexts were built with (the
+    /// control socket's `plan` answer).
+    certificates: crate::tls_context::Certificates,
     generation: u64,
     listeners: Vec<Bound>,
     /// Listeners whose bind failed, tried again every `bind retry delay`
@@ -194,11 +197,11 @@ impl std::fmt::Debug for Master {
 
 impl Master {
     /// Binds the plan's listeners and sets up signal handling; forks nothing yet.
-    /// `tls` is the plan's TLS context ([`crate::tls_context::for_plan`]), built by the
+    /// `tls` is the plan's TLS material ([`crate::tls_context::for_plan`]), built by the
     /// caller before this, so that bad TLS material fails before anything is bound.
     pub fn new(
         plan: Plan,
-        tls: Option<openssl::ssl::SslContext>,
+        tls: crate::tls_context::PlanTls,
         source: PlanSource,
         notify: Notify,
     ) -> Result<Master, String> {
@@ -238,7 +241,8 @@ impl Master {
         let plan_hash = ctl::plan_hash(&plan);
         let mut master = Master {
             plan,
-            tls,
+            tls: tls.server,
+            certificates: tls.certificates,
             generation: 1,
             listeners,
             pending,

@@ -132,7 +132,8 @@ impl Master {
         self.install_metrics(metrics);
         self.plan_hash = super::ctl::plan_hash(&plan);
         let old_plan = std::mem::replace(&mut self.plan, plan);
-        self.tls = tls;
+        self.tls = tls.server;
+        self.certificates = tls.certificates;
         // The new plan's counter slots: a listener or remote it shares with the old
         // one keeps its slot, so its counts go on.
         let old_remote_slots: Vec<usize> = self.slots.remotes.iter().map(|s| s.index()).collect();

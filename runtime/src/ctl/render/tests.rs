@@ -4,7 +4,7 @@
 use super::*;
 
 /// The ```json blocks of docs/control.md, in order: the error, `status`, `remotes`,
-/// `sessions`, a message.
+/// `sessions`, `plan`, a message.
 fn examples() -> Vec<Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/control.md");
     let text = std::fs::read_to_string(path).expect("docs/control.md");
@@ -16,7 +16,7 @@ fn examples() -> Vec<Value> {
             out.push(serde_json::from_str(json.trim()).expect("each example is JSON"));
         }
     }
-    assert_eq!(out.len(), 5, "docs/control.md's examples");
+    assert_eq!(out.len(), 6, "docs/control.md's examples");
     out
 }
 
@@ -73,10 +73,38 @@ ID      CLIENT                LISTENER     REMOTE       AGE    IDLE  BYTES-IN  B
     assert_eq!(got, want, "\n{got}");
 }
 
+/// `plan` in short is what docs/control.md shows under `tcprelay ctl plan`: the
+/// certificate's subject, end and fingerprint read from the answer's PEM.
+#[test]
+fn plan_shows_the_sessions_and_the_certificates_as_documented() {
+    let got = render("plan", &examples()[4]);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/control.md");
+    let text = std::fs::read_to_string(path).expect("docs/control.md");
+    let shown = text
+        .split("$ tcprelay ctl plan\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the documented text");
+    assert_eq!(got, shown, "\n{got}");
+    assert!(
+        got.contains("  1. CN=relay.example.com, not after ") && got.contains("     SHA-256 "),
+        "{got}"
+    );
+    // No PEM or certificate could be read: said, not a panic.
+    let odd = serde_json::json!({
+        "certificates": [{"file": "/x", "pem": "not PEM", "uses": "listener"}, 3],
+    });
+    let got = render("plan", &odd);
+    assert!(
+        got.contains("certificate file /x (-):\n  (no certificate could be read)\n"),
+        "{got}"
+    );
+}
+
 #[test]
 fn other_commands_print_their_message() {
     assert_eq!(
-        render("drain", &examples()[4]),
+        render("drain", &examples()[5]),
         "10.0.0.7:80 drained: no new session goes to it; 9 sessions go on\n"
     );
     assert_eq!(render("stop", &serde_json::json!({"ok": true})), "done\n");
