@@ -259,7 +259,7 @@ mod tests {
         ];
         assert_eq!(chain_breaks(&stray).len(), 1);
         assert_eq!(chain_order(&stray), None);
-        assert_eq!(chain_breaks(&[pki.leaf.clone()]), vec![]);
+        assert_eq!(chain_breaks(std::slice::from_ref(&pki.leaf)), vec![]);
     }
 
     #[test]
