@@ -242,6 +242,16 @@ pub fn make_certs(dir: &Path) {
     std::fs::write(dir.join("old-ca.pem"), pem(&[&old_ca])).unwrap();
 }
 
+/// `text` with each UTC date of a certificate (`2026-03-01T12:00:00Z`) replaced by
+/// `YYYY-MM-DDTHH:MM:SSZ`, of the same width: the certificates of [`make_certs`]
+/// have dates relative to the moment they are made, so the dates in diagnostics
+/// change from one run (or one `make_certs`) to the next while the whole days the
+/// messages count do not.
+pub fn stable_dates(text: &str) -> String {
+    let date = regex::Regex::new(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z").expect("regex");
+    date.replace_all(text, "YYYY-MM-DDTHH:MM:SSZ").into_owned()
+}
+
 /// The passphrase of `enc-key.pem`.
 pub const PASSPHRASE: &str = "correct horse";
 

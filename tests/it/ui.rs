@@ -47,7 +47,7 @@ fn run_case(path: &Path, expect_ok: bool, work: &Path) -> Option<String> {
         args.extend(extra.split_whitespace());
     }
     let out = cc(work, &args);
-    let got = stable_dates(&harness::stdout(&out));
+    let got = harness::stable_dates(&harness::stdout(&out));
     let code = out.status.code();
     let mut problems = Vec::new();
     let wanted = if expect_ok { 0 } else { 1 };
@@ -79,15 +79,6 @@ fn run_case(path: &Path, expect_ok: bool, work: &Path) -> Option<String> {
         }
     }
     (!problems.is_empty()).then(|| format!("{}: {}", path.display(), problems.join("; ")))
-}
-
-/// `text` with each UTC date of a certificate (`2026-03-01T12:00:00Z`) replaced by
-/// `YYYY-MM-DDTHH:MM:SSZ`, of the same width: the test certificates are made with
-/// dates relative to the run (`harness::make_certs`), so their dates change from one
-/// run to the next while the whole days the messages count do not.
-fn stable_dates(text: &str) -> String {
-    let date = regex::Regex::new(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z").expect("regex");
-    date.replace_all(text, "YYYY-MM-DDTHH:MM:SSZ").into_owned()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
