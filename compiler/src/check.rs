@@ -11,6 +11,7 @@
 //! program of the family does), `spawnd` and `listen` check the spawnd section,
 //! `relay` the tcprelay section and the TLS material, `model` defines the result.
 
+mod certs;
 mod common;
 mod control;
 mod health;
@@ -24,6 +25,8 @@ mod services;
 mod spawnd;
 mod values;
 
+#[cfg(test)]
+mod cert_tests;
 #[cfg(test)]
 mod family_tests;
 #[cfg(test)]

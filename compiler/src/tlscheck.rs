@@ -14,6 +14,7 @@
 //! the passphrase.
 
 mod facts;
+pub mod lint;
 
 pub use facts::{certificate_facts, covers, facts, facts_from_pem, utc_text, CertFacts};
 
@@ -362,6 +363,103 @@ pub(crate) mod test_pki {
         builder.append_extension(san).unwrap();
         builder.sign(key, MessageDigest::sha256()).unwrap();
         builder.build()
+    }
+
+    /// A certificate for `key` named `cn` (the common name and, when `dns` is given,
+    /// those DNS names as alternative names), valid from `not_before` to `not_after`
+    /// (seconds since the epoch), signed by `issuer` (its certificate and key), or
+    /// self-signed. The certificate lints' tests choose the dates with it.
+    pub(crate) fn issue(
+        cn: &str,
+        dns: &[&str],
+        key: &PKey<Private>,
+        issuer: Option<(&X509, &PKey<Private>)>,
+        not_before: i64,
+        not_after: i64,
+    ) -> X509 {
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_nid(Nid::COMMONNAME, cn).unwrap();
+        let name = name.build();
+        let mut builder = X509::builder().unwrap();
+        builder.set_version(2).unwrap();
+        let serial = BigNum::from_u32(2).unwrap().to_asn1_integer().unwrap();
+        builder.set_serial_number(&serial).unwrap();
+        builder.set_subject_name(&name).unwrap();
+        match issuer {
+            Some((cert, _)) => builder.set_issuer_name(cert.subject_name()).unwrap(),
+            None => builder.set_issuer_name(&name).unwrap(),
+        }
+        builder.set_pubkey(key).unwrap();
+        builder
+            .set_not_before(&Asn1Time::from_unix(not_before).unwrap())
+            .unwrap();
+        builder
+            .set_not_after(&Asn1Time::from_unix(not_after).unwrap())
+            .unwrap();
+        if !dns.is_empty() {
+            let mut san = SubjectAlternativeName::new();
+            for name in dns {
+                san.dns(name);
+            }
+            let san = san.build(&builder.x509v3_context(None, None)).unwrap();
+            builder.append_extension(san).unwrap();
+        }
+        let signer = issuer.map_or(key, |(_, k)| k);
+        builder.sign(signer, MessageDigest::sha256()).unwrap();
+        builder.build()
+    }
+
+    /// Seconds since the epoch, now.
+    pub(crate) fn now() -> i64 {
+        super::lint::now()
+    }
+
+    /// A root, an intermediate it signed and a leaf the intermediate signed (a year
+    /// each), plus a stray self-signed certificate and an impostor: the
+    /// intermediate's name with another key.
+    pub(crate) struct Chain {
+        pub(crate) root: X509,
+        pub(crate) intermediate: X509,
+        pub(crate) leaf: X509,
+        pub(crate) leaf_key: PKey<Private>,
+        pub(crate) stray: X509,
+        pub(crate) impostor: X509,
+    }
+
+    impl Chain {
+        pub(crate) fn new() -> Chain {
+            let (from, to) = (now() - 86_400, now() + 365 * 86_400);
+            let root_key = ec_key();
+            let root = issue("Test Root", &[], &root_key, None, from, to);
+            let mid_key = ec_key();
+            let intermediate = issue(
+                "Test Intermediate",
+                &[],
+                &mid_key,
+                Some((&root, &root_key)),
+                from,
+                to,
+            );
+            let leaf_key = ec_key();
+            let leaf = issue(
+                "localhost",
+                &["localhost"],
+                &leaf_key,
+                Some((&intermediate, &mid_key)),
+                from,
+                to,
+            );
+            let stray = issue("Stray", &[], &ec_key(), None, from, to);
+            let impostor = issue("Test Intermediate", &[], &ec_key(), None, from, to);
+            Chain {
+                root,
+                intermediate,
+                leaf,
+                leaf_key,
+                stray,
+                impostor,
+            }
+        }
     }
 
     /// A certificate and its key written in every form the tests need.

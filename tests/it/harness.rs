@@ -116,9 +116,18 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// Test certificates, made fresh for each test run, never committed:
-/// `cert.pem` (self-signed, CN=localhost), `key.pem` (its key), `other-key.pem` (a key
-/// that does not match), `enc-key.pem` (the key encrypted with [`PASSPHRASE`]) and
-/// `combined.pem` (certificate and key in one file).
+/// `cert.pem` (self-signed, CN=localhost, valid a year), `key.pem` (its key),
+/// `other-key.pem` (a key that does not match), `enc-key.pem` (the key encrypted with
+/// [`PASSPHRASE`]) and `combined.pem` (certificate and key in one file).
+///
+/// For the certificate lints, with dates relative to now (which is why they are made
+/// at test time: a file checked in would change meaning as time passes), all for
+/// `key.pem`'s key and CN=localhost: `expires-soon.pem` (in 10 days and a half),
+/// `expired.pem` (3 days and a half ago), `not-yet-valid.pem` (from 2 days and a
+/// half on), `shuffled.pem` (the leaf, then a root, then the intermediate between
+/// them: out of order) and `old-ca.pem` (a self-signed CA expired 5 days and a half
+/// ago). The half days keep the whole days of the messages stable however long a
+/// run takes.
 pub fn make_certs(dir: &Path) {
     use openssl::asn1::Asn1Time;
     use openssl::bn::BigNum;
@@ -146,7 +155,8 @@ pub fn make_certs(dir: &Path) {
     b.set_pubkey(&key).expect("pubkey");
     b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
         .expect("nb");
-    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+    // A year: a certificate that expires within 30 days is warned about (E0080).
+    b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
         .expect("na");
     b.sign(&key, MessageDigest::sha256()).expect("sign");
     let cert = b.build().to_pem().expect("cert pem");
@@ -161,6 +171,85 @@ pub fn make_certs(dir: &Path) {
     std::fs::write(dir.join("other-key.pem"), &other).unwrap();
     std::fs::write(dir.join("enc-key.pem"), &enc).unwrap();
     std::fs::write(dir.join("combined.pem"), [cert, key_pem].concat()).unwrap();
+
+    // Seconds from now to an Asn1Time.
+    let at = |secs: i64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs() as i64;
+        Asn1Time::from_unix(now + secs).expect("time")
+    };
+    const DAY: i64 = 86_400;
+    // A certificate named `cn` for `subject_key`, valid from `from` to `to` seconds
+    // from now, signed by `issuer` (certificate and key) or self-signed.
+    let issue = |cn: &str,
+                 subject_key: &PKey<openssl::pkey::Private>,
+                 issuer: Option<(&X509, &PKey<openssl::pkey::Private>)>,
+                 from: i64,
+                 to: i64| {
+        let mut name = X509NameBuilder::new().expect("name");
+        name.append_entry_by_text("CN", cn).expect("CN");
+        let name = name.build();
+        let mut b = X509::builder().expect("builder");
+        b.set_version(2).expect("version");
+        b.set_serial_number(&BigNum::from_u32(2).unwrap().to_asn1_integer().unwrap())
+            .expect("serial");
+        b.set_subject_name(&name).expect("subject");
+        match issuer {
+            Some((cert, _)) => b.set_issuer_name(cert.subject_name()),
+            None => b.set_issuer_name(&name),
+        }
+        .expect("issuer");
+        b.set_pubkey(subject_key).expect("pubkey");
+        b.set_not_before(&at(from)).expect("nb");
+        b.set_not_after(&at(to)).expect("na");
+        b.sign(
+            issuer.map_or(subject_key, |(_, k)| k),
+            MessageDigest::sha256(),
+        )
+        .expect("sign");
+        b.build()
+    };
+    let pem = |certs: &[&X509]| -> Vec<u8> {
+        certs
+            .iter()
+            .flat_map(|c| c.to_pem().expect("pem"))
+            .collect()
+    };
+    let dated = [
+        ("expires-soon.pem", -DAY, 10 * DAY + DAY / 2),
+        ("expired.pem", -90 * DAY, -3 * DAY - DAY / 2),
+        ("not-yet-valid.pem", 2 * DAY + DAY / 2, 400 * DAY),
+    ];
+    for (file, from, to) in dated {
+        let c = issue("localhost", &key, None, from, to);
+        std::fs::write(dir.join(file), pem(&[&c])).unwrap();
+    }
+    let root_key = new_key();
+    let root = issue("Test Root", &root_key, None, -DAY, 365 * DAY);
+    let mid_key = new_key();
+    let mid = issue(
+        "Test Intermediate",
+        &mid_key,
+        Some((&root, &root_key)),
+        -DAY,
+        365 * DAY,
+    );
+    let leaf = issue("localhost", &key, Some((&mid, &mid_key)), -DAY, 365 * DAY);
+    std::fs::write(dir.join("shuffled.pem"), pem(&[&leaf, &root, &mid])).unwrap();
+    let old_ca = issue("Old CA", &new_key(), None, -900 * DAY, -5 * DAY - DAY / 2);
+    std::fs::write(dir.join("old-ca.pem"), pem(&[&old_ca])).unwrap();
+}
+
+/// `text` with each UTC date of a certificate (`2026-03-01T12:00:00Z`) replaced by
+/// `YYYY-MM-DDTHH:MM:SSZ`, of the same width: the certificates of [`make_certs`]
+/// have dates relative to the moment they are made, so the dates in diagnostics
+/// change from one run (or one `make_certs`) to the next while the whole days the
+/// messages count do not.
+pub fn stable_dates(text: &str) -> String {
+    let date = regex::Regex::new(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z").expect("regex");
+    date.replace_all(text, "YYYY-MM-DDTHH:MM:SSZ").into_owned()
 }
 
 /// The passphrase of `enc-key.pem`.

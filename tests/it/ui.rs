@@ -47,7 +47,7 @@ fn run_case(path: &Path, expect_ok: bool, work: &Path) -> Option<String> {
         args.extend(extra.split_whitespace());
     }
     let out = cc(work, &args);
-    let got = harness::stdout(&out);
+    let got = harness::stable_dates(&harness::stdout(&out));
     let code = out.status.code();
     let mut problems = Vec::new();
     let wanted = if expect_ok { 0 } else { 1 };

@@ -49,6 +49,8 @@ struct Written {
     address_key: Option<Sp<Key>>,
     /// The addresses (several when a host name has several), at the value's span.
     address: Option<Sp<Vec<IpAddr>>>,
+    /// The host name the addresses came from, when the address was one.
+    host: Option<Sp<String>>,
     port_key: Option<Span>,
     port: Option<Sp<u16>>,
     path_key: Option<Span>,
@@ -217,6 +219,7 @@ pub(super) fn listener(key: Span, body: &[Sp<Directive>], cx: &mut Cx<'_>) -> Ve
         bind: Bind::Unix {
             path: Sp::new(String::new(), key),
         },
+        host: w.host.clone(),
         protocol,
         tls,
         backlog,
@@ -341,7 +344,10 @@ fn address(d: &Directive, scope: &mut Scope, w: &mut Written, cx: &mut Cx<'_>) {
                 w.path = Some(p);
             }
         }
-        Ok(values::Address::Ips(ips)) => w.address = Some(Sp::new(ips, v.span)),
+        Ok(values::Address::Ips(ips)) => {
+            w.address = Some(Sp::new(ips, v.span));
+            w.host = values::host_name(&v.node.text).map(|name| Sp::new(name.to_string(), v.span));
+        }
         Err(e) => cx.push(*e),
     }
 }

@@ -121,6 +121,11 @@ pub struct ListenerModel {
     /// The `listen` key, where problems of the listener as a whole are reported.
     pub key: Span,
     pub bind: Bind,
+    /// The host name the address was written with (`address = db.example.com`,
+    /// without an `inet:` prefix), kept after it resolved into `bind`: the name
+    /// clients ask for, which the certificate must cover (E0085). `None` for an IP
+    /// address, a Unix socket, or no address.
+    pub host: Option<Sp<String>>,
     pub protocol: Option<Sp<Protocol>>,
     pub tls: Option<Sp<bool>>,
     pub backlog: Option<Sp<u32>>,

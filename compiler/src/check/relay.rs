@@ -1,8 +1,9 @@
 //! The tcprelay section: remotes, the relay settings and the TLS material.
 
+use super::certs;
 use super::common;
 use super::model::{
-    CheckSetting, Keyed, ListenerModel, RelayModel, RemoteModel, RemoteTlsModel, TlsModel,
+    Bind, CheckSetting, Keyed, ListenerModel, RelayModel, RemoteModel, RemoteTlsModel, TlsModel,
 };
 use super::scope::{positive, string, Cx, Scope};
 use super::SectionRole;
@@ -518,15 +519,60 @@ pub(super) fn tls(
     }
     // Nothing can be tried with a name the system cannot take (reported above).
     if usable {
-        files(tls, cert, cx);
+        files(tls, cert, certs::Role::Listener, cx);
+        certs::names(&served(listeners.unwrap_or_default()), &cert.value, cx);
     }
 }
 
-/// Tries the certificate, key and passphrase with openssl.
-pub(super) fn files(tls: &TlsModel, cert: &Keyed<String>, cx: &mut Cx<'_>) {
+/// The names clients ask for when they reach the TLS listeners: each host name as
+/// written (once, though it may have become several listeners) and each IP address
+/// written (a wildcard address is no name: `tlscheck::lint::uncovered`).
+fn served(listeners: &[ListenerModel]) -> Vec<certs::Served> {
+    let mut out: Vec<certs::Served> = Vec::new();
+    for l in listeners
+        .iter()
+        .filter(|l| l.tls.as_ref().is_some_and(|t| t.node))
+    {
+        let one = match (&l.host, &l.bind) {
+            (Some(host), _) => certs::Served {
+                name: host.node.clone(),
+                span: host.span,
+                what: "the listener's host name",
+            },
+            (
+                None,
+                Bind::Inet {
+                    address: Some(ip), ..
+                },
+            ) => certs::Served {
+                name: ip.node.to_string(),
+                span: ip.span,
+                what: "the listener's address",
+            },
+            _ => continue,
+        };
+        if !out.iter().any(|s| s.span == one.span) {
+            out.push(one);
+        }
+    }
+    out
+}
+
+/// Tries the certificate, key and passphrase with openssl, then the certificate
+/// file's dates and order (`certs::chain_file`).
+pub(super) fn files(tls: &TlsModel, cert: &Keyed<String>, role: certs::Role, cx: &mut Cx<'_>) {
     let key = tls.key.as_ref().unwrap_or(cert);
     let passphrase = tls.passphrase.as_ref().map(|p| p.value.node.expose());
-    let Err(problem) = tlscheck::check(&cert.value.node, &key.value.node, passphrase) else {
+    let checked = tlscheck::check(&cert.value.node, &key.value.node, passphrase);
+    // A key that belongs to a later certificate of the file: the leaf is not first.
+    let owner = match checked {
+        Err(TlsProblem::KeyMismatch) => {
+            tlscheck::lint::key_owner(&cert.value.node, &key.value.node, passphrase)
+        }
+        _ => None,
+    };
+    certs::chain_file(&cert.value, role, owner.is_some(), cx);
+    let Err(problem) = checked else {
         return;
     };
     // Where a file problem is: the key's value when the path is the key's (and the key
@@ -568,6 +614,16 @@ pub(super) fn files(tls: &TlsModel, cert: &Keyed<String>, cx: &mut Cx<'_>) {
                 ),
             )
             .with_label("this key does not belong to the certificate");
+            let d = match owner {
+                Some(at) => d
+                    .with_note(format!(
+                        "the key belongs to certificate {} of `{}`: the certificate the key belongs to is the one served, and it must come first in the file",
+                        at + 1,
+                        cert.value.node
+                    ))
+                    .with_help("put the certificates in order: the server's certificate first, then each certificate's issuer"),
+                None => d,
+            };
             if tls.key.is_some() {
                 d.with_secondary(cert.value.span, "the certificate")
             } else {

@@ -1,6 +1,7 @@
 //! TLS towards a remote (`tls = yes` in a `remote` block): the settings taken
 //! together, and the files (CA file, client certificate and key) tried with openssl.
 
+use super::certs;
 use super::model::{RemoteModel, RemoteTlsModel};
 use super::relay;
 use super::scope::Cx;
@@ -150,6 +151,10 @@ pub(super) fn files(r: &RemoteModel, cx: &mut Cx<'_>) {
         tls.sni.as_ref().map(|s| (s, "the TLS server name")),
     ];
     let passphrase = tls.client.passphrase.as_ref().map(|p| &p.value);
+    let verify = tls
+        .verify
+        .as_ref()
+        .map_or(defaults::REMOTE_TLS_VERIFY, |v| v.node);
     let usable = relay::os_strings(
         paths.into_iter().flatten(),
         OsText::check_name,
@@ -172,6 +177,8 @@ pub(super) fn files(r: &RemoteModel, cx: &mut Cx<'_>) {
                 .with_note(tlscheck::no_certificate_reason(path))
                 .with_help("name a PEM file with the CA certificates, or remove `tls ca-file` to use the system's"),
             ),
+            // An expired CA matters only when the remote's certificate is verified.
+            Ok(_) if verify => certs::ca_file(&ca.value, tlscheck::lint::now(), cx),
             Ok(_) => {}
             Err(TlsProblem::Absent { .. }) => cx.push(
                 Diagnostic::warning(
@@ -199,6 +206,6 @@ pub(super) fn files(r: &RemoteModel, cx: &mut Cx<'_>) {
         }
     }
     if let Some(cert) = &tls.client.cert {
-        relay::files(&tls.client, cert, cx);
+        relay::files(&tls.client, cert, certs::Role::Client, cx);
     }
 }

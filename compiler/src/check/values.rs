@@ -244,6 +244,13 @@ pub fn listen_address(v: &Sp<Value>) -> Parsed<Address> {
     host(v, rest, family).map(Address::Ips)
 }
 
+/// The host name a listener's `address` names (its `inet:`/`inet6:` prefix removed),
+/// or `None` when it is an IP address or a Unix socket.
+pub fn host_name(text: &str) -> Option<&str> {
+    let (kind, rest) = prefix(text);
+    (kind != Some("unix") && parse_ip(rest).is_none() && is_host_name(rest)).then_some(rest)
+}
+
 /// An address, IP or host name (resolved), of `family`.
 fn host(v: &Sp<Value>, text: &str, family: Family) -> Parsed<Vec<IpAddr>> {
     let fits = |ip: &IpAddr| match family {

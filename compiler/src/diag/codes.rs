@@ -91,6 +91,12 @@ codes! {
     InvalidDebugFlag = "E0067", "unknown debug flag";
     OtherRelaySection = "E0068", "spawn id other than the selected tcprelay section";
     LineContinuation = "E0070", "line continuation";
+    CertificateExpiresSoon = "E0080", "certificate that expires within 30 days";
+    CertificateExpired = "E0081", "expired certificate";
+    CertificateNotYetValid = "E0082", "certificate not yet valid";
+    CaCertificateExpired = "E0083", "expired or not yet valid CA certificate";
+    ChainOutOfOrder = "E0084", "certificate chain out of order";
+    NameNotCovered = "E0085", "certificate that does not cover the listener's name";
 }
 
 /// The catalogue of the codes, `docs/diagnostics.md`, embedded: `tcprelay-cc
