@@ -60,13 +60,30 @@ pub enum Item {
     /// `id = NAME { ... }` of a section not selected (another program's, or the
     /// other role's when only one is read): skipped to its matching `}` without being
     /// parsed, so whatever it holds is not tcprelay's concern. The item's span runs
-    /// from `id` to that `}`.
-    Skipped { id: Sp<Value> },
+    /// from `id` to that `}`. `listens` are its `listen` blocks, read for where they
+    /// bind only (another daemon's listeners, which the check compares with the
+    /// selected ones).
+    Skipped {
+        id: Sp<Value>,
+        listens: Vec<ForeignListen>,
+    },
     /// A directive outside any section (`debug`, `syslog ...`, `proctitle`, ...), which
     /// every program of the family reads.
     Directive(Directive),
     /// Something that did not parse; its diagnostic was already reported.
     Error,
+}
+
+/// A `listen` block of a skipped section, as far as where it binds: the values of
+/// its `address` (or a bare address first in the block), `port` and `path`, as
+/// written (another program's, so never reported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignListen {
+    /// The `listen` key.
+    pub key: Span,
+    pub address: Option<Sp<Value>>,
+    pub port: Option<Sp<Value>>,
+    pub path: Option<Sp<Value>>,
 }
 
 /// `id = NAME { directives }`.

@@ -9,12 +9,14 @@
 //! Submodules: `values` parses values, `scope` holds what every scope does alike,
 //! `common` the directives the top level and both sections read alike (as every
 //! program of the family does), `spawnd` and `listen` check the spawnd section,
-//! `relay` the tcprelay section and the TLS material, `model` defines the result.
+//! `relay` the tcprelay section and the TLS material, `lints` the warnings about
+//! valid configurations that do not do what they say, `model` defines the result.
 
 mod certs;
 mod common;
 mod control;
 mod health;
+mod lints;
 mod listen;
 mod model;
 mod proxy;
@@ -106,6 +108,8 @@ pub fn check(
     if diag::has_errors(&cx.diags[start..]) {
         return None;
     }
+    // The lints look at a configuration that is valid, never at one with errors.
+    lints::run(file, spawnd.as_ref(), relay.as_ref(), &mut cx);
     let id = |sec: &Section| Sp::new(sec.id.node.text.clone(), sec.id.span);
     Some(Model {
         spawnd_id: id(spawnd_sec?),
@@ -288,7 +292,7 @@ fn find<'f>(
         .filter_map(|i| match &i.node {
             Item::Section(s) => Some(&s.id),
             // A section skipped for its id may be the one meant, misspelt.
-            Item::Skipped { id } => Some(id),
+            Item::Skipped { id, .. } => Some(id),
             _ => None,
         })
         .collect();

@@ -88,6 +88,10 @@ struct Input {
     /// When to colour human diagnostics.
     #[arg(long, value_enum, default_value = "auto")]
     color: Color,
+    /// Treats warnings as errors, for CI: a configuration with warnings fails (exit
+    /// status 1, and `compile` writes no plan).
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,8 +102,9 @@ enum Command {
     /// (listed in tcprelay.conf(5); `tcprelay-cc --explain CODE` explains one). A
     /// configuration without errors gets one summary line on standard error, such as
     /// `ok: 2 listeners, 3 remotes, 1 TLS certificate` (`ok with 1 warning: ...` when
-    /// there were warnings). Exit status: 0 no errors (warnings allowed), 1 errors, 2
-    /// usage or I/O error.
+    /// there were warnings). Exit status: 0 no errors (warnings allowed unless
+    /// `--deny-warnings`), 1 errors (or warnings with `--deny-warnings`), 2 usage or
+    /// I/O error.
     Check {
         #[command(flatten)]
         input: Input,
@@ -110,8 +115,9 @@ enum Command {
     /// Compiles a configuration into a plan file.
     ///
     /// The configuration is checked as by `check`, with the diagnostics on standard
-    /// error; the plan is written only when there is no error, and only after it has
-    /// been validated as the runtime validates it.
+    /// error; the plan is written only when there is no error (nor a warning, with
+    /// `--deny-warnings`), and only after it has been validated as the runtime
+    /// validates it.
     Compile {
         #[command(flatten)]
         input: Input,
@@ -416,13 +422,29 @@ fn run_check(input: &Input, output: Option<&std::path::Path>, quiet: bool) -> Ex
     let Some(plan) = plan else {
         return ExitCode::from(EXIT_ERRORS);
     };
+    let warnings = diags.iter().filter(|d| !d.is_error()).count();
+    if input.deny_warnings && warnings > 0 {
+        let what = if warnings == 1 {
+            "1 warning".to_string()
+        } else {
+            format!("{warnings} warnings")
+        };
+        let outcome = if output.is_some() {
+            "no plan written"
+        } else {
+            "check failed"
+        };
+        return fail(
+            EXIT_ERRORS,
+            format!("{what} denied by --deny-warnings: {outcome}"),
+        );
+    }
     if let Some(path) = output {
         if let Err(e) = crate::emit::write(&plan, path) {
             return fail(EXIT_USAGE, format!("cannot write {}: {e}", path.display()));
         }
     }
     if !quiet {
-        let warnings = diags.iter().filter(|d| !d.is_error()).count();
         eprintln!("{}", summary(&plan, warnings));
     }
     ExitCode::SUCCESS

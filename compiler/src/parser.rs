@@ -6,7 +6,7 @@
 //! keywords the grammar expected at that point), and returns whatever AST could be
 //! recovered.
 
-use crate::ast::{Body, Directive, File, Item, Key, Sp, Span, Value};
+use crate::ast::{Body, Directive, File, ForeignListen, Item, Key, Sp, Span, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::lexer::{self, LexError, Spanned, Tok};
 use crate::suggest;
@@ -69,6 +69,11 @@ pub fn parse_tokens(
         if let Some((id, brace)) = &foreign.unclosed {
             diags.push(unclosed_foreign(id, *brace, src.len()));
         }
+        let listens: Vec<Vec<ForeignListen>> = foreign
+            .sections
+            .iter()
+            .map(|(_, r)| foreign_listens(&tokens[r.clone()]))
+            .collect();
         let mut kept = Vec::with_capacity(tokens.len());
         let mut ranges = foreign.token_ranges().peekable();
         for (i, token) in tokens.into_iter().enumerate() {
@@ -78,8 +83,12 @@ pub fn parse_tokens(
             }
             kept.push(token);
         }
-        for ((id, _), span) in foreign.sections.iter().zip(&spans) {
-            skipped.push(Sp::new(Item::Skipped { id: id.clone() }, *span));
+        for (((id, _), span), listens) in foreign.sections.iter().zip(&spans).zip(listens) {
+            let item = Item::Skipped {
+                id: id.clone(),
+                listens,
+            };
+            skipped.push(Sp::new(item, *span));
         }
         kept
     };
@@ -205,6 +214,89 @@ fn foreign_sections(tokens: &[Spanned], selection: &Selection) -> Foreign {
         match tokens[i].1 {
             Tok::LBrace => depth += 1,
             Tok::RBrace => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    found
+}
+
+/// The `listen` blocks directly in a skipped section (`tokens` from its `id` to its
+/// `}`): `listen [=] {` and, at the block's own level, `address`, `port` and `path`
+/// with or without `=`, and a bare IP address first in the block. Anything else is
+/// another program's and passed over.
+fn foreign_listens(tokens: &[Spanned]) -> Vec<ForeignListen> {
+    let value = |t: Option<&Spanned>| match t {
+        Some((l, Tok::Word(w), r)) => Some(Sp::new(Value::word(w.clone()), Span::new(*l, *r))),
+        Some((l, Tok::Str(s), r)) => Some(Sp::new(
+            Value {
+                text: s.clone(),
+                quoted: true,
+            },
+            Span::new(*l, *r),
+        )),
+        _ => None,
+    };
+    let mut found = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i].1 {
+            Tok::LBrace => depth += 1,
+            Tok::RBrace => depth = depth.saturating_sub(1),
+            Tok::Listen if depth == 1 => {
+                let mut at = i + 1;
+                if matches!(tokens.get(at), Some((_, Tok::Equals, _))) {
+                    at += 1;
+                }
+                if !matches!(tokens.get(at), Some((_, Tok::LBrace, _))) {
+                    i += 1;
+                    continue;
+                }
+                let mut l = ForeignListen {
+                    key: Span::new(tokens[i].0, tokens[i].2),
+                    address: None,
+                    port: None,
+                    path: None,
+                };
+                let open = at;
+                let mut inner = 0usize;
+                while at < tokens.len() {
+                    match &tokens[at].1 {
+                        Tok::LBrace => inner += 1,
+                        Tok::RBrace => {
+                            inner -= 1;
+                            if inner == 0 {
+                                break;
+                            }
+                        }
+                        key @ (Tok::Address | Tok::Port | Tok::Path) if inner == 1 => {
+                            let mut v = at + 1;
+                            if matches!(tokens.get(v), Some((_, Tok::Equals, _))) {
+                                v += 1;
+                            }
+                            let slot = match key {
+                                Tok::Address => &mut l.address,
+                                Tok::Port => &mut l.port,
+                                _ => &mut l.path,
+                            };
+                            if let Some(val) = value(tokens.get(v)) {
+                                *slot = Some(val);
+                                at = v;
+                            }
+                        }
+                        Tok::Word(w) if at == open + 1 && w.parse::<std::net::IpAddr>().is_ok() => {
+                            l.address = value(tokens.get(at));
+                        }
+                        _ => {}
+                    }
+                    at += 1;
+                }
+                found.push(l);
+                // Past the block's `}`.
+                i = at + 1;
+                continue;
+            }
             _ => {}
         }
         i += 1;
@@ -978,7 +1070,7 @@ mod tests {
         file.items
             .iter()
             .filter_map(|i| match &i.node {
-                Item::Skipped { id } => Some((id.node.text.clone(), &src[i.span.range()])),
+                Item::Skipped { id, .. } => Some((id.node.text.clone(), &src[i.span.range()])),
                 _ => None,
             })
             .collect()
@@ -1012,6 +1104,43 @@ mod tests {
     }
 
     #[test]
+    fn a_skipped_sections_listen_blocks_are_kept_for_where_they_bind() {
+        // With and without `=`, a bare address first, a quoted path; a `listen` in a
+        // nested block and another key's `address` are not listeners.
+        let src = "id = ftpd {\n listen { port 21 }\n listen = { 192.0.2.1 port = ssh tls = yes }\n listen = { address = ::1 port = \"7\" path = '/run/x' }\n host = h { listen = { port = 9 } address = 10.0.0.1 }\n}\nid tcprelay { }\n";
+        let (file, diags) = selected(src);
+        assert!(diags.is_empty(), "{diags:#?}");
+        let file = file.expect("a file");
+        let Item::Skipped { listens, .. } = &file.items[0].node else {
+            panic!("{:?}", file.items[0]);
+        };
+        fn text(v: &Option<Sp<Value>>) -> Option<&str> {
+            v.as_ref().map(|v| v.node.text.as_str())
+        }
+        type Bound<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        let got: Vec<Bound> = listens
+            .iter()
+            .map(|l| {
+                (
+                    &src[l.key.range()],
+                    text(&l.address),
+                    text(&l.port),
+                    text(&l.path),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("listen", None, Some("21"), None),
+                ("listen", Some("192.0.2.1"), Some("ssh"), None),
+                ("listen", Some("::1"), Some("7"), Some("/run/x")),
+            ]
+        );
+        assert_eq!(listens[0].key.start, src.find("listen").unwrap());
+    }
+
+    #[test]
     fn selected_sections_are_parsed_however_often_they_appear() {
         // A section named for either role is parsed, even a second time (the check
         // stage reports the repetition), and in the `id NAME {` form too.
@@ -1026,7 +1155,7 @@ mod tests {
             .iter()
             .map(|i| match &i.node {
                 Item::Section(s) => format!("parsed {}", s.id.node.text),
-                Item::Skipped { id } => format!("skipped {}", id.node.text),
+                Item::Skipped { id, .. } => format!("skipped {}", id.node.text),
                 other => format!("{other:?}"),
             })
             .collect();

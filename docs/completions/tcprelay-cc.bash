@@ -77,7 +77,7 @@ _tcprelay__cc() {
             return 0
             ;;
         tcprelay__cc__subcmd__check)
-            opts="-i -q -h --child-id --format --color --quiet --help"
+            opts="-i -q -h --child-id --format --color --deny-warnings --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,7 +107,7 @@ _tcprelay__cc() {
             return 0
             ;;
         tcprelay__cc__subcmd__compile)
-            opts="-i -o -h --child-id --format --color --output --help"
+            opts="-i -o -h --child-id --format --color --deny-warnings --output --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

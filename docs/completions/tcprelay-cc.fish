@@ -40,6 +40,7 @@ json\t'One JSON object per line'"
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand check" -l color -d 'When to colour human diagnostics' -r -f -a "auto\t'Colour when printing to a terminal and `NO_COLOR` is not set'
 always\t'Always colour'
 never\t'Never colour'"
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand check" -l deny-warnings -d 'Treats warnings as errors, for CI: a configuration with warnings fails (exit status 1, and `compile` writes no plan)'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand check" -s q -l quiet -d 'Prints no summary line; diagnostics are printed still'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand compile" -s i -l child-id -d 'The id of the tcprelay section (as the original\'s `-i child_id`)' -r
@@ -50,6 +51,7 @@ complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand compile" -l colo
 always\t'Always colour'
 never\t'Never colour'"
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand compile" -s o -l output -d 'Where to write the plan (mode 0600 when it holds a secret)' -r -F
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand compile" -l deny-warnings -d 'Treats warnings as errors, for CI: a configuration with warnings fails (exit status 1, and `compile` writes no plan)'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand compile" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diagram" -s o -l output -d 'Output file: `.svg` for one SVG document, `.html` for a page; standard output (SVG) when absent' -r -F
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diagram" -s h -l help -d 'Print help'

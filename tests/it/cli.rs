@@ -60,6 +60,49 @@ fn check_prints_one_summary_line_on_success_unless_quiet() {
     assert_eq!((out.status.code(), stderr(&out).as_str()), (Some(0), ""));
 }
 
+/// `--deny-warnings` makes a configuration with warnings fail: `check` exits 1 and
+/// says why, `compile` exits 1 and writes no plan; a clean configuration passes with
+/// it, and without it warnings never change the exit status.
+#[test]
+fn deny_warnings_fails_check_and_compile_on_a_warning() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.cfg", GOOD);
+    // One lint (E0076): idle timeout 5 s below the default connect timeout of 10 s.
+    let warned = GOOD.replace("id = tcprelay {\n", "id = tcprelay {\n  idle timeout = 5\n");
+    write(d.path(), "w.cfg", &warned);
+    let out = cc(d.path(), &["check", "--format", "short", "w.cfg"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("warning[E0076]"), "{}", stdout(&out));
+    let out = cc(
+        d.path(),
+        &["check", "--deny-warnings", "--format", "short", "w.cfg"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("warning[E0076]"), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "tcprelay-cc: 1 warning denied by --deny-warnings: check failed\n"
+    );
+    let out = cc(
+        d.path(),
+        &["compile", "w.cfg", "-o", "w.plan", "--deny-warnings"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no plan written"), "{}", stderr(&out));
+    assert!(!d.path().join("w.plan").exists());
+    let out = cc(d.path(), &["compile", "w.cfg", "-o", "w.plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(d.path().join("w.plan").exists());
+    for args in [
+        &["check", "--deny-warnings", "a.cfg"][..],
+        &["compile", "--deny-warnings", "a.cfg", "-o", "a.plan"],
+    ] {
+        let out = cc(d.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    assert!(d.path().join("a.plan").exists());
+}
+
 /// `--explain CODE` prints the code's section of docs/diagnostics.md (embedded in
 /// the binary): heading, text and example; the code may be written `e0023`, `0023`
 /// or `23`; an unknown code is a usage error naming the range.

@@ -2,13 +2,13 @@
 //! checks that need both sections: who may send a header to a listener (E0048), and
 //! `send proxy` towards one of the relay's own PROXY-accepting listeners (E0049).
 
-use super::model::{AcceptProxyModel, Bind, ListenerModel, RelayModel};
+use super::model::{AcceptProxyModel, Bind, ListenerModel, RelayModel, RemoteModel};
 use super::scope::{Cx, Scope};
 use super::{health, values};
 use crate::ast::{Directive, Key, Sp};
 use crate::diag::{Code, Diagnostic};
 use std::net::{IpAddr, SocketAddr};
-use tcprelay_plan::{Network, ProxyAccept};
+use tcprelay_plan::{Network, ProxyAccept, ProxyVersion};
 
 /// A PROXY directive of a listener, into `m`; false when `d` is not one of them.
 pub(super) fn listener_directive(
@@ -115,20 +115,10 @@ pub(super) fn spoofing(listeners: &[ListenerModel], cx: &mut Cx<'_>) {
 /// family on its port (the addresses sure to be this machine's).
 pub(super) fn loops(listeners: &[ListenerModel], relay: &RelayModel, cx: &mut Cx<'_>) {
     for r in &relay.remotes {
-        let Some(send) = r.send_proxy.as_ref().or(relay.send_proxy.as_ref()) else {
+        let Some((l, send)) = loop_listener(listeners, relay, r) else {
             continue;
         };
-        if send.node.is_none() {
-            continue;
-        }
         let remote = SocketAddr::new(r.address.node, r.port.node);
-        let Some(l) = listeners
-            .iter()
-            .filter(|l| l.proxy.accepted().is_some())
-            .find(|l| is_listener(&l.bind, remote))
-        else {
-            continue;
-        };
         let mut d = Diagnostic::error(
             Code::ProxyLoop,
             r.key,
@@ -144,6 +134,24 @@ pub(super) fn loops(listeners: &[ListenerModel], relay: &RelayModel, cx: &mut Cx
                 .with_help("point the remote at the service behind the relay, or set `send proxy = no` in it"),
         );
     }
+}
+
+/// The PROXY-accepting listener that remote `r` is, when it sends PROXY headers (its
+/// own `send proxy` or the section's, given with it): the E0049 case, which the
+/// lint of remotes that are the relay's own listeners (E0071) leaves to it.
+pub(super) fn loop_listener<'l, 'r>(
+    listeners: &'l [ListenerModel],
+    relay: &'r RelayModel,
+    r: &'r RemoteModel,
+) -> Option<(&'l ListenerModel, &'r Sp<Option<ProxyVersion>>)> {
+    let send = r.send_proxy.as_ref().or(relay.send_proxy.as_ref())?;
+    send.node?;
+    let remote = SocketAddr::new(r.address.node, r.port.node);
+    listeners
+        .iter()
+        .filter(|l| l.proxy.accepted().is_some())
+        .find(|l| is_listener(&l.bind, remote))
+        .map(|l| (l, send))
 }
 
 /// Whether a connection to `remote` reaches the listener bound at `bind`.

@@ -481,7 +481,7 @@ fn e0028_scalar_twice_later_wins() {
 #[test]
 fn repeatable_directives_are_not_duplicates() {
     let plan = clean(&with_spawnd(
-        "listen = { port = 1 }\nlisten = { port = 2 }\nacl = permit 10.0.0.0/8\nacl = permit 10.1.0.0/16\nspawn = { users min = 1 }\nspawn = { users max = 2 }",
+        "listen = { port = 1 }\nlisten = { port = 2 }\nacl = permit 10.0.0.0/8\nacl = permit 192.168.0.0/16\nspawn = { users min = 1 }\nspawn = { users max = 2 }",
     ));
     assert_eq!(plan.spawnd.listeners.len(), 2);
     assert_eq!(plan.spawnd.acl.len(), 2);
@@ -1659,9 +1659,29 @@ fn e0049_send_proxy_towards_an_own_proxy_listener_is_an_error() {
         let labels: Vec<&str> = d.labels.iter().map(|l| at(&src, l.span)).collect();
         assert_eq!(labels, secondaries);
     }
+    // No header sent (the section's turned off in the remote), or to a listener
+    // that does not accept PROXY headers: still the relay itself, the lint E0071's
+    // warning and not E0049.
+    for (listen, relay) in [
+        (
+            listen,
+            "send proxy = v2\nremote = { address = 127.0.0.1 port = 8080 send proxy = no }",
+        ),
+        (
+            "listen = { port = 8080 }",
+            "send proxy = v1\nremote = { address = 127.0.0.1 port = 8080 }",
+        ),
+    ] {
+        let src = with_both(listen, relay);
+        let (plan, diags) = compile(&src);
+        assert!(plan.is_some(), "{relay}");
+        warning(&src, &diags, Code::RemoteIsOwnListener, "remote");
+        assert!(
+            diags.iter().all(|d| d.code != Code::ProxyLoop),
+            "{diags:#?}"
+        );
+    }
     for relay in [
-        // No header sent: the section's, turned off in the remote.
-        "send proxy = v2\nremote = { address = 127.0.0.1 port = 8080 send proxy = no }",
         // Another port, or an address that may be another machine's.
         "send proxy = v2\nremote = { address = 127.0.0.1 port = 8081 }",
         "send proxy = v2\nremote = { address = 10.0.0.9 port = 8080 }",
@@ -1670,11 +1690,6 @@ fn e0049_send_proxy_towards_an_own_proxy_listener_is_an_error() {
     ] {
         clean(&with_both(listen, relay));
     }
-    // A listener that does not accept PROXY headers is an ordinary remote.
-    clean(&with_both(
-        "listen = { port = 8080 }",
-        "send proxy = v1\nremote = { address = 127.0.0.1 port = 8080 }",
-    ));
 }
 
 #[test]

@@ -91,6 +91,13 @@ codes! {
     InvalidDebugFlag = "E0067", "unknown debug flag";
     OtherRelaySection = "E0068", "spawn id other than the selected tcprelay section";
     LineContinuation = "E0070", "line continuation";
+    RemoteIsOwnListener = "E0071", "remote that is one of the relay's own listeners";
+    ShadowedAclRule = "E0072", "acl rule never reached";
+    AclDeniesAll = "E0073", "acl that lets no client in";
+    RemoteNeverChosen = "E0074", "remote a worker never chooses";
+    RetireBelowUsersMax = "E0075", "retire below users max";
+    IdleBelowConnect = "E0076", "idle timeout shorter than the connect timeout";
+    OtherDaemonsListener = "E0077", "listener that overlaps another daemon's";
     CertificateExpiresSoon = "E0080", "certificate that expires within 30 days";
     CertificateExpired = "E0081", "expired certificate";
     CertificateNotYetValid = "E0082", "certificate not yet valid";
