@@ -154,7 +154,8 @@ pub struct Report {
 pub struct ClientReport {
     pub from: Option<String>,
     pub to: String,
-    pub protocol: String,
+    /// `TCP` or `SCTP`; `null` towards a Unix-domain socket.
+    pub protocol: Option<String>,
     pub sni: Option<String>,
     pub proxy_from: Option<String>,
 }
@@ -328,7 +329,7 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
     let client = ClientReport {
         from: query.from.map(|e| e.to_string()),
         to: query.to.to_string(),
-        protocol: query.protocol.to_string(),
+        protocol: matches!(query.to, ListenAddress::Inet(_)).then(|| query.protocol.to_string()),
         sni: query.sni.clone(),
         proxy_from: query.proxy_from.map(|e| e.to_string()),
     };
@@ -385,10 +386,16 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
         }
         report.result = refused(
             "listener",
-            format!(
-                "no listener takes {} connections to {}: the connection is refused",
-                query.protocol, query.to
-            ),
+            match &query.to {
+                ListenAddress::Inet(_) => format!(
+                    "no listener takes {} connections to {}: the connection is refused",
+                    query.protocol, query.to
+                ),
+                ListenAddress::Unix(_) => format!(
+                    "no listener is bound to {}: the connection is refused",
+                    query.to
+                ),
+            },
         );
         return Ok(report);
     };
@@ -416,7 +423,7 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
                 report.result = refused(
                     "proxy",
                     format!(
-                        "{} may not send PROXY headers to {name} (accept proxy from {}): the connection is closed before anything is read",
+                        "{} may not send PROXY headers to {name}: it is not in `accept proxy from` {}; the connection is closed before anything is read",
                         from.map_or(String::new(), |e| e.ip.to_string()),
                         proxy.from.iter().map(network_text).collect::<Vec<_>>().join(", ")
                     ),
@@ -701,7 +708,10 @@ impl Report {
             }
             (None, None) => out.push_str("a local process"),
         }
-        let _ = write!(out, " -> {} ({})", c.to, c.protocol);
+        let _ = write!(out, " -> {}", c.to);
+        if let Some(protocol) = &c.protocol {
+            let _ = write!(out, " ({protocol})");
+        }
         if let Some(sni) = &c.sni {
             let _ = write!(out, ", SNI {sni}");
         }

@@ -18,6 +18,7 @@ mod props;
 mod proxy;
 mod records;
 mod relay;
+mod route;
 mod setup;
 mod steering;
 mod sticky;
