@@ -314,3 +314,72 @@ id = tcprelay {{
     );
     drop(relay);
 }
+
+#[test]
+fn inputs_that_give_no_plan_exit_2_with_one_reason_and_no_answer() {
+    let d = tempfile::tempdir().unwrap();
+    let ask = |input: &str| {
+        cc(
+            d.path(),
+            &[
+                "route",
+                input,
+                "--from",
+                "127.0.0.1",
+                "--to",
+                "127.0.0.1:8080",
+            ],
+        )
+    };
+    // A configuration with errors: its diagnostics, then why there is no answer.
+    std::fs::write(
+        d.path().join("bad.cfg"),
+        "id = spawnd {\n listen = { port = 80 }\n}\n",
+    )
+    .unwrap();
+    let out = ask("bad.cfg");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).is_empty(), "no answer: {}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("[E0010]"), "{err}");
+    assert!(
+        err.ends_with("bad.cfg: the configuration has errors: no route to show\n"),
+        "{err}"
+    );
+    // A plan file cut short: named, in one line.
+    let plan = compile(
+        d.path(),
+        "relay",
+        &std::fs::read_to_string(harness::root().join("examples/relay.cfg")).unwrap(),
+    );
+    let bytes = std::fs::read(&plan).unwrap();
+    std::fs::write(d.path().join("cut.plan"), &bytes[..60]).unwrap();
+    let out = ask("cut.plan");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cut.plan: plan file is truncated"),
+        "{}",
+        stderr(&out)
+    );
+    // A FIFO is refused at once, not waited on.
+    assert!(Command::new("mkfifo")
+        .arg(d.path().join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let out = ask("fifo");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(stderr(&out).contains("it is a FIFO"), "{}", stderr(&out));
+    // The whole plan answers as its configuration does, without places.
+    let out = ask(plan.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(0), "{}", rendered(&out));
+    assert!(stdout(&out).contains("listener  #1 127.0.0.1:8080 TCP (exact match)\n"));
+    assert!(
+        !stdout(&out).contains(".cfg:"),
+        "a plan has no places: {}",
+        stdout(&out)
+    );
+}
