@@ -251,7 +251,8 @@ id = tcprelay {{
     );
     let plan = compile(dir.path(), "relay", &cfg);
     let plan = plan.to_str().unwrap();
-    let relay = Relay::start(dir.path(), &["run", "-f", plan], port);
+    // Debug lines: a denial names the rule that decided, as route does.
+    let relay = Relay::start(dir.path(), &["run", "-d", "1", "-f", plan], port);
     relay.await_workers(1, Duration::from_secs(10));
 
     // 127.0.0.2: permitted by rule #2; 127.0.0.3: denied by rule #1; 127.0.0.9:
@@ -290,6 +291,12 @@ id = tcprelay {{
             assert_eq!(served, None, "the relay closed 127.0.0.{from} unserved");
         }
     }
+
+    relay.await_log("denied by the acl (rule #1)", Duration::from_secs(5));
+    relay.await_log(
+        "denied by the acl (no rule matches)",
+        Duration::from_secs(5),
+    );
 
     // The first candidate stops: the relay fails over to route's second.
     let (_, answer) = route(dir.path(), "relay.cfg", 2, port);
