@@ -164,6 +164,18 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: DiffFormat,
     },
+    /// Dry-runs one client's connection through a plan or a configuration.
+    ///
+    /// Says which listener takes the connection, whether a PROXY header's sender is
+    /// trusted and which client the access rules then see, which rule decides (with
+    /// its place in the configuration), the listener's TLS (and whether its
+    /// certificate serves `--sni`), what the sticky cache does for a returning
+    /// client, and the remotes in the order the balancing tries them, with their
+    /// weights. The decisions are the runtime's own code. Exit status: 0 a remote
+    /// would be tried, 1 the client is refused (no listener, an untrusted PROXY
+    /// sender, denied by the access rules), 2 errors (a configuration with errors, an
+    /// unreadable input, an argument the listener does not fit).
+    Route(crate::route::Args),
     /// Prints a plan file in readable form, with secrets redacted.
     Explain {
         /// The plan file.
@@ -211,6 +223,7 @@ pub fn main() -> ExitCode {
             };
             run_diff(&inputs, running, control.as_deref(), &selection, format)
         }
+        Command::Route(args) => crate::route::run(&args),
     }
 }
 

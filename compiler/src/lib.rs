@@ -33,6 +33,7 @@ pub mod lexer;
 pub mod lower;
 pub mod manual;
 pub mod parser;
+pub mod route;
 pub mod source;
 pub mod suggest;
 pub mod tlscheck;
@@ -110,6 +111,46 @@ pub struct Compiled {
     pub plan: Option<Plan>,
     pub diags: Vec<Diagnostic>,
     pub map: include::SourceMap,
+    /// Where the plan's listeners, access rules and remotes are written (with the
+    /// plan, `None` without one).
+    pub spans: Option<PlanSpans>,
+}
+
+/// The places in the source of the plan's listeners, access rules and remotes, each
+/// vector aligned with the plan's (`spans.listeners[i]` is where
+/// `plan.spawnd.listeners[i]` was written: its `listen` key; a host name that
+/// resolves to several addresses gives each of its listeners the same place), in
+/// the offset space of the [`Compiled::map`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanSpans {
+    pub listeners: Vec<ast::Span>,
+    /// Each `acl = ...` rule.
+    pub acl: Vec<ast::Span>,
+    /// Each remote's `remote` key.
+    pub remotes: Vec<ast::Span>,
+}
+
+impl PlanSpans {
+    fn of(model: &check::Model) -> PlanSpans {
+        PlanSpans {
+            listeners: model.spawnd.listeners.iter().map(|l| l.key).collect(),
+            acl: model.spawnd.acl.iter().map(|r| r.span).collect(),
+            remotes: model.relay.remotes.iter().map(|r| r.key).collect(),
+        }
+    }
+}
+
+impl Compiled {
+    /// `span` as `file:line:col` (1-based, columns in characters), in the file it
+    /// is in.
+    pub fn place(&self, span: ast::Span) -> String {
+        if self.map.files().is_empty() {
+            return String::new();
+        }
+        let (k, local) = self.map.local(span);
+        let at = diag::lines::LineIndex::new(self.map.file_text(k)).position(local.start);
+        format!("{}:{}:{}", self.map.files()[k].name, at.line, at.column)
+    }
 }
 
 /// [`compile`] with the files read kept for the renderers, and `env` for the
@@ -131,7 +172,7 @@ pub fn compile_with(
         .filter(|d| d.code == diag::Code::UnsetVariable)
         .map(|d| d.span)
         .collect();
-    let (plan, mut diags) = finish(map.text(), file, diags, source, selection);
+    let (plan, spans, mut diags) = finish(map.text(), file, diags, source, selection);
     if !unset.is_empty() {
         diags.retain(|d| {
             d.code == diag::Code::UnsetVariable
@@ -140,7 +181,12 @@ pub fn compile_with(
                     .any(|u| d.span.start <= u.start && u.end <= d.span.end)
         });
     }
-    Compiled { plan, diags, map }
+    Compiled {
+        plan,
+        diags,
+        map,
+        spans,
+    }
 }
 
 /// The stages after the parser.
@@ -150,7 +196,7 @@ fn finish(
     mut diags: Vec<Diagnostic>,
     source: &str,
     selection: &Selection,
-) -> (Option<Plan>, Vec<Diagnostic>) {
+) -> (Option<Plan>, Option<PlanSpans>, Vec<Diagnostic>) {
     // An unterminated string or an unclosed block leaves the file's structure unknown;
     // checking what was recovered would only report the damage again.
     let broken = diags.iter().any(|d| {
@@ -180,10 +226,10 @@ fn finish(
     one_per_place(&mut diags);
     quoting_notes(src, &mut diags);
     if diag::has_errors(&diags) {
-        return (None, diags);
+        return (None, None, diags);
     }
     let Some(model) = model else {
-        return (None, diags);
+        return (None, None, diags);
     };
     let plan = lower(&model, source);
     debug_assert!(
@@ -192,8 +238,8 @@ fn finish(
         plan.validate()
     );
     match plan.validate() {
-        Ok(()) => (Some(plan), diags),
-        Err(_) => (None, diags),
+        Ok(()) => (Some(plan), Some(PlanSpans::of(&model)), diags),
+        Err(_) => (None, None, diags),
     }
 }
 

@@ -34,6 +34,9 @@ _tcprelay__cc() {
             tcprelay__cc,help)
                 cmd="tcprelay__cc__subcmd__help"
                 ;;
+            tcprelay__cc,route)
+                cmd="tcprelay__cc__subcmd__route"
+                ;;
             tcprelay__cc__subcmd__help,check)
                 cmd="tcprelay__cc__subcmd__help__subcmd__check"
                 ;;
@@ -52,6 +55,9 @@ _tcprelay__cc() {
             tcprelay__cc__subcmd__help,help)
                 cmd="tcprelay__cc__subcmd__help__subcmd__help"
                 ;;
+            tcprelay__cc__subcmd__help,route)
+                cmd="tcprelay__cc__subcmd__help__subcmd__route"
+                ;;
             *)
                 ;;
         esac
@@ -59,7 +65,7 @@ _tcprelay__cc() {
 
     case "${cmd}" in
         tcprelay__cc)
-            opts="-h -V --explain --help --version check compile diagram diff explain help"
+            opts="-h -V --explain --help --version check compile diagram diff route explain help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -259,7 +265,7 @@ _tcprelay__cc() {
             return 0
             ;;
         tcprelay__cc__subcmd__help)
-            opts="check compile diagram diff explain help"
+            opts="check compile diagram diff route explain help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -349,6 +355,66 @@ _tcprelay__cc() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tcprelay__cc__subcmd__help__subcmd__route)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tcprelay__cc__subcmd__route)
+            opts="-i -h --child-id --from --to --sni --proxy-from --protocol --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --child-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sni)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --protocol)
+                    COMPREPLY=($(compgen -W "tcp sctp" -- "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

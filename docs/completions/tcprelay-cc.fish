@@ -31,6 +31,7 @@ complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "check" -d '
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "compile" -d 'Compiles a configuration into a plan file'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "diagram" -d 'Draws the railroad diagrams of the configuration language'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "diff" -d 'Shows what a reload from OLD to NEW changes'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "route" -d 'Dry-runs one client\'s connection through a plan or a configuration'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "explain" -d 'Prints a plan file in readable form, with secrets redacted'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand check" -s i -l child-id -d 'The id of the tcprelay section (as the original\'s `-i child_id`)' -r
@@ -62,10 +63,21 @@ complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diff" -l format 
 json\t'One JSON object with stable field names (`changed`, `listeners`, `remotes`, `acl`, `certificates`, `settings`, `sessions`, `notes`)'"
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diff" -l running -d 'Compares the running relay\'s plan (OLD) with NEW'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand route" -s i -l child-id -d 'The id of the tcprelay section, for a configuration' -r
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand route" -l from -d 'The address the connection comes from (the client, or the proxy that sends a PROXY header); not needed towards a Unix-domain socket' -r
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand route" -l to -d 'The address the client connects to' -r
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand route" -l sni -d 'The server name the client sends in its TLS handshake' -r
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand route" -l proxy-from -d 'The client a PROXY header names, on a listener that accepts them' -r
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand route" -l protocol -d 'The transport of the connection' -r -f -a "tcp\t''
+sctp\t''"
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand route" -l format -d 'How to print the report' -r -f -a "human\t'One paragraph per step of the data path'
+json\t'One JSON object on one line, with stable field names'"
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand route" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand explain" -s h -l help -d 'Print help'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "check" -d 'Checks a configuration and prints its diagnostics'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "compile" -d 'Compiles a configuration into a plan file'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "diagram" -d 'Draws the railroad diagrams of the configuration language'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "diff" -d 'Shows what a reload from OLD to NEW changes'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "explain" -d 'Prints a plan file in readable form, with secrets redacted'
-complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff route explain help" -f -a "check" -d 'Checks a configuration and prints its diagnostics'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff route explain help" -f -a "compile" -d 'Compiles a configuration into a plan file'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff route explain help" -f -a "diagram" -d 'Draws the railroad diagrams of the configuration language'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff route explain help" -f -a "diff" -d 'Shows what a reload from OLD to NEW changes'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff route explain help" -f -a "route" -d 'Dry-runs one client\'s connection through a plan or a configuration'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff route explain help" -f -a "explain" -d 'Prints a plan file in readable form, with secrets redacted'
+complete -c tcprelay-cc -n "__fish_tcprelay_cc_using_subcommand help; and not __fish_seen_subcommand_from check compile diagram diff route explain help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -17,6 +17,7 @@ pub mod balance;
 pub mod codec;
 pub mod control_path;
 mod read;
+pub mod route;
 mod validate;
 
 use serde::{Deserialize, Serialize};

@@ -19,6 +19,7 @@ mod props;
 mod proxy;
 mod records;
 mod relay;
+mod route;
 mod setup;
 mod steering;
 mod sticky;

@@ -113,10 +113,35 @@ fn bless() -> bool {
     std::env::var_os("TCPRELAY_BLESS").is_some_and(|v| v == "1")
 }
 
-/// The exit status section shared by every page.
+/// The exit status section of every page but those of the commands whose status
+/// says something else ([`ROUTE_STATUS`]).
 fn exit_status(roff: &mut Roff) {
+    exit_rows(roff, &COMMON_STATUS);
+}
+
+/// `tcprelay-cc route`'s exit status.
+const ROUTE_STATUS: [(&str, &str); 3] = [
+    ("0", "A remote would be tried: the client is relayed."),
+    (
+        "1",
+        "The client is refused: no listener takes the connection, the PROXY header's sender is not trusted, or the access rules deny the client.",
+    ),
+    (
+        "2",
+        "Errors: a usage error, an input that cannot be read, a configuration with errors, or an argument the listener does not fit (a PROXY listener without --proxy-from).",
+    ),
+];
+
+fn exit_rows(roff: &mut Roff, rows: &[(&str, &str)]) {
     roff.control("SH", ["EXIT STATUS"]);
-    for (code, meaning) in [
+    for &(code, meaning) in rows {
+        roff.control("TP", []);
+        roff.text([bold(code)]);
+        roff.text([roman(meaning)]);
+    }
+}
+
+const COMMON_STATUS: [(&str, &str); 3] = [
         (
             "0",
             "No errors (warnings are allowed); the plan or diagram was written.",
@@ -129,12 +154,7 @@ fn exit_status(roff: &mut Roff) {
             "2",
             "Usage error, or a file or URL could not be read (it does not exist, it is not a regular file) or written; tcprelay(1) exits 2 for a file it cannot read, too.",
         ),
-    ] {
-        roff.control("TP", []);
-        roff.text([bold(code)]);
-        roff.text([roman(meaning)]);
-    }
-}
+];
 
 fn see_also(roff: &mut Roff, pages: &[&str]) {
     roff.control("SH", ["SEE ALSO"]);
@@ -221,6 +241,7 @@ fn generated() -> BTreeMap<String, String> {
             "tcprelay-cc check --format short /etc/tcprelay/relay.cfg",
             "tcprelay-cc compile /etc/tcprelay/relay.cfg -o relay.plan",
             "tcprelay-cc explain relay.plan",
+            "tcprelay-cc route relay.plan --from 192.0.2.7 --to 127.0.0.1:8080",
             "tcprelay-cc diagram -o grammar.html",
         ] {
             roff.text([roman(line)]);
@@ -244,7 +265,10 @@ fn generated() -> BTreeMap<String, String> {
             .manual(MANUAL);
         let invocation = format!("tcprelay-cc {}", sub.get_name());
         let text = page(&man, sub, [&name, &invocation], false, |roff| {
-            exit_status(roff);
+            match sub.get_name() {
+                "route" => exit_rows(roff, &ROUTE_STATUS),
+                _ => exit_status(roff),
+            }
             see_also(roff, &["tcprelay-cc(1)", "tcprelay(1)", "tcprelay.conf(5)"]);
         });
         files.insert(format!("man/{name}.1"), text);

@@ -98,8 +98,8 @@ impl Balancer {
             remotes: weights
                 .into_iter()
                 .map(|w| RemoteState {
-                    weight: u64::from(w.max(1)),
-                    planned: u64::from(w.max(1)),
+                    weight: tcprelay_plan::balance::weight(w),
+                    planned: tcprelay_plan::balance::weight(w),
                     drained: false,
                     active: 0,
                     dead: false,
@@ -252,22 +252,25 @@ impl Balancer {
     /// The live, not excluded remote with the lowest load and its score; with
     /// `checked`, a remote down by its checks is not live.
     fn best(&self, excluded: &Tried, checked: bool) -> Option<(usize, u64)> {
-        let mut best: Option<(usize, u64)> = None;
-        for (index, remote) in self.remotes.iter().enumerate() {
-            if remote.dead
-                || remote.drained
-                || (checked && remote.checked_down)
-                || excluded.contains(index)
-            {
-                continue;
-            }
-            let score = tcprelay_plan::balance::score(remote.active, remote.weight);
-            // Strictly lower only: the first remote in plan order wins a tie.
-            if best.is_none_or(|(_, s)| score < s) {
-                best = Some((index, score));
-            }
-        }
-        best
+        // The plan crate's rule (the first in plan order wins a tie), which
+        // `tcprelay-cc route` follows to tell the order of the candidates.
+        tcprelay_plan::balance::lowest(
+            self.remotes
+                .iter()
+                .enumerate()
+                .filter(|(index, remote)| {
+                    !(remote.dead
+                        || remote.drained
+                        || (checked && remote.checked_down)
+                        || excluded.contains(*index))
+                })
+                .map(|(index, remote)| {
+                    (
+                        index,
+                        tcprelay_plan::balance::score(remote.active, remote.weight),
+                    )
+                }),
+        )
     }
 
     /// Releases the count taken by [`Balancer::select`] when a session (or a failed

@@ -18,7 +18,7 @@
 //! |---------------|----------------------------------------------------------------|
 //! | `server`      | the event loop: tokens, accepting, failover, timers, master    |
 //! | `session`     | one relayed connection as a state machine                      |
-//! | `acl`         | the clients' access rules, pure logic                          |
+//! | `acl`         | the clients' access rules: the plan crate's `route` decisions  |
 //! | `balance`     | remote selection, pure logic                                   |
 //! | `transport`   | the byte-stream trait the relay is written against             |
 //! | `socket`      | the kernel streams (TCP, SCTP, Unix) behind that trait         |

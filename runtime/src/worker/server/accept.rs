@@ -42,14 +42,19 @@ impl Worker {
                     }
                     // A PROXY-accepting listener's client is the one its header
                     // names: the ACL decides once it is read.
-                    if let Some(peer) = peer
+                    if let Some((peer, verdict)) = peer
                         .filter(|_| proxy.is_none())
-                        .filter(|p| !acl::permits(&self.acl, p.ip()))
+                        .map(|p| (p, acl::decide(&self.acl, p.ip())))
+                        .filter(|(_, verdict)| !verdict.permit)
                     {
                         // Closed before anything is read or connected for it.
                         self.denied += 1;
                         self.count_denied(index, peer);
-                        crate::debug!("worker {}: client {peer} denied by the acl", self.id);
+                        crate::debug!(
+                            "worker {}: client {peer} denied by the acl ({})",
+                            self.id,
+                            acl::deciding(verdict)
+                        );
                         drop(socket);
                         continue;
                     }

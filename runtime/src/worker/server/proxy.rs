@@ -268,13 +268,17 @@ impl Worker {
         // by the proxy's: a header cannot take a client past the ACL.
         let (index, client) = (session.meta.listener(), session.meta.peer.or(sender));
         let tls = matches!(session.client.io, Stream::Tls(_));
-        if let Some(client) = client.filter(|c| !acl::permits(&self.acl, c.ip())) {
+        if let Some((client, verdict)) = client
+            .map(|c| (c, acl::decide(&self.acl, c.ip())))
+            .filter(|(_, verdict)| !verdict.permit)
+        {
             self.denied += 1;
             self.count_denied(index, client);
             crate::debug!(
-                "worker {}: client {client} (PROXY header from {}) denied by the acl",
+                "worker {}: client {client} (PROXY header from {}) denied by the acl ({})",
                 self.id,
-                PeerText(sender)
+                PeerText(sender),
+                acl::deciding(verdict)
             );
             self.close(key, Why::Refused);
             return;
