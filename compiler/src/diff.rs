@@ -28,11 +28,10 @@ pub use report::{
 };
 pub use running::Running;
 
-use std::io::Read;
-
 use tcprelay_plan::Plan;
 
-use crate::{diag, source, Selection};
+use crate::input::Input;
+use crate::{diag, Selection};
 
 /// One side of a diff: its plan and where it came from.
 #[derive(Debug, Clone)]
@@ -82,42 +81,23 @@ impl Side {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError(pub String);
 
-/// Whether `input` names a plan file: a file (not `-`, not a URL) that starts with
-/// the plan magic.
-fn is_plan_file(input: &str) -> bool {
-    if input == "-" || input.contains("://") {
-        return false;
-    }
-    let mut magic = [0u8; 8];
-    std::fs::File::open(input)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| magic == tcprelay_plan::MAGIC)
-}
-
-/// Loads one side: a plan file (decoded and validated), or a configuration
+/// Loads one side ([`crate::input::load`]): a plan file, or a configuration
 /// compiled with `selection` (its diagnostics rendered, `color` or not). A
 /// configuration's warnings come back with the side, to be printed.
 pub fn load(input: &str, selection: &Selection, color: bool) -> Result<(Side, String), LoadError> {
-    if is_plan_file(input) {
-        let bytes = tcprelay_plan::read_plan(std::path::Path::new(input))
-            .map_err(|e| LoadError(format!("tcprelay-cc: {e}\n")))?;
-        let (_, plan) = tcprelay_plan::decode(&bytes)
-            .map_err(|e| LoadError(format!("tcprelay-cc: {input}: {e}\n")))?;
-        plan.validate().map_err(|e| {
-            LoadError(format!(
-                "tcprelay-cc: {input}: plan fails validation: {e}\n"
-            ))
-        })?;
-        return Ok((Side::of("plan", input, plan), String::new()));
-    }
-    let src = source::load(input).map_err(|e| LoadError(format!("tcprelay-cc: {e}\n")))?;
-    let compiled = crate::compile_with(&src.text, &src.name, selection, &crate::process_env);
-    let text = diag::render::human_map(&compiled.diags, &compiled.map, color);
-    match compiled.plan {
-        Some(plan) => Ok((Side::of("configuration", input, plan), text)),
-        None => Err(LoadError(format!(
-            "{text}tcprelay-cc: {input} has errors: nothing compared\n"
-        ))),
+    match crate::input::load(input, selection)
+        .map_err(|e| LoadError(format!("tcprelay-cc: {e}\n")))?
+    {
+        Input::Plan(plan) => Ok((Side::of("plan", input, *plan), String::new())),
+        Input::Config(compiled) => {
+            let text = diag::render::human_map(&compiled.diags, &compiled.map, color);
+            match compiled.plan {
+                Some(plan) => Ok((Side::of("configuration", input, plan), text)),
+                None => Err(LoadError(format!(
+                    "{text}tcprelay-cc: {input} has errors: nothing compared\n"
+                ))),
+            }
+        }
     }
 }
 

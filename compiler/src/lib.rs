@@ -29,6 +29,7 @@ pub mod diagram;
 pub mod diff;
 pub mod explain;
 pub mod include;
+pub mod input;
 pub mod lexer;
 pub mod lower;
 pub mod manual;

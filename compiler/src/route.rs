@@ -17,6 +17,7 @@ use tcprelay_plan::{
     Remote, TlsVersion,
 };
 
+use crate::input::Input;
 use crate::tlscheck;
 
 /// An address given on the command line with an optional port: `192.0.2.7`,
@@ -999,8 +1000,8 @@ pub fn run(args: &Args) -> std::process::ExitCode {
         proxy_from: args.proxy_from,
     };
     let report = match &loaded {
-        Loaded::Plan(plan) => route(plan, &NoPlaces, &query),
-        Loaded::Config(compiled) => match &compiled.plan {
+        Input::Plan(plan) => route(plan, &NoPlaces, &query),
+        Input::Config(compiled) => match &compiled.plan {
             Some(plan) => route(plan, &**compiled, &query),
             None => return ExitCode::from(EXIT_ERRORS),
         },
@@ -1019,43 +1020,18 @@ pub fn run(args: &Args) -> std::process::ExitCode {
     ExitCode::from(report.exit_code())
 }
 
-/// A plan read from a file, or a configuration compiled here.
-#[derive(Debug)]
-pub enum Loaded {
-    Plan(Box<Plan>),
-    Config(Box<crate::Compiled>),
-}
-
-/// Reads `input`: a file that starts with the plan magic is a plan file (decoded
-/// and validated as the runtime does); anything else is a configuration, compiled
-/// with `selection`, whose diagnostics are printed on standard error when it has
-/// errors (then the `Compiled` holds no plan).
-pub fn load(input: &str, selection: &crate::Selection) -> Result<Loaded, String> {
-    let is_path = input != "-" && !input.contains("://") && !input.starts_with("file:");
-    if is_path {
-        // A plan is at most MAX_PLAN_SIZE; a larger or unreadable file is left to
-        // the configuration loader, which says why in its own words.
-        if let Ok(bytes) = tcprelay_plan::read_plan(std::path::Path::new(input)) {
-            if bytes.starts_with(&tcprelay_plan::MAGIC) {
-                let (_, plan) =
-                    tcprelay_plan::decode(&bytes).map_err(|e| format!("{input}: {e}"))?;
-                plan.validate()
-                    .map_err(|e| format!("{input}: the plan is not valid: {e}"))?;
-                return Ok(Loaded::Plan(Box::new(plan)));
-            }
+/// Reads `input` ([`crate::input::load`]); a configuration with errors has its
+/// diagnostics printed on standard error (its `Compiled` then holds no plan).
+pub fn load(input: &str, selection: &crate::Selection) -> Result<Input, String> {
+    let loaded = crate::input::load(input, selection)?;
+    if let Input::Config(compiled) = &loaded {
+        if compiled.plan.is_none() {
+            let text = crate::diag::render::human_map(&compiled.diags, &compiled.map, false);
+            eprint!("{text}");
+            eprintln!("tcprelay-cc: {input}: the configuration has errors: no route to show");
         }
     }
-    let src = crate::source::load(input).map_err(|e| e.to_string())?;
-    let compiled = crate::compile_with(&src.text, &src.name, selection, &crate::process_env);
-    if compiled.plan.is_none() {
-        let text = crate::diag::render::human_map(&compiled.diags, &compiled.map, false);
-        eprint!("{text}");
-        eprintln!(
-            "tcprelay-cc: {}: the configuration has errors: no route to show",
-            src.name
-        );
-    }
-    Ok(Loaded::Config(Box::new(compiled)))
+    Ok(loaded)
 }
 
 #[cfg(test)]

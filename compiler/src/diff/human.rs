@@ -105,9 +105,10 @@ pub fn render(r: &Report) -> String {
         r.remotes.iter().for_each(|i| item(&mut out, i));
     }
     if !r.acl.is_empty() {
-        out.push_str("\nacl (first match wins; rule numbers from 0):\n");
+        out.push_str("\nacl (first match wins):\n");
         for line in &r.acl {
-            let _ = writeln!(out, "  {} #{} {}", line.op, line.index, line.rule);
+            // Numbered from 1, as `route` and `explain` number rules (the JSON from 0).
+            let _ = writeln!(out, "  {} #{} {}", line.op, line.index + 1, line.rule);
         }
     }
     if !r.certificates.is_empty() {
