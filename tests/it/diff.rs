@@ -223,6 +223,45 @@ fn diff_exit_codes_are_0_same_1_changed_2_errors() {
     );
 }
 
+/// A FIFO (or a device) as OLD or NEW is refused at once: the input loader reads a
+/// plan file without blocking, and never waits for a writer.
+#[test]
+fn a_fifo_as_an_input_is_refused_at_once() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.cfg", GOOD);
+    assert!(Command::new("mkfifo")
+        .arg(d.path().join("fifo"))
+        .status()
+        .unwrap()
+        .success());
+    let mut child = Command::new(harness::bin("tcprelay-cc"))
+        .args(["diff", "fifo", "a.cfg"])
+        .current_dir(d.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tcprelay-cc diff waited on a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("it is a FIFO"), "{err}");
+}
+
 /// Both configurations' errors are shown in one run.
 #[test]
 fn diff_reports_the_errors_of_both_sides() {
