@@ -62,29 +62,60 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Whether `ip` is in `network/prefix` (never across address families; both taken
-/// canonical). A prefix over the family's width is taken as the width.
+/// Whether `ip` is in `network/prefix` (never across address families; the address
+/// taken canonical, the network as [`network_range`] reads it).
 pub fn contains(network: IpAddr, prefix: u8, ip: IpAddr) -> bool {
-    match (canonical(network), canonical(ip)) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = mask(prefix, 32) as u32;
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = mask(prefix, 128);
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
+    let range = network_range(network, prefix);
+    let (ipv4, value) = match canonical(ip) {
+        IpAddr::V4(v4) => (true, u128::from(u32::from(v4))),
+        IpAddr::V6(v6) => (false, u128::from(v6)),
+    };
+    range.ipv4 == ipv4 && range.first <= value && value <= range.last
+}
+
+/// The addresses of a network as the access rules see them: an inclusive range of
+/// one family, an IPv4 address as its 32-bit value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetRange {
+    pub ipv4: bool,
+    pub first: u128,
+    pub last: u128,
+}
+
+/// The range of `network/prefix`. A v4-mapped network whose prefix covers the 96
+/// bits of the mapping (`::ffff:10.0.0.0/104`) is the IPv4 network it maps
+/// (`10.0.0.0/8`), as a v4-mapped client is the IPv4 client it maps; with a shorter
+/// prefix it is the IPv6 network written. A prefix over the family's width is taken
+/// as the width.
+pub fn network_range(network: IpAddr, prefix: u8) -> NetRange {
+    let (ipv4, bits, width, prefix) = match network {
+        IpAddr::V4(v4) => (true, u128::from(u32::from(v4)), 32, u32::from(prefix)),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) if prefix >= 96 => {
+                (true, u128::from(u32::from(v4)), 32, u32::from(prefix) - 96)
+            }
+            _ => (false, u128::from(v6), 128, u32::from(prefix)),
+        },
+    };
+    let host = host_mask(prefix.min(width), width);
+    NetRange {
+        ipv4,
+        first: bits & !host,
+        last: bits | host,
     }
 }
 
-/// The `prefix` leading bits of a `width`-bit address set.
-fn mask(prefix: u8, width: u32) -> u128 {
-    let prefix = u32::from(prefix).min(width);
-    if prefix == 0 {
+/// The bits of a `width`-bit address below its `prefix` leading bits.
+fn host_mask(prefix: u32, width: u32) -> u128 {
+    let all = if width == 128 {
+        u128::MAX
+    } else {
+        (1u128 << width) - 1
+    };
+    if prefix >= width {
         0
     } else {
-        (u128::MAX << (128 - prefix)) >> (128 - width)
+        all >> prefix
     }
 }
 
@@ -248,9 +279,26 @@ mod tests {
         let rules = [rule(true, false, "192.0.2.0", 24)];
         assert!(permits(&rules, ip("::ffff:192.0.2.7")));
         assert!(!permits(&rules, ip("::ffff:198.51.100.7")));
-        // A rule written as a mapped address is its IPv4 network too.
-        let mapped = [rule(true, false, "::ffff:192.0.2.0", 24)];
+        // A rule written as a mapped address is its IPv4 network too: the prefix
+        // counts the mapping's 96 bits (/104 is the IPv4 /8).
+        let mapped = [rule(true, false, "::ffff:192.0.2.0", 120)];
         assert!(permits(&mapped, ip("192.0.2.7")));
+        assert!(!permits(&mapped, ip("192.0.3.7")));
+        let wide = [rule(true, false, "::ffff:10.0.0.0", 104)];
+        assert!(
+            permits(&wide, ip("10.200.3.4")),
+            "all of 10/8, not 10.0.0.0 alone"
+        );
+        assert!(permits(&wide, ip("::ffff:10.1.1.1")));
+        assert!(!permits(&wide, ip("11.0.0.1")));
+        assert_eq!(
+            network_range("::ffff:10.0.0.0".parse().unwrap(), 104),
+            network_range("10.0.0.0".parse().unwrap(), 8)
+        );
+        // Shorter than the mapping (refused by the compiler, E0045): the IPv6
+        // network written, which no IPv4 client is in.
+        let short = [rule(true, false, "::ffff:192.0.2.0", 24)];
+        assert!(!permits(&short, ip("192.0.2.7")));
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn reaches(bind: &Bind, remote: SocketAddr, is_local: &dyn Fn(IpAddr) -> bool) -
         return None;
     }
     // A v4-mapped address is connected to over IPv4.
-    let ip = canonical(remote.ip());
+    let ip = tcprelay_plan::route::canonical(remote.ip());
     let listener = address
         .as_ref()
         .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.node);
@@ -152,13 +152,6 @@ impl Family {
         }
     }
 
-    fn width(self) -> u32 {
-        match self {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        }
-    }
-
     fn last(self) -> u128 {
         match self {
             Family::V4 => u128::from(u32::MAX),
@@ -178,14 +171,6 @@ impl Family {
             Family::V4 => "0.0.0.0/0",
             Family::V6 => "::/0",
         }
-    }
-}
-
-/// The runtime's `canonical`: a v4-mapped IPv6 address is the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 
@@ -251,24 +236,13 @@ impl Set {
 }
 
 /// The clients of `family` that `rule` matches, as the runtime's `contains` matches
-/// them: the network's family only (a v4-mapped network is IPv4, its prefix taken at
-/// most 32 bits), and `not` is everything else, the other family included.
+/// them: the network's range ([`tcprelay_plan::route::network_range`]: a v4-mapped
+/// network is IPv4) in its family only, and `not` is everything else, the other
+/// family included.
 fn matches(rule: &AclRule, family: Family) -> Set {
-    let network = canonical(rule.network);
-    let inside = if Family::of(network) == family {
-        let width = family.width();
-        let prefix = u32::from(rule.prefix).min(width);
-        let bits = match network {
-            IpAddr::V4(v4) => u128::from(u32::from(v4)),
-            IpAddr::V6(v6) => u128::from(v6),
-        };
-        let host = if prefix == width {
-            0
-        } else {
-            family.last() >> prefix
-        };
-        let lo = bits & !host & family.last();
-        Set::range(lo, lo | host)
+    let range = tcprelay_plan::route::network_range(rule.network, rule.prefix);
+    let inside = if range.ipv4 == (family == Family::V4) {
+        Set::range(range.first, range.last)
     } else {
         Set::default()
     };
@@ -295,7 +269,7 @@ fn accepted_families(listeners: &[ListenerModel]) -> Vec<(Family, &ListenerModel
     let mut out: Vec<(Family, &ListenerModel)> = Vec::new();
     for l in listeners {
         if let tcprelay_plan::ListenAddress::Inet(sa) = l.bind.resolve() {
-            let family = Family::of(canonical(sa.ip()));
+            let family = Family::of(tcprelay_plan::route::canonical(sa.ip()));
             if !out.iter().any(|(f, _)| *f == family) {
                 out.push((family, l));
             }

@@ -843,6 +843,26 @@ pub fn network(v: &Sp<Value>) -> Parsed<(IpAddr, u8)> {
         }
         Some(p) => return fail(bad(format!("the prefix `{p}` is not a number"))),
     };
+    if let IpAddr::V6(v6) = ip {
+        if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix < 96) {
+            // The clients of such a network are IPv6 addresses beyond the mapped
+            // ones: never what `::ffff:a.b.c.d/N` was written for.
+            let help = if prefix <= 32 {
+                format!(
+                    "for the IPv4 network write `{v4}/{prefix}` (or `::ffff:{v4}/{}`)",
+                    u32::from(prefix) + 96
+                )
+            } else {
+                format!("for an IPv4 network write `{v4}/N`, or a prefix from 96 to 128 after `::ffff:{v4}`")
+            };
+            return fail(
+                bad(format!(
+                    "an IPv4-mapped address takes a prefix from 96 to 128 bits (the 96 of the mapping and the IPv4 prefix), not {prefix}"
+                ))
+                .with_help(help),
+            );
+        }
+    }
     Ok((ip, prefix))
 }
 
@@ -1162,5 +1182,17 @@ mod tests {
         for bad in ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/x", "host/8"] {
             assert_eq!(code(network(&v(bad))), Code::InvalidAcl, "{bad}");
         }
+        // A v4-mapped network counts the mapping's 96 bits in its prefix.
+        assert_eq!(network(&v("::ffff:10.0.0.0/104")).unwrap().1, 104);
+        assert_eq!(network(&v("::ffff:10.0.0.1")).unwrap().1, 128);
+        let Err(short) = network(&v("::ffff:192.0.2.0/24")) else {
+            panic!("a mapped network with a prefix under 96 bits is refused");
+        };
+        assert_eq!(short.code, Code::InvalidAcl);
+        let help = short.help.as_deref().unwrap_or_default();
+        assert!(
+            help.contains("`192.0.2.0/24`") && help.contains("/120"),
+            "{help}"
+        );
     }
 }

@@ -27,22 +27,10 @@ fn text(src: &str, span: crate::ast::Span) -> &str {
     &src[span.range()]
 }
 
-/// The runtime's rule (worker/acl.rs) for one client, written again from its
-/// description, to hold the set arithmetic to it address by address.
+/// The runtime's own rule for one client (`tcprelay_plan::route::contains`, which
+/// the workers call), to hold the set arithmetic to it address by address.
 fn runtime_matches(r: &AclRule, client: IpAddr) -> bool {
-    let client = canonical(client);
-    let inside = match (canonical(r.network), client) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let p = u32::from(r.prefix).min(32);
-            p == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - p) == 0
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let p = u32::from(r.prefix).min(128);
-            p == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - p) == 0
-        }
-        _ => false,
-    };
-    inside != r.negate
+    tcprelay_plan::route::contains(r.network, r.prefix, client) != r.negate
 }
 
 fn contains(set: &Set, ip: IpAddr) -> bool {
@@ -64,8 +52,9 @@ fn rule_sets_agree_with_the_runtimes_matching() {
         rule(true, false, "2001:db8::", 32),
         rule(true, true, "::1", 128),
         rule(true, false, "::", 0),
-        // A v4-mapped network is IPv4 (its prefix at most 32 bits, as the runtime).
+        // A v4-mapped network is IPv4, its prefix counting the mapping's 96 bits.
         rule(true, false, "::ffff:192.0.2.0", 120),
+        rule(true, false, "::ffff:10.0.0.0", 104),
     ];
     let clients = [
         "10.0.0.0",
