@@ -367,6 +367,16 @@ fn ctl_plan_gives_the_running_plan_its_certificates_and_its_sessions() {
         answer["sessions"]["listeners"],
         serde_json::json!([{ "listener": format!("127.0.0.1:{port}"), "active": 1, "in_plan": true }])
     );
+    // `ctl status` counts the same session, from the same load board (a worker's
+    // own reports come only when it fills up or has room again).
+    let out = ctl(&["--json", "status"], &runtime);
+    let status: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("JSON");
+    assert_eq!(status["sessions"], 1, "{status}");
+    assert_eq!(status["generations"][0]["sessions"], 1, "{status}");
+    assert_eq!(
+        status["generations"][0]["workers"][0]["sessions"], 1,
+        "{status}"
+    );
 
     // A reload to a plan with TLS and another remote: the session stays in
     // generation 1, on a remote the running plan no longer has.

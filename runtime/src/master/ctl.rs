@@ -307,14 +307,14 @@ impl Master {
                         json!({
                             "pid": w.pid,
                             "state": self.worker_state(w),
-                            "sessions": w.sessions,
+                            "sessions": self.held(w),
                         })
                     })
                     .collect();
                 json!({
                     "generation": generation,
                     "state": if active { "active" } else { "draining" },
-                    "sessions": ws.iter().map(|w| u64::from(w.sessions)).sum::<u64>(),
+                    "sessions": ws.iter().map(|w| self.held(w)).sum::<u64>(),
                     "drain_deadline_s": self
                         .drain_deadline(generation)
                         .map(|t| t.saturating_duration_since(now).as_secs()),
@@ -322,7 +322,7 @@ impl Master {
                 })
             })
             .collect();
-        let sessions: u64 = self.workers.values().map(|w| u64::from(w.sessions)).sum();
+        let sessions: u64 = self.workers.values().map(|w| self.held(w)).sum();
         let snapshot = self.stats.as_ref().map(crate::stats::Registry::snapshot);
         let total = |f: fn(&Snapshot) -> u64| snapshot.as_ref().map_or(0, f);
         json!({
