@@ -114,10 +114,20 @@ fn bless() -> bool {
 }
 
 /// The exit status section of every page but those of the commands whose status
-/// says something else ([`ROUTE_STATUS`]).
+/// says something else ([`DIFF_STATUS`], [`ROUTE_STATUS`]).
 fn exit_status(roff: &mut Roff) {
     exit_rows(roff, &COMMON_STATUS);
 }
+
+/// `tcprelay-cc diff`'s exit status, which deploy scripts gate on.
+const DIFF_STATUS: [(&str, &str); 3] = [
+    ("0", "No change: a reload from OLD to NEW would change nothing."),
+    ("1", "Changes: the report lists them."),
+    (
+        "2",
+        "Errors: a usage error, an input that cannot be read, a configuration with errors, a plan that does not decode, or no answer from the running relay (--running).",
+    ),
+];
 
 /// `tcprelay-cc route`'s exit status.
 const ROUTE_STATUS: [(&str, &str); 3] = [
@@ -241,6 +251,8 @@ fn generated() -> BTreeMap<String, String> {
             "tcprelay-cc check --format short /etc/tcprelay/relay.cfg",
             "tcprelay-cc compile /etc/tcprelay/relay.cfg -o relay.plan",
             "tcprelay-cc explain relay.plan",
+            "tcprelay-cc diff relay.plan /etc/tcprelay/relay.cfg",
+            "tcprelay-cc diff --running /etc/tcprelay/relay.cfg",
             "tcprelay-cc route relay.plan --from 192.0.2.7 --to 127.0.0.1:8080",
             "tcprelay-cc diagram -o grammar.html",
         ] {
@@ -266,6 +278,7 @@ fn generated() -> BTreeMap<String, String> {
         let invocation = format!("tcprelay-cc {}", sub.get_name());
         let text = page(&man, sub, [&name, &invocation], false, |roff| {
             match sub.get_name() {
+                "diff" => exit_rows(roff, &DIFF_STATUS),
                 "route" => exit_rows(roff, &ROUTE_STATUS),
                 _ => exit_status(roff),
             }
