@@ -252,7 +252,6 @@ fn generated() -> BTreeMap<String, String> {
             "tcprelay-cc compile /etc/tcprelay/relay.cfg -o relay.plan",
             "tcprelay-cc explain relay.plan",
             "tcprelay-cc diff relay.plan /etc/tcprelay/relay.cfg",
-            "tcprelay-cc diff --running /etc/tcprelay/relay.cfg",
             "tcprelay-cc route relay.plan --from 192.0.2.7 --to 127.0.0.1:8080",
             "tcprelay-cc diagram -o grammar.html",
         ] {
