@@ -121,14 +121,25 @@ fn connect(path: &Path) -> io::Result<UnixStream> {
     }
 }
 
-/// Runs `tcprelay ctl`: the exit status, after printing to `out` and `err`.
-pub fn run(ctl: &Ctl, env: &super::PathEnv, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let Some(path) = ctl.socket.clone().or_else(|| super::default_path(env)) else {
+/// The socket `tcprelay ctl` asks: `-s PATH`, else the default path; `None`, with
+/// the reason written to `err`, when there is neither.
+pub fn socket(given: Option<&Path>, env: &super::PathEnv, err: &mut dyn Write) -> Option<PathBuf> {
+    let path = given
+        .map(Path::to_path_buf)
+        .or_else(|| super::default_path(env));
+    if path.is_none() {
         let _ = writeln!(
             err,
             "tcprelay ctl: no control socket to ask: RUNTIME_DIRECTORY and XDG_RUNTIME_DIR \
              are not set and this is not root; name it with -s PATH"
         );
+    }
+    path
+}
+
+/// Runs `tcprelay ctl`: the exit status, after printing to `out` and `err`.
+pub fn run(ctl: &Ctl, env: &super::PathEnv, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let Some(path) = socket(ctl.socket.as_deref(), env, err) else {
         return 2;
     };
     let line = match exchange(&path, &ctl.request) {

@@ -56,12 +56,7 @@ fn run_with(
     env: &super::PathEnv,
     err: &mut dyn Write,
 ) -> u8 {
-    let Some(socket) = diff.socket.clone().or_else(|| super::default_path(env)) else {
-        let _ = writeln!(
-            err,
-            "tcprelay ctl: no control socket to ask: RUNTIME_DIRECTORY and XDG_RUNTIME_DIR \
-             are not set and this is not root; name it with -s PATH"
-        );
+    let Some(socket) = super::client::socket(diff.socket.as_deref(), env, err) else {
         return EXIT_ERROR;
     };
     let status = Command::new(compiler)
