@@ -703,6 +703,90 @@ impl Spawnd {
     }
 }
 
+impl Plan {
+    /// A plan of these sections with every other setting at its default, for
+    /// tests and tools that build plans by hand.
+    pub fn new(source: impl Into<String>, spawnd: Spawnd, relay: Relay) -> Plan {
+        Plan {
+            source: source.into(),
+            spawnd_id: "spawnd".to_string(),
+            tcprelay_id: "tcprelay".to_string(),
+            env: Vec::new(),
+            spawnd,
+            relay,
+        }
+    }
+}
+
+impl Spawnd {
+    /// A spawnd section with these listeners and every other setting at the
+    /// compiler's default (one worker per processor, no control socket), for tests
+    /// and tools that build plans by hand.
+    pub fn new(listeners: Vec<Listener>) -> Spawnd {
+        Spawnd {
+            listeners,
+            users_min: defaults::USERS_MIN,
+            users_max: defaults::USERS_MAX,
+            servers_min: defaults::SERVERS_MIN,
+            servers_max: defaults::SERVERS_MAX,
+            background: false,
+            pidfile: None,
+            user: None,
+            group: None,
+            working_directory: None,
+            acl: Vec::new(),
+            overload: Overload::Queue,
+            keepalive: Keepalive::default(),
+            single_process: false,
+            syslog: Syslog::default_for("tcprelay"),
+            debug: 0,
+            tcp_bufsize: None,
+            sticky: None,
+            proctitle: None,
+            control: None,
+            metrics: None,
+            log_format: defaults::LOG_FORMAT,
+        }
+    }
+}
+
+impl Relay {
+    /// A tcprelay section with these remotes and every other setting at its
+    /// default, for tests and tools that build plans by hand.
+    pub fn new(remotes: Vec<Remote>) -> Relay {
+        Relay {
+            remotes,
+            local_address: None,
+            rebalance: None,
+            retire: None,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            silent_timeout: defaults::SILENT_TIMEOUT,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            tls_handshake_timeout: defaults::TLS_HANDSHAKE_TIMEOUT,
+            half_close_timeout: defaults::HALF_CLOSE_TIMEOUT,
+            drain_timeout: defaults::DRAIN_TIMEOUT,
+            drain_generations: defaults::DRAIN_GENERATIONS,
+            connection_log: defaults::CONNECTION_LOG,
+            syslog: Syslog::default_for("tcprelay"),
+            tls: None,
+        }
+    }
+}
+
+impl Remote {
+    /// A plain TCP remote at `address`, weight 1, without PROXY, TLS or checks.
+    pub fn new(address: SocketAddr) -> Remote {
+        Remote {
+            address,
+            protocol: Protocol::Tcp,
+            weight: defaults::WEIGHT,
+            send_proxy: None,
+            tls: None,
+            check: None,
+        }
+    }
+}
+
 /// The most worker processes a relay runs (`servers min`, `servers max`): a bound on
 /// what a configuration can make the master fork, and the load board's seats.
 pub const MAX_WORKERS: u32 = 1024;
@@ -790,32 +874,16 @@ mod tests {
             passphrase: secret(),
         };
         let remote = |tls: Option<RemoteTls>| Remote {
-            address: "127.0.0.1:1".parse().unwrap(),
-            protocol: Protocol::Tcp,
-            weight: 1,
-            send_proxy: None,
             tls,
-            check: None,
+            ..Remote::new("127.0.0.1:1".parse().unwrap())
         };
         let relay = Relay {
-            remotes: vec![remote(Some(remote_tls.clone())), remote(None)],
-            local_address: None,
-            rebalance: None,
-            retire: None,
-            idle_timeout: 0,
-            silent_timeout: 0,
-            connect_timeout: 1,
-            tls_handshake_timeout: 1,
-            half_close_timeout: 0,
-            drain_timeout: 0,
-            drain_generations: 1,
-            connection_log: false,
-            syslog: Syslog::default_for("t"),
             tls: Some(Tls {
                 cert_file: "c".into(),
                 key_file: "k".into(),
                 passphrase: secret(),
             }),
+            ..Relay::new(vec![remote(Some(remote_tls.clone())), remote(None)])
         };
         let redacted = relay_plan(relay).redacted();
         let tls = redacted.relay.tls.as_ref().unwrap();
@@ -823,45 +891,18 @@ mod tests {
         let remote = redacted.relay.remotes[0].tls.as_ref().unwrap();
         assert!(remote.passphrase.as_ref().unwrap().is_redacted());
         assert!(redacted.relay.remotes[1].tls.is_none(), "nothing added");
+        assert!(
+            redacted.validate().is_ok(),
+            "the constructors' defaults are valid"
+        );
         // Everything else is the plan's.
         remote_tls.passphrase = remote.passphrase.clone();
         assert_eq!(remote, &remote_tls);
     }
 
     fn relay_plan(relay: Relay) -> Plan {
-        Plan {
-            source: "t.cfg".into(),
-            spawnd_id: "spawnd".into(),
-            tcprelay_id: "tcprelay".into(),
-            env: Vec::new(),
-            spawnd: Spawnd {
-                listeners: vec![Listener::new(ListenAddress::Inet(
-                    "127.0.0.1:1".parse().unwrap(),
-                ))],
-                users_min: 1,
-                users_max: 1,
-                servers_min: 1,
-                servers_max: 1,
-                background: false,
-                pidfile: None,
-                user: None,
-                group: None,
-                working_directory: None,
-                acl: Vec::new(),
-                overload: Overload::Queue,
-                keepalive: Keepalive::default(),
-                single_process: false,
-                syslog: Syslog::default_for("t"),
-                debug: 0,
-                tcp_bufsize: None,
-                sticky: None,
-                proctitle: None,
-                control: None,
-                metrics: None,
-                log_format: LogFormat::Text,
-            },
-            relay,
-        }
+        let listener = Listener::new(ListenAddress::Inet("127.0.0.1:1".parse().unwrap()));
+        Plan::new("t.cfg", Spawnd::new(vec![listener]), relay)
     }
 
     #[test]

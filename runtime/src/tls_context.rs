@@ -631,37 +631,7 @@ pub(crate) mod test_certs {
         use tcprelay_plan::*;
         let mut listener = Listener::new(ListenAddress::Inet(([127, 0, 0, 1], 1).into()));
         listener.tls = tls;
-        Plan {
-            source: "t.cfg".into(),
-            spawnd_id: "spawnd".into(),
-            tcprelay_id: "tcprelay".into(),
-            env: Vec::new(),
-            spawnd: Spawnd {
-                listeners: vec![listener],
-                users_min: 1,
-                users_max: 1,
-                servers_min: 1,
-                servers_max: 1,
-                background: false,
-                pidfile: None,
-                user: None,
-                group: None,
-                working_directory: None,
-                acl: Vec::new(),
-                overload: Overload::Queue,
-                keepalive: Keepalive::default(),
-                single_process: false,
-                syslog: Syslog::default_for("t"),
-                debug: 0,
-                tcp_bufsize: None,
-                sticky: None,
-                proctitle: None,
-                control: None,
-                metrics: None,
-                log_format: LogFormat::Text,
-            },
-            relay,
-        }
+        Plan::new("t.cfg", Spawnd::new(vec![listener]), relay)
     }
 
     /// A relay with one remote on 127.0.0.1:`port` per `tls` given.
@@ -670,32 +640,17 @@ pub(crate) mod test_certs {
         remotes: Vec<Option<tcprelay_plan::RemoteTls>>,
     ) -> tcprelay_plan::Relay {
         use tcprelay_plan::*;
+        let remotes = remotes
+            .into_iter()
+            .enumerate()
+            .map(|(i, tls)| Remote {
+                tls,
+                ..Remote::new(([127, 0, 0, 1], 1000 + i as u16).into())
+            })
+            .collect();
         Relay {
-            remotes: remotes
-                .into_iter()
-                .enumerate()
-                .map(|(i, tls)| Remote {
-                    address: ([127, 0, 0, 1], 1000 + i as u16).into(),
-                    protocol: Protocol::Tcp,
-                    weight: 1,
-                    send_proxy: None,
-                    tls,
-                    check: None,
-                })
-                .collect(),
-            local_address: None,
-            rebalance: None,
-            retire: None,
-            idle_timeout: 0,
-            silent_timeout: 0,
-            connect_timeout: 1,
-            tls_handshake_timeout: 1,
-            half_close_timeout: 0,
-            drain_timeout: 0,
-            drain_generations: 1,
-            connection_log: false,
-            syslog: Syslog::default_for("t"),
             tls,
+            ..Relay::new(remotes)
         }
     }
 }

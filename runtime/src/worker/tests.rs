@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-use tcprelay_plan::{Protocol, Remote, Syslog};
+use tcprelay_plan::{Protocol, Remote};
 
 pub(crate) mod counting;
 mod handoff;

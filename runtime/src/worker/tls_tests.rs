@@ -20,34 +20,16 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
-use tcprelay_plan::{Protocol, Remote, Syslog};
+use tcprelay_plan::Remote;
 
 /// Timeout of every blocking socket operation in the tests.
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn relay_to(backend: SocketAddr) -> Relay {
+    // No silent timeout: a test's client may take its time.
     Relay {
-        remotes: vec![Remote {
-            address: backend,
-            protocol: Protocol::Tcp,
-            weight: 1,
-            send_proxy: None,
-            tls: None,
-            check: None,
-        }],
-        local_address: None,
-        rebalance: None,
-        retire: None,
-        idle_timeout: 0,
         silent_timeout: 0,
-        connect_timeout: tcprelay_plan::defaults::CONNECT_TIMEOUT,
-        tls_handshake_timeout: tcprelay_plan::defaults::TLS_HANDSHAKE_TIMEOUT,
-        half_close_timeout: 0,
-        drain_timeout: 0,
-        drain_generations: tcprelay_plan::defaults::DRAIN_GENERATIONS,
-        connection_log: true,
-        syslog: Syslog::default_for("t"),
-        tls: None,
+        ..Relay::new(vec![Remote::new(backend)])
     }
 }
 

@@ -10,31 +10,18 @@ pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn relay(remotes: &[(SocketAddr, u32)]) -> Relay {
+    // No silent timeout: a test's client may take its time.
     Relay {
-        remotes: remotes
-            .iter()
-            .map(|&(address, weight)| Remote {
-                address,
-                protocol: Protocol::Tcp,
-                weight,
-                send_proxy: None,
-                tls: None,
-                check: None,
-            })
-            .collect(),
-        local_address: None,
-        rebalance: None,
-        retire: None,
-        idle_timeout: 0,
         silent_timeout: 0,
-        connect_timeout: tcprelay_plan::defaults::CONNECT_TIMEOUT,
-        tls_handshake_timeout: tcprelay_plan::defaults::TLS_HANDSHAKE_TIMEOUT,
-        half_close_timeout: 0,
-        drain_timeout: 0,
-        drain_generations: tcprelay_plan::defaults::DRAIN_GENERATIONS,
-        connection_log: true,
-        syslog: Syslog::default_for("t"),
-        tls: None,
+        ..Relay::new(
+            remotes
+                .iter()
+                .map(|&(address, weight)| Remote {
+                    weight,
+                    ..Remote::new(address)
+                })
+                .collect(),
+        )
     }
 }
 
