@@ -215,6 +215,16 @@ pub struct RemoteKey {
     pub protocol: Protocol,
 }
 
+impl RemoteKey {
+    /// The key of a plan's remote.
+    pub fn of(remote: &tcprelay_plan::Remote) -> RemoteKey {
+        RemoteKey {
+            address: remote.address,
+            protocol: remote.protocol,
+        }
+    }
+}
+
 impl fmt::Display for RemoteKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.address, self.protocol)

@@ -285,13 +285,19 @@ impl Master {
         }
     }
 
-    /// The answer to `status`.
-    pub(super) fn status(&self) -> Value {
-        let now = Instant::now();
+    /// The generations that have workers, newest first.
+    fn generations_newest_first(&self) -> Vec<u64> {
         let mut generations: Vec<u64> = self.workers.values().map(|w| w.generation).collect();
         generations.sort_unstable_by(|a, b| b.cmp(a));
         generations.dedup();
-        let generations: Vec<Value> = generations
+        generations
+    }
+
+    /// The answer to `status`.
+    pub(super) fn status(&self) -> Value {
+        let now = Instant::now();
+        let generations: Vec<Value> = self
+            .generations_newest_first()
             .into_iter()
             .map(|generation| {
                 let mut ws: Vec<&Worker> = self
@@ -381,10 +387,7 @@ impl Master {
             .enumerate()
             .map(|(index, r)| {
                 let (drained, weight, steered) = self.remote_admin(index);
-                let key = RemoteKey {
-                    address: r.address,
-                    protocol: r.protocol,
-                };
+                let key = RemoteKey::of(r);
                 let entry = snapshot
                     .as_ref()
                     .and_then(|s| s.remotes.iter().find(|e| e.key == Some(key)));
@@ -471,10 +474,8 @@ impl Master {
     /// then those only older generations' plans still have).
     fn sessions_now(&self) -> Value {
         let now = Instant::now();
-        let mut generations: Vec<u64> = self.workers.values().map(|w| w.generation).collect();
-        generations.sort_unstable_by(|a, b| b.cmp(a));
-        generations.dedup();
-        let generations: Vec<Value> = generations
+        let generations: Vec<Value> = self
+            .generations_newest_first()
             .into_iter()
             .map(|generation| {
                 let sessions: u64 = self
@@ -497,16 +498,8 @@ impl Master {
         let snapshot = self.stats.as_ref().map(crate::stats::Registry::snapshot);
         let mut remotes: Vec<Value> = Vec::new();
         let mut listeners: Vec<Value> = Vec::new();
-        let plan_remotes: Vec<RemoteKey> = self
-            .plan
-            .relay
-            .remotes
-            .iter()
-            .map(|r| RemoteKey {
-                address: r.address,
-                protocol: r.protocol,
-            })
-            .collect();
+        let plan_remotes: Vec<RemoteKey> =
+            self.plan.relay.remotes.iter().map(RemoteKey::of).collect();
         let plan_listeners: Vec<&tcprelay_plan::ListenAddress> = self
             .plan
             .spawnd

@@ -305,10 +305,7 @@ impl Master {
             (0..self.plan.relay.remotes.len())
                 .filter_map(|index| {
                     let remote = &self.plan.relay.remotes[index];
-                    let key = crate::stats::RemoteKey {
-                        address: remote.address,
-                        protocol: remote.protocol,
-                    };
+                    let key = crate::stats::RemoteKey::of(remote);
                     Some((key, self.remote_health(index)?))
                 })
                 .collect();

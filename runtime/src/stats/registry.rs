@@ -167,15 +167,7 @@ impl Registry {
             .iter()
             .map(|l| l.address.clone())
             .collect();
-        let remotes: Vec<_> = plan
-            .relay
-            .remotes
-            .iter()
-            .map(|r| RemoteKey {
-                address: r.address,
-                protocol: r.protocol,
-            })
-            .collect();
+        let remotes: Vec<_> = plan.relay.remotes.iter().map(RemoteKey::of).collect();
         self.assign_keys(&listeners, &remotes)
     }
 
