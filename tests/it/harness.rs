@@ -781,3 +781,20 @@ pub fn plan_with_an_undecodable_body(plan: &[u8]) -> Vec<u8> {
     bytes[12..16].copy_from_slice(&crc.to_le_bytes());
     bytes
 }
+
+/// A TCP connection to the relay on 127.0.0.1:`port` from the source address
+/// 127.0.0.`from` (any port), reads bounded by `read_timeout`: a client that ACL
+/// rules and sticky caches tell from the others.
+pub fn connect_from(port: u16, from: u8, read_timeout: std::time::Duration) -> std::net::TcpStream {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let local = std::net::SocketAddr::from(([127, 0, 0, from], 0));
+    socket.bind(&local.into()).expect("bind the client");
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    socket
+        .connect_timeout(&to.into(), std::time::Duration::from_secs(5))
+        .expect("connect to the relay");
+    let stream = std::net::TcpStream::from(socket);
+    stream.set_read_timeout(Some(read_timeout)).unwrap();
+    stream
+}

@@ -12,7 +12,7 @@
 use crate::harness::{self, cc, compile, free_port, stderr, stdout, Relay};
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,18 +160,7 @@ impl Drop for Named {
 /// What the relay on `port` does for a client from `127.0.0.from`: `Some(name)` of
 /// the remote that answered, `None` when the connection was closed with nothing.
 fn connect_from(port: u16, from: u8) -> Option<String> {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, from)), 0);
-    socket.bind(&local.into()).expect("bind the client");
-    let to = SocketAddr::from(([127, 0, 0, 1], port));
-    socket
-        .connect_timeout(&to.into(), Duration::from_secs(5))
-        .expect("connect to the relay");
-    let mut stream = TcpStream::from(socket);
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = harness::connect_from(port, from, Duration::from_secs(10));
     let mut got = Vec::new();
     match stream.read_to_end(&mut got) {
         Ok(_) => {}

@@ -6,7 +6,7 @@
 use crate::harness::{compile, config, free_port, stderr, stdout, Echo, Relay};
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -14,18 +14,7 @@ use std::time::{Duration, Instant};
 
 /// A client of the relay on `port` from 127.0.0.`from`, after one round trip.
 fn client_from(port: u16, from: u8) -> TcpStream {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, from)), 0);
-    socket.bind(&local.into()).expect("bind the client");
-    let to = SocketAddr::from(([127, 0, 0, 1], port));
-    socket
-        .connect_timeout(&to.into(), Duration::from_secs(5))
-        .expect("connect to the relay");
-    let mut stream = TcpStream::from(socket);
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut stream = crate::harness::connect_from(port, from, Duration::from_secs(5));
     stream.write_all(b"ping").expect("send");
     let mut back = [0u8; 4];
     stream.read_exact(&mut back).expect("echoed");
