@@ -318,6 +318,11 @@ impl Worker {
     ) {
         let id = self.next_id;
         self.next_id += 1;
+        // The clock of this client, not of the round: the accept loop takes every
+        // connection queued, those that arrived while the round ran too, and a
+        // timeout counted from the round's start (`self.now`) would give a client
+        // less than its `accept proxy timeout` or TLS handshake timeout.
+        let now = Instant::now();
         let entry = self.sessions.vacant_entry();
         let key = entry.key();
         let session = match (tls, self.tls.as_ref()) {
@@ -327,8 +332,7 @@ impl Worker {
                         Some(Some(slot)) => tls.with_listener(&slot.tls_versions, slot.tls_auto),
                         _ => tls,
                     };
-                    let mut session =
-                        Session::handshaking(id, Stream::Tls(Box::new(tls)), self.now);
+                    let mut session = Session::handshaking(id, Stream::Tls(Box::new(tls)), now);
                     session.client.round = self.round;
                     session
                 }
@@ -338,7 +342,7 @@ impl Worker {
                     return;
                 }
             },
-            _ => Session::accepted(id, Stream::Plain(socket), self.now, self.round),
+            _ => Session::accepted(id, Stream::Plain(socket), now, self.round),
         };
         let mut session = session;
         session.meta.set_listener(listener);
@@ -389,7 +393,7 @@ impl Worker {
         }
         if self.accept_proxy.get(listener).is_some_and(Option::is_some) {
             if let Some(session) = self.sessions.get_mut(key) {
-                session.wait_proxy_header(self.now);
+                session.wait_proxy_header(now);
             }
             self.arm_sweep();
             self.proxy_header(key, false);
