@@ -363,12 +363,19 @@ impl Master {
                     return 1;
                 }
             }
+            // Signals before anything else of the round, a stop before the rest: a
+            // SIGTERM to the whole process group reaches the workers too, and their
+            // exits (a closed control socket in this round's events, a SIGCHLD) must
+            // be read as the stop's, not as deaths to replace.
+            let mut signals = os::read_signals(&mut self.signals);
+            signals.sort_by_key(|&signal| !matches!(signal, libc::SIGTERM | libc::SIGINT));
+            for signal in signals {
+                self.on_signal(signal);
+            }
             for event in events.iter() {
                 let token = event.token();
                 if token == SIGNAL_TOKEN {
-                    for signal in os::read_signals(&mut self.signals) {
-                        self.on_signal(signal);
-                    }
+                    // Read above.
                 } else if self.ctl.as_ref().is_some_and(|c| c.owns(token)) {
                     self.on_ctl_event(token);
                 } else if self.owns_metrics(token) {
