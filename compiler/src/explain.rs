@@ -122,14 +122,7 @@ fn render(plan: &Plan, out: &mut String) {
         opt(&s.working_directory)
     );
     for rule in &s.acl {
-        let _ = writeln!(
-            out,
-            "  acl {}{} {}/{}",
-            if rule.permit { "permit" } else { "deny" },
-            if rule.negate { " not" } else { "" },
-            rule.network,
-            rule.prefix
-        );
+        let _ = writeln!(out, "  acl {rule}");
     }
     let _ = writeln!(
         out,

@@ -13,8 +13,8 @@ use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use tcprelay_plan::route as decide;
 use tcprelay_plan::{
-    AclRule, Expect, ListenAddress, Listener, Network, Plan, Protocol, ProxyAccept, ProxyVersion,
-    Remote, TlsVersion,
+    Expect, ListenAddress, Listener, Network, Plan, Protocol, ProxyAccept, ProxyVersion, Remote,
+    TlsVersion,
 };
 
 use crate::input::Input;
@@ -295,26 +295,6 @@ pub struct CheckReport {
     pub expect: Option<&'static str>,
 }
 
-/// The remote's key: `ADDRESS:PORT/PROTOCOL`.
-pub fn remote_key(remote: &Remote) -> String {
-    format!("{}/{}", remote.address, remote.protocol)
-}
-
-/// `permit not 10.0.0.0/8`.
-pub fn rule_text(rule: &AclRule) -> String {
-    format!(
-        "{}{} {}/{}",
-        if rule.permit { "permit" } else { "deny" },
-        if rule.negate { " not" } else { "" },
-        rule.network,
-        rule.prefix
-    )
-}
-
-fn network_text(n: &Network) -> String {
-    format!("{}/{}", n.address, n.prefix)
-}
-
 fn accept_name(v: ProxyAccept) -> &'static str {
     match v {
         ProxyAccept::V1 => "v1",
@@ -415,7 +395,7 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
             report.proxy = Some(ProxyReport {
                 versions: accept_name(proxy.version),
                 sender: from.map(|e| e.to_string()),
-                trusted_from: proxy.from.iter().map(network_text).collect(),
+                trusted_from: proxy.from.iter().map(Network::to_string).collect(),
                 trusted,
                 client: header.to_string(),
                 timeout_ms: proxy.timeout_ms,
@@ -426,7 +406,7 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
                     format!(
                         "{} may not send PROXY headers to {name}: it is not in `accept proxy from` {}; the connection is closed before anything is read",
                         from.map_or(String::new(), |e| e.ip.to_string()),
-                        proxy.from.iter().map(network_text).collect::<Vec<_>>().join(", ")
+                        proxy.from.iter().map(Network::to_string).collect::<Vec<_>>().join(", ")
                     ),
                 );
                 return Ok(report);
@@ -461,7 +441,7 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
             let verdict = decide::decide(rules, client.ip);
             let rule = verdict.rule.map(|i| RuleReport {
                 index: i,
-                text: rule_text(&rules[i]),
+                text: rules[i].to_string(),
                 at: places.acl(i),
             });
             let reason = match (&rule, rules.is_empty()) {
@@ -635,7 +615,7 @@ fn candidate(remote: &Remote, order: usize, index: usize, places: &dyn Places) -
     Candidate {
         order,
         index,
-        remote: remote_key(remote),
+        remote: remote.key(),
         weight: remote.weight,
         at: places.remote(index),
         send_proxy: remote.send_proxy.map(|v| match v {

@@ -292,6 +292,13 @@ pub struct Network {
     pub prefix: u8,
 }
 
+impl fmt::Display for Network {
+    /// `10.0.0.0/8`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
 /// Where a listener binds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ListenAddress {
@@ -340,6 +347,24 @@ pub struct AclRule {
     pub negate: bool,
     pub network: IpAddr,
     pub prefix: u8,
+}
+
+impl fmt::Display for AclRule {
+    /// `permit 10.0.0.0/8`, `deny not 192.0.2.0/24`, as a configuration writes it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let AclRule {
+            permit,
+            negate,
+            network,
+            prefix,
+        } = self;
+        write!(
+            f,
+            "{}{} {network}/{prefix}",
+            if *permit { "permit" } else { "deny" },
+            if *negate { " not" } else { "" }
+        )
+    }
 }
 
 /// What the master does with a connection when every worker is full.
@@ -774,6 +799,12 @@ impl Relay {
 }
 
 impl Remote {
+    /// The remote's identity, `ADDRESS:PORT/PROTOCOL` (`[::1]:80/TCP`): how the
+    /// counters, `ctl remotes`, `diff` and `route` name it.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.address, self.protocol)
+    }
+
     /// A plain TCP remote at `address`, weight 1, without PROXY, TLS or checks.
     pub fn new(address: SocketAddr) -> Remote {
         Remote {

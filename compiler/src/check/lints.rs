@@ -253,17 +253,6 @@ fn matches(rule: &AclRule, family: Family) -> Set {
     }
 }
 
-/// `permit [not] NETWORK/PREFIX`, as written in `acl = ...`.
-fn rule_text(rule: &AclRule) -> String {
-    format!(
-        "{} {}{}/{}",
-        if rule.permit { "permit" } else { "deny" },
-        if rule.negate { "not " } else { "" },
-        rule.network,
-        rule.prefix
-    )
-}
-
 /// The families of the clients the IP listeners take.
 fn accepted_families(listeners: &[ListenerModel]) -> Vec<(Family, &ListenerModel)> {
     let mut out: Vec<(Family, &ListenerModel)> = Vec::new();
@@ -380,15 +369,12 @@ fn shadowed(rules: &[Sp<AclRule>], i: usize, cx: &mut Cx<'_>) {
     let mut d = Diagnostic::warning(
         Code::ShadowedAclRule,
         rule.span,
-        format!("`acl = {}` is never reached", rule_text(&rule.node)),
+        format!("`acl = {}` is never reached", rule.node),
     )
     .with_label("every address it matches is matched by an earlier rule");
     for e in earlier.iter().take(8) {
         let what = if e.node.permit { "permits" } else { "denies" };
-        d = d.with_secondary(
-            e.span,
-            format!("`{}` {what} them first", rule_text(&e.node)),
-        );
+        d = d.with_secondary(e.span, format!("`{}` {what} them first", e.node));
     }
     if rule.node.negate || earlier.iter().any(|e| e.node.negate) {
         d = d.with_note(
@@ -399,8 +385,8 @@ fn shadowed(rules: &[Sp<AclRule>], i: usize, cx: &mut Cx<'_>) {
         None => format!("remove it: the earlier rules already {verb} its addresses"),
         Some(other) => format!(
             "the first matching rule decides: to {verb} these addresses, write `acl = {}` before `acl = {}`",
-            rule_text(&rule.node),
-            rule_text(&other.node)
+            rule.node,
+            other.node
         ),
     };
     cx.push(d.with_help(help));

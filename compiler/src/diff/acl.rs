@@ -6,21 +6,6 @@ use tcprelay_plan::AclRule;
 
 use super::report::AclLine;
 
-/// `permit 10.0.0.0/8`, `deny not 192.0.2.0/24`, as a configuration writes it.
-pub(super) fn rule_text(rule: &AclRule) -> String {
-    let AclRule {
-        permit,
-        negate,
-        network,
-        prefix,
-    } = rule;
-    format!(
-        "{}{} {network}/{prefix}",
-        if *permit { "permit" } else { "deny" },
-        if *negate { " not" } else { "" }
-    )
-}
-
 /// The edit script from `old` to `new`, in reading order (a removal before the
 /// addition that takes its place).
 pub(super) fn diff(old: &[AclRule], new: &[AclRule]) -> Vec<AclLine> {
@@ -46,14 +31,14 @@ pub(super) fn diff(old: &[AclRule], new: &[AclRule]) -> Vec<AclLine> {
             out.push(AclLine {
                 op: "-",
                 index: i,
-                rule: rule_text(&old[i]),
+                rule: old[i].to_string(),
             });
             i += 1;
         } else {
             out.push(AclLine {
                 op: "+",
                 index: j,
-                rule: rule_text(&new[j]),
+                rule: new[j].to_string(),
             });
             j += 1;
         }

@@ -9,7 +9,6 @@
 
 use tcprelay_plan::Plan;
 
-use super::compare::remote_key;
 use super::report::{CertChange, CertSide, Change};
 use crate::tlscheck;
 
@@ -29,7 +28,7 @@ fn files(plan: &Plan) -> Vec<(String, String)> {
     }
     for remote in &plan.relay.remotes {
         let Some(tls) = &remote.tls else { continue };
-        let key = remote_key(remote);
+        let key = remote.key();
         if let Some(file) = &tls.cert_file {
             out.push((format!("client certificate of {key}"), file.clone()));
         }

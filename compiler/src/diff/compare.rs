@@ -140,11 +140,6 @@ pub(super) fn listener_key(l: &Listener) -> String {
     }
 }
 
-/// A remote's identity, as the stats registry and `ctl remotes` name it.
-pub(super) fn remote_key(r: &Remote) -> String {
-    format!("{}/{}", r.address, r.protocol)
-}
-
 /// Pairs the items of `old` and `new` with equal keys, in order (the n-th of a key
 /// with the n-th): `(old index, new index)` for the kept ones.
 fn pair<T>(
@@ -398,7 +393,7 @@ fn accept(old: &Option<AcceptProxy>, new: &Option<AcceptProxy>, f: &mut Fields) 
                     "any peer".to_string()
                 } else {
                     n.iter()
-                        .map(|n| format!("{}/{}", n.address, n.prefix))
+                        .map(tcprelay_plan::Network::to_string)
                         .collect::<Vec<_>>()
                         .join(" ")
                 })
@@ -759,7 +754,7 @@ fn listener_tls(old: &Option<Tls>, new: &Option<Tls>, f: &mut Fields) {
 }
 
 fn remotes(old: &[Remote], new: &[Remote], found: &mut Found) {
-    let pairs = pair(old, new, remote_key);
+    let pairs = pair(old, new, Remote::key);
     for &(i, j) in &pairs {
         let (key, change, fields) = match (i, j) {
             (Some(i), Some(j)) => {
@@ -767,16 +762,16 @@ fn remotes(old: &[Remote], new: &[Remote], found: &mut Found) {
                 let mut fields = Fields {
                     out: &mut out,
                     notes: &mut found.notes,
-                    whose: format!("remote {}: ", remote_key(&old[i])),
+                    whose: format!("remote {}: ", old[i].key()),
                 };
                 remote(&old[i], &new[j], &mut fields);
                 if out.is_empty() {
                     continue;
                 }
-                (remote_key(&old[i]), Change::Changed, out)
+                (old[i].key(), Change::Changed, out)
             }
-            (Some(i), None) => (remote_key(&old[i]), Change::Removed, Vec::new()),
-            (None, Some(j)) => (remote_key(&new[j]), Change::Added, Vec::new()),
+            (Some(i), None) => (old[i].key(), Change::Removed, Vec::new()),
+            (None, Some(j)) => (new[j].key(), Change::Added, Vec::new()),
             (None, None) => continue,
         };
         found.remotes.push(ItemChange {
@@ -793,7 +788,7 @@ fn remotes(old: &[Remote], new: &[Remote], found: &mut Found) {
         "remote order",
         &pairs,
         old,
-        remote_key,
+        Remote::key,
         Effect::NewSessions,
         found,
     );

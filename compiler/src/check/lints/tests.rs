@@ -82,7 +82,7 @@ fn rule_sets_agree_with_the_runtimes_matching() {
                 contains(&matches(r, family), ip),
                 runtime_matches(r, ip),
                 "{} and {c}",
-                rule_text(r)
+                r
             );
         }
     }
