@@ -223,9 +223,12 @@ fn human_file(view: &View<'_>, color: bool, out: &mut String) {
     // Built once per call, and only when a diagnostic is drawn from the whole source:
     // ariadne indexes the lines of the source here.
     let mut whole: Option<Source<&str>> = None;
+    // Character offsets, converted here: with byte offsets ariadne 0.6 locates an
+    // excerpt after the first by a character offset read as a byte offset, which
+    // points into (and panics on) a multi-byte character when one stands before it.
     let config = Config::default()
         .with_color(color)
-        .with_index_type(IndexType::Byte);
+        .with_index_type(IndexType::Char);
     for d in &view.shown {
         let places: Vec<Range<usize>> = std::iter::once(d.span)
             .chain(d.labels.iter().map(|l| l.span))
@@ -315,7 +318,7 @@ impl Draw<'_> {
             name: self.file_name,
             source,
         };
-        self.report().write(cache, &mut buf).ok()?;
+        self.report(source).write(cache, &mut buf).ok()?;
         let mut text = String::from_utf8_lossy(&buf).into_owned();
         // The excerpts come in the order of their groups, the primary place's first;
         // each is located at its first place, the primary one's at the primary place.
@@ -345,7 +348,7 @@ impl Draw<'_> {
     /// The ariadne report. The config is set before the labels are added, because
     /// ariadne drops label colours according to the config in force when a label is
     /// added.
-    fn report(&self) -> Report<'static, (usize, Range<usize>)> {
+    fn report<S: AsRef<str>>(&self, source: &Source<S>) -> Report<'static, (usize, Range<usize>)> {
         let d = self.d;
         let (kind, primary_color) = match d.severity {
             Severity::Error => (ReportKind::Error, Color::Red),
@@ -365,7 +368,7 @@ impl Draw<'_> {
             let before = (0..self.places.len()).filter(|&j| key(j) < key(i)).count();
             i32::try_from(before).unwrap_or(i32::MAX)
         };
-        let span = |i: usize| (self.groups[i], self.drawn[i].clone());
+        let span = |i: usize| (self.groups[i], char_range(source, &self.drawn[i]));
         let mut primary = AriadneLabel::new(span(0))
             .with_message(primary_text)
             .with_priority(1)
@@ -414,6 +417,22 @@ impl<S: AsRef<str>> Cache<usize> for Sources<'_, S> {
     fn display<'b>(&self, _: &'b usize) -> Option<impl std::fmt::Display + 'b> {
         Some(self.name.to_string())
     }
+}
+
+/// The byte range `bytes` of `source` (on character boundaries) in characters, found
+/// from the line ariadne indexed, so without counting from the start of the text.
+fn char_range<S: AsRef<str>>(source: &Source<S>, bytes: &Range<usize>) -> Range<usize> {
+    let at = |offset: usize| {
+        source
+            .get_byte_line(offset)
+            .and_then(|(line, _, column)| {
+                let text = source.get_line_text(line)?;
+                let column = floor_char_boundary(text, column);
+                Some(line.offset() + text[..column].chars().count())
+            })
+            .unwrap_or(source.len())
+    };
+    at(bytes.start)..at(bytes.end.max(bytes.start))
 }
 
 /// The line and column ariadne prints for byte `offset` of an excerpt (which has no
@@ -681,6 +700,26 @@ mod tests {
         assert_eq!(v["labels"], json!([]));
         assert_eq!(v["notes"], json!([]));
         assert_eq!(v["help"], Value::Null);
+    }
+
+    #[test]
+    fn human_draws_later_excerpts_after_multi_byte_characters() {
+        // Characters of several bytes before a place drawn in a second excerpt: with
+        // byte offsets, ariadne 0.6 located that excerpt by a character offset read as
+        // a byte offset and sliced into the middle of a character (a panic).
+        let mut src = String::from("\u{FFFD}é = {\n");
+        src.push_str(&"  x = 1\n".repeat(12));
+        src.push_str("  y = 127.0.0.1\u{FFFD}\n}\n");
+        let brace = src.find('{').expect("brace");
+        let y = src.find('y').expect("y");
+        let d = Diagnostic::error(Code::UnexpectedEof, Span::new(brace, brace + 1), "unclosed")
+            .with_label("opened here")
+            .with_secondary(Span::new(y, y + 1), "this one");
+        let out = human(&[d], "m.cfg", &src, false);
+        assert!(out.contains("m.cfg:1:6"), "{out}");
+        assert!(out.contains("m.cfg:14:3"), "{out}");
+        assert!(out.contains("  y = 127.0.0.1\u{FFFD}"), "{out}");
+        assert!(out.contains("this one"), "{out}");
     }
 
     #[test]
