@@ -11,8 +11,8 @@ use crate::check::{
 };
 use std::net::SocketAddr;
 use tcprelay_plan::{
-    defaults, AcceptProxy, Check, Control, Expect, Keepalive, Listener, Metrics, Overload, Plan,
-    Protocol, Relay, Remote, RemoteTls, Spawnd, Sticky, Syslog, Tls,
+    defaults, AcceptProxy, Balance, Check, Control, Expect, Keepalive, Listener, Metrics, Overload,
+    Plan, Protocol, Relay, Remote, RemoteTls, Resolve, Spawnd, Sticky, Syslog, Tls,
 };
 
 /// The ident syslog uses when none is configured: the program's name.
@@ -251,6 +251,10 @@ fn relay(m: &RelayModel, top: &TopModel) -> Relay {
                 .map_or_else(|| cert.value.node.clone(), |k| k.value.node.clone()),
             passphrase: m.tls.passphrase.as_ref().map(|p| p.value.node.clone()),
         }),
+        balance: Balance::LeastConn,
+        routes: Vec::new(),
+        discovered: Vec::new(),
+        resolve: Resolve::default(),
     }
 }
 
@@ -294,6 +298,7 @@ fn remote(r: &RemoteModel, section: &RelayModel) -> Remote {
             .and_then(|v| v.node),
         check: r.check.as_ref().map(|c| check(c, tls.is_some())),
         tls,
+        route: None,
     }
 }
 

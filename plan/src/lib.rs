@@ -410,6 +410,114 @@ pub struct Relay {
     pub connection_log: bool,
     pub syslog: Syslog,
     pub tls: Option<Tls>,
+    /// `balance = least-conn|source|source sticky`: how the default route's remotes
+    /// (and a route's without its own `balance`) are chosen.
+    pub balance: Balance,
+    /// `route = { sni = NAME ... }`: the routes a TLS listener chooses between by
+    /// the server name of the client's ClientHello. A remote belongs to the route
+    /// its [`Remote::route`] names; the remotes of no route are the default route.
+    pub routes: Vec<Route>,
+    /// Remotes learned from DNS, re-resolved by the runtime (`remote = { address =
+    /// NAME ... }`, `remote = { srv = NAME ... }`).
+    pub discovered: Vec<Discovered>,
+    /// How the runtime resolves the `discovered` names (`resolvers = { ... }`,
+    /// `resolve ...`).
+    pub resolve: Resolve,
+}
+
+/// How the remote of a new session is chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Balance {
+    /// Weighted least connections of this worker (the original's rule).
+    #[default]
+    LeastConn,
+    /// A consistent hash of the client's address (the PROXY-carried one) over the
+    /// remotes that can take a session, with their weights: every worker and every
+    /// relay with the same remotes chooses the same remote for a client.
+    Source,
+    /// `Source`, then the client keeps the remote recorded in the sticky cache.
+    SourceSticky,
+}
+
+/// One `route` block: the remotes for the clients whose TLS server name (SNI)
+/// matches one of `names`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// Server names, lowercase, without a final dot: `db.example.com`, or
+    /// `*.example.com` (one label more than the suffix). Empty: the default route,
+    /// for the clients no other route names.
+    pub names: Vec<String>,
+    pub mode: RouteMode,
+    /// `terminate`: the route's own certificate (`None`: the section's `tls`).
+    pub tls: Option<Tls>,
+    /// The route's own `balance` (`None`: the section's).
+    pub balance: Option<Balance>,
+}
+
+/// What a route does with the client's TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteMode {
+    /// The relay completes the handshake with the route's certificate.
+    #[default]
+    Terminate,
+    /// The TLS stream, ClientHello included, is relayed untouched.
+    Passthrough,
+}
+
+/// A name whose addresses are remotes, resolved at start and again while the
+/// relay runs; each address found is a remote like `template` at that address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Discovered {
+    /// The DNS name as written, lowercase (a final dot kept: an absolute name).
+    pub name: String,
+    pub lookup: Lookup,
+    /// The settings of every remote found: protocol, weight (A and AAAA; SRV
+    /// records bring their own), PROXY, TLS, checks, route. Its address is the
+    /// unspecified address with the port of [`Lookup::Address`] (0 for SRV).
+    pub template: Remote,
+}
+
+/// The records a discovered name is resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lookup {
+    /// A and AAAA records: one remote per address, at `port`.
+    Address { port: u16 },
+    /// SRV records: one remote per target address, with the record's port and weight.
+    Srv,
+}
+
+/// The resolver settings of the runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolve {
+    /// `resolvers = { nameserver = IP[:PORT] ... }`; empty: the system's
+    /// `/etc/resolv.conf`.
+    pub nameservers: Vec<SocketAddr>,
+    /// Milliseconds one query may take.
+    pub timeout_ms: u32,
+    /// Queries sent for a name before its resolution has failed.
+    pub attempts: u32,
+    /// `resolve interval = N`: seconds between resolutions of a name (`None`: the
+    /// records' TTL, within `interval_min_s..=interval_max_s`).
+    pub interval_s: Option<u32>,
+    pub interval_min_s: u32,
+    pub interval_max_s: u32,
+    /// `resolve start = wait`: start (or reload) although a name has not resolved
+    /// yet, its route empty until it does; otherwise such a name fails the start.
+    pub start_empty: bool,
+}
+
+impl Default for Resolve {
+    fn default() -> Resolve {
+        Resolve {
+            nameservers: Vec::new(),
+            timeout_ms: defaults::RESOLVE_TIMEOUT_MS,
+            attempts: defaults::RESOLVE_ATTEMPTS,
+            interval_s: None,
+            interval_min_s: defaults::RESOLVE_INTERVAL_MIN,
+            interval_max_s: defaults::RESOLVE_INTERVAL_MAX,
+            start_empty: false,
+        }
+    }
 }
 
 /// One destination.
@@ -426,6 +534,9 @@ pub struct Remote {
     pub tls: Option<RemoteTls>,
     /// `check = { ... }` (or the section's default): active health checks.
     pub check: Option<Check>,
+    /// The index in [`Relay::routes`] of the route the remote serves (`None`: the
+    /// default route).
+    pub route: Option<u32>,
 }
 
 /// TLS towards a remote (stunnel's client mode).
@@ -794,6 +905,10 @@ impl Relay {
             connection_log: defaults::CONNECTION_LOG,
             syslog: Syslog::default_for("tcprelay"),
             tls: None,
+            balance: Balance::LeastConn,
+            routes: Vec::new(),
+            discovered: Vec::new(),
+            resolve: Resolve::default(),
         }
     }
 }
@@ -814,6 +929,7 @@ impl Remote {
             send_proxy: None,
             tls: None,
             check: None,
+            route: None,
         }
     }
 }
@@ -825,6 +941,12 @@ pub const MAX_WORKERS: u32 = 1024;
 /// Defaults shared by the compiler (when a directive is absent) and documented in
 /// the manual. 0 for a count means "chosen by the runtime on its machine".
 pub mod defaults {
+    /// Milliseconds a DNS query may take, queries per resolution, and the bounds of
+    /// a record's TTL taken as the interval between resolutions.
+    pub const RESOLVE_TIMEOUT_MS: u32 = 2000;
+    pub const RESOLVE_ATTEMPTS: u32 = 2;
+    pub const RESOLVE_INTERVAL_MIN: u32 = 1;
+    pub const RESOLVE_INTERVAL_MAX: u32 = 300;
     pub const USERS_MIN: u32 = 20;
     /// As many sessions as the worker's open-file limit allows.
     pub const USERS_MAX: u32 = 0;

@@ -70,6 +70,7 @@ pub fn sample() -> Plan {
                 send_proxy: None,
                 tls: None,
                 check: None,
+                route: None,
             }],
             local_address: None,
             rebalance: Some(10),
@@ -88,6 +89,18 @@ pub fn sample() -> Plan {
                 key_file: "/etc/cert.pem".into(),
                 passphrase: Some(Secret::new("12345")),
             }),
+            balance: Balance::SourceSticky,
+            routes: Vec::new(),
+            discovered: vec![Discovered {
+                name: "_redis._tcp.example.com.".into(),
+                lookup: Lookup::Srv,
+                template: Remote::new("0.0.0.0:0".parse().unwrap()),
+            }],
+            resolve: Resolve {
+                nameservers: vec!["127.0.0.1:5353".parse().unwrap()],
+                interval_s: Some(30),
+                ..Resolve::default()
+            },
         },
     }
 }

@@ -658,8 +658,26 @@ fn relay_fields(old: &Relay, new: &Relay, f: &mut Fields) {
         connection_log,
         syslog: log,
         tls,
+        balance,
+        routes,
+        discovered,
+        resolve,
     } = old;
     let n = Effect::NewSessions;
+    // Issue 18's settings, each shown whole until its own comparison is written.
+    let debug = |v: &dyn std::fmt::Debug| Some(format!("{v:?}"));
+    f.value("balance", balance, &new.balance, n, |v| debug(v));
+    f.value("routes", routes, &new.routes, Effect::Reload, |v| debug(v));
+    f.value(
+        "discovered",
+        discovered,
+        &new.discovered,
+        Effect::Reload,
+        |v| debug(v),
+    );
+    f.value("resolve", resolve, &new.resolve, Effect::Reload, |v| {
+        debug(v)
+    });
     f.value("local address", local_address, &new.local_address, n, opt);
     f.value("rebalance", rebalance, &new.rebalance, n, opt);
     f.value("retire", retire, &new.retire, n, opt);
@@ -809,7 +827,11 @@ fn remote(old: &Remote, new: &Remote, f: &mut Fields) {
         send_proxy,
         tls,
         check,
+        route,
     } = old;
+    f.value("route", route, &new.route, Effect::NewSessions, |v| {
+        Some(v.map_or("the default".to_string(), |i| format!("route {}", i + 1)))
+    });
     if f.value("weight", weight, &new.weight, Effect::NewSessions, text) {
         f.note("an operator's `ctl drain` or `ctl weight` of this remote ends: it gets its plan's weight, enabled");
     }

@@ -611,7 +611,7 @@ proptest::proptest! {
 type Edit = Box<dyn Fn(&mut Plan)>;
 
 /// How many [`edits`] there are.
-const EDITS: usize = 88;
+const EDITS: usize = 93;
 
 /// A plan with something in every optional place, for [`edits`].
 fn mutation_base() -> Plan {
@@ -820,6 +820,29 @@ fn edits() -> Vec<(&'static str, Edit)> {
             r(|r| r.syslog.severity = Severity::Emerg),
         ),
         ("tls off", r(|r| r.tls = None)),
+        ("balance", r(|r| r.balance = Balance::Source)),
+        (
+            "routes",
+            r(|r| {
+                r.routes.push(Route {
+                    names: vec!["a.example".into()],
+                    mode: RouteMode::Passthrough,
+                    tls: None,
+                    balance: None,
+                })
+            }),
+        ),
+        (
+            "discovered",
+            r(|r| {
+                r.discovered.push(Discovered {
+                    name: "db.example".into(),
+                    lookup: Lookup::Srv,
+                    template: Remote::new("0.0.0.0:0".parse().unwrap()),
+                })
+            }),
+        ),
+        ("resolve", r(|r| r.resolve.attempts += 1)),
         (
             "tls cert-file",
             r(|r| {
@@ -852,6 +875,7 @@ fn edits() -> Vec<(&'static str, Edit)> {
         ("weight", m(|m| m.weight += 1)),
         ("send proxy", m(|m| m.send_proxy = Some(ProxyVersion::V1))),
         ("remote tls off", m(|m| m.tls = None)),
+        ("remote route", m(|m| m.route = Some(0))),
         ("sni", t(|t| t.sni = Some("b.example".into()))),
         ("verify", t(|t| t.verify = !t.verify)),
         ("ca-file", t(|t| t.ca_file = Some("/ca.pem".into()))),

@@ -87,6 +87,7 @@ fn remote(address: SocketAddr) -> tcprelay_plan::Remote {
         send_proxy: None,
         tls: None,
         check: None,
+        route: None,
     }
 }
 

@@ -242,6 +242,7 @@ mod tests {
             send_proxy: None,
             tls: None,
             check: None,
+            route: None,
         }
     }
 

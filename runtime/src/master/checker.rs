@@ -359,6 +359,7 @@ mod tests {
                 expect: None,
                 tls: false,
             }),
+            route: None,
         }
     }
 

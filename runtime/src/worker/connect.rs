@@ -155,6 +155,7 @@ mod tests {
             send_proxy: None,
             tls: None,
             check: None,
+            route: None,
         }
     }
 
