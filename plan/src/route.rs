@@ -185,6 +185,18 @@ pub fn fresh_order(remotes: &[crate::Remote]) -> Vec<usize> {
     order(&loads)
 }
 
+/// The order in which `balance = source` tries `remotes` for a client at `client`
+/// (its address, the PROXY-carried one on a PROXY-accepting listener), with their
+/// plan weights: the first is every worker's choice while it can take a session,
+/// and each failover takes the next ([`balance::source_order`]).
+pub fn source_order(remotes: &[crate::Remote], client: IpAddr) -> Vec<usize> {
+    let keyed: Vec<(u64, u64)> = remotes
+        .iter()
+        .map(|r| (balance::remote_key(&r.key()), balance::weight(r.weight)))
+        .collect();
+    balance::source_order(balance::client_key(client), &keyed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,5 +429,26 @@ mod tests {
         // A weight of 0 (an operator's override) is a last resort.
         assert_eq!(order(&[(0, 0), (1, 5)]), [1, 0]);
         assert!(order(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_source_order_follows_the_remote_keys_not_the_file() {
+        let remote = |a: &str| crate::Remote::new(a.parse().unwrap());
+        let a = [
+            remote("10.0.0.1:80"),
+            remote("10.0.0.2:80"),
+            remote("10.0.0.3:80"),
+        ];
+        let b = [a[2].clone(), a[0].clone(), a[1].clone()];
+        for n in 0..200u8 {
+            let client = IpAddr::from([192, 0, 2, n]);
+            let keys = |rs: &[crate::Remote], order: Vec<usize>| -> Vec<String> {
+                order.into_iter().map(|i| rs[i].key()).collect()
+            };
+            assert_eq!(
+                keys(&a, source_order(&a, client)),
+                keys(&b, source_order(&b, client))
+            );
+        }
     }
 }
