@@ -230,6 +230,8 @@ pub enum Key {
     // tcprelay section.
     LocalAddress,
     Rebalance,
+    /// `balance = least-conn|source|source sticky`.
+    Balance,
     Retire,
     RetireLimit,
     IdleTimeout,
@@ -390,6 +392,7 @@ impl Key {
             SyslogSeverity => "syslog severity",
             LocalAddress => "local address",
             Rebalance => "rebalance",
+            Balance => "balance",
             Retire => "retire",
             RetireLimit => "retire limit",
             IdleTimeout => "idle timeout",
@@ -507,7 +510,7 @@ impl Key {
             | CoredumpDirectory | Gcore | DebugCmd | CleanupInterval | Alias | RegexMatchCase => {
                 Role::Either
             }
-            Remote | LocalAddress | Rebalance | Retire | RetireLimit | IdleTimeout
+            Remote | LocalAddress | Rebalance | Balance | Retire | RetireLimit | IdleTimeout
             | SilentTimeout | ConnectTimeout | TlsHandshakeTimeout | HalfCloseTimeout
             | DrainTimeout | DrainGenerations | ConnectionLog | TlsCertFile | TlsCertfile
             | TlsKeyFile | TlsKeyfile | TlsPassphrase | SslCert | SslCertfile | SslCertFile

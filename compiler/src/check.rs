@@ -12,6 +12,7 @@
 //! `relay` the tcprelay section and the TLS material, `lints` the warnings about
 //! valid configurations that do not do what they say, `model` defines the result.
 
+mod balance;
 mod certs;
 mod common;
 mod control;
@@ -101,6 +102,7 @@ pub fn check(
         if let Some(listeners) = listeners {
             proxy::loops(listeners, relay, &mut cx);
         }
+        balance::with_listeners(spawnd.as_ref(), relay, &mut cx);
     }
     if let Some(spawnd) = &spawnd {
         proxy::spoofing(&spawnd.listeners, &mut cx);

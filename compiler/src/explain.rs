@@ -190,6 +190,17 @@ fn render(plan: &Plan, out: &mut String) {
     );
     let _ = writeln!(
         out,
+        "  balance {}{}",
+        r.balance,
+        match r.balance {
+            tcprelay_plan::Balance::LeastConn => "",
+            tcprelay_plan::Balance::Source => " (a consistent hash of the client's address)",
+            tcprelay_plan::Balance::SourceSticky =>
+                " (the sticky cache's remote, else a consistent hash of the client's address)",
+        }
+    );
+    let _ = writeln!(
+        out,
         "  rebalance {}, retire {}, idle timeout {}, silent timeout {}",
         show(r.rebalance),
         show(r.retire),

@@ -122,6 +122,7 @@ tokens! {
     Severity = "severity",
     Local = "local",
     Rebalance = "rebalance",
+    Balance = "balance",
     Retire = "retire",
     Limit = "limit",
     Timeout = "timeout",

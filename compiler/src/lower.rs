@@ -251,7 +251,7 @@ fn relay(m: &RelayModel, top: &TopModel) -> Relay {
                 .map_or_else(|| cert.value.node.clone(), |k| k.value.node.clone()),
             passphrase: m.tls.passphrase.as_ref().map(|p| p.value.node.clone()),
         }),
-        balance: Balance::LeastConn,
+        balance: m.balance.as_ref().map_or(Balance::LeastConn, |b| b.node),
         routes: Vec::new(),
         discovered: Vec::new(),
         resolve: Resolve::default(),

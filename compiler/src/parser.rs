@@ -92,6 +92,7 @@ pub fn parse_tokens(
         }
         kept
     };
+    let tokens = source_sticky(tokens);
     let tokens = recover::continuations(tokens, src, &mut diags);
     let tokens = recover::close_braces(tokens, src, &mut diags);
     let (mut file, syntax) = recover::parse(&tokens, src, selection);
@@ -137,6 +138,28 @@ pub fn parse_tokens(
     // keep the first report of each place.
     diags.dedup_by(|b, a| a.span == b.span && a.code == b.code);
     (file, diags)
+}
+
+/// `balance = source sticky`: the value is two words, the second the keyword that
+/// also starts `sticky cache ...`, which one token of look-ahead cannot tell apart.
+/// Where `balance =` is followed by the word `source` and `sticky`, and `sticky` is
+/// not followed by `cache`, the two become one word `source sticky` spanning both.
+fn source_sticky(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
+    let mut at = 0;
+    while at + 3 < tokens.len() {
+        let joined = matches!(
+            &tokens[at..at + 4],
+            [(_, Tok::Balance, _), (_, Tok::Equals, _), (_, Tok::Word(w), _), (_, Tok::Sticky, _)]
+                if w == "source"
+        ) && !matches!(tokens.get(at + 4), Some((_, Tok::Cache, _)));
+        if joined {
+            let (start, end) = (tokens[at + 2].0, tokens[at + 3].2);
+            tokens[at + 2] = (start, Tok::Word("source sticky".to_string()), end);
+            tokens.remove(at + 3);
+        }
+        at += 1;
+    }
+    tokens
 }
 
 /// The top-level sections of `tokens` that the selection does not name.

@@ -13,8 +13,8 @@ use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use tcprelay_plan::route as decide;
 use tcprelay_plan::{
-    Expect, ListenAddress, Listener, Network, Plan, Protocol, ProxyAccept, ProxyVersion, Remote,
-    TlsVersion,
+    Balance, Expect, ListenAddress, Listener, Network, Plan, Protocol, ProxyAccept, ProxyVersion,
+    Remote, TlsVersion,
 };
 
 use crate::input::Input;
@@ -252,9 +252,15 @@ pub struct StickyReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BalanceReport {
-    /// `least-conn` (weighted least connections); issue 18 adds `source`.
+    /// `least-conn` (weighted least connections), `source` or `source sticky`
+    /// (`balance`); `least-conn` for a client without an address.
     pub method: &'static str,
-    /// The remotes in the order a worker with no session tries them.
+    /// The address `source` hashes (the PROXY-carried one behind a PROXY header);
+    /// left out with `least-conn`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The remotes in the order a worker with no session tries them; with
+    /// `source`, the order every worker tries them for this client.
     pub candidates: Vec<Candidate>,
     pub rebalance: Option<u64>,
     pub connect_timeout_s: u32,
@@ -507,9 +513,24 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
         });
     }
 
-    // The balancing.
+    // The balancing: by the client's address with `source` (a Unix-domain client
+    // without a PROXY header has none: least connections, as the workers do).
     let remotes = &plan.relay.remotes;
-    let candidates: Vec<Candidate> = decide::fresh_order(remotes)
+    let hashed = match (plan.relay.balance, acl_client) {
+        (Balance::LeastConn, _) | (_, None) => None,
+        (_, Some(client)) => Some(client.ip),
+    };
+    if hashed.is_none() && plan.relay.balance != Balance::LeastConn {
+        report.notes.push(format!(
+            "`balance = {}` hashes the client's address, and this client has none: it is balanced by least connections",
+            plan.relay.balance
+        ));
+    }
+    let order = match hashed {
+        Some(ip) => decide::source_order(remotes, ip),
+        None => decide::fresh_order(remotes),
+    };
+    let candidates: Vec<Candidate> = order
         .into_iter()
         .enumerate()
         .map(|(k, i)| candidate(&remotes[i], k + 1, i, places))
@@ -517,8 +538,14 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
     let first = candidates.first().map_or(String::new(), |c| {
         format!("remote #{} {}", c.index + 1, c.remote)
     });
+    let method = match hashed.map(|_| plan.relay.balance) {
+        Some(Balance::Source) => "source",
+        Some(Balance::SourceSticky) => "source sticky",
+        _ => "least-conn",
+    };
     report.balance = Some(BalanceReport {
-        method: "least-conn",
+        method,
+        client: hashed.map(|ip| decide::canonical(ip).to_string()),
         candidates,
         rebalance: plan.relay.rebalance,
         connect_timeout_s: plan.relay.connect_timeout,
@@ -527,7 +554,10 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
     report.result = Outcome {
         outcome: "relayed",
         stage: None,
-        message: format!("relayed: a worker with no session tries {first} first"),
+        message: match hashed {
+            Some(_) => format!("relayed: every worker tries {first} first for this client"),
+            None => format!("relayed: a worker with no session tries {first} first"),
+        },
     };
     Ok(report)
 }
@@ -800,19 +830,35 @@ impl Report {
                 (None, _) => {}
             }
         }
+        let method = self.balance.as_ref().map(|b| b.method);
         if let Some(s) = &self.sticky {
-            let _ = writeln!(
-                out,
-                "sticky    the {} cache ({} s, {} entries): a client ({}) that comes back within {} s of its last connection goes to the remote it went to last while that remote can take it; a first connection follows the order below",
-                s.scope, s.period_s, s.size, s.key, s.period_s
-            );
+            let _ = if method == Some("source") {
+                writeln!(
+                    out,
+                    "sticky    the {} cache ({} s, {} entries): a client ({}) that comes back within {} s of its last connection goes to the worker it went to last; `balance = source` chooses its remote",
+                    s.scope, s.period_s, s.size, s.key, s.period_s
+                )
+            } else {
+                writeln!(
+                    out,
+                    "sticky    the {} cache ({} s, {} entries): a client ({}) that comes back within {} s of its last connection goes to the remote it went to last while that remote can take it; a first connection follows the order below",
+                    s.scope, s.period_s, s.size, s.key, s.period_s
+                )
+            };
         }
         if let Some(b) = &self.balance {
-            let _ = writeln!(
-                out,
-                "balance   {}: a worker with no session tries, in order:",
-                b.method
-            );
+            let _ = match &b.client {
+                Some(client) => writeln!(
+                    out,
+                    "balance   {}: every worker of every relay with these remotes tries, for {client}, in order:",
+                    b.method
+                ),
+                None => writeln!(
+                    out,
+                    "balance   {}: a worker with no session tries, in order:",
+                    b.method
+                ),
+            };
             for c in &b.candidates {
                 let mut extras = Vec::new();
                 if let Some(v) = c.send_proxy {
@@ -870,10 +916,17 @@ impl Report {
                     "; rebalance clears the marks every {n} selections"
                 ))
             );
-            let _ = writeln!(
-                out,
-                "          under load each session goes to the remote with the lowest active*256/weight (ties to the first); a remote drained or down by its health checks gets no new session, one at weight 0 (`tcprelay ctl weight`) only when no other can take it"
-            );
+            let _ = if b.client.is_some() {
+                writeln!(
+                    out,
+                    "          the order is the weighted rendezvous hash of the client's address (docs/balance.md): the worker's load does not change it; a remote drained or down by its health checks is skipped, one at weight 0 (`tcprelay ctl weight`) comes last"
+                )
+            } else {
+                writeln!(
+                    out,
+                    "          under load each session goes to the remote with the lowest active*256/weight (ties to the first); a remote drained or down by its health checks gets no new session, one at weight 0 (`tcprelay ctl weight`) only when no other can take it"
+                )
+            };
             if let Some(local) = &b.local_address {
                 let _ = writeln!(
                     out,
@@ -1191,6 +1244,52 @@ id = tcprelay {
         q.from = Some(Endpoint::parse("10.0.0.2").unwrap());
         q.proxy_from = Some(Endpoint::parse("198.51.100.1").unwrap());
         assert_eq!(run(&c, &q).unwrap().result.stage, Some("acl"));
+    }
+
+    #[test]
+    fn source_gives_the_hash_order_of_the_header_client() {
+        let src = "id = spawnd {
+  listen = { address = 10.0.0.1 port = 8080 accept proxy = v1 accept proxy from = 10.0.0.2 }
+}
+id = tcprelay {
+  balance = source
+  remote = { address = 192.0.2.1 port = 80 }
+  remote = { address = 192.0.2.2 port = 80 weight = 2 }
+  remote = { address = 192.0.2.3 port = 80 }
+}
+";
+        let c = compiled(src);
+        let plan = c.plan.as_ref().unwrap();
+        let mut firsts = std::collections::BTreeSet::new();
+        for n in 0..64u8 {
+            let client = IpAddr::from([198, 51, 100, n]);
+            let mut q = ask(&c, Some("10.0.0.2"), "10.0.0.1:8080");
+            q.proxy_from = Some(Endpoint::parse(&format!("{client}:4000")).unwrap());
+            let r = run(&c, &q).unwrap();
+            let b = r.balance.as_ref().unwrap();
+            assert_eq!(
+                (b.method, b.client.as_deref()),
+                ("source", Some(client.to_string().as_str()))
+            );
+            let got: Vec<usize> = b.candidates.iter().map(|c| c.index).collect();
+            assert_eq!(got, decide::source_order(&plan.relay.remotes, client));
+            assert!(r.human().contains("every worker of every relay"));
+            firsts.insert(got[0]);
+        }
+        assert_eq!(firsts.len(), 3, "each remote is some client's first");
+        // Without an address to hash: least connections, with a note.
+        let unix = src.replace(
+            "address = 10.0.0.1 port = 8080 accept proxy = v1 accept proxy from = 10.0.0.2",
+            "path = /run/a.sock",
+        );
+        let c = compiled(&unix);
+        let r = run(&c, &ask(&c, None, "unix:/run/a.sock")).unwrap();
+        let b = r.balance.as_ref().unwrap();
+        assert_eq!((b.method, b.client.as_deref()), ("least-conn", None));
+        assert!(r
+            .notes
+            .iter()
+            .any(|n| n.contains("balanced by least connections")));
     }
 
     #[test]

@@ -50,6 +50,17 @@ pub fn lowest(candidates: impl IntoIterator<Item = (usize, u64)>) -> Option<(usi
     best
 }
 
+/// The method as the language writes it: `least-conn`, `source`, `source sticky`.
+impl std::fmt::Display for crate::Balance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            crate::Balance::LeastConn => "least-conn",
+            crate::Balance::Source => "source",
+            crate::Balance::SourceSticky => "source sticky",
+        })
+    }
+}
+
 /// FNV-1a 64 of `bytes`.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

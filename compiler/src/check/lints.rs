@@ -436,7 +436,13 @@ fn needed(weights: &[u64], j: usize) -> u64 {
 }
 
 fn weights(spawnd: &SpawndModel, relay: &RelayModel, cx: &mut Cx<'_>) {
-    if relay.remotes.len() < 2 {
+    // `balance = source` gives every remote its weight's share of the clients,
+    // whatever a worker's sessions: the least-connections lint does not apply.
+    let least_conn = relay
+        .balance
+        .as_ref()
+        .is_none_or(|b| b.node == tcprelay_plan::Balance::LeastConn);
+    if relay.remotes.len() < 2 || !least_conn {
         return;
     }
     let users_max = spawnd.spawn.users_max.as_ref().filter(|u| u.node > 0);

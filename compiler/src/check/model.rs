@@ -222,6 +222,8 @@ pub struct RelayModel {
     pub remotes: Vec<RemoteModel>,
     pub local_address: Option<Sp<IpAddr>>,
     pub rebalance: Option<Sp<u64>>,
+    /// `balance = least-conn|source|source sticky`.
+    pub balance: Option<Sp<tcprelay_plan::Balance>>,
     /// `retire` or `retire limit`.
     pub retire: Option<Sp<u64>>,
     pub idle_timeout: Option<Sp<u32>>,

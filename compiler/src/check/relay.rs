@@ -63,6 +63,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                 &mut m.rebalance,
                 cx,
             ),
+            Key::Balance => scope.scalar(d, super::balance::check_balance, &mut m.balance, cx),
             Key::Retire | Key::RetireLimit => scope.scalar(
                 d,
                 |v| positive(v, max, |s| zero(s, "retire", "to never retire a worker")),

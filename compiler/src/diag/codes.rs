@@ -104,6 +104,10 @@ codes! {
     CaCertificateExpired = "E0083", "expired or not yet valid CA certificate";
     ChainOutOfOrder = "E0084", "certificate chain out of order";
     NameNotCovered = "E0085", "certificate that does not cover the listener's name";
+    UnknownBalance = "E0086", "unknown balancing method";
+    SourceStickyWithoutCache = "E0087", "balance source sticky without a sticky cache";
+    SourceWithStickyCache = "E0088", "balance source with a sticky cache";
+    SourceWithoutAddress = "E0089", "balance source where no client has an address";
 }
 
 /// The catalogue of the codes, `docs/diagnostics.md`, embedded: `tcprelay-cc

@@ -666,7 +666,9 @@ fn relay_fields(old: &Relay, new: &Relay, f: &mut Fields) {
     let n = Effect::NewSessions;
     // Issue 18's settings, each shown whole until its own comparison is written.
     let debug = |v: &dyn std::fmt::Debug| Some(format!("{v:?}"));
-    f.value("balance", balance, &new.balance, n, |v| debug(v));
+    if f.value("balance", balance, &new.balance, n, |v| Some(v.to_string())) {
+        f.note("sessions open go on with their remote; new sessions are balanced the new way");
+    }
     f.value("routes", routes, &new.routes, Effect::Reload, |v| debug(v));
     f.value(
         "discovered",
