@@ -25,6 +25,12 @@
 //! [`Balancer::select_preferring`] takes that one whatever the loads while it can
 //! take the session (alive, not drained, not down by its checks, weight above 0),
 //! else selects as usual.
+//!
+//! `balance = source` (docs/balance.md): [`Balancer::select_for`] with the client's
+//! key takes, among the remotes that can take the session by the same rules (not
+//! dead, drained, down by its checks or tried; weight 0 last), the first in the
+//! plan crate's rendezvous order for the client, whatever the loads: every worker
+//! computes the same order, and a failover takes the next remote of it.
 
 /// What the balancer knows about one remote.
 #[derive(Debug, Clone)]
@@ -42,6 +48,8 @@ struct RemoteState {
     checked_down: bool,
     /// The remote's passing checks when last read (`None`: not read yet).
     passes: Option<u64>,
+    /// The hash of its `ADDRESS:PORT/PROTOCOL` key, for `balance = source`.
+    key: u64,
 }
 
 /// Per-worker balancing state over the plan's remotes, in plan order.
@@ -58,6 +66,9 @@ pub struct Balancer {
     /// when it starts), and how many such episodes there were.
     all_down: bool,
     all_down_episodes: u64,
+    /// The client key of the selection under way with `balance = source`
+    /// ([`Balancer::select_for`]); `None` outside one.
+    source: Option<u64>,
 }
 
 /// The relay-wide steering a balancer follows: the table, each remote's slot in it
@@ -105,6 +116,7 @@ impl Balancer {
                     dead: false,
                     checked_down: false,
                     passes: None,
+                    key: 0,
                 })
                 .collect(),
             rebalance: rebalance.filter(|n| *n > 0),
@@ -113,6 +125,7 @@ impl Balancer {
             checks: None,
             all_down: false,
             all_down_episodes: 0,
+            source: None,
         }
     }
 
@@ -252,6 +265,9 @@ impl Balancer {
     /// The live, not excluded remote with the lowest load and its score; with
     /// `checked`, a remote down by its checks is not live.
     fn best(&self, excluded: &Tried, checked: bool) -> Option<(usize, u64)> {
+        if let Some(client) = self.source {
+            return self.source_first(client, excluded, checked);
+        }
         // The plan crate's rule (the first in plan order wins a tie), which
         // `tcprelay-cc route` follows to tell the order of the candidates.
         tcprelay_plan::balance::lowest(
@@ -271,6 +287,44 @@ impl Balancer {
                     )
                 }),
         )
+    }
+
+    /// Gives the remotes (plan order) the keys of `balance = source`: the hashes of
+    /// their `ADDRESS:PORT/PROTOCOL` texts ([`tcprelay_plan::balance::remote_key`]).
+    pub fn hash_by_source(&mut self, keys: impl IntoIterator<Item = u64>) {
+        for (remote, key) in self.remotes.iter_mut().zip(keys) {
+            remote.key = key;
+        }
+    }
+
+    /// [`Balancer::select_preferring`], where `client` is the client's key for
+    /// `balance = source` (`None`: least connections, as without it): the first
+    /// choice is the remote of the rendezvous order that can take the session,
+    /// `preferred` (a sticky entry's, `source sticky`) before it.
+    pub fn select_for(
+        &mut self,
+        excluded: &Tried,
+        preferred: Option<usize>,
+        client: Option<u64>,
+    ) -> (Option<usize>, bool) {
+        self.source = client;
+        let chosen = self.select_preferring(excluded, preferred);
+        self.source = None;
+        chosen
+    }
+
+    /// The first remote of `client`'s rendezvous order that can take a session:
+    /// not dead, drained, excluded or (with `checked`) down by its checks.
+    fn source_first(&self, client: u64, excluded: &Tried, checked: bool) -> Option<(usize, u64)> {
+        let keyed: Vec<(u64, u64)> = self.remotes.iter().map(|r| (r.key, r.weight)).collect();
+        tcprelay_plan::balance::source_first(client, &keyed, |index| {
+            let remote = &self.remotes[index];
+            !(remote.dead
+                || remote.drained
+                || (checked && remote.checked_down)
+                || excluded.contains(index))
+        })
+        .map(|index| (index, 0))
     }
 
     /// Releases the count taken by [`Balancer::select`] when a session (or a failed
@@ -721,5 +775,99 @@ mod health_tests {
         assert_eq!(b.select(&none()).0, Some(2));
         assert_eq!(b.select(&none()).0, Some(1));
         assert_eq!(b.all_down_episodes(), 0);
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+    use tcprelay_plan::balance::{client_key, remote_key, source_order};
+
+    const KEYS: [&str; 3] = ["10.0.0.1:80/TCP", "10.0.0.2:80/TCP", "10.0.0.3:80/TCP"];
+
+    fn balancer() -> (Balancer, Vec<(u64, u64)>) {
+        let mut b = Balancer::new([1, 2, 1], None);
+        b.hash_by_source(KEYS.iter().map(|k| remote_key(k)));
+        let keyed = KEYS
+            .iter()
+            .zip([1, 2, 1])
+            .map(|(k, w)| (remote_key(k), w))
+            .collect();
+        (b, keyed)
+    }
+
+    #[test]
+    fn a_client_goes_to_its_hash_whatever_the_loads_and_fails_over_in_its_order() {
+        let (mut b, keyed) = balancer();
+        for n in 0..50u8 {
+            let client = client_key(std::net::IpAddr::from([192, 0, 2, n]));
+            let order = source_order(client, &keyed);
+            for _ in 0..3 {
+                assert_eq!(
+                    b.select_for(&Tried::default(), None, Some(client)).0,
+                    Some(order[0])
+                );
+            }
+            // Tried (a failover), then dead in this worker: the next of the order.
+            let mut tried = Tried::default();
+            tried.insert(order[0]);
+            assert_eq!(b.select_for(&tried, None, Some(client)).0, Some(order[1]));
+            b.mark_dead(order[0]);
+            assert_eq!(
+                b.select_for(&Tried::default(), None, Some(client)).0,
+                Some(order[1])
+            );
+            b.revive_all();
+            // A sticky entry's remote first (`source sticky`).
+            assert_eq!(
+                b.select_for(&Tried::default(), Some(order[2]), Some(client))
+                    .0,
+                Some(order[2])
+            );
+        }
+        // Without a client key: least connections, as before.
+        let (mut b, _) = balancer();
+        assert_eq!(b.select_for(&Tried::default(), None, None).0, Some(0));
+        assert_eq!(b.select_for(&Tried::default(), None, None).0, Some(1));
+    }
+
+    #[test]
+    fn drained_and_zero_weight_remotes_are_skipped_or_last() {
+        let table = crate::steering::Table::new().unwrap();
+        let (mut b, keyed) = balancer();
+        b.steer(table.clone(), vec![1, 2, 3]);
+        let client = (0..=255u8)
+            .map(|n| client_key(std::net::IpAddr::from([192, 0, 2, n])))
+            .find(|&c| source_order(c, &keyed)[0] == 1)
+            .unwrap();
+        assert_eq!(
+            b.select_for(&Tried::default(), None, Some(client)).0,
+            Some(1)
+        );
+        table.write(
+            2,
+            crate::steering::Admin {
+                weight: Some(0),
+                ..Default::default()
+            },
+        );
+        let next = b.select_for(&Tried::default(), None, Some(client)).0;
+        assert!(next.is_some_and(|i| i != 1), "weight 0: last");
+        let mut tried = Tried::default();
+        tried.insert(0);
+        tried.insert(2);
+        assert_eq!(
+            b.select_for(&tried, None, Some(client)).0,
+            Some(1),
+            "weight 0: taken when no other can"
+        );
+        table.write(
+            2,
+            crate::steering::Admin {
+                drained: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(b.select_for(&tried, None, Some(client)).0, None);
     }
 }

@@ -203,6 +203,8 @@ pub struct Worker {
     remotes: Vec<Remote>,
     local_address: Option<IpAddr>,
     balancer: Balancer,
+    /// `balance = least-conn|source|source sticky`.
+    balance: tcprelay_plan::Balance,
     /// Whether "the kernel does not support" was logged, per remote.
     unsupported_logged: Vec<bool>,
     /// Whether giving up on a client for want of a remote was logged since the
@@ -389,6 +391,12 @@ impl Worker {
         let relay_remotes_len = relay.remotes.len();
         let session_base = FIRST_LISTENER + listeners.len();
         let mut balancer = Balancer::new(relay.remotes.iter().map(|r| r.weight), relay.rebalance);
+        balancer.hash_by_source(
+            relay
+                .remotes
+                .iter()
+                .map(|r| tcprelay_plan::balance::remote_key(&r.key())),
+        );
         let remote_tls = remote_tls::client_contexts(config.id, &relay.remotes);
         if let Some(steering) = config.steering {
             if let Some(health) = steering.health {
@@ -409,6 +417,7 @@ impl Worker {
             round: 0,
             scratch: buffer::scratch(),
             balancer,
+            balance: relay.balance,
             unsupported_logged: vec![false; relay.remotes.len()],
             remotes: relay.remotes,
             local_address: relay.local_address,

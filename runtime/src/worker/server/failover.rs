@@ -15,13 +15,15 @@ impl Worker {
             let State::Connecting(connecting) = &mut session.state else {
                 return;
             };
-            // A client's first selection follows its sticky entry, if it has one.
+            // A client's first selection follows its sticky entry, if it has one
+            // (not with `balance = source`, where the hash chooses).
             let first = connecting.attempt == 0;
-            let preferred = if first {
+            let preferred = if first && self.balance != tcprelay_plan::Balance::Source {
                 self.sticky_preference(key)
             } else {
                 None
             };
+            let client = self.source_client(key);
             let Some(State::Connecting(connecting)) =
                 self.sessions.get_mut(key).map(|s| &mut s.state)
             else {
@@ -29,7 +31,7 @@ impl Worker {
             };
             let (choice, revived) = self
                 .balancer
-                .select_preferring(&connecting.tried, preferred);
+                .select_for(&connecting.tried, preferred, client);
             if let Some(index) = choice {
                 self.sticky_record(key, index, first.then_some(preferred));
             }
@@ -194,6 +196,18 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// The key `balance = source` hashes for session `key`'s client: its address
+    /// (the PROXY-carried one once the header is read); `None` with `least-conn`
+    /// or for a client without an address (a Unix-domain one), which is then
+    /// balanced by least connections.
+    fn source_client(&self, key: usize) -> Option<u64> {
+        if self.balance == tcprelay_plan::Balance::LeastConn {
+            return None;
+        }
+        let peer = self.sessions.get(key)?.meta.peer?;
+        Some(tcprelay_plan::balance::client_key(peer.ip()))
     }
 
     /// Gives back the balancer count of the session's current remote.
