@@ -2,6 +2,7 @@
 //! `tcprelay`) binaries in temporary directories, and drives the library where a
 //! property is easier to state on functions.
 
+mod balance;
 mod cli;
 mod corpus;
 mod ctl;
