@@ -112,6 +112,7 @@ pub fn diff(old: &Side, new: &Side) -> Report {
         new: new.info.clone(),
         listeners: found.listeners,
         remotes: found.remotes,
+        discovered: found.discovered,
         acl: acl::diff(&old.plan.spawnd.acl, &new.plan.spawnd.acl),
         certificates: certs::compare(&old.plan, &new.plan, loaded),
         settings: found.settings,
@@ -120,6 +121,7 @@ pub fn diff(old: &Side, new: &Side) -> Report {
     };
     report.changed = !(report.listeners.is_empty()
         && report.remotes.is_empty()
+        && report.discovered.is_empty()
         && report.acl.is_empty()
         && report.certificates.is_empty()
         && report.settings.is_empty());

@@ -42,6 +42,13 @@ pub(super) fn remote_address(v: &Sp<Value>) -> Parsed<Target> {
         _ => name_and_port(rest),
     };
     let Some((name, port)) = named else {
+        let ip_like = rest.parse::<SocketAddr>().is_ok() || values::parse_ip(rest).is_some();
+        if kind != Some("unix") && !rest.starts_with('/') && !ip_like {
+            // Neither an IP address nor a name: the IP address it was meant to be
+            // (E0022), never resolved.
+            return values::ip(&Sp::new(Value::word(rest), v.span))
+                .map(|ip| Target::Ips(vec![ip], None));
+        }
         return values::remote_address(v).map(|(ips, port)| Target::Ips(ips, port));
     };
     if let Some(kind) = kind {
@@ -57,7 +64,12 @@ pub(super) fn remote_address(v: &Sp<Value>) -> Parsed<Target> {
         );
     }
     if let Some(why) = tcprelay_plan::dns_name_problem(name) {
-        return values::fail(invalid_name(v.span, name, &why, "a host name"));
+        return values::fail(invalid_name(
+            v.span,
+            name,
+            &why,
+            "expected a host name such as `db.example.com`",
+        ));
     }
     let port = match port {
         None => None,
@@ -67,7 +79,8 @@ pub(super) fn remote_address(v: &Sp<Value>) -> Parsed<Target> {
 }
 
 /// `rest` as the name it is meant to be (it has a letter or `_`, and neither `/`,
-/// `[` nor more than one `:`), split from its `:PORT`.
+/// `[` nor more than one `:`), split from its `:PORT`. A last label that starts
+/// with a digit is no top-level domain: the text is a broken IP address (E0022).
 fn name_and_port(rest: &str) -> Option<(&str, Option<&str>)> {
     if rest.starts_with('/') || rest.contains('[') || rest.matches(':').count() > 1 {
         return None;
@@ -76,19 +89,23 @@ fn name_and_port(rest: &str) -> Option<(&str, Option<&str>)> {
         Some((name, port)) => (name, Some(port)),
         None => (rest, None),
     };
+    let last = name.strip_suffix('.').unwrap_or(name).rsplit('.').next();
+    if last.is_some_and(|l| l.starts_with(|c: char| c.is_ascii_digit())) {
+        return None;
+    }
     name.bytes()
         .any(|b| b.is_ascii_alphabetic() || b == b'_')
         .then_some((name, port))
 }
 
-/// E0100.
-fn invalid_name(span: Span, name: &str, why: &str, what: &str) -> Diagnostic {
+/// E0100, labelled `label`.
+fn invalid_name(span: Span, name: &str, why: &str, label: &str) -> Diagnostic {
     Diagnostic::error(
         Code::InvalidDnsName,
         span,
         format!("`{name}` is not a DNS name: {why}"),
     )
-    .with_label(format!("expected {what} such as `db.example.com`"))
+    .with_label(label)
     .with_note("a remote's name is resolved by the relay at start and again while it runs")
 }
 
@@ -100,7 +117,7 @@ pub(super) fn srv_name(v: &Sp<Value>) -> Parsed<String> {
             v.span,
             name,
             &why,
-            "an SRV name such as `_redis._tcp.example.com`",
+            "expected an SRV name such as `_redis._tcp.example.com`",
         )),
         None => Ok(name.to_string()),
     }

@@ -141,13 +141,22 @@ fn e0100_a_name_that_is_not_a_dns_name() {
         Code::InvalidDnsName,
     );
     assert_eq!(found.len(), 1);
-    // A broken IP address is still E0022, not a name.
+    // A broken IP address is still E0022, not a name: all digits, or a last label
+    // that starts with a digit (no top-level domain does).
+    for text in ["10.0.0.300", "127.0.0.1x", "10.0.0.1a.", "1.2.3"] {
+        let (found, ok) = with_code(
+            &format!("remote = {{ address = {text} port = 1 }}"),
+            Code::InvalidAddress,
+        );
+        assert_eq!(found.len(), 1, "{text}");
+        assert!(!ok, "{text}");
+    }
+    // A name may start with a digit.
     let (found, ok) = with_code(
-        "remote = { address = 10.0.0.300 port = 1 }",
-        Code::InvalidAddress,
+        "remote = { address = 1password.example port = 1 }",
+        Code::InvalidDnsName,
     );
-    assert_eq!(found.len(), 1);
-    assert!(!ok);
+    assert!(found.is_empty() && ok);
 }
 
 #[test]

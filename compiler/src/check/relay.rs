@@ -305,6 +305,7 @@ fn remote(
     let (mut has_address, mut has_port) = (false, false);
     // `srv = NAME`, and where `port` and `weight` were written (E0101).
     let mut srv: Option<Sp<String>> = None;
+    let mut has_srv = false;
     let mut port_key = None;
     let mut send_proxy = None;
     let mut tls = RemoteTlsModel::default();
@@ -318,7 +319,10 @@ fn remote(
                 has_address = true;
                 scope.scalar(d, dns::remote_address, &mut address, cx);
             }
-            Key::Srv => scope.scalar(d, dns::srv_name, &mut srv, cx),
+            Key::Srv => {
+                has_srv = true;
+                scope.scalar(d, dns::srv_name, &mut srv, cx);
+            }
             Key::Port | Key::PortWithoutEquals => {
                 cx.short_form(d);
                 has_port = true;
@@ -378,7 +382,7 @@ fn remote(
         port = Some(Sp::new(0, srv.span));
         has_port = false;
         address = Some(Sp::new(dns::Target::Name(srv.node.clone(), None), srv.span));
-    } else if !has_address {
+    } else if !has_address && !has_srv {
         cx.push(
             Diagnostic::error(Code::MissingAddress, key, "remote without an address")
                 .with_label("this remote has no address")
@@ -404,7 +408,7 @@ fn remote(
     }
     if address_port.is_some() {
         port = address_port;
-    } else if !has_port && srv.is_none() {
+    } else if !has_port && !has_srv {
         cx.push(
             Diagnostic::error(Code::MissingPort, key, "remote without a port")
                 .with_label("this remote has no port")

@@ -333,7 +333,8 @@ fn resolve(name: &str) -> Vec<IpAddr> {
 }
 
 /// A remote's `address`: an IP address, `IP:PORT`, `[IPv6]:PORT` (the port then
-/// given with it), or a host name resolved now with every address it has.
+/// given with it). The check of a remote calls it through `dns::remote_address`,
+/// which keeps host names for the runtime to resolve; given one, it resolves it now.
 pub fn remote_address(v: &Sp<Value>) -> Parsed<(Vec<IpAddr>, Option<u16>)> {
     let text = v.node.text.as_str();
     if let Ok(sa) = SocketAddr::from_str(text) {
