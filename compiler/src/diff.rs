@@ -161,7 +161,14 @@ pub fn diff(old: &Side, new: &Side) -> Report {
 fn shares_a_certificate_file(old: &Plan, new: &Plan) -> bool {
     let files = |p: &Plan| -> Vec<String> {
         let mut v: Vec<String> = p.relay.tls.iter().map(|t| t.cert_file.clone()).collect();
-        for tls in p.relay.remotes.iter().filter_map(|r| r.tls.as_ref()) {
+        let templates = p.relay.discovered.iter().map(|d| &d.template);
+        for tls in p
+            .relay
+            .remotes
+            .iter()
+            .chain(templates)
+            .filter_map(|r| r.tls.as_ref())
+        {
             v.extend(tls.cert_file.iter().cloned());
             v.extend(tls.ca_file.iter().cloned());
         }

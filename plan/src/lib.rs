@@ -794,6 +794,13 @@ impl Plan {
                 hide(&mut tls.passphrase);
             }
         }
+        // A discovered name's template holds the client passphrase of every remote
+        // found for it.
+        for found in &mut plan.relay.discovered {
+            if let Some(tls) = found.template.tls.as_mut() {
+                hide(&mut tls.passphrase);
+            }
+        }
         plan
     }
 
@@ -803,12 +810,17 @@ impl Plan {
             .tls
             .as_ref()
             .is_some_and(|tls| tls.passphrase.is_some())
-            || self.relay.remotes.iter().any(|remote| {
-                remote
-                    .tls
-                    .as_ref()
-                    .is_some_and(|tls| tls.passphrase.is_some())
-            })
+            || self
+                .relay
+                .remotes
+                .iter()
+                .chain(self.relay.discovered.iter().map(|d| &d.template))
+                .any(|remote| {
+                    remote
+                        .tls
+                        .as_ref()
+                        .is_some_and(|tls| tls.passphrase.is_some())
+                })
     }
 }
 

@@ -127,3 +127,26 @@ fn resolver_settings_in_range() {
     }
     assert_eq!(plan(base()).validate(), Ok(()));
 }
+
+#[test]
+fn a_templates_client_passphrase_is_a_secret() {
+    let mut d = found("db.example", Lookup::Address { port: 443 });
+    d.template.tls = Some(RemoteTls {
+        sni: Some("db.example".into()),
+        verify: true,
+        ca_file: None,
+        cert_file: Some("/c.pem".into()),
+        key_file: Some("/c.pem".into()),
+        passphrase: Some(Secret::new("hunter2")),
+    });
+    let p = plan(relay(vec![d]));
+    assert!(p.has_secret(), "the plan file must be written 0600");
+    let shown = format!("{:?}", p.redacted());
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let tls = p.redacted().relay.discovered[0]
+        .template
+        .tls
+        .clone()
+        .unwrap();
+    assert_eq!(tls.passphrase.unwrap().expose(), Secret::REDACTED);
+}
