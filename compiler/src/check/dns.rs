@@ -367,9 +367,10 @@ fn bounds(r: &ResolveModel, cx: &mut Cx<'_>) {
     cx.push(d.with_help("give a minimum no higher than the maximum"));
 }
 
-/// E0106: resolver settings in a section whose remotes are all IP addresses.
+/// E0106: resolver settings in a section whose remotes are all IP addresses. Not
+/// after an error: a remote given by name that has one is not in `discovered`.
 fn unused(m: &RelayModel, cx: &mut Cx<'_>) {
-    if !m.discovered.is_empty() {
+    if !m.discovered.is_empty() || cx.diags.iter().any(Diagnostic::is_error) {
         return;
     }
     let r = &m.resolve;

@@ -266,6 +266,12 @@ fn e0106_resolver_settings_without_a_name() {
         Code::ResolveUnused,
     );
     assert!(found.is_empty());
+    // A remote given by name with an error is not counted as missing.
+    let (found, ok) = with_code(
+        "resolve start = wait remote = { address = db.example port = 0 }",
+        Code::ResolveUnused,
+    );
+    assert!(found.is_empty() && !ok);
 }
 
 #[test]
