@@ -354,11 +354,19 @@ fn summary(plan: &tcprelay_plan::Plan, warnings: usize) -> String {
         count(plan.spawnd.listeners.len(), "listener", "listeners"),
         count(plan.relay.remotes.len(), "remote", "remotes"),
     ];
+    if !plan.relay.discovered.is_empty() {
+        parts.push(count(
+            plan.relay.discovered.len(),
+            "name resolved at run time",
+            "names resolved at run time",
+        ));
+    }
     let mut certificates: Vec<&str> = Vec::new();
     let remote_certs = plan
         .relay
         .remotes
         .iter()
+        .chain(plan.relay.discovered.iter().map(|d| &d.template))
         .filter_map(|r| r.tls.as_ref()?.cert_file.as_deref());
     for file in plan
         .relay
@@ -536,6 +544,15 @@ mod tests {
         assert_eq!(
             summary(&plan, 3),
             "ok with 3 warnings: 1 listener, 1 remote, 1 TLS certificate"
+        );
+        plan.relay.discovered.push(tcprelay_plan::Discovered {
+            name: "db.example".into(),
+            lookup: tcprelay_plan::Lookup::Srv,
+            template: tcprelay_plan::Remote::new("0.0.0.0:0".parse().unwrap()),
+        });
+        assert_eq!(
+            summary(&plan, 0),
+            "ok: 1 listener, 1 remote, 1 name resolved at run time, 1 TLS certificate"
         );
     }
 }

@@ -112,6 +112,7 @@ pub fn diff(old: &Side, new: &Side) -> Report {
         new: new.info.clone(),
         listeners: found.listeners,
         remotes: found.remotes,
+        discovered: found.discovered,
         acl: acl::diff(&old.plan.spawnd.acl, &new.plan.spawnd.acl),
         certificates: certs::compare(&old.plan, &new.plan, loaded),
         settings: found.settings,
@@ -120,6 +121,7 @@ pub fn diff(old: &Side, new: &Side) -> Report {
     };
     report.changed = !(report.listeners.is_empty()
         && report.remotes.is_empty()
+        && report.discovered.is_empty()
         && report.acl.is_empty()
         && report.certificates.is_empty()
         && report.settings.is_empty());
@@ -159,7 +161,14 @@ pub fn diff(old: &Side, new: &Side) -> Report {
 fn shares_a_certificate_file(old: &Plan, new: &Plan) -> bool {
     let files = |p: &Plan| -> Vec<String> {
         let mut v: Vec<String> = p.relay.tls.iter().map(|t| t.cert_file.clone()).collect();
-        for tls in p.relay.remotes.iter().filter_map(|r| r.tls.as_ref()) {
+        let templates = p.relay.discovered.iter().map(|d| &d.template);
+        for tls in p
+            .relay
+            .remotes
+            .iter()
+            .chain(templates)
+            .filter_map(|r| r.tls.as_ref())
+        {
             v.extend(tls.cert_file.iter().cloned());
             v.extend(tls.ca_file.iter().cloned());
         }

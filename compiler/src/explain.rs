@@ -182,6 +182,7 @@ fn render(plan: &Plan, out: &mut String) {
         );
         remote_extras(remote, out);
     }
+    discovered(r, out);
     let show = |v: Option<u64>| v.map_or("unset".to_string(), |v| v.to_string());
     let _ = writeln!(
         out,
@@ -239,6 +240,66 @@ fn render(plan: &Plan, out: &mut String) {
                 .map_or("-".to_string(), |p| p.to_string())
         );
     }
+}
+
+/// The names resolved at run time, each with its template's settings, and the
+/// resolver settings (when there is a name, or they are not the defaults).
+fn discovered(r: &tcprelay_plan::Relay, out: &mut String) {
+    use tcprelay_plan::{Lookup, Resolve};
+    for (i, d) in r.discovered.iter().enumerate() {
+        let t = &d.template;
+        let _ = match d.lookup {
+            Lookup::Address { port } => writeln!(
+                out,
+                "  discovered #{}: {} (A and AAAA records, resolved at run time) port {port} {} weight {}",
+                i + 1,
+                d.name,
+                t.protocol,
+                t.weight
+            ),
+            Lookup::Srv => writeln!(
+                out,
+                "  discovered #{}: {} (SRV records, resolved at run time: ports and weights from the records) {}",
+                i + 1,
+                d.name,
+                t.protocol
+            ),
+        };
+        remote_extras(t, out);
+    }
+    let v = &r.resolve;
+    if r.discovered.is_empty() && *v == Resolve::default() {
+        return;
+    }
+    let servers = if v.nameservers.is_empty() {
+        "the system's (/etc/resolv.conf)".to_string()
+    } else {
+        let list: Vec<String> = v.nameservers.iter().map(|n| n.to_string()).collect();
+        list.join(", ")
+    };
+    let interval = v.interval_s.map_or_else(
+        || {
+            format!(
+                "the records' TTL within {}..{} s",
+                v.interval_min_s, v.interval_max_s
+            )
+        },
+        |s| format!("every {s} s"),
+    );
+    let _ = writeln!(
+        out,
+        "  resolvers {servers}, timeout {} ms, attempts {}",
+        v.timeout_ms, v.attempts
+    );
+    let _ = writeln!(
+        out,
+        "  resolve interval {interval}, start {}",
+        if v.start_empty {
+            "wait (a name not resolved yet has no remotes)"
+        } else {
+            "fail (every name must resolve)"
+        }
+    );
 }
 
 /// A remote's PROXY header, TLS and health check, a line each when set.
@@ -390,5 +451,32 @@ mod tests {
         );
         assert!(text.starts_with("plan format 4 written by tcprelay-cc"));
         assert!(text.lines().next().unwrap().ends_with("(holds a secret)"));
+    }
+
+    #[test]
+    fn discovered_names_and_the_resolver_settings_are_shown() {
+        let src = "id = spawnd { listen = { port = 1 } }\n\
+                   id = tcprelay { resolvers = { nameserver = 127.0.0.1:5353 attempts = 3 } resolve interval = 30\n\
+                   remote = { address = db.example port = 5432 weight = 2 tls = yes }\n\
+                   remote = { srv = _redis._tcp.example.com send proxy = v1 } }";
+        let (plan, diags) = crate::compile(src, "x.cfg", &crate::Selection::default());
+        let plan = plan.unwrap_or_else(|| panic!("{diags:#?}"));
+        let text = explain(&tcprelay_plan::encode(&plan, crate::VERSION)).expect("explains");
+        for line in [
+            "  discovered #1: db.example (A and AAAA records, resolved at run time) port 5432 TCP weight 2",
+            "    tls sni db.example, verify yes, ca-file - (the system's store), cert-file -, key-file -, passphrase -",
+            "  discovered #2: _redis._tcp.example.com (SRV records, resolved at run time: ports and weights from the records) TCP",
+            "    send proxy v1",
+            "  resolvers 127.0.0.1:5353, timeout 2000 ms, attempts 3",
+            "  resolve interval every 30 s, start fail (every name must resolve)",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+        }
+        // Without names and with the default settings, no resolver lines.
+        let src = "id = spawnd { listen = { port = 1 } } id = tcprelay { remote = { address = 10.0.0.1 port = 2 } }";
+        let (plan, _) = crate::compile(src, "x.cfg", &crate::Selection::default());
+        let text =
+            explain(&tcprelay_plan::encode(&plan.unwrap(), crate::VERSION)).expect("explains");
+        assert!(!text.contains("resolve"), "{text}");
     }
 }

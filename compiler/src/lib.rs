@@ -129,6 +129,8 @@ pub struct PlanSpans {
     pub acl: Vec<ast::Span>,
     /// Each remote's `remote` key.
     pub remotes: Vec<ast::Span>,
+    /// Each discovered name's `remote` key.
+    pub discovered: Vec<ast::Span>,
 }
 
 impl PlanSpans {
@@ -137,6 +139,7 @@ impl PlanSpans {
             listeners: model.spawnd.listeners.iter().map(|l| l.key).collect(),
             acl: model.spawnd.acl.iter().map(|r| r.span).collect(),
             remotes: model.relay.remotes.iter().map(|r| r.key).collect(),
+            discovered: model.relay.discovered.iter().map(|r| r.key).collect(),
         }
     }
 }

@@ -103,6 +103,10 @@ pub trait Places {
     fn listener(&self, index: usize) -> Option<String>;
     fn acl(&self, index: usize) -> Option<String>;
     fn remote(&self, index: usize) -> Option<String>;
+    /// Where the `index`th discovered name's remote was written.
+    fn discovered(&self, _index: usize) -> Option<String> {
+        None
+    }
 }
 
 /// A plan file: no places.
@@ -132,6 +136,10 @@ impl Places for crate::Compiled {
     }
     fn remote(&self, index: usize) -> Option<String> {
         let span = *self.spans.as_ref()?.remotes.get(index)?;
+        Some(self.place(span))
+    }
+    fn discovered(&self, index: usize) -> Option<String> {
+        let span = *self.spans.as_ref()?.discovered.get(index)?;
         Some(self.place(span))
     }
 }
@@ -265,6 +273,24 @@ pub struct BalanceReport {
     pub rebalance: Option<u64>,
     pub connect_timeout_s: u32,
     pub local_address: Option<String>,
+    /// The names whose remotes the relay finds at run time (left out of the JSON
+    /// when there are none): tried after the `candidates`, in the order found.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub discovered: Vec<DiscoveredReport>,
+}
+
+/// A name resolved at run time: its remotes are not known to the compiler.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiscoveredReport {
+    pub index: usize,
+    pub name: String,
+    /// `A/AAAA` (at `port`) or `SRV` (the records' ports and weights).
+    pub lookup: &'static str,
+    pub port: Option<u16>,
+    pub protocol: String,
+    /// The weight of each address found (`null` for SRV: the records').
+    pub weight: Option<u32>,
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -535,9 +561,12 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
         .enumerate()
         .map(|(k, i)| candidate(&remotes[i], k + 1, i, places))
         .collect();
-    let first = candidates.first().map_or(String::new(), |c| {
-        format!("remote #{} {}", c.index + 1, c.remote)
-    });
+    let discovered = discovered_reports(plan, places);
+    let first = match (candidates.first(), discovered.first()) {
+        (Some(c), _) => format!("remote #{} {}", c.index + 1, c.remote),
+        (None, Some(d)) => format!("a remote found for {} (resolved at run time)", d.name),
+        (None, None) => String::new(),
+    };
     let method = match hashed.map(|_| plan.relay.balance) {
         Some(Balance::Source) => "source",
         Some(Balance::SourceSticky) => "source sticky",
@@ -550,6 +579,7 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
         rebalance: plan.relay.rebalance,
         connect_timeout_s: plan.relay.connect_timeout,
         local_address: plan.relay.local_address.map(|a| a.to_string()),
+        discovered,
     });
     report.result = Outcome {
         outcome: "relayed",
@@ -639,6 +669,32 @@ fn unreadable(file: String, error: String) -> CertificateReport {
         sha256: None,
         error: Some(error),
     }
+}
+
+/// The discovered names, as `route` shows them: resolved at run time.
+fn discovered_reports(plan: &Plan, places: &dyn Places) -> Vec<DiscoveredReport> {
+    plan.relay
+        .discovered
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let (lookup, port, weight) = match d.lookup {
+                tcprelay_plan::Lookup::Address { port } => {
+                    ("A/AAAA", Some(port), Some(d.template.weight))
+                }
+                tcprelay_plan::Lookup::Srv => ("SRV", None, None),
+            };
+            DiscoveredReport {
+                index: i,
+                name: d.name.clone(),
+                lookup,
+                port,
+                protocol: d.template.protocol.to_string(),
+                weight,
+                at: places.discovered(i),
+            }
+        })
+        .collect()
 }
 
 fn candidate(remote: &Remote, order: usize, index: usize, places: &dyn Places) -> Candidate {
@@ -907,6 +963,25 @@ impl Report {
                     c.weight,
                     at(&c.at)
                 );
+            }
+            if !b.discovered.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "          then the remotes found for these names, resolved at run time (not known to the compiler; `tcprelay ctl remotes` lists them):"
+                );
+                for d in &b.discovered {
+                    let what = match (d.port, d.weight) {
+                        (Some(port), Some(weight)) => format!(
+                            "A and AAAA records: each address at port {port}/{}, weight {weight}",
+                            d.protocol
+                        ),
+                        _ => format!(
+                            "SRV records: each target at its record's port/{} and weight",
+                            d.protocol
+                        ),
+                    };
+                    let _ = writeln!(out, "          - {} ({what}){}", d.name, at(&d.at));
+                }
             }
             let _ = writeln!(
                 out,
@@ -1177,6 +1252,61 @@ id = tcprelay {
             "192.0.2.1:8080/TCP"
         );
         assert_eq!(json["result"]["outcome"], "relayed");
+    }
+
+    #[test]
+    fn discovered_names_are_shown_as_resolved_at_run_time() {
+        let src = "id = spawnd {
+  listen = { address = 0.0.0.0 port = 80 }
+}
+id = tcprelay {
+  remote = { address = 192.0.2.1 port = 8080 }
+  remote = { address = db.example port = 5432 weight = 2 }
+  remote = { srv = _redis._tcp.example }
+}
+";
+        let c = compiled(src);
+        let r = run(&c, &ask(&c, Some("10.0.0.1"), "10.0.0.2:80")).unwrap();
+        let b = r.balance.as_ref().unwrap();
+        assert_eq!(b.candidates.len(), 1);
+        type Row<'a> = (&'a str, &'a str, Option<u16>, Option<u32>, Option<&'a str>);
+        let got: Vec<Row> = b
+            .discovered
+            .iter()
+            .map(|d| (d.name.as_str(), d.lookup, d.port, d.weight, d.at.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "db.example",
+                    "A/AAAA",
+                    Some(5432),
+                    Some(2),
+                    Some("t.cfg:6:3")
+                ),
+                ("_redis._tcp.example", "SRV", None, None, Some("t.cfg:7:3")),
+            ]
+        );
+        let text = r.human();
+        for line in [
+            "          then the remotes found for these names, resolved at run time (not known to the compiler; `tcprelay ctl remotes` lists them):",
+            "          - db.example (A and AAAA records: each address at port 5432/TCP, weight 2) (t.cfg:6:3)",
+            "          - _redis._tcp.example (SRV records: each target at its record's port/TCP and weight) (t.cfg:7:3)",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
+        }
+        // Only names: the first try is a remote found at run time.
+        let c = compiled("id = spawnd { listen = { port = 80 } } id = tcprelay { remote = { srv = _a._tcp.example } }");
+        let r = run(&c, &ask(&c, Some("10.0.0.1"), "10.0.0.2:80")).unwrap();
+        assert_eq!(
+            r.result.message,
+            "relayed: a worker with no session tries a remote found for _a._tcp.example (resolved at run time) first"
+        );
+        // No names: no `discovered` in the JSON.
+        let c = compiled(ACL);
+        let r = run(&c, &ask(&c, Some("10.0.0.1"), "10.0.0.2:80")).unwrap();
+        assert!(!r.json().contains("discovered"));
     }
 
     #[test]

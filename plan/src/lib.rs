@@ -774,7 +774,7 @@ impl fmt::Display for Secret {
 
 /// The rules for the plan's strings that reach a system call (paths, names,
 /// environment), shared by the compiler and the runtime.
-pub use validate::{check_setenv, OsText};
+pub use validate::{check_setenv, dns_name_problem, OsText};
 
 impl Plan {
     /// The plan with every secret (the passphrases) replaced by [`Secret::REDACTED`]:
@@ -794,6 +794,13 @@ impl Plan {
                 hide(&mut tls.passphrase);
             }
         }
+        // A discovered name's template holds the client passphrase of every remote
+        // found for it.
+        for found in &mut plan.relay.discovered {
+            if let Some(tls) = found.template.tls.as_mut() {
+                hide(&mut tls.passphrase);
+            }
+        }
         plan
     }
 
@@ -803,12 +810,17 @@ impl Plan {
             .tls
             .as_ref()
             .is_some_and(|tls| tls.passphrase.is_some())
-            || self.relay.remotes.iter().any(|remote| {
-                remote
-                    .tls
-                    .as_ref()
-                    .is_some_and(|tls| tls.passphrase.is_some())
-            })
+            || self
+                .relay
+                .remotes
+                .iter()
+                .chain(self.relay.discovered.iter().map(|d| &d.template))
+                .any(|remote| {
+                    remote
+                        .tls
+                        .as_ref()
+                        .is_some_and(|tls| tls.passphrase.is_some())
+                })
     }
 }
 

@@ -333,7 +333,8 @@ fn resolve(name: &str) -> Vec<IpAddr> {
 }
 
 /// A remote's `address`: an IP address, `IP:PORT`, `[IPv6]:PORT` (the port then
-/// given with it), or a host name resolved now with every address it has.
+/// given with it). The check of a remote calls it through `dns::remote_address`,
+/// which keeps host names for the runtime to resolve; given one, it resolves it now.
 pub fn remote_address(v: &Sp<Value>) -> Parsed<(Vec<IpAddr>, Option<u16>)> {
     let text = v.node.text.as_str();
     if let Ok(sa) = SocketAddr::from_str(text) {
@@ -453,6 +454,18 @@ fn bad_choice<'a>(
             .with_note(format!("valid choices: {list}")),
         None => d.with_help(format!("expected one of {list}")),
     }
+}
+
+/// `resolve start = fail|wait`: whether a name that has not resolved lets the relay
+/// start (`wait`, true).
+pub fn resolve_start(v: &Sp<Value>) -> Parsed<bool> {
+    choice(v, "resolve start", &[(false, "fail"), (true, "wait")])
+}
+
+/// The text of an address after its `inet:`, `inet6:` or `unix:` prefix, and the
+/// prefix's name.
+pub fn split_prefix(text: &str) -> (Option<&str>, &str) {
+    prefix(text)
 }
 
 /// `TCP` or `SCTP`; `UDP` is E0063, as tcprelay relays streams.

@@ -108,6 +108,15 @@ codes! {
     SourceStickyWithoutCache = "E0087", "balance source sticky without a sticky cache";
     SourceWithStickyCache = "E0088", "balance source with a sticky cache";
     SourceWithoutAddress = "E0089", "balance source where no client has an address";
+    InvalidDnsName = "E0100", "remote name that is not a DNS name";
+    SrvGivesPort = "E0101", "port or weight in an SRV remote";
+    AddressAndSrv = "E0102", "remote with both an address and SRV records";
+    SrvNameShape = "E0103", "SRV name without a service and protocol";
+    InvalidNameserver = "E0104", "nameserver that is not an IP address";
+    ResolveIntervalBounds = "E0105", "resolve interval bounds that do not fit";
+    ResolveUnused = "E0106", "resolver settings without a discovered remote";
+    FamilyPrefixOnName = "E0107", "family prefix before a remote's name";
+    DuplicateDiscovered = "E0108", "the same discovered name twice";
 }
 
 /// The catalogue of the codes, `docs/diagnostics.md`, embedded: `tcprelay-cc

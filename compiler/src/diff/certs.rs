@@ -26,9 +26,13 @@ fn files(plan: &Plan) -> Vec<(String, String)> {
     if let Some(tls) = &plan.relay.tls {
         out.push(("listener certificate".to_string(), tls.cert_file.clone()));
     }
-    for remote in &plan.relay.remotes {
+    let found = plan
+        .relay
+        .discovered
+        .iter()
+        .map(|d| (&d.template, super::compare::discovered_key(d)));
+    for (remote, key) in plan.relay.remotes.iter().map(|r| (r, r.key())).chain(found) {
         let Some(tls) = &remote.tls else { continue };
-        let key = remote.key();
         if let Some(file) = &tls.cert_file {
             out.push((format!("client certificate of {key}"), file.clone()));
         }

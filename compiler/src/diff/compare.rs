@@ -10,6 +10,7 @@ use tcprelay_plan::{
     AcceptProxy, Check, Control, Expect, Keepalive, Listener, Metrics, Plan, Relay, Remote,
     RemoteTls, Secret, Spawnd, Sticky, Syslog, Tls,
 };
+use tcprelay_plan::{Discovered, Lookup, Resolve};
 
 use super::report::{Change, Effect, FieldChange, ItemChange};
 
@@ -18,6 +19,7 @@ use super::report::{Change, Effect, FieldChange, ItemChange};
 pub(super) struct Found {
     pub listeners: Vec<ItemChange>,
     pub remotes: Vec<ItemChange>,
+    pub discovered: Vec<ItemChange>,
     pub settings: Vec<FieldChange>,
     pub notes: Vec<String>,
 }
@@ -177,6 +179,7 @@ pub(super) fn compare(old: &Plan, new: &Plan) -> Found {
     let mut found = Found::default();
     listeners(&spawnd.listeners, &new.spawnd.listeners, &mut found);
     remotes(&relay.remotes, &new.relay.remotes, &mut found);
+    discovered(&relay.discovered, &new.relay.discovered, &mut found);
     let mut fields = Fields {
         out: &mut found.settings,
         notes: &mut found.notes,
@@ -670,16 +673,9 @@ fn relay_fields(old: &Relay, new: &Relay, f: &mut Fields) {
         f.note("sessions open go on with their remote; new sessions are balanced the new way");
     }
     f.value("routes", routes, &new.routes, Effect::Reload, |v| debug(v));
-    f.value(
-        "discovered",
-        discovered,
-        &new.discovered,
-        Effect::Reload,
-        |v| debug(v),
-    );
-    f.value("resolve", resolve, &new.resolve, Effect::Reload, |v| {
-        debug(v)
-    });
+    // Compared by name in `discovered` (the list of `compare`).
+    let _ = discovered;
+    resolve_fields(resolve, &new.resolve, f);
     f.value("local address", local_address, &new.local_address, n, opt);
     f.value("rebalance", rebalance, &new.rebalance, n, opt);
     f.value("retire", retire, &new.retire, n, opt);
@@ -819,6 +815,110 @@ fn remotes(old: &[Remote], new: &[Remote], found: &mut Found) {
     {
         last.note = Some("the first in order wins a tie of the balancing".to_string());
     }
+}
+
+/// A discovered name's identity: `NAME:PORT/PROTOCOL (A/AAAA)`, `NAME/PROTOCOL (SRV)`.
+pub(super) fn discovered_key(d: &Discovered) -> String {
+    match d.lookup {
+        Lookup::Address { port } => format!("{}:{port}/{} (A/AAAA)", d.name, d.template.protocol),
+        Lookup::Srv => format!("{}/{} (SRV)", d.name, d.template.protocol),
+    }
+}
+
+/// The names resolved at run time, paired by name, lookup and protocol; a kept one's
+/// template compared as a remote (its settings reach the remotes found for it with
+/// the new generation). The order matters to nothing: the runtime appends what it
+/// finds.
+fn discovered(old: &[Discovered], new: &[Discovered], found: &mut Found) {
+    for (i, j) in pair(old, new, discovered_key) {
+        let (key, change, fields) = match (i, j) {
+            (Some(i), Some(j)) => {
+                let Discovered {
+                    name: _,
+                    lookup: _,
+                    template,
+                } = &old[i];
+                let mut out = Vec::new();
+                let mut fields = Fields {
+                    out: &mut out,
+                    notes: &mut found.notes,
+                    whose: format!("name {}: ", discovered_key(&old[i])),
+                };
+                remote(template, &new[j].template, &mut fields);
+                if out.is_empty() {
+                    continue;
+                }
+                (discovered_key(&old[i]), Change::Changed, out)
+            }
+            (Some(i), None) => (discovered_key(&old[i]), Change::Removed, Vec::new()),
+            (None, Some(j)) => (discovered_key(&new[j]), Change::Added, Vec::new()),
+            (None, None) => continue,
+        };
+        found.discovered.push(ItemChange {
+            key,
+            change,
+            old_index: i,
+            new_index: j,
+            socket: None,
+            fields,
+            active_sessions: None,
+        });
+    }
+}
+
+/// The resolver settings: the new generation's resolver process uses them, and
+/// resolves every name again before the reload completes.
+fn resolve_fields(old: &Resolve, new: &Resolve, f: &mut Fields) {
+    let Resolve {
+        nameservers,
+        timeout_ms,
+        attempts,
+        interval_s,
+        interval_min_s,
+        interval_max_s,
+        start_empty,
+    } = old;
+    let e = Effect::Reload;
+    f.value(
+        "resolvers nameserver",
+        nameservers,
+        &new.nameservers,
+        e,
+        |v| {
+            Some(if v.is_empty() {
+                "the system's (/etc/resolv.conf)".to_string()
+            } else {
+                v.iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        },
+    );
+    let ms = |v: &u32| Some(format!("{v} ms"));
+    f.value("resolvers timeout", timeout_ms, &new.timeout_ms, e, ms);
+    f.value("resolvers attempts", attempts, &new.attempts, e, text);
+    f.value("resolve interval", interval_s, &new.interval_s, e, |v| {
+        Some(v.map_or("the records' TTL".to_string(), |s| format!("{s} s")))
+    });
+    let secs = |v: &u32| Some(format!("{v} s"));
+    f.value(
+        "resolve interval min",
+        interval_min_s,
+        &new.interval_min_s,
+        e,
+        secs,
+    );
+    f.value(
+        "resolve interval max",
+        interval_max_s,
+        &new.interval_max_s,
+        e,
+        secs,
+    );
+    f.value("resolve start", start_empty, &new.start_empty, e, |v| {
+        Some(if *v { "wait" } else { "fail" }.to_string())
+    });
 }
 
 fn remote(old: &Remote, new: &Remote, f: &mut Fields) {

@@ -104,6 +104,10 @@ pub fn render(r: &Report) -> String {
         out.push_str("\nremotes:\n");
         r.remotes.iter().for_each(|i| item(&mut out, i));
     }
+    if !r.discovered.is_empty() {
+        out.push_str("\nnames resolved at run time (their remotes follow the records):\n");
+        r.discovered.iter().for_each(|i| item(&mut out, i));
+    }
     if !r.acl.is_empty() {
         out.push_str("\nacl (first match wins):\n");
         for line in &r.acl {

@@ -16,6 +16,10 @@ pub struct Report {
     pub listeners: Vec<ItemChange>,
     /// Remotes added, removed or changed, by `ADDRESS:PORT/PROTOCOL`.
     pub remotes: Vec<ItemChange>,
+    /// Names resolved at run time added, removed or changed, by `NAME:PORT/PROTOCOL
+    /// (A/AAAA)` or `NAME/PROTOCOL (SRV)` (left out of the JSON when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub discovered: Vec<ItemChange>,
     /// The access rules' edit script (only the lines removed and added).
     pub acl: Vec<AclLine>,
     /// Certificate files whose certificates differ.

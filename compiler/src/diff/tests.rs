@@ -935,3 +935,80 @@ fn a_unix_listener_is_named_by_its_path_and_its_mode_change_noted() {
         )
     );
 }
+
+#[test]
+fn discovered_names_are_compared_by_name_and_the_resolver_settings_by_field() {
+    let old = edited(&[(
+        " remote = { address = 127.0.0.1 port = 9002 }\n",
+        " remote = { address = db.example port = 5432 }\n remote = { srv = _redis._tcp.example }\n resolve interval = 30\n",
+    )]);
+    let new = edited(&[(
+        " remote = { address = 127.0.0.1 port = 9002 }\n",
+        " remote = { address = DB.example port = 5432 weight = 3 }\n remote = { address = cache.example port = 6379 }\n resolvers = { nameserver = 127.0.0.1:5353 }\n",
+    )]);
+    let r = report(&old, &new);
+    assert!(r.changed);
+    let items: Vec<(&str, Change)> = r
+        .discovered
+        .iter()
+        .map(|i| (i.key.as_str(), i.change))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("db.example:5432/TCP (A/AAAA)", Change::Changed),
+            ("_redis._tcp.example/TCP (SRV)", Change::Removed),
+            ("cache.example:6379/TCP (A/AAAA)", Change::Added),
+        ]
+    );
+    let weight = &r.discovered[0].fields[0];
+    assert_eq!(
+        (weight.field.as_str(), weight.effect),
+        ("weight", Effect::NewSessions)
+    );
+    // The remotes written with addresses are the same on both sides.
+    assert!(r.remotes.is_empty());
+    let settings: Vec<(&str, Option<&str>, Option<&str>, Effect)> = r
+        .settings
+        .iter()
+        .map(|f| {
+            (
+                f.field.as_str(),
+                f.old.as_deref(),
+                f.new.as_deref(),
+                f.effect,
+            )
+        })
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            (
+                "resolvers nameserver",
+                Some("the system's (/etc/resolv.conf)"),
+                Some("127.0.0.1:5353"),
+                Effect::Reload
+            ),
+            (
+                "resolve interval",
+                Some("30 s"),
+                Some("the records' TTL"),
+                Effect::Reload
+            ),
+        ]
+    );
+    let text = human::render(&r);
+    assert!(
+        text.contains("names resolved at run time (their remotes follow the records):\n"),
+        "{text}"
+    );
+    // Nothing named: no `discovered` in the JSON (its schema unchanged).
+    let same = report(BASE, BASE);
+    let json = serde_json::to_string(&same).unwrap();
+    assert!(!json.contains("discovered"), "{json}");
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(
+        json.contains("\"discovered\":[{\"key\":\"db.example:5432/TCP (A/AAAA)\""),
+        "{json}"
+    );
+}
