@@ -42,6 +42,8 @@ struct RemoteState {
     checked_down: bool,
     /// The remote's passing checks when last read (`None`: not read yet).
     passes: Option<u64>,
+    /// A discovered remote whose address left its name's set: no new session.
+    retired: bool,
 }
 
 /// Per-worker balancing state over the plan's remotes, in plan order.
@@ -105,6 +107,7 @@ impl Balancer {
                     dead: false,
                     checked_down: false,
                     passes: None,
+                    retired: false,
                 })
                 .collect(),
             rebalance: rebalance.filter(|n| *n > 0),
@@ -162,7 +165,11 @@ impl Balancer {
 
     /// Whether every remote not drained is down by its checks (and one is).
     fn every_remote_checked_down(&self) -> bool {
-        let mut open = self.remotes.iter().filter(|r| !r.drained).peekable();
+        let mut open = self
+            .remotes
+            .iter()
+            .filter(|r| !r.drained && !r.retired)
+            .peekable();
         open.peek().is_some() && open.all(|r| r.checked_down)
     }
 
@@ -220,10 +227,9 @@ impl Balancer {
         self.follow();
         let cleared = self.follow_checks();
         let preferred = preferred.filter(|&index| {
-            self.remotes
-                .get(index)
-                .is_some_and(|r| !r.dead && !r.drained && !r.checked_down && r.weight > 0)
-                && !excluded.contains(index)
+            self.remotes.get(index).is_some_and(|r| {
+                !r.dead && !r.drained && !r.retired && !r.checked_down && r.weight > 0
+            }) && !excluded.contains(index)
         });
         let mut best = preferred
             .map(|index| (index, 0))
@@ -261,6 +267,7 @@ impl Balancer {
                 .filter(|(index, remote)| {
                     !(remote.dead
                         || remote.drained
+                        || remote.retired
                         || (checked && remote.checked_down)
                         || excluded.contains(*index))
                 })
@@ -271,6 +278,47 @@ impl Balancer {
                     )
                 }),
         )
+    }
+
+    /// DNS discovery: appends a remote found at run time (after the plan's, never
+    /// reordered) with `weight` and its `slot` in the steering and health tables.
+    pub fn add_remote(&mut self, weight: u32, slot: usize) {
+        let weight = tcprelay_plan::balance::weight(weight);
+        self.remotes.push(RemoteState {
+            weight,
+            planned: weight,
+            drained: false,
+            active: 0,
+            dead: false,
+            checked_down: false,
+            passes: None,
+            retired: false,
+        });
+        let index = self.remotes.len() - 1;
+        // Its slot in the tables followed, which are read again for it.
+        if let Some(steer) = self.steer.as_mut() {
+            steer.slots.resize(index, 0);
+            steer.slots.push(slot);
+            steer.seen = None;
+        }
+        if let Some(checks) = self.checks.as_mut() {
+            checks.slots.resize(index, 0);
+            checks.slots.push(slot);
+            checks.seen = None;
+        }
+    }
+
+    /// DNS discovery: remote `index` is in its name's set (`live`, with `weight`)
+    /// or retired (no new session; its sessions go on).
+    pub fn set_membership(&mut self, index: usize, live: bool, weight: u32) {
+        if let Some(remote) = self.remotes.get_mut(index) {
+            remote.retired = !live;
+            let weight = tcprelay_plan::balance::weight(weight);
+            if remote.weight == remote.planned {
+                remote.weight = weight;
+            }
+            remote.planned = weight;
+        }
     }
 
     /// Releases the count taken by [`Balancer::select`] when a session (or a failed
@@ -332,6 +380,39 @@ mod tests {
 
     fn none() -> Tried {
         Tried::default()
+    }
+
+    #[test]
+    fn discovered_remotes_join_after_the_plans_and_retired_ones_get_no_new_session() {
+        let mut b = Balancer::new([1], None);
+        b.add_remote(1, 7);
+        b.add_remote(2, 8);
+        let mut counts = [0usize; 3];
+        for _ in 0..8 {
+            counts[b.select(&none()).0.unwrap()] += 1;
+        }
+        assert_eq!(counts, [2, 2, 4], "by weight, the newcomers included");
+        // Retired: no new session, whatever its load; its sessions keep their counts.
+        b.set_membership(2, false, 2);
+        for _ in 0..4 {
+            assert_ne!(b.select(&none()).0, Some(2));
+        }
+        assert_eq!(b.active(2), 4);
+        b.release(2);
+        assert_eq!(b.active(2), 3);
+        // Back in the set: the least loaded again (3 sessions against 4 and 4).
+        b.set_membership(2, true, 1);
+        assert_eq!(b.select(&none()).0, Some(2));
+        // A retired remote is no last resort either.
+        b.set_membership(0, false, 1);
+        b.set_membership(1, false, 1);
+        b.set_membership(2, false, 1);
+        assert_eq!(b.select(&none()).0, None);
+        assert_eq!(
+            b.select_preferring(&none(), Some(1)).0,
+            None,
+            "not even sticky"
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ impl Worker {
             } else {
                 None
             };
+            // Remotes found by DNS join (or retire) before the choice.
+            self.follow_discovery();
             let Some(State::Connecting(connecting)) =
                 self.sessions.get_mut(key).map(|s| &mut s.state)
             else {
