@@ -311,6 +311,18 @@ pub enum Key {
     PortWithoutEquals,
     /// A bare `tls` in a `listen` block, `tls = yes` (the spawnd manual's sample).
     BareTls,
+    // DNS discovery (issue 18).
+    /// `resolvers = { nameserver = ... timeout = ... attempts = ... }` (tcprelay).
+    Resolvers,
+    /// `srv = _service._proto.NAME` in a `remote` block.
+    Srv,
+    /// Inside `resolvers { }` (also `timeout`).
+    Nameserver,
+    Attempts,
+    ResolveInterval,
+    ResolveIntervalMin,
+    ResolveIntervalMax,
+    ResolveStart,
 }
 
 /// Which section role a directive belongs to.
@@ -449,6 +461,14 @@ impl Key {
             InstancesMaximum => "instances maximum",
             PortWithoutEquals => "port",
             BareTls => "tls",
+            Resolvers => "resolvers",
+            Srv => "srv",
+            Nameserver => "nameserver",
+            Attempts => "attempts",
+            ResolveInterval => "resolve interval",
+            ResolveIntervalMin => "resolve interval min",
+            ResolveIntervalMax => "resolve interval max",
+            ResolveStart => "resolve start",
         }
     }
 
@@ -514,6 +534,9 @@ impl Key {
             | SslKey | SslKeyfile | SslKeyFile | SslPassphrase | SendProxy | Check => {
                 Role::Tcprelay
             }
+            Resolvers | ResolveInterval | ResolveIntervalMin | ResolveIntervalMax
+            | ResolveStart => Role::Tcprelay,
+            Srv | Nameserver | Attempts => Role::Nested,
             Address | Port | Path | Tls | Protocol | Backlog | OverloadBacklog | Realm | Mode
             | BareAddress | UsersMin | UsersMax | ServersMin | ServersMax | InstancesMin
             | InstancesMax | Exec | Weight | Haproxy | AcceptProxy | AcceptProxyFrom

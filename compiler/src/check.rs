@@ -15,6 +15,7 @@
 mod certs;
 mod common;
 mod control;
+mod dns;
 mod health;
 mod lints;
 mod listen;
@@ -30,15 +31,19 @@ mod values;
 #[cfg(test)]
 mod cert_tests;
 #[cfg(test)]
+mod dns_tests;
+#[cfg(test)]
 mod family_tests;
 #[cfg(test)]
 mod tests;
 
+pub use dns::normal as dns_normal;
 pub use model::{
     AcceptProxyModel, Bind, CheckModel, CheckSetting, ControlModel, ExpectModel, KeepaliveModel,
     Keyed, ListenerModel, MetricsModel, Model, RelayModel, RemoteModel, RemoteTlsModel, SpawnModel,
     SpawndModel, StickyModel, SyslogModel, TlsModel, TopModel,
 };
+pub use model::{NameModel, ResolveModel, ResolversModel};
 pub use values::{DebugMask, DEBUG_FLAGS};
 
 use crate::ast::{self, Item, Key, Role, Section, Sp, Span, Value};
@@ -95,7 +100,7 @@ pub fn check(
     if let Some(relay) = &relay {
         let listeners = spawnd.as_ref().map(|s| s.listeners.as_slice());
         relay::tls(listeners, &relay.tls, &selection.tcprelay_id, &mut cx);
-        for r in &relay.remotes {
+        for r in relay.remotes.iter().chain(&relay.discovered) {
             remote_tls::files(r, &mut cx);
         }
         if let Some(listeners) = listeners {
@@ -132,6 +137,7 @@ pub fn block_keys(block: Key) -> Option<&'static [Key]> {
         Key::Check => Some(health::VALID),
         Key::Control => Some(control::CONTROL_VALID),
         Key::Metrics => Some(control::METRICS_VALID),
+        Key::Resolvers => Some(dns::RESOLVERS_VALID),
         _ => None,
     }
 }
@@ -230,7 +236,8 @@ fn several_addresses(v: &Sp<Value>, ips: &[std::net::IpAddr], what: &str, cx: &m
 fn nested_at_top(key: &Sp<Key>, cx: &mut Cx<'_>) {
     use Key::*;
     let blocks = match key.node {
-        Weight | TlsSni | TlsVerify | TlsCaFile => "a `remote = { ... }` block",
+        Weight | TlsSni | TlsVerify | TlsCaFile | Srv => "a `remote = { ... }` block",
+        Nameserver | Attempts => "a `resolvers = { ... }` block",
         Address | Port | Protocol | BareAddress => {
             "a `listen = { ... }` or `remote = { ... }` block"
         }

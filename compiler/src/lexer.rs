@@ -184,6 +184,13 @@ tokens! {
     Config = "config",
     Minimum = "minimum",
     Maximum = "maximum",
+    // DNS discovery (issue 18).
+    Srv = "srv",
+    Resolvers = "resolvers",
+    Nameserver = "nameserver",
+    Attempts = "attempts",
+    Resolve = "resolve",
+    Start = "start",
 }
 
 /// An opening quote with no closing one: the rest of the file is the string.

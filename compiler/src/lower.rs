@@ -7,13 +7,15 @@
 use crate::ast::Sp;
 use crate::check::{
     AcceptProxyModel, CheckModel, ControlModel, DebugMask, ExpectModel, KeepaliveModel,
-    ListenerModel, Model, RelayModel, RemoteModel, SpawndModel, StickyModel, SyslogModel, TopModel,
+    ListenerModel, Model, RelayModel, RemoteModel, ResolveModel, SpawndModel, StickyModel,
+    SyslogModel, TopModel,
 };
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use tcprelay_plan::{
     defaults, AcceptProxy, Balance, Check, Control, Expect, Keepalive, Listener, Metrics, Overload,
     Plan, Protocol, Relay, Remote, RemoteTls, Resolve, Spawnd, Sticky, Syslog, Tls,
 };
+use tcprelay_plan::{Discovered, Lookup};
 
 /// The ident syslog uses when none is configured: the program's name.
 const PROGRAM: &str = "tcprelay";
@@ -253,8 +255,54 @@ fn relay(m: &RelayModel, top: &TopModel) -> Relay {
         }),
         balance: Balance::LeastConn,
         routes: Vec::new(),
-        discovered: Vec::new(),
-        resolve: Resolve::default(),
+        discovered: m.discovered.iter().map(|r| discovered(r, m)).collect(),
+        resolve: resolve(&m.resolve),
+    }
+}
+
+/// A remote given by name: the template of the remotes its records give, with the
+/// unspecified address (at its port; 0 for SRV). TLS towards a host name's
+/// addresses checks the name (lowercase, without a final dot) when no `tls sni` was
+/// written; an SRV name's targets need one (E0050).
+fn discovered(r: &RemoteModel, section: &RelayModel) -> Discovered {
+    let name = r
+        .name
+        .as_ref()
+        .expect("the check gives each discovered remote its name");
+    let mut template = remote(r, section);
+    template.address = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), r.port.node);
+    let lookup = if name.srv {
+        Lookup::Srv
+    } else {
+        if let Some(tls) = template.tls.as_mut().filter(|t| t.sni.is_none()) {
+            tls.sni = Some(crate::check::dns_normal(&name.name.node));
+        }
+        Lookup::Address { port: r.port.node }
+    };
+    Discovered {
+        name: name.name.node.to_ascii_lowercase(),
+        lookup,
+        template,
+    }
+}
+
+/// The resolver settings, defaults filled in.
+fn resolve(m: &ResolveModel) -> Resolve {
+    let d = Resolve::default();
+    let resolvers = m.resolvers.as_ref();
+    Resolve {
+        nameservers: resolvers
+            .map_or_else(Vec::new, |r| r.nameservers.iter().map(|n| n.node).collect()),
+        timeout_ms: resolvers
+            .and_then(|r| r.timeout.as_ref())
+            .map_or(d.timeout_ms, |v| v.node * 1000),
+        attempts: resolvers
+            .and_then(|r| r.attempts.as_ref())
+            .map_or(d.attempts, |v| v.node),
+        interval_s: m.interval.as_ref().map(|v| v.node),
+        interval_min_s: m.interval_min.as_ref().map_or(d.interval_min_s, |v| v.node),
+        interval_max_s: m.interval_max.as_ref().map_or(d.interval_max_s, |v| v.node),
+        start_empty: m.start_empty.as_ref().is_some_and(|v| v.node),
     }
 }
 

@@ -774,7 +774,7 @@ impl fmt::Display for Secret {
 
 /// The rules for the plan's strings that reach a system call (paths, names,
 /// environment), shared by the compiler and the runtime.
-pub use validate::{check_setenv, OsText};
+pub use validate::{check_setenv, dns_name_problem, OsText};
 
 impl Plan {
     /// The plan with every secret (the passphrases) replaced by [`Secret::REDACTED`]:

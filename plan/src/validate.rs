@@ -96,6 +96,176 @@ pub enum PlanError {
     BadSetting {
         what: &'static str,
     },
+    /// A discovered name (`remote = { address = NAME }`, `{ srv = NAME }`) that is
+    /// not a DNS name, or whose template does not fit its lookup; `what` says why.
+    BadDiscovered {
+        name: String,
+        what: String,
+    },
+    /// The same name with the same lookup, port and protocol twice: each address
+    /// would be two remotes with one key.
+    DuplicateDiscovered {
+        name: String,
+    },
+    /// A resolver setting out of range (`what` names it).
+    BadResolve {
+        what: &'static str,
+    },
+}
+
+/// Why `name` is not a DNS name the resolver can be asked for, or `None`: labels of
+/// letters, digits, `-` and `_` (SRV names' `_service._proto`), 1 to 63 bytes, not
+/// starting or ending with `-`; at most 253 bytes without the one final dot an
+/// absolute name may have; not an IP address, not all digits and dots.
+pub fn dns_name_problem(name: &str) -> Option<String> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    if bare.is_empty() {
+        return Some("it is empty".to_string());
+    }
+    if bare.parse::<IpAddr>().is_ok() {
+        return Some("it is an IP address".to_string());
+    }
+    if bare.len() > 253 {
+        return Some(format!("it is {} bytes long, more than 253", bare.len()));
+    }
+    for label in bare.split('.') {
+        if label.is_empty() {
+            return Some("it has an empty label (two dots in a row, or a dot at its start)".into());
+        }
+        if label.len() > 63 {
+            return Some(format!("the label `{label}` is longer than 63 bytes"));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Some(format!(
+                "{c:?} is not a letter, a digit, `-` or `_` (write an internationalized name in its `xn--` form)"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some(format!("the label `{label}` starts or ends with `-`"));
+        }
+    }
+    if bare.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Some("it is all digits and dots, like a broken IP address".to_string());
+    }
+    None
+}
+
+/// The problems of the discovered names and the resolver settings.
+fn discovery_problems(r: &crate::Relay, errors: &mut Vec<PlanError>) {
+    use crate::Lookup;
+    for (i, d) in r.discovered.iter().enumerate() {
+        let bad = |what: String| PlanError::BadDiscovered {
+            name: d.name.clone(),
+            what,
+        };
+        if let Some(why) = dns_name_problem(&d.name) {
+            errors.push(bad(format!("is not a DNS name: {why}")));
+        }
+        if d.name.bytes().any(|b| b.is_ascii_uppercase()) {
+            errors.push(bad("is not lowercase".to_string()));
+        }
+        let t = &d.template;
+        if !t.address.ip().is_unspecified() {
+            errors.push(bad(format!(
+                "has a template address, {}, where the unspecified address belongs",
+                t.address.ip()
+            )));
+        }
+        match d.lookup {
+            Lookup::Address { port } => {
+                if port == 0 {
+                    errors.push(bad("has port 0".to_string()));
+                }
+                if t.address.port() != port {
+                    errors.push(bad(format!(
+                        "has a template port, {}, other than its lookup's, {port}",
+                        t.address.port()
+                    )));
+                }
+            }
+            Lookup::Srv => {
+                if t.address.port() != 0 {
+                    errors.push(bad(
+                        "is an SRV name with a template port (the records give it)".to_string(),
+                    ));
+                }
+            }
+        }
+        if t.weight == 0 {
+            errors.push(bad("has weight 0".to_string()));
+        }
+        if let Some(tls) = &t.tls {
+            let fields = [
+                ("TLS server name", &tls.sni),
+                ("CA file", &tls.ca_file),
+                ("certificate file", &tls.cert_file),
+                ("key file", &tls.key_file),
+            ];
+            for (what, value) in fields {
+                if let Some(Err(problem)) = value.as_deref().map(OsText::check_name) {
+                    errors.push(bad(format!("has a {what} that {problem}")));
+                }
+            }
+        }
+        if let Some(check) = &t.check {
+            let at_least_one = [
+                ("interval", check.interval_ms),
+                ("timeout", check.timeout_ms),
+                ("rise", check.rise),
+                ("fall", check.fall),
+            ];
+            for (what, value) in at_least_one {
+                if value == 0 {
+                    errors.push(bad(format!("has a check {what} of 0")));
+                }
+            }
+            if check.timeout_ms > check.interval_ms {
+                errors.push(bad(
+                    "has a check timeout longer than its interval".to_string()
+                ));
+            }
+        }
+        let same = |e: &crate::Discovered| {
+            e.name == d.name
+                && e.lookup == d.lookup
+                && e.template.protocol == d.template.protocol
+                && e.template.route == d.template.route
+        };
+        if r.discovered[..i].iter().any(same) {
+            errors.push(PlanError::DuplicateDiscovered {
+                name: d.name.clone(),
+            });
+        }
+    }
+    let v = &r.resolve;
+    if v.timeout_ms == 0 {
+        errors.push(PlanError::BadResolve {
+            what: "the resolvers' timeout is 0",
+        });
+    }
+    if v.attempts == 0 {
+        errors.push(PlanError::BadResolve {
+            what: "the resolvers' attempts are 0",
+        });
+    }
+    if v.interval_s == Some(0) || v.interval_min_s == 0 {
+        errors.push(PlanError::BadResolve {
+            what: "a resolve interval is 0",
+        });
+    }
+    if v.interval_min_s > v.interval_max_s {
+        errors.push(PlanError::BadResolve {
+            what: "`resolve interval min` is above `resolve interval max`",
+        });
+    }
+    if v.nameservers.iter().any(|n| n.port() == 0) {
+        errors.push(PlanError::BadResolve {
+            what: "a nameserver has port 0",
+        });
+    }
 }
 
 /// Whether a sticky cache's period and size are in range.
@@ -138,7 +308,15 @@ impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlanError::NoListener => f.write_str("the plan has no listener"),
-            PlanError::NoRemote => f.write_str("the plan has no remote"),
+            PlanError::NoRemote => f.write_str("the plan has no remote and no discovered name"),
+            PlanError::BadDiscovered { name, what } => {
+                write!(f, "the discovered name `{name}` {what}")
+            }
+            PlanError::DuplicateDiscovered { name } => write!(
+                f,
+                "the discovered name `{name}` is given twice with the same lookup, protocol and route"
+            ),
+            PlanError::BadResolve { what } => f.write_str(what),
             PlanError::ZeroWeight { remote } => write!(f, "remote #{} has weight 0", remote + 1),
             PlanError::ZeroPort { what } => write!(f, "{what} has port 0"),
             PlanError::UsersRange { min, max } => {
@@ -481,9 +659,10 @@ impl Plan {
         if s.listeners.is_empty() {
             errors.push(PlanError::NoListener);
         }
-        if r.remotes.is_empty() {
+        if r.remotes.is_empty() && r.discovered.is_empty() {
             errors.push(PlanError::NoRemote);
         }
+        discovery_problems(r, &mut errors);
         for (i, remote) in r.remotes.iter().enumerate() {
             if remote.weight == 0 {
                 errors.push(PlanError::ZeroWeight { remote: i });

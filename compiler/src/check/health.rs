@@ -211,9 +211,9 @@ fn both_expects(second: &Sp<Key>, first: &Sp<Key>) -> Diagnostic {
 /// field by field; `check = no` on a remote turns it off. `own` is what each remote's
 /// block said, in the order of `remotes`. Then E0053 for a timeout longer than the
 /// interval, once per pair of places.
-pub(super) fn resolve(
-    remotes: &mut [RemoteModel],
-    own: Vec<Option<CheckSetting>>,
+pub(super) fn resolve<'r>(
+    remotes: impl IntoIterator<Item = &'r mut RemoteModel>,
+    own: impl IntoIterator<Item = Option<CheckSetting>>,
     section: Option<&CheckSetting>,
     cx: &mut Cx<'_>,
 ) {
@@ -222,7 +222,7 @@ pub(super) fn resolve(
         _ => None,
     };
     let mut reported = HashSet::new();
-    for (remote, own) in remotes.iter_mut().zip(own) {
+    for (remote, own) in remotes.into_iter().zip(own) {
         remote.check = match (own, base) {
             (Some(CheckSetting::Off(_)), _) => None,
             (Some(CheckSetting::On(c)), Some(base)) => Some(c.over(base)),

@@ -241,6 +241,43 @@ pub struct RelayModel {
     pub check: Option<CheckSetting>,
     pub debug: Option<Sp<DebugMask>>,
     pub proctitle: Option<Sp<String>>,
+    /// The remotes the runtime finds by their [`RemoteModel::name`], in the order
+    /// written: each a template whose address is the unspecified address.
+    pub discovered: Vec<RemoteModel>,
+    /// `resolvers = { ... }` and `resolve ...`.
+    pub resolve: ResolveModel,
+}
+
+/// A remote's name resolved by the runtime: `address = NAME` (A and AAAA records, at
+/// the remote's port) or `srv = NAME` (SRV records: targets, ports and weights).
+#[derive(Debug, Clone)]
+pub struct NameModel {
+    /// As written, without a final dot (the plan keeps it, lowercase).
+    pub name: Sp<String>,
+    pub srv: bool,
+}
+
+/// The resolver settings of the tcprelay section; every field `None` when not written.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveModel {
+    pub resolvers: Option<ResolversModel>,
+    /// `resolve interval` (seconds).
+    pub interval: Option<Sp<u32>>,
+    pub interval_min: Option<Sp<u32>>,
+    pub interval_max: Option<Sp<u32>>,
+    /// `resolve start = wait` (true) or `fail`.
+    pub start_empty: Option<Sp<bool>>,
+}
+
+/// `resolvers = { nameserver = IP[:PORT] ... timeout = S attempts = N }`.
+#[derive(Debug, Clone)]
+pub struct ResolversModel {
+    /// The `resolvers` key.
+    pub key: Span,
+    pub nameservers: Vec<Sp<SocketAddr>>,
+    /// Seconds.
+    pub timeout: Option<Sp<u32>>,
+    pub attempts: Option<Sp<u32>>,
 }
 
 /// One `remote { }` block.
@@ -259,6 +296,9 @@ pub struct RemoteModel {
     /// The check in effect: the remote's own `check` block merged over the section's,
     /// field by field; `None` for `check = no` or no check anywhere.
     pub check: Option<CheckModel>,
+    /// A remote found by DNS at run time (`address` the unspecified address, at the
+    /// name's span; `port` 0 for SRV); `None` for an IP address.
+    pub name: Option<NameModel>,
 }
 
 impl RemoteModel {

@@ -3,11 +3,12 @@
 use super::certs;
 use super::common;
 use super::model::{
-    Bind, CheckSetting, Keyed, ListenerModel, RelayModel, RemoteModel, RemoteTlsModel, TlsModel,
+    Bind, CheckSetting, Keyed, ListenerModel, NameModel, RelayModel, RemoteModel, RemoteTlsModel,
+    TlsModel,
 };
 use super::scope::{positive, string, Cx, Scope};
 use super::SectionRole;
-use super::{health, values};
+use super::{dns, health, values};
 use crate::ast::{Body, Directive, Key, Section, Sp, Span, Value};
 use crate::diag::{Code, Diagnostic};
 use crate::tlscheck::{self, TlsProblem};
@@ -28,6 +29,7 @@ pub(super) const REMOTE_VALID: &[Key] = &[
     Key::TlsKeyFile,
     Key::TlsPassphrase,
     Key::Check,
+    Key::Srv,
 ];
 
 /// Checks the tcprelay section. Spawnd-role directives were reported by
@@ -56,6 +58,15 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                     }
                 }
             }
+            Key::Resolvers => {
+                if let Some(r) = dns::resolvers(d, &mut scope, cx) {
+                    m.resolve.resolvers = Some(r);
+                }
+            }
+            Key::ResolveInterval
+            | Key::ResolveIntervalMin
+            | Key::ResolveIntervalMax
+            | Key::ResolveStart => dns::directive(d, &mut scope, &mut m.resolve, cx),
             Key::LocalAddress => scope.scalar(d, values::ip, &mut m.local_address, cx),
             Key::Rebalance => scope.scalar(
                 d,
@@ -136,7 +147,26 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             _ => debug_assert!(false, "unhandled tcprelay key {:?}", d.key.node),
         }
     }
-    health::resolve(&mut m.remotes, own_checks, m.check.as_ref(), cx);
+    // The remotes given by name are the runtime's to find: templates, apart.
+    let (mut found, mut found_checks) = (Vec::new(), Vec::new());
+    let mut fixed_checks = Vec::new();
+    for (r, check) in std::mem::take(&mut m.remotes).into_iter().zip(own_checks) {
+        if r.name.is_some() {
+            found.push(r);
+            found_checks.push(check);
+        } else {
+            m.remotes.push(r);
+            fixed_checks.push(check);
+        }
+    }
+    m.discovered = found;
+    health::resolve(
+        m.remotes.iter_mut().chain(m.discovered.iter_mut()),
+        fixed_checks.into_iter().chain(found_checks),
+        m.check.as_ref(),
+        cx,
+    );
+    dns::finish(&m, cx);
     local_address_family(&m, cx);
     if remote_blocks == 0 {
         cx.push(
@@ -146,7 +176,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                 format!("no remote in section `{}`", role.id.node.text),
             )
             .with_label("this section has no `remote`")
-            .with_help("add `remote = { address = IP port = N }`"),
+            .with_help("add `remote = { address = IP port = N }` (or a host name, `address = NAME`, which the relay resolves)"),
         );
     }
     m
@@ -273,6 +303,9 @@ fn remote(
     let mut scope = Scope::default();
     let (mut address, mut port, mut protocol, mut weight) = (None, None, None, None);
     let (mut has_address, mut has_port) = (false, false);
+    // `srv = NAME`, and where `port` and `weight` were written (E0101).
+    let mut srv: Option<Sp<String>> = None;
+    let mut port_key = None;
     let mut send_proxy = None;
     let mut tls = RemoteTlsModel::default();
     let mut check = None;
@@ -283,11 +316,13 @@ fn remote(
         match d.key.node {
             Key::Address => {
                 has_address = true;
-                scope.scalar(d, values::remote_address, &mut address, cx);
+                scope.scalar(d, dns::remote_address, &mut address, cx);
             }
+            Key::Srv => scope.scalar(d, dns::srv_name, &mut srv, cx),
             Key::Port | Key::PortWithoutEquals => {
                 cx.short_form(d);
                 has_port = true;
+                port_key = Some(d.key.span);
                 scope.scalar(d, values::port, &mut port, cx);
             }
             Key::Protocol => scope.scalar(d, values::protocol, &mut protocol, cx),
@@ -337,18 +372,24 @@ fn remote(
             _ => cx.misplaced(&d.key, "in a `remote` block", REMOTE_VALID),
         }
     }
-    if !has_address {
+    if let Some(srv) = &srv {
+        srv_alone(body, srv, has_address, port_key, &weight, cx);
+        // The records give the port and the weight.
+        port = Some(Sp::new(0, srv.span));
+        has_port = false;
+        address = Some(Sp::new(dns::Target::Name(srv.node.clone(), None), srv.span));
+    } else if !has_address {
         cx.push(
             Diagnostic::error(Code::MissingAddress, key, "remote without an address")
                 .with_label("this remote has no address")
-                .with_help("add `address = IP`"),
+                .with_help(
+                    "add `address = IP` (or `address = NAME`, or `srv = NAME` for SRV records)",
+                ),
         );
     }
-    let address_port = address
-        .as_ref()
-        .and_then(|a: &Sp<(Vec<std::net::IpAddr>, Option<u16>)>| {
-            a.node.1.map(|p| Sp::new(p, a.span))
-        });
+    let address_port = address.as_ref().and_then(|a| match &a.node {
+        dns::Target::Ips(_, port) | dns::Target::Name(_, port) => port.map(|p| Sp::new(p, a.span)),
+    });
     if let (Some(from_address), true) = (&address_port, has_port) {
         cx.push(
             Diagnostic::warning(
@@ -363,27 +404,58 @@ fn remote(
     }
     if address_port.is_some() {
         port = address_port;
-    } else if !has_port {
+    } else if !has_port && srv.is_none() {
         cx.push(
             Diagnostic::error(Code::MissingPort, key, "remote without a port")
                 .with_label("this remote has no port")
                 .with_help("add `port = N`"),
         );
     }
-    super::remote_tls::settings(&tls, sni_written, cx);
+    // A host name is the server name of the TLS towards its addresses.
+    let named = matches!(
+        (&address, &srv),
+        (
+            Some(Sp {
+                node: dns::Target::Name(..),
+                ..
+            }),
+            None
+        )
+    );
+    super::remote_tls::settings(&tls, sni_written || named, cx);
     if cx.diags[errors..].iter().any(Diagnostic::is_error) {
         return Vec::new();
     }
     let (Some(address), Some(port)) = (address, port) else {
         return Vec::new();
     };
+    let ips = match &address.node {
+        dns::Target::Ips(ips, _) => ips.clone(),
+        dns::Target::Name(name, _) => {
+            let remote = RemoteModel {
+                key,
+                address: Sp::new(
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    address.span,
+                ),
+                port,
+                protocol,
+                weight,
+                send_proxy,
+                tls,
+                check: None,
+                name: Some(NameModel {
+                    name: Sp::new(name.clone(), address.span),
+                    srv: srv.is_some(),
+                }),
+            };
+            return vec![(remote, check)];
+        }
+    };
     if let Body::Value(v) = address_value(body) {
-        super::several_addresses(v, &address.node.0, "remote", cx);
+        super::several_addresses(v, &ips, "remote", cx);
     }
-    address
-        .node
-        .0
-        .iter()
+    ips.iter()
         .map(|&ip| {
             let remote = RemoteModel {
                 key,
@@ -394,10 +466,57 @@ fn remote(
                 send_proxy: send_proxy.clone(),
                 tls: tls.clone(),
                 check: None,
+                name: None,
             };
             (remote, check.clone())
         })
         .collect()
+}
+
+/// E0102 and E0101: an `srv` remote takes neither an `address` (the records' targets
+/// are) nor a `port` or a `weight` (the records give them).
+fn srv_alone(
+    body: &[Sp<Directive>],
+    srv: &Sp<String>,
+    has_address: bool,
+    port_key: Option<Span>,
+    weight: &Option<Sp<u32>>,
+    cx: &mut Cx<'_>,
+) {
+    if has_address {
+        let at = body
+            .iter()
+            .find(|d| d.node.key.node == Key::Address)
+            .map_or(srv.span, |d| d.node.key.span);
+        cx.push(
+            Diagnostic::error(
+                Code::AddressAndSrv,
+                at,
+                "a remote with both `address` and `srv`",
+            )
+            .with_label("an address here")
+            .with_secondary(srv.span, "and SRV records, whose targets are the addresses")
+            .with_help("write two remotes, or keep one of `address` and `srv`"),
+        );
+    }
+    let given = [
+        port_key.map(|s| (s, "port")),
+        weight.as_ref().map(|w| (w.span, "weight")),
+    ];
+    for (span, what) in given.into_iter().flatten() {
+        cx.push(
+            Diagnostic::error(
+                Code::SrvGivesPort,
+                span,
+                format!("`{what}` in a remote given by SRV records"),
+            )
+            .with_label(format!("each SRV record gives its target's {what}"))
+            .with_secondary(srv.span, "the records of this name")
+            .with_help(format!(
+                "remove `{what}`, or write `address = NAME port = N` for A and AAAA records"
+            )),
+        );
+    }
 }
 
 /// The body of the last `address` of a block.

@@ -455,6 +455,18 @@ fn bad_choice<'a>(
     }
 }
 
+/// `resolve start = fail|wait`: whether a name that has not resolved lets the relay
+/// start (`wait`, true).
+pub fn resolve_start(v: &Sp<Value>) -> Parsed<bool> {
+    choice(v, "resolve start", &[(false, "fail"), (true, "wait")])
+}
+
+/// The text of an address after its `inet:`, `inet6:` or `unix:` prefix, and the
+/// prefix's name.
+pub fn split_prefix(text: &str) -> (Option<&str>, &str) {
+    prefix(text)
+}
+
 /// `TCP` or `SCTP`; `UDP` is E0063, as tcprelay relays streams.
 pub fn protocol(v: &Sp<Value>) -> Parsed<Protocol> {
     if v.node.text.eq_ignore_ascii_case("udp") {

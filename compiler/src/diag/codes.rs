@@ -104,6 +104,15 @@ codes! {
     CaCertificateExpired = "E0083", "expired or not yet valid CA certificate";
     ChainOutOfOrder = "E0084", "certificate chain out of order";
     NameNotCovered = "E0085", "certificate that does not cover the listener's name";
+    InvalidDnsName = "E0100", "remote name that is not a DNS name";
+    SrvGivesPort = "E0101", "`port` or `weight` in an SRV remote";
+    AddressAndSrv = "E0102", "remote with both `address` and `srv`";
+    SrvNameShape = "E0103", "SRV name without `_service._proto`";
+    InvalidNameserver = "E0104", "nameserver that is not an IP address";
+    ResolveIntervalBounds = "E0105", "resolve interval bounds that do not fit";
+    ResolveUnused = "E0106", "resolver settings without a discovered remote";
+    FamilyPrefixOnName = "E0107", "`inet:` or `inet6:` before a remote's name";
+    DuplicateDiscovered = "E0108", "the same discovered name twice";
 }
 
 /// The catalogue of the codes, `docs/diagnostics.md`, embedded: `tcprelay-cc
