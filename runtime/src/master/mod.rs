@@ -329,6 +329,12 @@ impl Master {
 
     /// Runs until stopped; returns the exit code.
     pub fn run(mut self) -> i32 {
+        // The discovered remotes' first addresses, before any worker selects.
+        if let Err(e) = self.first_resolution() {
+            error!("{e}");
+            self.stop_resolvers();
+            return 1;
+        }
         info!(
             "started: listening on {}; {} remote(s); workers {}..{}",
             self.bound_addresses().join(", "),
@@ -337,12 +343,6 @@ impl Master {
             self.servers_max()
         );
         self.set_title();
-        // The discovered remotes' first addresses, before any worker selects.
-        if let Err(e) = self.first_resolution() {
-            error!("{e}");
-            self.stop_resolvers();
-            return 1;
-        }
         for _ in 0..self.servers_min() {
             self.spawn();
         }
