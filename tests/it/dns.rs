@@ -362,3 +362,33 @@ fn start_empty_serves_once_the_name_appears() {
     );
     relay.await_log("resolves again", Duration::from_secs(1));
 }
+
+#[test]
+fn a_reload_waits_for_its_names_and_is_refused_when_one_does_not_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start(2);
+    let dns = Dns::start(dir.path(), "127.0.0.2 one.test\n127.0.0.3 two.test\n", "");
+    let port = crate::harness::free_port();
+    let with = |name: &str| {
+        relay_config(
+            port,
+            dns.port,
+            "",
+            &format!("remote = {{ address = {name} port = {} }}", backends.port),
+        )
+    };
+    let plan = compile(dir.path(), "relay", &with("one.test"));
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    assert_eq!(who(port), Some(2));
+    // A name that does not resolve: the reload is refused, generation 1 serves on.
+    compile(dir.path(), "relay", &with("missing.test"));
+    relay.signal(libc::SIGHUP);
+    relay.await_log("reload failed", Duration::from_secs(10));
+    assert!(relay.log_text().contains("missing.test"), "{}", relay.log_text());
+    assert_eq!(who(port), Some(2));
+    // One that does: the new generation uses its addresses from its first session.
+    compile(dir.path(), "relay", &with("two.test"));
+    relay.signal(libc::SIGHUP);
+    relay.await_log("reloaded (generation 2)", Duration::from_secs(10));
+    assert_eq!(who(port), Some(3), "{}", relay.log_text());
+}
