@@ -384,7 +384,11 @@ fn a_reload_waits_for_its_names_and_is_refused_when_one_does_not_resolve() {
     compile(dir.path(), "relay", &with("missing.test"));
     relay.signal(libc::SIGHUP);
     relay.await_log("reload failed", Duration::from_secs(10));
-    assert!(relay.log_text().contains("missing.test"), "{}", relay.log_text());
+    assert!(
+        relay.log_text().contains("missing.test"),
+        "{}",
+        relay.log_text()
+    );
     assert_eq!(who(port), Some(2));
     // One that does: the new generation uses its addresses from its first session.
     compile(dir.path(), "relay", &with("two.test"));

@@ -662,6 +662,33 @@ impl Master {
         ))
     }
 
+    /// The metrics of DNS discovery: each name's failures and its addresses.
+    pub(super) fn discovery_metrics(&self) -> Vec<crate::metrics::render::Discovered> {
+        let entries = self.discovery.entries();
+        self.plan
+            .relay
+            .discovered
+            .iter()
+            .zip(&self.discovery.names)
+            .enumerate()
+            .map(|(index, (d, state))| crate::metrics::render::Discovered {
+                name: d.name.clone(),
+                failures: state.failures,
+                remotes: entries
+                    .iter()
+                    .filter(|e| e.name == index)
+                    .map(|e| {
+                        let key = RemoteKey {
+                            address: e.address,
+                            protocol: d.template.protocol,
+                        };
+                        (key, e.live)
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     pub(super) fn owns_resolver(&self, token: Token) -> bool {
         token == RESOLVER_TOKEN || token == PENDING_TOKEN
     }
