@@ -16,9 +16,11 @@ echo "== checking the Debian packages the build and the tests use"
 # test; procps has the kill(1) the integration tests signal the relay with;
 # prometheus has promtool, which checks the metrics exposition; haproxy, nginx-light
 # with libnginx-mod-stream, redis-server and stunnel4 are the peers the PROXY protocol,
-# TLS-towards-remotes and health-check tests talk to (their services are not started).
+# TLS-towards-remotes and health-check tests talk to (their services are not started);
+# dnsmasq-base is the DNS server the discovery tests start on loopback (tests/it/dns.rs).
 need_packages pkg-config libssl-dev openssl netbase chromium groff-base man-db vim \
-    systemd iproute2 procps prometheus haproxy nginx-light libnginx-mod-stream redis-server stunnel4
+    systemd iproute2 procps prometheus haproxy nginx-light libnginx-mod-stream redis-server stunnel4 \
+    dnsmasq-base
 
 echo "== cargo test --workspace (the worker's own tests run under every event mechanism)"
 cargo test --workspace

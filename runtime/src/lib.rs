@@ -6,6 +6,8 @@
 //! | [`board`] | the memory the workers share to split new connections evenly   |
 //! | [`stats`] | the counters the workers share with the master (totals, listeners, remotes) |
 //! | [`steering`] | the operators' drain, enable and weight of remotes, shared with the workers |
+//! | [`discovery`] | the remotes found by DNS, published by the master for the workers |
+//! | [`resolver`] | the resolver process: DNS discovery's names resolved again and again |
 //! | [`sticky`] | client affinity (`sticky cache`): the remote and worker a client went to, shared |
 //! | [`metrics`] | the Prometheus text format and the endpoint's HTTP                |
 //! | [`load`]  | reads, decodes and validates a plan (or compiles a CFG)        |
@@ -31,6 +33,7 @@ pub mod board;
 pub mod checker;
 pub mod control;
 pub mod ctl;
+pub mod discovery;
 pub mod health;
 pub mod listen;
 pub mod load;
@@ -42,6 +45,7 @@ pub mod metrics;
 pub mod notify;
 pub mod os;
 pub mod proxy;
+pub mod resolver;
 pub mod stats;
 pub mod steering;
 pub mod sticky;

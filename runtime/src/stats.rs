@@ -197,6 +197,17 @@ impl RemoteSlot {
     /// The slot counting for remotes beyond [`REMOTE_SLOTS`].
     pub const OVERFLOW: RemoteSlot = RemoteSlot(0);
 
+    /// The slot numbered `index` (what [`RemoteSlot::index`] gave; the overflow
+    /// beyond the table), as `crate::discovery` publishes it.
+    pub fn from_index(index: usize) -> RemoteSlot {
+        RemoteSlot(
+            u32::try_from(index)
+                .ok()
+                .filter(|&i| (i as usize) < REMOTE_SLOTS)
+                .unwrap_or(0),
+        )
+    }
+
     /// The slot's number (0 the overflow), as `crate::steering` indexes it.
     pub fn index(self) -> usize {
         self.0 as usize

@@ -7,6 +7,7 @@ mod cli;
 mod corpus;
 mod ctl;
 mod diff;
+mod dns;
 mod docs;
 mod editors;
 mod effects;

@@ -42,8 +42,9 @@ static DEBUG_LEVEL: AtomicU32 = AtomicU32::new(0);
 /// The worker's generation, or `MASTER` in the master.
 static GENERATION: AtomicU64 = AtomicU64::new(MASTER);
 const MASTER: u64 = u64::MAX;
-/// Whether this process is the health checker (its lines say `checker`).
-static CHECKER: AtomicBool = AtomicBool::new(false);
+/// Which helper process this is (its lines say so): 0 none, 1 the health
+/// checker, 2 the resolver.
+static HELPER: AtomicU8 = AtomicU8::new(0);
 /// The ident string must outlive every `syslog(3)` call: openlog keeps the pointer.
 static IDENT: Mutex<Option<CString>> = Mutex::new(None);
 
@@ -104,7 +105,13 @@ pub fn reinit_for_worker(syslog: &Syslog, generation: u64, format: Format) {
 /// Marks this process as the health checker (in the child, after the fork): its
 /// lines say `checker PID` (`proc=checker`), not `master`.
 pub fn become_checker() {
-    CHECKER.store(true, Ordering::Relaxed);
+    HELPER.store(1, Ordering::Relaxed);
+}
+
+/// Marks this process as the resolver (DNS discovery; in the child, after the
+/// fork): its lines say `resolver PID` (`proc=resolver`).
+pub fn become_resolver() {
+    HELPER.store(2, Ordering::Relaxed);
 }
 
 /// Whether `target` is the stream `journal_stream` (the value of `JOURNAL_STREAM`,
@@ -193,7 +200,11 @@ fn emit(severity: Severity, body: Body<'_>) {
     let origin = Origin {
         pid: std::process::id(),
         generation: (generation != MASTER).then_some(generation),
-        checker: CHECKER.load(Ordering::Relaxed),
+        helper: match HELPER.load(Ordering::Relaxed) {
+            1 => Some("checker"),
+            2 => Some("resolver"),
+            _ => None,
+        },
     };
     if TARGET_SYSLOG.load(Ordering::Relaxed) == 1 {
         let text = render::line(format, Dest::Syslog, origin, severity, body);

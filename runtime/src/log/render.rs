@@ -171,19 +171,20 @@ pub(super) enum Dest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Origin {
     pub pid: u32,
-    /// `None` for the master (and the health checker).
+    /// `None` for the master (and its helper processes).
     pub generation: Option<u64>,
-    /// The health checker, the master's child that checks the remotes.
-    pub checker: bool,
+    /// A helper process of the master: `checker` (the health checks) or
+    /// `resolver` (DNS discovery).
+    pub helper: Option<&'static str>,
 }
 
 impl Origin {
     /// The process's kind, as `proc=` says it.
     fn kind(&self) -> &'static str {
-        match (self.checker, self.generation) {
-            (true, _) => "checker",
-            (false, None) => "master",
-            (false, Some(_)) => "worker",
+        match (self.helper, self.generation) {
+            (Some(helper), _) => helper,
+            (None, None) => "master",
+            (None, Some(_)) => "worker",
         }
     }
 }
@@ -211,9 +212,9 @@ pub(super) fn line(
                 rfc3339_utc(t, &mut out);
                 out.push(' ');
             }
-            match (origin.kind(), origin.generation) {
-                ("checker", _) => {
-                    let _ = write!(out, "checker {}", origin.pid);
+            match (origin.helper, origin.generation) {
+                (Some(helper), _) => {
+                    let _ = write!(out, "{helper} {}", origin.pid);
                 }
                 (_, None) => out.push_str("master"),
                 (_, Some(g)) => {

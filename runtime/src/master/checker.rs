@@ -145,6 +145,7 @@ impl Master {
         self.notify = Notify::default();
         self.checks.current = None;
         self.checks.leaving.clear();
+        self.drop_resolver_handles();
         let _ = os::default_signals(SIGNALS);
         let signals = match os::signal_pipe(&[libc::SIGTERM, libc::SIGINT]) {
             Ok(s) => Some(s),

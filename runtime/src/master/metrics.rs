@@ -309,6 +309,7 @@ impl Master {
                     Some((key, self.remote_health(index)?))
                 })
                 .collect();
+        let discovery = self.discovery_metrics();
         let start_time = self
             .started_at
             .duration_since(UNIX_EPOCH)
@@ -324,6 +325,7 @@ impl Master {
                 workers: self.workers.len() as u64,
                 reloads_failed: self.reloads_failed,
                 health: &health,
+                discovery: &discovery,
             },
         )
     }

@@ -52,6 +52,7 @@ mod handoff;
 mod metrics;
 mod overload;
 mod reload;
+mod resolver;
 mod sessions;
 mod signals;
 mod workers;
@@ -162,6 +163,13 @@ pub struct Master {
     sticky: Option<crate::sticky::Table>,
     /// The remotes' health checks: the shared table and the checker process.
     checks: checker::Checks,
+    /// DNS discovery of the current generation (its table and resolver), a
+    /// reload's waiting for its first answers, the one a reload is installing,
+    /// and the resolvers told to stop or gone and not reaped yet (pid, expected).
+    discovery: resolver::Discovery,
+    resolving: Option<resolver::PendingReload>,
+    incoming: Option<resolver::Discovery>,
+    resolvers_leaving: Vec<(libc::pid_t, bool)>,
     /// `sessions` queries waiting for the workers' answers (`sessions`).
     gatherings: sessions::Gatherings,
     /// Old generations draining after reloads, oldest first, with their deadlines
@@ -239,6 +247,7 @@ impl Master {
         let metrics = metrics::bind(plan.spawnd.metrics.as_ref())?;
         let control = ctl::bind(plan.spawnd.control.as_ref())?;
         let plan_hash = ctl::plan_hash(&plan);
+        let discovery = resolver::Discovery::new(&plan);
         let mut master = Master {
             plan,
             tls: tls.server,
@@ -277,6 +286,10 @@ impl Master {
                 })
                 .ok(),
             checks: checker::Checks::new(),
+            discovery,
+            resolving: None,
+            incoming: None,
+            resolvers_leaving: Vec::new(),
             gatherings: sessions::Gatherings::default(),
             drains: Vec::new(),
             started: Instant::now(),
@@ -316,6 +329,12 @@ impl Master {
 
     /// Runs until stopped; returns the exit code.
     pub fn run(mut self) -> i32 {
+        // The discovered remotes' first addresses, before any worker selects.
+        if let Err(e) = self.first_resolution() {
+            error!("{e}");
+            self.stop_resolvers();
+            return 1;
+        }
         info!(
             "started: listening on {}; {} remote(s); workers {}..{}",
             self.bound_addresses().join(", "),
@@ -351,6 +370,7 @@ impl Master {
                 self.metrics_deadline(),
                 self.checks.restart_at,
                 self.next_bind_retry(),
+                self.resolver_deadline(),
             ];
             let timeout = wake
                 .into_iter()
@@ -378,6 +398,8 @@ impl Master {
                     // Read above.
                 } else if self.ctl.as_ref().is_some_and(|c| c.owns(token)) {
                     self.on_ctl_event(token);
+                } else if self.owns_resolver(token) {
+                    self.on_resolver_event(token);
                 } else if self.owns_metrics(token) {
                     self.on_metrics_event(token);
                 } else if token.0 <= LISTENER_TOKENS
@@ -403,6 +425,7 @@ impl Master {
                 compile.kill();
             }
             self.checker_due();
+            self.resolver_due();
             self.retry_binds();
             self.sessions_due();
             let due = self.overload_due();

@@ -33,8 +33,10 @@ impl Master {
     /// (the master goes on supervising and obeying signals meanwhile, and
     /// [`Master::compiled`] takes over when the compiler has exited).
     pub(super) fn reload(&mut self) {
-        if self.compiling.is_some() {
-            notice!("reload requested while the last one is compiling: another follows it");
+        if self.compiling.is_some() || self.resolving.is_some() {
+            notice!(
+                "reload requested while the last one is compiling or resolving: another follows it"
+            );
             self.reload_again = true;
             return;
         }
@@ -53,6 +55,15 @@ impl Master {
     /// one drains. Any failure keeps the running plan. Either way the reload has
     /// ended, and systemd is told so (with what is served now).
     pub(super) fn compiled(&mut self, loaded: Result<load::Loaded, String>) {
+        // A plan with discovered names waits for their first resolution (the
+        // master serving on meanwhile): `resolver.rs` comes back here with them.
+        let loaded = match loaded {
+            Ok(loaded) if !loaded.plan.relay.discovered.is_empty() && self.incoming.is_none() => {
+                self.resolve_before_reload(loaded);
+                return;
+            }
+            other => other,
+        };
         match self.swap(loaded) {
             Ok(draining) => {
                 let summary = format!(
@@ -142,6 +153,7 @@ impl Master {
             let old = std::mem::replace(&mut self.slots, slots);
             self.old_slots.push((self.generation, old));
         }
+        self.discovery_reloaded();
         self.steering_reloaded(&old_plan.relay.remotes);
         self.sticky_layout();
         self.checker_reloaded(&old_plan.relay.remotes, &old_remote_slots);

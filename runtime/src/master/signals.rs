@@ -56,6 +56,9 @@ impl Master {
         if let Some(line) = self.health_status() {
             notice!("{line}");
         }
+        if let Some(line) = self.discovery_status() {
+            notice!("{line}");
+        }
         // Each worker reports its own sessions and remotes.
         for w in ws {
             let _ = os::kill(w.pid, libc::SIGUSR1);
@@ -82,6 +85,7 @@ impl Master {
         }
         self.abandon_reload();
         self.stop_checker();
+        self.stop_resolvers();
         self.listeners.clear();
         for w in self.workers.values_mut() {
             w.leaving = true;

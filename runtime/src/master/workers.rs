@@ -96,6 +96,7 @@ impl Master {
         self.workers.clear();
         // Nor would the checker see end of file if a worker held the master's end.
         self.stop_checker_handles();
+        self.drop_resolver_handles();
         // The control socket and the metrics endpoint are the master's.
         self.ctl = None;
         self.old_ctl = None;
@@ -165,6 +166,7 @@ impl Master {
             tcp_bufsize: self.plan.spawnd.tcp_bufsize,
             control,
             signals,
+            discovery: self.discovery.table(),
             tls: self.tls.clone(),
         };
         match worker::run(config) {
@@ -197,7 +199,7 @@ impl Master {
                 }
                 continue;
             }
-            if self.reap_checker(pid, exit) {
+            if self.reap_checker(pid, exit) || self.reap_resolver(pid, exit) {
                 continue;
             }
             let Some(token) = self

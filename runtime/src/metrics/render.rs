@@ -22,6 +22,17 @@ pub struct Info<'a> {
     pub reloads_failed: u64,
     /// The running plan's checked remotes and their health.
     pub health: &'a [(RemoteKey, Health)],
+    /// DNS discovery: each name, its failed resolutions and its addresses
+    /// (`ADDRESS:PORT/PROTOCOL`, and whether in the set now or retired).
+    pub discovery: &'a [Discovered],
+}
+
+/// A discovered name as the metrics show it.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub name: String,
+    pub failures: u64,
+    pub remotes: Vec<(RemoteKey, bool)>,
 }
 
 /// The label a listener or remote beyond the counters' capacity is shown under.
@@ -64,6 +75,34 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         "Reloads refused; the running plan served on.",
         info.reloads_failed,
     );
+    if !info.discovery.is_empty() {
+        e.family(
+            "tcprelay_resolve_failures_total",
+            Kind::Counter,
+            "Resolutions of a discovered name that failed (its last set kept).",
+        );
+        for d in info.discovery {
+            e.sample(
+                "tcprelay_resolve_failures_total",
+                &[("name", &d.name)],
+                d.failures as f64,
+            );
+        }
+        e.family(
+            "tcprelay_discovered_remote",
+            Kind::Gauge,
+            "A remote found by DNS: 1 while in its name's set, 0 once retired.",
+        );
+        for d in info.discovery {
+            for (key, live) in &d.remotes {
+                e.sample(
+                    "tcprelay_discovered_remote",
+                    &[("name", &d.name), ("remote", &key.to_string())],
+                    if *live { 1.0 } else { 0.0 },
+                );
+            }
+        }
+    }
 
     let t = &snapshot.totals;
     counter(

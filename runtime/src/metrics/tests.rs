@@ -16,6 +16,17 @@ fn info() -> Info<'static> {
         workers: 3,
         reloads_failed: 1,
         health: checked(),
+        discovery: Box::leak(Box::new([super::render::Discovered {
+            name: "svc.test".into(),
+            failures: 1,
+            remotes: vec![(
+                RemoteKey {
+                    address: "10.0.0.9:80".parse().unwrap(),
+                    protocol: Protocol::Tcp,
+                },
+                true,
+            )],
+        }])),
     }
 }
 
@@ -207,4 +218,56 @@ fn a_dead_mark_a_passing_check_cleared_is_not_shown() {
         "0",
         "failed after it"
     );
+}
+
+#[test]
+fn discovered_names_show_their_failures_and_remotes() {
+    let discovery = [super::render::Discovered {
+        name: "svc.test".into(),
+        failures: 3,
+        remotes: vec![
+            (
+                RemoteKey {
+                    address: "10.0.0.1:80".parse().unwrap(),
+                    protocol: Protocol::Tcp,
+                },
+                true,
+            ),
+            (
+                RemoteKey {
+                    address: "10.0.0.2:80".parse().unwrap(),
+                    protocol: Protocol::Tcp,
+                },
+                false,
+            ),
+        ],
+    }];
+    let with = Info {
+        discovery: &discovery,
+        ..info()
+    };
+    let text = render(&busy_snapshot(), &with);
+    assert!(
+        text.contains("tcprelay_resolve_failures_total{name=\"svc.test\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "tcprelay_discovered_remote{name=\"svc.test\",remote=\"10.0.0.1:80/TCP\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "tcprelay_discovered_remote{name=\"svc.test\",remote=\"10.0.0.2:80/TCP\"} 0\n"
+        ),
+        "{text}"
+    );
+    // Without discovered names, neither family is written.
+    let without = Info {
+        discovery: &[],
+        ..info()
+    };
+    let text = render(&busy_snapshot(), &without);
+    assert!(!text.contains("tcprelay_resolve_failures_total"));
 }

@@ -50,6 +50,8 @@ struct RemoteState {
     passes: Option<u64>,
     /// The hash of its `ADDRESS:PORT/PROTOCOL` key, for `balance = source`.
     key: u64,
+    /// A discovered remote whose address left its name's set: no new session.
+    retired: bool,
 }
 
 /// Per-worker balancing state over the plan's remotes, in plan order.
@@ -117,6 +119,7 @@ impl Balancer {
                     checked_down: false,
                     passes: None,
                     key: 0,
+                    retired: false,
                 })
                 .collect(),
             rebalance: rebalance.filter(|n| *n > 0),
@@ -175,7 +178,11 @@ impl Balancer {
 
     /// Whether every remote not drained is down by its checks (and one is).
     fn every_remote_checked_down(&self) -> bool {
-        let mut open = self.remotes.iter().filter(|r| !r.drained).peekable();
+        let mut open = self
+            .remotes
+            .iter()
+            .filter(|r| !r.drained && !r.retired)
+            .peekable();
         open.peek().is_some() && open.all(|r| r.checked_down)
     }
 
@@ -233,10 +240,9 @@ impl Balancer {
         self.follow();
         let cleared = self.follow_checks();
         let preferred = preferred.filter(|&index| {
-            self.remotes
-                .get(index)
-                .is_some_and(|r| !r.dead && !r.drained && !r.checked_down && r.weight > 0)
-                && !excluded.contains(index)
+            self.remotes.get(index).is_some_and(|r| {
+                !r.dead && !r.drained && !r.retired && !r.checked_down && r.weight > 0
+            }) && !excluded.contains(index)
         });
         let mut best = preferred
             .map(|index| (index, 0))
@@ -277,6 +283,7 @@ impl Balancer {
                 .filter(|(index, remote)| {
                     !(remote.dead
                         || remote.drained
+                        || remote.retired
                         || (checked && remote.checked_down)
                         || excluded.contains(*index))
                 })
@@ -314,17 +321,62 @@ impl Balancer {
     }
 
     /// The first remote of `client`'s rendezvous order that can take a session:
-    /// not dead, drained, excluded or (with `checked`) down by its checks.
+    /// not dead, drained, retired from its DNS name's set, excluded or (with
+    /// `checked`) down by its checks.
     fn source_first(&self, client: u64, excluded: &Tried, checked: bool) -> Option<(usize, u64)> {
         let keyed: Vec<(u64, u64)> = self.remotes.iter().map(|r| (r.key, r.weight)).collect();
         tcprelay_plan::balance::source_first(client, &keyed, |index| {
             let remote = &self.remotes[index];
             !(remote.dead
                 || remote.drained
+                || remote.retired
                 || (checked && remote.checked_down)
                 || excluded.contains(index))
         })
         .map(|index| (index, 0))
+    }
+
+    /// DNS discovery: appends a remote found at run time (after the plan's, never
+    /// reordered) with `weight`, its `slot` in the steering and health tables and its
+    /// `key` for `balance = source`.
+    pub fn add_remote(&mut self, weight: u32, slot: usize, key: u64) {
+        let weight = tcprelay_plan::balance::weight(weight);
+        self.remotes.push(RemoteState {
+            weight,
+            planned: weight,
+            drained: false,
+            active: 0,
+            dead: false,
+            checked_down: false,
+            passes: None,
+            key,
+            retired: false,
+        });
+        let index = self.remotes.len() - 1;
+        // Its slot in the tables followed, which are read again for it.
+        if let Some(steer) = self.steer.as_mut() {
+            steer.slots.resize(index, 0);
+            steer.slots.push(slot);
+            steer.seen = None;
+        }
+        if let Some(checks) = self.checks.as_mut() {
+            checks.slots.resize(index, 0);
+            checks.slots.push(slot);
+            checks.seen = None;
+        }
+    }
+
+    /// DNS discovery: remote `index` is in its name's set (`live`, with `weight`)
+    /// or retired (no new session; its sessions go on).
+    pub fn set_membership(&mut self, index: usize, live: bool, weight: u32) {
+        if let Some(remote) = self.remotes.get_mut(index) {
+            remote.retired = !live;
+            let weight = tcprelay_plan::balance::weight(weight);
+            if remote.weight == remote.planned {
+                remote.weight = weight;
+            }
+            remote.planned = weight;
+        }
     }
 
     /// Releases the count taken by [`Balancer::select`] when a session (or a failed
@@ -386,6 +438,39 @@ mod tests {
 
     fn none() -> Tried {
         Tried::default()
+    }
+
+    #[test]
+    fn discovered_remotes_join_after_the_plans_and_retired_ones_get_no_new_session() {
+        let mut b = Balancer::new([1], None);
+        b.add_remote(1, 7, 0);
+        b.add_remote(2, 8, 0);
+        let mut counts = [0usize; 3];
+        for _ in 0..8 {
+            counts[b.select(&none()).0.unwrap()] += 1;
+        }
+        assert_eq!(counts, [2, 2, 4], "by weight, the newcomers included");
+        // Retired: no new session, whatever its load; its sessions keep their counts.
+        b.set_membership(2, false, 2);
+        for _ in 0..4 {
+            assert_ne!(b.select(&none()).0, Some(2));
+        }
+        assert_eq!(b.active(2), 4);
+        b.release(2);
+        assert_eq!(b.active(2), 3);
+        // Back in the set: the least loaded again (3 sessions against 4 and 4).
+        b.set_membership(2, true, 1);
+        assert_eq!(b.select(&none()).0, Some(2));
+        // A retired remote is no last resort either.
+        b.set_membership(0, false, 1);
+        b.set_membership(1, false, 1);
+        b.set_membership(2, false, 1);
+        assert_eq!(b.select(&none()).0, None);
+        assert_eq!(
+            b.select_preferring(&none(), Some(1)).0,
+            None,
+            "not even sticky"
+        );
     }
 
     #[test]

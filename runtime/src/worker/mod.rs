@@ -128,6 +128,9 @@ pub struct Config {
     /// Signals delivered to this process, one byte (the signal number) each, when
     /// the worker is a process of its own; `None` when it runs as a thread in tests.
     pub signals: Option<mio::unix::pipe::Receiver>,
+    /// The remotes found by DNS for `relay.discovered` (`crate::discovery`),
+    /// followed at each selection (`None`: the plan has no discovered names).
+    pub discovery: Option<crate::discovery::Table>,
     /// The TLS server context for listeners with `tls = yes` (built by the master
     /// and inherited across the fork; `None` when no listener needs it).
     pub tls: Option<openssl::ssl::SslContext>,

@@ -56,6 +56,7 @@ use tcprelay_plan::Remote;
 
 mod accept;
 mod control;
+mod discovery;
 mod failover;
 mod proxy;
 mod records;
@@ -296,6 +297,8 @@ pub struct Worker {
     proxy_refused: proxy::RefusedPeers,
     /// Client affinity (`None`: no listener is sticky).
     sticky: Option<sticky::Affinity>,
+    /// The remotes found by DNS, followed (`None`: the plan has none).
+    discovery: Option<discovery::Follow>,
 }
 
 impl Worker {
@@ -389,6 +392,9 @@ impl Worker {
         }));
         let relay = config.relay;
         let relay_remotes_len = relay.remotes.len();
+        let discovery = config
+            .discovery
+            .map(|table| discovery::Follow::new(table, relay_remotes_len, relay.discovered));
         let session_base = FIRST_LISTENER + listeners.len();
         let mut balancer = Balancer::new(relay.remotes.iter().map(|r| r.weight), relay.rebalance);
         balancer.hash_by_source(
@@ -477,6 +483,7 @@ impl Worker {
             tcp_bufsize: config.tcp_bufsize,
             proxy_refused: proxy::RefusedPeers::default(),
             sticky,
+            discovery,
             share: config.place.map(|place| Share {
                 place,
                 users_min: config.users_min as usize,

@@ -751,6 +751,7 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         tcp_bufsize: None,
         control: mio::net::UnixStream::from_std(theirs),
         signals: None,
+        discovery: None,
         tls: None,
     };
     let options = Options {

@@ -157,6 +157,7 @@ impl TlsWorker {
             tcp_bufsize: None,
             control: mio::net::UnixStream::from_std(theirs),
             signals: None,
+            discovery: None,
             tls: Some(context),
         };
         let probe = Arc::new(Probe::default());

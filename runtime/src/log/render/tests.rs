@@ -4,17 +4,17 @@ use std::time::UNIX_EPOCH;
 const MASTER: Origin = Origin {
     pid: 100,
     generation: None,
-    checker: false,
+    helper: None,
 };
 const WORKER: Origin = Origin {
     pid: 812,
     generation: Some(1),
-    checker: false,
+    helper: None,
 };
 const CHECKER: Origin = Origin {
     pid: 813,
     generation: None,
-    checker: true,
+    helper: Some("checker"),
 };
 
 #[test]

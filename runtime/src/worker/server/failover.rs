@@ -24,6 +24,8 @@ impl Worker {
                 None
             };
             let client = self.source_client(key);
+            // Remotes found by DNS join (or retire) before the choice.
+            self.follow_discovery();
             let Some(State::Connecting(connecting)) =
                 self.sessions.get_mut(key).map(|s| &mut s.state)
             else {

@@ -369,6 +369,7 @@ pub(crate) fn a_tls_listener_re_encrypts_towards_a_tls_remote(m: Mechanism) {
         tcp_bufsize: None,
         control: mio::net::UnixStream::from_std(theirs),
         signals: None,
+        discovery: None,
         tls: Some(context),
     };
     let probe = Arc::new(Probe::default());

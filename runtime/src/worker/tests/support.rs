@@ -184,6 +184,7 @@ impl Setup {
             tcp_bufsize: self.tcp_bufsize,
             control: mio::net::UnixStream::from_std(theirs),
             signals: self.signals,
+            discovery: None,
             tls: self.tls,
         };
         let probe = Arc::new(Probe::default());

@@ -1,0 +1,398 @@
+//! DNS discovery against a real DNS server: Debian's dnsmasq (`dnsmasq-base`),
+//! started by each test on a loopback port the OS chose, serving names from a hosts
+//! file the test rewrites (re-read on SIGHUP) and SRV records from its
+//! configuration file (re-read only on a restart). Backends on 127.0.0.2, .3, ...
+//! at one port say who they are, then echo.
+
+use crate::harness::{compile, Relay};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// dnsmasq on 127.0.0.1, stopped when dropped.
+struct Dns {
+    child: Option<Child>,
+    port: u16,
+    conf: PathBuf,
+    hosts: PathBuf,
+}
+
+impl Dns {
+    /// Starts dnsmasq with `hosts` (lines of a hosts file) and `conf` (lines of
+    /// its configuration), on a port the OS chose (tried again if taken between).
+    fn start(dir: &Path, hosts: &str, conf: &str) -> Dns {
+        let conf_path = dir.join("dnsmasq.conf");
+        let hosts_path = dir.join("dnsmasq.hosts");
+        std::fs::write(&conf_path, conf).unwrap();
+        std::fs::write(&hosts_path, hosts).unwrap();
+        for _ in 0..5 {
+            let port = UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut dns = Dns {
+                child: None,
+                port,
+                conf: conf_path.clone(),
+                hosts: hosts_path.clone(),
+            };
+            if dns.spawn() {
+                return dns;
+            }
+        }
+        panic!("dnsmasq did not start");
+    }
+
+    /// Runs dnsmasq on `self.port`; true once it answers.
+    fn spawn(&mut self) -> bool {
+        let log = self.conf.with_extension("log");
+        let mut child = Command::new("dnsmasq")
+            .args([
+                "-k",
+                "-C",
+                "/dev/null",
+                &format!("--conf-file={}", self.conf.display()),
+                &format!("--addn-hosts={}", self.hosts.display()),
+                "-p",
+                &self.port.to_string(),
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--pid-file=",
+                "--user=root",
+                "--log-facility=-",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("dnsmasq (Debian's dnsmasq-base) runs");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            // Listening once a TCP connect to its port succeeds.
+            if TcpStream::connect_timeout(
+                &SocketAddr::from(([127, 0, 0, 1], self.port)),
+                Duration::from_millis(200),
+            )
+            .is_ok()
+            {
+                self.child = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Rewrites the hosts file and has dnsmasq read it again.
+    fn set_hosts(&self, hosts: &str) {
+        std::fs::write(&self.hosts, hosts).unwrap();
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Backends on 127.0.0.(2..2+n) at one port: each connection gets the backend's
+/// number and a newline, then its own bytes back.
+struct Backends {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Backends {
+    fn start(n: u8) -> Backends {
+        'again: for _ in 0..20 {
+            let first = TcpListener::bind("127.0.0.2:0").unwrap();
+            let port = first.local_addr().unwrap().port();
+            let mut listeners = vec![first];
+            for i in 1..n {
+                match TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2 + i), port)) {
+                    Ok(l) => listeners.push(l),
+                    Err(_) => continue 'again,
+                }
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            for (i, listener) in listeners.into_iter().enumerate() {
+                let stop = stop.clone();
+                listener.set_nonblocking(true).unwrap();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match listener.accept() {
+                            Ok((mut s, _)) => {
+                                std::thread::spawn(move || {
+                                    let _ = s.set_nonblocking(false);
+                                    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                                    let _ = writeln!(s, "{}", i + 2);
+                                    let _ = std::io::copy(&mut &s, &mut &s);
+                                });
+                            }
+                            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                        }
+                    }
+                });
+            }
+            return Backends { port, stop };
+        }
+        panic!("no port free on every backend address");
+    }
+}
+
+impl Drop for Backends {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A session through the relay: which backend (the last byte of its address)
+/// answered.
+fn open(port: u16) -> Option<(TcpStream, u8)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while s.read(&mut byte).ok()? == 1 {
+        if byte[0] == b'\n' {
+            let who = std::str::from_utf8(&line).ok()?.parse().ok()?;
+            return Some((s, who));
+        }
+        line.push(byte[0]);
+    }
+    None
+}
+
+fn who(port: u16) -> Option<u8> {
+    open(port).map(|(_, w)| w)
+}
+
+/// Polls until `ok` holds, `within` at most.
+fn until(within: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn relay_config(listen: u16, dns: u16, extra: &str, remote: &str) -> String {
+    format!(
+        "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {listen} }}\n    spawn = {{ servers min = 1 servers max = 1 }}\n}}\n\
+         id = tcprelay {{\n    resolvers = {{ nameserver = 127.0.0.1:{dns} timeout = 1 attempts = 1 }}\n    {extra}\n    {remote}\n}}\n"
+    )
+}
+
+#[test]
+fn a_record_added_is_used_a_removed_one_keeps_its_session_and_a_stopped_server_keeps_the_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start(2);
+    let mut dns = Dns::start(dir.path(), "127.0.0.2 svc.test\n", "");
+    let port = crate::harness::free_port();
+    let cfg = relay_config(
+        port,
+        dns.port,
+        "resolve interval = 1",
+        &format!("remote = {{ address = svc.test port = {} }}", backends.port),
+    );
+    let plan = compile(dir.path(), "relay", &cfg);
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    for _ in 0..5 {
+        assert_eq!(who(port), Some(2), "{}", relay.log_text());
+    }
+    let (mut held, at) = open(port).unwrap();
+    assert_eq!(at, 2);
+
+    // .2 removed, .3 added: new sessions go to .3 within an interval (and some
+    // slack), none to .2 after; the session held on .2 goes on.
+    dns.set_hosts("127.0.0.3 svc.test\n");
+    assert!(
+        until(Duration::from_secs(6), || who(port) == Some(3)),
+        "the added address is not used: {}",
+        relay.log_text()
+    );
+    for _ in 0..10 {
+        assert_eq!(who(port), Some(3), "a retired address got a new session");
+    }
+    held.write_all(b"still here\n").unwrap();
+    let mut back = [0u8; 11];
+    held.read_exact(&mut back).unwrap();
+    assert_eq!(
+        &back, b"still here\n",
+        "the retired remote's session goes on"
+    );
+    relay.await_log("127.0.0.2:", Duration::from_secs(1));
+    assert!(relay.log_text().contains("retired"), "{}", relay.log_text());
+
+    // Both: both get sessions (least connections, held open).
+    dns.set_hosts("127.0.0.2 svc.test\n127.0.0.3 svc.test\n");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sessions = Vec::new();
+    assert!(until(Duration::from_secs(6), || {
+        if let Some((s, w)) = open(port) {
+            seen.insert(w);
+            sessions.push(s);
+        }
+        seen.len() == 2
+    }));
+
+    // The server stops: the last set stays, and the failure is logged once.
+    dns.stop();
+    relay.await_log("does not resolve", Duration::from_secs(6));
+    // Held sessions: least connections reaches both addresses again (the first
+    // ones may all go to the one that joined last, which holds fewer).
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let (s, w) = open(port).expect("served from the last set");
+        seen.insert(w);
+        sessions.push(s);
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 2, "both addresses kept");
+    std::thread::sleep(Duration::from_secs(3)); // three more failed resolutions
+    assert_eq!(
+        relay.log_text().matches("does not resolve").count(),
+        1,
+        "one line per episode: {}",
+        relay.log_text()
+    );
+}
+
+#[test]
+fn srv_records_give_ports_and_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start(2);
+    let p = backends.port;
+    let dns = Dns::start(
+        dir.path(),
+        "127.0.0.2 b2.test\n127.0.0.3 b3.test\n",
+        &format!(
+            "srv-host=_svc._tcp.test,b2.test,{p},0,1\nsrv-host=_svc._tcp.test,b3.test,{p},0,3\n"
+        ),
+    );
+    let port = crate::harness::free_port();
+    let cfg = relay_config(port, dns.port, "", "remote = { srv = _svc._tcp.test }");
+    let plan = compile(dir.path(), "relay", &cfg);
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    // One worker, weighted least connections over held sessions: 1:3 exactly.
+    let mut counts = [0usize; 2];
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        let (s, w) = open(port).unwrap_or_else(|| panic!("{}", relay.log_text()));
+        counts[usize::from(w - 2)] += 1;
+        held.push(s);
+    }
+    assert_eq!(counts, [10, 30], "{}", relay.log_text());
+}
+
+#[test]
+fn a_name_that_never_resolves_fails_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = Dns::start(dir.path(), "127.0.0.2 other.test\n", "");
+    let port = crate::harness::free_port();
+    let cfg = relay_config(
+        port,
+        dns.port,
+        "",
+        "remote = { address = missing.test port = 80 }",
+    );
+    let plan = compile(dir.path(), "relay", &cfg);
+    let out = Command::new(crate::harness::bin("tcprelay"))
+        .args(["run", "-f", plan.to_str().unwrap()])
+        .env("RUNTIME_DIRECTORY", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("missing.test") && err.contains("did not resolve"),
+        "{err}"
+    );
+    assert!(!err.contains("started: listening"), "{err}");
+}
+
+#[test]
+fn start_empty_serves_once_the_name_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start(1);
+    let dns = Dns::start(dir.path(), "", "");
+    let port = crate::harness::free_port();
+    let cfg = relay_config(
+        port,
+        dns.port,
+        "resolve interval = 1\n    resolve start = wait",
+        &format!("remote = {{ address = svc.test port = {} }}", backends.port),
+    );
+    let plan = compile(dir.path(), "relay", &cfg);
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    assert_eq!(who(port), None, "no remote yet: the client is closed");
+    dns.set_hosts("127.0.0.2 svc.test\n");
+    assert!(
+        until(Duration::from_secs(6), || who(port) == Some(2)),
+        "{}",
+        relay.log_text()
+    );
+    relay.await_log("resolves again", Duration::from_secs(1));
+}
+
+#[test]
+fn a_reload_waits_for_its_names_and_is_refused_when_one_does_not_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start(2);
+    let dns = Dns::start(dir.path(), "127.0.0.2 one.test\n127.0.0.3 two.test\n", "");
+    let port = crate::harness::free_port();
+    let with = |name: &str| {
+        relay_config(
+            port,
+            dns.port,
+            "",
+            &format!("remote = {{ address = {name} port = {} }}", backends.port),
+        )
+    };
+    let plan = compile(dir.path(), "relay", &with("one.test"));
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    assert_eq!(who(port), Some(2));
+    // A name that does not resolve: the reload is refused, generation 1 serves on.
+    compile(dir.path(), "relay", &with("missing.test"));
+    relay.signal(libc::SIGHUP);
+    relay.await_log("reload failed", Duration::from_secs(10));
+    assert!(
+        relay.log_text().contains("missing.test"),
+        "{}",
+        relay.log_text()
+    );
+    assert_eq!(who(port), Some(2));
+    // One that does: the new generation uses its addresses from its first session.
+    compile(dir.path(), "relay", &with("two.test"));
+    relay.signal(libc::SIGHUP);
+    relay.await_log("reloaded (generation 2)", Duration::from_secs(10));
+    assert_eq!(who(port), Some(3), "{}", relay.log_text());
+}
