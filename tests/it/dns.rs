@@ -396,3 +396,105 @@ fn a_reload_waits_for_its_names_and_is_refused_when_one_does_not_resolve() {
     relay.await_log("reloaded (generation 2)", Duration::from_secs(10));
     assert_eq!(who(port), Some(3), "{}", relay.log_text());
 }
+
+/// `tcprelay ctl --json remotes` (or the table without `--json`).
+fn ctl_remotes(dir: &Path, json: bool) -> String {
+    let mut args = vec!["ctl"];
+    if json {
+        args.push("--json");
+    }
+    args.push("remotes");
+    let out = Command::new(crate::harness::bin("tcprelay"))
+        .args(&args)
+        .env("RUNTIME_DIRECTORY", dir)
+        .output()
+        .expect("tcprelay ctl runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        crate::harness::stdout(&out),
+        crate::harness::stderr(&out)
+    );
+    crate::harness::stdout(&out)
+}
+
+/// The `remotes` answer's entries, by `ADDRESS:PORT`.
+fn remotes_by_address(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let answer: serde_json::Value =
+        serde_json::from_str(ctl_remotes(dir, true).trim()).expect("JSON");
+    crate::operate::assert_documented("remotes", &answer);
+    answer["remotes"]
+        .as_array()
+        .expect("remotes")
+        .iter()
+        .map(|r| (r["remote"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+#[test]
+fn ctl_remotes_names_the_dns_name_of_a_discovered_remote_and_says_when_it_is_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start(2);
+    let p = backends.port;
+    let dns = Dns::start(dir.path(), "127.0.0.2 svc.test\n127.0.0.3 svc.test\n", "");
+    let port = crate::harness::free_port();
+    let planned = crate::harness::free_port();
+    let cfg = relay_config(
+        port,
+        dns.port,
+        "resolve interval = 1",
+        &format!(
+            "remote = {{ address = 127.0.0.1 port = {planned} }}\n    remote = {{ address = svc.test port = {p} }}"
+        ),
+    );
+    let plan = compile(dir.path(), "relay", &cfg);
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let (a, b) = (format!("127.0.0.2:{p}"), format!("127.0.0.3:{p}"));
+    let remotes = remotes_by_address(dir.path());
+    assert_eq!(
+        remotes.len(),
+        3,
+        "the plan's remote and two found: {remotes:?}"
+    );
+    // The plan's remote: as before, no `discovered`.
+    let own = &remotes[&format!("127.0.0.1:{planned}")];
+    assert!(own.get("discovered").is_none(), "{own}");
+    for address in [&a, &b] {
+        let r = &remotes[address];
+        assert_eq!(r["discovered"]["name"], "svc.test", "{r}");
+        assert_eq!(r["discovered"]["retired"], false, "{r}");
+        assert_eq!(r["state"], "up", "{r}");
+        assert_eq!(r["protocol"], "tcp", "{r}");
+    }
+    let table = ctl_remotes(dir.path(), false);
+    assert!(
+        table.contains(&format!("\n{a} (svc.test)  up ")),
+        "the table names the name: {table}"
+    );
+
+    // .3 leaves the answer: retired, and says so; .2 stays up.
+    dns.set_hosts("127.0.0.2 svc.test\n");
+    assert!(
+        until(Duration::from_secs(6), || {
+            remotes_by_address(dir.path())[&b]["discovered"]["retired"] == true
+        }),
+        "{}",
+        relay.log_text()
+    );
+    let remotes = remotes_by_address(dir.path());
+    assert_eq!(remotes[&b]["state"], "retired", "{}", remotes[&b]);
+    assert_eq!(
+        remotes[&b]["why"], "no longer in its name's DNS answer",
+        "{}",
+        remotes[&b]
+    );
+    assert_eq!(remotes[&a]["discovered"]["retired"], false);
+    assert_eq!(remotes[&a]["state"], "up");
+    let table = ctl_remotes(dir.path(), false);
+    assert!(
+        table.contains(&format!(
+            "\n{b} (svc.test)  retired  no longer in its name's DNS answer"
+        )),
+        "{table}"
+    );
+}

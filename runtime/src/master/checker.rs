@@ -264,10 +264,14 @@ impl Master {
     /// checked.
     pub(super) fn remote_health(&self, index: usize) -> Option<Health> {
         let remote = self.plan.relay.remotes.get(index)?;
-        remote.check.as_ref()?;
-        let table = self.checks.table.as_ref()?;
         let slot = self.slots.remotes.get(index)?.index();
-        (slot != 0).then(|| {
+        self.slot_health(slot, remote.check.is_some())
+    }
+
+    /// The health of the remote in counter slot `slot`, if it is `checked`.
+    pub(super) fn slot_health(&self, slot: usize, checked: bool) -> Option<Health> {
+        let table = self.checks.table.as_ref()?;
+        (checked && slot != 0).then(|| {
             table.acquire();
             table.read(slot)
         })

@@ -28,7 +28,7 @@ use mio::{Interest, Token};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tcprelay_plan::{Plan, Relay};
+use tcprelay_plan::{Plan, Relay, Remote};
 
 /// The current generation's resolver's control socket.
 pub(super) const RESOLVER_TOKEN: Token = Token(usize::MAX / 2 - 1);
@@ -144,6 +144,38 @@ impl Discovery {
             ))
         }
     }
+}
+
+/// One address of a discovered name as the generation's workers have it: the
+/// name's template at that address, with its weight.
+#[derive(Debug, Clone)]
+pub(super) struct Found {
+    /// The name's index in `Relay::discovered`.
+    pub name: usize,
+    pub remote: Remote,
+    /// Its `stats` (and health, steering) slot.
+    pub slot: usize,
+    /// In its name's set now (else retired).
+    pub live: bool,
+}
+
+/// `entries` of `relay`'s discovery table as remotes, in the table's order (the
+/// order the workers append them in, after the plan's remotes).
+pub(super) fn found(relay: &Relay, entries: &[discovery::Entry]) -> Vec<Found> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let mut remote = relay.discovered.get(e.name)?.template.clone();
+            remote.address = e.address;
+            remote.weight = e.weight;
+            Some(Found {
+                name: e.name,
+                remote,
+                slot: e.slot,
+                live: e.live,
+            })
+        })
+        .collect()
 }
 
 /// The longest wait for the first answers: `timeout × attempts + 1 s`.
@@ -687,6 +719,11 @@ impl Master {
                     .collect(),
             })
             .collect()
+    }
+
+    /// The current generation's discovered remotes (table order).
+    pub(super) fn discovered_remotes(&self) -> Vec<Found> {
+        found(&self.plan.relay, &self.discovery.entries())
     }
 
     pub(super) fn owns_resolver(&self, token: Token) -> bool {
