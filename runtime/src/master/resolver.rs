@@ -393,15 +393,28 @@ impl Master {
                 let protocol = discovered.template.protocol;
                 let registry = &mut self.stats;
                 let slots = &mut discovery.slots;
+                let health = self.checks.table.as_ref();
                 let changes = publisher.publish(answer.name, &resolved.addresses, |address| {
                     let Some(registry) = registry.as_mut() else {
                         return 0;
                     };
-                    let got = registry.assign_keys(&[], &[RemoteKey { address, protocol }]);
+                    let key = RemoteKey { address, protocol };
+                    let fresh = !registry.remote_in_use(&key);
+                    let got = registry.assign_keys(&[], &[key]);
                     let slot = got.remotes.first().map_or(0, |s| s.index());
                     slots.remotes.extend(got.remotes);
+                    // Before the entry is published: no worker sees an earlier
+                    // holder's health.
+                    if fresh {
+                        Master::fresh_health(health, slot);
+                    }
                     slot
                 });
+                if which == Which::Current && !changes.is_empty() {
+                    if let Some(process) = self.checks.current.as_mut() {
+                        process.nudge();
+                    }
+                }
                 for address in &changes.added {
                     info!("discovery: {name}: {address} joins");
                 }
