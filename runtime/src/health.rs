@@ -4,7 +4,9 @@
 //! every worker's balancer, the master's status, control socket and metrics.
 //!
 //! Layout, in 64-bit words (relaxed atomics; one writer at a time: the checker, or
-//! the master between two checkers when a reload brings a new remote):
+//! the master between two checkers when a reload brings a new remote, or the
+//! master for the slot of an address found by DNS that no live plan used, which
+//! no checker checks):
 //!
 //! ```text
 //! word 0                 epoch: one more at every change

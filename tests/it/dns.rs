@@ -138,27 +138,61 @@ impl Backends {
             }
             let stop = Arc::new(AtomicBool::new(false));
             for (i, listener) in listeners.into_iter().enumerate() {
-                let stop = stop.clone();
-                listener.set_nonblocking(true).unwrap();
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        match listener.accept() {
-                            Ok((mut s, _)) => {
-                                std::thread::spawn(move || {
-                                    let _ = s.set_nonblocking(false);
-                                    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-                                    let _ = writeln!(s, "{}", i + 2);
-                                    let _ = std::io::copy(&mut &s, &mut &s);
-                                });
-                            }
-                            Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                        }
-                    }
-                });
+                serve(listener, i as u8 + 2, stop.clone());
             }
             return Backends { port, stop };
         }
         panic!("no port free on every backend address");
+    }
+}
+
+/// Serves `listener` until `stop`: each connection gets `who` and a newline, then
+/// its own bytes back. The thread closes the listener when it ends.
+fn serve(listener: TcpListener, who: u8, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    std::thread::spawn(move || {
+                        let _ = s.set_nonblocking(false);
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                        let _ = writeln!(s, "{who}");
+                        let _ = std::io::copy(&mut &s, &mut &s);
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    })
+}
+
+/// One backend on 127.0.0.`who`:`port` that can be stopped (its listening socket
+/// closed: connects are refused) and started again.
+struct Backend {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Backend {
+    fn start(who: u8, port: u16) -> std::io::Result<Backend> {
+        let listener = TcpListener::bind((Ipv4Addr::new(127, 0, 0, who), port))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = Some(serve(listener, who, stop.clone()));
+        Ok(Backend { stop, thread })
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -395,4 +429,228 @@ fn a_reload_waits_for_its_names_and_is_refused_when_one_does_not_resolve() {
     relay.signal(libc::SIGHUP);
     relay.await_log("reloaded (generation 2)", Duration::from_secs(10));
     assert_eq!(who(port), Some(3), "{}", relay.log_text());
+}
+
+/// `tcprelay ctl --json remotes` (or the table without `--json`).
+fn ctl_remotes(dir: &Path, json: bool) -> String {
+    let mut args = vec!["ctl"];
+    if json {
+        args.push("--json");
+    }
+    args.push("remotes");
+    let out = Command::new(crate::harness::bin("tcprelay"))
+        .args(&args)
+        .env("RUNTIME_DIRECTORY", dir)
+        .output()
+        .expect("tcprelay ctl runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        crate::harness::stdout(&out),
+        crate::harness::stderr(&out)
+    );
+    crate::harness::stdout(&out)
+}
+
+/// The `remotes` answer's entries, by `ADDRESS:PORT`.
+fn remotes_by_address(dir: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let answer: serde_json::Value =
+        serde_json::from_str(ctl_remotes(dir, true).trim()).expect("JSON");
+    crate::operate::assert_documented("remotes", &answer);
+    answer["remotes"]
+        .as_array()
+        .expect("remotes")
+        .iter()
+        .map(|r| (r["remote"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+#[test]
+fn ctl_remotes_names_the_dns_name_of_a_discovered_remote_and_says_when_it_is_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start(2);
+    let p = backends.port;
+    let dns = Dns::start(dir.path(), "127.0.0.2 svc.test\n127.0.0.3 svc.test\n", "");
+    let port = crate::harness::free_port();
+    let planned = crate::harness::free_port();
+    let cfg = relay_config(
+        port,
+        dns.port,
+        "resolve interval = 1",
+        &format!(
+            "remote = {{ address = 127.0.0.1 port = {planned} }}\n    remote = {{ address = svc.test port = {p} }}"
+        ),
+    );
+    let plan = compile(dir.path(), "relay", &cfg);
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let (a, b) = (format!("127.0.0.2:{p}"), format!("127.0.0.3:{p}"));
+    let remotes = remotes_by_address(dir.path());
+    assert_eq!(
+        remotes.len(),
+        3,
+        "the plan's remote and two found: {remotes:?}"
+    );
+    // The plan's remote: as before, no `discovered`.
+    let own = &remotes[&format!("127.0.0.1:{planned}")];
+    assert!(own.get("discovered").is_none(), "{own}");
+    for address in [&a, &b] {
+        let r = &remotes[address];
+        assert_eq!(r["discovered"]["name"], "svc.test", "{r}");
+        assert_eq!(r["discovered"]["retired"], false, "{r}");
+        assert_eq!(r["state"], "up", "{r}");
+        assert_eq!(r["protocol"], "tcp", "{r}");
+    }
+    let table = ctl_remotes(dir.path(), false);
+    assert!(
+        table.contains(&format!("\n{a} (svc.test)  up ")),
+        "the table names the name: {table}"
+    );
+
+    // .3 leaves the answer: retired, and says so; .2 stays up.
+    dns.set_hosts("127.0.0.2 svc.test\n");
+    assert!(
+        until(Duration::from_secs(6), || {
+            remotes_by_address(dir.path())[&b]["discovered"]["retired"] == true
+        }),
+        "{}",
+        relay.log_text()
+    );
+    let remotes = remotes_by_address(dir.path());
+    assert_eq!(remotes[&b]["state"], "retired", "{}", remotes[&b]);
+    assert_eq!(
+        remotes[&b]["why"], "no longer in its name's DNS answer",
+        "{}",
+        remotes[&b]
+    );
+    assert_eq!(remotes[&a]["discovered"]["retired"], false);
+    assert_eq!(remotes[&a]["state"], "up");
+    let table = ctl_remotes(dir.path(), false);
+    assert!(
+        table.contains(&format!(
+            "\n{b} (svc.test)  retired  no longer in its name's DNS answer"
+        )),
+        "{table}"
+    );
+}
+
+/// The `check` object's results, summed: how many checks have ended.
+fn checks_done(remote: &serde_json::Value) -> u64 {
+    remote["check"]["results"].as_object().map_or(0, |r| {
+        r.values().filter_map(serde_json::Value::as_u64).sum()
+    })
+}
+
+#[test]
+fn discovered_remotes_with_a_check_are_checked_down_and_up_and_not_once_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    // .2 stays up; .3, at the same port, is stopped and started again.
+    let (backends, mut three) = (0..20)
+        .find_map(|_| {
+            let backends = Backends::start(1);
+            let three = Backend::start(3, backends.port).ok()?;
+            Some((backends, three))
+        })
+        .expect("a port free on 127.0.0.2 and .3");
+    let p = backends.port;
+    let dns = Dns::start(dir.path(), "127.0.0.2 svc.test\n127.0.0.3 svc.test\n", "");
+    let port = crate::harness::free_port();
+    let cfg = relay_config(
+        port,
+        dns.port,
+        "resolve interval = 1",
+        &format!(
+            "remote = {{ address = svc.test port = {p} check = {{ interval = 1 timeout = 1 rise = 1 fall = 1 }} }}"
+        ),
+    );
+    let plan = compile(dir.path(), "relay", &cfg);
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let (a, b) = (format!("127.0.0.2:{p}"), format!("127.0.0.3:{p}"));
+    let state = |address: &str| remotes_by_address(dir.path())[address].clone();
+
+    // Both found, both checked: a check passes on each.
+    for address in [&a, &b] {
+        assert!(
+            until(Duration::from_secs(6), || state(address)["check"]["last"]
+                == "pass"),
+            "{address} is not checked: {}\n{}",
+            state(address),
+            relay.log_text()
+        );
+    }
+
+    // .3 stops: down by its checks, and no new session tries it.
+    three.stop();
+    assert!(
+        until(Duration::from_secs(6), || state(&b)["state"] == "down"),
+        "{}\n{}",
+        state(&b),
+        relay.log_text()
+    );
+    let down = state(&b);
+    assert_eq!(down["check"]["state"], "down", "{down}");
+    assert_eq!(down["check"]["last"], "refused", "{down}");
+    assert!(
+        down["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("health check: refused"),
+        "{down}"
+    );
+    relay.await_log(&format!("remote {b} is down"), Duration::from_secs(1));
+    let tried = |r: &serde_json::Value| {
+        r["connections"].as_u64().unwrap() + r["failures"].as_u64().unwrap()
+    };
+    let before = tried(&state(&b));
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let (s, w) = open(port).unwrap_or_else(|| panic!("{}", relay.log_text()));
+        assert_eq!(w, 2, "a session went to the down remote");
+        held.push(s);
+    }
+    assert_eq!(
+        tried(&state(&b)),
+        before,
+        "a connect was tried to the down remote"
+    );
+    drop(held);
+
+    // .3 back: up by its checks, and it gets sessions again.
+    let mut three = Backend::start(3, p).expect(".3 listens again");
+    assert!(
+        until(Duration::from_secs(6), || state(&b)["state"] == "up"),
+        "{}\n{}",
+        state(&b),
+        relay.log_text()
+    );
+    relay.await_log(&format!("remote {b} is up again"), Duration::from_secs(1));
+    let mut held = Vec::new();
+    assert!(
+        until(Duration::from_secs(6), || {
+            let (s, w) = open(port).unwrap();
+            held.push(s);
+            w == 3
+        }),
+        "{}",
+        relay.log_text()
+    );
+
+    // .3 leaves the name's answer: retired, and no longer checked (its last
+    // health stays); back in the answer, checked again.
+    dns.set_hosts("127.0.0.2 svc.test\n");
+    assert!(until(Duration::from_secs(6), || state(&b)["state"] == "retired"));
+    let done = checks_done(&state(&b));
+    // Three intervals, polled: no check of the retired address ends.
+    assert!(
+        !until(Duration::from_secs(3), || checks_done(&state(&b)) != done),
+        "a retired address is still checked: {}",
+        state(&b)
+    );
+    assert!(checks_done(&state(&a)) > 0);
+    dns.set_hosts("127.0.0.2 svc.test\n127.0.0.3 svc.test\n");
+    assert!(
+        until(Duration::from_secs(6), || checks_done(&state(&b)) > done),
+        "checked again once back: {}",
+        state(&b)
+    );
+    three.stop();
 }

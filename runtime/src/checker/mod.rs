@@ -11,6 +11,13 @@
 //! a handshake, then `send`, then the first reply matched against `expect`
 //! (`probe.rs`). Transitions are logged once, with the result that made them.
 //!
+//! The remotes found by DNS are checked too when their name's template has a
+//! `check`: the checker follows the generation's discovery table (`Discovered`),
+//! as the workers do, and the master sends a byte on the control socket when the
+//! table changes, to wake it; an address retired from its name's set is no longer
+//! checked (its health stays as last found), and is checked at once when it
+//! comes back.
+//!
 //! The checker exits on SIGTERM or SIGINT, or when its control socket shows that
 //! the master has gone. A reload replaces it (the table keeps the remotes' health
 //! by slot), and the master starts another if it dies.
@@ -120,9 +127,43 @@ pub fn targets(plan: &Plan, slots: &[usize]) -> Result<Vec<Target>, String> {
 }
 
 /// What a plan's checks need beyond `Plan::validate`: every `expect regex`
-/// compiles (the runtime refuses a plan where one does not, at start and reload).
+/// compiles, the discovered names' templates' included (the runtime refuses a
+/// plan where one does not, at start and reload).
 pub fn check_plan(plan: &Plan) -> Result<(), String> {
-    check_remotes(&plan.relay.remotes)
+    check_remotes(&plan.relay.remotes)?;
+    let templates: Vec<_> = plan
+        .relay
+        .discovered
+        .iter()
+        .map(|d| d.template.clone())
+        .collect();
+    check_remotes(&templates)
+}
+
+/// The remotes found by DNS as the checker follows them (`crate::discovery`, the
+/// generation's table): at each turn the table's epoch is looked at, and when it
+/// moved (acquire, then read) each new address whose name's template has a
+/// `check` becomes a target, checked while the address is in its name's set.
+#[derive(Debug)]
+pub struct Discovered {
+    table: crate::discovery::Table,
+    names: Vec<tcprelay_plan::Discovered>,
+    seen: Option<u64>,
+    /// The target of each entry read so far (`None`: not checked).
+    targets: Vec<Option<usize>>,
+}
+
+impl Discovered {
+    /// Follows `table`, whose entries are addresses of `names` (the plan's
+    /// `Relay::discovered`).
+    pub fn new(table: crate::discovery::Table, names: Vec<tcprelay_plan::Discovered>) -> Self {
+        Discovered {
+            table,
+            names,
+            seen: None,
+            targets: Vec::new(),
+        }
+    }
 }
 
 fn check_remotes(remotes: &[tcprelay_plan::Remote]) -> Result<(), String> {
@@ -151,6 +192,12 @@ pub struct Checker {
     running: Vec<Option<Running>>,
     /// When each target's next check starts.
     next: Vec<Instant>,
+    /// Whether each target is checked now (a discovered address retired from its
+    /// name's set is not).
+    active: Vec<bool>,
+    /// Whether each target is a discovered address (else a plan's remote).
+    found: Vec<bool>,
+    discovered: Option<Discovered>,
 }
 
 impl Checker {
@@ -168,19 +215,130 @@ impl Checker {
         Ok(Checker {
             running: targets.iter().map(|_| None).collect(),
             next: targets.iter().map(|_| now).collect(),
+            active: targets.iter().map(|_| true).collect(),
+            found: targets.iter().map(|_| false).collect(),
             targets,
             table,
             poll: Poll::new()?,
+            discovered: None,
         })
+    }
+
+    /// Also checks the remotes found by DNS that `discovered` follows.
+    pub fn follow(&mut self, discovered: Discovered) {
+        self.discovered = Some(discovered);
+        self.follow_discovery();
+    }
+
+    /// Reads the discovery table again if its epoch moved: new addresses whose
+    /// name has a check become targets (one whose slot is checked already, the
+    /// same `ADDRESS:PORT/PROTOCOL` as a plan's remote or another name's address,
+    /// shares that check), and a discovered target is checked while one of its
+    /// addresses is in its name's set.
+    fn follow_discovery(&mut self) {
+        let Some(mut discovered) = self.discovered.take() else {
+            return;
+        };
+        let epoch = discovered.table.epoch();
+        if discovered.seen != Some(epoch) {
+            discovered.seen = Some(epoch);
+            discovered.table.acquire();
+            let entries: Vec<_> = (0..discovered.table.entries())
+                .map_while(|i| discovered.table.read(i))
+                .collect();
+            for entry in entries.iter().skip(discovered.targets.len()) {
+                let target = self.add_discovered(&discovered.names, entry);
+                discovered.targets.push(target);
+            }
+            let mut live = vec![false; self.targets.len()];
+            for (entry, target) in entries.iter().zip(&discovered.targets) {
+                if let Some(&index) = target.as_ref() {
+                    live[index] |= entry.live;
+                }
+            }
+            for (index, live) in live.into_iter().enumerate() {
+                if self.found[index] {
+                    self.set_active(index, live);
+                }
+            }
+        }
+        self.discovered = Some(discovered);
+    }
+
+    /// The target of a new discovery entry (`None`: not checked).
+    fn add_discovered(
+        &mut self,
+        names: &[tcprelay_plan::Discovered],
+        entry: &crate::discovery::Entry,
+    ) -> Option<usize> {
+        let discovered = names.get(entry.name)?;
+        let check = discovered.template.check.as_ref()?;
+        if entry.slot == 0 {
+            return None;
+        }
+        if let Some(index) = self.targets.iter().position(|t| t.slot == entry.slot) {
+            return Some(index);
+        }
+        let mut remote = discovered.template.clone();
+        remote.address = entry.address;
+        let mut target = match Target::new(entry.slot, &remote, check) {
+            Ok(t) => t,
+            Err(e) => {
+                warn!("health check: {e}: not checked");
+                return None;
+            }
+        };
+        if let Err(e) = target.prepare_tls() {
+            warn!(
+                "health check: remote {}: {e}; its TLS checks fail",
+                target.address
+            );
+        }
+        crate::debug!(
+            "health check: remote {} (found for {}) checked",
+            target.address,
+            discovered.name
+        );
+        self.targets.push(target);
+        self.running.push(None);
+        self.next.push(Instant::now());
+        self.active.push(true);
+        self.found.push(true);
+        Some(self.targets.len() - 1)
+    }
+
+    /// Checks target `index` again (at once), or stops checking it (a check under
+    /// way is dropped: its result would be about an address no longer used).
+    fn set_active(&mut self, index: usize, active: bool) {
+        if self.active[index] == active {
+            return;
+        }
+        self.active[index] = active;
+        if active {
+            self.next[index] = Instant::now();
+        } else if let Some(running) = self.running[index].take() {
+            let fd = running.probe.fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+        crate::debug!(
+            "health check: remote {} {}",
+            self.targets[index].address,
+            if active {
+                "is in its name's set again: checked"
+            } else {
+                "retired from its name's set: no longer checked"
+            }
+        );
     }
 
     /// One turn: starts the checks that are due, waits for readiness (until the next
     /// start or timeout, or `limit`), advances the checks that are ready and fails
     /// those past their timeout. The tokens of other sources that were ready.
     fn turn(&mut self, events: &mut Events, limit: Option<Instant>) -> io::Result<Vec<Token>> {
+        self.follow_discovery();
         let now = Instant::now();
         for index in 0..self.targets.len() {
-            if self.running[index].is_none() && self.next[index] <= now {
+            if self.active[index] && self.running[index].is_none() && self.next[index] <= now {
                 self.start(index, now);
             }
         }
@@ -188,7 +346,9 @@ impl Checker {
             .next
             .iter()
             .zip(&self.running)
-            .map(|(next, running)| running.as_ref().map_or(*next, |r| r.deadline))
+            .zip(&self.active)
+            .filter(|((_, running), active)| **active || running.is_some())
+            .map(|((next, running), _)| running.as_ref().map_or(*next, |r| r.deadline))
             .chain(limit)
             .min();
         let timeout = wake.map(|t| t.saturating_duration_since(Instant::now()));
@@ -352,7 +512,8 @@ impl Checker {
     }
 }
 
-/// Reads what the master's end sent (nothing is expected): true at end of file.
+/// Reads what the master's end sent (a byte when the discovery table changed,
+/// which the next turn follows): true at end of file.
 fn master_gone(control: &mut mio::net::UnixStream) -> bool {
     use std::io::Read;
     let mut buf = [0u8; 64];

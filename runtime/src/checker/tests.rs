@@ -441,3 +441,63 @@ fn a_tls_check_of_a_remote_with_tls_settings_verifies_its_certificate_and_name()
         "an untrusted certificate"
     );
 }
+
+/// The checker follows the discovery table: an address of a name with a check is
+/// checked in its slot, one of a name without is not, one whose slot a plan's
+/// remote has shares that check, and a retired address is not checked until it
+/// comes back.
+#[test]
+fn discovered_addresses_are_checked_while_in_their_names_set() {
+    use crate::discovery::{Entry, Table as Found};
+    let up = Server::spawn(|_, _| {});
+    let other = Server::spawn(|_, _| {});
+    let table = Table::new().unwrap();
+    let found = Found::new().unwrap();
+    let mut checked = remote("0.0.0.0:0".parse().unwrap());
+    checked.check = Some(check(30, 30, 1, 1));
+    let names = vec![
+        tcprelay_plan::Discovered {
+            name: "checked.test".into(),
+            lookup: tcprelay_plan::Lookup::Srv,
+            template: checked,
+        },
+        tcprelay_plan::Discovered {
+            name: "plain.test".into(),
+            lookup: tcprelay_plan::Lookup::Srv,
+            template: remote("0.0.0.0:0".parse().unwrap()),
+        },
+    ];
+    let entry = |name, address, slot| Entry {
+        name,
+        address,
+        weight: 1,
+        live: true,
+        slot,
+    };
+    found.push(entry(0, up.address, 5));
+    found.push(entry(1, other.address, 6));
+    // The same key as the plan's remote in slot 1.
+    found.push(entry(0, other.address, 1));
+    let plan = vec![target(1, other.address, check(30, 30, 1, 1))];
+    let mut checker = Checker::new(plan, table.clone()).unwrap();
+    checker.follow(Discovered::new(found.clone(), names));
+    assert_eq!(checker.targets.len(), 2, "one new target; slot 1 shared");
+    checker.run_until(Instant::now() + Duration::from_millis(200));
+    assert!(table.read(5).passes() >= 3, "{:?}", table.read(5));
+    assert!(!table.read(6).checked, "its name has no check");
+    assert!(table.read(1).passes() >= 3);
+
+    // Retired: no more checks of slot 5; back: checked again.
+    found.set(0, false, 1);
+    checker.run_until(Instant::now() + Duration::from_millis(60));
+    let passes = table.read(5).passes();
+    checker.run_until(Instant::now() + Duration::from_millis(200));
+    assert_eq!(
+        table.read(5).passes(),
+        passes,
+        "a retired address is not checked"
+    );
+    found.set(0, true, 1);
+    checker.run_until(Instant::now() + Duration::from_millis(200));
+    assert!(table.read(5).passes() > passes, "checked again once back");
+}

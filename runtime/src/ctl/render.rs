@@ -97,8 +97,13 @@ fn status(a: &Value) -> String {
 fn remotes(a: &Value) -> String {
     let rows = list(&a["remotes"])
         .map(|r| {
+            // A remote found by DNS: the name it came from after its address.
+            let remote = match &r["discovered"]["name"] {
+                Value::Null => text(&r["remote"]),
+                name => format!("{} ({})", text(&r["remote"]), text(name)),
+            };
             vec![
-                text(&r["remote"]),
+                remote,
                 text(&r["state"]),
                 text(&r["why"]),
                 count(&r["sessions"]),

@@ -28,10 +28,19 @@ const RESTART_AFTER: Duration = Duration::from_secs(5);
 pub(super) struct CheckerProcess {
     pid: libc::pid_t,
     /// The master's end of a socket pair: the checker sees end of file on its end
-    /// when the master has gone, and exits.
-    _control: UnixStream,
+    /// when the master has gone, and exits; a byte sent wakes it to follow the
+    /// discovery table.
+    control: UnixStream,
     /// Told to stop (a reload replaced it, or the relay stops): its exit is expected.
     leaving: bool,
+}
+
+impl CheckerProcess {
+    /// The discovery table changed: the checker is woken to follow it (a byte on
+    /// its control socket; if the socket is full, bytes are waiting already).
+    pub(super) fn nudge(&mut self) {
+        let _ = std::io::Write::write(&mut self.control, &[1]);
+    }
 }
 
 /// The master's side of the checks.
@@ -41,7 +50,7 @@ pub(super) struct Checks {
     /// every remote is up).
     pub table: Option<Table>,
     /// The current checker, and those told to stop and not reaped yet.
-    current: Option<CheckerProcess>,
+    pub current: Option<CheckerProcess>,
     leaving: Vec<CheckerProcess>,
     deaths: Vec<Instant>,
     /// A start held back until then (deaths in a row; a reload whose old checker
@@ -80,7 +89,16 @@ impl Master {
         let Some(table) = self.checks.table.clone() else {
             return;
         };
-        if !self.plan.relay.remotes.iter().any(|r| r.check.is_some()) {
+        // The names found by DNS whose remotes are checked: the checker follows
+        // the generation's discovery table for their addresses.
+        let discovered = self.discovery.table().filter(|_| {
+            self.plan
+                .relay
+                .discovered
+                .iter()
+                .any(|d| d.template.check.is_some())
+        });
+        if discovered.is_none() && !self.plan.relay.remotes.iter().any(|r| r.check.is_some()) {
             return;
         }
         let targets = match checker::targets(&self.plan, &self.health_slots()) {
@@ -91,10 +109,12 @@ impl Master {
                 return;
             }
         };
-        if targets.is_empty() {
+        if targets.is_empty() && discovered.is_none() {
             warn!("health checks not started: no checked remote has a counter slot");
             return;
         }
+        let discovered =
+            discovered.map(|d| checker::Discovered::new(d, self.plan.relay.discovered.clone()));
         let (master_end, checker_end) = match UnixStream::pair() {
             Ok(p) => p,
             Err(e) => {
@@ -107,15 +127,20 @@ impl Master {
             Err(e) => error!("cannot fork the health checker: {e}"),
             Ok(Fork::Child) => {
                 drop(master_end);
-                let code = self.become_checker(targets, table, checker_end);
+                let code = self.become_checker(targets, discovered, table, checker_end);
                 std::process::exit(code);
             }
             Ok(Fork::Parent(pid)) => {
                 drop(checker_end);
-                info!("health checker {pid} started: {count} remote(s) checked");
+                let found = if self.plan.relay.discovered.is_empty() {
+                    String::new()
+                } else {
+                    " and those found by DNS".to_string()
+                };
+                info!("health checker {pid} started: {count} remote(s){found} checked");
                 self.checks.current = Some(CheckerProcess {
                     pid,
-                    _control: master_end,
+                    control: master_end,
                     leaving: false,
                 });
             }
@@ -126,6 +151,7 @@ impl Master {
     fn become_checker(
         &mut self,
         targets: Vec<checker::Target>,
+        discovered: Option<checker::Discovered>,
         table: Table,
         control: UnixStream,
     ) -> i32 {
@@ -155,7 +181,12 @@ impl Master {
             }
         };
         match Checker::new(targets, table) {
-            Ok(checker) => checker.run(control, signals),
+            Ok(mut checker) => {
+                if let Some(discovered) = discovered {
+                    checker.follow(discovered);
+                }
+                checker.run(control, signals)
+            }
             Err(e) => {
                 error!("health checker cannot start: {e}");
                 1
@@ -173,6 +204,18 @@ impl Master {
         self.checks.restart_at = None;
     }
 
+    /// A remote found by DNS takes counter slot `slot` that no live plan used
+    /// (`fresh`): its health starts again (up, not checked), as a remote new to
+    /// the plan's does. No checker writes that slot meanwhile: they check only
+    /// the remotes of live plans.
+    pub(super) fn fresh_health(table: Option<&Table>, slot: usize) {
+        if let Some(table) = table {
+            if slot != 0 && table.read(slot) != Health::default() {
+                table.reset(slot);
+            }
+        }
+    }
+
     /// In a forked worker: the checkers' handles are the master's (their
     /// processes go on).
     pub(super) fn stop_checker_handles(&mut self) {
@@ -185,10 +228,31 @@ impl Master {
     /// keeps its state. The old checker is told to stop; once it has exited (or
     /// after [`REPLACE_WITHIN`]) those slots are reset and the new checker starts.
     /// `old_slots`: the previous plan's remotes' slots.
-    pub(super) fn checker_reloaded(&mut self, old: &[Remote], old_slots: &[usize]) {
+    /// `old_found`: the previous generation's remotes found by DNS, which count as
+    /// remotes of its plan here (as the new generation's found so far do of the
+    /// new plan).
+    pub(super) fn checker_reloaded(
+        &mut self,
+        old: &[Remote],
+        old_slots: &[usize],
+        old_found: &[super::resolver::Found],
+    ) {
         if let Some(table) = &self.checks.table {
-            let slots = self.health_slots();
-            let resets = changed(table, old, old_slots, &self.plan.relay.remotes, &slots);
+            let with_found =
+                |remotes: &[Remote], slots: Vec<usize>, found: &[super::resolver::Found]| {
+                    let mut remotes = remotes.to_vec();
+                    let mut slots = slots;
+                    remotes.extend(found.iter().map(|f| f.remote.clone()));
+                    slots.extend(found.iter().map(|f| f.slot));
+                    (remotes, slots)
+                };
+            let (old, old_slots) = with_found(old, old_slots.to_vec(), old_found);
+            let (new, new_slots) = with_found(
+                &self.plan.relay.remotes,
+                self.health_slots(),
+                &self.discovered_remotes(),
+            );
+            let resets = changed(table, &old, &old_slots, &new, &new_slots);
             self.checks.resets.extend(resets);
         }
         self.stop_checker();
@@ -264,10 +328,14 @@ impl Master {
     /// checked.
     pub(super) fn remote_health(&self, index: usize) -> Option<Health> {
         let remote = self.plan.relay.remotes.get(index)?;
-        remote.check.as_ref()?;
-        let table = self.checks.table.as_ref()?;
         let slot = self.slots.remotes.get(index)?.index();
-        (slot != 0).then(|| {
+        self.slot_health(slot, remote.check.is_some())
+    }
+
+    /// The health of the remote in counter slot `slot`, if it is `checked`.
+    pub(super) fn slot_health(&self, slot: usize, checked: bool) -> Option<Health> {
+        let table = self.checks.table.as_ref()?;
+        (checked && slot != 0).then(|| {
             table.acquire();
             table.read(slot)
         })
@@ -324,6 +392,7 @@ fn changed(
     new_slots: &[usize],
 ) -> Vec<usize> {
     let mut out = Vec::new();
+    let mut kept = Vec::new();
     for (remote, &slot) in new.iter().zip(new_slots) {
         let before = old_slots
             .iter()
@@ -331,10 +400,15 @@ fn changed(
             .and_then(|i| old.get(i));
         let same = |b: &&Remote| b.address == remote.address && b.protocol == remote.protocol;
         let keep = remote.check.is_some() && before.filter(same).is_some_and(|b| b.check.is_some());
-        if !keep && slot != 0 && table.read(slot) != Health::default() {
+        if keep {
+            kept.push(slot);
+        } else if slot != 0 && table.read(slot) != Health::default() && !out.contains(&slot) {
             out.push(slot);
         }
     }
+    // A slot two remotes share (a plan's remote and the same address found by
+    // DNS) keeps its state when one of them keeps it.
+    out.retain(|s| !kept.contains(s));
     out
 }
 
@@ -403,6 +477,20 @@ mod tests {
             ),
             [4]
         );
+    }
+
+    #[test]
+    fn a_slot_two_remotes_share_keeps_its_health_when_one_keeps_it() {
+        let table = Table::new().unwrap();
+        down(&table, 1);
+        // A plan's remote and the same address found by DNS without a check share
+        // slot 1: the checked one keeps it.
+        let old = [remote(1, true)];
+        let new = [remote(1, true), remote(1, false)];
+        assert!(changed(&table, &old, &[1], &new, &[1, 1]).is_empty());
+        // Neither keeps it: reset once.
+        let new = [remote(1, false), remote(1, false)];
+        assert_eq!(changed(&table, &old, &[1], &new, &[1, 1]), [1]);
     }
 
     #[test]

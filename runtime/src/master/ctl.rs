@@ -375,75 +375,113 @@ impl Master {
         }
     }
 
-    /// The answer to `remotes`: the current plan's remotes, in its order.
+    /// The answer to `remotes`: the current plan's remotes, in its order, then the
+    /// remotes found by DNS, in the order the workers append them (each with the
+    /// name it came from and whether it is retired from the name's set).
     pub(super) fn remotes(&self) -> Value {
         let snapshot = self.stats.as_ref().map(crate::stats::Registry::snapshot);
         let now = SystemTime::now();
-        let remotes: Vec<Value> = self
+        let mut remotes: Vec<Value> = self
             .plan
             .relay
             .remotes
             .iter()
             .enumerate()
             .map(|(index, r)| {
-                let (drained, weight, steered) = self.remote_admin(index);
-                let key = RemoteKey::of(r);
-                let entry = snapshot
-                    .as_ref()
-                    .and_then(|s| s.remotes.iter().find(|e| e.key == Some(key)));
+                let admin = self.remote_admin(index);
                 let health = self.remote_health(index);
-                let dead = entry.filter(|e| {
-                    e.dead_marks > 0 && !health.is_some_and(|h| h.clears_marks_since(e.dead_since))
-                });
-                let seconds_since =
-                    |t: SystemTime| now.duration_since(t).unwrap_or_default().as_secs();
-                let dead_ago = dead.and_then(|e| e.dead_since).map(seconds_since);
-                let steered_ago = steered.map(seconds_since);
-                let health_ago = health.and_then(|h| h.changed).map(seconds_since);
-                // The last change known: a dead mark, the operator's steering, or
-                // the checks taking it down or bringing it up.
-                let ago = [dead_ago, steered_ago, health_ago]
-                    .into_iter()
-                    .flatten()
-                    .min();
-                let (state, why) = if drained {
-                    let since = steered_ago.map_or(String::new(), |s| format!(" {s} s ago"));
-                    ("drained", Some(format!("drained by the operator{since}")))
-                } else if let Some(h) = health.filter(|h| h.down) {
-                    let last = h.last.map_or("failed", |l| l.name());
-                    (
-                        "down",
-                        Some(format!("health check: {last} ({} in a row)", h.streak)),
-                    )
-                } else if let Some(e) = dead {
-                    let why = match dead_ago {
-                        Some(s) => format!("marked dead by {} worker(s) {s} s ago", e.dead_marks),
-                        None => format!("marked dead by {} worker(s)", e.dead_marks),
-                    };
-                    ("down", Some(why))
-                } else {
-                    ("up", None)
-                };
-                let field = |f: fn(&crate::stats::RemoteEntry) -> u64| entry.map_or(0, f);
-                json!({
-                    "remote": r.address.to_string(),
-                    "protocol": r.protocol.to_string().to_ascii_lowercase(),
-                    "state": state,
-                    "why": why,
-                    "sessions": field(|e| e.sessions),
-                    "connections": field(|e| e.connections),
-                    "failures": field(|e| e.connect_failures),
-                    "tls_failures": field(|e| e.tls_failures),
-                    "bytes_in": field(|e| e.bytes_to_remote),
-                    "bytes_out": field(|e| e.bytes_to_client),
-                    "weight": weight,
-                    "changed_ago_s": ago,
-                    "check": health.map(|h| check_json(&h, now)),
-                })
+                remote_row(r, admin, health, snapshot.as_ref(), now)
             })
             .collect();
+        for found in self.discovered_remotes() {
+            let steering = match &self.steering {
+                Some(table) if found.slot != 0 => table.read(found.slot),
+                _ => crate::steering::Admin::default(),
+            };
+            let admin = (
+                steering.drained,
+                steering.weight.unwrap_or(found.remote.weight),
+                steering.changed,
+            );
+            let health = self.slot_health(found.slot, found.remote.check.is_some());
+            let mut row = remote_row(&found.remote, admin, health, snapshot.as_ref(), now);
+            let name = self
+                .plan
+                .relay
+                .discovered
+                .get(found.name)
+                .map_or("", |d| d.name.as_str());
+            if !found.live {
+                // No new session, whatever its checks or steering say.
+                row["state"] = json!("retired");
+                row["why"] = json!("no longer in its name's DNS answer");
+            }
+            row["discovered"] = json!({ "name": name, "retired": !found.live });
+            remotes.push(row);
+        }
         json!({ "ok": true, "remotes": remotes })
     }
+}
+
+/// One remote's entry in the `remotes` answer: `admin` its steering (drained, its
+/// weight now, when it last changed), `health` its checks' state if it is checked.
+fn remote_row(
+    r: &tcprelay_plan::Remote,
+    admin: (bool, u32, Option<SystemTime>),
+    health: Option<crate::health::Health>,
+    snapshot: Option<&Snapshot>,
+    now: SystemTime,
+) -> Value {
+    let (drained, weight, steered) = admin;
+    let key = RemoteKey::of(r);
+    let entry = snapshot.and_then(|s| s.remotes.iter().find(|e| e.key == Some(key)));
+    let dead = entry.filter(|e| {
+        e.dead_marks > 0 && !health.is_some_and(|h| h.clears_marks_since(e.dead_since))
+    });
+    let seconds_since = |t: SystemTime| now.duration_since(t).unwrap_or_default().as_secs();
+    let dead_ago = dead.and_then(|e| e.dead_since).map(seconds_since);
+    let steered_ago = steered.map(seconds_since);
+    let health_ago = health.and_then(|h| h.changed).map(seconds_since);
+    // The last change known: a dead mark, the operator's steering, or the checks
+    // taking it down or bringing it up.
+    let ago = [dead_ago, steered_ago, health_ago]
+        .into_iter()
+        .flatten()
+        .min();
+    let (state, why) = if drained {
+        let since = steered_ago.map_or(String::new(), |s| format!(" {s} s ago"));
+        ("drained", Some(format!("drained by the operator{since}")))
+    } else if let Some(h) = health.filter(|h| h.down) {
+        let last = h.last.map_or("failed", |l| l.name());
+        (
+            "down",
+            Some(format!("health check: {last} ({} in a row)", h.streak)),
+        )
+    } else if let Some(e) = dead {
+        let why = match dead_ago {
+            Some(s) => format!("marked dead by {} worker(s) {s} s ago", e.dead_marks),
+            None => format!("marked dead by {} worker(s)", e.dead_marks),
+        };
+        ("down", Some(why))
+    } else {
+        ("up", None)
+    };
+    let field = |f: fn(&crate::stats::RemoteEntry) -> u64| entry.map_or(0, f);
+    json!({
+        "remote": r.address.to_string(),
+        "protocol": r.protocol.to_string().to_ascii_lowercase(),
+        "state": state,
+        "why": why,
+        "sessions": field(|e| e.sessions),
+        "connections": field(|e| e.connections),
+        "failures": field(|e| e.connect_failures),
+        "tls_failures": field(|e| e.tls_failures),
+        "bytes_in": field(|e| e.bytes_to_remote),
+        "bytes_out": field(|e| e.bytes_to_client),
+        "weight": weight,
+        "changed_ago_s": ago,
+        "check": health.map(|h| check_json(&h, now)),
+    })
 }
 
 impl Master {

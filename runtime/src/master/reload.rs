@@ -153,10 +153,12 @@ impl Master {
             let old = std::mem::replace(&mut self.slots, slots);
             self.old_slots.push((self.generation, old));
         }
+        // The old generation's remotes found by DNS, before its discovery goes.
+        let old_found = super::resolver::found(&old_plan.relay, &self.discovery.entries());
         self.discovery_reloaded();
         self.steering_reloaded(&old_plan.relay.remotes);
         self.sticky_layout();
-        self.checker_reloaded(&old_plan.relay.remotes, &old_remote_slots);
+        self.checker_reloaded(&old_plan.relay.remotes, &old_remote_slots, &old_found);
         Ok(self.next_generation())
     }
 

@@ -28,7 +28,7 @@ use mio::{Interest, Token};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tcprelay_plan::{Plan, Relay};
+use tcprelay_plan::{Plan, Relay, Remote};
 
 /// The current generation's resolver's control socket.
 pub(super) const RESOLVER_TOKEN: Token = Token(usize::MAX / 2 - 1);
@@ -144,6 +144,38 @@ impl Discovery {
             ))
         }
     }
+}
+
+/// One address of a discovered name as the generation's workers have it: the
+/// name's template at that address, with its weight.
+#[derive(Debug, Clone)]
+pub(super) struct Found {
+    /// The name's index in `Relay::discovered`.
+    pub name: usize,
+    pub remote: Remote,
+    /// Its `stats` (and health, steering) slot.
+    pub slot: usize,
+    /// In its name's set now (else retired).
+    pub live: bool,
+}
+
+/// `entries` of `relay`'s discovery table as remotes, in the table's order (the
+/// order the workers append them in, after the plan's remotes).
+pub(super) fn found(relay: &Relay, entries: &[discovery::Entry]) -> Vec<Found> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let mut remote = relay.discovered.get(e.name)?.template.clone();
+            remote.address = e.address;
+            remote.weight = e.weight;
+            Some(Found {
+                name: e.name,
+                remote,
+                slot: e.slot,
+                live: e.live,
+            })
+        })
+        .collect()
 }
 
 /// The longest wait for the first answers: `timeout × attempts + 1 s`.
@@ -361,15 +393,28 @@ impl Master {
                 let protocol = discovered.template.protocol;
                 let registry = &mut self.stats;
                 let slots = &mut discovery.slots;
+                let health = self.checks.table.as_ref();
                 let changes = publisher.publish(answer.name, &resolved.addresses, |address| {
                     let Some(registry) = registry.as_mut() else {
                         return 0;
                     };
-                    let got = registry.assign_keys(&[], &[RemoteKey { address, protocol }]);
+                    let key = RemoteKey { address, protocol };
+                    let fresh = !registry.remote_in_use(&key);
+                    let got = registry.assign_keys(&[], &[key]);
                     let slot = got.remotes.first().map_or(0, |s| s.index());
                     slots.remotes.extend(got.remotes);
+                    // Before the entry is published: no worker sees an earlier
+                    // holder's health.
+                    if fresh {
+                        Master::fresh_health(health, slot);
+                    }
                     slot
                 });
+                if which == Which::Current && !changes.is_empty() {
+                    if let Some(process) = self.checks.current.as_mut() {
+                        process.nudge();
+                    }
+                }
                 for address in &changes.added {
                     info!("discovery: {name}: {address} joins");
                 }
@@ -687,6 +732,11 @@ impl Master {
                     .collect(),
             })
             .collect()
+    }
+
+    /// The current generation's discovered remotes (table order).
+    pub(super) fn discovered_remotes(&self) -> Vec<Found> {
+        found(&self.plan.relay, &self.discovery.entries())
     }
 
     pub(super) fn owns_resolver(&self, token: Token) -> bool {

@@ -190,6 +190,14 @@ impl Registry {
         }
     }
 
+    /// Whether a live plan (or discovery) uses remote `key`'s slot now.
+    pub fn remote_in_use(&self, key: &RemoteKey) -> bool {
+        self.remotes
+            .by_key
+            .get(key)
+            .is_some_and(|&slot| self.remotes.users[slot] > 0)
+    }
+
     /// The plan `slots` were assigned to is gone (its last worker reaped): keys
     /// no other live plan uses may give their slots to new keys, when no slot
     /// never used is left (those released together in slot order).

@@ -58,7 +58,14 @@ fn remotes_table_is_the_documented_one() {
         .and_then(|rest| rest.split("```").next())
         .expect("the documented table");
     assert_eq!(got, shown, "\n{got}");
-    assert!(got.starts_with("REMOTE            STATE  WHY "), "{got}");
+    assert!(
+        got.starts_with("REMOTE                             STATE    WHY "),
+        "{got}"
+    );
+    assert!(
+        got.contains("\n10.0.1.5:6379 (redis.example.com)  retired  "),
+        "a discovered remote shows its name: {got}"
+    );
 }
 
 #[test]
