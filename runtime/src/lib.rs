@@ -42,6 +42,7 @@ pub mod metrics;
 pub mod notify;
 pub mod os;
 pub mod proxy;
+pub mod sni;
 pub mod stats;
 pub mod steering;
 pub mod sticky;
