@@ -311,6 +311,13 @@ pub enum Key {
     PortWithoutEquals,
     /// A bare `tls` in a `listen` block, `tls = yes` (the spawnd manual's sample).
     BareTls,
+    // Routing by SNI.
+    /// `route = { sni = NAME ... remote = { ... } }` in the tcprelay section.
+    Route,
+    /// `sni = NAME` in a `route` block.
+    Sni,
+    /// `balance = least-conn|source|source sticky` (in a `route` block).
+    Balance,
 }
 
 /// Which section role a directive belongs to.
@@ -449,6 +456,9 @@ impl Key {
             InstancesMaximum => "instances maximum",
             PortWithoutEquals => "port",
             BareTls => "tls",
+            Route => "route",
+            Sni => "sni",
+            Balance => "balance",
         }
     }
 
@@ -511,7 +521,7 @@ impl Key {
             | SilentTimeout | ConnectTimeout | TlsHandshakeTimeout | HalfCloseTimeout
             | DrainTimeout | DrainGenerations | ConnectionLog | TlsCertFile | TlsCertfile
             | TlsKeyFile | TlsKeyfile | TlsPassphrase | SslCert | SslCertfile | SslCertFile
-            | SslKey | SslKeyfile | SslKeyFile | SslPassphrase | SendProxy | Check => {
+            | SslKey | SslKeyfile | SslKeyFile | SslPassphrase | SendProxy | Check | Route => {
                 Role::Tcprelay
             }
             Address | Port | Path | Tls | Protocol | Backlog | OverloadBacklog | Realm | Mode
@@ -520,7 +530,9 @@ impl Key {
             | AcceptProxyTimeout | TlsSni | TlsVerify | TlsCaFile | Interval | Timeout | Rise
             | Fall | Send | Expect | ExpectRegex | Ssl | TlsPsk | Dscp | Vrf | AaaProtocol
             | Flag | Type | SpawnId | Config | IpcKey | UsersMinimum | UsersMaximum
-            | InstancesMinimum | InstancesMaximum | PortWithoutEquals | BareTls => Role::Nested,
+            | InstancesMinimum | InstancesMaximum | PortWithoutEquals | BareTls | Sni | Balance => {
+                Role::Nested
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ mod model;
 mod proxy;
 mod relay;
 mod remote_tls;
+mod routes;
 mod scope;
 mod services;
 mod spawnd;
@@ -36,8 +37,8 @@ mod tests;
 
 pub use model::{
     AcceptProxyModel, Bind, CheckModel, CheckSetting, ControlModel, ExpectModel, KeepaliveModel,
-    Keyed, ListenerModel, MetricsModel, Model, RelayModel, RemoteModel, RemoteTlsModel, SpawnModel,
-    SpawndModel, StickyModel, SyslogModel, TlsModel, TopModel,
+    Keyed, ListenerModel, MetricsModel, Model, RelayModel, RemoteModel, RemoteTlsModel, RouteModel,
+    SpawnModel, SpawndModel, StickyModel, SyslogModel, TlsModel, TopModel,
 };
 pub use values::{DebugMask, DEBUG_FLAGS};
 
@@ -94,7 +95,15 @@ pub fn check(
     }
     if let Some(relay) = &relay {
         let listeners = spawnd.as_ref().map(|s| s.listeners.as_slice());
-        relay::tls(listeners, &relay.tls, &selection.tcprelay_id, &mut cx);
+        let needed = routes::section_certificate_needed(relay);
+        relay::tls(
+            listeners,
+            &relay.tls,
+            needed,
+            &selection.tcprelay_id,
+            &mut cx,
+        );
+        routes::tls(listeners, relay, &mut cx);
         for r in &relay.remotes {
             remote_tls::files(r, &mut cx);
         }
@@ -132,6 +141,7 @@ pub fn block_keys(block: Key) -> Option<&'static [Key]> {
         Key::Check => Some(health::VALID),
         Key::Control => Some(control::CONTROL_VALID),
         Key::Metrics => Some(control::METRICS_VALID),
+        Key::Route => Some(routes::ROUTE_VALID),
         _ => None,
     }
 }
@@ -231,6 +241,7 @@ fn nested_at_top(key: &Sp<Key>, cx: &mut Cx<'_>) {
     use Key::*;
     let blocks = match key.node {
         Weight | TlsSni | TlsVerify | TlsCaFile => "a `remote = { ... }` block",
+        Sni | Balance => "a `route = { ... }` block",
         Address | Port | Protocol | BareAddress => {
             "a `listen = { ... }` or `remote = { ... }` block"
         }

@@ -184,6 +184,8 @@ tokens! {
     Config = "config",
     Minimum = "minimum",
     Maximum = "maximum",
+    Route = "route",
+    Balance = "balance",
 }
 
 /// An opening quote with no closing one: the rest of the file is the string.
@@ -518,7 +520,8 @@ pub fn is_secret_key(word: &str) -> bool {
             let holds = |p: &[u8]| {
                 part.len() >= p.len() && part.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p))
             };
-            starts(b"pass")
+            // `mode = passthrough` (an SNI route) names no secret.
+            (starts(b"pass") && !part.eq_ignore_ascii_case(b"passthrough"))
                 || starts(b"pw")
                 || holds(b"phrase")
                 || holds(b"secret")
@@ -767,6 +770,7 @@ mod tests {
             "keyfile",
             "protocol",
             "bypass.pem",
+            "passthrough",
             "permit",
             "",
             "=",

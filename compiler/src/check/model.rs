@@ -241,6 +241,32 @@ pub struct RelayModel {
     pub check: Option<CheckSetting>,
     pub debug: Option<Sp<DebugMask>>,
     pub proctitle: Option<Sp<String>>,
+    /// `route = { ... }` blocks, in file order (their remotes are in `remotes`).
+    pub routes: Vec<RouteModel>,
+}
+
+/// One `route = { ... }` block: routing by SNI.
+#[derive(Debug, Clone, Default)]
+pub struct RouteModel {
+    /// The `route` key.
+    pub key: Span,
+    /// `sni = NAME`, lowercase, without a final dot, each with its span.
+    pub names: Vec<Sp<String>>,
+    /// Whether any `sni` was written (a route whose names were all invalid is not
+    /// the default route).
+    pub sni_written: bool,
+    pub mode: Option<Sp<tcprelay_plan::RouteMode>>,
+    /// The route's own certificate (terminate).
+    pub tls: TlsModel,
+    pub balance: Option<Sp<tcprelay_plan::Balance>>,
+}
+
+impl RouteModel {
+    pub fn passthrough(&self) -> bool {
+        self.mode
+            .as_ref()
+            .is_some_and(|m| m.node == tcprelay_plan::RouteMode::Passthrough)
+    }
 }
 
 /// One `remote { }` block.
@@ -259,6 +285,9 @@ pub struct RemoteModel {
     /// The check in effect: the remote's own `check` block merged over the section's,
     /// field by field; `None` for `check = no` or no check anywhere.
     pub check: Option<CheckModel>,
+    /// The index in [`RelayModel::routes`] of the route it serves (`None`: the
+    /// default route).
+    pub route: Option<usize>,
 }
 
 impl RemoteModel {

@@ -56,6 +56,9 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
                     }
                 }
             }
+            Key::Route => {
+                remote_blocks += super::routes::block(d, &mut m, &mut own_checks, cx);
+            }
             Key::LocalAddress => scope.scalar(d, values::ip, &mut m.local_address, cx),
             Key::Rebalance => scope.scalar(
                 d,
@@ -136,6 +139,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             _ => debug_assert!(false, "unhandled tcprelay key {:?}", d.key.node),
         }
     }
+    super::routes::check(&m, cx);
     health::resolve(&mut m.remotes, own_checks, m.check.as_ref(), cx);
     local_address_family(&m, cx);
     if remote_blocks == 0 {
@@ -229,7 +233,7 @@ fn seconds_at_least_one(v: &Sp<Value>, what: &str) -> values::Parsed<u32> {
 }
 
 /// A file name: not empty.
-fn file_name(v: &Sp<Value>) -> values::Parsed<String> {
+pub(super) fn file_name(v: &Sp<Value>) -> values::Parsed<String> {
     if v.node.text.is_empty() {
         return values::fail(
             Diagnostic::error(
@@ -244,7 +248,7 @@ fn file_name(v: &Sp<Value>) -> values::Parsed<String> {
 }
 
 /// A scalar that keeps the span of its key too (for the TLS diagnostics).
-fn keyed<T>(
+pub(super) fn keyed<T>(
     d: &Directive,
     scope: &mut Scope,
     parse: impl FnOnce(&Sp<Value>) -> values::Parsed<T>,
@@ -264,7 +268,7 @@ fn keyed<T>(
 /// One `remote` block (one remote per address of a host name), with what its own
 /// `check` says (merged with the section's later); none when it has an error
 /// (reported).
-fn remote(
+pub(super) fn remote(
     key: Span,
     body: &[Sp<Directive>],
     cx: &mut Cx<'_>,
@@ -394,6 +398,7 @@ fn remote(
                 send_proxy: send_proxy.clone(),
                 tls: tls.clone(),
                 check: None,
+                route: None,
             };
             (remote, check.clone())
         })
@@ -452,6 +457,7 @@ fn weight_taken_as_one(v: &Sp<Value>) -> Diagnostic {
 pub(super) fn tls(
     listeners: Option<&[ListenerModel]>,
     tls: &TlsModel,
+    needed: bool,
     tcprelay_id: &str,
     cx: &mut Cx<'_>,
 ) {
@@ -476,7 +482,7 @@ pub(super) fn tls(
             .filter_map(|l| l.tls.as_ref().filter(|t| t.node))
     };
     let Some(cert) = &tls.cert else {
-        for t in tls_listeners() {
+        for t in tls_listeners().filter(|_| needed) {
             cx.push(
                 Diagnostic::error(
                     Code::TlsWithoutCertificate,

@@ -104,6 +104,15 @@ codes! {
     CaCertificateExpired = "E0083", "expired or not yet valid CA certificate";
     ChainOutOfOrder = "E0084", "certificate chain out of order";
     NameNotCovered = "E0085", "certificate that does not cover the listener's name";
+    InvalidRouteName = "E0090", "invalid SNI route name";
+    DuplicateRouteName = "E0091", "server name in two routes";
+    OverlappingRoutes = "E0092", "SNI routes that overlap";
+    RouteWithoutRemote = "E0093", "route without a remote";
+    PassthroughWithCertificate = "E0094", "passthrough route with a certificate";
+    TlsInsideTls = "E0095", "TLS remote in a passthrough route";
+    TwoDefaultRoutes = "E0096", "two default routes";
+    RoutesWithoutTlsListener = "E0097", "routes without a TLS listener";
+    InvalidRouteSetting = "E0098", "invalid route mode or balance";
 }
 
 /// The catalogue of the codes, `docs/diagnostics.md`, embedded: `tcprelay-cc
