@@ -74,10 +74,7 @@ pub fn choose(relay: &Relay, name: Option<&str>) -> Result<Option<u32>, Unrouted
         return default_route(relay).ok_or(Unrouted::NoServerName);
     };
     let name = normalize(name);
-    let exact = relay
-        .routes
-        .iter()
-        .position(|r| r.names.contains(&name));
+    let exact = relay.routes.iter().position(|r| r.names.contains(&name));
     let wildcard = || {
         relay.routes.iter().position(|r| {
             r.names
