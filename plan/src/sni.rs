@@ -13,6 +13,10 @@
 use crate::{Relay, RouteMode};
 use std::fmt;
 
+/// The most routes a relay may have (the workers keep a session's route in 16
+/// bits).
+pub const MAX_ROUTES: usize = 4096;
+
 /// Why a client has no route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unrouted {
@@ -152,6 +156,11 @@ pub fn name_problem(pattern: &str) -> Option<&'static str> {
 pub(crate) fn problems(relay: &Relay) -> Vec<String> {
     let mut out = Vec::new();
     let count = relay.routes.len();
+    if count > MAX_ROUTES {
+        out.push(format!(
+            "{count} routes: a relay may have at most {MAX_ROUTES}"
+        ));
+    }
     let mut seen: Vec<&str> = Vec::new();
     for (i, route) in relay.routes.iter().enumerate() {
         let n = i + 1;

@@ -140,22 +140,7 @@ fn plan_from(path: &Path, bytes: &[u8]) -> Result<Plan, String> {
         .map_err(|e| format!("{}: invalid plan: {e}", path.display()))?;
     crate::checker::check_plan(&plan)
         .map_err(|e| format!("{}: invalid plan: {e}", path.display()))?;
-    not_yet_run(&plan).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(plan)
-}
-
-/// Refuses what the plan format carries but this runtime does not run yet, rather
-/// than running it as something else: routes by SNI (issue 18) would otherwise be
-/// relayed to every route's remotes alike.
-fn not_yet_run(plan: &Plan) -> Result<(), String> {
-    if plan.relay.routes.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "this tcprelay does not route by SNI yet: the plan has {} `route` block(s)",
-            plan.relay.routes.len()
-        ))
-    }
 }
 
 /// A plan being loaded: read already, or a compile still running.
@@ -421,31 +406,6 @@ fn unique() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A plan with SNI routes is refused by a runtime that does not route yet.
-    #[test]
-    fn a_plan_with_routes_is_refused_until_the_runtime_routes() {
-        let remote = tcprelay_plan::Remote::new("127.0.0.1:9000".parse().unwrap());
-        let mut relay = tcprelay_plan::Relay::new(vec![remote]);
-        assert_eq!(
-            not_yet_run(&Plan::new(
-                "x",
-                tcprelay_plan::Spawnd::new(Vec::new()),
-                relay.clone()
-            )),
-            Ok(())
-        );
-        relay.routes.push(tcprelay_plan::Route {
-            names: vec!["a.example".into()],
-            mode: tcprelay_plan::RouteMode::Passthrough,
-            tls: None,
-            balance: None,
-        });
-        let plan = Plan::new("x", tcprelay_plan::Spawnd::new(Vec::new()), relay);
-        assert!(not_yet_run(&plan)
-            .unwrap_err()
-            .contains("does not route by SNI yet"));
-    }
 
     fn config(cfg: &Path) -> PlanSource {
         PlanSource::Config {

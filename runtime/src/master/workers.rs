@@ -166,6 +166,7 @@ impl Master {
             control,
             signals,
             tls: self.tls.clone(),
+            route_tls: self.route_tls.clone(),
         };
         match worker::run(config) {
             Ok(exit) => {

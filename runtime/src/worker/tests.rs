@@ -752,6 +752,7 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         control: mio::net::UnixStream::from_std(theirs),
         signals: None,
         tls: None,
+        route_tls: Vec::new(),
     };
     let options = Options {
         mechanism: Some(m),

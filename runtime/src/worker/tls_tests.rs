@@ -158,6 +158,7 @@ impl TlsWorker {
             control: mio::net::UnixStream::from_std(theirs),
             signals: None,
             tls: Some(context),
+            route_tls: Vec::new(),
         };
         let probe = Arc::new(Probe::default());
         let options = Options {

@@ -8,6 +8,9 @@ impl Worker {
     /// at once through remotes that fail immediately; closes the client when none
     /// is left.
     pub(super) fn start_attempt(&mut self, key: usize) {
+        if !self.route_plain(key) {
+            return;
+        }
         loop {
             let Some(session) = self.sessions.get_mut(key) else {
                 return;
@@ -15,6 +18,11 @@ impl Worker {
             let State::Connecting(connecting) = &mut session.state else {
                 return;
             };
+            // Routes by SNI: the session's remotes are its route's (a client with
+            // none chosen, of a listener without TLS, the default route's).
+            if self.routing.is_some() {
+                connecting.tried.restrict(session.meta.route().flatten());
+            }
             // A client's first selection follows its sticky entry, if it has one.
             let first = connecting.attempt == 0;
             let preferred = if first {

@@ -185,6 +185,7 @@ impl Setup {
             control: mio::net::UnixStream::from_std(theirs),
             signals: self.signals,
             tls: self.tls,
+            route_tls: Vec::new(),
         };
         let probe = Arc::new(Probe::default());
         let options = Options {
