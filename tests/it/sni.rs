@@ -208,6 +208,29 @@ fn refused(status: &Value, reason: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `tcprelay-cc route --format json` on the relay's configuration in `dir` for a
+/// client of `port` that sends `sni`.
+fn route_answer(dir: &Path, port: u16, sni: Option<&str>) -> Value {
+    let cfg = dir.join("relay.cfg");
+    let to = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "route",
+        cfg.to_str().unwrap(),
+        "--from",
+        "127.0.0.1",
+        "--to",
+        &to,
+        "--format",
+        "json",
+    ];
+    if let Some(sni) = sni {
+        args.extend(["--sni", sni]);
+    }
+    let out = harness::cc(dir, &args);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", harness::stderr(&out)))
+}
+
 /// The connection records' close causes so far.
 fn causes(relay: &Relay) -> Vec<String> {
     relay
@@ -284,6 +307,22 @@ fn passthrough_routes_reach_their_backends_with_their_certificates() {
         assert_eq!(seen, cn, "{name}");
         assert_eq!(line_through(&mut stream, "hello"), "olleh", "{name}");
     }
+    // `tcprelay-cc route --sni` says the same.
+    for (name, backend) in [("a.test", a.port), ("y.b.test", b.port)] {
+        let answer = route_answer(dir.path(), port, Some(name));
+        assert_eq!(answer["route"]["mode"], "passthrough", "{answer}");
+        let candidates = answer["balance"]["candidates"].as_array().unwrap();
+        assert_eq!(candidates.len(), 1, "{answer}");
+        assert_eq!(
+            candidates[0]["remote"],
+            format!("127.0.0.1:{backend}/TCP"),
+            "{answer}"
+        );
+    }
+    for name in [Some("c.test"), None] {
+        let answer = route_answer(dir.path(), port, name);
+        assert_eq!(answer["result"]["stage"], "sni", "{answer}");
+    }
     // No default route: refused, before any backend.
     assert_eq!(s_client_subject(port, Some("c.test")), None);
     assert_eq!(s_client_subject(port, Some("b.test")), None);
@@ -355,6 +394,25 @@ fn terminating_routes_present_their_own_certificates() {
     assert_eq!(
         s_client_subject(port, Some("p.test")).as_deref(),
         Some("subject=CN=p.test")
+    );
+    // `tcprelay-cc route --sni` shows the route's certificate and remote.
+    let answer = route_answer(dir.path(), port, Some("t.test"));
+    assert_eq!(answer["route"]["index"], 0, "{answer}");
+    assert_eq!(
+        answer["tls"]["certificate"]["subject"], "CN=t.test",
+        "{answer}"
+    );
+    assert_eq!(
+        answer["balance"]["candidates"][0]["remote"],
+        format!("127.0.0.1:{}/TCP", t_backend.port),
+        "{answer}"
+    );
+    let answer = route_answer(dir.path(), port, Some("other.test"));
+    assert_eq!(answer["route"]["index"], Value::Null, "{answer}");
+    assert_eq!(
+        answer["balance"]["candidates"][0]["remote"],
+        format!("127.0.0.1:{}/TCP", default_backend.port),
+        "{answer}"
     );
     // tls = auto: a TLS client is routed as on the other listener, a plain one
     // goes to the default route untouched.
@@ -454,4 +512,33 @@ fn raw_client_hellos_under_poll() {
 #[test]
 fn raw_client_hellos_under_select() {
     raw_client_hellos("IO_POLL_MECHANISM=16");
+}
+
+/// `tcprelay-cc diff` compares routes by their names: the same names in another
+/// order (and another place in the file) are the same route, whose changed mode
+/// and balance are shown; a route with other names is one removed and one added.
+#[test]
+fn diff_compares_routes_by_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |routes: &str| {
+        format!("id = spawnd {{\n listen = {{ address = 127.0.0.1 port = 8443 tls = yes }}\n}}\nid = tcprelay {{\n{routes}\n}}\n")
+    };
+    let a =
+        "route = { sni = a.test mode = passthrough remote = { address = 127.0.0.1 port = 9001 } }";
+    let b = "route = { sni = b.test sni = c.test mode = passthrough remote = { address = 127.0.0.1 port = 9002 } }";
+    let b2 = "route = { sni = c.test sni = b.test mode = passthrough balance = source remote = { address = 127.0.0.1 port = 9002 } }";
+    let d =
+        "route = { sni = d.test mode = passthrough remote = { address = 127.0.0.1 port = 9001 } }";
+    std::fs::write(dir.path().join("old.cfg"), cfg(&format!("{a}\n{b}"))).unwrap();
+    std::fs::write(dir.path().join("new.cfg"), cfg(&format!("{b2}\n{d}"))).unwrap();
+    let out = harness::cc(dir.path(), &["diff", "old.cfg", "new.cfg"]);
+    let text = harness::stdout(&out);
+    for line in [
+        "  route b.test c.test balance: the section's -> source (new sessions)",
+        "  route a.test: passthrough -> none (new sessions)",
+        "  route d.test: none -> passthrough (new sessions)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    assert!(!text.contains("route b.test c.test mode"), "{text}");
 }
