@@ -325,6 +325,11 @@ pub enum Key {
     ResolveIntervalMin,
     ResolveIntervalMax,
     ResolveStart,
+    // Routing by SNI.
+    /// `route = { sni = NAME ... remote = { ... } }` in the tcprelay section.
+    Route,
+    /// `sni = NAME` in a `route` block.
+    Sni,
 }
 
 /// Which section role a directive belongs to.
@@ -472,6 +477,8 @@ impl Key {
             ResolveIntervalMin => "resolve interval min",
             ResolveIntervalMax => "resolve interval max",
             ResolveStart => "resolve start",
+            Route => "route",
+            Sni => "sni",
         }
     }
 
@@ -534,7 +541,7 @@ impl Key {
             | SilentTimeout | ConnectTimeout | TlsHandshakeTimeout | HalfCloseTimeout
             | DrainTimeout | DrainGenerations | ConnectionLog | TlsCertFile | TlsCertfile
             | TlsKeyFile | TlsKeyfile | TlsPassphrase | SslCert | SslCertfile | SslCertFile
-            | SslKey | SslKeyfile | SslKeyFile | SslPassphrase | SendProxy | Check => {
+            | SslKey | SslKeyfile | SslKeyFile | SslPassphrase | SendProxy | Check | Route => {
                 Role::Tcprelay
             }
             Resolvers | ResolveInterval | ResolveIntervalMin | ResolveIntervalMax
@@ -546,7 +553,9 @@ impl Key {
             | AcceptProxyTimeout | TlsSni | TlsVerify | TlsCaFile | Interval | Timeout | Rise
             | Fall | Send | Expect | ExpectRegex | Ssl | TlsPsk | Dscp | Vrf | AaaProtocol
             | Flag | Type | SpawnId | Config | IpcKey | UsersMinimum | UsersMaximum
-            | InstancesMinimum | InstancesMaximum | PortWithoutEquals | BareTls => Role::Nested,
+            | InstancesMinimum | InstancesMaximum | PortWithoutEquals | BareTls | Sni => {
+                Role::Nested
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ mod model;
 mod proxy;
 mod relay;
 mod remote_tls;
+mod routes;
 mod scope;
 mod services;
 mod spawnd;
@@ -41,8 +42,8 @@ mod tests;
 pub use dns::normal as dns_normal;
 pub use model::{
     AcceptProxyModel, Bind, CheckModel, CheckSetting, ControlModel, ExpectModel, KeepaliveModel,
-    Keyed, ListenerModel, MetricsModel, Model, RelayModel, RemoteModel, RemoteTlsModel, SpawnModel,
-    SpawndModel, StickyModel, SyslogModel, TlsModel, TopModel,
+    Keyed, ListenerModel, MetricsModel, Model, RelayModel, RemoteModel, RemoteTlsModel, RouteModel,
+    SpawnModel, SpawndModel, StickyModel, SyslogModel, TlsModel, TopModel,
 };
 pub use model::{NameModel, ResolveModel, ResolversModel};
 pub use values::{DebugMask, DEBUG_FLAGS};
@@ -100,7 +101,15 @@ pub fn check(
     }
     if let Some(relay) = &relay {
         let listeners = spawnd.as_ref().map(|s| s.listeners.as_slice());
-        relay::tls(listeners, &relay.tls, &selection.tcprelay_id, &mut cx);
+        let needed = routes::section_certificate_needed(relay);
+        relay::tls(
+            listeners,
+            &relay.tls,
+            needed,
+            &selection.tcprelay_id,
+            &mut cx,
+        );
+        routes::tls(listeners, relay, &mut cx);
         for r in relay.remotes.iter().chain(&relay.discovered) {
             remote_tls::files(r, &mut cx);
         }
@@ -140,6 +149,7 @@ pub fn block_keys(block: Key) -> Option<&'static [Key]> {
         Key::Control => Some(control::CONTROL_VALID),
         Key::Metrics => Some(control::METRICS_VALID),
         Key::Resolvers => Some(dns::RESOLVERS_VALID),
+        Key::Route => Some(routes::ROUTE_VALID),
         _ => None,
     }
 }
@@ -240,6 +250,7 @@ fn nested_at_top(key: &Sp<Key>, cx: &mut Cx<'_>) {
     let blocks = match key.node {
         Weight | TlsSni | TlsVerify | TlsCaFile | Srv => "a `remote = { ... }` block",
         Nameserver | Attempts => "a `resolvers = { ... }` block",
+        Sni | Balance => "a `route = { ... }` block",
         Address | Port | Protocol | BareAddress => {
             "a `listen = { ... }` or `remote = { ... }` block"
         }

@@ -180,7 +180,39 @@ fn render(plan: &Plan, out: &mut String) {
             remote.protocol,
             remote.weight
         );
+        if let (Some(route), false) = (remote.route, r.routes.is_empty()) {
+            let _ = writeln!(out, "    of route #{}", route + 1);
+        }
         remote_extras(remote, out);
+    }
+    for (i, route) in r.routes.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  route #{}: {}, {}{}{}",
+            i + 1,
+            if route.names.is_empty() {
+                "the default route".to_string()
+            } else {
+                format!("sni {}", route.names.join(" "))
+            },
+            match route.mode {
+                tcprelay_plan::RouteMode::Terminate => "terminate",
+                tcprelay_plan::RouteMode::Passthrough => "passthrough",
+            },
+            route.tls.as_ref().map_or(String::new(), |t| format!(
+                ", tls cert-file {}",
+                t.cert_file
+            )),
+            route
+                .balance
+                .map_or(String::new(), |b| format!(", balance {b:?}")),
+        );
+    }
+    if !r.routes.is_empty() && tcprelay_plan::sni::default_route(r) == Some(None) {
+        let _ = writeln!(
+            out,
+            "  the remotes of no route are the default route (clients without SNI or with a name no route has)"
+        );
     }
     discovered(r, out);
     let show = |v: Option<u64>| v.map_or("unset".to_string(), |v| v.to_string());
@@ -424,6 +456,27 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no line {line:?} in\n{text}");
         }
         assert!(text.contains(", debug 0x1000, "), "{text}");
+    }
+
+    #[test]
+    fn routes_and_their_remotes_are_shown() {
+        let src = "id = spawnd { listen = { port = 1 tls = yes } }\n\
+                   id = tcprelay { route = { sni = a.example sni = *.b.example mode = passthrough remote = { address = 10.0.0.1 port = 2 } }\n\
+                   route = { mode = passthrough remote = { address = 10.0.0.2 port = 2 } } }";
+        let (plan, diags) = crate::compile(src, "x.cfg", &crate::Selection::default());
+        let plan = plan.unwrap_or_else(|| panic!("{diags:#?}"));
+        let text = explain(&tcprelay_plan::encode(&plan, crate::VERSION)).expect("explains");
+        for line in [
+            "    of route #1",
+            "    of route #2",
+            "  route #1: sni a.example *.b.example, passthrough",
+            "  route #2: the default route, passthrough",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            );
+        }
     }
 
     #[test]

@@ -192,6 +192,7 @@ tokens! {
     Attempts = "attempts",
     Resolve = "resolve",
     Start = "start",
+    Route = "route",
 }
 
 /// An opening quote with no closing one: the rest of the file is the string.
@@ -526,7 +527,8 @@ pub fn is_secret_key(word: &str) -> bool {
             let holds = |p: &[u8]| {
                 part.len() >= p.len() && part.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p))
             };
-            starts(b"pass")
+            // `mode = passthrough` (an SNI route) names no secret.
+            (starts(b"pass") && !part.eq_ignore_ascii_case(b"passthrough"))
                 || starts(b"pw")
                 || holds(b"phrase")
                 || holds(b"secret")
@@ -775,6 +777,7 @@ mod tests {
             "keyfile",
             "protocol",
             "bypass.pem",
+            "passthrough",
             "permit",
             "",
             "=",

@@ -7,13 +7,14 @@
 use crate::ast::Sp;
 use crate::check::{
     AcceptProxyModel, CheckModel, ControlModel, DebugMask, ExpectModel, KeepaliveModel,
-    ListenerModel, Model, RelayModel, RemoteModel, ResolveModel, SpawndModel, StickyModel,
-    SyslogModel, TopModel,
+    ListenerModel, Model, RelayModel, RemoteModel, ResolveModel, RouteModel, SpawndModel,
+    StickyModel, SyslogModel, TlsModel, TopModel,
 };
 use std::net::{Ipv4Addr, SocketAddr};
 use tcprelay_plan::{
     defaults, AcceptProxy, Balance, Check, Control, Expect, Keepalive, Listener, Metrics, Overload,
-    Plan, Protocol, Relay, Remote, RemoteTls, Resolve, Spawnd, Sticky, Syslog, Tls,
+    Plan, Protocol, Relay, Remote, RemoteTls, Resolve, Route, RouteMode, Spawnd, Sticky, Syslog,
+    Tls,
 };
 use tcprelay_plan::{Discovered, Lookup};
 
@@ -244,17 +245,9 @@ fn relay(m: &RelayModel, top: &TopModel) -> Relay {
             .as_ref()
             .map_or(defaults::CONNECTION_LOG, |v| v.node),
         syslog: syslog(&m.syslog, &top.syslog),
-        tls: m.tls.cert.as_ref().map(|cert| Tls {
-            cert_file: cert.value.node.clone(),
-            key_file: m
-                .tls
-                .key
-                .as_ref()
-                .map_or_else(|| cert.value.node.clone(), |k| k.value.node.clone()),
-            passphrase: m.tls.passphrase.as_ref().map(|p| p.value.node.clone()),
-        }),
+        tls: tls(&m.tls),
         balance: m.balance.as_ref().map_or(Balance::LeastConn, |b| b.node),
-        routes: Vec::new(),
+        routes: m.routes.iter().map(route).collect(),
         discovered: m.discovered.iter().map(|r| discovered(r, m)).collect(),
         resolve: resolve(&m.resolve),
     }
@@ -306,6 +299,28 @@ fn resolve(m: &ResolveModel) -> Resolve {
     }
 }
 
+/// A certificate, its key (the certificate file when not given) and passphrase.
+fn tls(m: &TlsModel) -> Option<Tls> {
+    m.cert.as_ref().map(|cert| Tls {
+        cert_file: cert.value.node.clone(),
+        key_file: m
+            .key
+            .as_ref()
+            .map_or_else(|| cert.value.node.clone(), |k| k.value.node.clone()),
+        passphrase: m.passphrase.as_ref().map(|p| p.value.node.clone()),
+    })
+}
+
+/// A `route` block (its remotes are lowered with the section's, each naming it).
+fn route(m: &RouteModel) -> Route {
+    Route {
+        names: m.names.iter().map(|n| n.node.clone()).collect(),
+        mode: m.mode.as_ref().map_or(RouteMode::Terminate, |v| v.node),
+        tls: tls(&m.tls),
+        balance: m.balance.as_ref().map(|v| v.node),
+    }
+}
+
 /// A remote, with the section's `send proxy` when it has none of its own (its `check`
 /// was merged with the section's by the check stage).
 fn remote(r: &RemoteModel, section: &RelayModel) -> Remote {
@@ -346,7 +361,7 @@ fn remote(r: &RemoteModel, section: &RelayModel) -> Remote {
             .and_then(|v| v.node),
         check: r.check.as_ref().map(|c| check(c, tls.is_some())),
         tls,
-        route: None,
+        route: r.route.map(|i| i as u32),
     }
 }
 

@@ -962,10 +962,11 @@ mod tests {
             ("  lsten = { port = 1 }\n", "", "lsten"),
             ("  lsten { port = 1 tls = yes }\n", "", "lsten"),
             // A key of another place with its block.
+            // (`remote` blocks nest, in a `route`: the check stage places them.)
             (
-                "  listen = { port = 3 remote = { port = 4 } }\n",
+                "  listen = { port = 3 control = { mode = 4 } }\n",
                 "",
-                "remote",
+                "control",
             ),
             // A missing `=` (it was also "`address` is not valid in a `remote` block"
             // at the value).

@@ -12,9 +12,10 @@ use serde::Serialize;
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use tcprelay_plan::route as decide;
+use tcprelay_plan::sni;
 use tcprelay_plan::{
     Balance, Expect, ListenAddress, Listener, Network, Plan, Protocol, ProxyAccept, ProxyVersion,
-    Remote, TlsVersion,
+    Remote, RouteMode, Tls, TlsVersion,
 };
 
 use crate::input::Input;
@@ -153,6 +154,9 @@ pub struct Report {
     pub proxy: Option<ProxyReport>,
     pub acl: Option<AclReport>,
     pub tls: Option<TlsReport>,
+    /// The SNI route (a relay with `route` blocks only; absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteReport>,
     pub sticky: Option<StickyReport>,
     pub balance: Option<BalanceReport>,
     /// Remarks on the question itself (an argument that is not used).
@@ -246,6 +250,20 @@ pub struct CertificateReport {
     pub sha256: Option<String>,
     /// Why the file could not be read here (the plan may run on another machine).
     pub error: Option<String>,
+}
+
+/// The SNI route a client takes (docs/sni.md), decided by
+/// `tcprelay_plan::sni::choose` as the workers decide.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteReport {
+    /// The route's number in the plan (from 0); `null`: the default route made of
+    /// the remotes outside any route.
+    pub index: Option<usize>,
+    /// Its server names (empty: the default route).
+    pub names: Vec<String>,
+    /// `terminate` or `passthrough`.
+    pub mode: &'static str,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -384,6 +402,7 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
         proxy: None,
         acl: None,
         tls: None,
+        route: None,
         sticky: None,
         balance: None,
         notes,
@@ -514,10 +533,29 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
         return Ok(report);
     }
 
-    // TLS on the listener.
-    if listener.tls {
-        report.tls = Some(tls_report(plan, listener, query.sni.as_deref()));
-    } else if query.sni.is_some() {
+    // The SNI route, then TLS on the listener.
+    let mut route = None;
+    if !plan.relay.routes.is_empty() {
+        match sni_route(plan, listener.tls, query.sni.as_deref(), &name) {
+            Ok(r) => {
+                route = Some(r.index.map(|i| i as u32));
+                report.route = Some(r);
+            }
+            Err(message) => {
+                report.result = refused("sni", message);
+                return Ok(report);
+            }
+        }
+    }
+    let route_tls = route
+        .flatten()
+        .and_then(|i| plan.relay.routes.get(i as usize))
+        .and_then(|r| r.tls.as_ref());
+    let passthrough = route.is_some_and(|r| sni::mode(&plan.relay, r) == RouteMode::Passthrough);
+    if listener.tls && !passthrough {
+        let tls = route_tls.or(plan.relay.tls.as_ref());
+        report.tls = Some(tls_report(plan, tls, listener, query.sni.as_deref()));
+    } else if query.sni.is_some() && !listener.tls {
         report
             .notes
             .push(format!("--sni is not used: {name} does not terminate TLS"));
@@ -558,6 +596,8 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
     };
     let candidates: Vec<Candidate> = order
         .into_iter()
+        // With routes, the route's remotes only.
+        .filter(|&i| route.is_none_or(|r| remotes[i].route == r))
         .enumerate()
         .map(|(k, i)| candidate(&remotes[i], k + 1, i, places))
         .collect();
@@ -621,14 +661,73 @@ fn listener_report(
     }
 }
 
-fn tls_report(plan: &Plan, listener: &Listener, sni: Option<&str>) -> TlsReport {
+/// The SNI route of a client of `listener` (`tls`: it has TLS) that sends `sni`,
+/// or why it is closed.
+fn sni_route(
+    plan: &Plan,
+    tls: bool,
+    sni_name: Option<&str>,
+    name: &str,
+) -> Result<RouteReport, String> {
+    let relay = &plan.relay;
+    let sent = if tls { sni_name } else { None };
+    let chosen = sni::choose(relay, sent).map_err(|why| {
+        format!(
+            "{}: {why}; the client is closed before any remote (counted as `{}`)",
+            match sent {
+                Some(n) => format!("server name {n}"),
+                None if tls => "no server name".to_string(),
+                None => format!("{name} has no TLS: its clients take the default route"),
+            },
+            why.name()
+        )
+    })?;
+    let route = chosen.and_then(|i| relay.routes.get(i as usize));
+    let mode = match sni::mode(relay, chosen) {
+        RouteMode::Terminate => "terminate",
+        RouteMode::Passthrough => "passthrough",
+    };
+    let which = match chosen {
+        Some(i) => format!("route #{}", i + 1),
+        None => "the default route (the remotes outside any route)".to_string(),
+    };
+    let reason = match (sent, route) {
+        (_, _) if !tls => format!("{name} has no TLS: its clients take the default route, {which}"),
+        (None, _) => format!("no server name: {which}"),
+        (Some(n), Some(r)) if !r.names.is_empty() => {
+            let n = sni::normalize(n);
+            let pattern = r
+                .names
+                .iter()
+                .find(|p| **p == n)
+                .or_else(|| r.names.iter().find(|p| sni::matches(p, &n)))
+                .cloned()
+                .unwrap_or_default();
+            format!("{n} matches `{pattern}` of {which}")
+        }
+        (Some(n), _) => format!("no route names {}: {which}", sni::normalize(n)),
+    };
+    let reason = if mode == "passthrough" && tls {
+        format!("{reason}; TLS passed through: the remote completes the handshake and its certificate reaches the client")
+    } else {
+        reason
+    };
+    Ok(RouteReport {
+        index: chosen.map(|i| i as usize),
+        names: route.map(|r| r.names.clone()).unwrap_or_default(),
+        mode,
+        reason,
+    })
+}
+
+fn tls_report(plan: &Plan, tls: Option<&Tls>, listener: &Listener, sni: Option<&str>) -> TlsReport {
     let versions = if listener.tls_versions.is_empty() {
         vec![TlsVersion::Tls12.name(), TlsVersion::Tls13.name()]
     } else {
         listener.tls_versions.iter().map(|v| v.name()).collect()
     };
     let mut covers = None;
-    let certificate = plan.relay.tls.as_ref().map(|tls| {
+    let certificate = tls.map(|tls| {
         let file = tls.cert_file.clone();
         match tlscheck::certificate_facts(&tls.cert_file) {
             Ok(facts) if !facts.is_empty() => {
@@ -885,6 +984,9 @@ impl Report {
                 }
                 (None, _) => {}
             }
+        }
+        if let Some(r) = &self.route {
+            let _ = writeln!(out, "route     {} ({})", r.reason, r.mode);
         }
         let method = self.balance.as_ref().map(|b| b.method);
         if let Some(s) = &self.sticky {

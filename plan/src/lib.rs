@@ -18,6 +18,7 @@ pub mod codec;
 pub mod control_path;
 mod read;
 pub mod route;
+pub mod sni;
 mod validate;
 
 use serde::{Deserialize, Serialize};

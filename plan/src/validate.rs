@@ -48,6 +48,8 @@ pub enum PlanError {
     },
     RebalanceZero,
     RetireZero,
+    /// A broken `route` (SNI routing), in an operator's words (`sni::problems`).
+    BadRoute(String),
     BadAcl {
         rule: usize,
     },
@@ -351,6 +353,7 @@ impl fmt::Display for PlanError {
             PlanError::NotForTheOs { field, problem } => write!(f, "{field} {problem}"),
             PlanError::RebalanceZero => f.write_str("rebalance is 0"),
             PlanError::RetireZero => f.write_str("retire is 0"),
+            PlanError::BadRoute(what) => f.write_str(what),
             PlanError::ZeroSetting { what } => write!(f, "{what} is 0, and must be at least 1"),
             PlanError::ControlMode { mode } => write!(
                 f,
@@ -562,6 +565,19 @@ fn os_strings(plan: &Plan) -> Vec<OsString<'_>> {
             }
         }
     }
+    for (i, route) in plan.relay.routes.iter().enumerate() {
+        let Some(tls) = &route.tls else { continue };
+        for (what, value) in [
+            ("certificate file", &tls.cert_file),
+            ("key file", &tls.key_file),
+        ] {
+            out.push((
+                format!("route {}'s {what}", i + 1),
+                value,
+                OsText::check_name,
+            ));
+        }
+    }
     if let Some(control) = &s.control {
         if let Some(path) = &control.path {
             out.push((
@@ -743,7 +759,7 @@ impl Plan {
                     });
                 }
             }
-            if l.tls && r.tls.is_none() {
+            if l.tls && r.tls.is_none() && crate::sni::section_certificate_needed(r) {
                 errors.push(PlanError::TlsWithoutCertificate { listener: i });
             }
             for what in listener_settings(l) {
@@ -775,6 +791,7 @@ impl Plan {
                     "the sticky cache needs a period of at least 1 s and a size from 1 to 1048576",
             });
         }
+        errors.extend(crate::sni::problems(r).into_iter().map(PlanError::BadRoute));
         if r.rebalance == Some(0) {
             errors.push(PlanError::RebalanceZero);
         }

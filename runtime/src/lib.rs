@@ -46,6 +46,7 @@ pub mod notify;
 pub mod os;
 pub mod proxy;
 pub mod resolver;
+pub mod sni;
 pub mod stats;
 pub mod steering;
 pub mod sticky;

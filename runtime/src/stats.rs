@@ -120,7 +120,10 @@ mod at {
         pub const HANDOFFS_PASSED: usize = STICKY_MISSES + 1;
         pub const HANDOFFS_RETURNED: usize = HANDOFFS_PASSED + 1;
         pub const HANDOFFS_CLOSED: usize = HANDOFFS_RETURNED + 1;
-        pub const WORDS: usize = HANDOFFS_CLOSED + 1;
+        /// TLS clients refused before any remote by SNI routing, one word per
+        /// reason (`crate::stats::SniRefusal`, in its order).
+        pub const SNI_REFUSED: usize = HANDOFFS_CLOSED + 1;
+        pub const WORDS: usize = SNI_REFUSED + super::super::SniRefusal::ALL.len();
     }
 
     /// One listener slot.
@@ -132,7 +135,9 @@ mod at {
         pub const TO_REMOTE: usize = 3;
         pub const TO_CLIENT: usize = 4;
         pub const PROXY_REFUSED: usize = 5;
-        pub const WORDS: usize = 6;
+        /// Clients refused by SNI routing (every reason).
+        pub const SNI_REFUSED: usize = 6;
+        pub const WORDS: usize = 7;
     }
 
     /// One remote slot.
@@ -323,6 +328,13 @@ impl Counters {
         add(&block[listener.at(at::listener::PROXY_REFUSED)], 1);
     }
 
+    /// A TLS client refused by SNI routing before any remote, for `why`.
+    pub fn sni_refused(&self, listener: ListenerSlot, why: SniRefusal) {
+        let block = self.block();
+        add(&block[at::totals::SNI_REFUSED + why as usize], 1);
+        add(&block[listener.at(at::listener::SNI_REFUSED)], 1);
+    }
+
     /// A client's first selection with a sticky cache: `hit` when it took the
     /// remote the client's entry named.
     pub fn sticky(&self, hit: bool) {
@@ -484,6 +496,43 @@ pub enum Handoff {
     Closed,
 }
 
+/// Why SNI routing refused a TLS client (docs/sni.md): the counters' reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SniRefusal {
+    /// Its first byte was not a TLS handshake record (a listener with `tls = yes`).
+    NotTls = 0,
+    /// Its ClientHello named no server, and there is no default route.
+    NoSni,
+    /// No route has the name, and there is no default route.
+    UnknownSni,
+    /// A malformed ClientHello, one over the size cap, or a connection closed
+    /// before a whole one.
+    BadHello,
+    /// No whole ClientHello within the `tls handshake timeout`.
+    Timeout,
+}
+
+impl SniRefusal {
+    pub const ALL: [SniRefusal; 5] = [
+        SniRefusal::NotTls,
+        SniRefusal::NoSni,
+        SniRefusal::UnknownSni,
+        SniRefusal::BadHello,
+        SniRefusal::Timeout,
+    ];
+
+    /// Its name in the metrics' `reason` label and in `ctl status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SniRefusal::NotTls => "not_tls",
+            SniRefusal::NoSni => "no_sni",
+            SniRefusal::UnknownSni => "unknown_sni",
+            SniRefusal::BadHello => "bad_client_hello",
+            SniRefusal::Timeout => "timeout",
+        }
+    }
+}
+
 /// The relay's totals in a [`Snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Totals {
@@ -503,6 +552,8 @@ pub struct Totals {
     pub handoffs_passed: u64,
     pub handoffs_returned: u64,
     pub handoffs_closed: u64,
+    /// TLS clients refused by SNI routing, by reason ([`SniRefusal::ALL`]'s order).
+    pub sni_refused: [u64; 5],
     pub tls_handshakes: u64,
     pub tls_failures: u64,
     pub bytes_to_remote: u64,
@@ -523,6 +574,8 @@ pub struct ListenerEntry {
     pub denied: u64,
     /// Closed for the PROXY protocol (untrusted peer, bad header, timeout).
     pub proxy_refused: u64,
+    /// TLS clients refused by SNI routing (every reason).
+    pub sni_refused: u64,
     pub sessions: u64,
     pub bytes_to_remote: u64,
     pub bytes_to_client: u64,

@@ -41,8 +41,12 @@ const SESSION_ID_CONTEXT: &[u8] = b"tcprelay";
 #[derive(Default)]
 pub struct PlanTls {
     /// The context for the plan's TLS listeners, `None` when no listener has
-    /// `tls = yes`.
+    /// `tls = yes`, or when every SNI route passes TLS through or has its own
+    /// certificate and no remote is outside the routes.
     pub server: Option<SslContext>,
+    /// Each SNI route's own context (plan order), for the routes that terminate
+    /// with a certificate of their own; `None` for the others.
+    pub routes: Vec<Option<SslContext>>,
     /// Every certificate loaded for the plan, by file: what the control socket's
     /// `plan` answer gives out (public data: never a key).
     pub certificates: Certificates,
@@ -52,6 +56,10 @@ impl std::fmt::Debug for PlanTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlanTls")
             .field("server", &self.server.is_some())
+            .field(
+                "routes",
+                &self.routes.iter().filter(|r| r.is_some()).count(),
+            )
             .field("certificates", &self.certificates)
             .finish()
     }
@@ -85,6 +93,9 @@ pub enum CertificateUse {
     Ca(String),
     /// The client certificate chain presented to a remote (`tls cert-file`).
     Client(String),
+    /// The chain an SNI route presents (its own `tls cert-file`); the route by its
+    /// number in the plan (from 1) and its names, e.g. `2 (*.api.example.com)`.
+    Route(String),
 }
 
 impl Certificates {
@@ -149,7 +160,8 @@ pub fn for_plan(plan: &Plan) -> Result<PlanTls, String> {
         }
     }
     let mut certificates = Certificates::default();
-    let server = if plan.spawnd.listeners.iter().any(|l| l.tls) {
+    let tls_listener = plan.spawnd.listeners.iter().any(|l| l.tls);
+    let server = if tls_listener {
         match &plan.relay.tls {
             Some(tls) => {
                 let (context, chain) = server_parts(tls)?;
@@ -160,6 +172,8 @@ pub fn for_plan(plan: &Plan) -> Result<PlanTls, String> {
                 )?;
                 Some(context)
             }
+            // Every route passes TLS through or has its own certificate.
+            None if !tcprelay_plan::sni::section_certificate_needed(&plan.relay) => None,
             // `Plan::validate` refuses this; kept as an error rather than a panic.
             None => {
                 return Err(
@@ -170,11 +184,34 @@ pub fn for_plan(plan: &Plan) -> Result<PlanTls, String> {
     } else {
         None
     };
+    let mut routes = Vec::with_capacity(plan.relay.routes.len());
+    for (i, route) in plan.relay.routes.iter().enumerate() {
+        let tls = match (&route.tls, route.mode) {
+            (Some(tls), tcprelay_plan::RouteMode::Terminate) if tls_listener => tls,
+            _ => {
+                routes.push(None);
+                continue;
+            }
+        };
+        let names = if route.names.is_empty() {
+            "the default route".to_string()
+        } else {
+            route.names.join(" ")
+        };
+        let (context, chain) = server_parts(tls).map_err(|e| format!("route {}: {e}", i + 1))?;
+        certificates.add(
+            &tls.cert_file,
+            chain.iter().map(|c| &**c),
+            CertificateUse::Route(format!("{} ({names})", i + 1)),
+        )?;
+        routes.push(Some(context));
+    }
     for (file, certs, use_) in remotes {
         certificates.add(file, certs.iter().map(|c| &**c), use_)?;
     }
     Ok(PlanTls {
         server,
+        routes,
         certificates,
     })
 }

@@ -242,6 +242,56 @@ pub fn make_certs(dir: &Path) {
     std::fs::write(dir.join("old-ca.pem"), pem(&[&old_ca])).unwrap();
 }
 
+/// A self-signed certificate for `names` (the first its CN, all of them its DNS
+/// names), valid for a year, written to `dir/STEM.pem` with its key in
+/// `dir/STEM-key.pem`: distinct servers that a client tells apart by the subject
+/// it sees (the SNI tests).
+pub fn make_named_cert(dir: &Path, stem: &str, names: &[&str]) {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::extension::SubjectAlternativeName;
+    use openssl::x509::{X509NameBuilder, X509};
+
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256");
+    let key = PKey::from_ec_key(EcKey::generate(&group).expect("EC key")).expect("PKey");
+    let mut name = X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", names[0]).expect("CN");
+    let name = name.build();
+    let mut b = X509::builder().expect("builder");
+    b.set_version(2).expect("version");
+    b.set_serial_number(&BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap())
+        .expect("serial");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&key).expect("pubkey");
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .expect("nb");
+    b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
+        .expect("na");
+    let mut san = SubjectAlternativeName::new();
+    for n in names {
+        san.dns(n);
+    }
+    let san = san.build(&b.x509v3_context(None, None)).expect("SAN");
+    b.append_extension(san).expect("extension");
+    b.sign(&key, MessageDigest::sha256()).expect("sign");
+    std::fs::create_dir_all(dir).expect("certs dir");
+    std::fs::write(
+        dir.join(format!("{stem}.pem")),
+        b.build().to_pem().expect("pem"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(format!("{stem}-key.pem")),
+        key.private_key_to_pem_pkcs8().expect("key pem"),
+    )
+    .unwrap();
+}
+
 /// `text` with each UTC date of a certificate (`2026-03-01T12:00:00Z`) replaced by
 /// `YYYY-MM-DDTHH:MM:SSZ`, of the same width: the certificates of [`make_certs`]
 /// have dates relative to the moment they are made, so the dates in diagnostics

@@ -23,6 +23,7 @@ mod records;
 mod relay;
 mod route;
 mod setup;
+mod sni;
 mod steering;
 mod sticky;
 mod strings;

@@ -248,6 +248,8 @@ pub struct RelayModel {
     pub discovered: Vec<RemoteModel>,
     /// `resolvers = { ... }` and `resolve ...`.
     pub resolve: ResolveModel,
+    /// `route = { ... }` blocks, in file order (their remotes are in `remotes`).
+    pub routes: Vec<RouteModel>,
 }
 
 /// A remote's name resolved by the runtime: `address = NAME` (A and AAAA records, at
@@ -282,6 +284,30 @@ pub struct ResolversModel {
     pub attempts: Option<Sp<u32>>,
 }
 
+/// One `route = { ... }` block: routing by SNI.
+#[derive(Debug, Clone, Default)]
+pub struct RouteModel {
+    /// The `route` key.
+    pub key: Span,
+    /// `sni = NAME`, lowercase, without a final dot, each with its span.
+    pub names: Vec<Sp<String>>,
+    /// Whether any `sni` was written (a route whose names were all invalid is not
+    /// the default route).
+    pub sni_written: bool,
+    pub mode: Option<Sp<tcprelay_plan::RouteMode>>,
+    /// The route's own certificate (terminate).
+    pub tls: TlsModel,
+    pub balance: Option<Sp<tcprelay_plan::Balance>>,
+}
+
+impl RouteModel {
+    pub fn passthrough(&self) -> bool {
+        self.mode
+            .as_ref()
+            .is_some_and(|m| m.node == tcprelay_plan::RouteMode::Passthrough)
+    }
+}
+
 /// One `remote { }` block.
 #[derive(Debug, Clone)]
 pub struct RemoteModel {
@@ -301,6 +327,9 @@ pub struct RemoteModel {
     /// A remote found by DNS at run time (`address` the unspecified address, at the
     /// name's span; `port` 0 for SRV); `None` for an IP address.
     pub name: Option<NameModel>,
+    /// The index in [`RelayModel::routes`] of the route it serves (`None`: the
+    /// default route).
+    pub route: Option<usize>,
 }
 
 impl RemoteModel {

@@ -67,6 +67,9 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             | Key::ResolveIntervalMin
             | Key::ResolveIntervalMax
             | Key::ResolveStart => dns::directive(d, &mut scope, &mut m.resolve, cx),
+            Key::Route => {
+                remote_blocks += super::routes::block(d, &mut m, &mut own_checks, cx);
+            }
             Key::LocalAddress => scope.scalar(d, values::ip, &mut m.local_address, cx),
             Key::Rebalance => scope.scalar(
                 d,
@@ -148,6 +151,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             _ => debug_assert!(false, "unhandled tcprelay key {:?}", d.key.node),
         }
     }
+    super::routes::check(&m, cx);
     // The remotes given by name are the runtime's to find: templates, apart.
     let (mut found, mut found_checks) = (Vec::new(), Vec::new());
     let mut fixed_checks = Vec::new();
@@ -260,7 +264,7 @@ fn seconds_at_least_one(v: &Sp<Value>, what: &str) -> values::Parsed<u32> {
 }
 
 /// A file name: not empty.
-fn file_name(v: &Sp<Value>) -> values::Parsed<String> {
+pub(super) fn file_name(v: &Sp<Value>) -> values::Parsed<String> {
     if v.node.text.is_empty() {
         return values::fail(
             Diagnostic::error(
@@ -275,7 +279,7 @@ fn file_name(v: &Sp<Value>) -> values::Parsed<String> {
 }
 
 /// A scalar that keeps the span of its key too (for the TLS diagnostics).
-fn keyed<T>(
+pub(super) fn keyed<T>(
     d: &Directive,
     scope: &mut Scope,
     parse: impl FnOnce(&Sp<Value>) -> values::Parsed<T>,
@@ -295,7 +299,7 @@ fn keyed<T>(
 /// One `remote` block (one remote per address of a host name), with what its own
 /// `check` says (merged with the section's later); none when it has an error
 /// (reported).
-fn remote(
+pub(super) fn remote(
     key: Span,
     body: &[Sp<Directive>],
     cx: &mut Cx<'_>,
@@ -449,6 +453,7 @@ fn remote(
                 send_proxy,
                 tls,
                 check: None,
+                route: None,
                 name: Some(NameModel {
                     name: Sp::new(name.clone(), address.span),
                     srv: srv.is_some(),
@@ -472,6 +477,7 @@ fn remote(
                 tls: tls.clone(),
                 check: None,
                 name: None,
+                route: None,
             };
             (remote, check.clone())
         })
@@ -576,6 +582,7 @@ fn weight_taken_as_one(v: &Sp<Value>) -> Diagnostic {
 pub(super) fn tls(
     listeners: Option<&[ListenerModel]>,
     tls: &TlsModel,
+    needed: bool,
     tcprelay_id: &str,
     cx: &mut Cx<'_>,
 ) {
@@ -600,7 +607,7 @@ pub(super) fn tls(
             .filter_map(|l| l.tls.as_ref().filter(|t| t.node))
     };
     let Some(cert) = &tls.cert else {
-        for t in tls_listeners() {
+        for t in tls_listeners().filter(|_| needed) {
             cx.push(
                 Diagnostic::error(
                     Code::TlsWithoutCertificate,

@@ -117,6 +117,15 @@ codes! {
     ResolveUnused = "E0106", "resolver settings without a discovered remote";
     FamilyPrefixOnName = "E0107", "family prefix before a remote's name";
     DuplicateDiscovered = "E0108", "the same discovered name twice";
+    InvalidRouteName = "E0090", "invalid SNI route name";
+    DuplicateRouteName = "E0091", "server name in two routes";
+    OverlappingRoutes = "E0092", "SNI routes that overlap";
+    RouteWithoutRemote = "E0093", "route without a remote";
+    PassthroughWithCertificate = "E0094", "passthrough route with a certificate";
+    TlsInsideTls = "E0095", "TLS remote in a passthrough route";
+    TwoDefaultRoutes = "E0096", "two default routes";
+    RoutesWithoutTlsListener = "E0097", "routes without a TLS listener";
+    InvalidRouteSetting = "E0098", "invalid route mode";
 }
 
 /// The catalogue of the codes, `docs/diagnostics.md`, embedded: `tcprelay-cc

@@ -7,8 +7,8 @@
 use std::fmt::Display;
 
 use tcprelay_plan::{
-    AcceptProxy, Check, Control, Expect, Keepalive, Listener, Metrics, Plan, Relay, Remote,
-    RemoteTls, Secret, Spawnd, Sticky, Syslog, Tls,
+    AcceptProxy, Balance, Check, Control, Expect, Keepalive, Listener, Metrics, Plan, Relay,
+    Remote, RemoteTls, Route, RouteMode, Secret, Spawnd, Sticky, Syslog, Tls,
 };
 use tcprelay_plan::{Discovered, Lookup, Resolve};
 
@@ -668,11 +668,10 @@ fn relay_fields(old: &Relay, new: &Relay, f: &mut Fields) {
     } = old;
     let n = Effect::NewSessions;
     // Issue 18's settings, each shown whole until its own comparison is written.
-    let debug = |v: &dyn std::fmt::Debug| Some(format!("{v:?}"));
     if f.value("balance", balance, &new.balance, n, |v| Some(v.to_string())) {
         f.note("sessions open go on with their remote; new sessions are balanced the new way");
     }
-    f.value("routes", routes, &new.routes, Effect::Reload, |v| debug(v));
+    route_fields(routes, &new.routes, f);
     // Compared by name in `discovered` (the list of `compare`).
     let _ = discovered;
     resolve_fields(resolve, &new.resolve, f);
@@ -745,6 +744,67 @@ fn relay_fields(old: &Relay, new: &Relay, f: &mut Fields) {
 
 /// The listeners' TLS material (the tcprelay section's `tls cert-file`...): the
 /// master builds a new TLS context from the files at the reload.
+/// A route as the diff names it: by its server names (the same names in another
+/// order are the same route), `route (default)` for the one without.
+fn route_key(route: &Route) -> String {
+    if route.names.is_empty() {
+        return "route (default)".to_string();
+    }
+    let mut names = route.names.clone();
+    names.sort();
+    format!("route {}", names.join(" "))
+}
+
+/// SNI routes compared by their names: added, removed, and for the same names
+/// their mode, certificate and balance. The new workers route by the new plan
+/// (new sessions); a route's certificate is loaded by the master at the reload.
+fn route_fields(old: &[Route], new: &[Route], f: &mut Fields) {
+    let n = Effect::NewSessions;
+    let mode = |m: &RouteMode| {
+        Some(match m {
+            RouteMode::Terminate => "terminate".to_string(),
+            RouteMode::Passthrough => "passthrough".to_string(),
+        })
+    };
+    for o in old {
+        let key = route_key(o);
+        let Some(m) = new.iter().find(|r| route_key(r) == key) else {
+            f.push(&key, mode(&o.mode), None, n);
+            continue;
+        };
+        let Route {
+            names: _,
+            mode: old_mode,
+            tls,
+            balance,
+        } = o;
+        f.value(&format!("{key} mode"), old_mode, &m.mode, n, mode);
+        // The file (a passphrase of the running relay is redacted: not compared).
+        let file = |t: &Option<Tls>| t.as_ref().map(|t| t.cert_file.clone());
+        f.value(
+            &format!("{key} tls cert-file"),
+            &file(tls),
+            &file(&m.tls),
+            Effect::Reload,
+            |p| Some(p.clone().unwrap_or_else(|| "the section's".to_string())),
+        );
+        f.value(&format!("{key} balance"), balance, &m.balance, n, |b| {
+            Some(match b {
+                None => "the section's".to_string(),
+                Some(Balance::LeastConn) => "least-conn".to_string(),
+                Some(Balance::Source) => "source".to_string(),
+                Some(Balance::SourceSticky) => "source sticky".to_string(),
+            })
+        });
+    }
+    for m in new {
+        let key = route_key(m);
+        if !old.iter().any(|r| route_key(r) == key) {
+            f.push(&key, None, mode(&m.mode), n);
+        }
+    }
+}
+
 fn listener_tls(old: &Option<Tls>, new: &Option<Tls>, f: &mut Fields) {
     let effect = Effect::Reload;
     let none = Tls {

@@ -123,6 +123,11 @@ fn with_example(d: &Directive, example: &str) -> String {
     {
         relay.push_str("\n  tls cert-file = /nonexistent/tcprelay/cert.pem");
     }
+    // Routes by SNI route the clients of a TLS listener.
+    if example.contains("route = {") {
+        spawnd.push_str("\n  listen = { address = 127.0.0.1 port = 18443 tls = yes }");
+        relay.push_str("\n  tls cert-file = /nonexistent/tcprelay/cert.pem");
+    }
     format!(
         "{top}\nid = spawnd {{\n  listen = {{ address = 127.0.0.1 port = 18080 }}\n  {spawnd}\n}}\n\
          id = tcprelay {{\n  remote = {{ address = 127.0.0.1 port = 9000 }}\n  {relay}\n}}\n"

@@ -47,6 +47,7 @@ fn status(a: &Value) -> String {
         ("accepted", count(&totals["accepted"])),
         ("refused by ACL", count(&totals["refused_acl"])),
         ("refused (PROXY)", count(&totals["refused_proxy"])),
+        ("refused (SNI)", count(&totals["refused_sni"])),
         ("shed by overload", count(&totals["shed_overload"])),
         ("TLS handshakes", tls),
         ("bytes in", bytes(&totals["bytes_in"])),

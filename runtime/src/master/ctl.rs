@@ -347,6 +347,14 @@ impl Master {
                 "accepted": total(|s| s.totals.accepted),
                 "refused_acl": total(|s| s.totals.denied),
                 "refused_proxy": total(|s| s.totals.proxy_refused),
+                "refused_sni": total(|s| s.totals.sni_refused.iter().sum()),
+                "refused_sni_reasons": crate::stats::SniRefusal::ALL
+                    .iter()
+                    .map(|&why| {
+                        let n = snapshot.as_ref().map_or(0, |s| s.totals.sni_refused[why as usize]);
+                        (why.name().to_string(), json!(n))
+                    })
+                    .collect::<serde_json::Map<String, serde_json::Value>>(),
                 "shed_overload": total(|s| s.totals.shed),
                 "sticky_hits": total(|s| s.totals.sticky_hits),
                 "sticky_misses": total(|s| s.totals.sticky_misses),
@@ -627,6 +635,7 @@ fn plan_json(
                     CertificateUse::Listener => json!({ "as": "listener" }),
                     CertificateUse::Ca(remote) => json!({ "as": "ca", "remote": remote }),
                     CertificateUse::Client(remote) => json!({ "as": "client", "remote": remote }),
+                    CertificateUse::Route(route) => json!({ "as": "route", "route": route }),
                 })
                 .collect();
             json!({ "file": f.file, "pem": f.pem, "uses": uses })

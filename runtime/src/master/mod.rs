@@ -108,6 +108,8 @@ pub struct Master {
     /// The certificates the current generation's TLS contexts were built with (the
     /// control socket's `plan` answer).
     certificates: crate::tls_context::Certificates,
+    /// Each SNI route's own server context (`tls_context::PlanTls::routes`).
+    route_tls: Vec<Option<openssl::ssl::SslContext>>,
     generation: u64,
     listeners: Vec<Bound>,
     /// Listeners whose bind failed, tried again every `bind retry delay`
@@ -251,6 +253,7 @@ impl Master {
         let mut master = Master {
             plan,
             tls: tls.server,
+            route_tls: tls.routes,
             certificates: tls.certificates,
             generation: 1,
             listeners,

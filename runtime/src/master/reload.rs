@@ -144,6 +144,7 @@ impl Master {
         self.plan_hash = super::ctl::plan_hash(&plan);
         let old_plan = std::mem::replace(&mut self.plan, plan);
         self.tls = tls.server;
+        self.route_tls = tls.routes;
         self.certificates = tls.certificates;
         // The new plan's counter slots: a listener or remote it shares with the old
         // one keeps its slot, so its counts go on.

@@ -168,6 +168,7 @@ impl Master {
             signals,
             discovery: self.discovery.table(),
             tls: self.tls.clone(),
+            route_tls: self.route_tls.clone(),
         };
         match worker::run(config) {
             Ok(exit) => {

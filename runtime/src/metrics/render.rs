@@ -158,6 +158,18 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         );
     }
     e.family(
+        "tcprelay_sni_refused_reasons_total",
+        Kind::Counter,
+        "TLS clients SNI routing closed before any remote, by reason.",
+    );
+    for why in crate::stats::SniRefusal::ALL {
+        e.sample(
+            "tcprelay_sni_refused_reasons_total",
+            &[("reason", why.name())],
+            t.sni_refused[why as usize] as f64,
+        );
+    }
+    e.family(
         "tcprelay_session_duration_seconds",
         Kind::Histogram,
         "How long sessions lasted, from accept to close.",
@@ -182,7 +194,7 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
         })
         .collect();
     type ListenerField = fn(&crate::stats::ListenerEntry) -> u64;
-    let per_listener: [(&str, Kind, &str, ListenerField); 4] = [
+    let per_listener: [(&str, Kind, &str, ListenerField); 5] = [
         (
             "tcprelay_accepted_total",
             Kind::Counter,
@@ -200,6 +212,12 @@ pub fn render(snapshot: &Snapshot, info: &Info<'_>) -> String {
             Kind::Counter,
             "Connections a PROXY-accepting listener closed: untrusted peer, bad header or timeout.",
             |l| l.proxy_refused,
+        ),
+        (
+            "tcprelay_sni_refused_total",
+            Kind::Counter,
+            "TLS clients SNI routing closed before any remote: not TLS, no or an unknown server name without a default route, a bad ClientHello, or none in time.",
+            |l| l.sni_refused,
         ),
         (
             "tcprelay_sessions",

@@ -71,6 +71,8 @@ pub struct Balancer {
     /// The client key of the selection under way with `balance = source`
     /// ([`Balancer::select_for`]); `None` outside one.
     source: Option<u64>,
+    /// Each remote's SNI route (plan order; empty: the relay has no routes).
+    membership: Vec<Option<u32>>,
 }
 
 /// The relay-wide steering a balancer follows: the table, each remote's slot in it
@@ -83,9 +85,10 @@ struct Steer<T = crate::steering::Table> {
 }
 
 /// The remotes a session has already tried, so that a failover never picks one of
-/// them again. Held only while a session is connecting.
+/// them again, and the SNI route it is restricted to (see [`Tried::restrict`]).
+/// Held only while a session is connecting.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Tried(Vec<usize>);
+pub struct Tried(Vec<usize>, Option<Option<u32>>);
 
 impl Tried {
     pub fn insert(&mut self, index: usize) {
@@ -98,8 +101,16 @@ impl Tried {
         self.0.contains(&index)
     }
 
+    /// Forgets the remotes tried (the route restriction stays).
     pub fn clear(&mut self) {
         self.0.clear();
+    }
+
+    /// Restricts every selection to the remotes of SNI route `route` (`None`: the
+    /// default route's, the remotes of no route), as [`Balancer::route_by`] knows
+    /// them; a relay without routes never calls it.
+    pub fn restrict(&mut self, route: Option<u32>) {
+        self.1 = Some(route);
     }
 }
 
@@ -129,7 +140,23 @@ impl Balancer {
             all_down: false,
             all_down_episodes: 0,
             source: None,
+            membership: Vec::new(),
         }
+    }
+
+    /// The SNI route of each remote (plan order), for selections restricted to a
+    /// route ([`Tried::restrict`]).
+    pub fn route_by(&mut self, routes: Vec<Option<u32>>) {
+        self.membership = routes;
+    }
+
+    /// Whether remote `index` is excluded from a selection: tried already, or
+    /// outside the session's route.
+    fn excludes(&self, excluded: &Tried, index: usize) -> bool {
+        excluded.contains(index)
+            || excluded
+                .1
+                .is_some_and(|route| self.membership.get(index).copied().flatten() != route)
     }
 
     /// Follows the health checks of `table`, where remote `j` (plan order) has slot
@@ -170,18 +197,26 @@ impl Balancer {
             }
             remote.passes = Some(passes);
         }
-        if self.all_down && !self.every_remote_checked_down() {
+        if self.all_down && !self.every_remote_checked_down(None) {
             self.all_down = false;
         }
         cleared
     }
 
-    /// Whether every remote not drained is down by its checks (and one is).
-    fn every_remote_checked_down(&self) -> bool {
+    /// Whether every remote not drained is down by its checks (and one is); with
+    /// `excluded`, among the remotes of its route only.
+    fn every_remote_checked_down(&self, excluded: Option<&Tried>) -> bool {
+        let route = |index: usize| {
+            excluded
+                .and_then(|t| t.1)
+                .is_none_or(|route| self.membership.get(index).copied().flatten() == route)
+        };
         let mut open = self
             .remotes
             .iter()
-            .filter(|r| !r.drained && !r.retired)
+            .enumerate()
+            .filter(|&(index, r)| !r.drained && !r.retired && route(index))
+            .map(|(_, r)| r)
             .peekable();
         open.peek().is_some() && open.all(|r| r.checked_down)
     }
@@ -242,12 +277,12 @@ impl Balancer {
         let preferred = preferred.filter(|&index| {
             self.remotes.get(index).is_some_and(|r| {
                 !r.dead && !r.drained && !r.retired && !r.checked_down && r.weight > 0
-            }) && !excluded.contains(index)
+            }) && !self.excludes(excluded, index)
         });
         let mut best = preferred
             .map(|index| (index, 0))
             .or_else(|| self.best(excluded, true));
-        if best.is_none() && self.every_remote_checked_down() {
+        if best.is_none() && self.every_remote_checked_down(Some(excluded)) {
             if !std::mem::replace(&mut self.all_down, true) {
                 self.all_down_episodes += 1;
                 crate::warn!("every remote is down by its health checks: trying them all again");
@@ -285,7 +320,7 @@ impl Balancer {
                         || remote.drained
                         || remote.retired
                         || (checked && remote.checked_down)
-                        || excluded.contains(*index))
+                        || self.excludes(excluded, *index))
                 })
                 .map(|(index, remote)| {
                     (
@@ -331,15 +366,15 @@ impl Balancer {
                 || remote.drained
                 || remote.retired
                 || (checked && remote.checked_down)
-                || excluded.contains(index))
+                || self.excludes(excluded, index))
         })
         .map(|index| (index, 0))
     }
 
     /// DNS discovery: appends a remote found at run time (after the plan's, never
     /// reordered) with `weight`, its `slot` in the steering and health tables and its
-    /// `key` for `balance = source`.
-    pub fn add_remote(&mut self, weight: u32, slot: usize, key: u64) {
+    /// `key` for `balance = source`, serving SNI route `route`.
+    pub fn add_remote(&mut self, weight: u32, slot: usize, key: u64, route: Option<u32>) {
         let weight = tcprelay_plan::balance::weight(weight);
         self.remotes.push(RemoteState {
             weight,
@@ -353,6 +388,10 @@ impl Balancer {
             retired: false,
         });
         let index = self.remotes.len() - 1;
+        if !self.membership.is_empty() {
+            self.membership.resize(index, None);
+            self.membership.push(route);
+        }
         // Its slot in the tables followed, which are read again for it.
         if let Some(steer) = self.steer.as_mut() {
             steer.slots.resize(index, 0);
@@ -443,8 +482,8 @@ mod tests {
     #[test]
     fn discovered_remotes_join_after_the_plans_and_retired_ones_get_no_new_session() {
         let mut b = Balancer::new([1], None);
-        b.add_remote(1, 7, 0);
-        b.add_remote(2, 8, 0);
+        b.add_remote(1, 7, 0, None);
+        b.add_remote(2, 8, 0, None);
         let mut counts = [0usize; 3];
         for _ in 0..8 {
             counts[b.select(&none()).0.unwrap()] += 1;
@@ -523,6 +562,32 @@ mod tests {
         assert!(b.revive_all());
         assert!(!b.revive_all());
         assert_eq!(b.select(&none()).0, Some(0));
+    }
+
+    #[test]
+    fn a_route_restricts_every_selection_to_its_remotes() {
+        // Remotes 0 and 2 are route 0's, 1 the default route's, 3 route 1's.
+        let mut b = Balancer::new([1, 1, 1, 1], None);
+        b.route_by(vec![Some(0), None, Some(0), Some(1)]);
+        let mut tried = Tried::default();
+        tried.restrict(Some(0));
+        let picks: Vec<_> = (0..4).map(|_| b.select(&tried).0).collect();
+        assert_eq!(picks, [Some(0), Some(2), Some(0), Some(2)]);
+        // A failover stays in the route, and clearing what was tried keeps it.
+        tried.insert(0);
+        assert_eq!(b.select(&tried).0, Some(2));
+        tried.insert(2);
+        assert_eq!(b.select(&tried).0, None);
+        tried.clear();
+        assert_eq!(b.select(&tried).0, Some(0));
+        // The default route: the remotes of no route; a sticky preference outside
+        // the route is not taken.
+        let mut default = Tried::default();
+        default.restrict(None);
+        assert_eq!(b.select_preferring(&default, Some(3)).0, Some(1));
+        assert_eq!(b.select(&default).0, Some(1));
+        // Unrestricted (no routes): any remote, the least loaded first.
+        assert_eq!(b.select(&none()).0, Some(3));
     }
 
     #[test]

@@ -134,6 +134,9 @@ pub struct Config {
     /// The TLS server context for listeners with `tls = yes` (built by the master
     /// and inherited across the fork; `None` when no listener needs it).
     pub tls: Option<openssl::ssl::SslContext>,
+    /// Each SNI route's own server context (plan order; `None`: the route passes
+    /// TLS through or terminates with [`Config::tls`]), built by the master.
+    pub route_tls: Vec<Option<openssl::ssl::SslContext>>,
 }
 
 /// A worker's part of the relay-wide counters: its seat's counters and the slots of

@@ -62,6 +62,7 @@ mod proxy;
 mod records;
 mod remote_tls;
 mod sessions;
+mod sni;
 mod sticky;
 mod timers;
 
@@ -163,6 +164,9 @@ enum Why {
     /// Refused before anything was relayed, already counted and logged (a PROXY
     /// protocol refusal, or the ACL on the address a header carried): no record.
     Refused,
+    /// Refused by SNI routing before any remote, already counted and logged; its
+    /// record says `sni_refused`.
+    Sni,
 }
 
 /// What a sweep found expired.
@@ -176,6 +180,8 @@ enum Expired {
     RemoteHandshake,
     HalfClose,
     ProxyHeader,
+    /// A TLS client whose ClientHello (for its SNI route) did not come in time.
+    Hello,
 }
 
 /// Accepting paused because the process ran out of descriptors or memory.
@@ -299,6 +305,8 @@ pub struct Worker {
     sticky: Option<sticky::Affinity>,
     /// The remotes found by DNS, followed (`None`: the plan has none).
     discovery: Option<discovery::Follow>,
+    /// Routing by SNI (`None`: the relay has no routes).
+    routing: Option<Box<sni::Routing>>,
 }
 
 impl Worker {
@@ -360,7 +368,10 @@ impl Worker {
                 listeners.push(None);
                 continue;
             };
-            if listener.tls && config.tls.is_none() {
+            if listener.tls
+                && config.tls.is_none()
+                && tcprelay_plan::sni::section_certificate_needed(&config.relay)
+            {
                 crate::error!(
                     "worker {}: no TLS context; listener {} not served",
                     config.id,
@@ -392,9 +403,10 @@ impl Worker {
         }));
         let relay = config.relay;
         let relay_remotes_len = relay.remotes.len();
+        let discovered = relay.discovered.clone();
         let discovery = config
             .discovery
-            .map(|table| discovery::Follow::new(table, relay_remotes_len, relay.discovered));
+            .map(|table| discovery::Follow::new(table, relay_remotes_len, discovered));
         let session_base = FIRST_LISTENER + listeners.len();
         let mut balancer = Balancer::new(relay.remotes.iter().map(|r| r.weight), relay.rebalance);
         balancer.hash_by_source(
@@ -404,6 +416,10 @@ impl Worker {
                 .map(|r| tcprelay_plan::balance::remote_key(&r.key())),
         );
         let remote_tls = remote_tls::client_contexts(config.id, &relay.remotes);
+        let routing = sni::Routing::new(&relay, config.route_tls);
+        if routing.is_some() {
+            balancer.route_by(relay.remotes.iter().map(|r| r.route).collect());
+        }
         if let Some(steering) = config.steering {
             if let Some(health) = steering.health {
                 balancer.follow_health(health, steering.slots.clone());
@@ -484,6 +500,7 @@ impl Worker {
             proxy_refused: proxy::RefusedPeers::default(),
             sticky,
             discovery,
+            routing,
             share: config.place.map(|place| Share {
                 place,
                 users_min: config.users_min as usize,
@@ -566,6 +583,7 @@ impl Worker {
             deferral.map(|(since, check)| since + check),
             self.sweep_at,
             self.port_retry_at,
+            self.routing.as_ref().and_then(|r| r.retry_at),
             self.failing_at,
             self.grace_at,
             self.starved.map(|s| s.until),
@@ -667,6 +685,7 @@ impl fmt::Display for WhyText<'_> {
             Why::HalfClose => f.write_str("half-close timeout"),
             Why::DrainOver => f.write_str("drain over after a reload"),
             Why::Refused => f.write_str("refused"),
+            Why::Sni => f.write_str("refused by routing by SNI"),
         }
     }
 }

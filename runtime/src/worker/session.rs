@@ -302,6 +302,10 @@ pub struct Meta {
     connect_micros: u32,
     /// The listener (plan order) the client came from.
     listener: u32,
+    /// The SNI route chosen for the client (see `server::sni`): a route's index,
+    /// [`Meta::DEFAULT_ROUTE`], or [`Meta::NO_ROUTE`] before it is chosen (16 bits:
+    /// a plan has at most `tcprelay_plan::sni::MAX_ROUTES` routes).
+    route: u16,
     /// Whether the last failed attempt timed out (rather than being refused or reset).
     pub timed_out: bool,
     /// Whether the last failed attempt was a failed TLS handshake with the remote.
@@ -334,6 +338,9 @@ pub struct Proxied {
 impl Meta {
     /// No remote opened, no connect time.
     const NONE: u32 = u32::MAX;
+    /// No route chosen yet, and the default route (the remotes of no route).
+    const NO_ROUTE: u16 = u16::MAX;
+    const DEFAULT_ROUTE: u16 = u16::MAX - 1;
 
     pub fn new(now: Instant) -> Meta {
         Meta {
@@ -343,6 +350,7 @@ impl Meta {
             opened: Meta::NONE,
             connect_micros: Meta::NONE,
             listener: 0,
+            route: Meta::NO_ROUTE,
             timed_out: false,
             tls_failed: false,
         }
@@ -354,6 +362,26 @@ impl Meta {
 
     pub fn set_listener(&mut self, index: usize) {
         self.listener = u32::try_from(index).unwrap_or(u32::MAX);
+    }
+
+    /// The SNI route chosen for the client: `None` before it is chosen, else the
+    /// route (`Some(None)`: the default route, the remotes of no route).
+    pub fn route(&self) -> Option<Option<u32>> {
+        match self.route {
+            Meta::NO_ROUTE => None,
+            Meta::DEFAULT_ROUTE => Some(None),
+            i => Some(Some(u32::from(i))),
+        }
+    }
+
+    /// Route indices are below `tcprelay_plan::sni::MAX_ROUTES` (the plan's
+    /// validation), far below the sentinels.
+    pub fn set_route(&mut self, route: Option<u32>) {
+        self.route = route.map_or(Meta::DEFAULT_ROUTE, |i| {
+            u16::try_from(i)
+                .unwrap_or(Meta::DEFAULT_ROUTE - 1)
+                .min(Meta::DEFAULT_ROUTE - 1)
+        });
     }
 
     /// The remote (plan index) the session was counted open on, if it was.

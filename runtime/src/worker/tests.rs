@@ -753,6 +753,7 @@ fn unix_listener_clients_are_relayed(m: Mechanism) {
         signals: None,
         discovery: None,
         tls: None,
+        route_tls: Vec::new(),
     };
     let options = Options {
         mechanism: Some(m),

@@ -117,7 +117,9 @@ pub struct TlsStream {
     socket: Socket,
     /// OpenSSL's connection, made when the handshake starts.
     stream: Option<SslStream<SocketIo>>,
-    context: SslContext,
+    /// The server context of the handshake (`None`: a listener whose every SNI
+    /// route passes TLS through has none: its clients never reach OpenSSL).
+    context: Option<SslContext>,
     handshaken: bool,
     /// The handshake has started (the client sent something) and is counted in
     /// `UNDER_WAY` until it ends.
@@ -141,11 +143,11 @@ impl TlsStream {
     /// Wraps an accepted socket; the handshake starts with the first [`handshake`].
     ///
     /// [`handshake`]: Transport::handshake
-    pub fn accept(context: &SslContextRef, socket: Socket) -> io::Result<TlsStream> {
+    pub fn accept(context: Option<&SslContextRef>, socket: Socket) -> io::Result<TlsStream> {
         Ok(TlsStream {
             socket,
             stream: None,
-            context: context.to_owned(),
+            context: context.map(ToOwned::to_owned),
             handshaken: false,
             started: false,
             read_waits: Wait::None,
@@ -175,9 +177,28 @@ impl TlsStream {
         self
     }
 
-    /// `tls = auto` found a client that does not speak TLS: it is relayed as it is.
+    /// `tls = auto` found a client that does not speak TLS, or its SNI route passes
+    /// TLS through: it is relayed as it is.
     pub fn is_plain(&self) -> bool {
         self.plain
+    }
+
+    /// Relays the client's bytes as they are, its TLS untouched (a passthrough SNI
+    /// route, or a plain client of `tls = auto`): as `tls = auto` does for a client
+    /// that does not speak TLS, nothing of OpenSSL is made. Before the handshake only.
+    pub fn pass_through(&mut self) {
+        if self.stream.is_none() {
+            self.plain = true;
+            self.handshaken = true;
+        }
+    }
+
+    /// The server context the handshake uses from now on (an SNI route's own
+    /// certificate). Before the handshake only.
+    pub fn set_context(&mut self, context: &SslContextRef) {
+        if self.stream.is_none() {
+            self.context = Some(context.to_owned());
+        }
     }
 
     /// Wraps a socket connecting to a TLS remote, with the connection `ssl` made for
@@ -186,7 +207,7 @@ impl TlsStream {
     ///
     /// [`handshake`]: Transport::handshake
     pub fn connect(ssl: Ssl, socket: Socket) -> io::Result<TlsStream> {
-        let context = ssl.ssl_context().to_owned();
+        let context = Some(ssl.ssl_context().to_owned());
         let stream = SslStream::new(ssl, SocketIo::new(socket.as_fd()))
             .map_err(|e| io::Error::other(format!("TLS setup: {e}")))?;
         Ok(TlsStream {
@@ -547,7 +568,11 @@ impl Transport for TlsStream {
                 ));
             }
             let setup = |e: openssl::error::ErrorStack| io::Error::other(format!("TLS setup: {e}"));
-            let mut ssl = Ssl::new(&self.context).map_err(setup)?;
+            let Some(context) = &self.context else {
+                // Routes decide before this: a client reaches here only with one.
+                return Err(io::Error::other("no TLS certificate for this client"));
+            };
+            let mut ssl = Ssl::new(context).map_err(setup)?;
             if let Some((low, high)) = self.versions {
                 ssl.set_min_proto_version(Some(low)).map_err(setup)?;
                 ssl.set_max_proto_version(Some(high)).map_err(setup)?;
@@ -625,9 +650,11 @@ mod tests {
             .expect("context");
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
         ours.set_nonblocking(true).expect("nonblocking");
-        let mut server =
-            TlsStream::accept(&context, Socket::Unix(mio::net::UnixStream::from_std(ours)))
-                .expect("accept");
+        let mut server = TlsStream::accept(
+            Some(&context),
+            Socket::Unix(mio::net::UnixStream::from_std(ours)),
+        )
+        .expect("accept");
         let mut connector = SslConnector::builder(SslMethod::tls_client()).expect("connector");
         connector
             .cert_store_mut()
@@ -744,9 +771,11 @@ mod tests {
             .expect("context");
         let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
         ours.set_nonblocking(true).expect("nonblocking");
-        let mut server =
-            TlsStream::accept(&context, Socket::Unix(mio::net::UnixStream::from_std(ours)))
-                .expect("accept");
+        let mut server = TlsStream::accept(
+            Some(&context),
+            Socket::Unix(mio::net::UnixStream::from_std(ours)),
+        )
+        .expect("accept");
         assert_eq!(
             server.handshake().expect_err("nothing sent").kind(),
             io::ErrorKind::WouldBlock

@@ -159,6 +159,7 @@ impl TlsWorker {
             signals: None,
             discovery: None,
             tls: Some(context),
+            route_tls: Vec::new(),
         };
         let probe = Arc::new(Probe::default());
         let options = Options {

@@ -34,6 +34,7 @@ draining:         no
 accepted:         120431
 refused by ACL:   17
 refused (PROXY):  0
+refused (SNI):    0
 shed by overload: 0
 TLS handshakes:   98012 (203 failed)
 bytes in:         70.0 MiB

@@ -325,8 +325,11 @@ impl Worker {
         let now = Instant::now();
         let entry = self.sessions.vacant_entry();
         let key = entry.key();
-        let session = match (tls, self.tls.as_ref()) {
-            (true, Some(context)) => match TlsStream::accept(context, socket) {
+        // Without the section's context, a listener whose SNI routes all pass TLS
+        // through (or have their own certificate): routing decides first.
+        let context = self.tls.as_deref();
+        let session = match (tls, context.is_some() || self.routing.is_some()) {
+            (true, true) => match TlsStream::accept(context, socket) {
                 Ok(tls) => {
                     let tls = match self.listeners.get(listener) {
                         Some(Some(slot)) => tls.with_listener(&slot.tls_versions, slot.tls_auto),

@@ -87,7 +87,8 @@ impl Worker {
             remote.address
         );
         let key = tcprelay_plan::balance::remote_key(&remote.key());
-        self.balancer.add_remote(remote.weight, slot, key);
+        self.balancer
+            .add_remote(remote.weight, slot, key, remote.route);
         self.remote_tls.extend(remote_tls::client_contexts(
             self.id,
             std::slice::from_ref(&remote),

@@ -8,6 +8,9 @@ impl Worker {
     /// at once through remotes that fail immediately; closes the client when none
     /// is left.
     pub(super) fn start_attempt(&mut self, key: usize) {
+        if !self.route_plain(key) {
+            return;
+        }
         loop {
             let Some(session) = self.sessions.get_mut(key) else {
                 return;
@@ -15,15 +18,21 @@ impl Worker {
             let State::Connecting(connecting) = &mut session.state else {
                 return;
             };
+            // Routes by SNI: the session's remotes are its route's (a client with
+            // none chosen, of a listener without TLS, the default route's).
+            if self.routing.is_some() {
+                connecting.tried.restrict(session.meta.route().flatten());
+            }
             // A client's first selection follows its sticky entry, if it has one
             // (not with `balance = source`, where the hash chooses).
             let first = connecting.attempt == 0;
-            let preferred = if first && self.balance != tcprelay_plan::Balance::Source {
+            let balance = self.session_balance(key);
+            let preferred = if first && balance != tcprelay_plan::Balance::Source {
                 self.sticky_preference(key)
             } else {
                 None
             };
-            let client = self.source_client(key);
+            let client = self.source_client(key, balance);
             // Remotes found by DNS join (or retire) before the choice.
             self.follow_discovery();
             let Some(State::Connecting(connecting)) =
@@ -204,12 +213,26 @@ impl Worker {
     /// (the PROXY-carried one once the header is read); `None` with `least-conn`
     /// or for a client without an address (a Unix-domain one), which is then
     /// balanced by least connections.
-    fn source_client(&self, key: usize) -> Option<u64> {
-        if self.balance == tcprelay_plan::Balance::LeastConn {
+    fn source_client(&self, key: usize, balance: tcprelay_plan::Balance) -> Option<u64> {
+        if balance == tcprelay_plan::Balance::LeastConn {
             return None;
         }
         let peer = self.sessions.get(key)?.meta.peer?;
         Some(tcprelay_plan::balance::client_key(peer.ip()))
+    }
+
+    /// How session `key`'s remote is chosen: its SNI route's own `balance`, else
+    /// the section's.
+    fn session_balance(&self, key: usize) -> tcprelay_plan::Balance {
+        let route = self
+            .sessions
+            .get(key)
+            .and_then(|s| s.meta.route().flatten());
+        self.routing
+            .as_ref()
+            .zip(route)
+            .and_then(|(routing, route)| routing.balance_of(route))
+            .unwrap_or(self.balance)
     }
 
     /// Gives back the balancer count of the session's current remote.

@@ -38,7 +38,7 @@ pub(super) struct RefusedPeers {
 impl RefusedPeers {
     /// Whether a refusal of `peer` is to be logged (the first one), and whether the
     /// line must say that further peers will not be.
-    fn first(&mut self, peer: Option<IpAddr>) -> (bool, bool) {
+    pub(super) fn first(&mut self, peer: Option<IpAddr>) -> (bool, bool) {
         if self.logged.contains(&peer) {
             return (false, false);
         }

@@ -128,6 +128,7 @@ fn cause(why: &Why, session: &Session<Stream>) -> Cause {
         Why::Handshake(_) => Cause::TlsFailed,
         // Not written: refusals have their own record or log line.
         Why::Refused => Cause::Denied,
+        Why::Sni => Cause::SniRefused,
         Why::HandshakeTimeout => Cause::TlsTimeout,
     }
 }
@@ -282,8 +283,9 @@ impl Worker {
             // Never relayed, never opened: counted where it was refused.
             return;
         }
+        // A client refused by SNI routing never reached a handshake.
         let handshake_failed = matches!(why, Why::Handshake(_) | Why::HandshakeTimeout)
-            || matches!(session.state, State::TlsHandshake { .. });
+            || (matches!(session.state, State::TlsHandshake { .. }) && !matches!(why, Why::Sni));
         let duration = self.now.saturating_duration_since(session.meta.accepted);
         if let Some(counting) = &self.counting {
             if handshake_failed {

@@ -123,6 +123,10 @@ impl Worker {
 
     /// Drives a TLS client's handshake on; once complete, connects to a remote.
     pub(super) fn handshake(&mut self, key: usize) {
+        // A relay with SNI routes: the ClientHello chooses the route first.
+        if !self.route_client(key) {
+            return;
+        }
         let Some(session) = self.sessions.get_mut(key) else {
             return;
         };
@@ -140,7 +144,7 @@ impl Worker {
                 };
                 if !session.client.io.is_tls() {
                     crate::debug!(
-                        "worker {}: session {}: no TLS handshake from the client: relayed in plain text (tls = auto)",
+                        "worker {}: session {}: no TLS handshake here: relayed as it is (tls = auto, or an SNI route that passes TLS through)",
                         self.id,
                         session.id
                     );

@@ -35,6 +35,14 @@ impl Worker {
         if self.port_retry_at.is_some_and(|at| at <= self.now) {
             self.retry_port_waiters();
         }
+        if self
+            .routing
+            .as_ref()
+            .and_then(|r| r.retry_at)
+            .is_some_and(|at| at <= self.now)
+        {
+            self.retry_hellos();
+        }
         if self.failing_at.is_some_and(|at| at <= self.now) {
             self.check_failing();
         }
@@ -114,7 +122,15 @@ impl Worker {
                 }
                 State::TlsHandshake { started } => {
                     if now.saturating_duration_since(*started) >= self.handshake_timeout {
-                        self.expired.push((key, Expired::Handshake));
+                        let hello = self.routing.is_some() && session.meta.route().is_none();
+                        self.expired.push((
+                            key,
+                            if hello {
+                                Expired::Hello
+                            } else {
+                                Expired::Handshake
+                            },
+                        ));
                     } else {
                         rearm = true;
                     }
@@ -173,6 +189,7 @@ impl Worker {
                 }
                 Expired::HalfClose => self.close(key, Why::HalfClose),
                 Expired::ProxyHeader => self.refuse_proxy_timeout(key),
+                Expired::Hello => self.refuse_hello_timeout(key),
             }
         }
         self.expired = expired;

@@ -46,6 +46,10 @@ pub enum Cause {
     Stopped,
     /// The relay could not serve it: out of descriptors, memory or local ports.
     LocalError,
+    /// Routing by SNI closed the client before any remote: not TLS, no server
+    /// name or an unknown one without a default route, a bad ClientHello, or
+    /// none in time (docs/sni.md).
+    SniRefused,
 }
 
 impl Cause {
@@ -70,11 +74,12 @@ impl Cause {
             Cause::Denied => "denied",
             Cause::Stopped => "stopped",
             Cause::LocalError => "local_error",
+            Cause::SniRefused => "sni_refused",
         }
     }
 
     /// Every cause, for the documentation's table and its test.
-    pub const ALL: [Cause; 18] = [
+    pub const ALL: [Cause; 19] = [
         Cause::ClientClosed,
         Cause::RemoteClosed,
         Cause::ClientReset,
@@ -93,6 +98,7 @@ impl Cause {
         Cause::Denied,
         Cause::Stopped,
         Cause::LocalError,
+        Cause::SniRefused,
     ];
 }
 

@@ -46,6 +46,11 @@ pub struct End<T> {
 }
 
 impl<T: Transport> End<T> {
+    /// Whether an event said the peer closed (its end of file) or the socket failed.
+    pub fn closed_or_failed(&self) -> bool {
+        self.read_closed || self.error
+    }
+
     /// The socket's error, if an error event was reported since the last check.
     pub(super) fn reported_error(&mut self) -> Option<io::Error> {
         if !std::mem::take(&mut self.error) {

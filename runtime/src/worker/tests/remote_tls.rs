@@ -371,6 +371,7 @@ pub(crate) fn a_tls_listener_re_encrypts_towards_a_tls_remote(m: Mechanism) {
         signals: None,
         discovery: None,
         tls: Some(context),
+        route_tls: Vec::new(),
     };
     let probe = Arc::new(Probe::default());
     let options = Options {

@@ -186,6 +186,7 @@ impl Setup {
             signals: self.signals,
             discovery: None,
             tls: self.tls,
+            route_tls: Vec::new(),
         };
         let probe = Arc::new(Probe::default());
         let options = Options {
