@@ -603,6 +603,11 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
         .collect();
     let discovered = discovered_reports(plan, places);
     let first = match (candidates.first(), discovered.first()) {
+        (Some(c), Some(_)) if hashed.is_some() => format!(
+            "remote #{} {} (or a remote found for a name that ranks above it)",
+            c.index + 1,
+            c.remote
+        ),
         (Some(c), _) => format!("remote #{} {}", c.index + 1, c.remote),
         (None, Some(d)) => format!("a remote found for {} (resolved at run time)", d.name),
         (None, None) => String::new(),
@@ -1067,10 +1072,17 @@ impl Report {
                 );
             }
             if !b.discovered.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "          then the remotes found for these names, resolved at run time (not known to the compiler; `tcprelay ctl remotes` lists them):"
-                );
+                let _ = if b.client.is_some() {
+                    writeln!(
+                        out,
+                        "          and the remotes found for these names, ranked in the same order among them: their addresses are resolved at run time, so where they fall in it is not known here (`tcprelay ctl remotes` lists them):"
+                    )
+                } else {
+                    writeln!(
+                        out,
+                        "          then the remotes found for these names, resolved at run time (not known to the compiler; `tcprelay ctl remotes` lists them):"
+                    )
+                };
                 for d in &b.discovered {
                     let what = match (d.port, d.weight) {
                         (Some(port), Some(weight)) => format!(
@@ -1354,6 +1366,35 @@ id = tcprelay {
             "192.0.2.1:8080/TCP"
         );
         assert_eq!(json["result"]["outcome"], "relayed");
+    }
+
+    #[test]
+    fn under_source_discovered_names_rank_among_the_fixed_remotes() {
+        let src = "id = spawnd {
+  listen = { address = 0.0.0.0 port = 80 }
+}
+id = tcprelay {
+  balance = source
+  remote = { address = 192.0.2.1 port = 8080 }
+  remote = { address = db.example port = 8080 }
+}
+";
+        let c = compiled(src);
+        let r = run(&c, &ask(&c, Some("10.0.0.1"), "10.0.0.2:80")).unwrap();
+        // The hash ranks the addresses found at run time among the fixed remote: the
+        // fixed one is first only when none of them ranks above it.
+        assert_eq!(
+            r.result.message,
+            "relayed: every worker tries remote #1 192.0.2.1:8080/TCP (or a remote found for a name that ranks above it) first for this client"
+        );
+        let text = r.human();
+        assert!(
+            text.contains(
+                "and the remotes found for these names, ranked in the same order among them"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("then the remotes found"), "{text}");
     }
 
     #[test]
