@@ -579,15 +579,21 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
 
     // The balancing: by the client's address with `source` (a Unix-domain client
     // without a PROXY header has none: least connections, as the workers do).
+    // The method is the route's own `balance` when it has one, else the section's
+    // (as the workers' `session_balance`).
+    let balance = route
+        .flatten()
+        .and_then(|r| plan.relay.routes.get(r as usize))
+        .and_then(|r| r.balance)
+        .unwrap_or(plan.relay.balance);
     let remotes = &plan.relay.remotes;
-    let hashed = match (plan.relay.balance, acl_client) {
+    let hashed = match (balance, acl_client) {
         (Balance::LeastConn, _) | (_, None) => None,
         (_, Some(client)) => Some(client.ip),
     };
-    if hashed.is_none() && plan.relay.balance != Balance::LeastConn {
+    if hashed.is_none() && balance != Balance::LeastConn {
         report.notes.push(format!(
-            "`balance = {}` hashes the client's address, and this client has none: it is balanced by least connections",
-            plan.relay.balance
+            "`balance = {balance}` hashes the client's address, and this client has none: it is balanced by least connections"
         ));
     }
     let order = match hashed {
@@ -601,7 +607,7 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
         .enumerate()
         .map(|(k, i)| candidate(&remotes[i], k + 1, i, places))
         .collect();
-    let discovered = discovered_reports(plan, places);
+    let discovered = discovered_reports(plan, route, places);
     let first = match (candidates.first(), discovered.first()) {
         (Some(c), Some(_)) if hashed.is_some() => format!(
             "remote #{} {} (or a remote found for a name that ranks above it)",
@@ -612,7 +618,7 @@ pub fn route(plan: &Plan, places: &dyn Places, query: &Query) -> Result<Report, 
         (None, Some(d)) => format!("a remote found for {} (resolved at run time)", d.name),
         (None, None) => String::new(),
     };
-    let method = match hashed.map(|_| plan.relay.balance) {
+    let method = match hashed.map(|_| balance) {
         Some(Balance::Source) => "source",
         Some(Balance::SourceSticky) => "source sticky",
         _ => "least-conn",
@@ -776,11 +782,17 @@ fn unreadable(file: String, error: String) -> CertificateReport {
 }
 
 /// The discovered names, as `route` shows them: resolved at run time.
-fn discovered_reports(plan: &Plan, places: &dyn Places) -> Vec<DiscoveredReport> {
+fn discovered_reports(
+    plan: &Plan,
+    route: Option<Option<u32>>,
+    places: &dyn Places,
+) -> Vec<DiscoveredReport> {
     plan.relay
         .discovered
         .iter()
         .enumerate()
+        // With routes, the names of the client's route only (their template's).
+        .filter(|(_, d)| route.is_none_or(|r| d.template.route == r))
         .map(|(i, d)| {
             let (lookup, port, weight) = match d.lookup {
                 tcprelay_plan::Lookup::Address { port } => {
@@ -1450,6 +1462,43 @@ id = tcprelay {
         let c = compiled(ACL);
         let r = run(&c, &ask(&c, Some("10.0.0.1"), "10.0.0.2:80")).unwrap();
         assert!(!r.json().contains("discovered"));
+    }
+
+    #[test]
+    fn a_routes_own_balance_and_names_are_the_ones_shown_for_its_clients() {
+        let src = "id = spawnd {
+  listen = { address = 0.0.0.0 port = 443 tls = yes }
+}
+id = tcprelay {
+  route = { sni = a.test mode = passthrough balance = source
+            remote = { address = 192.0.2.1 port = 443 } remote = { address = 192.0.2.2 port = 443 }
+            remote = { address = a.example port = 443 } }
+  route = { mode = passthrough remote = { address = 192.0.2.9 port = 443 } remote = { address = d.example port = 443 } }
+}
+";
+        let c = compiled(src);
+        let plan = c.plan.as_ref().unwrap();
+        let mut q = ask(&c, Some("10.0.0.1"), "10.0.0.2:443");
+        q.sni = Some("a.test".into());
+        let r = run(&c, &q).unwrap();
+        let b = r.balance.as_ref().unwrap();
+        assert_eq!(b.method, "source", "the route's own balance");
+        let order: Vec<usize> =
+            decide::source_order(&plan.relay.remotes, "10.0.0.1".parse().unwrap())
+                .into_iter()
+                .filter(|&i| plan.relay.remotes[i].route == Some(0))
+                .collect();
+        let shown: Vec<usize> = b.candidates.iter().map(|c| c.index).collect();
+        assert_eq!(shown, order);
+        let names: Vec<&str> = b.discovered.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["a.example"], "the route's names only");
+        // The default route: the section's least connections, its own name.
+        q.sni = Some("other.test".into());
+        let r = run(&c, &q).unwrap();
+        let b = r.balance.as_ref().unwrap();
+        assert_eq!(b.method, "least-conn");
+        let names: Vec<&str> = b.discovered.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["d.example"]);
     }
 
     #[test]

@@ -654,3 +654,198 @@ fn discovered_remotes_with_a_check_are_checked_down_and_up_and_not_once_retired(
     );
     three.stop();
 }
+
+/// A session through the relay on `port` from `stream`'s client that first sends a
+/// hand-made ClientHello naming `sni` (or none; passthrough routes relay it to the
+/// backend untouched): which backend answered.
+fn open_hello(stream: TcpStream, sni: Option<&str>) -> Option<(TcpStream, u8)> {
+    let mut s = stream;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(&tcprelay::sni::example::client_hello(sni, 0))
+        .ok()?;
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while s.read(&mut byte).ok()? == 1 {
+        if byte[0] == b'\n' {
+            let who = std::str::from_utf8(&line).ok()?.parse().ok()?;
+            return Some((s, who));
+        }
+        line.push(byte[0]);
+    }
+    None
+}
+
+/// `tcprelay-cc route --sni NAME` on `dir/relay.cfg`: the names resolved at run
+/// time it shows for the client's route.
+fn route_discovered(dir: &Path, port: u16, sni: &str) -> Vec<String> {
+    let cfg = dir.join("relay.cfg");
+    let to = format!("127.0.0.1:{port}");
+    let out = crate::harness::cc(
+        dir,
+        &[
+            "route",
+            cfg.to_str().unwrap(),
+            "--from",
+            "127.0.0.1",
+            "--to",
+            &to,
+            "--sni",
+            sni,
+            "--format",
+            "json",
+        ],
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", crate::harness::stderr(&out)));
+    answer["balance"]["discovered"]
+        .as_array()
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| n["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A name resolved at run time inside a `route` block serves that route's clients
+/// only: with sessions held open (which least connections would spread over every
+/// remote), each client naming `a.test` reaches the discovered address and every
+/// other client (no server name, another name) the default route's remote. The
+/// default route's remote is a plan remote on one relay and a discovered one on
+/// the other (whose plan then has no remote at all: every remote's route comes
+/// from its name's template). `tcprelay-cc route --sni` shows each route's names
+/// only.
+#[test]
+fn a_discovered_remote_of_a_route_serves_only_that_routes_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start(2);
+    let p = backends.port;
+    let dns = Dns::start(
+        dir.path(),
+        "127.0.0.2 routed.test\n127.0.0.3 default.test\n",
+        "",
+    );
+    let defaults = [
+        format!("remote = {{ address = 127.0.0.3 port = {p} }}"),
+        format!("remote = {{ address = default.test port = {p} }}"),
+    ];
+    for default in defaults {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::harness::free_port();
+        let cfg = format!(
+            "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} tls = yes }}\n    spawn = {{ servers min = 1 servers max = 1 }}\n}}\n\
+             id = tcprelay {{\n    resolvers = {{ nameserver = 127.0.0.1:{} timeout = 1 attempts = 1 }}\n    \
+             route = {{ sni = a.test mode = passthrough remote = {{ address = routed.test port = {p} }} }}\n    \
+             route = {{ mode = passthrough {default} }}\n}}\n",
+            dns.port
+        );
+        let plan = compile(dir.path(), "relay", &cfg);
+        let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+        let mut held = Vec::new();
+        for round in 0..4 {
+            for (sni, expected) in [(Some("a.test"), 2), (None, 3), (Some("other.test"), 3)] {
+                let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                let (s, at) = open_hello(stream, sni).unwrap_or_else(|| {
+                    panic!("{sni:?} not served ({default}): {}", relay.log_text())
+                });
+                assert_eq!(at, expected, "{sni:?}, round {round} ({default})");
+                held.push(s);
+            }
+        }
+        assert_eq!(
+            route_discovered(dir.path(), port, "a.test"),
+            ["routed.test"]
+        );
+        let other: Vec<String> = default
+            .contains("default.test")
+            .then(|| "default.test".to_string())
+            .into_iter()
+            .collect();
+        assert_eq!(route_discovered(dir.path(), port, "other.test"), other);
+    }
+}
+
+/// `balance = source` over the addresses a name resolves to: each client address
+/// (sessions held open, from 40 loopback addresses, on a relay of two workers)
+/// reaches the first of the rendezvous order of the discovered addresses' keys
+/// (`ADDRESS:PORT/PROTOCOL`, as the plan crate computes it), and a second relay,
+/// started after the records were listed in the other order, agrees on every
+/// client.
+#[test]
+fn balance_source_over_discovered_remotes_follows_their_keys_on_two_relays() {
+    use tcprelay_plan::balance;
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start(4);
+    let p = backends.port;
+    let hosts = |order: &[u8]| -> String {
+        order
+            .iter()
+            .map(|n| format!("127.0.0.{n} svc.test\n"))
+            .collect()
+    };
+    let dns = Dns::start(dir.path(), &hosts(&[2, 3, 4, 5]), "");
+    let cfg = |port: u16| {
+        format!(
+            "id = spawnd {{\n    listen = {{ address = 127.0.0.1 port = {port} }}\n    spawn = {{ servers min = 2 servers max = 2 }}\n}}\n\
+             id = tcprelay {{\n    resolvers = {{ nameserver = 127.0.0.1:{} timeout = 1 attempts = 1 }}\n    \
+             balance = source\n    remote = {{ address = svc.test port = {p} }}\n}}\n",
+            dns.port
+        )
+    };
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (p1, p2) = (crate::harness::free_port(), crate::harness::free_port());
+    let plan = compile(one.path(), "relay", &cfg(p1));
+    let r1 = Relay::start(one.path(), &["run", "-f", plan.to_str().unwrap()], p1);
+    dns.set_hosts(&hosts(&[5, 4, 3, 2]));
+    let plan2 = compile(two.path(), "relay", &cfg(p2));
+    let r2 = Relay::start(two.path(), &["run", "-f", plan2.to_str().unwrap()], p2);
+
+    // The order the plan crate gives: the discovered remotes' keys, as the
+    // workers make them (the name's template at each address).
+    let (_, decoded) = tcprelay_plan::decode(&std::fs::read(&plan).unwrap()).unwrap();
+    let template = &decoded.relay.discovered[0].template;
+    let keyed: Vec<(u8, u64, u64)> = (2..=5u8)
+        .map(|n| {
+            let mut remote = template.clone();
+            remote.address = SocketAddr::from(([127, 0, 0, n], p));
+            (
+                n,
+                balance::remote_key(&remote.key()),
+                balance::weight(remote.weight),
+            )
+        })
+        .collect();
+    let pairs: Vec<(u64, u64)> = keyed.iter().map(|&(_, k, w)| (k, w)).collect();
+    let mut held = Vec::new();
+    let mut reached = std::collections::BTreeMap::new();
+    for round in 0..2 {
+        for from in 20..=59u8 {
+            let client = std::net::IpAddr::from([127, 0, 0, from]);
+            let expected = keyed[balance::source_order(balance::client_key(client), &pairs)[0]].0;
+            for (relay, port) in [(&r1, p1), (&r2, p2)] {
+                let (s, at) = open_from(port, from)
+                    .unwrap_or_else(|| panic!("127.0.0.{from} not served: {}", relay.log_text()));
+                assert_eq!(at, expected, "127.0.0.{from} on {port}, round {round}");
+                *reached.entry(at).or_insert(0) += 1;
+                held.push(s);
+            }
+        }
+    }
+    assert_eq!(reached.len(), 4, "every address has clients: {reached:?}");
+}
+
+/// [`open`] from a client bound to `127.0.0.FROM`.
+fn open_from(port: u16, from: u8) -> Option<(TcpStream, u8)> {
+    let mut s = crate::harness::connect_from(port, from, Duration::from_secs(5));
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while s.read(&mut byte).ok()? == 1 {
+        if byte[0] == b'\n' {
+            let who = std::str::from_utf8(&line).ok()?.parse().ok()?;
+            return Some((s, who));
+        }
+        line.push(byte[0]);
+    }
+    None
+}

@@ -542,3 +542,113 @@ fn diff_compares_routes_by_their_names() {
     }
     assert!(!text.contains("route b.test c.test mode"), "{text}");
 }
+
+/// The backend name a client bound to `127.0.0.FROM` reaches through the relay on
+/// `port` with a hand-made ClientHello naming `name` (a passthrough route: the
+/// backend, a `named` one, says who it is before echoing), and the open stream.
+fn hello_from(port: u16, from: u8, name: Option<&str>) -> (String, TcpStream) {
+    let mut s = harness::connect_from(port, from, WITHIN);
+    s.write_all(&example::client_hello(name, 0))
+        .expect("send the ClientHello");
+    let who = read_line(&mut s);
+    assert!(!who.is_empty(), "nothing from a backend for 127.0.0.{from}");
+    (who, s)
+}
+
+/// A route's own `balance = source` is the one its clients get, the section's
+/// default (least connections) the one of the default route: each client address
+/// of the route reaches one backend every time (sessions held open, which least
+/// connections would spread), the first of its rendezvous order over the route's
+/// remotes (`tcprelay_plan::route::source_order`), which `tcprelay-cc route --from
+/// --sni` names too; two sessions of one client of the default route, held, reach
+/// its two backends.
+#[test]
+fn a_routes_own_balance_source_is_applied_by_the_workers_and_by_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let routed: Vec<(&str, Named)> = ["r1", "r2", "r3", "r4"]
+        .into_iter()
+        .map(|n| (n, named(n)))
+        .collect();
+    let defaults = [named("d1"), named("d2")];
+    let port = free_port();
+    let remote = |p: u16| format!("remote = {{ address = 127.0.0.1 port = {p} }} ");
+    let route_remotes: String = routed.iter().map(|(_, b)| remote(b.port)).collect();
+    let default_remotes: String = defaults.iter().map(|b| remote(b.port)).collect();
+    let _relay = relay(
+        dir.path(),
+        &[listen(port, "yes")],
+        &format!(
+            "    route = {{ sni = a.test mode = passthrough balance = source {route_remotes}}}\n    route = {{ mode = passthrough {default_remotes}}}"
+        ),
+        "",
+    );
+    let by_port: std::collections::BTreeMap<u16, &str> =
+        routed.iter().map(|(n, b)| (b.port, *n)).collect();
+    let (_, plan) =
+        tcprelay_plan::decode(&std::fs::read(dir.path().join("relay.plan")).unwrap()).unwrap();
+    assert_eq!(plan.relay.balance, tcprelay_plan::Balance::LeastConn);
+    let clients: Vec<u8> = (2..=41).collect();
+    let mut held = Vec::new();
+    let mut reached = std::collections::BTreeMap::new();
+    for round in 0..3 {
+        for &from in &clients {
+            let client = std::net::IpAddr::from([127, 0, 0, from]);
+            let expected = tcprelay_plan::route::source_order(&plan.relay.remotes, client)
+                .into_iter()
+                .find(|&i| plan.relay.remotes[i].route == Some(0))
+                .map(|i| by_port[&plan.relay.remotes[i].address.port()])
+                .unwrap();
+            let (who, mut stream) = hello_from(port, from, Some("a.test"));
+            assert_eq!(who, expected, "127.0.0.{from}, round {round}");
+            *reached.entry(who).or_insert(0) += 1;
+            if round == 0 {
+                // The client's ClientHello comes back untouched (passthrough).
+                let hello = example::client_hello(Some("a.test"), 0);
+                let mut back = vec![0u8; hello.len()];
+                stream.read_exact(&mut back).expect("the echo");
+                assert_eq!(back, hello);
+                // `tcprelay-cc route` names the same remote first for it.
+                let out = harness::cc(
+                    dir.path(),
+                    &[
+                        "route",
+                        "relay.cfg",
+                        "--from",
+                        &client.to_string(),
+                        "--to",
+                        &format!("127.0.0.1:{port}"),
+                        "--sni",
+                        "a.test",
+                        "--format",
+                        "json",
+                    ],
+                );
+                let answer: Value = serde_json::from_slice(&out.stdout)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {}", harness::stderr(&out)));
+                assert_eq!(answer["balance"]["method"], "source", "{answer}");
+                let first = answer["balance"]["candidates"][0]["remote"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{answer}"));
+                let first: u16 = first
+                    .trim_end_matches("/TCP")
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(by_port[&first], expected, "route --from {client}");
+            }
+            held.push(stream);
+        }
+    }
+    assert_eq!(reached.len(), 4, "every backend has clients: {reached:?}");
+    // The default route is the section's least connections: one client's two
+    // sessions, held, go to both backends.
+    let (first, _a) = hello_from(port, 50, None);
+    let (second, _b) = hello_from(port, 50, None);
+    let mut both = [first, second];
+    both.sort();
+    assert_eq!(both, ["d1", "d2"]);
+    let answer = route_answer(dir.path(), port, None);
+    assert_eq!(answer["balance"]["method"], "least-conn", "{answer}");
+}

@@ -71,8 +71,10 @@ pub struct Balancer {
     /// The client key of the selection under way with `balance = source`
     /// ([`Balancer::select_for`]); `None` outside one.
     source: Option<u64>,
-    /// Each remote's SNI route (plan order; empty: the relay has no routes).
-    membership: Vec<Option<u32>>,
+    /// Each remote's SNI route (plan order, then the remotes found by DNS; `None`:
+    /// the relay has no routes). A relay whose remotes are all found by DNS starts
+    /// with an empty list that is still a relay with routes.
+    membership: Option<Vec<Option<u32>>>,
 }
 
 /// The relay-wide steering a balancer follows: the table, each remote's slot in it
@@ -140,14 +142,22 @@ impl Balancer {
             all_down: false,
             all_down_episodes: 0,
             source: None,
-            membership: Vec::new(),
+            membership: None,
         }
     }
 
     /// The SNI route of each remote (plan order), for selections restricted to a
     /// route ([`Tried::restrict`]).
     pub fn route_by(&mut self, routes: Vec<Option<u32>>) {
-        self.membership = routes;
+        self.membership = Some(routes);
+    }
+
+    /// Remote `index`'s SNI route (`None`: the default route).
+    fn route_of(&self, index: usize) -> Option<u32> {
+        self.membership
+            .as_ref()
+            .and_then(|m| m.get(index).copied())
+            .flatten()
     }
 
     /// Whether remote `index` is excluded from a selection: tried already, or
@@ -156,7 +166,7 @@ impl Balancer {
         excluded.contains(index)
             || excluded
                 .1
-                .is_some_and(|route| self.membership.get(index).copied().flatten() != route)
+                .is_some_and(|route| self.route_of(index) != route)
     }
 
     /// Follows the health checks of `table`, where remote `j` (plan order) has slot
@@ -209,7 +219,7 @@ impl Balancer {
         let route = |index: usize| {
             excluded
                 .and_then(|t| t.1)
-                .is_none_or(|route| self.membership.get(index).copied().flatten() == route)
+                .is_none_or(|route| self.route_of(index) == route)
         };
         let mut open = self
             .remotes
@@ -388,9 +398,9 @@ impl Balancer {
             retired: false,
         });
         let index = self.remotes.len() - 1;
-        if !self.membership.is_empty() {
-            self.membership.resize(index, None);
-            self.membership.push(route);
+        if let Some(membership) = self.membership.as_mut() {
+            membership.resize(index, None);
+            membership.push(route);
         }
         // Its slot in the tables followed, which are read again for it.
         if let Some(steer) = self.steer.as_mut() {
@@ -588,6 +598,22 @@ mod tests {
         assert_eq!(b.select(&default).0, Some(1));
         // Unrestricted (no routes): any remote, the least loaded first.
         assert_eq!(b.select(&none()).0, Some(3));
+    }
+
+    #[test]
+    fn discovered_remotes_keep_their_route_when_the_plan_has_no_remote() {
+        // Every remote found by DNS: the plan's list is empty, the relay routes.
+        let mut b = Balancer::new([], None);
+        b.route_by(Vec::new());
+        b.add_remote(1, 7, 0, Some(0));
+        b.add_remote(1, 8, 0, None);
+        let (mut routed, mut default) = (Tried::default(), Tried::default());
+        routed.restrict(Some(0));
+        default.restrict(None);
+        for _ in 0..3 {
+            assert_eq!(b.select(&routed).0, Some(0));
+            assert_eq!(b.select(&default).0, Some(1));
+        }
     }
 
     #[test]
