@@ -461,7 +461,16 @@ impl Relay {
     pub fn await_workers(&self, n: usize, within: std::time::Duration) -> Vec<i32> {
         let deadline = std::time::Instant::now() + within;
         loop {
-            let workers = children_of(self.pid());
+            // The relay's other children, the health checker and the DNS resolver,
+            // are told apart by their process titles (`tcprelay: checker gen N`).
+            let workers: Vec<i32> = children_of(self.pid())
+                .into_iter()
+                .filter(|&child| {
+                    let title = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+                    let title = String::from_utf8_lossy(&title);
+                    !title.contains("checker gen") && !title.contains("resolver gen")
+                })
+                .collect();
             if workers.len() == n {
                 return workers;
             }
