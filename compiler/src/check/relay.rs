@@ -122,21 +122,7 @@ pub(super) fn section(sec: &Section, role: &SectionRole<'_>, cx: &mut Cx<'_>) ->
             Key::ConnectionLog => scope.scalar(d, values::boolean, &mut m.connection_log, cx),
             Key::SendProxy => scope.scalar(d, values::proxy_version, &mut m.send_proxy, cx),
             Key::Check => health::directive(d, &mut scope, &mut m.check, cx),
-            Key::TlsCertFile
-            | Key::TlsCertfile
-            | Key::SslCert
-            | Key::SslCertfile
-            | Key::SslCertFile => keyed(d, &mut scope, file_name, &mut m.tls.cert, cx),
-            Key::TlsKeyFile | Key::TlsKeyfile | Key::SslKey | Key::SslKeyfile | Key::SslKeyFile => {
-                keyed(d, &mut scope, file_name, &mut m.tls.key, cx)
-            }
-            Key::TlsPassphrase | Key::SslPassphrase => keyed(
-                d,
-                &mut scope,
-                |v| Ok(Secret::new(v.node.text.clone())),
-                &mut m.tls.passphrase,
-                cx,
-            ),
+            _ if tls_material(d, &mut scope, &mut m.tls, false, cx) => {}
             _ if common::directive(
                 d,
                 &mut scope,
@@ -278,6 +264,42 @@ pub(super) fn file_name(v: &Sp<Value>) -> values::Parsed<String> {
     string(v)
 }
 
+/// A certificate, key or passphrase directive (`tls cert-file`, `tls key-file`,
+/// `tls passphrase`, and their older spellings) into `tls`, as the section, a
+/// remote and a route each read them; false for any other directive. With
+/// `deprecated`, a spelling kept only for compatibility is warned about.
+pub(super) fn tls_material(
+    d: &Directive,
+    scope: &mut Scope,
+    tls: &mut TlsModel,
+    deprecated: bool,
+    cx: &mut Cx<'_>,
+) -> bool {
+    let is_cert = matches!(
+        d.key.node,
+        Key::TlsCertFile | Key::TlsCertfile | Key::SslCert | Key::SslCertfile | Key::SslCertFile
+    );
+    let is_key = matches!(
+        d.key.node,
+        Key::TlsKeyFile | Key::TlsKeyfile | Key::SslKey | Key::SslKeyfile | Key::SslKeyFile
+    );
+    let is_passphrase = matches!(d.key.node, Key::TlsPassphrase | Key::SslPassphrase);
+    if !(is_cert || is_key || is_passphrase) {
+        return false;
+    }
+    if deprecated {
+        cx.deprecated(&d.key);
+    }
+    if is_passphrase {
+        let secret = |v: &Sp<Value>| Ok(Secret::new(v.node.text.clone()));
+        keyed(d, scope, secret, &mut tls.passphrase, cx);
+    } else {
+        let slot = if is_cert { &mut tls.cert } else { &mut tls.key };
+        keyed(d, scope, file_name, slot, cx);
+    }
+    true
+}
+
 /// A scalar that keeps the span of its key too (for the TLS diagnostics).
 pub(super) fn keyed<T>(
     d: &Directive,
@@ -356,28 +378,7 @@ pub(super) fn remote(
             }
             Key::TlsVerify => scope.scalar(d, values::boolean, &mut tls.verify, cx),
             Key::TlsCaFile => keyed(d, &mut scope, file_name, &mut tls.ca_file, cx),
-            Key::TlsCertFile
-            | Key::TlsCertfile
-            | Key::SslCert
-            | Key::SslCertfile
-            | Key::SslCertFile => {
-                cx.deprecated(&d.key);
-                keyed(d, &mut scope, file_name, &mut tls.client.cert, cx);
-            }
-            Key::TlsKeyFile | Key::TlsKeyfile | Key::SslKey | Key::SslKeyfile | Key::SslKeyFile => {
-                cx.deprecated(&d.key);
-                keyed(d, &mut scope, file_name, &mut tls.client.key, cx);
-            }
-            Key::TlsPassphrase | Key::SslPassphrase => {
-                cx.deprecated(&d.key);
-                keyed(
-                    d,
-                    &mut scope,
-                    |v| Ok(Secret::new(v.node.text.clone())),
-                    &mut tls.client.passphrase,
-                    cx,
-                );
-            }
+            _ if tls_material(d, &mut scope, &mut tls.client, true, cx) => {}
             _ => cx.misplaced(&d.key, "in a `remote` block", REMOTE_VALID),
         }
     }

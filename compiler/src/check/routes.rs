@@ -5,12 +5,12 @@
 
 use super::certs;
 use super::model::{CheckSetting, ListenerModel, RelayModel, RouteModel};
-use super::relay::{self, file_name, keyed};
+use super::relay;
 use super::scope::{Cx, Scope};
 use super::values;
 use crate::ast::{Directive, Key, Sp, Value};
 use crate::diag::{Code, Diagnostic};
-use tcprelay_plan::{sni, RouteMode, Secret};
+use tcprelay_plan::{sni, RouteMode};
 
 /// The keys valid inside `route { }`.
 pub(super) const ROUTE_VALID: &[Key] = &[
@@ -66,28 +66,7 @@ pub(super) fn block(
                     }
                 }
             }
-            Key::TlsCertFile
-            | Key::TlsCertfile
-            | Key::SslCert
-            | Key::SslCertfile
-            | Key::SslCertFile => {
-                cx.deprecated(&d.key);
-                keyed(d, &mut scope, file_name, &mut route.tls.cert, cx);
-            }
-            Key::TlsKeyFile | Key::TlsKeyfile | Key::SslKey | Key::SslKeyfile | Key::SslKeyFile => {
-                cx.deprecated(&d.key);
-                keyed(d, &mut scope, file_name, &mut route.tls.key, cx);
-            }
-            Key::TlsPassphrase | Key::SslPassphrase => {
-                cx.deprecated(&d.key);
-                keyed(
-                    d,
-                    &mut scope,
-                    |v| Ok(Secret::new(v.node.text.clone())),
-                    &mut route.tls.passphrase,
-                    cx,
-                );
-            }
+            _ if relay::tls_material(d, &mut scope, &mut route.tls, true, cx) => {}
             _ => cx.misplaced(&d.key, "in a `route` block", ROUTE_VALID),
         }
     }
