@@ -857,3 +857,56 @@ pub fn connect_from(port: u16, from: u8, read_timeout: std::time::Duration) -> s
     stream.set_read_timeout(Some(read_timeout)).unwrap();
     stream
 }
+
+/// A third-party server the test started, killed and reaped when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `openssl s_server -rev` (each line comes back reversed) on `127.0.0.1`, a port
+/// chosen by the OS, with certificate `cert`, key `key` and `extra` arguments (e.g.
+/// `-Verify 1`); it prints `ACCEPT 127.0.0.1:PORT` once listening.
+pub fn openssl_s_server(cert: &Path, key: &Path, extra: &[&str]) -> Server {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("openssl")
+        .args(["s_server", "-accept", "127.0.0.1:0", "-rev"])
+        .arg("-cert")
+        .arg(cert)
+        .arg("-key")
+        .arg(key)
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server starts");
+    let stdout = child.stdout.take().expect("its output");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(port) = line
+                .strip_prefix("ACCEPT ")
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok())
+            {
+                let _ = tx.send(port);
+            }
+        }
+    });
+    let mut server = Server { child, port: 0 };
+    server.port = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("openssl s_server says where it listens");
+    server
+}

@@ -5,64 +5,26 @@
 //! large, over the cap, or not TLS at all. Loopback only, ports chosen by the OS,
 //! every process stopped when its test ends.
 
-use crate::harness::{self, free_port, make_named_cert, Echo, Relay};
+use crate::harness::{self, free_port, make_named_cert, Echo, Relay, Server};
 use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tcprelay::sni::example;
 
 const WITHIN: Duration = Duration::from_secs(10);
 
-/// `openssl s_server -rev` (each line back reversed), killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `openssl s_server -rev` on `127.0.0.1`, a port chosen by the OS, serving the
-/// certificate `dir/STEM.pem`.
+/// `openssl s_server -rev` on `127.0.0.1` with the certificate `dir/STEM.pem`.
 fn s_server(dir: &Path, stem: &str) -> Server {
-    let mut child = Command::new("openssl")
-        .args(["s_server", "-accept", "127.0.0.1:0", "-rev"])
-        .arg("-cert")
-        .arg(dir.join(format!("{stem}.pem")))
-        .arg("-key")
-        .arg(dir.join(format!("{stem}-key.pem")))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_server starts");
-    let stdout = child.stdout.take().expect("its output");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(port) = line
-                .strip_prefix("ACCEPT ")
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| p.parse::<u16>().ok())
-            {
-                let _ = tx.send(port);
-            }
-        }
-    });
-    let mut server = Server { child, port: 0 };
-    server.port = rx
-        .recv_timeout(WITHIN)
-        .expect("openssl s_server says where it listens");
-    server
+    harness::openssl_s_server(
+        &dir.join(format!("{stem}.pem")),
+        &dir.join(format!("{stem}-key.pem")),
+        &[],
+    )
 }
 
 /// A plain backend that says `name` and a newline to each connection, then

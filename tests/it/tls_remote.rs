@@ -5,63 +5,21 @@
 //! ...), compiled by the real `tcprelay-cc`. Loopback only, ports chosen by the OS,
 //! every process stopped when its test ends.
 
-use crate::harness::{self, echo_through, free_port, stderr, Echo, Relay};
+use crate::harness::{self, echo_through, free_port, stderr, Echo, Relay, Server};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tcprelay_plan::{RemoteTls, Secret};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
-/// A third-party server, killed and reaped when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `openssl s_server -rev` on `127.0.0.1`, a port chosen by the OS, with the
-/// certificate and key of `certs` and `extra` arguments (e.g. `-Verify 1`).
+/// `openssl s_server -rev` with the certificate and key of `certs` and `extra`
+/// arguments (e.g. `-Verify 1`).
 fn s_server(certs: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new("openssl")
-        .args(["s_server", "-accept", "127.0.0.1:0", "-rev"])
-        .arg("-cert")
-        .arg(certs.join("cert.pem"))
-        .arg("-key")
-        .arg(certs.join("key.pem"))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_server starts");
-    // It prints `ACCEPT 127.0.0.1:PORT` once listening.
-    let stdout = child.stdout.take().expect("its output");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(port) = line
-                .strip_prefix("ACCEPT ")
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| p.parse::<u16>().ok())
-            {
-                let _ = tx.send(port);
-            }
-        }
-    });
-    let port = rx.recv_timeout(WITHIN);
-    let mut server = Server { child, port: 0 };
-    server.port = port.expect("openssl s_server says where it listens");
-    server
+    harness::openssl_s_server(&certs.join("cert.pem"), &certs.join("key.pem"), extra)
 }
 
 /// stunnel4 in server mode on a free port, terminating TLS (the certificate of
