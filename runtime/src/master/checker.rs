@@ -18,10 +18,6 @@ use tcprelay_plan::Remote;
 /// How long a reload waits for the old checker to exit before starting the new
 /// one anyway.
 const REPLACE_WITHIN: Duration = Duration::from_secs(1);
-/// Deaths in [`DEATH_WINDOW`] after which a restart waits [`RESTART_AFTER`].
-const DEATHS: usize = 3;
-const DEATH_WINDOW: Duration = Duration::from_secs(10);
-const RESTART_AFTER: Duration = Duration::from_secs(5);
 
 /// The checker process alive.
 #[derive(Debug)]
@@ -52,7 +48,7 @@ pub(super) struct Checks {
     /// The current checker, and those told to stop and not reaped yet.
     pub current: Option<CheckerProcess>,
     leaving: Vec<CheckerProcess>,
-    deaths: Vec<Instant>,
+    brake: super::brake::Brake,
     /// A start held back until then (deaths in a row; a reload whose old checker
     /// has not exited yet).
     pub restart_at: Option<Instant>,
@@ -295,19 +291,13 @@ impl Master {
             return true;
         }
         warn!("health checker {pid} died ({exit}): starting another");
-        let now = Instant::now();
-        self.checks
-            .deaths
-            .retain(|t| now.duration_since(*t) < DEATH_WINDOW);
-        self.checks.deaths.push(now);
-        if self.checks.deaths.len() > DEATHS {
-            warn!(
-                "the health checker is dying fast: waiting {} s before starting another",
-                RESTART_AFTER.as_secs()
-            );
-            self.checks.restart_at = Some(now + RESTART_AFTER);
-        } else {
-            self.start_checker();
+        match self
+            .checks
+            .brake
+            .death("the health checker", Instant::now())
+        {
+            Some(at) => self.checks.restart_at = Some(at),
+            None => self.start_checker(),
         }
         true
     }

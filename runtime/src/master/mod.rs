@@ -45,6 +45,7 @@ use tcprelay_plan::Plan;
 
 mod admin;
 mod bind_retry;
+mod brake;
 mod checker;
 mod ctl;
 mod frames;

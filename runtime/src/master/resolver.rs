@@ -34,9 +34,6 @@ use tcprelay_plan::{Plan, Relay, Remote};
 pub(super) const RESOLVER_TOKEN: Token = Token(usize::MAX / 2 - 1);
 /// The resolver of a reload waiting for its first answers.
 pub(super) const PENDING_TOKEN: Token = Token(usize::MAX / 2 - 2);
-const DEATHS: usize = 3;
-const DEATH_WINDOW: Duration = Duration::from_secs(10);
-const RESTART_AFTER: Duration = Duration::from_secs(5);
 
 /// A resolver process alive.
 #[derive(Debug)]
@@ -71,7 +68,7 @@ pub(super) struct Discovery {
     /// The `stats` slots of the addresses found (released with the generation).
     pub slots: stats::Slots,
     process: Option<ResolverProcess>,
-    deaths: Vec<Instant>,
+    brake: super::brake::Brake,
     pub restart_at: Option<Instant>,
 }
 
@@ -611,18 +608,9 @@ impl Master {
             return;
         }
         warn!("resolver {pid} died ({exit}): starting another");
-        let now = Instant::now();
-        let deaths = &mut self.discovery.deaths;
-        deaths.retain(|t| now.duration_since(*t) < DEATH_WINDOW);
-        deaths.push(now);
-        if deaths.len() > DEATHS {
-            warn!(
-                "the resolver is dying fast: waiting {} s before starting another",
-                RESTART_AFTER.as_secs()
-            );
-            self.discovery.restart_at = Some(now + RESTART_AFTER);
-        } else {
-            self.restart_resolver();
+        match self.discovery.brake.death("the resolver", Instant::now()) {
+            Some(at) => self.discovery.restart_at = Some(at),
+            None => self.restart_resolver(),
         }
     }
 
