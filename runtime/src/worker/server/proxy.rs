@@ -107,14 +107,9 @@ impl Worker {
     fn proxy_refused(&mut self, index: usize, peer: Option<SocketAddr>, why: Refusal) {
         self.refused_proxy += 1;
         if let Some(counting) = &self.counting {
-            counting.counters.proxy_refused(
-                counting
-                    .slots
-                    .listeners
-                    .get(index)
-                    .copied()
-                    .unwrap_or(crate::stats::ListenerSlot::OVERFLOW),
-            );
+            counting
+                .counters
+                .proxy_refused(records::listener_slot(counting, index));
         }
         let listener = self.listener_names.get(index).map_or("?", String::as_str);
         match self

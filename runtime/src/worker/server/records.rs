@@ -20,7 +20,8 @@ use crate::worker::Counting;
 use std::time::SystemTime;
 use tcprelay_plan::Severity;
 
-fn listener_slot(counting: &Counting, index: usize) -> ListenerCount {
+/// The counters slot of the plan's listener `index` (the overflow slot past them).
+pub(super) fn listener_slot(counting: &Counting, index: usize) -> ListenerCount {
     counting
         .slots
         .listeners

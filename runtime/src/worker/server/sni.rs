@@ -243,15 +243,9 @@ impl Worker {
         let (index, peer) = (session.meta.listener(), session.meta.peer);
         let reason = why.reason();
         if let Some(counting) = &self.counting {
-            counting.counters.sni_refused(
-                counting
-                    .slots
-                    .listeners
-                    .get(index)
-                    .copied()
-                    .unwrap_or(crate::stats::ListenerSlot::OVERFLOW),
-                reason,
-            );
+            counting
+                .counters
+                .sni_refused(records::listener_slot(counting, index), reason);
         }
         let listener = self.listener_names.get(index).map_or("?", String::as_str);
         let first = self
