@@ -142,13 +142,13 @@ pub(super) fn listener_key(l: &Listener) -> String {
     }
 }
 
+/// The items of two lists paired: `(old index, new index)`, one side `None` for an
+/// item only the other has.
+type Pairs = Vec<(Option<usize>, Option<usize>)>;
+
 /// Pairs the items of `old` and `new` with equal keys, in order (the n-th of a key
 /// with the n-th): `(old index, new index)` for the kept ones.
-fn pair<T>(
-    old: &[T],
-    new: &[T],
-    key: impl Fn(&T) -> String,
-) -> Vec<(Option<usize>, Option<usize>)> {
+fn pair<T>(old: &[T], new: &[T], key: impl Fn(&T) -> String) -> Pairs {
     let mut taken = vec![false; new.len()];
     let mut out = Vec::new();
     for (i, item) in old.iter().enumerate() {
@@ -829,28 +829,39 @@ fn listener_tls(old: &Option<Tls>, new: &Option<Tls>, f: &mut Fields) {
     );
 }
 
-fn remotes(old: &[Remote], new: &[Remote], found: &mut Found) {
-    let pairs = pair(old, new, Remote::key);
+/// The items of two lists paired by `key` ([`pair`]): each added, removed, or
+/// changed as `compare` finds (the notes of a kept one say `what KEY: `), and the
+/// pairs, in order.
+fn keyed_changes<T>(
+    old: &[T],
+    new: &[T],
+    key: impl Fn(&T) -> String,
+    what: &str,
+    notes: &mut Vec<String>,
+    compare: impl Fn(&T, &T, &mut Fields),
+) -> (Vec<ItemChange>, Pairs) {
+    let pairs = pair(old, new, &key);
+    let mut changes = Vec::new();
     for &(i, j) in &pairs {
         let (key, change, fields) = match (i, j) {
             (Some(i), Some(j)) => {
                 let mut out = Vec::new();
                 let mut fields = Fields {
                     out: &mut out,
-                    notes: &mut found.notes,
-                    whose: format!("remote {}: ", old[i].key()),
+                    notes: &mut *notes,
+                    whose: format!("{what} {}: ", key(&old[i])),
                 };
-                remote(&old[i], &new[j], &mut fields);
+                compare(&old[i], &new[j], &mut fields);
                 if out.is_empty() {
                     continue;
                 }
-                (old[i].key(), Change::Changed, out)
+                (key(&old[i]), Change::Changed, out)
             }
-            (Some(i), None) => (old[i].key(), Change::Removed, Vec::new()),
-            (None, Some(j)) => (new[j].key(), Change::Added, Vec::new()),
+            (Some(i), None) => (key(&old[i]), Change::Removed, Vec::new()),
+            (None, Some(j)) => (key(&new[j]), Change::Added, Vec::new()),
             (None, None) => continue,
         };
-        found.remotes.push(ItemChange {
+        changes.push(ItemChange {
             key,
             change,
             old_index: i,
@@ -860,6 +871,12 @@ fn remotes(old: &[Remote], new: &[Remote], found: &mut Found) {
             active_sessions: None,
         });
     }
+    (changes, pairs)
+}
+
+fn remotes(old: &[Remote], new: &[Remote], found: &mut Found) {
+    let (changes, pairs) = keyed_changes(old, new, Remote::key, "remote", &mut found.notes, remote);
+    found.remotes.extend(changes);
     order(
         "remote order",
         &pairs,
@@ -890,40 +907,16 @@ pub(super) fn discovered_key(d: &Discovered) -> String {
 /// the new generation). The order matters to nothing: the runtime appends what it
 /// finds.
 fn discovered(old: &[Discovered], new: &[Discovered], found: &mut Found) {
-    for (i, j) in pair(old, new, discovered_key) {
-        let (key, change, fields) = match (i, j) {
-            (Some(i), Some(j)) => {
-                let Discovered {
-                    name: _,
-                    lookup: _,
-                    template,
-                } = &old[i];
-                let mut out = Vec::new();
-                let mut fields = Fields {
-                    out: &mut out,
-                    notes: &mut found.notes,
-                    whose: format!("name {}: ", discovered_key(&old[i])),
-                };
-                remote(template, &new[j].template, &mut fields);
-                if out.is_empty() {
-                    continue;
-                }
-                (discovered_key(&old[i]), Change::Changed, out)
-            }
-            (Some(i), None) => (discovered_key(&old[i]), Change::Removed, Vec::new()),
-            (None, Some(j)) => (discovered_key(&new[j]), Change::Added, Vec::new()),
-            (None, None) => continue,
-        };
-        found.discovered.push(ItemChange {
-            key,
-            change,
-            old_index: i,
-            new_index: j,
-            socket: None,
-            fields,
-            active_sessions: None,
-        });
-    }
+    let compare = |old: &Discovered, new: &Discovered, fields: &mut Fields| {
+        let Discovered {
+            name: _,
+            lookup: _,
+            template,
+        } = old;
+        remote(template, &new.template, fields);
+    };
+    let (changes, _) = keyed_changes(old, new, discovered_key, "name", &mut found.notes, compare);
+    found.discovered.extend(changes);
 }
 
 /// The resolver settings: the new generation's resolver process uses them, and
