@@ -4,7 +4,7 @@
 //! The compiler reports the same problems earlier, with spans; this is the last line
 //! for plans that were written by another tool, edited, or produced by a compiler bug.
 
-use crate::{ListenAddress, Plan};
+use crate::{Check, ListenAddress, Plan};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -213,16 +213,8 @@ fn discovery_problems(r: &crate::Relay, errors: &mut Vec<PlanError>) {
             }
         }
         if let Some(check) = &t.check {
-            let at_least_one = [
-                ("interval", check.interval_ms),
-                ("timeout", check.timeout_ms),
-                ("rise", check.rise),
-                ("fall", check.fall),
-            ];
-            for (what, value) in at_least_one {
-                if value == 0 {
-                    errors.push(bad(format!("has a check {what} of 0")));
-                }
+            for what in zero_check_settings(check) {
+                errors.push(bad(format!("has a check {what} of 0")));
             }
             if check.timeout_ms > check.interval_ms {
                 errors.push(bad(
@@ -689,16 +681,8 @@ impl Plan {
                 });
             }
             if let Some(check) = &remote.check {
-                let at_least_one = [
-                    ("interval", check.interval_ms),
-                    ("timeout", check.timeout_ms),
-                    ("rise", check.rise),
-                    ("fall", check.fall),
-                ];
-                for (what, value) in at_least_one {
-                    if value == 0 {
-                        errors.push(PlanError::ZeroCheckSetting { remote: i, what });
-                    }
+                for what in zero_check_settings(check) {
+                    errors.push(PlanError::ZeroCheckSetting { remote: i, what });
                 }
                 if check.timeout_ms > check.interval_ms {
                     errors.push(PlanError::CheckTimeout { remote: i });
@@ -844,4 +828,17 @@ impl Plan {
             Some(e) => Err(e),
         }
     }
+}
+
+/// The settings of `check` that must be at least 1 and are 0, by name.
+fn zero_check_settings(check: &Check) -> impl Iterator<Item = &'static str> {
+    [
+        ("interval", check.interval_ms),
+        ("timeout", check.timeout_ms),
+        ("rise", check.rise),
+        ("fall", check.fall),
+    ]
+    .into_iter()
+    .filter(|&(_, value)| value == 0)
+    .map(|(what, _)| what)
 }
