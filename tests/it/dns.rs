@@ -533,6 +533,68 @@ fn ctl_remotes_names_the_dns_name_of_a_discovered_remote_and_says_when_it_is_ret
     );
 }
 
+/// `tcprelay ctl ARGS` on the relay of `dir`: its output, and whether it succeeded.
+fn ctl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(crate::harness::bin("tcprelay"))
+        .arg("ctl")
+        .args(args)
+        .env("RUNTIME_DIRECTORY", dir)
+        .output()
+        .expect("tcprelay ctl runs");
+    let text = crate::harness::stdout(&out) + &crate::harness::stderr(&out);
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_discovered_remote_is_drained_weighted_and_enabled_by_ctl_like_a_planned_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = Backends::start(2);
+    let p = backends.port;
+    let dns = Dns::start(dir.path(), "127.0.0.2 svc.test\n127.0.0.3 svc.test\n", "");
+    let port = crate::harness::free_port();
+    let cfg = relay_config(
+        port,
+        dns.port,
+        "resolve interval = 1",
+        &format!("remote = {{ address = svc.test port = {p} }}"),
+    );
+    let plan = compile(dir.path(), "relay", &cfg);
+    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let b = format!("127.0.0.3:{p}");
+    // Held sessions: least connections spreads them over both addresses.
+    let held: Vec<_> = (0..4).filter_map(|_| open(port)).collect();
+    assert!(held.iter().any(|(_, w)| *w == 3), "{}", relay.log_text());
+
+    // Drained: .3 gets no new session, whatever its load; its sessions go on.
+    let (ok, out) = ctl(dir.path(), &["drain", &b]);
+    assert!(ok, "{out}");
+    assert_eq!(remotes_by_address(dir.path())[&b]["state"], "drained");
+    let more: Vec<_> = (0..6).filter_map(|_| open(port)).collect();
+    assert_eq!(more.len(), 6, "{}", relay.log_text());
+    assert!(
+        more.iter().all(|(_, w)| *w == 2),
+        "a drained address got a session: {:?}",
+        more.iter().map(|(_, w)| w).collect::<Vec<_>>()
+    );
+    for (mut s, w) in held.into_iter().filter(|(_, w)| *w == 3) {
+        s.write_all(b"x").unwrap();
+        let mut back = [0u8];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!((&back, w), (b"x", 3), "its session goes on");
+    }
+    // Enabled again with weight 8: now the least loaded for its weight.
+    let (ok, out) = ctl(dir.path(), &["weight", &b, "8"]);
+    assert!(ok, "{out}");
+    let (ok, out) = ctl(dir.path(), &["enable", &b]);
+    assert!(ok, "{out}");
+    assert_eq!(remotes_by_address(dir.path())[&b]["state"], "up");
+    assert_eq!(who(port), Some(3), "{}", relay.log_text());
+    // A name, or an address the relay has not found, is refused with the list.
+    let (ok, out) = ctl(dir.path(), &["drain", "127.0.0.9:1"]);
+    assert!(!ok && out.contains(&b), "{out}");
+    drop(more);
+}
+
 /// The `check` object's results, summed: how many checks have ended.
 fn checks_done(remote: &serde_json::Value) -> u64 {
     remote["check"]["results"].as_object().map_or(0, |r| {

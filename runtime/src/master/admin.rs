@@ -14,23 +14,21 @@ impl Master {
     /// `drain REMOTE`: no new session goes to it; its sessions go on. Ok: the
     /// answer's message; Err: the error (an unknown remote names the plan's).
     pub fn drain_remote(&mut self, remote: &str) -> Result<String, String> {
-        let (name, slot) = self.steered(remote)?;
+        let (name, slot, _) = self.steered(remote)?;
         let table = self.steering_table()?;
         Ok(drain(table, slot, &name, SystemTime::now()))
     }
 
     /// `enable REMOTE`: it gets new sessions again.
     pub fn enable_remote(&mut self, remote: &str) -> Result<String, String> {
-        let (name, slot) = self.steered(remote)?;
+        let (name, slot, _) = self.steered(remote)?;
         let table = self.steering_table()?;
         Ok(enable(table, slot, &name, SystemTime::now()))
     }
 
     /// `weight REMOTE N`: its weight is `weight` until a reload changes the remote.
     pub fn weight_remote(&mut self, remote: &str, weight: u32) -> Result<String, String> {
-        let (name, slot) = self.steered(remote)?;
-        let index = find_remote(&self.plan.relay.remotes, remote)?;
-        let planned = self.plan.relay.remotes[index].weight;
+        let (name, slot, planned) = self.steered(remote)?;
         let table = self.steering_table()?;
         Ok(set_weight(
             table,
@@ -77,13 +75,30 @@ impl Master {
         }
     }
 
-    /// The remote `text` names, as printed, and its slot in the steering table.
-    fn steered(&self, text: &str) -> Result<(String, usize), String> {
-        let index = find_remote(&self.plan.relay.remotes, text)?;
-        let remote = &self.plan.relay.remotes[index];
-        let name = remote.address.to_string();
-        match self.slots.remotes.get(index).map(|s| s.index()) {
-            Some(slot) if slot != 0 => Ok((name, slot)),
+    /// The remote `text` names, as printed, its slot in the steering table and its
+    /// weight without steering: one of the plan's, or one found by DNS (steered by
+    /// its slot as a plan's remote is; an address found that is also one of the
+    /// plan's is that remote).
+    fn steered(&self, text: &str) -> Result<(String, usize, u32), String> {
+        let planned = &self.plan.relay.remotes;
+        let found: Vec<_> = self
+            .discovered_remotes()
+            .into_iter()
+            .filter(|f| !planned.iter().any(|r| r.key() == f.remote.key()))
+            .collect();
+        let all: Vec<Remote> = planned
+            .iter()
+            .cloned()
+            .chain(found.iter().map(|f| f.remote.clone()))
+            .collect();
+        let index = find_remote(&all, text)?;
+        let (name, weight) = (all[index].address.to_string(), all[index].weight);
+        let slot = match index.checked_sub(planned.len()) {
+            None => self.slots.remotes.get(index).map(|s| s.index()),
+            Some(k) => found.get(k).map(|f| f.slot),
+        };
+        match slot {
+            Some(slot) if slot != 0 => Ok((name, slot, weight)),
             _ => Err(format!(
                 "{name} cannot be steered: it has no counter slot of its own (more than {} remotes, or the shared memory could not be made)",
                 crate::stats::REMOTE_SLOTS - 1
@@ -141,9 +156,9 @@ pub fn find_remote(remotes: &[Remote], text: &str) -> Result<usize, String> {
     };
     match found.as_slice() {
         [index] => Ok(*index),
-        [] if remotes.is_empty() => Err(format!("unknown remote `{text}`: the plan has none")),
+        [] if remotes.is_empty() => Err(format!("unknown remote `{text}`: the relay has none")),
         [] => Err(format!(
-            "unknown remote `{text}`: the plan's remotes are {}",
+            "unknown remote `{text}`: the relay's remotes are {}",
             listing(&mut (0..remotes.len()))
         )),
         several => Err(format!(
@@ -273,7 +288,7 @@ mod tests {
         assert_eq!(find_remote(&remotes, "10.0.0.9:80/TCP"), Ok(4));
         let unknown = find_remote(&remotes, "10.0.0.1:80").unwrap_err();
         assert!(
-            unknown.starts_with("unknown remote `10.0.0.1:80`: the plan's remotes are 10.0.0.7:80/TCP, [::1]:80/TCP,"),
+            unknown.starts_with("unknown remote `10.0.0.1:80`: the relay's remotes are 10.0.0.7:80/TCP, [::1]:80/TCP,"),
             "{unknown}"
         );
         let several = find_remote(&remotes, "10.0.0.9:80").unwrap_err();
@@ -286,7 +301,7 @@ mod tests {
         assert!(find_remote(&remotes, "/").is_err());
         assert_eq!(
             find_remote(&[], "10.0.0.7:80"),
-            Err("unknown remote `10.0.0.7:80`: the plan has none".into())
+            Err("unknown remote `10.0.0.7:80`: the relay has none".into())
         );
     }
 

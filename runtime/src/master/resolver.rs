@@ -391,6 +391,7 @@ impl Master {
                 let registry = &mut self.stats;
                 let slots = &mut discovery.slots;
                 let health = self.checks.table.as_ref();
+                let steering = self.steering.as_ref();
                 let changes = publisher.publish(answer.name, &resolved.addresses, |address| {
                     let Some(registry) = registry.as_mut() else {
                         return 0;
@@ -402,8 +403,14 @@ impl Master {
                     slots.remotes.extend(got.remotes);
                     // Before the entry is published: no worker sees an earlier
                     // holder's health.
+                    // Nor an earlier holder's steering: a new address starts enabled.
                     if fresh {
                         Master::fresh_health(health, slot);
+                        if let Some(table) = steering.filter(|_| slot != 0) {
+                            if table.read(slot) != crate::steering::Admin::default() {
+                                table.write(slot, crate::steering::Admin::default());
+                            }
+                        }
                     }
                     slot
                 });
