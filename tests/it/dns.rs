@@ -242,6 +242,13 @@ fn relay_config(listen: u16, dns: u16, extra: &str, remote: &str) -> String {
     )
 }
 
+/// The relay of configuration `cfg`, compiled in `dir` and run in the foreground,
+/// listening on `port`.
+fn run(dir: &Path, cfg: &str, port: u16) -> Relay {
+    let plan = compile(dir, "relay", cfg);
+    Relay::start(dir, &["run", "-f", plan.to_str().unwrap()], port)
+}
+
 #[test]
 fn a_record_added_is_used_a_removed_one_keeps_its_session_and_a_stopped_server_keeps_the_set() {
     let dir = tempfile::tempdir().unwrap();
@@ -254,8 +261,7 @@ fn a_record_added_is_used_a_removed_one_keeps_its_session_and_a_stopped_server_k
         "resolve interval = 1",
         &format!("remote = {{ address = svc.test port = {} }}", backends.port),
     );
-    let plan = compile(dir.path(), "relay", &cfg);
-    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let relay = run(dir.path(), &cfg, port);
     for _ in 0..5 {
         assert_eq!(who(port), Some(2), "{}", relay.log_text());
     }
@@ -333,8 +339,7 @@ fn srv_records_give_ports_and_weights() {
     );
     let port = crate::harness::free_port();
     let cfg = relay_config(port, dns.port, "", "remote = { srv = _svc._tcp.test }");
-    let plan = compile(dir.path(), "relay", &cfg);
-    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let relay = run(dir.path(), &cfg, port);
     // One worker, weighted least connections over held sessions: 1:3 exactly.
     let mut counts = [0usize; 2];
     let mut held = Vec::new();
@@ -385,8 +390,7 @@ fn start_empty_serves_once_the_name_appears() {
         "resolve interval = 1\n    resolve start = wait",
         &format!("remote = {{ address = svc.test port = {} }}", backends.port),
     );
-    let plan = compile(dir.path(), "relay", &cfg);
-    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let relay = run(dir.path(), &cfg, port);
     assert_eq!(who(port), None, "no remote yet: the client is closed");
     dns.set_hosts("127.0.0.2 svc.test\n");
     assert!(
@@ -481,8 +485,7 @@ fn ctl_remotes_names_the_dns_name_of_a_discovered_remote_and_says_when_it_is_ret
             "remote = {{ address = 127.0.0.1 port = {planned} }}\n    remote = {{ address = svc.test port = {p} }}"
         ),
     );
-    let plan = compile(dir.path(), "relay", &cfg);
-    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let relay = run(dir.path(), &cfg, port);
     let (a, b) = (format!("127.0.0.2:{p}"), format!("127.0.0.3:{p}"));
     let remotes = remotes_by_address(dir.path());
     assert_eq!(
@@ -558,8 +561,7 @@ fn a_discovered_remote_is_drained_weighted_and_enabled_by_ctl_like_a_planned_one
         "resolve interval = 1",
         &format!("remote = {{ address = svc.test port = {p} }}"),
     );
-    let plan = compile(dir.path(), "relay", &cfg);
-    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let relay = run(dir.path(), &cfg, port);
     let b = format!("127.0.0.3:{p}");
     // Held sessions: least connections spreads them over both addresses.
     let held: Vec<_> = (0..4).filter_map(|_| open(port)).collect();
@@ -624,8 +626,7 @@ fn discovered_remotes_with_a_check_are_checked_down_and_up_and_not_once_retired(
             "remote = {{ address = svc.test port = {p} check = {{ interval = 1 timeout = 1 rise = 1 fall = 1 }} }}"
         ),
     );
-    let plan = compile(dir.path(), "relay", &cfg);
-    let relay = Relay::start(dir.path(), &["run", "-f", plan.to_str().unwrap()], port);
+    let relay = run(dir.path(), &cfg, port);
     let (a, b) = (format!("127.0.0.2:{p}"), format!("127.0.0.3:{p}"));
     let state = |address: &str| remotes_by_address(dir.path())[address].clone();
 
