@@ -178,8 +178,8 @@ pub(super) fn compare(old: &Plan, new: &Plan) -> Found {
     } = old;
     let mut found = Found::default();
     listeners(&spawnd.listeners, &new.spawnd.listeners, &mut found);
-    remotes(&relay.remotes, &new.relay.remotes, &mut found);
-    discovered(&relay.discovered, &new.relay.discovered, &mut found);
+    remotes(relay, &new.relay, &mut found);
+    discovered(relay, &new.relay, &mut found);
     let mut fields = Fields {
         out: &mut found.settings,
         notes: &mut found.notes,
@@ -742,8 +742,6 @@ fn relay_fields(old: &Relay, new: &Relay, f: &mut Fields) {
     listener_tls(tls, &new.tls, f);
 }
 
-/// The listeners' TLS material (the tcprelay section's `tls cert-file`...): the
-/// master builds a new TLS context from the files at the reload.
 /// A route as the diff names it: by its server names (the same names in another
 /// order are the same route), `route (default)` for the one without.
 fn route_key(route: &Route) -> String {
@@ -805,6 +803,8 @@ fn route_fields(old: &[Route], new: &[Route], f: &mut Fields) {
     }
 }
 
+/// The listeners' TLS material (the tcprelay section's `tls cert-file`...): the
+/// master builds a new TLS context from the files at the reload.
 fn listener_tls(old: &Option<Tls>, new: &Option<Tls>, f: &mut Fields) {
     let effect = Effect::Reload;
     let none = Tls {
@@ -838,7 +838,7 @@ fn keyed_changes<T>(
     key: impl Fn(&T) -> String,
     what: &str,
     notes: &mut Vec<String>,
-    compare: impl Fn(&T, &T, &mut Fields),
+    compare: impl Fn(usize, usize, &mut Fields),
 ) -> (Vec<ItemChange>, Pairs) {
     let pairs = pair(old, new, &key);
     let mut changes = Vec::new();
@@ -851,7 +851,7 @@ fn keyed_changes<T>(
                     notes: &mut *notes,
                     whose: format!("{what} {}: ", key(&old[i])),
                 };
-                compare(&old[i], &new[j], &mut fields);
+                compare(i, j, &mut fields);
                 if out.is_empty() {
                     continue;
                 }
@@ -874,8 +874,33 @@ fn keyed_changes<T>(
     (changes, pairs)
 }
 
-fn remotes(old: &[Remote], new: &[Remote], found: &mut Found) {
-    let (changes, pairs) = keyed_changes(old, new, Remote::key, "remote", &mut found.notes, remote);
+/// The route a remote serves, by the route's names ([`route_key`]): a route keeps
+/// its remotes whatever the order of the routes in the file.
+fn route_of(relay: &Relay, route: Option<u32>) -> String {
+    route
+        .and_then(|i| relay.routes.get(i as usize))
+        .map_or("the default route".to_string(), route_key)
+}
+
+/// A remote's route, compared by the route's names.
+fn remote_route(old: &Relay, new: &Relay, of: (&Remote, &Remote), f: &mut Fields) {
+    f.value(
+        "route",
+        &route_of(old, of.0.route),
+        &route_of(new, of.1.route),
+        Effect::NewSessions,
+        |label| Some(label.clone()),
+    );
+}
+
+fn remotes(old_relay: &Relay, new_relay: &Relay, found: &mut Found) {
+    let (old, new) = (&old_relay.remotes, &new_relay.remotes);
+    let compare = |i: usize, j: usize, f: &mut Fields| {
+        remote_route(old_relay, new_relay, (&old[i], &new[j]), f);
+        remote(&old[i], &new[j], f);
+    };
+    let (changes, pairs) =
+        keyed_changes(old, new, Remote::key, "remote", &mut found.notes, compare);
     found.remotes.extend(changes);
     order(
         "remote order",
@@ -906,14 +931,16 @@ pub(super) fn discovered_key(d: &Discovered) -> String {
 /// template compared as a remote (its settings reach the remotes found for it with
 /// the new generation). The order matters to nothing: the runtime appends what it
 /// finds.
-fn discovered(old: &[Discovered], new: &[Discovered], found: &mut Found) {
-    let compare = |old: &Discovered, new: &Discovered, fields: &mut Fields| {
+fn discovered(old_relay: &Relay, new_relay: &Relay, found: &mut Found) {
+    let (old, new) = (&old_relay.discovered, &new_relay.discovered);
+    let compare = |i: usize, j: usize, fields: &mut Fields| {
         let Discovered {
             name: _,
             lookup: _,
             template,
-        } = old;
-        remote(template, &new.template, fields);
+        } = &old[i];
+        remote_route(old_relay, new_relay, (template, &new[j].template), fields);
+        remote(template, &new[j].template, fields);
     };
     let (changes, _) = keyed_changes(old, new, discovered_key, "name", &mut found.notes, compare);
     found.discovered.extend(changes);
@@ -982,11 +1009,9 @@ fn remote(old: &Remote, new: &Remote, f: &mut Fields) {
         send_proxy,
         tls,
         check,
-        route,
+        // By the route's names, which this remote alone does not know: remote_route.
+        route: _,
     } = old;
-    f.value("route", route, &new.route, Effect::NewSessions, |v| {
-        Some(v.map_or("the default".to_string(), |i| format!("route {}", i + 1)))
-    });
     if f.value("weight", weight, &new.weight, Effect::NewSessions, text) {
         f.note("an operator's `ctl drain` or `ctl weight` of this remote ends: it gets its plan's weight, enabled");
     }

@@ -617,6 +617,7 @@ const EDITS: usize = 93;
 fn mutation_base() -> Plan {
     let src = "id = spawnd {\n listen = { address = 127.0.0.1 port = 8080 tls = yes accept proxy = v2 }\n listen = { path = /tmp/diff-test.sock }\n control = { path = /tmp/ctl }\n}\n\
                id = tcprelay {\n remote = { address = 127.0.0.1 port = 9001 tls = yes tls sni = a.example check = { send = \"x\" } }\n remote = { address = 127.0.0.1 port = 9002 }\n\
+               route = { sni = r.example mode = passthrough remote = { address = 127.0.0.1 port = 9003 } }\n\
                tls cert-file = /nonexistent/c.pem\n}\n";
     plan_of(src)
 }
@@ -1010,5 +1011,55 @@ fn discovered_names_are_compared_by_name_and_the_resolver_settings_by_field() {
     assert!(
         json.contains("\"discovered\":[{\"key\":\"db.example:5432/TCP (A/AAAA)\""),
         "{json}"
+    );
+}
+
+/// A remote's route is compared by the route's names: the same routes written in
+/// another order change no remote; a remote moved to another route is a change that
+/// names both routes.
+#[test]
+fn a_remotes_route_is_compared_by_the_routes_names_not_their_order() {
+    let with = |first: (&str, u16), second: (&str, u16)| {
+        format!(
+            "id = spawnd {{\n listen = {{ address = 127.0.0.1 port = 8443 tls = yes }}\n}}\nid = tcprelay {{\n route = {{ sni = {} mode = passthrough remote = {{ address = 127.0.0.1 port = {} }} }}\n route = {{ sni = {} mode = passthrough remote = {{ address = 127.0.0.1 port = {} }} }}\n}}\n",
+            first.0, first.1, second.0, second.1
+        )
+    };
+    let base = with(("a.example", 9001), ("b.example", 9002));
+    // The routes swapped in the file, each with its remote: no remote changes.
+    let r = report(&base, &with(("b.example", 9002), ("a.example", 9001)));
+    assert!(r.remotes.is_empty(), "{r:#?}");
+    // The remotes swapped between the routes: each is a change naming both routes.
+    let r = report(&base, &with(("a.example", 9002), ("b.example", 9001)));
+    let moved: Vec<(&str, &str, Option<&str>, Option<&str>)> = r
+        .remotes
+        .iter()
+        .flat_map(|i| {
+            i.fields.iter().map(move |f| {
+                (
+                    i.key.as_str(),
+                    f.field.as_str(),
+                    f.old.as_deref(),
+                    f.new.as_deref(),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            (
+                "127.0.0.1:9001/TCP",
+                "route",
+                Some("route a.example"),
+                Some("route b.example")
+            ),
+            (
+                "127.0.0.1:9002/TCP",
+                "route",
+                Some("route b.example"),
+                Some("route a.example")
+            ),
+        ]
     );
 }
