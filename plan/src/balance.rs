@@ -124,15 +124,15 @@ pub fn source_order(client: u64, remotes: &[(u64, u64)]) -> Vec<usize> {
 }
 
 /// The first of `remotes` (`(key, weight)`, plan order) in [`source_order`] for
-/// `client` among those `eligible` says can take the session, without sorting them
-/// all: the worker's choice per attempt.
+/// `client` among those `eligible` says can take the session, without sorting or
+/// collecting them: the worker's choice per attempt.
 pub fn source_first(
     client: u64,
-    remotes: &[(u64, u64)],
+    remotes: impl IntoIterator<Item = (u64, u64)>,
     mut eligible: impl FnMut(usize) -> bool,
 ) -> Option<usize> {
     let mut best: Option<(usize, bool, f64, u64)> = None;
-    for (index, &(key, weight)) in remotes.iter().enumerate() {
+    for (index, (key, weight)) in remotes.into_iter().enumerate() {
         if !eligible(index) {
             continue;
         }
@@ -209,7 +209,7 @@ mod source_tests {
         let mut counts = vec![0; remotes.len()];
         let chosen: Vec<usize> = clients()
             .map(|c| {
-                let first = source_first(c, &keyed, |_| true).unwrap();
+                let first = source_first(c, keyed.iter().copied(), |_| true).unwrap();
                 counts[first] += 1;
                 first
             })
@@ -307,10 +307,16 @@ mod source_tests {
         let keyed = keyed(&remotes(&[1, 2, 3, 4]));
         for c in clients().take(1000) {
             let order = source_order(c, &keyed);
-            assert_eq!(source_first(c, &keyed, |_| true), Some(order[0]));
+            assert_eq!(
+                source_first(c, keyed.iter().copied(), |_| true),
+                Some(order[0])
+            );
             let skip = order[0];
-            assert_eq!(source_first(c, &keyed, |i| i != skip), Some(order[1]));
-            assert_eq!(source_first(c, &keyed, |_| false), None);
+            assert_eq!(
+                source_first(c, keyed.iter().copied(), |i| i != skip),
+                Some(order[1])
+            );
+            assert_eq!(source_first(c, keyed.iter().copied(), |_| false), None);
         }
     }
 

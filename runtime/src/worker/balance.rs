@@ -369,8 +369,8 @@ impl Balancer {
     /// not dead, drained, retired from its DNS name's set, excluded or (with
     /// `checked`) down by its checks.
     fn source_first(&self, client: u64, excluded: &Tried, checked: bool) -> Option<(usize, u64)> {
-        let keyed: Vec<(u64, u64)> = self.remotes.iter().map(|r| (r.key, r.weight)).collect();
-        tcprelay_plan::balance::source_first(client, &keyed, |index| {
+        let keyed = self.remotes.iter().map(|r| (r.key, r.weight));
+        tcprelay_plan::balance::source_first(client, keyed, |index| {
             let remote = &self.remotes[index];
             !(remote.dead
                 || remote.drained
