@@ -437,16 +437,12 @@ fn a_reload_waits_for_its_names_and_is_refused_when_one_does_not_resolve() {
 
 /// `tcprelay ctl --json remotes` (or the table without `--json`).
 fn ctl_remotes(dir: &Path, json: bool) -> String {
-    let mut args = vec!["ctl"];
-    if json {
-        args.push("--json");
-    }
-    args.push("remotes");
-    let out = Command::new(crate::harness::bin("tcprelay"))
-        .args(&args)
-        .env("RUNTIME_DIRECTORY", dir)
-        .output()
-        .expect("tcprelay ctl runs");
+    let args: &[&str] = if json {
+        &["--json", "remotes"]
+    } else {
+        &["remotes"]
+    };
+    let out = ctl_output(dir, args);
     assert!(
         out.status.success(),
         "{}{}",
@@ -536,14 +532,19 @@ fn ctl_remotes_names_the_dns_name_of_a_discovered_remote_and_says_when_it_is_ret
     );
 }
 
-/// `tcprelay ctl ARGS` on the relay of `dir`: its output, and whether it succeeded.
-fn ctl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(crate::harness::bin("tcprelay"))
+/// `tcprelay ctl ARGS` on the relay of `dir`.
+fn ctl_output(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(crate::harness::bin("tcprelay"))
         .arg("ctl")
         .args(args)
         .env("RUNTIME_DIRECTORY", dir)
         .output()
-        .expect("tcprelay ctl runs");
+        .expect("tcprelay ctl runs")
+}
+
+/// [`ctl_output`]: whether it succeeded, and all it printed.
+fn ctl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = ctl_output(dir, args);
     let text = crate::harness::stdout(&out) + &crate::harness::stderr(&out);
     (out.status.success(), text)
 }
