@@ -145,21 +145,33 @@ pub fn parse_tokens(
 /// Where `balance =` is followed by the word `source` and `sticky`, and `sticky` is
 /// not followed by `cache`, the two become one word `source sticky` spanning both.
 fn source_sticky(mut tokens: Vec<Spanned>) -> Vec<Spanned> {
-    let mut at = 0;
-    while at + 3 < tokens.len() {
-        let joined = matches!(
-            &tokens[at..at + 4],
-            [(_, Tok::Balance, _), (_, Tok::Equals, _), (_, Tok::Word(w), _), (_, Tok::Sticky, _)]
+    let joined = |tokens: &[Spanned], at: usize| {
+        matches!(
+            &tokens[at..],
+            [(_, Tok::Balance, _), (_, Tok::Equals, _), (_, Tok::Word(w), _), (_, Tok::Sticky, _), ..]
                 if w == "source"
-        ) && !matches!(tokens.get(at + 4), Some((_, Tok::Cache, _)));
-        if joined {
-            let (start, end) = (tokens[at + 2].0, tokens[at + 3].2);
-            tokens[at + 2] = (start, Tok::Word("source sticky".to_string()), end);
-            tokens.remove(at + 3);
-        }
-        at += 1;
+        ) && !matches!(tokens.get(at + 4), Some((_, Tok::Cache, _)))
+    };
+    // Rebuilt only when there is something to join, and then in one pass (a file may
+    // hold many routes, each with its `balance`).
+    if !(0..tokens.len()).any(|at| joined(&tokens, at)) {
+        return tokens;
     }
-    tokens
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut at = 0;
+    while at < tokens.len() {
+        if joined(&tokens, at) {
+            let (start, end) = (tokens[at + 2].0, tokens[at + 3].2);
+            out.push(std::mem::replace(&mut tokens[at], (0, Tok::Equals, 0)));
+            out.push(std::mem::replace(&mut tokens[at + 1], (0, Tok::Equals, 0)));
+            out.push((start, Tok::Word("source sticky".to_string()), end));
+            at += 4;
+        } else {
+            out.push(std::mem::replace(&mut tokens[at], (0, Tok::Equals, 0)));
+            at += 1;
+        }
+    }
+    out
 }
 
 /// The top-level sections of `tokens` that the selection does not name.

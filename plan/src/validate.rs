@@ -622,6 +622,50 @@ fn os_strings(plan: &Plan) -> Vec<OsString<'_>> {
 /// The key two listeners collide on: a wildcard address covers every address of its
 /// family, and on Linux `::` also covers IPv4 unless the socket is v6-only. The
 /// runtime binds IPv6 wildcards v6-only, so only same-family overlaps collide.
+/// The listeners seen so far, indexed so that the first earlier one a listener
+/// overlaps (see [`overlaps`]) is found without a scan: a plan may have 100,000.
+#[derive(Default)]
+struct Overlaps<'a> {
+    /// The first listener on each path.
+    unix: HashMap<&'a str, usize>,
+    /// The first listener on each (IPv4?, port, address).
+    exact: HashMap<(bool, u16, IpAddr), usize>,
+    /// The first wildcard listener on each (IPv4?, port).
+    wildcard: HashMap<(bool, u16), usize>,
+    /// The first listener of any address on each (IPv4?, port).
+    any: HashMap<(bool, u16), usize>,
+}
+
+impl<'a> Overlaps<'a> {
+    /// The first listener before listener `i` (at `address`) that overlaps it, then
+    /// records this one.
+    fn first_before(&mut self, address: &'a ListenAddress, i: usize) -> Option<usize> {
+        match address {
+            ListenAddress::Unix(path) => {
+                let first = *self.unix.entry(path).or_insert(i);
+                (first != i).then_some(first)
+            }
+            ListenAddress::Inet(sa) => {
+                let family = (sa.is_ipv4(), sa.port());
+                let found = if sa.ip().is_unspecified() {
+                    self.any.get(&family).copied()
+                } else {
+                    let same = self.exact.get(&(family.0, family.1, sa.ip())).copied();
+                    let wild = self.wildcard.get(&family).copied();
+                    same.into_iter().chain(wild).min()
+                };
+                self.any.entry(family).or_insert(i);
+                self.exact.entry((family.0, family.1, sa.ip())).or_insert(i);
+                if sa.ip().is_unspecified() {
+                    self.wildcard.entry(family).or_insert(i);
+                }
+                found
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 fn overlaps(a: &ListenAddress, b: &ListenAddress) -> bool {
     match (a, b) {
         (ListenAddress::Unix(x), ListenAddress::Unix(y)) => x == y,
@@ -722,7 +766,7 @@ impl Plan {
         {
             errors.push(PlanError::TooManyWorkers { count });
         }
-        let mut seen: HashMap<usize, ()> = HashMap::new();
+        let mut overlap = Overlaps::default();
         for (i, l) in s.listeners.iter().enumerate() {
             if let ListenAddress::Inet(sa) = &l.address {
                 if sa.port() == 0 {
@@ -731,17 +775,12 @@ impl Plan {
                     });
                 }
             }
-            if let Some(first) = s.listeners[..i]
-                .iter()
-                .position(|earlier| overlaps(&earlier.address, &l.address))
-            {
-                if seen.insert(i, ()).is_none() {
-                    errors.push(PlanError::DuplicateListener {
-                        first,
-                        second: i,
-                        address: l.address.to_string(),
-                    });
-                }
+            if let Some(first) = overlap.first_before(&l.address, i) {
+                errors.push(PlanError::DuplicateListener {
+                    first,
+                    second: i,
+                    address: l.address.to_string(),
+                });
             }
             if l.tls && r.tls.is_none() && crate::sni::section_certificate_needed(r) {
                 errors.push(PlanError::TlsWithoutCertificate { listener: i });
@@ -841,4 +880,100 @@ fn zero_check_settings(check: &Check) -> impl Iterator<Item = &'static str> {
     .into_iter()
     .filter(|&(_, value)| value == 0)
     .map(|(what, _)| what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first earlier listener each one overlaps, by comparing every pair.
+    fn pairwise(addresses: &[ListenAddress]) -> Vec<Option<usize>> {
+        (0..addresses.len())
+            .map(|i| {
+                addresses[..i]
+                    .iter()
+                    .position(|earlier| overlaps(earlier, &addresses[i]))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_overlap_index_finds_what_comparing_every_pair_finds() {
+        let inet = |s: &str| ListenAddress::Inet(s.parse().unwrap());
+        let unix = |s: &str| ListenAddress::Unix(s.to_string());
+        let addresses = vec![
+            inet("127.0.0.1:80"),
+            inet("127.0.0.2:80"),
+            inet("[::1]:80"),
+            inet("0.0.0.0:80"),
+            inet("127.0.0.2:80"),
+            inet("[::]:80"),
+            inet("[::1]:80"),
+            inet("0.0.0.0:81"),
+            inet("127.0.0.9:81"),
+            inet("0.0.0.0:81"),
+            unix("/run/a"),
+            unix("/run/b"),
+            unix("/run/a"),
+            inet("10.0.0.1:82"),
+            inet("10.0.0.2:82"),
+        ];
+        let mut index = Overlaps::default();
+        let found: Vec<Option<usize>> = addresses
+            .iter()
+            .enumerate()
+            .map(|(i, a)| index.first_before(a, i))
+            .collect();
+        assert_eq!(found, pairwise(&addresses));
+        // Not trivially empty: the list holds every kind of overlap.
+        assert_eq!(
+            found,
+            vec![
+                None,
+                None,
+                None,
+                Some(0),
+                Some(1),
+                Some(2),
+                Some(2),
+                None,
+                Some(7),
+                Some(7),
+                None,
+                None,
+                Some(10),
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_plan_with_many_listeners_names_each_duplicate_once() {
+        let mut plan = crate::Plan::new(
+            "test",
+            crate::Spawnd::new(vec![]),
+            crate::Relay::new(vec![crate::Remote::new("127.0.0.1:1".parse().unwrap())]),
+        );
+        for i in 0..20_000u32 {
+            let address = format!("127.0.{}.{}:{}", i / 250, i % 250 + 1, 10_000 + i % 7);
+            plan.spawnd
+                .listeners
+                .push(crate::Listener::new(ListenAddress::Inet(
+                    address.parse().unwrap(),
+                )));
+        }
+        let wildcard = ListenAddress::Inet("0.0.0.0:10003".parse().unwrap());
+        plan.spawnd.listeners.push(crate::Listener::new(wildcard));
+        let duplicates: Vec<(usize, usize)> = plan
+            .problems()
+            .into_iter()
+            .filter_map(|e| match e {
+                PlanError::DuplicateListener { first, second, .. } => Some((first, second)),
+                _ => None,
+            })
+            .collect();
+        // 127.0.0.4:10003 is the first listener on port 10003.
+        assert_eq!(duplicates, vec![(3, 20_000)]);
+    }
 }

@@ -98,13 +98,14 @@ fn own_listeners_with(
     is_local: &dyn Fn(IpAddr) -> bool,
     cx: &mut Cx<'_>,
 ) {
+    let by_port = proxy::ByPort::new(listeners);
     for r in &relay.remotes {
         let remote = SocketAddr::new(r.address.node, r.port.node);
-        if proxy::loop_listener(listeners, relay, r).is_some() {
+        if proxy::loop_listener(&by_port, relay, r).is_some() {
             continue;
         }
-        let Some((l, by_address)) = listeners
-            .iter()
+        let Some((l, by_address)) = by_port
+            .on(remote.port())
             .find_map(|l| reaches(&l.bind, remote, is_local).map(|m| (l, m)))
         else {
             continue;
@@ -398,7 +399,9 @@ fn shadowed(rules: &[Sp<AclRule>], i: usize, cx: &mut Cx<'_>) {
 /// The order in which a worker that only opens sessions chooses among remotes of
 /// `weights`, for `sessions` sessions: the runtime's `Balancer::best` (the lowest
 /// [`score`](tcprelay_plan::balance::score), the first in order on a tie). Gives, for
-/// each remote, the session (from 1) that first chose it.
+/// each remote, the session (from 1) that first chose it. Runs every session against
+/// every remote: the tests hold [`first_choices`] to it.
+#[cfg(test)]
 fn first_chosen(weights: &[u64], sessions: u64) -> Vec<Option<u64>> {
     let mut active = vec![0u64; weights.len()];
     let mut first = vec![None; weights.len()];
@@ -424,16 +427,26 @@ fn first_chosen(weights: &[u64], sessions: u64) -> Vec<Option<u64>> {
     first
 }
 
-/// The session that first chooses remote `j`: a remote has score 0 until it holds
-/// `⌈weight / 256⌉` sessions, and a remote at 0 wins every tie with those after it,
-/// so `j` comes once each one before it holds that many. (What [`first_chosen`]
-/// finds, for counts too large to run.)
-fn needed(weights: &[u64], j: usize) -> u64 {
-    1 + weights[..j]
+/// The session that first chooses each remote of `weights` (all at least 1): a
+/// remote has score 0 until it holds `⌈weight / 256⌉` sessions, and a remote at 0
+/// wins every tie with those after it, so remote `j` comes once each one before it
+/// holds that many. What [`first_chosen`] finds, in one pass (a configuration may
+/// have 100,000 remotes and no `users max`).
+fn first_choices(weights: &[u64]) -> Vec<u64> {
+    let mut next = 1u64;
+    weights
         .iter()
-        .map(|&w| w.div_ceil(256).max(1))
-        .sum::<u64>()
+        .map(|&w| {
+            let first = next;
+            next = next.saturating_add(w.div_ceil(256).max(1));
+            first
+        })
+        .collect()
 }
+
+/// Secondary labels on the remotes before a never-chosen one that hold more than one
+/// session before the next is tried: at most this many.
+const HEAVY_LABELS: usize = 8;
 
 fn weights(spawnd: &SpawndModel, relay: &RelayModel, cx: &mut Cx<'_>) {
     // `balance = source` gives every remote its weight's share of the clients,
@@ -450,14 +463,15 @@ fn weights(spawnd: &SpawndModel, relay: &RelayModel, cx: &mut Cx<'_>) {
     let weights: Vec<u64> = relay
         .remotes
         .iter()
-        .map(|r| r.weight.as_ref().map_or(1, |w| u64::from(w.node)))
+        .map(|r| tcprelay_plan::balance::weight(r.weight.as_ref().map_or(1, |w| w.node)))
         .collect();
-    let first = first_chosen(&weights, sessions);
+    let first = first_choices(&weights);
+    let heavy: Vec<usize> = (0..weights.len()).filter(|&i| weights[i] > 256).collect();
     for (j, r) in relay.remotes.iter().enumerate() {
-        if first[j].is_some() {
+        let need = first[j];
+        if need <= sessions {
             continue;
         }
-        let need = needed(&weights, j);
         let remote = SocketAddr::new(r.address.node, r.port.node);
         let limit = match users_max {
             Some(u) => format!("its `users max` of {}", u.node),
@@ -472,11 +486,8 @@ fn weights(spawnd: &SpawndModel, relay: &RelayModel, cx: &mut Cx<'_>) {
         if let Some(u) = users_max {
             d = d.with_secondary(u.span, "a worker holds at most this many sessions");
         }
-        for (before, &w) in relay.remotes[..j]
-            .iter()
-            .zip(&weights)
-            .filter(|(_, &w)| w > 256)
-        {
+        for &i in heavy.iter().take_while(|&&i| i < j).take(HEAVY_LABELS) {
+            let (before, w) = (&relay.remotes[i], weights[i]);
             if let Some(span) = before.weight.as_ref().map(|w| w.span) {
                 d = d.with_secondary(
                     span,

@@ -7,6 +7,7 @@ use super::scope::{Cx, Scope};
 use super::{health, values};
 use crate::ast::{Directive, Key, Sp};
 use crate::diag::{Code, Diagnostic};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use tcprelay_plan::{Network, ProxyAccept, ProxyVersion};
 
@@ -114,8 +115,9 @@ pub(super) fn spoofing(listeners: &[ListenerModel], cx: &mut Cx<'_>) {
 /// limit. A wildcard listener matches the loopback and unspecified addresses of its
 /// family on its port (the addresses sure to be this machine's).
 pub(super) fn loops(listeners: &[ListenerModel], relay: &RelayModel, cx: &mut Cx<'_>) {
+    let by_port = ByPort::new(listeners);
     for r in &relay.remotes {
-        let Some((l, send)) = loop_listener(listeners, relay, r) else {
+        let Some((l, send)) = loop_listener(&by_port, relay, r) else {
             continue;
         };
         let remote = SocketAddr::new(r.address.node, r.port.node);
@@ -140,7 +142,7 @@ pub(super) fn loops(listeners: &[ListenerModel], relay: &RelayModel, cx: &mut Cx
 /// own `send proxy` or the section's, given with it): the E0049 case, which the
 /// lint of remotes that are the relay's own listeners (E0071) leaves to it.
 pub(super) fn loop_listener<'l, 'r>(
-    listeners: &'l [ListenerModel],
+    listeners: &ByPort<'l>,
     relay: &'r RelayModel,
     r: &'r RemoteModel,
 ) -> Option<(&'l ListenerModel, &'r Sp<Option<ProxyVersion>>)> {
@@ -148,10 +150,32 @@ pub(super) fn loop_listener<'l, 'r>(
     send.node?;
     let remote = SocketAddr::new(r.address.node, r.port.node);
     listeners
-        .iter()
+        .on(remote.port())
         .filter(|l| l.proxy.accepted().is_some())
         .find(|l| is_listener(&l.bind, remote))
         .map(|l| (l, send))
+}
+
+/// The address listeners of each port, in file order: which listener a remote
+/// reaches is asked of those on its port only, so a configuration of 100,000
+/// listeners and as many remotes is checked in linear time.
+pub(super) struct ByPort<'l>(HashMap<u16, Vec<&'l ListenerModel>>);
+
+impl<'l> ByPort<'l> {
+    pub(super) fn new(listeners: &'l [ListenerModel]) -> ByPort<'l> {
+        let mut map: HashMap<u16, Vec<&'l ListenerModel>> = HashMap::new();
+        for l in listeners {
+            if let Bind::Inet { port, .. } = &l.bind {
+                map.entry(port.node).or_default().push(l);
+            }
+        }
+        ByPort(map)
+    }
+
+    /// The listeners on `port`, in file order.
+    pub(super) fn on(&self, port: u16) -> impl Iterator<Item = &'l ListenerModel> + '_ {
+        self.0.get(&port).into_iter().flatten().copied()
+    }
 }
 
 /// Whether a connection to `remote` reaches the listener bound at `bind`.

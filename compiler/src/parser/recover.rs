@@ -34,6 +34,13 @@ pub(super) fn continuations(
     src: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Spanned> {
+    // Almost every file has none: no copy of its tokens then.
+    if !tokens
+        .iter()
+        .any(|(_, tok, _)| matches!(tok, Tok::Word(w) if w.ends_with('\\')))
+    {
+        return tokens;
+    }
     let mut out = Vec::with_capacity(tokens.len());
     let mut tokens = tokens.into_iter().peekable();
     while let Some((l, tok, r)) = tokens.next() {
@@ -458,17 +465,13 @@ pub(super) fn parse(
     let mut cut = vec![false; tokens.len()];
     let mut reported: Vec<Diagnostic> = Vec::new();
     for pass in 0..MAX_PASSES {
-        let kept: Vec<Spanned> = tokens
+        let kept = tokens
             .iter()
             .zip(&cut)
             .filter(|(_, c)| !**c)
-            .map(|(t, _)| t.clone())
-            .collect();
+            .map(|(t, _)| Ok::<Spanned, LexError>(t.clone()));
         let mut recovered: Vec<ErrorRecovery<usize, Tok, LexError>> = Vec::new();
-        let result = grammar::ConfigParser::new().parse(
-            &mut recovered,
-            kept.into_iter().map(Ok::<Spanned, LexError>),
-        );
+        let result = grammar::ConfigParser::new().parse(&mut recovered, kept);
         let mut errors: Vec<ParseError<usize, Tok, LexError>> =
             recovered.into_iter().map(|r| r.error).collect();
         let file = match result {
