@@ -10,6 +10,7 @@ use super::scope::{Cx, Scope};
 use super::values;
 use crate::ast::{Directive, Key, Sp, Value};
 use crate::diag::{Code, Diagnostic};
+use std::collections::HashMap;
 use tcprelay_plan::{sni, RouteMode};
 
 /// The keys valid inside `route { }`.
@@ -142,8 +143,11 @@ pub(super) fn check(m: &RelayModel, cx: &mut Cx<'_>) {
         .enumerate()
         .flat_map(|(i, r)| r.names.iter().map(move |n| (i, n)))
         .collect();
-    for (at, (i, name)) in named.iter().enumerate() {
-        if let Some((j, first)) = named[..at].iter().find(|(_, n)| n.node == name.node) {
+    // Indexed by name, so that 100,000 names are checked in linear time.
+    let mut firsts: HashMap<&str, (usize, &Sp<String>)> = HashMap::new();
+    for &(i, name) in &named {
+        let (j, first) = *firsts.entry(name.node.as_str()).or_insert((i, name));
+        if !std::ptr::eq(first, name) {
             let same = i == j;
             cx.push(
                 Diagnostic::error(
@@ -166,10 +170,20 @@ pub(super) fn check(m: &RelayModel, cx: &mut Cx<'_>) {
         }
     }
     // An exact name another route's wildcard also matches: the exact one wins.
-    for (i, wildcard) in named.iter().filter(|(_, n)| n.node.starts_with("*.")) {
-        for (j, exact) in named.iter() {
-            if i != j && !exact.node.starts_with("*.") && sni::matches(&wildcard.node, &exact.node)
-            {
+    // A wildcard matches one label before its suffix: each exact name looks up the
+    // wildcards of the suffix after its first label.
+    let mut wildcards: HashMap<&str, Vec<(usize, &Sp<String>)>> = HashMap::new();
+    for &(i, name) in &named {
+        if let Some(suffix) = name.node.strip_prefix("*.") {
+            wildcards.entry(suffix).or_default().push((i, name));
+        }
+    }
+    for &(j, exact) in named.iter().filter(|(_, n)| !n.node.starts_with("*.")) {
+        let Some((_, suffix)) = exact.node.split_once('.') else {
+            continue;
+        };
+        for &(i, wildcard) in wildcards.get(suffix).into_iter().flatten() {
+            if i != j && sni::matches(&wildcard.node, &exact.node) {
                 cx.push(
                     Diagnostic::warning(
                         Code::OverlappingRoutes,
