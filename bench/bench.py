@@ -1302,7 +1302,7 @@ def main():
             f"is measured with {args.socat_idle_conns} connections (not "
             f"{args.idle_conns:,}), and socat is left out of the "
             f"{args.concurrent_conns:,}-connection test.")
-        for r in range(args.rounds):
+        for r in range(args.rounds if not only or only - {"scale"} else 0):
             log(f"round {r + 1}/{args.rounds} (load {loadavg()})")
             for key, title, unit, targets, _ in FIGURES:
                 if only and key not in only:
