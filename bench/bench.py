@@ -1146,7 +1146,11 @@ def report_from(path):
                                costs={tuple(k.split("/", 1)): v
                                       for k, v in d.get("costs", {}).items()})
     details = {tuple(k.split("/", 1)): v for k, v in d["details"].items()}
-    return report(bench, d["results"], details, argparse.Namespace(**d["args"]), meta)
+    text = report(bench, d["results"], details, argparse.Namespace(**d["args"]), meta)
+    if d.get("scale"):
+        import scale
+        text += "\n" + scale.report(d["scale"], [])
+    return text
 
 
 def machine():
@@ -1205,7 +1209,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true",
                     help="1 round, short durations: a smoke test")
-    ap.add_argument("--only", help="comma-separated figures: " + ",".join(f[0] for f in FIGURES))
+    ap.add_argument("--only", help="comma-separated figures: " + ",".join(f[0] for f in FIGURES)
+                    + ", and scale (bench/scale.py: about 15 minutes, run only when named)")
+    ap.add_argument("--plots", metavar="DIR",
+                    help="also write the scale figure's SVG plots to DIR/scale-NAME.svg")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     ap.add_argument("--output", help="the results file (default bench/results-DATE.md)")
     ap.add_argument("--report-from", metavar="JSON",
@@ -1273,13 +1280,14 @@ def main():
         "round_loads": {},
         "other_cpu": {},
     }
-    results, details = {}, {}
+    results, details, scale_data = {}, {}, None
     other_cpu = meta["other_cpu"] = {}
     failed = False
     try:
         log(f"work directory {workdir}; open-file limit {bench.nofile}; load {meta['load_start']}")
-        bench.start_backends()
-        bench.start_relays()
+        if not only or only - {"scale"}:
+            bench.start_backends()
+            bench.start_relays()
         nofile = bench.nofile
         if nofile < 65536:
             bench.notes.append(
@@ -1294,7 +1302,7 @@ def main():
             f"is measured with {args.socat_idle_conns} connections (not "
             f"{args.idle_conns:,}), and socat is left out of the "
             f"{args.concurrent_conns:,}-connection test.")
-        for r in range(args.rounds):
+        for r in range(args.rounds if not only or only - {"scale"} else 0):
             log(f"round {r + 1}/{args.rounds} (load {loadavg()})")
             for key, title, unit, targets, _ in FIGURES:
                 if only and key not in only:
@@ -1330,6 +1338,10 @@ def main():
                         bench.anomalies.append(
                             f"{NAMES[target]} TLS client exited ({op[0].returncode})")
                         raise RuntimeError(f"{target} died")
+        if only and "scale" in only:
+            import scale
+            log(f"scale figure (load {loadavg()})")
+            scale_data = scale.run(bench, args, sys.modules[__name__])
         meta["load_end"] = loadavg()
         # tcprelay's own complaints, if any.
         for name in sorted(os.listdir(workdir)):
@@ -1364,13 +1376,31 @@ def main():
         log(f"logs kept in {workdir}")
         sys.exit(1)
     meta.setdefault("load_end", loadavg())
-    text = report(bench, results, details, args, meta)
-    print(text)
     out = args.output or os.path.join(ROOT, "bench", f"results-{time.strftime('%Y%m%d-%H%M%S')}.md")
+    if results or scale_data is None:
+        text = report(bench, results, details, args, meta)
+    else:
+        text = (f"### Scale run of {meta['date']}\n\n`{meta['command']}`; machine: "
+                f"{meta['machine']}; load average {meta['load_start']} at the start, "
+                f"{meta['load_end']} at the end; tcprelay {meta['git']}.\n")
+        if bench.anomalies:
+            text += "\nAnomalies:\n\n" + "".join(f"- {a}\n" for a in bench.anomalies)
+    if scale_data is not None:
+        import scale
+        # The plots beside the results (bench/results-DATE-scale-NAME.svg), and a
+        # stable copy under --plots DIR (scale-NAME.svg) for docs/benchmarks.md.
+        svgs = scale.plots(scale_data, os.path.splitext(out)[0] + "-scale-")
+        if args.plots:
+            os.makedirs(args.plots, exist_ok=True)
+            for svg in svgs:
+                shutil.copyfile(svg, os.path.join(
+                    args.plots, "scale-" + svg.rsplit("-scale-", 1)[1]))
+        text += "\n" + scale.report(scale_data, svgs)
+    print(text)
     with open(out, "w") as f:
         f.write(text)
     with open(os.path.splitext(out)[0] + ".json", "w") as f:
-        json.dump(dump(bench, results, details, args, meta), f, indent=1)
+        json.dump({**dump(bench, results, details, args, meta), "scale": scale_data}, f, indent=1)
     log(f"results written to {out}")
     if args.keep or bench.anomalies:
         log(f"logs kept in {workdir}")

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of tcprelay against HAProxy, socat and stunnel (DESIGN §3).
-# Usage: bench/run.sh [--rounds N] [--quick] [--only FIGURE,...] [--keep]
+# Usage: bench/run.sh [--rounds N] [--quick] [--only FIGURE,...] [--keep] [--plots DIR]
+#
+# `--only scale` runs the long scale figure (bench/scale.py, about 15 minutes: 100,000
+# connections, cost curves against connections and remotes, a reload with 20,000 live
+# sessions, SVG plots beside the results and, with --plots DIR, in DIR); it runs only
+# when named, never by default.
 #
 # Installs the peers from Debian packages when absent (as root; `apt-get update` only
 # when something must be installed), builds the release binaries, raises the
