@@ -41,6 +41,9 @@ BIN = os.path.join(ROOT, "target", "release")
 TCPRELAY = os.path.join(BIN, "tcprelay")
 TCPRELAY_CC = os.path.join(BIN, "tcprelay-cc")
 TLSLOAD = os.path.join(BIN, "examples", "tlsload")
+# The kernel floor (runtime/examples/floor.rs): a minimal relay making only the system
+# calls a relay must, in the redis figures beside the relays (not a peer: a yardstick).
+FLOOR = os.path.join(BIN, "examples", "floor")
 HOST = "127.0.0.1"
 # The one TLS 1.3 suite the load client offers, so that every terminator is measured
 # on the same cipher (left to themselves, tcprelay picks this one and HAProxy and
@@ -406,6 +409,10 @@ class Bench:
             "id = tcprelay {\n"
             f"    remote = {{ address = {HOST} port = {backend_port} }}\n"
             f"{tls_files}"
+            # No log line per connection, like the others (HAProxy has no `log`,
+            # stunnel debug = 4): tcprelay's connection records are on by default,
+            # two lines per session, a cost the others do not pay here.
+            "    connection log = no\n"
             "}\n"
         )
         show = "tcprelay (TLS)" if tls else "tcprelay"
@@ -432,6 +439,7 @@ class Bench:
             "id = tcprelay {\n"
             f"    remote = {{ address = {HOST} port = {backend_port} tls = yes "
             f"tls sni = localhost tls ca-file = {self.path('cert.pem')} }}\n"
+            "    connection log = no\n"
             "}\n"
         )
         cfgpath = self.write(f"{name}.cfg", cfg, show="tcprelay (TLS client)",
@@ -534,12 +542,24 @@ class Bench:
         wait_port(port, p)
         return p, port
 
+    def floor(self, name, backend_port):
+        """The kernel floor: 2 threads, as the relays use both cores."""
+        port = free_port()
+        argv = [FLOOR, f"{HOST}:{port}", f"{HOST}:{backend_port}", "2"]
+        self.configs["floor"] = self.placeholders(
+            " ".join(argv).replace(FLOOR, "floor") + "\n",
+            [(port, "PORT"), (backend_port, "BACKEND_PORT")])
+        p = self.procs.start(name, argv)
+        wait_port(port, p)
+        return p, port
+
     def start_relays(self):
         self.plain = {}  # target -> {"iperf": (p, port), "redis": (p, port)}
         for backend, bport in (("iperf", self.iperf_port), ("redis", self.redis_port)):
             self.plain.setdefault("tcprelay", {})[backend] = self.tcprelay(f"tcprelay-{backend}", bport)
             self.plain.setdefault("haproxy", {})[backend] = self.haproxy(f"haproxy-{backend}", bport)
             self.plain.setdefault("socat", {})[backend] = self.socat(f"socat-{backend}", bport)
+        self.plain["floor"] = {"redis": self.floor("floor-redis", self.redis_port)}
         self.tls = {
             "tcprelay": self.tcprelay("tcprelay-tls", self.sink_port, tls=True),
             "stunnel": self.stunnel("stunnel-tls", self.sink_port),
@@ -876,9 +896,9 @@ FIGURES = [
     ("bulk", "bulk throughput (iperf3, 1 stream)", "Gbit/s",
      ["tcprelay", "haproxy", "socat", "direct"], True),
     ("keepalive", "keep-alive request rate (redis-benchmark PING_MBULK, 50 clients)",
-     "k req/s", ["tcprelay", "haproxy", "socat", "direct"], True),
+     "k req/s", ["tcprelay", "haproxy", "socat", "direct", "floor"], True),
     ("newconn", "new connections (redis-benchmark PING_MBULK -k 0, 50 clients)",
-     "k conn/s", ["tcprelay", "haproxy", "socat", "direct"], True),
+     "k conn/s", ["tcprelay", "haproxy", "socat", "direct", "floor"], True),
     ("idle_memory", "memory per idle relayed connection (RSS of all relay processes)",
      "KiB/conn", ["tcprelay", "haproxy", "socat"], False),
     ("tls_hs", "TLS handshakes (full, TLS 1.3, P-256 cert, 8 clients, 1-byte request each)",
@@ -904,8 +924,8 @@ TARGETS = {
 }
 
 NAMES = {"tcprelay": "tcprelay", "haproxy": "HAProxy", "socat": "socat",
-         "stunnel": "stunnel", "direct": "direct"}
-COLUMNS = ["tcprelay", "haproxy", "socat", "stunnel", "direct"]
+         "stunnel": "stunnel", "direct": "direct", "floor": "floor"}
+COLUMNS = ["tcprelay", "haproxy", "socat", "stunnel", "direct", "floor"]
 
 
 def fmt(v, unit):
@@ -938,10 +958,9 @@ def report(bench, results, details, args, meta):
       f"load average {meta['load_start']} at the start, {meta['load_end']} at the end; "
       f"tcprelay {meta['git']}.")
     w("")
-    w("| figure | unit | tcprelay | HAProxy | socat | stunnel | direct | "
-      "tcprelay / HAProxy | tcprelay / socat | tcprelay / stunnel | tcprelay / direct | "
-      "target (DESIGN §3) | result |")
-    w("|---|---|" + "---:|" * 9 + "---|---|")
+    w("| figure | unit | " + " | ".join(NAMES[c] for c in COLUMNS) + " | "
+      + " | ".join(f"tcprelay / {NAMES[c]}" for c in COLUMNS[1:]) + " | target (DESIGN §3) | result |")
+    w("|---|---|" + "---:|" * (2 * len(COLUMNS) - 1) + "---|---|")
     verdicts = []
     for key, title, unit, targets, _ in FIGURES:
         if key not in results:
@@ -1113,6 +1132,53 @@ def ceilings(costs, results):
         if goal:
             out.append(f"| {key} | target: {target_ratio} × HAProxy | | | | | {goal:.1f}k/s | | | |")
     out.append("")
+    out.extend(above_floor(costs))
+    return out
+
+
+def above_floor(costs):
+    """Markdown: each relay's CPU per operation above the kernel floor's (the minimal
+    relay of runtime/examples/floor.rs, measured in the same rounds), and tcprelay's
+    against HAProxy's: its CPU, and its overhead above the floor. Medians of the
+    rounds, and the median of each round's own difference (the targets of a round ran
+    minutes apart at most)."""
+    out = []
+    rows = []
+    for key in ("keepalive", "newconn"):
+        floor = [c["relay"] for c in costs.get((key, "floor"), []) if c["relay"] is not None]
+        if not floor:
+            continue
+        f = median(floor)
+        over = {}
+        for target in ("tcprelay", "haproxy", "socat"):
+            rounds = [c["relay"] for c in costs.get((key, target), []) if c["relay"] is not None]
+            if not rounds:
+                continue
+            r = median(rounds)
+            paired = median([a - b for a, b in zip(rounds, floor)])
+            over[target] = (r, r - f, paired)
+        for target, (r, o, paired) in over.items():
+            vs = ""
+            if target == "tcprelay" and "haproxy" in over:
+                h, ho, _ = over["haproxy"]
+                # A ratio of overheads means something only when both are above it.
+                vs = f"{r / h:.2f}× | " + (
+                    f"{o / ho:.2f}×" if ho > 0 and o > 0
+                    else "at the floor" if o <= 0 else "HAProxy at the floor")
+            else:
+                vs = " | "
+            rows.append(f"| {key} | {NAMES[target]} | {r:.1f} | {f:.1f} | {o:.1f} | {paired:.1f} | {vs} |")
+    if not rows:
+        return out
+    out.append("Relay CPU per operation above the kernel floor (`runtime/examples/floor.rs`: "
+               "edge-triggered epoll, accept4, connect, recv/send, shutdown, close and "
+               "nothing else, 2 threads), medians of the rounds:")
+    out.append("")
+    out.append("| figure | relay | relay µs | floor µs | above the floor µs | per round µs "
+               "| tcprelay / HAProxy CPU | tcprelay / HAProxy above the floor |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    out.extend(rows)
+    out.append("")
     return out
 
 
@@ -1204,7 +1270,7 @@ def versions():
 
 
 def main():
-    global TCPRELAY, TCPRELAY_CC, TLSLOAD
+    global TCPRELAY, TCPRELAY_CC, TLSLOAD, FLOOR
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true",
@@ -1235,7 +1301,7 @@ def main():
     want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
 
-    for exe in (TCPRELAY, TCPRELAY_CC, TLSLOAD):
+    for exe in (TCPRELAY, TCPRELAY_CC, TLSLOAD, FLOOR):
         if not os.access(exe, os.X_OK):
             sys.exit(f"bench: {exe} is missing: run bench/run.sh (it builds it)")
     for exe in ("haproxy", "socat", "stunnel4", "iperf3", "redis-server",
@@ -1248,10 +1314,10 @@ def main():
     # there too) must not change what a relay started in a later round runs.
     os.mkdir(os.path.join(workdir, "bin"))
     copies = []
-    for exe in (TCPRELAY, TCPRELAY_CC, TLSLOAD):
+    for exe in (TCPRELAY, TCPRELAY_CC, TLSLOAD, FLOOR):
         copies.append(os.path.join(workdir, "bin", os.path.basename(exe)))
         shutil.copy2(exe, copies[-1])
-    TCPRELAY, TCPRELAY_CC, TLSLOAD = copies
+    TCPRELAY, TCPRELAY_CC, TLSLOAD, FLOOR = copies
     bench = Bench(args, workdir)
     stopped = {"done": False}
 

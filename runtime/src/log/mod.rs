@@ -45,6 +45,27 @@ const MASTER: u64 = u64::MAX;
 /// Which helper process this is (its lines say so): 0 none, 1 the health
 /// checker, 2 the resolver.
 static HELPER: AtomicU8 = AtomicU8::new(0);
+/// This process's id, read once per process (0: not read yet): every log line names
+/// it, and a worker writes two connection records per session, each of which would
+/// otherwise cost a `getpid(2)`. `sys::process::fork` clears it in the child.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// This process's id, from [`PID`].
+fn pid() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let pid = std::process::id();
+            PID.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
+}
+
+/// Called in a child right after a fork: its log lines name its own id.
+pub(crate) fn forked() {
+    PID.store(0, Ordering::Relaxed);
+}
 /// The ident string must outlive every `syslog(3)` call: openlog keeps the pointer.
 static IDENT: Mutex<Option<CString>> = Mutex::new(None);
 
@@ -198,7 +219,7 @@ fn emit(severity: Severity, body: Body<'_>) {
     };
     let generation = GENERATION.load(Ordering::Relaxed);
     let origin = Origin {
-        pid: std::process::id(),
+        pid: pid(),
         generation: (generation != MASTER).then_some(generation),
         helper: match HELPER.load(Ordering::Relaxed) {
             1 => Some("checker"),
@@ -256,6 +277,21 @@ macro_rules! debug { ($($arg:tt)*) => { $crate::log_at!(Debug, $($arg)*) }; }
 #[cfg(test)]
 mod tests {
     use super::is_journal;
+
+    /// The process id a line names is read once per process, and a forked child
+    /// names its own, not the parent's it inherited with the cache.
+    #[test]
+    fn a_forked_child_names_its_own_pid() {
+        assert_eq!(super::pid(), std::process::id(), "the parent's, now cached");
+        let status = crate::sys::testing::in_child(|| {
+            // No lock taken here: the pid and atomics only.
+            if super::pid() != std::process::id() {
+                crate::sys::process::exit_now(3);
+            }
+        })
+        .expect("a child");
+        assert_eq!(status.exit_status(), Some(0), "{status:?}");
+    }
     use std::ffi::OsStr;
     use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;

@@ -25,7 +25,10 @@ pub fn fork() -> io::Result<Fork> {
     // that takes no lock (the tests' `testing::in_child`).
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Fork::Child),
+        0 => {
+            crate::log::forked();
+            Ok(Fork::Child)
+        }
         pid => Ok(Fork::Parent(pid)),
     }
 }
