@@ -134,3 +134,17 @@ impl KeptSession {
         unsafe { ssl.set_session(&self.session) }.is_ok()
     }
 }
+
+/// Makes the read buffer of the context's connections at least `len` bytes
+/// (`SSL_CTX_set_default_read_buffer_len`, OpenSSL 1.1.0 and later, which the
+/// `openssl` crate does not wrap). With read-ahead on, one `recv(2)` then takes as
+/// many records as fit, instead of about one (OpenSSL's default buffer holds one
+/// record of 16 KiB and its overhead).
+pub fn set_read_buffer_len(builder: &mut openssl::ssl::SslContextBuilder, len: usize) {
+    extern "C" {
+        fn SSL_CTX_set_default_read_buffer_len(ctx: *mut libc::c_void, len: libc::size_t);
+    }
+    // SAFETY: the builder owns a valid `SSL_CTX` for the call; the function stores
+    // the length in it and reads nothing else.
+    unsafe { SSL_CTX_set_default_read_buffer_len(builder.as_ptr().cast(), len) }
+}

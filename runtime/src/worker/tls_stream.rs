@@ -721,6 +721,27 @@ mod tests {
     }
 
     #[test]
+    fn one_receive_takes_every_record_that_fits_the_read_buffer() {
+        let (mut server, mut client, _certs) = pair();
+        // Three full records, all in the server's socket once written (a Unix
+        // socket delivers at once).
+        let data = vec![0x5au8; 3 * 16 * 1024];
+        client.write_all(&data).expect("write");
+        assert!(peer_has_spoken(server.socket_fd()).expect("peek"));
+        // One record asked for: OpenSSL's read-ahead took the three with one
+        // recv(2), so the socket is empty and the other two wait in OpenSSL.
+        let mut buf = vec![0u8; 16 * 1024];
+        assert_eq!(read_some(&mut server, &mut buf).expect("read"), 16 * 1024);
+        assert!(
+            !peer_has_spoken(server.socket_fd()).expect("peek"),
+            "records were left in the socket: a receive per record"
+        );
+        let mut rest = vec![0u8; 64 * 1024];
+        assert_eq!(server.read(&mut rest).expect("read"), 2 * 16 * 1024);
+        assert!(rest[..2 * 16 * 1024].iter().all(|b| *b == 0x5a));
+    }
+
+    #[test]
     fn a_full_socket_blocks_writes_which_resume_with_the_same_bytes() {
         let (mut server, mut client, _certs) = pair();
         let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 253) as u8).collect();
