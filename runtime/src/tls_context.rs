@@ -366,13 +366,7 @@ fn relay_modes(builder: &mut SslContextBuilder) {
             | SslMode::AUTO_RETRY,
     );
     builder.set_read_ahead(true);
-    crate::sys::net::set_read_buffer_len(builder, READ_BUFFER);
 }
-
-/// The read buffer of each TLS connection while it holds bytes (released when
-/// empty): four records of 16 KiB and their overhead, so that one `recv(2)` takes
-/// a scratch buffer's worth of a bulk sender's records instead of one.
-const READ_BUFFER: usize = 4 * (16 * 1024 + 512);
 
 /// Builds the client context towards a remote with `tls = yes`: the remote's
 /// certificate is verified (with `verify`) against the certificates of `ca_file`, or
