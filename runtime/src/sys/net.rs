@@ -134,20 +134,3 @@ impl KeptSession {
         unsafe { ssl.set_session(&self.session) }.is_ok()
     }
 }
-
-/// Makes the read buffer of the connection `ssl` at least `len` bytes from its next
-/// allocation (`SSL_set_default_read_buffer_len`, OpenSSL 1.1.0 and later, which the
-/// `openssl` crate does not wrap). With read-ahead on, one `recv(2)` then takes as
-/// many records as fit, instead of about one (OpenSSL's default buffer holds one
-/// record of 16 KiB and its overhead).
-pub fn set_read_buffer_len(ssl: &openssl::ssl::SslRef, len: usize) {
-    extern "C" {
-        fn SSL_set_default_read_buffer_len(ssl: *mut libc::c_void, len: libc::size_t);
-    }
-    // A reference to an OpenSSL object is its pointer (the openssl crate's
-    // `ForeignTypeRef`, whose opaque inside may change through it).
-    let ssl = std::ptr::from_ref(ssl).cast_mut().cast::<libc::c_void>();
-    // SAFETY: the pointer is to a valid `SSL` for the call; the function stores
-    // the length in it and reads nothing else.
-    unsafe { SSL_set_default_read_buffer_len(ssl, len) }
-}

@@ -137,17 +137,7 @@ pub struct TlsStream {
     /// relayed as it is, and then `plain` is set: every operation is the socket's.
     auto: bool,
     plain: bool,
-    /// A read filled the caller's buffer: the connection carries bulk data and
-    /// reads with [`BULK_READ_BUFFER`].
-    bulk: bool,
 }
-
-/// The read buffer of a connection that carries bulk data (OpenSSL allocates it
-/// while it holds bytes and releases it when empty): four records of 16 KiB and
-/// their overhead, so that one `recv(2)` takes a scratch buffer's worth of records
-/// instead of one. Others keep OpenSSL's default of one record: a buffer this
-/// large for every handshake made the heap grow and shrink (`brk`) per connection.
-const BULK_READ_BUFFER: usize = 4 * (16 * 1024 + 512);
 
 impl TlsStream {
     /// Wraps an accepted socket; the handshake starts with the first [`handshake`].
@@ -167,7 +157,6 @@ impl TlsStream {
             versions: None,
             auto: false,
             plain: false,
-            bulk: false,
         })
     }
 
@@ -234,7 +223,6 @@ impl TlsStream {
             versions: None,
             auto: false,
             plain: false,
-            bulk: false,
         })
     }
 
@@ -456,14 +444,6 @@ impl Transport for TlsStream {
                         Deferred::Error(e) => Err(e),
                     };
                 }
-            }
-        }
-        if !self.bulk {
-            // Bulk data (as for splicing, see `session::direction`): larger reads
-            // from now on.
-            self.bulk = true;
-            if let Some(stream) = &self.stream {
-                crate::sys::net::set_read_buffer_len(stream.ssl(), BULK_READ_BUFFER);
             }
         }
         Ok(filled)
@@ -738,46 +718,6 @@ mod tests {
         let mut back = Vec::new();
         client.read_to_end(&mut back).expect("read to close_notify");
         assert_eq!(back, b"after");
-    }
-
-    /// Writes three full records from the client and reads one record's worth:
-    /// whether the server's socket was left empty (one `recv` took them all).
-    fn three_records_in_one_receive(
-        server: &mut TlsStream,
-        client: &mut ssl::SslStream<std::os::unix::net::UnixStream>,
-    ) -> bool {
-        // All in the server's socket once written (a Unix socket delivers at once).
-        client.write_all(&[0x5au8; 3 * 16 * 1024]).expect("write");
-        assert!(peer_has_spoken(server.socket_fd()).expect("peek"));
-        let mut buf = vec![0u8; 16 * 1024];
-        assert_eq!(read_some(server, &mut buf).expect("read"), 16 * 1024);
-        let emptied = !peer_has_spoken(server.socket_fd()).expect("peek");
-        let mut rest = vec![0u8; 2 * 16 * 1024];
-        let mut got = 0;
-        while got < rest.len() {
-            got += read_some(server, &mut rest[got..]).expect("read");
-        }
-        assert!(rest.iter().all(|b| *b == 0x5a));
-        emptied
-    }
-
-    #[test]
-    fn a_bulk_connection_receives_several_records_at_once() {
-        let (mut server, mut client, _certs) = pair();
-        // Small reads first: OpenSSL's buffer of one record, a receive per record.
-        assert!(!three_records_in_one_receive(&mut server, &mut client));
-        // A read that fills its buffer shows bulk data: from then on one receive
-        // takes every record that fits the larger buffer.
-        client.write_all(&[1u8; 64 * 1024]).expect("write");
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut got = 0;
-        while got < buf.len() {
-            got += read_some(&mut server, &mut buf[got..]).expect("read");
-        }
-        assert!(
-            three_records_in_one_receive(&mut server, &mut client),
-            "records were left in the socket: a receive per record"
-        );
     }
 
     #[test]
