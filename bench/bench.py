@@ -407,12 +407,12 @@ class Bench:
             "    spawn = { servers min = 2 servers max = 2 users max = 20000 }\n"
             "}\n"
             "id = tcprelay {\n"
-            f"    remote = {{ address = {HOST} port = {backend_port} }}\n"
-            f"{tls_files}"
             # No log line per connection, like the others (HAProxy has no `log`,
             # stunnel debug = 4): tcprelay's connection records are on by default,
             # two lines per session, a cost the others do not pay here.
             "    connection log = no\n"
+            f"    remote = {{ address = {HOST} port = {backend_port} }}\n"
+            f"{tls_files}"
             "}\n"
         )
         show = "tcprelay (TLS)" if tls else "tcprelay"
@@ -437,9 +437,9 @@ class Bench:
             "    spawn = { servers min = 2 servers max = 2 users max = 20000 }\n"
             "}\n"
             "id = tcprelay {\n"
+            "    connection log = no\n"
             f"    remote = {{ address = {HOST} port = {backend_port} tls = yes "
             f"tls sni = localhost tls ca-file = {self.path('cert.pem')} }}\n"
-            "    connection log = no\n"
             "}\n"
         )
         cfgpath = self.write(f"{name}.cfg", cfg, show="tcprelay (TLS client)",

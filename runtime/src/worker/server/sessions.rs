@@ -31,7 +31,15 @@ impl Worker {
             return;
         }
         if matches!(session.state, State::TlsHandshake { .. }) {
-            if side == Side::Client {
+            // Only an event that can move the handshake on tries it: the one it
+            // waits for (see `TlsStream::readiness`), a close or an error. The
+            // writable edge every new socket reports would otherwise cost a peek
+            // that finds nothing, a system call per TLS client.
+            let (moves, _) = session
+                .client
+                .io
+                .readiness(event.is_readable(), event.is_writable());
+            if side == Side::Client && (moves || event.is_read_closed() || event.is_error()) {
                 self.handshake(key);
             }
             return;
