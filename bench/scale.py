@@ -198,6 +198,8 @@ class Scale:
             f"users max = {PER_WORKER} }}\n"
             "}\n"
             "id = tcprelay {\n"
+            # No record per connection, as in the other figures (HAProxy has no `log`).
+            "    connection log = no\n"
             f"{lines}"
             "}\n")
         shown = cfg if len(remotes) <= 3 else cfg.replace(
