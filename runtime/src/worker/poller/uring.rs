@@ -17,8 +17,9 @@
 //!
 //! Closing: a poll request holds a reference to the socket, so closing the
 //! descriptor alone would keep the socket (and its connection) alive; [`Poller::closing`]
-//! queues the poll's removal like a deregistration, and the socket is released by
-//! the next wait, at the end of the current loop turn.
+//! queues the poll's cancellation, and the session's socket is released by the next
+//! wait, at the end of the current loop turn. [`Poller::deregister`] (rare: a
+//! listener closed on a drain) carries the cancellation out at once.
 //!
 //! The kernel ends a multishot poll on its own in rare cases (a completion queue
 //! that overflowed): a completion without `IORING_CQE_F_MORE` for a live
@@ -402,7 +403,21 @@ impl Poller for Uring {
     }
 
     fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
-        self.remove(fd)
+        self.remove(fd)?;
+        // Rare (a listener closed on a drain, a control pipe): the cancellation is
+        // carried out now, so that the socket is released when the caller closes
+        // it, as with epoll (a drained listener refuses new clients at once).
+        // The completions wait in the queue for the next poll.
+        self.flush()?;
+        let now = types::Timespec::new();
+        match self
+            .ring
+            .submitter()
+            .submit_with_args(1, &types::SubmitArgs::new().timespec(&now))
+        {
+            Err(e) if e.raw_os_error() != Some(libc::ETIME) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     fn closing(&mut self, fd: RawFd) {
