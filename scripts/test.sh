@@ -30,4 +30,10 @@ echo "== the relay and process integration tests again, under poll(2)"
 IO_POLL_MECHANISM=8 cargo test -p tcprelay-tests -- relay:: process::
 echo "== the relay and process integration tests again, under select(2)"
 IO_POLL_MECHANISM=16 cargo test -p tcprelay-tests -- relay:: process::
+# io_uring, unless the kernel is set to refuse it (kernel.io_uring_disabled; a
+# container's seccomp profile that refuses it makes tcprelay exit with that reason).
+if [ "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)" = 0 ]; then
+    echo "== the relay and process integration tests again, under io_uring"
+    IO_POLL_MECHANISM=64 cargo test -p tcprelay-tests -- relay:: process::
+fi
 echo "== all tests passed"

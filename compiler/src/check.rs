@@ -396,7 +396,7 @@ fn setenv_ok(name: &Sp<Value>, value: &Sp<Value>, cx: &mut Cx<'_>) -> bool {
         return false;
     }
     if text == "IO_POLL_MECHANISM"
-        && !["1", "2", "4", "8", "16", "32"].contains(&value.node.text.as_str())
+        && !["1", "2", "4", "8", "16", "32", "64"].contains(&value.node.text.as_str())
     {
         cx.push(
             Diagnostic::error(
@@ -404,10 +404,10 @@ fn setenv_ok(name: &Sp<Value>, value: &Sp<Value>, cx: &mut Cx<'_>) -> bool {
                 value.span,
                 format!("`{}` is not an event mechanism", value.node.text),
             )
-            .with_label("expected 1, 2, 4, 8, 16 or 32")
+            .with_label("expected 1, 2, 4, 8, 16, 32 or 64")
             .with_help(
-                "4 = epoll, 8 = poll, 16 = select (Linux); 1 = kqueue (BSD/macOS); \
-                 2 = /dev/poll, 32 = event ports (Solaris)",
+                "4 = epoll, 8 = poll, 16 = select, 64 = io_uring (Linux); \
+                 1 = kqueue (BSD/macOS); 2 = /dev/poll, 32 = event ports (Solaris)",
             ),
         );
         return false;

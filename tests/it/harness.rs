@@ -569,7 +569,8 @@ pub fn mechanism_under_test() -> Option<&'static str> {
         "4" => Some("epoll"),
         "8" => Some("poll"),
         "16" => Some("select"),
-        other => panic!("IO_POLL_MECHANISM={other}: run the tests under 1, 4, 8 or 16"),
+        "64" => Some("io_uring"),
+        other => panic!("IO_POLL_MECHANISM={other}: run the tests under 1, 4, 8, 16 or 64"),
     }
 }
 

@@ -79,9 +79,14 @@ kqueue (BSD and macOS),
 .B 8
 poll(2),
 .B 16
-select(2).
+select(2),
+.B 64
+io_uring (Linux: readiness through its multishot poll, where the kernel lets the
+process use it; not in the original).
 Unset or empty selects the operating system's best (epoll on Linux, kqueue on BSD).
-A value that is not a mechanism of this system is an error that names the choices.
+A value that is not a mechanism of this system, or io_uring where the kernel refuses
+it (kernel.io_uring_disabled, a container's seccomp profile), is an error that names
+the choices.
 It may also be set with a
 .B setenv
 line of the configuration.

@@ -11,6 +11,7 @@
 //! | [`net`]     | socket options and ioctls without a wrapper, OpenSSL's byte source by descriptor |
 //! | [`poll`]    | poll(2) over a `pollfd` array, select(2) and its `fd_set`      |
 //! | [`title`]   | process titles: the argument area rewritten                      |
+//! | [`uring`]   | io_uring submissions of polls and their cancellations (Linux)       |
 //!
 //! The crate root denies `unsafe_code`; only this module is allowed it, so a new
 //! `unsafe` block anywhere else does not compile.
@@ -22,3 +23,5 @@ pub mod shared;
 #[cfg(test)]
 pub mod testing;
 pub mod title;
+#[cfg(target_os = "linux")]
+pub mod uring;

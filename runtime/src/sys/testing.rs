@@ -108,3 +108,54 @@ pub fn resident_kib(address: usize) -> io::Result<u64> {
     }
     Err(io::ErrorKind::NotFound.into())
 }
+
+/// Makes the kernel refuse `io_uring_setup` with `EPERM` to the calling thread (and
+/// threads it starts), as a container's seccomp profile does: a filter that
+/// allows every other system call. A thread's filter stays until it exits, so
+/// call it in a thread of its own.
+#[cfg(target_os = "linux")]
+pub fn refuse_io_uring_setup_in_this_thread() -> io::Result<()> {
+    // struct seccomp_data starts with the system call's number (u32).
+    const NR: u32 = 0;
+    let program = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: NR,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: prctl with integer arguments; PR_SET_NO_NEW_PRIVS is per thread and
+    // only forbids gaining privileges by exec, which the tests do not need.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fprog` points at `program`, both alive during the call (the kernel
+    // copies the filter); no flags, so only this thread is filtered.
+    if unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -5,8 +5,8 @@
 //! Every socket has a timeout, every thread is joined (the harnesses stop and join
 //! in `Drop`, also when a test fails) and every wait is bounded.
 //!
-//! Every scenario runs under each event mechanism of the OS (epoll, poll and
-//! select on Linux): [`under_each_mechanism!`] makes one test per scenario and
+//! Every scenario runs under each event mechanism of the OS (epoll, io_uring, poll
+//! and select on Linux): [`under_each_mechanism!`] makes one test per scenario and
 //! mechanism (`worker::tests::select::…`), chosen through [`Options`], not the
 //! environment, which parallel tests share. Descriptor numbers are shared too: a
 //! select(2) worker cannot watch one at or over `FD_SETSIZE`, so a scenario under
@@ -914,6 +914,20 @@ impl Turn {
     }
 }
 
+/// Whether io_uring can be used in this process (a kernel or a container may refuse
+/// it: its tests then say so and pass; the probe's reason is logged at debug level).
+#[cfg(target_os = "linux")]
+fn uring_here() -> bool {
+    let here = Mechanism::Uring.available();
+    if !here {
+        eprintln!(
+            "skipped: io_uring is refused here: {:?}",
+            Mechanism::parse(Some("64"))
+        );
+    }
+    here
+}
+
 /// One module per mechanism, one test per scenario in each.
 macro_rules! under_each_mechanism {
     ($($scenario:ident),* $(,)?) => {
@@ -935,6 +949,19 @@ macro_rules! under_each_mechanism {
                     let mechanism = super::Mechanism::os_default();
                     let _turn = super::Turn::take(mechanism);
                     super::$scenario(mechanism);
+                }
+            )*
+        }
+        #[cfg(target_os = "linux")]
+        mod io_uring {
+            $(
+                #[test]
+                fn $scenario() {
+                    if !super::uring_here() {
+                        return;
+                    }
+                    let _turn = super::Turn::take(super::Mechanism::Uring);
+                    super::$scenario(super::Mechanism::Uring);
                 }
             )*
         }
@@ -1114,6 +1141,16 @@ mod out_of_ports {
 fn epoll_a_client_reset_while_splicing_frees_the_pipe() {
     let _turn = Turn::take(Mechanism::Epoll);
     a_client_reset_while_splicing_frees_the_pipe(Mechanism::Epoll);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn io_uring_a_client_reset_while_splicing_frees_the_pipe() {
+    if !uring_here() {
+        return;
+    }
+    let _turn = Turn::take(Mechanism::Uring);
+    a_client_reset_while_splicing_frees_the_pipe(Mechanism::Uring);
 }
 
 #[test]

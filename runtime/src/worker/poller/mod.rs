@@ -1,6 +1,7 @@
 //! The worker's event mechanism, chosen by `IO_POLL_MECHANISM` (manual §2.3): epoll or
-//! kqueue through mio, or poll(2) or select(2), behind one small [`Poller`] trait so
-//! that the relay engine (`server.rs`) is written once.
+//! kqueue through mio, io_uring's multishot poll (Linux), or poll(2) or select(2),
+//! behind one small [`Poller`] trait so that the relay engine (`server.rs`) is
+//! written once.
 //!
 //! The engine is written for edge-triggered readiness: it drains a socket until
 //! `WouldBlock` and remembers per side what it knows to be ready. epoll and kqueue
@@ -10,11 +11,14 @@
 //! it does whenever it stops an operation for want of readiness (`WouldBlock`, a
 //! short read or write). Without this a socket that is writable all the time, or
 //! readable while the relay deliberately stops reading it (backpressure), would
-//! make the loop spin. For mio, `rearm` does nothing.
+//! make the loop spin. For mio and io_uring (whose multishot polls fire on wake-ups,
+//! as `EPOLLET` does), `rearm` does nothing.
 //!
 //! | module   | mechanism                                                        |
 //! |----------|------------------------------------------------------------------|
 //! | `native` | epoll (Linux) or kqueue (BSD, macOS) through `mio::Poll`         |
+//! | `uring`  | io_uring (Linux): a multishot poll per descriptor, registrations |
+//! |          | submitted with the wait in one `io_uring_enter`                   |
 //! | `level`  | poll(2) over a `pollfd` array kept in step with registrations   |
 //! | `select` | select(2) over `fd_set`s; descriptors ≥ `FD_SETSIZE` are refused |
 
@@ -28,6 +32,8 @@ pub use mio::{Interest, Token};
 mod level;
 mod native;
 mod select;
+#[cfg(target_os = "linux")]
+mod uring;
 
 #[cfg(test)]
 mod tests;
@@ -44,17 +50,20 @@ pub enum Mechanism {
     Poll = 8,
     Select = 16,
     Port = 32,
+    /// Linux's io_uring, used for readiness (multishot poll); not in the original.
+    Uring = 64,
 }
 
 impl Mechanism {
     /// Every mechanism, in the order of their numbers.
-    pub const ALL: [Mechanism; 6] = [
+    pub const ALL: [Mechanism; 7] = [
         Mechanism::Kqueue,
         Mechanism::DevPoll,
         Mechanism::Epoll,
         Mechanism::Poll,
         Mechanism::Select,
         Mechanism::Port,
+        Mechanism::Uring,
     ];
 
     /// The `IO_POLL_MECHANISM` value.
@@ -71,10 +80,12 @@ impl Mechanism {
             Mechanism::Poll => "poll",
             Mechanism::Select => "select",
             Mechanism::Port => "event ports",
+            Mechanism::Uring => "io_uring",
         }
     }
 
-    /// Whether this build can use the mechanism on this operating system.
+    /// Whether this build can use the mechanism on this operating system (for
+    /// io_uring: whether this kernel lets this process use it, probed once).
     pub fn available(self) -> bool {
         match self {
             Mechanism::Epoll => cfg!(any(target_os = "linux", target_os = "android")),
@@ -90,6 +101,7 @@ impl Mechanism {
             // Solaris' own mechanisms are not implemented (mio has no backend for
             // them); poll and select serve there.
             Mechanism::DevPoll | Mechanism::Port => false,
+            Mechanism::Uring => uring_refused().is_none(),
         }
     }
 
@@ -113,7 +125,7 @@ impl Mechanism {
                 None => Err(format!(
                     "{VARIABLE}={} is not a number; on this system use {}",
                     value.to_string_lossy(),
-                    choices()
+                    choices(Mechanism::available)
                 )),
             },
         }
@@ -133,6 +145,16 @@ impl Mechanism {
     /// OS default; a value that is not a mechanism, or one this OS lacks, is an error
     /// naming the choices.
     pub fn parse(value: Option<&str>) -> Result<Mechanism, String> {
+        Mechanism::parse_with(value, uring_refused())
+    }
+
+    /// [`Mechanism::parse`] with what the io_uring probe found (`Some(why)`: refused).
+    fn parse_with(value: Option<&str>, uring: Option<&str>) -> Result<Mechanism, String> {
+        let usable = |m: Mechanism| match m {
+            Mechanism::Uring => uring.is_none(),
+            _ => m.available(),
+        };
+        let choices = || choices(usable);
         let text = value.map(str::trim).unwrap_or_default();
         if text.is_empty() {
             return Ok(Mechanism::os_default());
@@ -149,12 +171,20 @@ impl Mechanism {
                 choices()
             ));
         };
-        if mechanism.available() {
+        if usable(mechanism) {
             return Ok(mechanism);
         }
         let only = match mechanism {
+            Mechanism::Uring if cfg!(target_os = "linux") => {
+                return Err(format!(
+                    "{VARIABLE}={code} ({}) cannot be used here: {}; on this system use {}",
+                    mechanism.name(),
+                    uring.unwrap_or_default(),
+                    choices()
+                ));
+            }
             Mechanism::Kqueue => "is only available on BSD and macOS",
-            Mechanism::Epoll => "is only available on Linux",
+            Mechanism::Epoll | Mechanism::Uring => "is only available on Linux",
             Mechanism::DevPoll | Mechanism::Port if cfg!(target_os = "solaris") => {
                 "is not supported by this build"
             }
@@ -175,11 +205,23 @@ impl fmt::Display for Mechanism {
     }
 }
 
-/// The available mechanisms as "4 (epoll), 8 (poll) or 16 (select)".
-fn choices() -> String {
+/// Why io_uring cannot be used here (`None`: it can): not Linux, or the kernel
+/// refused or lacks it (probed once per process).
+#[cfg(target_os = "linux")]
+fn uring_refused() -> Option<&'static str> {
+    uring::probe().err()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn uring_refused() -> Option<&'static str> {
+    Some("io_uring is only available on Linux")
+}
+
+/// The mechanisms `usable` accepts as "4 (epoll), 8 (poll) or 16 (select)".
+fn choices(usable: impl Fn(Mechanism) -> bool) -> String {
     let list: Vec<String> = Mechanism::ALL
         .into_iter()
-        .filter(|m| m.available())
+        .filter(|&m| usable(m))
         .map(|m| format!("{} ({})", m.code(), m.name()))
         .collect();
     match list.split_last() {
@@ -266,6 +308,8 @@ pub fn new(mechanism: Mechanism) -> io::Result<Box<dyn Poller>> {
         Mechanism::Epoll | Mechanism::Kqueue if mechanism.available() => {
             Ok(Box::new(native::Native::new(mechanism)?))
         }
+        #[cfg(target_os = "linux")]
+        Mechanism::Uring if mechanism.available() => Ok(Box::new(uring::Uring::new()?)),
         Mechanism::Poll => Ok(Box::new(level::Level::new())),
         Mechanism::Select => Ok(Box::new(select::Select::new())),
         _ => Err(io::Error::new(

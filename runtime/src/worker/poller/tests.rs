@@ -20,7 +20,13 @@ const QUIET: Duration = Duration::from_millis(50);
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[test]
 fn every_value_of_io_poll_mechanism_on_linux() {
-    let choices = "on this system use 4 (epoll), 8 (poll) or 16 (select)";
+    // io_uring is a choice where this kernel lets the process use it.
+    let choices = if Mechanism::Uring.available() {
+        assert_eq!(Mechanism::parse(Some("64")), Ok(Mechanism::Uring));
+        "on this system use 4 (epoll), 8 (poll), 16 (select) or 64 (io_uring)"
+    } else {
+        "on this system use 4 (epoll), 8 (poll) or 16 (select)"
+    };
     for unset in [None, Some(""), Some("  ")] {
         assert_eq!(Mechanism::parse(unset), Ok(Mechanism::Epoll), "{unset:?}");
     }
@@ -45,7 +51,7 @@ fn every_value_of_io_poll_mechanism_on_linux() {
             "IO_POLL_MECHANISM=1 (kqueue) is only available on BSD and macOS; {choices}"
         ))
     );
-    for number in ["0", "3", "5", "64", "4294967295"] {
+    for number in ["0", "3", "5", "63", "128", "4294967295"] {
         assert_eq!(
             Mechanism::parse(Some(number)),
             Err(format!(

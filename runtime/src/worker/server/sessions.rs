@@ -69,7 +69,10 @@ impl Worker {
                 State::Connecting(c) => c.started,
                 _ => self.now,
             };
-            let trusted = matches!(self.poller.mechanism(), Mechanism::Epoll | Mechanism::Poll);
+            let trusted = matches!(
+                self.poller.mechanism(),
+                Mechanism::Epoll | Mechanism::Poll | Mechanism::Uring
+            );
             match session.connected(self.now, trusted) {
                 ConnectOutcome::Pending => {
                     // A stale event: watch for the connect's end again.
