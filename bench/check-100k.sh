@@ -10,27 +10,7 @@ trap 'rm -rf "$work"' EXIT
 cfg=$work/big.cfg
 
 # 10,000 three-line listeners and 14,000 five-line remotes, plus the section lines.
-python3 - "$cfg" <<'PY'
-import sys
-out = []
-out.append("id = spawnd {")
-for i in range(10000):
-    out.append("  listen = {")
-    out.append(f"    address = 127.0.{i // 250}.{i % 250 + 1} port = {10000 + i}")
-    out.append("  }")
-out.append("  spawn = { users max = 1000 servers max = 8 }")
-out.append("}")
-out.append("id = tcprelay {")
-for i in range(14000):
-    out.append("  remote = {")
-    out.append(f"    address = 127.{1 + i // 65536}.{(i // 256) % 256}.{i % 256}")
-    out.append(f"    port = {1 + i % 65000}")
-    out.append(f"    weight = {1 + i % 7}")
-    out.append("  }")
-out.append("  idle timeout = 60")
-out.append("}")
-open(sys.argv[1], "w").write("\n".join(out) + "\n")
-PY
+python3 bench/bigconfig.py 1 1000 "$cfg"
 echo "lines: $(wc -l < "$cfg")"
 
 if command -v hyperfine >/dev/null; then

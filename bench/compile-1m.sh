@@ -14,26 +14,7 @@ cfg=$work/big.cfg
 # 100,000 three-line listeners on distinct loopback addresses and 140,000 five-line
 # remotes (bench/check-100k.sh's file, ten times over), plus the section lines.
 # `users max` lets a worker reach every remote, so the file draws no warning.
-python3 - "$cfg" <<'PY'
-import sys
-out = ["id = spawnd {"]
-for i in range(100000):
-    out.append("  listen = {")
-    out.append(f"    address = 127.{i // 62500}.{(i // 250) % 250}.{i % 250 + 1} port = {10000 + i % 50000}")
-    out.append("  }")
-out.append("  spawn = { users max = 200000 servers max = 8 }")
-out.append("}")
-out.append("id = tcprelay {")
-for i in range(140000):
-    out.append("  remote = {")
-    out.append(f"    address = 127.{1 + i // 65536}.{(i // 256) % 256}.{i % 256}")
-    out.append(f"    port = {1 + i % 65000}")
-    out.append(f"    weight = {1 + i % 7}")
-    out.append("  }")
-out.append("  idle timeout = 60")
-out.append("}")
-open(sys.argv[1], "w").write("\n".join(out) + "\n")
-PY
+python3 bench/bigconfig.py 10 200000 "$cfg"
 echo "lines: $(wc -l < "$cfg")"
 
 # Each run's elapsed, user and system time and peak RSS, from the child's rusage.
