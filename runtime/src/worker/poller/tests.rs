@@ -94,7 +94,7 @@ fn available() -> impl Iterator<Item = Mechanism> {
     Mechanism::ALL.into_iter().filter(|m| m.available())
 }
 
-fn pair() -> (UnixStream, UnixStream) {
+pub(super) fn pair() -> (UnixStream, UnixStream) {
     let (a, b) = UnixStream::pair().expect("socketpair");
     a.set_nonblocking(true).expect("nonblocking");
     b.set_nonblocking(true).expect("nonblocking");
@@ -102,7 +102,7 @@ fn pair() -> (UnixStream, UnixStream) {
 }
 
 /// One poll, waiting at most `within`; the events it reported.
-fn poll_once(poller: &mut dyn Poller, within: Duration) -> Vec<Event> {
+pub(super) fn poll_once(poller: &mut dyn Poller, within: Duration) -> Vec<Event> {
     let mut events = Vec::new();
     poller.poll(&mut events, Some(within)).expect("poll");
     events
@@ -110,7 +110,12 @@ fn poll_once(poller: &mut dyn Poller, within: Duration) -> Vec<Event> {
 
 /// Polls until something is reported (or `WAIT` passes).
 fn poll_some(poller: &mut dyn Poller) -> Vec<Event> {
-    let deadline = Instant::now() + WAIT;
+    poll_some_within(poller, WAIT)
+}
+
+/// Polls until something is reported (or `wait` passes).
+pub(super) fn poll_some_within(poller: &mut dyn Poller, wait: Duration) -> Vec<Event> {
+    let deadline = Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let events = poll_once(poller, left);

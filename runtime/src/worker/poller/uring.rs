@@ -487,10 +487,10 @@ mod tests {
     //! in `poller::tests`, the whole worker under io_uring in `worker::tests`.
 
     use super::*;
+    use crate::worker::poller::tests::pair;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::OwnedFd;
-    use std::os::unix::net::UnixStream;
     use std::time::Instant;
 
     const A: Token = Token(7);
@@ -508,28 +508,12 @@ mod tests {
     }
 
     fn poll_once(poller: &mut Uring, within: Duration) -> Vec<Event> {
-        let mut events = Vec::new();
-        poller.poll(&mut events, Some(within)).expect("poll");
-        events
+        crate::worker::poller::tests::poll_once(poller, within)
     }
 
     /// Polls until something is reported (or `WAIT` passes).
     fn poll_some(poller: &mut Uring) -> Vec<Event> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let events = poll_once(poller, left);
-            if !events.is_empty() || left.is_zero() {
-                return events;
-            }
-        }
-    }
-
-    fn pair() -> (UnixStream, UnixStream) {
-        let (a, b) = UnixStream::pair().expect("socketpair");
-        a.set_nonblocking(true).expect("nonblocking");
-        b.set_nonblocking(true).expect("nonblocking");
-        (a, b)
+        crate::worker::poller::tests::poll_some_within(poller, WAIT)
     }
 
     fn tcp_pair() -> (TcpStream, TcpStream) {
