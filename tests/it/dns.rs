@@ -442,7 +442,7 @@ fn ctl_remotes(dir: &Path, json: bool) -> String {
     } else {
         &["remotes"]
     };
-    let out = ctl_output(dir, args);
+    let out = crate::harness::ctl(dir, args);
     assert!(
         out.status.success(),
         "{}{}",
@@ -532,19 +532,9 @@ fn ctl_remotes_names_the_dns_name_of_a_discovered_remote_and_says_when_it_is_ret
     );
 }
 
-/// `tcprelay ctl ARGS` on the relay of `dir`.
-fn ctl_output(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(crate::harness::bin("tcprelay"))
-        .arg("ctl")
-        .args(args)
-        .env("RUNTIME_DIRECTORY", dir)
-        .output()
-        .expect("tcprelay ctl runs")
-}
-
-/// [`ctl_output`]: whether it succeeded, and all it printed.
+/// `tcprelay ctl ARGS` on the relay of `dir`: whether it succeeded, and all it printed.
 fn ctl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = ctl_output(dir, args);
+    let out = crate::harness::ctl(dir, args);
     let text = crate::harness::stdout(&out) + &crate::harness::stderr(&out);
     (out.status.success(), text)
 }

@@ -50,6 +50,17 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// `tcprelay ctl ARGS` as an operator on the relay's machine runs it: the socket
+/// found from `RUNTIME_DIRECTORY` (`runtime`), as the relay's own.
+pub fn ctl(runtime: &Path, args: &[&str]) -> Output {
+    Command::new(bin("tcprelay"))
+        .arg("ctl")
+        .args(args)
+        .env("RUNTIME_DIRECTORY", runtime)
+        .output()
+        .expect("tcprelay ctl runs")
+}
+
 /// The path of one of the runtime's examples (`runtime/examples/NAME.rs`), built
 /// with the same cargo and profile as this test binary.
 pub fn example(name: &str) -> PathBuf {

@@ -7,19 +7,10 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `tcprelay ctl ARGS` as an operator on the relay's machine runs it: the socket
-/// found from `RUNTIME_DIRECTORY`, as the relay's own.
-fn ctl(runtime: &Path, args: &[&str]) -> Output {
-    Command::new(harness::bin("tcprelay"))
-        .arg("ctl")
-        .args(args)
-        .env("RUNTIME_DIRECTORY", runtime)
-        .output()
-        .expect("tcprelay ctl runs")
-}
+use crate::harness::ctl;
 
 /// `tcprelay ctl --json ARGS`'s answer.
 fn ask(runtime: &Path, args: &[&str]) -> Value {

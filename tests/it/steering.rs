@@ -7,18 +7,10 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-fn ctl(dir: &Path, args: &[&str]) -> Output {
-    Command::new(crate::harness::bin("tcprelay"))
-        .arg("ctl")
-        .args(args)
-        .env("RUNTIME_DIRECTORY", dir)
-        .output()
-        .expect("tcprelay ctl runs")
-}
+use crate::harness::ctl;
 
 /// `tcprelay ctl --json ARGS`: the answer, which must say `"ok":true`.
 fn ctl_ok(dir: &Path, args: &[&str]) -> Value {
