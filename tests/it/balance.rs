@@ -168,16 +168,7 @@ fn two_relays_agree_on_every_client_with_route_and_a_removed_remote_moves_only_i
         assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
         let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
         assert_eq!(answer["balance"]["method"], "source");
-        let first = answer["balance"]["candidates"][0]["remote"]
-            .as_str()
-            .unwrap();
-        let port: u16 = first
-            .trim_end_matches("/TCP")
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let port = first_candidate_port(&answer);
         assert_eq!(names[&port], before[n as usize], "route for {}", client(n));
     }
 
@@ -261,4 +252,18 @@ fn source_sticky_keeps_clients_when_a_remote_is_added_and_moves_a_removed_ones()
         }
     }
     assert!(before.iter().any(|n| n == "b"));
+}
+
+/// The port of the first remote `tcprelay-cc route --format json` lists for the
+/// client (`ADDRESS:PORT/TCP`).
+pub(crate) fn first_candidate_port(answer: &serde_json::Value) -> u16 {
+    answer["balance"]["candidates"][0]["remote"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .trim_end_matches("/TCP")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }

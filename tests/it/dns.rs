@@ -732,25 +732,7 @@ fn open_hello(stream: TcpStream, sni: Option<&str>) -> Option<(TcpStream, u8)> {
 /// `tcprelay-cc route --sni NAME` on `dir/relay.cfg`: the names resolved at run
 /// time it shows for the client's route.
 fn route_discovered(dir: &Path, port: u16, sni: &str) -> Vec<String> {
-    let cfg = dir.join("relay.cfg");
-    let to = format!("127.0.0.1:{port}");
-    let out = crate::harness::cc(
-        dir,
-        &[
-            "route",
-            cfg.to_str().unwrap(),
-            "--from",
-            "127.0.0.1",
-            "--to",
-            &to,
-            "--sni",
-            sni,
-            "--format",
-            "json",
-        ],
-    );
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", crate::harness::stderr(&out)));
+    let answer = crate::sni::route_answer(dir, port, Some(sni));
     answer["balance"]["discovered"]
         .as_array()
         .map(|names| {

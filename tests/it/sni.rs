@@ -172,7 +172,7 @@ fn refused(status: &Value, reason: &str) -> u64 {
 
 /// `tcprelay-cc route --format json` on the relay's configuration in `dir` for a
 /// client of `port` that sends `sni`.
-fn route_answer(dir: &Path, port: u16, sni: Option<&str>) -> Value {
+pub(crate) fn route_answer(dir: &Path, port: u16, sni: Option<&str>) -> Value {
     let cfg = dir.join("relay.cfg");
     let to = format!("127.0.0.1:{port}");
     let mut args = vec![
@@ -588,16 +588,7 @@ fn a_routes_own_balance_source_is_applied_by_the_workers_and_by_route() {
                 let answer: Value = serde_json::from_slice(&out.stdout)
                     .unwrap_or_else(|e| panic!("not JSON ({e}): {}", harness::stderr(&out)));
                 assert_eq!(answer["balance"]["method"], "source", "{answer}");
-                let first = answer["balance"]["candidates"][0]["remote"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{answer}"));
-                let first: u16 = first
-                    .trim_end_matches("/TCP")
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                let first = crate::balance::first_candidate_port(&answer);
                 assert_eq!(by_port[&first], expected, "route --from {client}");
             }
             held.push(stream);
