@@ -489,7 +489,10 @@ fn the_tls_passphrase_never_reaches_logs_or_command_lines() {
     }
     drop(tls);
     relay.signal(1);
-    std::thread::sleep(Duration::from_millis(500));
+    // The reload's lines are awaited, not a fixed while: under load the master may
+    // take longer than any guess to compile and start the next generation, and a
+    // SIGTERM before it is done would leave no "reloaded" line to look at.
+    relay.await_log("reloaded", Duration::from_secs(10));
     relay.signal(15);
     relay.wait_exit(Duration::from_secs(10)).expect("stopped");
     let log = relay.log_text();

@@ -165,6 +165,11 @@ impl Tried {
         self.0.contains(&index)
     }
 
+    /// Whether `index` is the one remote tried.
+    pub fn is_only(&self, index: usize) -> bool {
+        self.0.as_slice() == [index]
+    }
+
     /// Forgets the remotes tried (the route restriction stays).
     pub fn clear(&mut self) {
         self.0.clear();

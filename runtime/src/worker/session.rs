@@ -273,7 +273,9 @@ pub struct Session<T> {
     /// Whether the session is in the worker's run-again queue.
     pub queued: bool,
     /// The failover bookkeeping of the connect, kept while nothing has been relayed
-    /// (the remote may still fail over), then dropped.
+    /// (the remote may still fail over), then dropped. `None` too after a connect at
+    /// the first attempt: that bookkeeping is rebuilt from `remote_at` if needed
+    /// (see `Session::keep_for_retry`).
     retry: Option<Box<Connecting>>,
     /// The side whose end of file came first (`None` while neither has ended): who
     /// closed a session that finished normally.
@@ -622,7 +624,7 @@ impl<T: Transport> Session<T> {
                 if let State::Connecting(connecting) =
                     std::mem::replace(&mut self.state, State::Relaying)
                 {
-                    self.retry = Some(connecting);
+                    self.keep_for_retry(connecting);
                 }
                 self.last_active = now;
                 ConnectOutcome::Connected
@@ -674,7 +676,7 @@ impl<T: Transport> Session<T> {
                     if let State::Connecting(connecting) =
                         std::mem::replace(&mut self.state, State::Relaying)
                     {
-                        self.retry = Some(connecting);
+                        self.keep_for_retry(connecting);
                     }
                     self.last_active = now;
                     return HandshakeOutcome::Done;
@@ -687,6 +689,22 @@ impl<T: Transport> Session<T> {
                 Err(e) => return HandshakeOutcome::Failed(e),
             }
         }
+    }
+
+    /// Keeps a connected session's failover bookkeeping for a remote that fails
+    /// before anything was relayed (`Session::restart`), unless it says no more
+    /// than "one attempt, to the remote attached" (no revival, the route restriction
+    /// set again by each selection): most sessions' case, rebuilt from `remote_at`
+    /// when needed. An idle session then owns no heap memory: the box (96 bytes
+    /// with malloc's header) and the tried list (48) were 45 % of an idle session's
+    /// memory, which is a documented target (docs/benchmarks.md).
+    fn keep_for_retry(&mut self, connecting: Box<Connecting>) {
+        let first = connecting.attempt == 1
+            && !connecting.revived
+            && self
+                .remote_at
+                .is_some_and(|at| connecting.tried.is_only(at as usize));
+        self.retry = (!first).then_some(connecting);
     }
 
     /// Whether nothing has been relayed yet, either way: no byte written to the
@@ -926,10 +944,15 @@ impl<T: Transport> Session<T> {
     /// the client's bytes read meanwhile kept for the next remote and its end of
     /// file, if it came, to be forwarded again.
     fn restart(&mut self, now: Instant, pipes: &mut Pipes) -> Outcome {
-        let mut connecting = self
-            .retry
-            .take()
-            .unwrap_or_else(|| Box::new(Connecting::new(now)));
+        let mut connecting = self.retry.take().unwrap_or_else(|| {
+            // Not kept (see `keep_for_retry`): one attempt, to the remote attached.
+            let mut connecting = Box::new(Connecting::new(now));
+            if let Some(at) = self.remote_at {
+                connecting.tried.insert(at as usize);
+                connecting.attempt = 1;
+            }
+            connecting
+        });
         connecting.started = now;
         connecting.no_port = false;
         connecting.port_wait = None;

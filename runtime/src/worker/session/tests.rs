@@ -255,6 +255,54 @@ fn a_remote_that_resets_before_anything_was_relayed_is_failed_over() {
     assert!(s.retry.is_none());
 }
 
+/// A session connected at its first attempt keeps no failover bookkeeping on the
+/// heap while it is idle (the idle memory per connection is a documented target),
+/// and a remote that then resets before anything was relayed still finds it: the
+/// session is connecting again with that remote tried and one attempt made. After
+/// a failover the bookkeeping says more (two attempts) and is kept as it is.
+#[test]
+fn a_first_attempts_bookkeeping_is_rebuilt_not_kept() {
+    let mut scratch = vec![0u8; 64];
+    let now = Instant::now();
+    let client = Fake::new(1 << 20);
+    let mut s = Session::new(9, client.clone(), now);
+    let attempt = |s: &mut Session<Fake>, index: usize| {
+        if let State::Connecting(c) = &mut s.state {
+            c.tried.insert(index);
+            c.attempt += 1;
+        }
+        s.set_remote_index(Some(index));
+        let remote = Fake::new(100);
+        s.remote = Some(End::new(remote.clone()));
+        assert!(matches!(s.connected(now, false), ConnectOutcome::Connected));
+        remote
+    };
+    let remote = attempt(&mut s, 2);
+    assert!(s.retry.is_none(), "nothing kept on the heap");
+    remote.state().read_error = Some(io::ErrorKind::ConnectionReset);
+    assert!(matches!(
+        s.relay(&mut scratch, &mut Pipes::default(), now),
+        Outcome::Failover(_)
+    ));
+    match &s.state {
+        State::Connecting(c) => {
+            assert!(c.tried.is_only(2), "the remote tried stays tried");
+            assert_eq!((c.attempt, c.revived), (1, false));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // The worker fails the attempt over to the next remote.
+    s.remote = None;
+    attempt(&mut s, 4);
+    match s.retry.as_deref() {
+        Some(c) => {
+            assert!(c.tried.contains(2) && c.tried.contains(4));
+            assert_eq!(c.attempt, 2);
+        }
+        None => panic!("a second attempt's bookkeeping is kept"),
+    }
+}
+
 /// A remote that closes cleanly before anything was relayed ends the session
 /// normally (half-closed towards the client): an end of file is an answer, and
 /// the remote is not failed over.
