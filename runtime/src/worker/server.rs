@@ -195,6 +195,9 @@ struct Starved {
 pub struct Worker {
     id: u32,
     poller: Box<dyn Poller>,
+    /// Whether the poller is level-triggered and re-armed after each run of a
+    /// session (`Poller::rearms`), kept here: asked after every run.
+    rearms: bool,
     now: Instant,
     listeners: Vec<Option<ListenerSlot>>,
     session_base: usize,
@@ -428,6 +431,7 @@ impl Worker {
         }
         Ok(Worker {
             id: config.id,
+            rearms: poller.rearms(),
             poller,
             now: Instant::now(),
             listeners,
@@ -640,7 +644,8 @@ fn listener_fd(socket: &ListenSocket) -> RawFd {
 }
 
 /// After a session ran: a level-triggered poller watches each side again for
-/// what its blocked operations wait for (for epoll and kqueue this does nothing).
+/// what its blocked operations wait for. Not called for the edge-triggered pollers
+/// (epoll, kqueue, io_uring), whose `rearm` does nothing (`Worker::rearms`).
 fn rearm_session(poller: &mut dyn Poller, session: &Session<Stream>) {
     for end in std::iter::once(&session.client).chain(session.remote.as_ref()) {
         let (read, write) = end.blocked();

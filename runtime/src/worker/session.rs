@@ -861,6 +861,17 @@ impl<T: Transport> Session<T> {
                 self.first_end = Some(Side::Remote);
             }
         }
+        if !self.up.shut && !self.down.shut {
+            // Neither end of file forwarded: still relaying (a `HalfClosed` or
+            // `Closed` session has one). Left as it is, rather than rewritten after
+            // every run.
+            debug_assert!(matches!(self.state, State::Relaying));
+            return if exhausted {
+                Outcome::Again
+            } else {
+                Outcome::Continue
+            };
+        }
         // A session half-closed before stays so since then.
         let since = match self.state {
             State::HalfClosed { since, .. } => since,

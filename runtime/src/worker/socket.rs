@@ -39,13 +39,34 @@ fn tcp_connect_status(stream: &TcpStream) -> io::Result<bool> {
     }
 }
 
+/// A TCP socket's read: `recv(2)` with no flags, as std's `TcpStream::read` makes
+/// it (the `recvfrom` system call on Linux), but made by rustix directly. libc's
+/// `recv` wraps the call in the thread-cancellation bookkeeping (a cancellation
+/// point; the worker cancels no threads), and std and mio add their own layers:
+/// together several times the user-space instructions of the call itself, on the
+/// path of every relayed read.
+#[inline]
+fn tcp_recv(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    use rustix::net::{recv, RecvFlags};
+    Ok(recv(stream, buf, RecvFlags::empty())?.0)
+}
+
+/// A TCP socket's write: `send(2)` with `MSG_NOSIGNAL`, as std's
+/// `TcpStream::write` makes it (`sendto` on Linux), made by rustix directly (see
+/// [`tcp_recv`]).
+#[inline]
+fn tcp_send(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    use rustix::net::{send, SendFlags};
+    Ok(send(stream, buf, SendFlags::NOSIGNAL)?)
+}
+
 /// The operations of a kernel stream; a [`super::stream::Stream`] passes them on
 /// (the small ones are inlined there: they are on the relay's path).
 impl Transport for Socket {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Socket::Tcp(s) => s.read(buf),
+            Socket::Tcp(s) => tcp_recv(s, buf),
             Socket::Unix(s) => s.read(buf),
         }
     }
@@ -53,7 +74,7 @@ impl Transport for Socket {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Socket::Tcp(s) => s.write(buf),
+            Socket::Tcp(s) => tcp_send(s, buf),
             Socket::Unix(s) => s.write(buf),
         }
     }

@@ -297,6 +297,13 @@ pub trait Poller: fmt::Debug {
     /// (`WouldBlock`, a short read or write). Unknown descriptors are ignored.
     fn rearm(&mut self, fd: RawFd, interest: Interest);
 
+    /// Whether [`Poller::rearm`] does anything: true for the level-triggered
+    /// backends (poll, select), false for the edge-triggered ones, whose callers
+    /// may then skip working out what to re-arm.
+    fn rearms(&self) -> bool {
+        true
+    }
+
     /// Waits up to `timeout` (`None`: indefinitely) and replaces `events` with what
     /// is ready. A signal interrupts it with `ErrorKind::Interrupted`.
     fn poll(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()>;

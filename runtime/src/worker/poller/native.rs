@@ -56,6 +56,10 @@ impl Poller for Native {
 
     fn rearm(&mut self, _fd: RawFd, _interest: Interest) {}
 
+    fn rearms(&self) -> bool {
+        false
+    }
+
     fn poll(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
         self.poll.poll(&mut self.events, timeout)?;

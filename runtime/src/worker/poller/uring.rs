@@ -430,6 +430,10 @@ impl Poller for Uring {
         // Multishot polls stay armed and fire on every new edge (module docs).
     }
 
+    fn rearms(&self) -> bool {
+        false
+    }
+
     fn poll(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
         self.turn += 1;

@@ -204,7 +204,7 @@ impl Worker {
         let outcome = session.relay(&mut self.scratch, &mut self.pipes, self.now);
         let half_closed = matches!(session.state, State::HalfClosed { .. });
         records::count_bytes(self.counting.as_ref(), session, before);
-        if !matches!(outcome, Outcome::Close(_)) {
+        if self.rearms && !matches!(outcome, Outcome::Close(_)) {
             rearm_session(&mut *self.poller, session);
         }
         if let Some(index) = session.remote_index() {

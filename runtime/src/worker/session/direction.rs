@@ -113,7 +113,30 @@ impl Direction {
     /// names the side it happened on; bytes a failed write did not take are kept in
     /// the remainder (the client's, for the next remote of a failover). A pipe the
     /// direction ends with empty goes back to `pipes`.
+    #[inline]
     pub(super) fn transfer<T: Transport>(
+        &mut self,
+        src: &mut End<T>,
+        dst: &mut End<T>,
+        scratch: &mut [u8],
+        pipes: &mut Pipes,
+        mode: Mode,
+    ) -> Result<Run, Fault> {
+        // Most runs of a session find one of its directions with nothing to do
+        // (the side that had no event): answered here, inlined in the caller,
+        // without the call to the whole run (`until_blocked` would return the same
+        // at its first step, with no pipe to give back).
+        if self.pending.is_empty()
+            && self.pipe.is_none()
+            && !self.eof
+            && !(src.readable && dst.writable)
+        {
+            return Ok(Run::Blocked);
+        }
+        self.transfer_run(src, dst, scratch, pipes, mode)
+    }
+
+    fn transfer_run<T: Transport>(
         &mut self,
         src: &mut End<T>,
         dst: &mut End<T>,
