@@ -42,7 +42,8 @@ TCPRELAY = os.path.join(BIN, "tcprelay")
 TCPRELAY_CC = os.path.join(BIN, "tcprelay-cc")
 TLSLOAD = os.path.join(BIN, "examples", "tlsload")
 # The kernel floor (runtime/examples/floor.rs): a minimal relay making only the system
-# calls a relay must, in the redis figures beside the relays (not a peer: a yardstick).
+# calls a relay must, in the redis figures beside the relays (not a peer: a yardstick);
+# twice: on edge-triggered epoll ("floor") and on io_uring's completions ("floor-uring").
 FLOOR = os.path.join(BIN, "examples", "floor")
 HOST = "127.0.0.1"
 # The one TLS 1.3 suite the load client offers, so that every terminator is measured
@@ -542,11 +543,12 @@ class Bench:
         wait_port(port, p)
         return p, port
 
-    def floor(self, name, backend_port):
-        """The kernel floor: 2 threads, as the relays use both cores."""
+    def floor(self, name, backend_port, uring=False):
+        """The kernel floor: 2 threads, as the relays use both cores; on epoll, or on
+        io_uring (`uring`: receives and sends completed by the kernel)."""
         port = free_port()
-        argv = [FLOOR, f"{HOST}:{port}", f"{HOST}:{backend_port}", "2"]
-        self.configs["floor"] = self.placeholders(
+        argv = [FLOOR, f"{HOST}:{port}", f"{HOST}:{backend_port}", "2"] + (["--uring"] if uring else [])
+        self.configs["floor-uring" if uring else "floor"] = self.placeholders(
             " ".join(argv).replace(FLOOR, "floor") + "\n",
             [(port, "PORT"), (backend_port, "BACKEND_PORT")])
         p = self.procs.start(name, argv)
@@ -560,6 +562,7 @@ class Bench:
             self.plain.setdefault("haproxy", {})[backend] = self.haproxy(f"haproxy-{backend}", bport)
             self.plain.setdefault("socat", {})[backend] = self.socat(f"socat-{backend}", bport)
         self.plain["floor"] = {"redis": self.floor("floor-redis", self.redis_port)}
+        self.plain["floor-uring"] = {"redis": self.floor("floor-uring-redis", self.redis_port, uring=True)}
         self.tls = {
             "tcprelay": self.tcprelay("tcprelay-tls", self.sink_port, tls=True),
             "stunnel": self.stunnel("stunnel-tls", self.sink_port),
@@ -896,9 +899,9 @@ FIGURES = [
     ("bulk", "bulk throughput (iperf3, 1 stream)", "Gbit/s",
      ["tcprelay", "haproxy", "socat", "direct"], True),
     ("keepalive", "keep-alive request rate (redis-benchmark PING_MBULK, 50 clients)",
-     "k req/s", ["tcprelay", "haproxy", "socat", "direct", "floor"], True),
+     "k req/s", ["tcprelay", "haproxy", "socat", "direct", "floor", "floor-uring"], True),
     ("newconn", "new connections (redis-benchmark PING_MBULK -k 0, 50 clients)",
-     "k conn/s", ["tcprelay", "haproxy", "socat", "direct", "floor"], True),
+     "k conn/s", ["tcprelay", "haproxy", "socat", "direct", "floor", "floor-uring"], True),
     ("idle_memory", "memory per idle relayed connection (RSS of all relay processes)",
      "KiB/conn", ["tcprelay", "haproxy", "socat"], False),
     ("tls_hs", "TLS handshakes (full, TLS 1.3, P-256 cert, 8 clients, 1-byte request each)",
@@ -926,8 +929,9 @@ TARGETS = {
 CPU_TARGETS = {"keepalive": 0.85, "newconn": 0.9}
 
 NAMES = {"tcprelay": "tcprelay", "haproxy": "HAProxy", "socat": "socat",
-         "stunnel": "stunnel", "direct": "direct", "floor": "floor"}
-COLUMNS = ["tcprelay", "haproxy", "socat", "stunnel", "direct", "floor"]
+         "stunnel": "stunnel", "direct": "direct", "floor": "floor",
+         "floor-uring": "floor (io_uring)"}
+COLUMNS = ["tcprelay", "haproxy", "socat", "stunnel", "direct", "floor", "floor-uring"]
 
 
 def fmt(v, unit):
@@ -1147,11 +1151,25 @@ def above_floor(costs):
     out = []
     rows = []
     verdicts = []
+    urings = []
     for key in ("keepalive", "newconn"):
         floor = [c["relay"] for c in costs.get((key, "floor"), []) if c["relay"] is not None]
         if not floor:
             continue
         f = median(floor)
+        # The io_uring floor: what completions instead of readiness leave of the epoll
+        # floor's kernel cost, and where that puts a relay against HAProxy.
+        uring = [c["relay"] for c in costs.get((key, "floor-uring"), []) if c["relay"] is not None]
+        haps = [c["relay"] for c in costs.get((key, "haproxy"), []) if c["relay"] is not None]
+        if uring:
+            u = median(uring)
+            line = (f"- {key}: the io_uring floor {u:.1f} µs, {u / f:.2f} × the epoll floor's "
+                    f"(per round {median([a / b for a, b in zip(uring, floor) if b]):.2f} ×)")
+            if haps:
+                line += (f", {u / median(haps):.2f} × HAProxy's (per round "
+                         f"{median([a / b for a, b in zip(uring, haps) if b]):.2f} ×; the epoll "
+                         f"floor {f / median(haps):.2f} ×)")
+            urings.append(line)
         over = {}
         for target in ("tcprelay", "haproxy", "socat"):
             rounds = [c["relay"] for c in costs.get((key, target), []) if c["relay"] is not None]
@@ -1191,6 +1209,13 @@ def above_floor(costs):
     out.append("|---|---|---:|---:|---:|---:|---:|---:|")
     out.extend(rows)
     out.append("")
+    if urings:
+        out.append("The kernel floor on io_uring (`floor --uring`: multishot receives into "
+                   "provided buffers, sends completed by the kernel, one `io_uring_enter` per "
+                   "loop turn), measured in the same rounds:")
+        out.append("")
+        out.extend(urings)
+        out.append("")
     if verdicts:
         out.append("Targets on CPU per operation (DESIGN §3):")
         out.append("")
