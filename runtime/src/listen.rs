@@ -693,48 +693,61 @@ mod tests {
     /// without the delay the same failure fails the whole bind.
     #[test]
     fn a_listener_with_a_retry_delay_waits_instead_of_failing() {
-        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let taken = holder.local_addr().unwrap().to_string();
-        let mut waits = spec(&taken);
-        waits.bind_retry_delay = Some(2);
-        let specs = [spec("127.0.0.1:0"), waits.clone()];
-        let d = Defaults::default();
-        let mut listeners = bind_all(&specs, &d, &d, &mut Vec::new()).unwrap();
-        assert_eq!(listeners.bound.len(), 1);
-        let p = &mut listeners.pending[0];
-        assert_eq!(p.spec, waits);
-        assert!(
-            p.error.starts_with(&format!("cannot listen on {taken}: ")),
-            "{}",
-            p.error
-        );
-        let later = p.next.saturating_duration_since(Instant::now());
-        assert!(
-            later > Duration::from_secs(1) && later <= Duration::from_secs(2),
-            "{later:?}"
-        );
-        assert!(retry(p, &d).is_none(), "still taken");
-        assert_eq!(p.attempts, 2);
-        drop(holder);
-        let b = retry(p, &d).expect("bound once free");
-        assert_eq!(
-            b.socket
-                .local_addr()
-                .unwrap()
-                .as_socket()
-                .unwrap()
-                .to_string(),
-            taken
-        );
-        drop(b);
-        let _holder = std::net::TcpListener::bind(&taken).unwrap();
-        let err = bind_all(
-            &[spec("127.0.0.1:0"), spec(&taken)],
-            &d,
-            &d,
-            &mut Vec::new(),
-        )
-        .unwrap_err();
-        assert!(err.contains(&taken), "{err}");
+        for attempt in 1..=5 {
+            let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let taken = holder.local_addr().unwrap().to_string();
+            let mut waits = spec(&taken);
+            waits.bind_retry_delay = Some(2);
+            let specs = [spec("127.0.0.1:0"), waits.clone()];
+            let d = Defaults::default();
+            let mut listeners = bind_all(&specs, &d, &d, &mut Vec::new()).unwrap();
+            assert_eq!(listeners.bound.len(), 1);
+            let p = &mut listeners.pending[0];
+            assert_eq!(p.spec, waits);
+            assert!(
+                p.error.starts_with(&format!("cannot listen on {taken}: ")),
+                "{}",
+                p.error
+            );
+            let later = p.next.saturating_duration_since(Instant::now());
+            assert!(
+                later > Duration::from_secs(1) && later <= Duration::from_secs(2),
+                "{later:?}"
+            );
+            assert!(retry(p, &d).is_none(), "still taken");
+            assert_eq!(p.attempts, 2);
+            drop(holder);
+            let Some(b) = retry(p, &d) else {
+                // Once dropped, the port is free for anyone: another test's connection
+                // may have taken it as its source port (the OS chose it from the
+                // ephemeral range). Only then is the test run again on a new port.
+                let stolen = std::net::TcpListener::bind(&taken).is_err();
+                assert!(
+                    stolen && attempt < 5,
+                    "not bound once free ({taken}; taken by another: {stolen})"
+                );
+                continue;
+            };
+            assert_eq!(
+                b.socket
+                    .local_addr()
+                    .unwrap()
+                    .as_socket()
+                    .unwrap()
+                    .to_string(),
+                taken
+            );
+            drop(b);
+            let _holder = std::net::TcpListener::bind(&taken).unwrap();
+            let err = bind_all(
+                &[spec("127.0.0.1:0"), spec(&taken)],
+                &d,
+                &d,
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+            assert!(err.contains(&taken), "{err}");
+            return;
+        }
     }
 }
