@@ -260,6 +260,13 @@ fn add(word: &AtomicU64, n: u64) {
     );
 }
 
+/// The `N` words of a block from `start` (a listener's or a remote's slot), if
+/// the block holds them.
+#[inline]
+fn slot<const N: usize>(block: &[AtomicU64], start: usize) -> Option<&[AtomicU64; N]> {
+    block.get(start..start.checked_add(N)?)?.try_into().ok()
+}
+
 /// Takes one from a gauge only this process writes.
 #[inline]
 fn take_one(word: &AtomicU64) {
@@ -417,6 +424,11 @@ impl Counters {
 
     /// Bytes relayed by a session from `listener` to `remote`: `to_remote` from
     /// the client to the remote, `to_client` back.
+    ///
+    /// Counted after every run that moved bytes: the listener's and the remote's
+    /// words are taken as one slot each (one bounds check a slot, rather than one
+    /// a word).
+    #[inline]
     pub fn bytes(
         &self,
         listener: ListenerSlot,
@@ -425,12 +437,19 @@ impl Counters {
         to_client: u64,
     ) {
         let block = self.block();
+        let (Some(listener), Some(remote)) = (
+            slot::<{ at::listener::WORDS }>(block, listener.at(0)),
+            slot::<{ at::remote::WORDS }>(block, remote.at(0)),
+        ) else {
+            debug_assert!(false, "a counters slot beyond the block");
+            return;
+        };
         add(&block[at::totals::TO_REMOTE], to_remote);
         add(&block[at::totals::TO_CLIENT], to_client);
-        add(&block[listener.at(at::listener::TO_REMOTE)], to_remote);
-        add(&block[listener.at(at::listener::TO_CLIENT)], to_client);
-        add(&block[remote.at(at::remote::TO_REMOTE)], to_remote);
-        add(&block[remote.at(at::remote::TO_CLIENT)], to_client);
+        add(&listener[at::listener::TO_REMOTE], to_remote);
+        add(&listener[at::listener::TO_CLIENT], to_client);
+        add(&remote[at::remote::TO_REMOTE], to_remote);
+        add(&remote[at::remote::TO_CLIENT], to_client);
     }
 
     /// This worker holds `remote` dead since `since` (a time before the epoch

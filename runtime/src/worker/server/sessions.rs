@@ -24,6 +24,26 @@ impl Worker {
             event.is_read_closed(),
             event.is_error(),
         );
+        if matches!(
+            session.state,
+            State::ProxyHeader { .. } | State::TlsHandshake { .. } | State::Connecting(_)
+        ) {
+            self.setup_event(key, side, event);
+            return;
+        }
+        // Relaying (or half-closed, failing, closed): the rest of the setup's
+        // branches cannot apply, and the hot path stays small.
+        self.run_session(key);
+    }
+
+    /// An event of a session that is not relaying yet: its PROXY header, its TLS
+    /// handshake (client or remote), or its connect. Out of line, so that the
+    /// relaying sessions' path (`session_event`) stays small.
+    #[inline(never)]
+    fn setup_event(&mut self, key: usize, side: Side, event: &Event) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
         if matches!(session.state, State::ProxyHeader { .. }) {
             if side == Side::Client {
                 self.proxy_header(key, event.is_read_closed() || event.is_error());
@@ -227,6 +247,24 @@ impl Worker {
                     self.again.push_back(Work::Session(key, session.id));
                 }
             }
+            outcome => self.settle(key, outcome),
+        }
+        if half_closed && self.half_close_timeout.is_some() {
+            // The sweep closes it at the half-close timeout.
+            self.arm_sweep();
+        }
+    }
+
+    /// What follows a run that did not end in relaying on (or in a run queued
+    /// again): lingering while failing, failing over, closing. Out of line: these
+    /// come once per session at most, the other outcomes after every run.
+    #[inline(never)]
+    fn settle(&mut self, key: usize, outcome: Outcome) {
+        let Some(session) = self.sessions.get_mut(key) else {
+            return;
+        };
+        match outcome {
+            Outcome::Continue | Outcome::Again => {}
             Outcome::Linger => {
                 if let State::Failing(failure) = &mut session.state {
                     if !std::mem::replace(&mut failure.listed, true) {
@@ -252,10 +290,6 @@ impl Worker {
                 }
             }
             Outcome::Close(close) => self.close(key, Why::Relay(close)),
-        }
-        if half_closed && self.half_close_timeout.is_some() {
-            // The sweep closes it at the half-close timeout.
-            self.arm_sweep();
         }
     }
 

@@ -187,7 +187,10 @@ impl Direction {
         }
     }
 
-    /// Writes the remainder to the destination.
+    /// Writes the remainder to the destination. Out of line, as the other steps
+    /// but reading and writing: they are rare, and inlined they would make every
+    /// run's frame larger (more registers saved and restored per call).
+    #[inline(never)]
     fn flush<T: Transport>(&mut self, dst: &mut End<T>) -> Result<Step, Fault> {
         if !dst.writable {
             return Ok(Step::Blocked);
@@ -212,6 +215,7 @@ impl Direction {
     /// Splices what the pipe holds into the destination. A destination that
     /// cannot splice gets it copied on, as a remainder, and the direction copies
     /// from now on.
+    #[inline(never)]
     fn splice_out<T: Transport>(&mut self, dst: &mut End<T>) -> Result<Step, Fault> {
         if !dst.writable {
             return Ok(Step::Blocked);
@@ -249,6 +253,7 @@ impl Direction {
     /// The source has ended and everything it sent was written: relaying, its end
     /// of file is forwarded (a TLS destination sends close_notify, which may wait
     /// for room); delivering, the session closes (or fails over) now.
+    #[inline(never)]
     fn forward_eof<T: Transport>(&mut self, dst: &mut End<T>, mode: Mode) -> Result<Run, Fault> {
         let Mode::Relay { other_shut } = mode else {
             return Ok(Run::Blocked);
@@ -273,6 +278,7 @@ impl Direction {
     /// Splices from the source into the direction's pipe, when the direction
     /// splices and has a pipe (taken from `pipes` if need be); `None` when it
     /// does not, and copies instead.
+    #[inline]
     fn splice_in<T: Transport>(
         &mut self,
         src: &mut End<T>,
@@ -282,6 +288,17 @@ impl Direction {
         if !self.splice {
             return Ok(None);
         }
+        self.splice_in_pipe(src, pipes, mode)
+    }
+
+    /// [`Direction::splice_in`] for a direction that splices (out of line).
+    #[inline(never)]
+    fn splice_in_pipe<T: Transport>(
+        &mut self,
+        src: &mut End<T>,
+        pipes: &mut Pipes,
+        mode: Mode,
+    ) -> Result<Option<Step>, Fault> {
         if self.pipe.is_none() {
             self.pipe = pipes.take();
         }
@@ -374,6 +391,8 @@ impl Direction {
     /// A read error ends the source: everything it sent before was read (a kernel
     /// socket returns queued bytes before the error). Relaying, the error fails the
     /// session; delivering (the source failed already), it is the source's end.
+    #[cold]
+    #[inline(never)]
     fn source_ended<T: Transport>(
         &mut self,
         src: &mut End<T>,
