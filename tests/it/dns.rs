@@ -205,18 +205,30 @@ impl Drop for Backends {
 /// A session through the relay: which backend (the last byte of its address)
 /// answered.
 fn open(port: u16) -> Option<(TcpStream, u8)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    open_or_why(port).ok()
+}
+
+/// [`open`], saying why not: which step failed, and the bytes read until then.
+fn open_or_why(port: u16) -> Result<(TcpStream, u8), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| format!("read timeout: {e}"))?;
     let mut line = Vec::new();
     let mut byte = [0u8];
-    while s.read(&mut byte).ok()? == 1 {
-        if byte[0] == b'\n' {
-            let who = std::str::from_utf8(&line).ok()?.parse().ok()?;
-            return Some((s, who));
+    loop {
+        match s.read(&mut byte) {
+            Ok(1) if byte[0] == b'\n' => {
+                let who = std::str::from_utf8(&line)
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .ok_or_else(|| format!("not a backend's number: {line:?}"))?;
+                return Ok((s, who));
+            }
+            Ok(1) => line.push(byte[0]),
+            Ok(_) => return Err(format!("end of file after {line:?}")),
+            Err(e) => return Err(format!("read after {line:?}: {e} ({:?})", e.kind())),
         }
-        line.push(byte[0]);
     }
-    None
 }
 
 fn who(port: u16) -> Option<u8> {
@@ -308,7 +320,8 @@ fn a_record_added_is_used_a_removed_one_keeps_its_session_and_a_stopped_server_k
     // ones may all go to the one that joined last, which holds fewer).
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..200 {
-        let (s, w) = open(port).expect("served from the last set");
+        let (s, w) =
+            open_or_why(port).unwrap_or_else(|e| panic!("not served from the last set: {e}"));
         seen.insert(w);
         sessions.push(s);
         if seen.len() == 2 {
