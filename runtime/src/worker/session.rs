@@ -869,34 +869,30 @@ impl<T: Transport> Session<T> {
                 self.first_end = Some(Side::Remote);
             }
         }
-        if !self.up.shut && !self.down.shut {
+        // A session half-closed before stays so since then.
+        let since = |state: &State| match state {
+            State::HalfClosed { since, .. } => *since,
+            _ => now,
+        };
+        match (self.up.shut, self.down.shut) {
             // Neither end of file forwarded: still relaying (a `HalfClosed` or
             // `Closed` session has one). Left as it is, rather than rewritten after
             // every run.
-            debug_assert!(matches!(self.state, State::Relaying));
-            return if exhausted {
-                Outcome::Again
-            } else {
-                Outcome::Continue
-            };
+            (false, false) => debug_assert!(matches!(self.state, State::Relaying)),
+            (true, true) => self.state = State::Closed,
+            (true, false) => {
+                self.state = State::HalfClosed {
+                    finished: Side::Client,
+                    since: since(&self.state),
+                }
+            }
+            (false, true) => {
+                self.state = State::HalfClosed {
+                    finished: Side::Remote,
+                    since: since(&self.state),
+                }
+            }
         }
-        // A session half-closed before stays so since then.
-        let since = match self.state {
-            State::HalfClosed { since, .. } => since,
-            _ => now,
-        };
-        self.state = match (self.up.shut, self.down.shut) {
-            (true, true) => State::Closed,
-            (true, false) => State::HalfClosed {
-                finished: Side::Client,
-                since,
-            },
-            (false, true) => State::HalfClosed {
-                finished: Side::Remote,
-                since,
-            },
-            (false, false) => State::Relaying,
-        };
         if matches!(self.state, State::Closed) {
             Outcome::Close(Close::Finished)
         } else if exhausted {
