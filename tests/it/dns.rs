@@ -213,16 +213,22 @@ fn open_or_why(port: u16) -> Result<(TcpStream, u8), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| format!("read timeout: {e}"))?;
+    let who = read_who(&mut s)?;
+    Ok((s, who))
+}
+
+/// The backend's number, the first line it sends (see [`serve`]); why not, with
+/// the bytes read until then.
+fn read_who(s: &mut TcpStream) -> Result<u8, String> {
     let mut line = Vec::new();
     let mut byte = [0u8];
     loop {
         match s.read(&mut byte) {
             Ok(1) if byte[0] == b'\n' => {
-                let who = std::str::from_utf8(&line)
+                return std::str::from_utf8(&line)
                     .ok()
                     .and_then(|text| text.parse().ok())
-                    .ok_or_else(|| format!("not a backend's number: {line:?}"))?;
-                return Ok((s, who));
+                    .ok_or_else(|| format!("not a backend's number: {line:?}"));
             }
             Ok(1) => line.push(byte[0]),
             Ok(_) => return Err(format!("end of file after {line:?}")),
@@ -730,16 +736,8 @@ fn open_hello(stream: TcpStream, sni: Option<&str>) -> Option<(TcpStream, u8)> {
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(&tcprelay::sni::example::client_hello(sni, 0))
         .ok()?;
-    let mut line = Vec::new();
-    let mut byte = [0u8];
-    while s.read(&mut byte).ok()? == 1 {
-        if byte[0] == b'\n' {
-            let who = std::str::from_utf8(&line).ok()?.parse().ok()?;
-            return Some((s, who));
-        }
-        line.push(byte[0]);
-    }
-    None
+    let who = read_who(&mut s).ok()?;
+    Some((s, who))
 }
 
 /// `tcprelay-cc route --sni NAME` on `dir/relay.cfg`: the names resolved at run
@@ -887,14 +885,6 @@ fn balance_source_over_discovered_remotes_follows_their_keys_on_two_relays() {
 /// [`open`] from a client bound to `127.0.0.FROM`.
 fn open_from(port: u16, from: u8) -> Option<(TcpStream, u8)> {
     let mut s = crate::harness::connect_from(port, from, Duration::from_secs(5));
-    let mut line = Vec::new();
-    let mut byte = [0u8];
-    while s.read(&mut byte).ok()? == 1 {
-        if byte[0] == b'\n' {
-            let who = std::str::from_utf8(&line).ok()?.parse().ok()?;
-            return Some((s, who));
-        }
-        line.push(byte[0]);
-    }
-    None
+    let who = read_who(&mut s).ok()?;
+    Some((s, who))
 }
